@@ -1,0 +1,677 @@
+//! Input layer: find the event files, validate their schemas, and load the needed columns
+//! into plain Rust columns with dense, deterministic integer ids.
+//!
+//! Rules this module owns (SPEC §1):
+//! - the schema of every file is checked before any data is read;
+//! - every problem names the file, the column and what is wrong;
+//! - user and channel ids are dense and numbered in the sorted order of their values, so
+//!   nothing downstream depends on the row order of the input files;
+//! - times are microseconds since the Unix epoch, UTC (naive timestamps are UTC).
+//!
+//! Polars stays inside this module: it scans only the needed columns of each file (lazy
+//! projection) and parses ISO-8601 strings; the rest of the pipeline is plain Rust.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use rustc_hash::FxHashMap;
+
+use crate::config::{Columns, InvalidRows};
+use crate::error::{Error, Result};
+
+/// Channel id meaning "no channel" (a conversion row without a channel).
+pub const NO_CHANNEL: u32 = u32::MAX;
+
+/// One input file and how many rows it held.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InputFile {
+    /// Path of the file.
+    pub path: PathBuf,
+    /// Rows in the file (before any rejection).
+    pub rows: u64,
+}
+
+/// The events of all input files, column by column, with dense ids.
+#[derive(Debug, Default, Clone)]
+pub struct EventLog {
+    /// User id, dense, numbered in the sorted order of the user values.
+    pub user: Vec<u32>,
+    /// Event time, µs since the Unix epoch (UTC).
+    pub ts: Vec<i64>,
+    /// Channel id (index into `channels`) or [`NO_CHANNEL`].
+    pub channel: Vec<u32>,
+    /// Whether the row is a conversion.
+    pub is_conversion: Vec<bool>,
+    /// Conversion value (0 for touches and conversions without a value).
+    pub value: Vec<f64>,
+    /// Optional tie-breaker, mapped to an order-preserving i64.
+    pub tie: Option<Vec<i64>>,
+    /// Channel names, sorted; a channel id is an index into this list.
+    pub channels: Vec<String>,
+    /// Number of distinct users.
+    pub n_users: usize,
+    /// The files read, in the order read (sorted by path).
+    pub files: Vec<InputFile>,
+    /// Rows read from all files.
+    pub rows_read: u64,
+    /// Rows dropped (only with `on_invalid_rows = drop`), by reason.
+    pub rejected: BTreeMap<String, u64>,
+}
+
+impl EventLog {
+    /// Number of events kept.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// Whether no event was kept.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+}
+
+/// Expand the `--events` argument (a file, a directory, or a glob) into a sorted file list.
+///
+/// Directories are walked recursively for `*.parquet` files, which covers hive-partitioned
+/// datasets (`date=2024-01-01/part-0.parquet`). Hidden files and directories (`.`/`_`
+/// prefixes, as Spark and Hive write `_SUCCESS` and `.crc` files) are skipped.
+pub fn resolve_inputs(spec: &str) -> Result<Vec<PathBuf>> {
+    let path = Path::new(spec);
+    let mut files = Vec::new();
+    if path.is_file() {
+        files.push(path.to_path_buf());
+    } else if path.is_dir() {
+        walk_dir(path, &mut files)?;
+        if files.is_empty() {
+            return Err(Error::NotFound {
+                path: path.into(),
+                problem: "directory contains no .parquet files".into(),
+            });
+        }
+    } else if spec.contains(['*', '?', '[']) {
+        let entries = glob::glob(spec).map_err(|e| Error::Config(format!("bad glob `{spec}`: {e}")))?;
+        for entry in entries {
+            let p = entry.map_err(|e| {
+                let path = e.path().to_path_buf();
+                Error::io(path, e.into())
+            })?;
+            if p.is_file() {
+                files.push(p);
+            }
+        }
+        if files.is_empty() {
+            return Err(Error::NotFound { path: path.into(), problem: "the pattern matched no file".into() });
+        }
+    } else {
+        return Err(Error::NotFound { path: path.into(), problem: "no such file or directory".into() });
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        let p = entry.path();
+        if p.is_dir() {
+            walk_dir(&p, out)?;
+        } else if name.ends_with(".parquet") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// The kind of the user column, which must agree across files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserKind {
+    Str,
+    Int,
+}
+
+/// The kind of the conversion marker column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MarkerKind {
+    Str,
+    Bool,
+    Int,
+}
+
+/// The kind of the time column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimeKind {
+    Datetime,
+    Date,
+    Str,
+}
+
+/// What the schema check learned about one file.
+struct FilePlan {
+    path: PathBuf,
+    rows: u64,
+    user: UserKind,
+    time: TimeKind,
+    marker: MarkerKind,
+}
+
+fn is_int(dt: &DataType) -> bool {
+    dt.is_integer()
+}
+
+fn type_problem(dt: &DataType, expected: &str) -> String {
+    format!("has type {dt}, expected {expected}")
+}
+
+/// Read a file's footer and check that every mapped column exists with an accepted type.
+fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.len() == 0 {
+        return Err(Error::bad_input(path, None, "the file is empty (0 bytes), not a Parquet file"));
+    }
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = ParquetReader::new(file);
+    let not_parquet = |e: PolarsError| {
+        Error::bad_input(
+            path,
+            None,
+            format!("not a readable Parquet file (corrupt, truncated or another format): {e}"),
+        )
+    };
+    let arrow_schema = reader.schema().map_err(not_parquet)?;
+    let rows = reader.num_rows().map_err(not_parquet)? as u64;
+    let schema = Schema::from_arrow_schema(&arrow_schema);
+
+    let get = |name: &str| -> Result<DataType> {
+        schema.get(name).cloned().ok_or_else(|| {
+            let mut available: Vec<&str> = schema.iter_names().map(|s| s.as_str()).collect();
+            available.sort();
+            Error::bad_input(
+                path,
+                Some(name),
+                format!("missing column (the file has: {})", available.join(", ")),
+            )
+        })
+    };
+
+    let dt = get(&cols.user)?;
+    let user = match dt {
+        DataType::String => UserKind::Str,
+        ref d if is_int(d) => UserKind::Int,
+        ref d => {
+            return Err(Error::bad_input(
+                path,
+                Some(&cols.user),
+                type_problem(d, "a string or integer user id"),
+            ))
+        }
+    };
+    let dt = get(&cols.time)?;
+    let time = match dt {
+        DataType::Datetime(..) => TimeKind::Datetime,
+        DataType::Date => TimeKind::Date,
+        DataType::String => TimeKind::Str,
+        ref d => {
+            return Err(Error::bad_input(
+                path,
+                Some(&cols.time),
+                type_problem(d, "a timestamp, a date or an ISO-8601 string"),
+            ))
+        }
+    };
+    let dt = get(&cols.channel)?;
+    match dt {
+        DataType::String | DataType::Categorical(..) | DataType::Enum(..) => {}
+        ref d => {
+            return Err(Error::bad_input(
+                path,
+                Some(&cols.channel),
+                type_problem(d, "a string or categorical channel"),
+            ))
+        }
+    }
+    let dt = get(&cols.conversion)?;
+    let marker = match dt {
+        DataType::String | DataType::Categorical(..) | DataType::Enum(..) => MarkerKind::Str,
+        DataType::Boolean => MarkerKind::Bool,
+        ref d if is_int(d) => MarkerKind::Int,
+        ref d => {
+            return Err(Error::bad_input(
+                path,
+                Some(&cols.conversion),
+                type_problem(d, "a string, boolean or 0/1 integer conversion marker"),
+            ))
+        }
+    };
+    if let Some(v) = &cols.value {
+        let dt = get(v)?;
+        if !(dt.is_primitive_numeric() || matches!(dt, DataType::Decimal(..))) {
+            return Err(Error::bad_input(
+                path,
+                Some(v),
+                type_problem(&dt, "a float, integer or decimal value"),
+            ));
+        }
+    }
+    if let Some(t) = &cols.tie_breaker {
+        let dt = get(t)?;
+        if !(dt.is_primitive_numeric()
+            || dt.is_temporal()
+            || matches!(dt, DataType::String | DataType::Boolean))
+        {
+            return Err(Error::bad_input(
+                path,
+                Some(t),
+                type_problem(&dt, "an orderable column (number, time, string or boolean)"),
+            ));
+        }
+    }
+    Ok(FilePlan { path: path.to_path_buf(), rows, user, time, marker })
+}
+
+/// Interns values into dense ids in first-seen order; [`Interner::sorted_remap`] then
+/// renumbers them in sorted order, so the final ids never depend on row order.
+#[derive(Default)]
+struct Interner<K> {
+    ids: FxHashMap<K, u32>,
+}
+
+impl<K: std::hash::Hash + Eq + Ord + Clone> Interner<K> {
+    fn intern_owned(&mut self, k: K) -> u32 {
+        let n = self.ids.len() as u32;
+        *self.ids.entry(k).or_insert(n)
+    }
+
+    /// `remap[old_id] = new_id` in sorted order of the keys, and the sorted keys.
+    fn sorted_remap(self) -> (Vec<u32>, Vec<K>) {
+        let mut pairs: Vec<(K, u32)> = self.ids.into_iter().collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut remap = vec![0u32; pairs.len()];
+        let mut keys = Vec::with_capacity(pairs.len());
+        for (new, (k, old)) in pairs.into_iter().enumerate() {
+            remap[old as usize] = new as u32;
+            keys.push(k);
+        }
+        (remap, keys)
+    }
+}
+
+impl Interner<String> {
+    fn intern_str(&mut self, k: &str) -> u32 {
+        if let Some(&id) = self.ids.get(k) {
+            return id;
+        }
+        let n = self.ids.len() as u32;
+        self.ids.insert(k.to_owned(), n);
+        n
+    }
+}
+
+/// Load every input file (after checking all their schemas first).
+pub fn load_events(spec: &str, cols: &Columns, on_invalid: InvalidRows) -> Result<EventLog> {
+    let files = resolve_inputs(spec)?;
+    let plans: Vec<FilePlan> = files.iter().map(|f| check_schema(f, cols)).collect::<Result<_>>()?;
+    let first = &plans[0];
+    for p in &plans[1..] {
+        if p.user != first.user {
+            return Err(Error::bad_input(
+                &p.path,
+                Some(&cols.user),
+                format!(
+                    "user id type differs between files ({} here, {} in {})",
+                    if p.user == UserKind::Str { "string" } else { "integer" },
+                    if first.user == UserKind::Str { "string" } else { "integer" },
+                    first.path.display()
+                ),
+            ));
+        }
+    }
+
+    let mut log = EventLog::default();
+    let mut str_users: Interner<String> = Interner::default();
+    let mut int_users: Interner<i64> = Interner::default();
+    let mut channels: Interner<String> = Interner::default();
+    let mut str_ties: Interner<String> = Interner::default();
+    let mut tie_is_str = false;
+    let mut ties: Vec<i64> = Vec::new();
+
+    for plan in &plans {
+        let df = read_file(plan, cols)?;
+        log.rows_read += df.height() as u64;
+        log.files.push(InputFile { path: plan.path.clone(), rows: plan.rows });
+        append_file(
+            plan,
+            cols,
+            on_invalid,
+            &df,
+            &mut log,
+            &mut str_users,
+            &mut int_users,
+            &mut channels,
+            &mut str_ties,
+            &mut tie_is_str,
+            &mut ties,
+        )?;
+    }
+
+    if log.rows_read == 0 {
+        return Err(Error::bad_input(PathBuf::from(spec), None, "the input has no rows"));
+    }
+    if log.is_empty() {
+        return Err(Error::bad_input(
+            PathBuf::from(spec),
+            None,
+            "every row was rejected as invalid; nothing to attribute",
+        ));
+    }
+
+    // Renumber users and channels in sorted order of their values.
+    let (user_remap, n_users) = match first.user {
+        UserKind::Str => {
+            let (r, k) = str_users.sorted_remap();
+            (r, k.len())
+        }
+        UserKind::Int => {
+            let (r, k) = int_users.sorted_remap();
+            (r, k.len())
+        }
+    };
+    for u in &mut log.user {
+        *u = user_remap[*u as usize];
+    }
+    log.n_users = n_users;
+    let (chan_remap, names) = channels.sorted_remap();
+    for c in &mut log.channel {
+        if *c != NO_CHANNEL {
+            *c = chan_remap[*c as usize];
+        }
+    }
+    log.channels = names;
+    if cols.tie_breaker.is_some() {
+        if tie_is_str {
+            let (r, _) = str_ties.sorted_remap();
+            for t in &mut ties {
+                *t = r[*t as usize] as i64;
+            }
+        }
+        log.tie = Some(ties);
+    }
+    Ok(log)
+}
+
+/// Scan one file lazily, projecting only the mapped columns; ISO-8601 time strings are
+/// parsed here, strictly (an unparseable time fails the file rather than becoming null).
+fn read_file(plan: &FilePlan, cols: &Columns) -> Result<DataFrame> {
+    let path_str = plan.path.to_string_lossy().to_string();
+    let lf = LazyFrame::scan_parquet(PlRefPath::new(path_str.as_str()), ScanArgsParquet::default())
+        .map_err(|e| Error::bad_input(&plan.path, None, format!("cannot scan: {e}")))?;
+    let mut exprs = vec![col(cols.user.as_str())];
+    let time = col(cols.time.as_str());
+    exprs.push(match plan.time {
+        TimeKind::Str => time.str().to_datetime(
+            Some(TimeUnit::Microseconds),
+            None,
+            StrptimeOptions { strict: true, ..Default::default() },
+            lit("raise"),
+        ),
+        _ => time,
+    });
+    exprs.push(col(cols.channel.as_str()).cast(DataType::String));
+    exprs.push(match plan.marker {
+        MarkerKind::Str => col(cols.conversion.as_str()).cast(DataType::String),
+        _ => col(cols.conversion.as_str()),
+    });
+    if let Some(v) = &cols.value {
+        exprs.push(col(v.as_str()).cast(DataType::Float64));
+    }
+    if let Some(t) = &cols.tie_breaker {
+        exprs.push(col(t.as_str()));
+    }
+    lf.select(exprs).collect().map_err(|e| {
+        let msg = e.to_string();
+        let column = if plan.time == TimeKind::Str
+            && (msg.contains("strptime") || msg.contains("conversion") || msg.contains("parse"))
+        {
+            Some(cols.time.as_str())
+        } else {
+            None
+        };
+        Error::bad_input(&plan.path, column, format!("cannot read the data: {msg}"))
+    })
+}
+
+fn series<'a>(df: &'a DataFrame, name: &str, path: &Path) -> Result<&'a Series> {
+    df.column(name)
+        .map(|c| c.as_materialized_series())
+        .map_err(|e| Error::bad_input(path, Some(name), e.to_string()))
+}
+
+fn cast_err<'a>(path: &'a Path, name: &str) -> impl Fn(PolarsError) -> Error + 'a {
+    let name = name.to_owned();
+    move |e| Error::bad_input(path, Some(&name), e.to_string())
+}
+
+/// Convert a time series to µs since the epoch, UTC.
+fn time_micros(s: &Series, path: &Path, name: &str) -> Result<Vec<Option<i64>>> {
+    let err = cast_err(path, name);
+    match s.dtype() {
+        DataType::Datetime(unit, _) => {
+            let (mul, div) = match unit {
+                TimeUnit::Nanoseconds => (1, 1000),
+                TimeUnit::Microseconds => (1, 1),
+                TimeUnit::Milliseconds => (1000, 1),
+            };
+            let phys = s.to_physical_repr();
+            let ca = phys.i64().map_err(&err)?;
+            Ok(ca.iter().map(|v| v.map(|x| x.div_euclid(div) * mul)).collect())
+        }
+        DataType::Date => {
+            let phys = s.to_physical_repr();
+            let ca = phys.i32().map_err(&err)?;
+            Ok(ca.iter().map(|v| v.map(|d| d as i64 * 86_400_000_000)).collect())
+        }
+        d => Err(Error::bad_input(path, Some(name), type_problem(d, "a timestamp"))),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn append_file(
+    plan: &FilePlan,
+    cols: &Columns,
+    on_invalid: InvalidRows,
+    df: &DataFrame,
+    log: &mut EventLog,
+    str_users: &mut Interner<String>,
+    int_users: &mut Interner<i64>,
+    channels: &mut Interner<String>,
+    str_ties: &mut Interner<String>,
+    tie_is_str: &mut bool,
+    ties: &mut Vec<i64>,
+) -> Result<()> {
+    let path = plan.path.as_path();
+    let n = df.height();
+
+    // Time.
+    let ts = time_micros(series(df, &cols.time, path)?, path, &cols.time)?;
+
+    // Conversion marker.
+    let marker_s = series(df, &cols.conversion, path)?;
+    let mut conv: Vec<Option<bool>> = Vec::with_capacity(n);
+    match plan.marker {
+        MarkerKind::Str => {
+            let ca = marker_s.str().map_err(cast_err(path, &cols.conversion))?;
+            let target = cols.conversion_value.as_str();
+            conv.extend(ca.iter().map(|v| v.map(|s| s == target)));
+        }
+        MarkerKind::Bool => {
+            let ca = marker_s.bool().map_err(cast_err(path, &cols.conversion))?;
+            conv.extend(ca.iter());
+        }
+        MarkerKind::Int => {
+            let c = marker_s.cast(&DataType::Int64).map_err(cast_err(path, &cols.conversion))?;
+            let ca = c.i64().map_err(cast_err(path, &cols.conversion))?;
+            for v in ca.iter() {
+                conv.push(match v {
+                    None => None,
+                    Some(0) => Some(false),
+                    Some(1) => Some(true),
+                    Some(x) => {
+                        return Err(Error::bad_input(
+                            path,
+                            Some(&cols.conversion),
+                            format!("an integer conversion marker must be 0 or 1, found {x}"),
+                        ))
+                    }
+                });
+            }
+        }
+    }
+
+    // Value.
+    let values: Option<Vec<Option<f64>>> = match &cols.value {
+        Some(v) => {
+            let s = series(df, v, path)?;
+            let ca = s.f64().map_err(cast_err(path, v))?;
+            let vals: Vec<Option<f64>> = ca.iter().collect();
+            for (i, x) in vals.iter().enumerate() {
+                if let Some(x) = x {
+                    if !x.is_finite() || *x < 0.0 {
+                        return Err(Error::bad_input(
+                            path,
+                            Some(v),
+                            format!("conversion values must be finite and ≥ 0, found {x} (row {i})"),
+                        ));
+                    }
+                }
+            }
+            Some(vals)
+        }
+        None => None,
+    };
+
+    // Channel.
+    let chan_s = series(df, &cols.channel, path)?;
+    let chan_ca = chan_s.str().map_err(cast_err(path, &cols.channel))?;
+
+    // User.
+    let user_s = series(df, &cols.user, path)?;
+    let user_str = if plan.user == UserKind::Str {
+        Some(user_s.str().map_err(cast_err(path, &cols.user))?)
+    } else {
+        None
+    };
+    let user_int_series;
+    let user_int = if plan.user == UserKind::Int {
+        user_int_series = user_s.cast(&DataType::Int64).map_err(cast_err(path, &cols.user))?;
+        Some(user_int_series.i64().map_err(cast_err(path, &cols.user))?)
+    } else {
+        None
+    };
+
+    // Tie-breaker, mapped to an order-preserving i64.
+    let tie_vals: Option<Vec<Option<i64>>> = match &cols.tie_breaker {
+        None => None,
+        Some(t) => {
+            let s = series(df, t, path)?;
+            let err = cast_err(path, t);
+            Some(match s.dtype() {
+                DataType::String => {
+                    *tie_is_str = true;
+                    s.str().map_err(&err)?.iter().map(|v| v.map(|x| str_ties.intern_str(x) as i64)).collect()
+                }
+                d if d.is_float() => s
+                    .cast(&DataType::Float64)
+                    .map_err(&err)?
+                    .f64()
+                    .map_err(&err)?
+                    .iter()
+                    .map(|v| v.map(f64_order_key))
+                    .collect(),
+                _ => {
+                    let p = s.to_physical_repr().cast(&DataType::Int64).map_err(&err)?;
+                    p.i64().map_err(&err)?.iter().collect()
+                }
+            })
+        }
+    };
+
+    let mut reject = |reason: &str, row: usize, column: &str| -> Result<()> {
+        match on_invalid {
+            InvalidRows::Fail => Err(Error::bad_input(
+                path,
+                Some(column),
+                format!("{reason} at row {row} (set on_invalid_rows = \"drop\" to drop and count such rows)"),
+            )),
+            InvalidRows::Drop => {
+                *log.rejected.entry(reason.to_owned()).or_insert(0) += 1;
+                Ok(())
+            }
+        }
+    };
+
+    let mut user_iter_s = user_str.map(|ca| ca.iter());
+    let mut user_iter_i = user_int.map(|ca| ca.iter());
+    for (i, (t, ch)) in ts.iter().zip(chan_ca.iter()).enumerate() {
+        let user_id: Option<u32> = if let Some(it) = user_iter_s.as_mut() {
+            it.next().flatten().map(|u| str_users.intern_str(u))
+        } else {
+            user_iter_i.as_mut().and_then(|it| it.next().flatten()).map(|u| int_users.intern_owned(u))
+        };
+        let Some(user_id) = user_id else {
+            reject("null user id", i, &cols.user)?;
+            continue;
+        };
+        let Some(t) = *t else {
+            reject("null time", i, &cols.time)?;
+            continue;
+        };
+        let Some(is_conv) = conv[i] else {
+            reject("null conversion marker", i, &cols.conversion)?;
+            continue;
+        };
+        let channel = match ch {
+            Some(c) => channels.intern_str(c),
+            None if is_conv => NO_CHANNEL,
+            None => {
+                reject("null channel on a touch", i, &cols.channel)?;
+                continue;
+            }
+        };
+        let tie = match &tie_vals {
+            Some(tv) => match tv[i] {
+                Some(x) => Some(x),
+                None => {
+                    reject("null tie-breaker", i, cols.tie_breaker.as_deref().unwrap_or(""))?;
+                    continue;
+                }
+            },
+            None => None,
+        };
+        log.user.push(user_id);
+        log.ts.push(t);
+        log.channel.push(channel);
+        log.is_conversion.push(is_conv);
+        log.value.push(if is_conv { values.as_ref().and_then(|v| v[i]).unwrap_or(0.0) } else { 0.0 });
+        if let Some(x) = tie {
+            ties.push(x);
+        }
+    }
+    Ok(())
+}
+
+/// Map an f64 to an i64 with the same total order (for float tie-breakers).
+fn f64_order_key(x: f64) -> i64 {
+    let b = x.to_bits() as i64;
+    if b < 0 {
+        b ^ i64::MAX
+    } else {
+        b
+    }
+}

@@ -1,0 +1,274 @@
+//! End to end through the binary: sample data, determinism, formats and bad input.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use polars::prelude::*;
+
+const TABLES: [&str; 5] =
+    ["channel_attribution", "markov_removal_effects", "markov_transitions", "path_summary", "data_quality"];
+
+fn run_ok(events: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec!["attribute", "--events", events.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = touchpoint(&args);
+    assert!(o.status.success(), "touchpoint failed: {}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let last = stdout.lines().last().expect("a JSON summary line");
+    let v: serde_json::Value = serde_json::from_str(last).expect("summary is JSON");
+    assert!(v["status"].as_str().unwrap().starts_with("ok"));
+}
+
+#[test]
+fn sample_run_writes_standard_parquet_whose_credits_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    run_ok(&sample(), &out, &[]);
+    for t in TABLES {
+        assert!(out.join(format!("{t}.parquet")).is_file(), "{t} missing");
+    }
+    let q = quality(&out);
+    let conversions = q["conversions"];
+    let value = q["conversion_value"];
+    assert!(conversions > 100.0, "the sample has conversions");
+    assert!(q["unattributed_conversions"] > 0.0, "the sample exercises unattributed conversions");
+    assert!(q["expired_touches"] > 0.0);
+    assert_eq!(q["rows_read"], q["events"]);
+
+    let (cols, rows) = read_parquet(&out.join("channel_attribution.parquet"));
+    assert_eq!(cols, ["model", "channel", "conversions", "value", "conversion_share", "value_share"]);
+    for model in ["first_touch", "last_touch", "linear", "markov"] {
+        let r: Vec<_> = rows.iter().filter(|r| r[0].str() == model).collect();
+        assert!(r.len() >= 10, "{model}: one row per channel");
+        let c: f64 = r.iter().map(|r| r[2].num()).sum();
+        let v: f64 = r.iter().map(|r| r[3].num()).sum();
+        let s: f64 = r.iter().map(|r| r[4].num()).sum();
+        assert!((c - conversions).abs() <= 1e-9 * conversions, "{model}: {c} vs {conversions}");
+        assert!((v - value).abs() <= 1e-9 * value, "{model}: {v} vs {value}");
+        assert!((s - 1.0).abs() <= 1e-9, "{model}: shares sum to {s}");
+        assert!(r.iter().any(|r| r[1].str() == "(unattributed)"));
+    }
+
+    let (cols, rows) = read_parquet(&out.join("markov_removal_effects.parquet"));
+    assert_eq!(cols, ["channel", "removal_effect", "value_removal_effect", "order"]);
+    for r in &rows {
+        let re = r[1].num();
+        assert!((0.0..=1.0).contains(&re));
+        assert_eq!(r[3].num(), 1.0);
+    }
+    let (cols, rows) = read_parquet(&out.join("markov_transitions.parquet"));
+    assert_eq!(cols, ["from_state", "to_state", "count", "probability"]);
+    // Rows of each from_state sum to probability 1.
+    let mut sums = std::collections::BTreeMap::<String, f64>::new();
+    for r in &rows {
+        *sums.entry(r[0].str().to_owned()).or_default() += r[3].num();
+    }
+    assert!(sums.contains_key("(start)"));
+    for (s, p) in sums {
+        assert!((p - 1.0).abs() < 1e-12, "{s}: {p}");
+    }
+    let (cols, rows) = read_parquet(&out.join("path_summary.parquet"));
+    assert_eq!(cols, ["path", "touches", "conversions", "nulls", "value"]);
+    let c: f64 = rows.iter().map(|r| r[2].num()).sum();
+    assert!((c + q["unattributed_conversions"] - conversions).abs() < 1e-9);
+    // P(conversion) from (start) equals the observed rate (SPEC §3 invariant).
+    assert!((q["markov_p_conversion"] - q["markov_observed_conversion_rate"]).abs() < 1e-12);
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["status"], "ok");
+    assert_eq!(manifest["outputs"].as_array().unwrap().len(), 5);
+    let (sha, _) = touchpoint::output::sha256_file(&out.join("channel_attribution.parquet")).unwrap();
+    assert_eq!(manifest["outputs"][0]["sha256"], sha);
+}
+
+#[test]
+fn reruns_and_shuffled_input_give_byte_identical_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    run_ok(&sample(), &a, &[]);
+    run_ok(&sample(), &b, &[]);
+    // Shuffle the rows and split them over two files in a directory.
+    let mut df = ParquetReader::new(std::fs::File::open(sample()).unwrap()).finish().unwrap();
+    let n = df.height() as u32;
+    let perm: Vec<u32> = (0..n).map(|i| (i as u64 * 2_654_435_761 % n as u64) as u32).collect();
+    let mut sorted = perm.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), n as usize, "the permutation is a bijection");
+    let shuffled = df.take(&IdxCa::from_vec("idx".into(), perm)).unwrap();
+    let half = shuffled.height() as i64 / 2;
+    let shards = dir.path().join("shards");
+    std::fs::create_dir_all(shards.join("part=1")).unwrap();
+    write_events(&shards.join("part=0.parquet"), &mut shuffled.slice(0, half as usize));
+    write_events(&shards.join("part=1/x.parquet"), &mut shuffled.slice(half, shuffled.height()));
+    df.rechunk_mut();
+    run_ok(&shards, &c, &["-q"]);
+    let strip = |d: &Path| {
+        let mut f = files(d);
+        f.remove("manifest.json");
+        f
+    };
+    assert_eq!(strip(&a), strip(&b), "a rerun is byte-identical");
+    assert_eq!(strip(&a), strip(&c), "row order and file split do not matter");
+}
+
+#[test]
+fn csv_format_and_model_selection() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("csv");
+    run_ok(&sample(), &out, &["--format", "csv", "--models", "linear,first_touch", "--markov-order", "2"]);
+    let text = std::fs::read_to_string(out.join("channel_attribution.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap(), "model,channel,conversions,value,conversion_share,value_share");
+    assert!(text.contains("\nfirst_touch,"));
+    assert!(text.contains("\nlinear,"));
+    assert!(!text.contains("markov"));
+    // Canonical model order regardless of flag order.
+    assert!(text.find("first_touch").unwrap() < text.find("linear").unwrap());
+    assert!(!out.join("markov_transitions.csv").exists());
+}
+
+struct Bad {
+    name: &'static str,
+    code: i32,
+    column: Option<&'static str>,
+}
+
+fn expect_failure(events: &Path, out: &Path, bad: &Bad, extra: &[&str]) {
+    let mut args = vec!["attribute", "--events", events.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = touchpoint(&args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(bad.code), "{}: stderr {stderr}", bad.name);
+    let fname = events.file_name().unwrap().to_string_lossy();
+    assert!(stderr.contains(&*fname), "{}: message names the file: {stderr}", bad.name);
+    if let Some(c) = bad.column {
+        assert!(stderr.contains(&format!("`{c}`")), "{}: message names the column: {stderr}", bad.name);
+    }
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["exit_code"], bad.code);
+}
+
+fn events_df(user: Vec<Option<&str>>, revenue: Vec<Option<f64>>) -> DataFrame {
+    let n = user.len();
+    let ts = Series::new(
+        "ts".into(),
+        (0..n as i64).map(|i| 1_700_000_000_000_000 + i * 1_000_000).collect::<Vec<_>>(),
+    )
+    .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+    .unwrap();
+    DataFrame::new_infer_height(vec![
+        Column::new("user_id".into(), user),
+        ts.into(),
+        Column::new("channel".into(), vec!["a"; n]),
+        Column::new(
+            "event".into(),
+            (0..n).map(|i| if i % 2 == 1 { "conversion" } else { "touch" }).collect::<Vec<_>>(),
+        ),
+        Column::new("revenue".into(), revenue),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn bad_input_fails_with_its_exit_code_names_file_and_column_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A previous good run whose outputs must survive every failure below.
+    let kept = d.join("kept");
+    run_ok(&sample(), &kept, &["-q"]);
+    let before = files(&kept);
+
+    let good = events_df(vec![Some("u1"), Some("u1")], vec![None, Some(3.0)]);
+    let mut missing = good.clone().drop("channel").unwrap();
+    write_events(&d.join("missing_column.parquet"), &mut missing);
+    let mut wrong = good.clone();
+    wrong.replace("channel", Series::new("channel".into(), [1.5f64, 2.5])).unwrap();
+    write_events(&d.join("wrong_type.parquet"), &mut wrong);
+    let mut full = events_df(vec![Some("u1"); 200], vec![Some(1.0); 200]);
+    write_events(&d.join("full.parquet"), &mut full);
+    let bytes = std::fs::read(d.join("full.parquet")).unwrap();
+    std::fs::write(d.join("truncated.parquet"), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(d.join("not_parquet.parquet"), "user_id,ts\nu1,2024-01-01\n").unwrap();
+    std::fs::write(d.join("empty.parquet"), "").unwrap();
+    let mut null_user = events_df(vec![Some("u1"), None], vec![None, Some(1.0)]);
+    write_events(&d.join("null_user.parquet"), &mut null_user);
+    let mut negative = events_df(vec![Some("u1"), Some("u1")], vec![None, Some(-2.0)]);
+    write_events(&d.join("negative_value.parquet"), &mut negative);
+    let mut nan = events_df(vec![Some("u1"), Some("u1")], vec![None, Some(f64::NAN)]);
+    write_events(&d.join("nan_value.parquet"), &mut nan);
+
+    let cases = [
+        Bad { name: "missing_column.parquet", code: 65, column: Some("channel") },
+        Bad { name: "wrong_type.parquet", code: 65, column: Some("channel") },
+        Bad { name: "truncated.parquet", code: 65, column: None },
+        Bad { name: "not_parquet.parquet", code: 65, column: None },
+        Bad { name: "empty.parquet", code: 65, column: None },
+        Bad { name: "null_user.parquet", code: 65, column: Some("user_id") },
+        Bad { name: "negative_value.parquet", code: 65, column: Some("revenue") },
+        Bad { name: "nan_value.parquet", code: 65, column: Some("revenue") },
+        Bad { name: "does_not_exist.parquet", code: 66, column: None },
+    ];
+    for bad in &cases {
+        let out = d.join(format!("out_{}", bad.name));
+        expect_failure(&d.join(bad.name), &out, bad, &[]);
+        assert!(!out.exists(), "{}: nothing written", bad.name);
+        expect_failure(&d.join(bad.name), &kept, bad, &[]);
+        assert_eq!(files(&kept), before, "{}: previous outputs intact", bad.name);
+        let leftovers: Vec<_> = std::fs::read_dir(&kept)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "{}: no staging left behind", bad.name);
+    }
+
+    // Dropping invalid rows instead counts them.
+    let out = d.join("dropped");
+    run_ok(&d.join("null_user.parquet"), &out, &["--on-invalid-rows", "drop"]);
+    assert_eq!(quality(&out)["rows_rejected_null_user_id"], 1.0);
+}
+
+#[test]
+fn usage_and_configuration_errors_have_their_codes() {
+    let o = touchpoint(&["attribute", "--events", "x"]);
+    assert_eq!(o.status.code(), Some(2), "missing --out is a usage error");
+    let s = sample();
+    let o = touchpoint(&[
+        "attribute",
+        "--events",
+        s.to_str().unwrap(),
+        "--out",
+        "/nonexistent-dir-xyz/o",
+        "--models",
+        "nope",
+    ]);
+    assert_eq!(o.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown model `nope`"));
+    let o = touchpoint(&[
+        "attribute",
+        "--events",
+        s.to_str().unwrap(),
+        "--out",
+        "/nonexistent-dir-xyz/o",
+        "--markov-order",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(78));
+}
+
+#[test]
+fn generator_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.parquet");
+    let b = dir.path().join("b.parquet");
+    for p in [&a, &b] {
+        let o = touchpoint(&["generate", "--users", "300", "--seed", "9", "--out", p.to_str().unwrap()]);
+        assert!(o.status.success());
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}
