@@ -88,6 +88,11 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     Ok((hex, n_total))
 }
 
+/// SHA-256 of bytes, hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Publish tables and a manifest to `out_dir` with the protocol described in the module doc.
 ///
 /// `manifest` receives the list of written files and returns the manifest document.
