@@ -8,8 +8,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Columns, Format, InvalidRows, JourneyRules, Model, Settings};
+use crate::config::{
+    Columns, Format, InvalidRows, JourneyRules, MarkovOrder, Model, ModelParams, Settings, Transform,
+};
 use crate::error::{Error, Result};
+use crate::models::PositionWeights;
+use crate::pipeline::PathColumns;
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -60,17 +64,45 @@ pub enum Command {
 
 /// `touchpoint attribute`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["events", "paths"])))]
+#[allow(missing_docs)] // flattened groups: their flags carry the documentation
 pub struct AttributeArgs {
     /// Event log: a Parquet file, a directory (searched recursively for *.parquet, e.g. a
     /// hive-partitioned dataset) or a glob such as 'logs/*.parquet'.
     #[arg(long, value_name = "PATH")]
-    pub events: String,
+    pub events: Option<String>,
+    /// Instead of events: an aggregated path table (Parquet, or CSV by extension) with a
+    /// path string column and conversion / null / value counts, as ChannelAttribution takes.
+    #[arg(long, value_name = "FILE")]
+    pub paths: Option<PathBuf>,
     /// Output directory; created if missing. Tables are published atomically, manifest last.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Models to run, comma-separated: first_touch, last_touch, linear, markov.
-    #[arg(long, value_delimiter = ',', default_value = "first_touch,last_touch,linear,markov")]
-    pub models: Vec<String>,
+    /// Models to run, comma-separated: first_touch, last_touch, last_non_direct, linear,
+    /// position_based, time_decay, markov, shapley. Default: all (all but time_decay with
+    /// --paths, which has no timestamps).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Option<Vec<String>>,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+    #[command(flatten)]
+    pub journeys: JourneyArgs,
+    #[command(flatten)]
+    pub model_params: ModelArgs,
+    #[command(flatten)]
+    pub path_input: PathInputArgs,
+    /// Output format of the tables.
+    #[arg(long, value_enum, default_value_t = FormatArg::Parquet)]
+    pub format: FormatArg,
+    /// Also write `journey_credit`: one row per (converting journey, model, channel).
+    #[arg(long)]
+    pub journey_credit: bool,
+}
+
+/// Column mapping of event logs.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Event columns")]
+pub struct ColumnArgs {
     /// User id column (string or integer).
     #[arg(long, default_value = "user_id")]
     pub user_col: String,
@@ -96,9 +128,25 @@ pub struct AttributeArgs {
     /// Optional tie-breaker column (e.g. an event sequence number) for events at equal time.
     #[arg(long)]
     pub tie_breaker_col: Option<String>,
+    /// Optional touch-type column (e.g. click / impression), for --lookback-by-type.
+    #[arg(long)]
+    pub touch_type_col: Option<String>,
+    /// Optional campaign column: adds `campaign_attribution` at the (channel, campaign) grain.
+    #[arg(long)]
+    pub campaign_col: Option<String>,
+}
+
+/// Journey rules.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Journey rules")]
+pub struct JourneyArgs {
     /// Lookback window in days (inclusive): older touches are dropped and counted as expired.
     #[arg(long, default_value_t = 30.0)]
     pub lookback_days: f64,
+    /// Lookback per touch type in days, e.g. 'click=30,impression=1' (needs --touch-type-col;
+    /// other types use --lookback-days).
+    #[arg(long, value_delimiter = ',', value_name = "TYPE=DAYS")]
+    pub lookback_by_type: Vec<String>,
     /// Whether a conversion row that carries a channel is also the journey's last touch.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub conversion_is_touch: bool,
@@ -106,12 +154,55 @@ pub struct AttributeArgs {
     /// drop them and count them in data_quality.
     #[arg(long, value_enum, default_value_t = InvalidRowsArg::Fail)]
     pub on_invalid_rows: InvalidRowsArg,
-    /// Markov chain order k ≥ 1 (states are windows of k consecutive channels).
-    #[arg(long, default_value_t = 1)]
-    pub markov_order: usize,
-    /// Output format of the tables.
-    #[arg(long, value_enum, default_value_t = FormatArg::Parquet)]
-    pub format: FormatArg,
+    /// Path transforms applied in order after the lookback, comma-separated: exposure,
+    /// first, unique, frequency, trim_long_path(N), remove_if_not_all(a|b),
+    /// remove_if_last_and_not_all(a|b).
+    #[arg(long, value_delimiter = ',')]
+    pub transforms: Vec<String>,
+}
+
+/// Model parameters.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Model parameters")]
+pub struct ModelArgs {
+    /// Markov order: an integer k ≥ 1, `auto` (orders 1-4 by penalised out-of-sample AUC) or
+    /// `auto(max=N)`.
+    #[arg(long, default_value = "1")]
+    pub markov_order: String,
+    /// For Markov order ≥ 2: removal effects of the N most visited channel sequences.
+    #[arg(long, default_value_t = 100)]
+    pub markov_max_sequences: usize,
+    /// Channels that last_non_direct skips.
+    #[arg(long, value_delimiter = ',', default_value = "direct,Direct,(direct)")]
+    pub direct_channels: Vec<String>,
+    /// position_based weights: u_shaped (0.4,0.2,0.4), j_shaped (0.2,0.2,0.6), inverse_j
+    /// (0.6,0.2,0.2) or first,middle,last summing to 1.
+    #[arg(long, default_value = "u_shaped")]
+    pub position_weights: String,
+    /// time_decay half-life in days.
+    #[arg(long, default_value_t = 7.0)]
+    pub half_life_days: f64,
+}
+
+/// Columns of an aggregated path table (--paths).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Path-table input (--paths)")]
+pub struct PathInputArgs {
+    /// Separator between channels in the path column (tokens are trimmed, empty ones dropped).
+    #[arg(long, default_value = ">")]
+    pub path_sep: String,
+    /// Path column.
+    #[arg(long, default_value = "path")]
+    pub path_col: String,
+    /// Conversions column (real numbers are kept exactly).
+    #[arg(long, default_value = "conversions")]
+    pub conversions_col: String,
+    /// Non-conversions column (an absent `nulls` column counts as 0).
+    #[arg(long, default_value = "nulls")]
+    pub nulls_col: String,
+    /// Value column (an absent `value` column counts as 0).
+    #[arg(long, default_value = "value")]
+    pub path_value_col: String,
 }
 
 /// `--on-invalid-rows`.
@@ -152,38 +243,85 @@ pub struct GenerateArgs {
 impl AttributeArgs {
     /// Resolve the flags into validated settings.
     pub fn settings(&self) -> Result<Settings> {
-        let models = self
-            .models
+        let models = match &self.models {
+            Some(list) => list
+                .iter()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| Model::parse(s))
+                .collect::<Result<Vec<_>>>()?,
+            None => {
+                Model::ALL.into_iter().filter(|m| self.paths.is_none() || *m != Model::TimeDecay).collect()
+            }
+        };
+        let c = &self.columns;
+        let j = &self.journeys;
+        let m = &self.model_params;
+        let mut lookback_by_type = std::collections::BTreeMap::new();
+        for item in &j.lookback_by_type {
+            let (t, d) = item
+                .split_once('=')
+                .ok_or_else(|| Error::Config(format!("--lookback-by-type `{item}`: expected TYPE=DAYS")))?;
+            let d: f64 = d
+                .trim()
+                .parse()
+                .map_err(|_| Error::Config(format!("--lookback-by-type `{item}`: bad number of days")))?;
+            lookback_by_type.insert(t.trim().to_owned(), d);
+        }
+        let transforms = j
+            .transforms
             .iter()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| Model::parse(s))
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| Transform::parse(t).map_err(Error::Config))
             .collect::<Result<Vec<_>>>()?;
         Settings {
             columns: Columns {
-                user: self.user_col.clone(),
-                time: self.time_col.clone(),
-                channel: self.channel_col.clone(),
-                conversion: self.conversion_col.clone(),
-                conversion_value: self.conversion_value.clone(),
-                value: (!self.no_value).then(|| self.value_col.clone()),
-                tie_breaker: self.tie_breaker_col.clone(),
+                user: c.user_col.clone(),
+                time: c.time_col.clone(),
+                channel: c.channel_col.clone(),
+                conversion: c.conversion_col.clone(),
+                conversion_value: c.conversion_value.clone(),
+                value: (!c.no_value).then(|| c.value_col.clone()),
+                tie_breaker: c.tie_breaker_col.clone(),
+                touch_type: c.touch_type_col.clone(),
+                campaign: c.campaign_col.clone(),
             },
             journeys: JourneyRules {
-                lookback_days: self.lookback_days,
-                conversion_is_touch: self.conversion_is_touch,
-                on_invalid_rows: match self.on_invalid_rows {
+                lookback_days: j.lookback_days,
+                conversion_is_touch: j.conversion_is_touch,
+                on_invalid_rows: match j.on_invalid_rows {
                     InvalidRowsArg::Fail => InvalidRows::Fail,
                     InvalidRowsArg::Drop => InvalidRows::Drop,
                 },
+                lookback_by_type,
+                transforms,
             },
             models,
-            markov_order: self.markov_order,
+            params: ModelParams {
+                direct_channels: m.direct_channels.clone(),
+                position_weights: PositionWeights::parse(&m.position_weights).map_err(Error::Config)?,
+                time_decay_half_life_days: m.half_life_days,
+                markov_order: MarkovOrder::parse(&m.markov_order).map_err(Error::Config)?,
+                markov_max_sequences: m.markov_max_sequences,
+            },
             format: match self.format {
                 FormatArg::Parquet => Format::Parquet,
                 FormatArg::Csv => Format::Csv,
             },
+            journey_credit: self.journey_credit,
         }
         .validate()
+    }
+
+    /// The path-table columns (for --paths).
+    pub fn path_columns(&self) -> PathColumns {
+        let p = &self.path_input;
+        PathColumns {
+            path: p.path_col.clone(),
+            conversions: p.conversions_col.clone(),
+            nulls: Some(p.nulls_col.clone()),
+            value: Some(p.path_value_col.clone()),
+            separator: p.path_sep.clone(),
+        }
     }
 }
 
@@ -192,7 +330,18 @@ pub fn run(cli: &Cli) -> Result<serde_json::Value> {
     match &cli.command {
         Command::Attribute(a) => {
             let settings = a.settings()?;
-            let summary = crate::pipeline::attribute(&a.events, &a.out, &settings)?;
+            let summary = match (&a.events, &a.paths) {
+                (Some(events), _) => crate::pipeline::attribute(events, &a.out, &settings)?,
+                (None, Some(paths)) => {
+                    if settings.journey_credit {
+                        return Err(Error::Config(
+                            "--journey-credit needs --events (a path table has no journeys)".into(),
+                        ));
+                    }
+                    crate::pipeline::attribute_paths(paths, &a.path_columns(), &a.out, &settings)?
+                }
+                (None, None) => return Err(Error::Config("one of --events or --paths is required".into())),
+            };
             serde_json::to_value(&summary).map_err(|e| Error::Internal(e.to_string()))
         }
         Command::Generate(g) => {

@@ -26,6 +26,12 @@ pub struct Columns {
     pub value: Option<String>,
     /// Optional tie-breaker column (e.g. an event sequence number) for events at equal time.
     pub tie_breaker: Option<String>,
+    /// Optional touch-type column (e.g. `click` / `impression`) for per-type lookbacks.
+    #[serde(default)]
+    pub touch_type: Option<String>,
+    /// Optional campaign column: a second attribution dimension.
+    #[serde(default)]
+    pub campaign: Option<String>,
 }
 
 impl Default for Columns {
@@ -38,6 +44,8 @@ impl Default for Columns {
             conversion_value: "conversion".into(),
             value: Some("revenue".into()),
             tie_breaker: None,
+            touch_type: None,
+            campaign: None,
         }
     }
 }
@@ -64,18 +72,122 @@ pub struct JourneyRules {
     pub conversion_is_touch: bool,
     /// Null user / null time / null channel on a touch: fail or drop.
     pub on_invalid_rows: InvalidRows,
+    /// Lookback per touch type in days (touch types not listed use `lookback_days`), e.g.
+    /// clicks 30, impressions 1 — the view-through windows of ad platforms.
+    #[serde(default)]
+    pub lookback_by_type: std::collections::BTreeMap<String, f64>,
+    /// Path transforms, applied in order after the lookback (SPEC §2.6).
+    #[serde(default)]
+    pub transforms: Vec<Transform>,
 }
 
 impl Default for JourneyRules {
     fn default() -> Self {
-        JourneyRules { lookback_days: 30.0, conversion_is_touch: true, on_invalid_rows: InvalidRows::Fail }
+        JourneyRules {
+            lookback_days: 30.0,
+            conversion_is_touch: true,
+            on_invalid_rows: InvalidRows::Fail,
+            lookback_by_type: Default::default(),
+            transforms: Vec::new(),
+        }
     }
 }
 
+/// Days to microseconds (the time unit of the whole pipeline).
+pub fn days_to_micros(days: f64) -> i64 {
+    (days * 86_400_000_000.0).round() as i64
+}
+
 impl JourneyRules {
-    /// The lookback window in microseconds (the time unit of the whole pipeline).
+    /// The lookback window in microseconds.
     pub fn lookback_micros(&self) -> i64 {
-        (self.lookback_days * 86_400_000_000.0).round() as i64
+        days_to_micros(self.lookback_days)
+    }
+}
+
+/// A path transform (SPEC §2.6, after fractribution's `path_transforms.sql`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Transform {
+    /// Collapse consecutive repeats of a channel (keeps the first touch of each run).
+    Exposure,
+    /// Keep the first occurrence of each channel.
+    First,
+    /// Identity.
+    Unique,
+    /// First occurrence of each channel, named `channel(n)` with its count n; credit is
+    /// folded back to `channel` in `channel_attribution`.
+    Frequency,
+    /// Keep the last n touches.
+    TrimLongPath(usize),
+    /// Drop every touch of these channels unless the path consists only of them.
+    RemoveIfNotAll(Vec<String>),
+    /// Drop the trailing run of these channels unless the path consists only of them.
+    RemoveIfLastAndNotAll(Vec<String>),
+}
+
+impl std::fmt::Display for Transform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transform::Exposure => write!(f, "exposure"),
+            Transform::First => write!(f, "first"),
+            Transform::Unique => write!(f, "unique"),
+            Transform::Frequency => write!(f, "frequency"),
+            Transform::TrimLongPath(n) => write!(f, "trim_long_path({n})"),
+            Transform::RemoveIfNotAll(c) => write!(f, "remove_if_not_all({})", c.join("|")),
+            Transform::RemoveIfLastAndNotAll(c) => write!(f, "remove_if_last_and_not_all({})", c.join("|")),
+        }
+    }
+}
+
+impl From<Transform> for String {
+    fn from(t: Transform) -> String {
+        t.to_string()
+    }
+}
+
+impl TryFrom<String> for Transform {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        Transform::parse(&s)
+    }
+}
+
+impl Transform {
+    /// Parse `exposure`, `trim_long_path(5)`, `remove_if_not_all(direct|email)` (channel
+    /// lists are separated by `|`).
+    pub fn parse(s: &str) -> std::result::Result<Transform, String> {
+        let s = s.trim();
+        let (name, arg) = match s.find('(') {
+            Some(i) if s.ends_with(')') => (&s[..i], Some(&s[i + 1..s.len() - 1])),
+            Some(_) => return Err(format!("transform `{s}`: missing `)`")),
+            None => (s, None),
+        };
+        let channels = |a: Option<&str>| -> std::result::Result<Vec<String>, String> {
+            let list: Vec<String> =
+                a.unwrap_or("").split('|').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect();
+            if list.is_empty() {
+                Err(format!("transform `{s}` needs channels, e.g. {name}(direct|email)"))
+            } else {
+                Ok(list)
+            }
+        };
+        match (name.trim(), arg) {
+            ("exposure", None) => Ok(Transform::Exposure),
+            ("first", None) => Ok(Transform::First),
+            ("unique", None) => Ok(Transform::Unique),
+            ("frequency", None) => Ok(Transform::Frequency),
+            ("trim_long_path", Some(a)) => match a.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(Transform::TrimLongPath(n)),
+                _ => Err(format!("transform `{s}`: n must be an integer ≥ 1")),
+            },
+            ("remove_if_not_all", a) => Ok(Transform::RemoveIfNotAll(channels(a)?)),
+            ("remove_if_last_and_not_all", a) => Ok(Transform::RemoveIfLastAndNotAll(channels(a)?)),
+            _ => Err(format!(
+                "unknown transform `{s}` (known: exposure, first, unique, frequency, trim_long_path(n), \
+                 remove_if_not_all(a|b), remove_if_last_and_not_all(a|b))"
+            )),
+        }
     }
 }
 
@@ -87,23 +199,44 @@ pub enum Model {
     FirstTouch,
     /// All credit to the last touch.
     LastTouch,
+    /// All credit to the last touch that is not direct.
+    LastNonDirect,
     /// 1/L to every touch.
     Linear,
+    /// U-shaped (first, middle, last) weights.
+    PositionBased,
+    /// Exponential decay with the time before the conversion.
+    TimeDecay,
     /// Exact removal-effect Markov attribution.
     Markov,
+    /// Zhao's simplified Shapley value.
+    Shapley,
 }
 
 impl Model {
     /// Every model, in the canonical output order.
-    pub const ALL: [Model; 4] = [Model::FirstTouch, Model::LastTouch, Model::Linear, Model::Markov];
+    pub const ALL: [Model; 8] = [
+        Model::FirstTouch,
+        Model::LastTouch,
+        Model::LastNonDirect,
+        Model::Linear,
+        Model::PositionBased,
+        Model::TimeDecay,
+        Model::Markov,
+        Model::Shapley,
+    ];
 
     /// The snake_case name used in flags and in the `model` column.
     pub fn name(self) -> &'static str {
         match self {
             Model::FirstTouch => "first_touch",
             Model::LastTouch => "last_touch",
+            Model::LastNonDirect => "last_non_direct",
             Model::Linear => "linear",
+            Model::PositionBased => "position_based",
+            Model::TimeDecay => "time_decay",
             Model::Markov => "markov",
+            Model::Shapley => "shapley",
         }
     }
 
@@ -116,6 +249,101 @@ impl Model {
                 Model::ALL.map(Model::name).join(", ")
             ))
         })
+    }
+}
+
+/// The Markov order: fixed, or chosen from the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkovOrder {
+    /// A fixed order k ≥ 1.
+    Fixed(usize),
+    /// Chosen by penalised out-of-sample AUC among 1..=max (ChannelAttribution's
+    /// `choose_order` criterion).
+    Auto {
+        /// Highest order tried.
+        max: usize,
+    },
+}
+
+impl std::fmt::Display for MarkovOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MarkovOrder::Fixed(k) => write!(f, "{k}"),
+            MarkovOrder::Auto { max } => write!(f, "auto(max={max})"),
+        }
+    }
+}
+
+impl MarkovOrder {
+    /// Parse `3`, `auto` or `auto(max=5)`.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let s = s.trim();
+        if s == "auto" {
+            return Ok(MarkovOrder::Auto { max: 4 });
+        }
+        if let Some(rest) = s.strip_prefix("auto(max=").and_then(|r| r.strip_suffix(')')) {
+            return rest
+                .trim()
+                .parse()
+                .map(|max| MarkovOrder::Auto { max })
+                .map_err(|_| format!("bad markov order `{s}`"));
+        }
+        s.parse()
+            .map(MarkovOrder::Fixed)
+            .map_err(|_| format!("markov order `{s}`: expected an integer ≥ 1, `auto` or `auto(max=N)`"))
+    }
+}
+
+impl Serialize for MarkovOrder {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            MarkovOrder::Fixed(k) => s.serialize_u64(*k as u64),
+            MarkovOrder::Auto { .. } => s.serialize_str(&self.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MarkovOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(MarkovOrder::Fixed(n as usize)),
+            Raw::S(s) => MarkovOrder::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parameters of the individual models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelParams {
+    /// Channels counted as direct by `last_non_direct`.
+    pub direct_channels: Vec<String>,
+    /// Weights of `position_based`.
+    pub position_weights: crate::models::PositionWeights,
+    /// Half-life of `time_decay`, in days.
+    pub time_decay_half_life_days: f64,
+    /// Markov order.
+    pub markov_order: MarkovOrder,
+    /// For order ≥ 2: removal effects of at most this many channel sequences (the most
+    /// visited ones).
+    pub markov_max_sequences: usize,
+}
+
+impl Default for ModelParams {
+    fn default() -> Self {
+        ModelParams {
+            direct_channels: vec!["direct".into(), "Direct".into(), "(direct)".into()],
+            position_weights: Default::default(),
+            time_decay_half_life_days: 7.0,
+            markov_order: MarkovOrder::Fixed(1),
+            markov_max_sequences: 100,
+        }
     }
 }
 
@@ -150,10 +378,12 @@ pub struct Settings {
     pub journeys: JourneyRules,
     /// Models to run, deduplicated, in canonical order.
     pub models: Vec<Model>,
-    /// Markov chain order k ≥ 1.
-    pub markov_order: usize,
+    /// Model parameters.
+    pub params: ModelParams,
     /// Output format.
     pub format: Format,
+    /// Also write the per-journey credit table (`journey_credit`).
+    pub journey_credit: bool,
 }
 
 impl Default for Settings {
@@ -162,8 +392,9 @@ impl Default for Settings {
             columns: Columns::default(),
             journeys: JourneyRules::default(),
             models: Model::ALL.to_vec(),
-            markov_order: 1,
+            params: ModelParams::default(),
             format: Format::Parquet,
+            journey_credit: false,
         }
     }
 }
@@ -177,11 +408,25 @@ impl Settings {
                 self.journeys.lookback_days
             )));
         }
-        if self.markov_order == 0 || self.markov_order > 16 {
-            return Err(Error::Config(format!(
-                "markov_order must be between 1 and 16, got {}",
-                self.markov_order
-            )));
+        match self.params.markov_order {
+            MarkovOrder::Fixed(k) | MarkovOrder::Auto { max: k } if k == 0 || k > 16 => {
+                return Err(Error::Config(format!("markov_order must be between 1 and 16, got {k}")));
+            }
+            _ => {}
+        }
+        let h = self.params.time_decay_half_life_days;
+        if !(h.is_finite() && h > 0.0) {
+            return Err(Error::Config(format!("time_decay_half_life_days must be > 0, got {h}")));
+        }
+        for (t, d) in &self.journeys.lookback_by_type {
+            if !(d.is_finite() && *d >= 0.0) {
+                return Err(Error::Config(format!(
+                    "lookback for touch type `{t}` must be ≥ 0 days, got {d}"
+                )));
+            }
+        }
+        if !self.journeys.lookback_by_type.is_empty() && self.columns.touch_type.is_none() {
+            return Err(Error::Config("lookback_by_type needs a touch-type column (touch_type_col)".into()));
         }
         if self.models.is_empty() {
             return Err(Error::Config("at least one model is required".into()));
@@ -192,6 +437,8 @@ impl Settings {
         let mut names = vec![&c.user, &c.time, &c.channel, &c.conversion];
         names.extend(c.value.iter());
         names.extend(c.tie_breaker.iter());
+        names.extend(c.touch_type.iter());
+        names.extend(c.campaign.iter());
         for (i, a) in names.iter().enumerate() {
             if a.is_empty() {
                 return Err(Error::Config("column names must not be empty".into()));

@@ -49,6 +49,18 @@ pub struct EventLog {
     pub tie: Option<Vec<i64>>,
     /// Channel names, sorted; a channel id is an index into this list.
     pub channels: Vec<String>,
+    /// Touch type id per row (index into `touch_types`), [`NO_CHANNEL`] for null; present
+    /// when a touch-type column is configured.
+    pub touch_type: Option<Vec<u32>>,
+    /// Touch type names, sorted.
+    pub touch_types: Vec<String>,
+    /// Campaign id per row (index into `campaigns`); present when a campaign column is
+    /// configured. A null campaign is the campaign `(none)`.
+    pub campaign: Option<Vec<u32>>,
+    /// Campaign names, sorted.
+    pub campaigns: Vec<String>,
+    /// The user values, indexed by dense user id (for per-journey output).
+    pub user_names: UserNames,
     /// Number of distinct users.
     pub n_users: usize,
     /// The files read, in the order read (sorted by path).
@@ -58,6 +70,34 @@ pub struct EventLog {
     /// Rows dropped (only with `on_invalid_rows = drop`), by reason.
     pub rejected: BTreeMap<String, u64>,
 }
+
+/// The original user id values, in sorted order (index = dense user id).
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserNames {
+    /// String user ids.
+    Str(Vec<String>),
+    /// Integer user ids.
+    Int(Vec<i64>),
+}
+
+impl Default for UserNames {
+    fn default() -> Self {
+        UserNames::Int(Vec::new())
+    }
+}
+
+impl UserNames {
+    /// The user value of a dense id, as text.
+    pub fn name(&self, id: u32) -> String {
+        match self {
+            UserNames::Str(v) => v.get(id as usize).cloned().unwrap_or_default(),
+            UserNames::Int(v) => v.get(id as usize).map(|x| x.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+/// The campaign name given to touches whose campaign is null.
+pub const NO_CAMPAIGN: &str = "(none)";
 
 impl EventLog {
     /// Number of events kept.
@@ -260,6 +300,12 @@ fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
             ));
         }
     }
+    for c in [&cols.touch_type, &cols.campaign].into_iter().flatten() {
+        let dt = get(c)?;
+        if !matches!(dt, DataType::String | DataType::Categorical(..) | DataType::Enum(..)) {
+            return Err(Error::bad_input(path, Some(c), type_problem(&dt, "a string or categorical column")));
+        }
+    }
     if let Some(t) = &cols.tie_breaker {
         let dt = get(t)?;
         if !(dt.is_primitive_numeric()
@@ -341,6 +387,7 @@ pub fn load_events(spec: &str, cols: &Columns, on_invalid: InvalidRows) -> Resul
     let mut str_ties: Interner<String> = Interner::default();
     let mut tie_is_str = false;
     let mut ties: Vec<i64> = Vec::new();
+    let mut extra = Extra::default();
 
     for plan in &plans {
         let df = read_file(plan, cols)?;
@@ -358,6 +405,7 @@ pub fn load_events(spec: &str, cols: &Columns, on_invalid: InvalidRows) -> Resul
             &mut str_ties,
             &mut tie_is_str,
             &mut ties,
+            &mut extra,
         )?;
     }
 
@@ -376,13 +424,37 @@ pub fn load_events(spec: &str, cols: &Columns, on_invalid: InvalidRows) -> Resul
     let (user_remap, n_users) = match first.user {
         UserKind::Str => {
             let (r, k) = str_users.sorted_remap();
-            (r, k.len())
+            let n = k.len();
+            log.user_names = UserNames::Str(k);
+            (r, n)
         }
         UserKind::Int => {
             let (r, k) = int_users.sorted_remap();
-            (r, k.len())
+            let n = k.len();
+            log.user_names = UserNames::Int(k);
+            (r, n)
         }
     };
+    if cols.touch_type.is_some() {
+        let (r, names) = extra.types.sorted_remap();
+        let mut v = extra.type_ids;
+        for t in &mut v {
+            if *t != NO_CHANNEL {
+                *t = r[*t as usize];
+            }
+        }
+        log.touch_type = Some(v);
+        log.touch_types = names;
+    }
+    if cols.campaign.is_some() {
+        let (r, names) = extra.campaigns.sorted_remap();
+        let mut v = extra.campaign_ids;
+        for t in &mut v {
+            *t = r[*t as usize];
+        }
+        log.campaign = Some(v);
+        log.campaigns = names;
+    }
     for u in &mut log.user {
         *u = user_remap[*u as usize];
     }
@@ -434,6 +506,9 @@ fn read_file(plan: &FilePlan, cols: &Columns) -> Result<DataFrame> {
     if let Some(t) = &cols.tie_breaker {
         exprs.push(col(t.as_str()));
     }
+    for c in [&cols.touch_type, &cols.campaign].into_iter().flatten() {
+        exprs.push(col(c.as_str()).cast(DataType::String));
+    }
     lf.select(exprs).collect().map_err(|e| {
         let msg = e.to_string();
         let column = if plan.time == TimeKind::Str
@@ -481,6 +556,15 @@ fn time_micros(s: &Series, path: &Path, name: &str) -> Result<Vec<Option<i64>>> 
     }
 }
 
+/// Interners and ids of the optional touch-type and campaign columns.
+#[derive(Default)]
+struct Extra {
+    types: Interner<String>,
+    type_ids: Vec<u32>,
+    campaigns: Interner<String>,
+    campaign_ids: Vec<u32>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn append_file(
     plan: &FilePlan,
@@ -494,6 +578,7 @@ fn append_file(
     str_ties: &mut Interner<String>,
     tie_is_str: &mut bool,
     ties: &mut Vec<i64>,
+    extra: &mut Extra,
 ) -> Result<()> {
     let path = plan.path.as_path();
     let n = df.height();
@@ -602,6 +687,15 @@ fn append_file(
         }
     };
 
+    let type_ca = match &cols.touch_type {
+        Some(c) => Some(series(df, c, path)?.str().map_err(cast_err(path, c))?),
+        None => None,
+    };
+    let campaign_ca = match &cols.campaign {
+        Some(c) => Some(series(df, c, path)?.str().map_err(cast_err(path, c))?),
+        None => None,
+    };
+
     let mut reject = |reason: &str, row: usize, column: &str| -> Result<()> {
         match on_invalid {
             InvalidRows::Fail => Err(Error::bad_input(
@@ -662,6 +756,12 @@ fn append_file(
         if let Some(x) = tie {
             ties.push(x);
         }
+        if let Some(ca) = type_ca {
+            extra.type_ids.push(ca.get(i).map(|t| extra.types.intern_str(t)).unwrap_or(NO_CHANNEL));
+        }
+        if let Some(ca) = campaign_ca {
+            extra.campaign_ids.push(extra.campaigns.intern_str(ca.get(i).unwrap_or(NO_CAMPAIGN)));
+        }
     }
     Ok(())
 }
@@ -674,4 +774,98 @@ fn f64_order_key(x: f64) -> i64 {
     } else {
         b
     }
+}
+
+/// Read an aggregated path table (ChannelAttribution's input): Parquet, or CSV when the file
+/// name ends in `.csv`. Returns (path, conversions, nulls, value) rows and the row count.
+///
+/// Counts and values must be finite and ≥ 0; fractional counts are kept exactly. A row with
+/// value but no conversions is an error (value belongs to conversions).
+pub fn load_paths(
+    file: &Path,
+    cols: &crate::pipeline::PathColumns,
+) -> Result<(Vec<(String, f64, f64, f64)>, u64)> {
+    if !file.is_file() {
+        return Err(Error::NotFound { path: file.into(), problem: "no such file".into() });
+    }
+    let is_csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let df = if is_csv {
+        CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(None)
+            .try_into_reader_with_file_path(Some(file.to_path_buf()))
+            .and_then(|r| r.finish())
+            .map_err(|e| Error::bad_input(file, None, format!("not a readable CSV file: {e}")))?
+    } else {
+        if std::fs::metadata(file).map_err(|e| Error::io(file, e))?.len() == 0 {
+            return Err(Error::bad_input(file, None, "the file is empty (0 bytes), not a Parquet file"));
+        }
+        let f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
+        ParquetReader::new(f).finish().map_err(|e| {
+            Error::bad_input(
+                file,
+                None,
+                format!("not a readable Parquet file (corrupt, truncated or another format): {e}"),
+            )
+        })?
+    };
+    let n = df.height();
+    if n == 0 {
+        return Err(Error::bad_input(file, None, "the path table has no rows"));
+    }
+    let get = |name: &str| -> Result<&Series> {
+        df.column(name).map(|c| c.as_materialized_series()).map_err(|_| {
+            let mut available: Vec<&str> = df.get_column_names().into_iter().map(|s| s.as_str()).collect();
+            available.sort();
+            Error::bad_input(
+                file,
+                Some(name),
+                format!("missing column (the file has: {})", available.join(", ")),
+            )
+        })
+    };
+    let path_s = get(&cols.path)?;
+    let paths = path_s.str().map_err(|_| {
+        Error::bad_input(file, Some(&cols.path), type_problem(path_s.dtype(), "a string path"))
+    })?;
+    let numbers = |name: Option<&String>| -> Result<Vec<f64>> {
+        let Some(name) = name else { return Ok(vec![0.0; n]) };
+        // The default `nulls` / `value` columns are optional: absent means 0.
+        if (name == "nulls" || name == "value") && df.column(name).is_err() {
+            return Ok(vec![0.0; n]);
+        }
+        let s = get(name)?;
+        if !s.dtype().is_primitive_numeric() {
+            return Err(Error::bad_input(file, Some(name), type_problem(s.dtype(), "a number")));
+        }
+        let f = s.cast(&DataType::Float64).map_err(cast_err(file, name))?;
+        let ca = f.f64().map_err(cast_err(file, name))?;
+        ca.iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Some(x) if x.is_finite() && x >= 0.0 => Ok(x),
+                None => Ok(0.0),
+                Some(x) => Err(Error::bad_input(
+                    file,
+                    Some(name),
+                    format!("values must be finite and ≥ 0, found {x} (row {i})"),
+                )),
+            })
+            .collect()
+    };
+    let conv = numbers(Some(&cols.conversions))?;
+    let nulls = numbers(cols.nulls.as_ref())?;
+    let value = numbers(cols.value.as_ref())?;
+    let mut rows = Vec::with_capacity(n);
+    for (i, p) in paths.iter().enumerate() {
+        if value[i] > 0.0 && conv[i] == 0.0 {
+            return Err(Error::bad_input(
+                file,
+                cols.value.as_deref(),
+                format!("row {i} has value {} but no conversions; value belongs to conversions", value[i]),
+            ));
+        }
+        rows.push((p.unwrap_or("").to_owned(), conv[i], nulls[i], value[i]));
+    }
+    Ok((rows, n as u64))
 }

@@ -16,7 +16,7 @@
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::config::JourneyRules;
+use crate::config::{days_to_micros, JourneyRules, Transform};
 use crate::input::{EventLog, NO_CHANNEL};
 use crate::paths::{PathRow, PathTable};
 
@@ -92,6 +92,145 @@ pub struct Journeys {
     pub paths: PathTable,
     /// Journey counts for the data-quality report.
     pub stats: JourneyStats,
+    /// With the `frequency` transform: path-table channel id → the id of the channel it
+    /// was derived from (in the unit space the journeys were built over).
+    pub fold: Option<Vec<u32>>,
+    /// The converting, non-empty journeys one by one, when requested.
+    pub recorded: Option<Recorded>,
+}
+
+/// Converting non-empty journeys, in (user, conversion number) order, with their touches.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recorded {
+    /// Dense user id.
+    pub user: Vec<u32>,
+    /// Conversion number of the user (1-based; unattributed conversions count too).
+    pub seq: Vec<u32>,
+    /// Conversion time, µs.
+    pub conversion_ts: Vec<i64>,
+    /// Conversion value.
+    pub value: Vec<f64>,
+    /// `touches[offsets[i]..offsets[i + 1]]` are journey i's touches.
+    pub offsets: Vec<u32>,
+    /// Channel ids (path-table ids) of the touches.
+    pub channel: Vec<u32>,
+    /// Times of the touches, µs.
+    pub ts: Vec<i64>,
+}
+
+impl Recorded {
+    /// Number of journeys.
+    pub fn len(&self) -> usize {
+        self.user.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.user.is_empty()
+    }
+
+    /// Touch range of journey i.
+    pub fn range(&self, i: usize) -> std::ops::Range<usize> {
+        self.offsets[i] as usize..self.offsets[i + 1] as usize
+    }
+
+    fn push(&mut self, user: u32, seq: u32, ts: i64, value: f64, touches: &[Touch]) {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        self.user.push(user);
+        self.seq.push(seq);
+        self.conversion_ts.push(ts);
+        self.value.push(value);
+        self.channel.extend(touches.iter().map(|t| t.channel));
+        self.ts.extend(touches.iter().map(|t| t.ts));
+        self.offsets.push(self.channel.len() as u32);
+    }
+
+    fn append(&mut self, o: Recorded) {
+        if o.is_empty() {
+            return;
+        }
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let base = *self.offsets.last().expect("non-empty");
+        self.user.extend(o.user);
+        self.seq.extend(o.seq);
+        self.conversion_ts.extend(o.conversion_ts);
+        self.value.extend(o.value);
+        self.offsets.extend(o.offsets[1..].iter().map(|x| x + base));
+        self.channel.extend(o.channel);
+        self.ts.extend(o.ts);
+    }
+}
+
+/// A transform with channel names resolved to ids (masks indexed by base channel id).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResolvedTransform {
+    /// See [`Transform::Exposure`].
+    Exposure,
+    /// See [`Transform::First`].
+    First,
+    /// See [`Transform::Frequency`].
+    Frequency,
+    /// See [`Transform::TrimLongPath`].
+    Trim(usize),
+    /// See [`Transform::RemoveIfNotAll`].
+    RemoveIfNotAll(Vec<bool>),
+    /// See [`Transform::RemoveIfLastAndNotAll`].
+    RemoveIfLastAndNotAll(Vec<bool>),
+}
+
+/// Everything the journey pass needs, resolved against one channel space.
+#[derive(Debug, Clone)]
+pub struct JourneyOptions {
+    /// Default lookback, µs.
+    pub lookback: i64,
+    /// Lookback per touch-type id, µs (types without an entry use `lookback`).
+    pub lookback_by_type: Vec<i64>,
+    /// Conversion rows with a channel are touches.
+    pub conversion_is_touch: bool,
+    /// Transforms in order.
+    pub transforms: Vec<ResolvedTransform>,
+    /// Record converting journeys one by one (time decay, per-journey credit).
+    pub record: bool,
+}
+
+impl JourneyOptions {
+    /// Resolve journey rules against a log and a channel space (`names`).
+    pub fn resolve(rules: &JourneyRules, log: &EventLog, names: &[String], record: bool) -> Self {
+        let mask =
+            |chs: &[String]| -> Vec<bool> { names.iter().map(|n| chs.iter().any(|c| c == n)).collect() };
+        let transforms = rules
+            .transforms
+            .iter()
+            .filter_map(|t| match t {
+                Transform::Exposure => Some(ResolvedTransform::Exposure),
+                Transform::First => Some(ResolvedTransform::First),
+                Transform::Unique => None,
+                Transform::Frequency => Some(ResolvedTransform::Frequency),
+                Transform::TrimLongPath(n) => Some(ResolvedTransform::Trim(*n)),
+                Transform::RemoveIfNotAll(c) => Some(ResolvedTransform::RemoveIfNotAll(mask(c))),
+                Transform::RemoveIfLastAndNotAll(c) => {
+                    Some(ResolvedTransform::RemoveIfLastAndNotAll(mask(c)))
+                }
+            })
+            .collect();
+        let lookback = rules.lookback_micros();
+        let lookback_by_type = log
+            .touch_types
+            .iter()
+            .map(|t| rules.lookback_by_type.get(t).map(|d| days_to_micros(*d)).unwrap_or(lookback))
+            .collect();
+        JourneyOptions {
+            lookback,
+            lookback_by_type,
+            conversion_is_touch: rules.conversion_is_touch,
+            transforms,
+            record,
+        }
+    }
 }
 
 /// One touch of a journey: channel id and time (µs).
@@ -116,6 +255,7 @@ struct Collector {
     paths: FxHashMap<Box<[u32]>, Agg>,
     stats: JourneyStats,
     scratch: Vec<u32>,
+    recorded: Recorded,
 }
 
 impl Collector {
@@ -200,8 +340,15 @@ pub fn sort_events(log: &EventLog) -> Vec<u32> {
     order
 }
 
-/// Cut the events into journeys and aggregate them into a path table.
+/// Cut the events into journeys over the log's channels with default options.
 pub fn build(log: &EventLog, rules: &JourneyRules) -> Journeys {
+    let opts = JourneyOptions::resolve(rules, log, &log.channels, false);
+    build_with(log, &log.channel, &log.channels, &opts)
+}
+
+/// Cut the events into journeys over a channel space: `codes[row]` is the row's channel id
+/// in `names` (or [`NO_CHANNEL`]); the channel column itself, or (channel, campaign) units.
+pub fn build_with(log: &EventLog, codes: &[u32], names: &[String], opts: &JourneyOptions) -> Journeys {
     let order = sort_events(log);
     // Chunk boundaries at user changes, every ~CHUNK_ROWS rows: data-dependent only.
     let mut bounds = vec![0usize];
@@ -219,14 +366,13 @@ pub fn build(log: &EventLog, rules: &JourneyRules) -> Journeys {
         next = k + CHUNK_ROWS;
     }
     bounds.push(order.len());
-    let lookback = rules.lookback_micros();
-    let collectors: Vec<Collector> = bounds
-        .par_windows(2)
-        .map(|w| walk(log, &order[w[0]..w[1]], lookback, rules.conversion_is_touch))
-        .collect();
+    let n_codes = names.len() as u32;
+    let collectors: Vec<Collector> =
+        bounds.par_windows(2).map(|w| walk(log, codes, n_codes, &order[w[0]..w[1]], opts)).collect();
 
     let mut stats = JourneyStats::default();
     let mut merged: FxHashMap<Box<[u32]>, Agg> = FxHashMap::default();
+    let mut recorded = Recorded::default();
     for c in collectors {
         stats.merge(&c.stats);
         for (k, a) in c.paths {
@@ -235,6 +381,7 @@ pub fn build(log: &EventLog, rules: &JourneyRules) -> Journeys {
             m.nulls += a.nulls;
             m.value += a.value;
         }
+        recorded.append(c.recorded);
     }
     let mut rows: Vec<PathRow> = merged
         .into_iter()
@@ -245,43 +392,157 @@ pub fn build(log: &EventLog, rules: &JourneyRules) -> Journeys {
             value: a.value,
         })
         .collect();
+    let frequency = opts.transforms.contains(&ResolvedTransform::Frequency);
+    let (channels, fold) = if frequency {
+        // Derived ids are count·C + channel: name them `channel(count)` and renumber them in
+        // sorted name order, like every other id space.
+        let mut used: Vec<u32> = rows.iter().flat_map(|r| r.path.iter().copied()).collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut named: Vec<(String, u32)> = used
+            .iter()
+            .map(|&d| (format!("{}({})", names[(d % n_codes) as usize], d / n_codes), d))
+            .collect();
+        named.sort();
+        let remap: FxHashMap<u32, u32> = named.iter().enumerate().map(|(i, (_, d))| (*d, i as u32)).collect();
+        for r in &mut rows {
+            r.path.iter_mut().for_each(|c| *c = remap[c]);
+        }
+        recorded.channel.iter_mut().for_each(|c| *c = remap[c]);
+        let fold = named.iter().map(|(_, d)| d % n_codes).collect();
+        (named.into_iter().map(|(n, _)| n).collect(), Some(fold))
+    } else {
+        (names.to_vec(), None)
+    };
     rows.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    Journeys { paths: PathTable { channels: log.channels.clone(), rows }, stats }
+    Journeys { paths: PathTable { channels, rows }, stats, fold, recorded: opts.record.then_some(recorded) }
+}
+
+/// Apply the transforms to a journey's touches (after the lookback), in order.
+pub fn apply_transforms(touches: &mut Vec<Touch>, transforms: &[ResolvedTransform], n_codes: u32) {
+    for t in transforms {
+        if touches.is_empty() {
+            return;
+        }
+        match t {
+            ResolvedTransform::Exposure => touches.dedup_by_key(|t| t.channel),
+            ResolvedTransform::First => {
+                let mut seen: Vec<u32> = Vec::new();
+                touches.retain(|t| {
+                    if seen.contains(&t.channel) {
+                        false
+                    } else {
+                        seen.push(t.channel);
+                        true
+                    }
+                });
+            }
+            ResolvedTransform::Frequency => {
+                let mut counts: Vec<(u32, u32)> = Vec::new();
+                for t in touches.iter() {
+                    match counts.iter_mut().find(|c| c.0 == t.channel) {
+                        Some(c) => c.1 += 1,
+                        None => counts.push((t.channel, 1)),
+                    }
+                }
+                touches.retain({
+                    let mut seen: Vec<u32> = Vec::new();
+                    move |t| {
+                        if seen.contains(&t.channel) {
+                            false
+                        } else {
+                            seen.push(t.channel);
+                            true
+                        }
+                    }
+                });
+                for t in touches.iter_mut() {
+                    let n = counts.iter().find(|c| c.0 == t.channel).expect("counted").1;
+                    t.channel = n * n_codes + t.channel % n_codes;
+                }
+            }
+            ResolvedTransform::Trim(n) => {
+                if touches.len() > *n {
+                    touches.drain(..touches.len() - n);
+                }
+            }
+            ResolvedTransform::RemoveIfNotAll(mask) => {
+                let m = |t: &Touch| mask[(t.channel % n_codes) as usize];
+                if !touches.iter().all(m) {
+                    touches.retain(|t| !m(t));
+                }
+            }
+            ResolvedTransform::RemoveIfLastAndNotAll(mask) => {
+                let m = |t: &Touch| mask[(t.channel % n_codes) as usize];
+                if !touches.iter().all(m) {
+                    while touches.last().is_some_and(m) {
+                        touches.pop();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A pending touch: channel, time and its own lookback (by touch type).
+#[derive(Clone, Copy)]
+struct Pending {
+    touch: Touch,
+    lookback: i64,
+}
+
+/// Keep the pending touches within their lookback of `reference`; returns how many expired.
+fn within(pending: &[Pending], reference: i64, out: &mut Vec<Touch>) -> u64 {
+    out.clear();
+    out.extend(
+        pending.iter().filter(|p| reference.saturating_sub(p.touch.ts) <= p.lookback).map(|p| p.touch),
+    );
+    (pending.len() - out.len()) as u64
 }
 
 /// Walk a run of sorted rows that holds whole users.
-fn walk(log: &EventLog, rows: &[u32], lookback: i64, conversion_is_touch: bool) -> Collector {
+fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &[u32], opts: &JourneyOptions) -> Collector {
     let mut c = Collector::default();
-    let mut pending: Vec<Touch> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut kept: Vec<Touch> = Vec::new();
+    let lookback_of = |r: usize| -> i64 {
+        match &log.touch_type {
+            Some(tt) if tt[r] != NO_CHANNEL => opts.lookback_by_type[tt[r] as usize],
+            _ => opts.lookback,
+        }
+    };
     let mut i = 0;
     while i < rows.len() {
         let user = log.user[rows[i] as usize];
         c.stats.users += 1;
         pending.clear();
+        let mut seq = 0u32;
         while i < rows.len() && log.user[rows[i] as usize] == user {
             let r = rows[i] as usize;
             let ts = log.ts[r];
-            let ch = log.channel[r];
+            let ch = codes[r];
             if log.is_conversion[r] {
-                if conversion_is_touch && ch != NO_CHANNEL {
-                    pending.push(Touch { channel: ch, ts });
+                if opts.conversion_is_touch && ch != NO_CHANNEL {
+                    pending.push(Pending { touch: Touch { channel: ch, ts }, lookback: lookback_of(r) });
                 }
-                let cutoff = ts.saturating_sub(lookback);
-                let start = pending.partition_point(|t| t.ts < cutoff);
-                c.stats.expired_touches += start as u64;
-                c.converting(&pending[start..], log.value[r]);
+                c.stats.expired_touches += within(&pending, ts, &mut kept);
+                apply_transforms(&mut kept, &opts.transforms, n_codes);
+                seq += 1;
+                c.converting(&kept, log.value[r]);
+                if opts.record && !kept.is_empty() {
+                    c.recorded.push(user, seq, ts, log.value[r], &kept);
+                }
                 pending.clear();
             } else {
                 debug_assert!(ch != NO_CHANNEL, "the input layer rejects touches without a channel");
-                pending.push(Touch { channel: ch, ts });
+                pending.push(Pending { touch: Touch { channel: ch, ts }, lookback: lookback_of(r) });
             }
             i += 1;
         }
         if let Some(last) = pending.last() {
-            let cutoff = last.ts.saturating_sub(lookback);
-            let start = pending.partition_point(|t| t.ts < cutoff);
-            c.stats.expired_touches += start as u64;
-            c.non_converting(&pending[start..]);
+            c.stats.expired_touches += within(&pending, last.touch.ts, &mut kept);
+            apply_transforms(&mut kept, &opts.transforms, n_codes);
+            c.non_converting(&kept);
         }
     }
     c

@@ -3,7 +3,8 @@
 //! The pipeline is a chain of layers, each in its own module (see `ARCHITECTURE.md`):
 //! [`input`] (Parquet → columns, Polars inside) → [`journeys`] (sort, cut, lookback →
 //! [`paths::PathTable`]) → [`models`] and [`markov`] (plain Rust over the path table) →
-//! [`pipeline`] (tables) → [`output`] (atomic publication). [`cli`] is a thin shell.
+//! [`pipeline`] (orchestration) → [`report`] (tables) → [`output`] (atomic publication).
+//! [`cli`] is a thin shell.
 
 #![warn(missing_docs)]
 
@@ -18,5 +19,6 @@ pub mod models;
 pub mod output;
 pub mod paths;
 pub mod pipeline;
+pub mod report;
 
 pub use error::{Error, Result};

@@ -159,15 +159,21 @@ impl Chain {
         }
     }
 
-    /// Absorption into `(conversion)` from `(start)` with the states containing `removed`
-    /// redirected to `(null)`: returns (probability, expected value).
+    /// Absorption into `(conversion)` from `(start)` with the states containing channel
+    /// `removed` redirected to `(null)`: returns (probability, expected value).
     pub fn solve(&self, removed: Option<u32>) -> Result<(f64, f64)> {
+        self.solve_without(|s| removed.is_some_and(|c| s.contains(&c)))
+    }
+
+    /// Absorption into `(conversion)` from `(start)` with every state for which
+    /// `removed(tuple)` holds redirected to `(null)`: returns (probability, expected value).
+    pub fn solve_without(&self, removed: impl Fn(&[u32]) -> bool) -> Result<(f64, f64)> {
         let n_all = self.states.len();
-        // Compact indices of the kept transient states.
+        // Compact indices of the kept transient states; (start) is always kept.
         let mut map = vec![u32::MAX; n_all];
         let mut n = 0usize;
         for (i, s) in self.states.iter().enumerate() {
-            if removed.is_none_or(|c| !s.contains(&c)) {
+            if i == 0 || !removed(s) {
                 map[i] = n as u32;
                 n += 1;
             }
@@ -269,4 +275,175 @@ pub fn attribute(pt: &PathTable, k: usize) -> Result<MarkovResult> {
         conversions,
         value,
     })
+}
+
+/// Removal effect of a channel sequence (order ≥ 2): every state that contains the
+/// sequence as consecutive channels is redirected to `(null)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequenceEffect {
+    /// The channel ids of the sequence, in order.
+    pub sequence: Vec<u32>,
+    /// Journeys (weighted) that passed through a state containing it.
+    pub visits: f64,
+    /// Removal effect on conversions.
+    pub removal_effect: Option<f64>,
+    /// Removal effect on value.
+    pub value_removal_effect: Option<f64>,
+}
+
+fn contains_seq(state: &[u32], seq: &[u32]) -> bool {
+    state.windows(seq.len()).any(|w| w == seq)
+}
+
+/// Removal effects of the `max` most visited channel sequences of length 2..=k (k ≥ 2).
+pub fn sequence_effects(r: &MarkovResult, max: usize) -> Result<Vec<SequenceEffect>> {
+    let chain = &r.chain;
+    if chain.order < 2 || max == 0 {
+        return Ok(Vec::new());
+    }
+    // Inflow per state (journeys entering it), from the transitions.
+    let mut inflow = vec![0.0; chain.states.len()];
+    for t in &chain.transitions {
+        if let Target::State(b) = t.to {
+            inflow[b as usize] += t.count;
+        }
+    }
+    let mut visits: std::collections::BTreeMap<Vec<u32>, f64> = Default::default();
+    for (i, s) in chain.states.iter().enumerate().skip(1) {
+        let mut seen: Vec<&[u32]> = Vec::new();
+        for len in 2..=s.len() {
+            for w in s.windows(len) {
+                if !seen.contains(&w) {
+                    seen.push(w);
+                    *visits.entry(w.to_vec()).or_insert(0.0) += inflow[i];
+                }
+            }
+        }
+    }
+    let mut ranked: Vec<(Vec<u32>, f64)> = visits.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(max);
+    let mut out = Vec::with_capacity(ranked.len());
+    for (seq, v) in ranked {
+        let (mut re, mut vre) = (None, None);
+        if r.p_conversion > 0.0 {
+            let (p, val) = chain.solve_without(|s| contains_seq(s, &seq))?;
+            re = Some((1.0 - p / r.p_conversion).clamp(0.0, 1.0));
+            if r.expected_value > 0.0 {
+                vre = Some((1.0 - val / r.expected_value).clamp(0.0, 1.0));
+            }
+        }
+        out.push(SequenceEffect { sequence: seq, visits: v, removal_effect: re, value_removal_effect: vre });
+    }
+    Ok(out)
+}
+
+/// The fit score of one Markov order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OrderScore {
+    /// The order.
+    pub order: usize,
+    /// Out-of-sample ROC AUC of P(conversion | last state) over the journeys.
+    pub auc: f64,
+    /// ChannelAttribution's penalised AUC: 1 − (1 − AUC)(N − 1)/(N − p − 1),
+    /// p = C(channels + order − 1, order).
+    pub penalized_auc: f64,
+    /// Transient states of the chain fitted on all data.
+    pub states: usize,
+    /// Whether this order was chosen.
+    pub selected: bool,
+}
+
+/// Exact weighted ROC AUC of scores for (positive weight, negative weight) items.
+fn weighted_auc(items: &mut [(f64, f64, f64)]) -> f64 {
+    items.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (tp, tn): (f64, f64) = items.iter().fold((0.0, 0.0), |a, x| (a.0 + x.1, a.1 + x.2));
+    if tp == 0.0 || tn == 0.0 {
+        return 0.5;
+    }
+    // Walk groups of equal scores from low to high: each positive beats the negatives below.
+    let mut neg_below = 0.0;
+    let mut acc = 0.0;
+    let mut i = 0;
+    while i < items.len() {
+        let mut j = i;
+        let (mut p, mut n) = (0.0, 0.0);
+        while j < items.len() && items[j].0 == items[i].0 {
+            p += items[j].1;
+            n += items[j].2;
+            j += 1;
+        }
+        acc += p * (neg_below + 0.5 * n);
+        neg_below += n;
+        i = j;
+    }
+    acc / (tp * tn)
+}
+
+fn binomial(n: usize, k: usize) -> f64 {
+    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
+}
+
+/// Choose the Markov order among 1..=max by penalised out-of-sample AUC.
+///
+/// Each path is scored by P(conversion | its last state), estimated on the other half of
+/// the paths (two folds split by a fixed hash of the path, so the choice is deterministic);
+/// a last state unseen in training scores the training conversion rate. The AUC is weighted
+/// by conversions (positives) and nulls (negatives) and penalised for the number of
+/// parameters as in ChannelAttribution's `choose_order`. Ties go to the lower order.
+pub fn choose_order(pt: &PathTable, max: usize) -> (usize, Vec<OrderScore>) {
+    let fold_of = |path: &[u32]| -> usize {
+        // FNV-1a over the channel ids: stable across versions and platforms.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for &c in path {
+            for b in c.to_le_bytes() {
+                h ^= b as u64;
+                h = h.wrapping_mul(0x100000001b3);
+            }
+        }
+        (h >> 32) as usize & 1
+    };
+    let n_total: f64 = pt.rows.iter().map(|r| r.conversions + r.nulls).sum();
+    let mut scores = Vec::new();
+    for k in 1..=max.max(1) {
+        let mut items: Vec<(f64, f64, f64)> = Vec::new();
+        for test_fold in 0..2 {
+            // Last-state conversion and null counts on the training fold.
+            let mut conv: FxHashMap<Vec<u32>, (f64, f64)> = FxHashMap::default();
+            let (mut tc, mut tn) = (0.0, 0.0);
+            for r in pt.rows.iter().filter(|r| fold_of(&r.path) != test_fold) {
+                let last = *path_states(&r.path, k).last().expect("non-empty path");
+                let e = conv.entry(last.to_vec()).or_insert((0.0, 0.0));
+                e.0 += r.conversions;
+                e.1 += r.nulls;
+                tc += r.conversions;
+                tn += r.nulls;
+            }
+            let base = if tc + tn > 0.0 { tc / (tc + tn) } else { 0.0 };
+            for r in pt.rows.iter().filter(|r| fold_of(&r.path) == test_fold) {
+                let last = *path_states(&r.path, k).last().expect("non-empty path");
+                let score = match conv.get(last) {
+                    Some((c, n)) if c + n > 0.0 => c / (c + n),
+                    _ => base,
+                };
+                items.push((score, r.conversions, r.nulls));
+            }
+        }
+        let auc = weighted_auc(&mut items);
+        let p = binomial(pt.channels.len() + k - 1, k);
+        let denom = n_total - p - 1.0;
+        let penalized_auc =
+            if denom > 0.0 { 1.0 - (1.0 - auc) * (n_total - 1.0) / denom } else { f64::NEG_INFINITY };
+        let states = Chain::fit(pt, k).states.len() - 1;
+        scores.push(OrderScore { order: k, auc, penalized_auc, states, selected: false });
+    }
+    let best = scores.iter().enumerate().fold(0usize, |b, (i, s)| {
+        if s.penalized_auc > scores[b].penalized_auc + 1e-12 {
+            i
+        } else {
+            b
+        }
+    });
+    scores[best].selected = true;
+    (scores[best].order, scores)
 }

@@ -1,9 +1,10 @@
-//! Rule-based models over the path table (SPEC §3): each gives every touch of a converting
-//! path a weight, the weights of a path sum to 1, and a channel's credit is the sum of its
-//! touches' weights times the path's conversions (and times its value for value credit).
+//! Rule-based models (SPEC §3): each gives every touch of a converting path a weight, the
+//! weights of a path sum to 1, and a channel's credit is the sum of its touches' weights
+//! times the path's conversions (and times its value for value credit).
 //!
-//! Plain Rust over [`PathTable`]: no Polars here. Sums run over the sorted path table in
-//! order, so credits are bit-reproducible.
+//! Plain Rust over channel-id paths: no Polars here. Sums run over the sorted path table in
+//! order, so credits are bit-reproducible. The same weight functions serve the path table
+//! and the per-journey credit table, so the two always agree.
 
 use crate::paths::PathTable;
 
@@ -17,42 +18,228 @@ pub struct Credits {
 }
 
 impl Credits {
-    fn zeros(n: usize) -> Self {
+    /// Zero credit for `n` channels.
+    pub fn zeros(n: usize) -> Self {
         Credits { conversions: vec![0.0; n], value: vec![0.0; n] }
     }
 
-    fn add(&mut self, channel: u32, weight: f64, conversions: f64, value: f64) {
+    /// Add `weight × conversions` and `weight × value` to a channel.
+    pub fn add(&mut self, channel: u32, weight: f64, conversions: f64, value: f64) {
         self.conversions[channel as usize] += weight * conversions;
         self.value[channel as usize] += weight * value;
+    }
+
+    /// Add another credit vector (same channel space), element by element.
+    pub fn merge(&mut self, o: &Credits) {
+        for (a, b) in self.conversions.iter_mut().zip(&o.conversions) {
+            *a += b;
+        }
+        for (a, b) in self.value.iter_mut().zip(&o.value) {
+            *a += b;
+        }
+    }
+}
+
+/// U-shaped position weights (first, middle, last), summing to 1.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PositionWeights {
+    /// Share of the first touch.
+    pub first: f64,
+    /// Share spread over the middle touches.
+    pub middle: f64,
+    /// Share of the last touch.
+    pub last: f64,
+}
+
+impl Default for PositionWeights {
+    fn default() -> Self {
+        PositionWeights { first: 0.4, middle: 0.2, last: 0.4 }
+    }
+}
+
+impl PositionWeights {
+    /// Parse `u_shaped`, `j_shaped`, `inverse_j` or `first,middle,last` (summing to 1).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let w = match s.trim() {
+            "u_shaped" => PositionWeights { first: 0.4, middle: 0.2, last: 0.4 },
+            "j_shaped" => PositionWeights { first: 0.2, middle: 0.2, last: 0.6 },
+            "inverse_j" => PositionWeights { first: 0.6, middle: 0.2, last: 0.2 },
+            other => {
+                let parts: Vec<f64> = other
+                    .split([',', '/'])
+                    .map(|p| p.trim().parse::<f64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| format!("position weights `{other}`: expected u_shaped, j_shaped, inverse_j or three numbers like 0.3,0.4,0.3"))?;
+                if parts.len() != 3 {
+                    return Err(format!("position weights `{other}`: expected three numbers"));
+                }
+                PositionWeights { first: parts[0], middle: parts[1], last: parts[2] }
+            }
+        };
+        let sum = w.first + w.middle + w.last;
+        if [w.first, w.middle, w.last].iter().any(|x| !x.is_finite() || *x < 0.0) || (sum - 1.0).abs() > 1e-9
+        {
+            return Err(format!("position weights must be ≥ 0 and sum to 1, got {sum}"));
+        }
+        Ok(w)
+    }
+}
+
+/// A model whose weights depend only on the path (and, for time decay, touch times).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleModel {
+    /// 1 to the first touch.
+    FirstTouch,
+    /// 1 to the last touch.
+    LastTouch,
+    /// 1 to the last touch whose channel is not direct (`direct[channel]`); all-direct: last.
+    LastNonDirect(Vec<bool>),
+    /// 1/L to every touch.
+    Linear,
+    /// U-shaped.
+    PositionBased(PositionWeights),
+    /// Zhao's simplified Shapley: 1/|distinct channels| to each distinct channel.
+    Shapley,
+}
+
+impl RuleModel {
+    /// Per-touch weights of a non-empty path into `out` (cleared first); they sum to 1.
+    /// For Shapley the weight of a channel is spread evenly over its touches.
+    pub fn weights(&self, path: &[u32], out: &mut Vec<f64>) {
+        let l = path.len();
+        out.clear();
+        out.resize(l, 0.0);
+        match self {
+            RuleModel::FirstTouch => out[0] = 1.0,
+            RuleModel::LastTouch => out[l - 1] = 1.0,
+            RuleModel::LastNonDirect(direct) => {
+                let j = path
+                    .iter()
+                    .rposition(|&c| !direct.get(c as usize).copied().unwrap_or(false))
+                    .unwrap_or(l - 1);
+                out[j] = 1.0;
+            }
+            RuleModel::Linear => out.iter_mut().for_each(|w| *w = 1.0 / l as f64),
+            RuleModel::PositionBased(p) => match l {
+                1 => out[0] = 1.0,
+                2 => {
+                    out[0] = p.first + p.middle / 2.0;
+                    out[1] = p.last + p.middle / 2.0;
+                }
+                _ => {
+                    out[0] = p.first;
+                    out[l - 1] = p.last;
+                    let m = p.middle / (l - 2) as f64;
+                    out[1..l - 1].iter_mut().for_each(|w| *w = m);
+                }
+            },
+            RuleModel::Shapley => {
+                let mut distinct: Vec<u32> = path.to_vec();
+                distinct.sort_unstable();
+                distinct.dedup();
+                let share = 1.0 / distinct.len() as f64;
+                for (i, c) in path.iter().enumerate() {
+                    let m = path.iter().filter(|x| *x == c).count();
+                    out[i] = share / m as f64;
+                }
+            }
+        }
+    }
+
+    /// Credits of this model over a path table.
+    pub fn credits(&self, pt: &PathTable) -> Credits {
+        let mut c = Credits::zeros(pt.channels.len());
+        let mut w = Vec::new();
+        for r in pt.rows.iter().filter(|r| r.conversions > 0.0) {
+            self.weights(&r.path, &mut w);
+            for (&ch, &wi) in r.path.iter().zip(&w) {
+                c.add(ch, wi, r.conversions, r.value);
+            }
+        }
+        c
     }
 }
 
 /// All credit to the first touch.
 pub fn first_touch(pt: &PathTable) -> Credits {
-    let mut c = Credits::zeros(pt.channels.len());
-    for r in pt.rows.iter().filter(|r| r.conversions > 0.0) {
-        c.add(r.path[0], 1.0, r.conversions, r.value);
-    }
-    c
+    RuleModel::FirstTouch.credits(pt)
 }
 
 /// All credit to the last touch.
 pub fn last_touch(pt: &PathTable) -> Credits {
-    let mut c = Credits::zeros(pt.channels.len());
-    for r in pt.rows.iter().filter(|r| r.conversions > 0.0) {
-        c.add(*r.path.last().expect("paths are non-empty"), 1.0, r.conversions, r.value);
-    }
-    c
+    RuleModel::LastTouch.credits(pt)
 }
 
 /// 1/L to every touch; a channel touched m times gets m/L.
 pub fn linear(pt: &PathTable) -> Credits {
-    let mut c = Credits::zeros(pt.channels.len());
+    RuleModel::Linear.credits(pt)
+}
+
+/// Last non-direct touch; `direct` holds channel names.
+pub fn last_non_direct(pt: &PathTable, direct: &[String]) -> Credits {
+    RuleModel::LastNonDirect(direct_mask(pt, direct)).credits(pt)
+}
+
+/// `mask[channel id]` = whether the channel is in the direct set.
+pub fn direct_mask(pt: &PathTable, direct: &[String]) -> Vec<bool> {
+    pt.channels.iter().map(|c| direct.iter().any(|d| d == c)).collect()
+}
+
+/// Position-based (U-shaped) credit.
+pub fn position_based(pt: &PathTable, w: PositionWeights) -> Credits {
+    RuleModel::PositionBased(w).credits(pt)
+}
+
+/// Zhao et al.'s simplified Shapley value: each conversion split equally among the distinct
+/// channels of its path (exact for its characteristic function, at any number of channels).
+pub fn shapley(pt: &PathTable) -> Credits {
+    RuleModel::Shapley.credits(pt)
+}
+
+/// One row of the ordered Shapley breakdown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderedShare {
+    /// Channel id.
+    pub channel: u32,
+    /// Touch position, 1-based.
+    pub position: u32,
+    /// Conversion credit at that position.
+    pub conversions: f64,
+    /// Value credit at that position.
+    pub value: f64,
+}
+
+/// Ordered Shapley (Zhao et al.): the simplified Shapley credit broken down by touch
+/// position; a channel occurring m times in a path with |T| distinct channels gets
+/// 1/(m·|T|) at each of its positions. Sums over positions equal [`shapley`].
+pub fn shapley_ordered(pt: &PathTable) -> Vec<OrderedShare> {
+    let mut acc: std::collections::BTreeMap<(u32, u32), (f64, f64)> = Default::default();
+    let mut w = Vec::new();
     for r in pt.rows.iter().filter(|r| r.conversions > 0.0) {
-        let w = 1.0 / r.path.len() as f64;
-        for &ch in &r.path {
-            c.add(ch, w, r.conversions, r.value);
+        RuleModel::Shapley.weights(&r.path, &mut w);
+        for (i, (&c, &wi)) in r.path.iter().zip(&w).enumerate() {
+            let e = acc.entry((c, i as u32 + 1)).or_insert((0.0, 0.0));
+            e.0 += wi * r.conversions;
+            e.1 += wi * r.value;
         }
     }
-    c
+    acc.into_iter()
+        .map(|((channel, position), (conversions, value))| OrderedShare {
+            channel,
+            position,
+            conversions,
+            value,
+        })
+        .collect()
+}
+
+/// Time-decay weights of one journey: `2^(−Δ/H)` normalised, Δ = conversion time − touch
+/// time. Δ is shifted by the smallest Δ before exponentiation, which leaves the normalised
+/// weights unchanged but keeps them finite for touches years before the conversion.
+pub fn time_decay_weights(touch_ts: &[i64], conversion_ts: i64, half_life_us: f64, out: &mut Vec<f64>) {
+    out.clear();
+    let min_delta = touch_ts.iter().map(|t| conversion_ts - t).min().unwrap_or(0);
+    out.extend(touch_ts.iter().map(|t| (-((conversion_ts - t - min_delta) as f64) / half_life_us).exp2()));
+    let s: f64 = out.iter().sum();
+    out.iter_mut().for_each(|w| *w /= s);
 }

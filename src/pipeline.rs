@@ -1,51 +1,101 @@
 //! One attribution run, end to end: input → journeys → models → tables → publication.
 //!
 //! This is the library's entry point for the CLI. It owns the phase timings, the warnings
-//! and the manifest; each phase's rules live in its own module.
+//! and the manifest; each phase's rules live in its own module, and the tables are built
+//! in [`crate::report`].
 
 use std::path::Path;
 use std::time::Instant;
 
-use polars::prelude::{Column, DataFrame};
 use serde_json::json;
 
-use crate::config::{Model, Settings};
-use crate::error::Result;
-use crate::input::{self, InputFile};
-use crate::journeys::{self, JourneyStats, Journeys};
-use crate::markov::{self, MarkovResult};
-use crate::models::{self, Credits};
-use crate::output::{self, OutputTable, WrittenFile};
+use crate::config::{MarkovOrder, Model, Settings};
+use crate::error::{Error, Result};
+use crate::input::{self, EventLog, InputFile, NO_CHANNEL};
+use crate::journeys::{self, JourneyOptions, JourneyStats, Journeys, Recorded};
+use crate::markov::{self, MarkovResult, OrderScore, SequenceEffect};
+use crate::models::{self, Credits, OrderedShare, RuleModel};
+use crate::output::{self, WrittenFile};
 use crate::paths::PathTable;
+use crate::report;
 
 /// The channel name under which conversions without any touch are reported.
 pub const UNATTRIBUTED: &str = "(unattributed)";
 
-/// Everything the models computed, before it becomes tables.
+/// Everything the models computed over one channel space, before it becomes tables.
 #[derive(Debug, Clone)]
 pub struct Analysis {
     /// The path table the models ran on.
     pub paths: PathTable,
     /// Journey counts.
     pub stats: JourneyStats,
-    /// Credits of each enabled model, in canonical model order.
+    /// Names under which credit is reported (the base channels: `frequency` names such as
+    /// `email(2)` are folded back to `email`).
+    pub report_channels: Vec<String>,
+    /// Path-table channel id → index into `report_channels`.
+    pub report_of: Vec<u32>,
+    /// Credits of each enabled model (path-table channel ids), in canonical model order.
     pub credits: Vec<(Model, Credits)>,
     /// The Markov fit, when the Markov model is enabled.
     pub markov: Option<MarkovResult>,
+    /// Scores of the orders tried by `markov_order = auto`.
+    pub order_scores: Option<Vec<OrderScore>>,
+    /// Removal effects of channel sequences (order ≥ 2).
+    pub sequences: Vec<SequenceEffect>,
+    /// Ordered Shapley breakdown, when Shapley is enabled.
+    pub shapley_ordered: Option<Vec<OrderedShare>>,
+    /// Converting journeys one by one (event input only).
+    pub recorded: Option<Recorded>,
     /// Warnings for the log and the manifest.
     pub warnings: Vec<String>,
 }
 
-/// Run the enabled models on a journey result.
-pub fn analyze(journeys: Journeys, settings: &Settings) -> Result<Analysis> {
-    let Journeys { paths, stats } = journeys;
-    let mut credits = Vec::new();
-    let mut markov = None;
-    let mut warnings = Vec::new();
-    if stats.total_conversions == 0.0 {
-        warnings.push("the input has no conversions: every credit is 0 and removal effects are null".into());
-    } else if paths.total_nulls() == 0.0 && settings.has(Model::Markov) {
-        warnings.push(
+impl Analysis {
+    /// The rule-based model of `m` in this analysis' channel space (None for Markov and
+    /// time decay, which are not per-path rules).
+    pub fn rule_model(&self, m: Model, settings: &Settings) -> Option<RuleModel> {
+        Some(match m {
+            Model::FirstTouch => RuleModel::FirstTouch,
+            Model::LastTouch => RuleModel::LastTouch,
+            Model::LastNonDirect => RuleModel::LastNonDirect(
+                self.report_of
+                    .iter()
+                    .map(|&b| settings.params.direct_channels.contains(&self.report_channels[b as usize]))
+                    .collect(),
+            ),
+            Model::Linear => RuleModel::Linear,
+            Model::PositionBased => RuleModel::PositionBased(settings.params.position_weights),
+            Model::Shapley => RuleModel::Shapley,
+            Model::TimeDecay | Model::Markov => return None,
+        })
+    }
+}
+
+/// Run the enabled models on a journey result built over the channel space `base_names`.
+pub fn analyze(journeys: Journeys, base_names: &[String], settings: &Settings) -> Result<Analysis> {
+    let Journeys { paths, stats, fold, recorded } = journeys;
+    let (report_channels, report_of) = match fold {
+        Some(f) => (base_names.to_vec(), f),
+        None => (paths.channels.clone(), (0..paths.channels.len() as u32).collect()),
+    };
+    let mut a = Analysis {
+        paths,
+        stats,
+        report_channels,
+        report_of,
+        credits: Vec::new(),
+        markov: None,
+        order_scores: None,
+        sequences: Vec::new(),
+        shapley_ordered: None,
+        recorded,
+        warnings: Vec::new(),
+    };
+    if a.stats.total_conversions == 0.0 {
+        a.warnings
+            .push("the input has no conversions: every credit is 0 and removal effects are null".into());
+    } else if a.paths.total_nulls() == 0.0 && settings.has(Model::Markov) {
+        a.warnings.push(
             "no non-converting journeys: the Markov chain has no (null) state, so removal effects only \
              measure how often a channel appears on converting paths"
                 .into(),
@@ -53,170 +103,62 @@ pub fn analyze(journeys: Journeys, settings: &Settings) -> Result<Analysis> {
     }
     for &m in &settings.models {
         let c = match m {
-            Model::FirstTouch => models::first_touch(&paths),
-            Model::LastTouch => models::last_touch(&paths),
-            Model::Linear => models::linear(&paths),
+            Model::TimeDecay => {
+                let rec = a.recorded.as_ref().ok_or_else(|| {
+                    Error::Config(
+                        "time_decay needs event timestamps; it cannot run on an aggregated path table".into(),
+                    )
+                })?;
+                time_decay(rec, a.paths.channels.len(), settings.params.time_decay_half_life_days)
+            }
             Model::Markov => {
-                let r = markov::attribute(&paths, settings.markov_order)?;
-                let c = Credits { conversions: r.conversions.clone(), value: r.value.clone() };
+                let k = match settings.params.markov_order {
+                    MarkovOrder::Fixed(k) => k,
+                    MarkovOrder::Auto { max } => {
+                        let (k, scores) = markov::choose_order(&a.paths, max);
+                        tracing::info!(order = k, "chose the Markov order by penalised out-of-sample AUC");
+                        a.order_scores = Some(scores);
+                        k
+                    }
+                };
+                let r = markov::attribute(&a.paths, k)?;
                 let gap = (r.p_conversion - r.observed_rate).abs();
                 if gap > 1e-9 * r.observed_rate.max(1.0) {
-                    warnings.push(format!(
+                    a.warnings.push(format!(
                         "Markov invariant off by {gap:e}: P(conversion) {} vs observed rate {}",
                         r.p_conversion, r.observed_rate
                     ));
                 }
-                markov = Some(r);
+                a.sequences = markov::sequence_effects(&r, settings.params.markov_max_sequences)?;
+                let c = Credits { conversions: r.conversions.clone(), value: r.value.clone() };
+                a.markov = Some(r);
                 c
             }
+            other => {
+                if other == Model::Shapley {
+                    a.shapley_ordered = Some(models::shapley_ordered(&a.paths));
+                }
+                a.rule_model(other, settings).expect("a rule model").credits(&a.paths)
+            }
         };
-        credits.push((m, c));
+        a.credits.push((m, c));
     }
-    Ok(Analysis { paths, stats, credits, markov, warnings })
+    Ok(a)
 }
 
-fn share(x: f64, total: f64) -> Option<f64> {
-    (total > 0.0).then(|| x / total)
-}
-
-/// `channel_attribution`: grain (model, channel).
-pub fn channel_attribution(a: &Analysis) -> Result<DataFrame> {
-    let (mut model, mut channel, mut conv, mut value, mut cs, mut vs) =
-        (Vec::<&str>::new(), Vec::<String>::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let tc = a.stats.total_conversions;
-    let tv = a.stats.total_value;
-    for (m, c) in &a.credits {
-        for (i, name) in a.paths.channels.iter().enumerate() {
-            model.push(m.name());
-            channel.push(name.clone());
-            conv.push(c.conversions[i]);
-            value.push(c.value[i]);
-            cs.push(share(c.conversions[i], tc));
-            vs.push(share(c.value[i], tv));
-        }
-        if a.stats.unattributed_conversions > 0.0 {
-            model.push(m.name());
-            channel.push(UNATTRIBUTED.into());
-            conv.push(a.stats.unattributed_conversions);
-            value.push(a.stats.unattributed_value);
-            cs.push(share(a.stats.unattributed_conversions, tc));
-            vs.push(share(a.stats.unattributed_value, tv));
+/// Time-decay credit over recorded journeys (Δ from the conversion to each touch).
+pub fn time_decay(rec: &Recorded, n_channels: usize, half_life_days: f64) -> Credits {
+    let h = half_life_days * 86_400_000_000.0;
+    let mut c = Credits::zeros(n_channels);
+    let mut w = Vec::new();
+    for i in 0..rec.len() {
+        let r = rec.range(i);
+        models::time_decay_weights(&rec.ts[r.clone()], rec.conversion_ts[i], h, &mut w);
+        for (&ch, &wi) in rec.channel[r].iter().zip(&w) {
+            c.add(ch, wi, 1.0, rec.value[i]);
         }
     }
-    output::frame(vec![
-        Column::new("model".into(), model),
-        Column::new("channel".into(), channel),
-        Column::new("conversions".into(), conv),
-        Column::new("value".into(), value),
-        Column::new("conversion_share".into(), cs),
-        Column::new("value_share".into(), vs),
-    ])
-}
-
-/// `markov_removal_effects`: grain (channel).
-pub fn markov_removal_effects(a: &Analysis, r: &MarkovResult) -> Result<DataFrame> {
-    let n = a.paths.channels.len();
-    output::frame(vec![
-        Column::new("channel".into(), a.paths.channels.clone()),
-        Column::new("removal_effect".into(), r.removal_effects.clone()),
-        Column::new("value_removal_effect".into(), r.value_removal_effects.clone()),
-        Column::new("order".into(), vec![r.chain.order as u32; n]),
-    ])
-}
-
-/// `markov_transitions`: grain (from_state, to_state), sorted by state names.
-pub fn markov_transitions(a: &Analysis, r: &MarkovResult) -> Result<DataFrame> {
-    let mut rows: Vec<(String, String, f64, f64)> = r
-        .chain
-        .transitions
-        .iter()
-        .map(|t| {
-            (
-                r.chain.state_name(&a.paths, t.from),
-                r.chain.target_name(&a.paths, t.to),
-                t.count,
-                t.probability,
-            )
-        })
-        .collect();
-    rows.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
-    output::frame(vec![
-        Column::new("from_state".into(), rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>()),
-        Column::new("to_state".into(), rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>()),
-        Column::new("count".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
-        Column::new("probability".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
-    ])
-}
-
-/// `path_summary`: grain (path), sorted by conversions desc, then path.
-pub fn path_summary(a: &Analysis) -> Result<DataFrame> {
-    let mut idx: Vec<usize> = (0..a.paths.rows.len()).collect();
-    let names: Vec<String> = a.paths.rows.iter().map(|r| a.paths.path_name(&r.path)).collect();
-    idx.sort_by(|&x, &y| {
-        let (rx, ry) = (&a.paths.rows[x], &a.paths.rows[y]);
-        ry.conversions
-            .total_cmp(&rx.conversions)
-            .then(ry.nulls.total_cmp(&rx.nulls))
-            .then(names[x].cmp(&names[y]))
-    });
-    output::frame(vec![
-        Column::new("path".into(), idx.iter().map(|&i| names[i].as_str()).collect::<Vec<_>>()),
-        Column::new(
-            "touches".into(),
-            idx.iter().map(|&i| a.paths.rows[i].path.len() as u32).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "conversions".into(),
-            idx.iter().map(|&i| a.paths.rows[i].conversions).collect::<Vec<_>>(),
-        ),
-        Column::new("nulls".into(), idx.iter().map(|&i| a.paths.rows[i].nulls).collect::<Vec<_>>()),
-        Column::new("value".into(), idx.iter().map(|&i| a.paths.rows[i].value).collect::<Vec<_>>()),
-    ])
-}
-
-/// Every reason a row can be rejected for, in a fixed order (stable rows in `data_quality`).
-pub const REJECT_REASONS: [&str; 5] =
-    ["null user id", "null time", "null conversion marker", "null channel on a touch", "null tie-breaker"];
-
-/// `data_quality`: grain (metric), a fixed list of metrics.
-pub fn data_quality(a: &Analysis, input: &InputSummary) -> Result<DataFrame> {
-    let s = &a.stats;
-    let mut m: Vec<(String, f64)> =
-        vec![("input_files".into(), input.files.len() as f64), ("rows_read".into(), input.rows_read as f64)];
-    let mut rejected = 0u64;
-    for r in REJECT_REASONS {
-        let n = input.rejected.iter().find(|(k, _)| k == r).map(|(_, v)| *v).unwrap_or(0);
-        rejected += n;
-        m.push((format!("rows_rejected_{}", r.replace(['-', ' '], "_")), n as f64));
-    }
-    m.extend([
-        ("rows_rejected".into(), rejected as f64),
-        ("events".into(), input.events as f64),
-        ("users".into(), s.users as f64),
-        ("channels".into(), a.paths.channels.len() as f64),
-        ("journeys".into(), s.journeys as f64),
-        ("converting_journeys".into(), s.converting_journeys as f64),
-        ("non_converting_journeys".into(), s.non_converting_journeys as f64),
-        ("conversions".into(), s.total_conversions),
-        ("conversion_value".into(), s.total_value),
-        ("unattributed_conversions".into(), s.unattributed_conversions),
-        ("unattributed_value".into(), s.unattributed_value),
-        ("touches".into(), s.touches as f64),
-        ("expired_touches".into(), s.expired_touches as f64),
-        ("distinct_paths".into(), a.paths.rows.len() as f64),
-    ]);
-    for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)] {
-        m.push((format!("path_length_{name}"), s.path_length_quantile(q).map(|x| x as f64).unwrap_or(0.0)));
-    }
-    if let Some(r) = &a.markov {
-        m.push(("markov_states".into(), r.chain.states.len() as f64 - 1.0));
-        m.push(("markov_p_conversion".into(), r.p_conversion));
-        m.push(("markov_observed_conversion_rate".into(), r.observed_rate));
-    }
-    output::frame(vec![
-        Column::new("metric".into(), m.iter().map(|x| x.0.as_str()).collect::<Vec<_>>()),
-        Column::new("value".into(), m.iter().map(|x| x.1).collect::<Vec<_>>()),
-    ])
+    c
 }
 
 /// What the input layer read, for the data-quality table and the manifest.
@@ -230,18 +172,6 @@ pub struct InputSummary {
     pub events: u64,
     /// Rejected rows by reason.
     pub rejected: Vec<(String, u64)>,
-}
-
-/// Build every output table of an analysis.
-pub fn tables(a: &Analysis, input: &InputSummary) -> Result<Vec<OutputTable>> {
-    let mut t = vec![OutputTable { name: "channel_attribution", df: channel_attribution(a)? }];
-    if let Some(r) = &a.markov {
-        t.push(OutputTable { name: "markov_removal_effects", df: markov_removal_effects(a, r)? });
-        t.push(OutputTable { name: "markov_transitions", df: markov_transitions(a, r)? });
-    }
-    t.push(OutputTable { name: "path_summary", df: path_summary(a)? });
-    t.push(OutputTable { name: "data_quality", df: data_quality(a, input)? });
-    Ok(t)
 }
 
 /// The outcome of a successful run, for the CLI's JSON summary line.
@@ -267,11 +197,50 @@ pub struct RunSummary {
     pub elapsed_ms: u128,
 }
 
-/// Run the `attribute` job: read `events`, attribute, and publish the tables to `out`.
-pub fn attribute(events: &str, out: &Path, settings: &Settings) -> Result<RunSummary> {
-    let t0 = Instant::now();
-    let mut timings: Vec<(&str, u128)> = Vec::new();
+/// The (channel, campaign) units of a log: a code per row and the unit pairs, in sorted
+/// (channel, campaign) order.
+pub fn campaign_units(log: &EventLog) -> Option<(Vec<u32>, Vec<(String, String)>)> {
+    let camp = log.campaign.as_ref()?;
+    let key = |i: usize| ((log.channel[i] as u64) << 32) | camp[i] as u64;
+    let mut keys: Vec<u64> = (0..log.len()).filter(|&i| log.channel[i] != NO_CHANNEL).map(key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let codes = (0..log.len())
+        .map(|i| {
+            if log.channel[i] == NO_CHANNEL {
+                NO_CHANNEL
+            } else {
+                keys.binary_search(&key(i)).expect("present") as u32
+            }
+        })
+        .collect();
+    let pairs = keys
+        .iter()
+        .map(|k| {
+            (log.channels[(k >> 32) as usize].clone(), log.campaigns[(k & 0xffff_ffff) as usize].clone())
+        })
+        .collect();
+    Some((codes, pairs))
+}
 
+/// The results of one run, ready to become tables.
+pub struct RunResult {
+    /// Channel-level analysis.
+    pub analysis: Analysis,
+    /// (channel, campaign)-level analysis and the unit pairs, when a campaign column is set.
+    pub campaign: Option<(Analysis, Vec<(String, String)>)>,
+    /// User names (for per-journey output).
+    pub users: input::UserNames,
+    /// What was read.
+    pub input: InputSummary,
+}
+
+/// Read events and run journeys and models (no output written).
+pub fn compute(
+    events: &str,
+    settings: &Settings,
+    timings: &mut Vec<(&'static str, u128)>,
+) -> Result<RunResult> {
     let t = Instant::now();
     let log = input::load_events(events, &settings.columns, settings.journeys.on_invalid_rows)?;
     timings.push(("read", t.elapsed().as_millis()));
@@ -284,7 +253,18 @@ pub fn attribute(events: &str, out: &Path, settings: &Settings) -> Result<RunSum
     );
 
     let t = Instant::now();
-    let journeys = journeys::build(&log, &settings.journeys);
+    let record = settings.journey_credit || settings.has(Model::TimeDecay);
+    let opts = JourneyOptions::resolve(&settings.journeys, &log, &log.channels, record);
+    let journeys = journeys::build_with(&log, &log.channel, &log.channels, &opts);
+    let campaign_journeys = match campaign_units(&log) {
+        Some((codes, pairs)) => {
+            let names: Vec<String> = pairs.iter().map(|(c, k)| format!("{c} / {k}")).collect();
+            let opts =
+                JourneyOptions::resolve(&settings.journeys, &log, &names, settings.has(Model::TimeDecay));
+            Some((journeys::build_with(&log, &codes, &names, &opts), names, pairs))
+        }
+        None => None,
+    };
     timings.push(("journeys", t.elapsed().as_millis()));
     tracing::info!(
         journeys = journeys.stats.journeys,
@@ -298,47 +278,147 @@ pub fn attribute(events: &str, out: &Path, settings: &Settings) -> Result<RunSum
         events: log.len() as u64,
         rejected: log.rejected.iter().map(|(k, v)| (k.clone(), *v)).collect(),
     };
+    let users = log.user_names.clone();
+    let channels = log.channels.clone();
     drop(log);
 
     let t = Instant::now();
-    let analysis = analyze(journeys, settings)?;
+    let analysis = analyze(journeys, &channels, settings)?;
+    let campaign = match campaign_journeys {
+        Some((j, names, pairs)) => {
+            let mut s = settings.clone();
+            s.params.markov_max_sequences = 0;
+            Some((analyze(j, &names, &s)?, pairs))
+        }
+        None => None,
+    };
     timings.push(("models", t.elapsed().as_millis()));
     for w in &analysis.warnings {
         tracing::warn!("{w}");
     }
+    Ok(RunResult { analysis, campaign, users, input })
+}
 
+/// Publish the tables of a run to `out` and return the run summary.
+pub fn publish(
+    run: &RunResult,
+    out: &Path,
+    settings: &Settings,
+    command: &str,
+    mut timings: Vec<(&'static str, u128)>,
+    t0: Instant,
+) -> Result<RunSummary> {
     let t = Instant::now();
-    let mut tabs = tables(&analysis, &input)?;
-    let status = if analysis.stats.total_conversions > 0.0 { "ok" } else { "ok_no_conversions" };
+    let mut tabs = report::tables(run, settings)?;
+    let a = &run.analysis;
+    let status = if a.stats.total_conversions > 0.0 { "ok" } else { "ok_no_conversions" };
     let timings_snapshot = timings.clone();
     let written = output::publish(out, settings.format, &mut tabs, |files| {
         json!({
             "tool": "touchpoint",
             "version": env!("CARGO_PKG_VERSION"),
-            "command": "attribute",
+            "command": command,
             "status": status,
             "settings": settings,
             "ordering": "user, time, touches before conversions, tie-breaker, channel name, value",
-            "inputs": input.files,
-            "rows_read": input.rows_read,
-            "events": input.events,
+            "inputs": run.input.files,
+            "rows_read": run.input.rows_read,
+            "events": run.input.events,
+            "markov_order_used": a.markov.as_ref().map(|m| m.chain.order),
             "outputs": files,
-            "warnings": analysis.warnings,
+            "warnings": a.warnings,
             "timings_ms": timings_snapshot.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         })
     })?;
     timings.push(("write", t.elapsed().as_millis()));
     tracing::info!(dir = %out.display(), files = written.len(), "published outputs");
-
     Ok(RunSummary {
         status,
         out: out.display().to_string(),
-        events: input.events,
-        journeys: analysis.stats.journeys,
-        conversions: analysis.stats.total_conversions,
-        value: analysis.stats.total_value,
+        events: run.input.events,
+        journeys: a.stats.journeys,
+        conversions: a.stats.total_conversions,
+        value: a.stats.total_value,
         outputs: written,
-        warnings: analysis.warnings.clone(),
+        warnings: a.warnings.clone(),
         elapsed_ms: t0.elapsed().as_millis(),
     })
+}
+
+/// Run the `attribute` job: read `events`, attribute, and publish the tables to `out`.
+pub fn attribute(events: &str, out: &Path, settings: &Settings) -> Result<RunSummary> {
+    let t0 = Instant::now();
+    let mut timings = Vec::new();
+    let run = compute(events, settings, &mut timings)?;
+    publish(&run, out, settings, "attribute", timings, t0)
+}
+
+/// Column names of an aggregated path table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PathColumns {
+    /// Path strings such as `A > B > C`.
+    pub path: String,
+    /// Conversions per path.
+    pub conversions: String,
+    /// Non-converting journeys per path (optional column).
+    pub nulls: Option<String>,
+    /// Total value per path (optional column).
+    pub value: Option<String>,
+    /// Separator between channels in `path`.
+    pub separator: String,
+}
+
+/// Run the `attribute --paths` job on an aggregated path table (ChannelAttribution's input).
+pub fn attribute_paths(
+    file: &Path,
+    cols: &PathColumns,
+    out: &Path,
+    settings: &Settings,
+) -> Result<RunSummary> {
+    let t0 = Instant::now();
+    let mut timings = Vec::new();
+    let t = Instant::now();
+    let (rows, n_rows) = input::load_paths(file, cols)?;
+    timings.push(("read", t.elapsed().as_millis()));
+    let mut stats = JourneyStats::default();
+    let mut kept = Vec::new();
+    for (p, c, n, v) in &rows {
+        let empty = p.split(cols.separator.as_str()).all(|t| t.trim().is_empty());
+        stats.total_conversions += c;
+        stats.total_value += v;
+        if empty {
+            stats.unattributed_conversions += c;
+            stats.unattributed_value += v;
+        } else {
+            kept.push((p.as_str(), *c, *n, *v));
+        }
+        stats.converting_journeys += c.round() as u64;
+        stats.journeys += (c + n).round() as u64;
+        stats.non_converting_journeys += n.round() as u64;
+    }
+    let paths = PathTable::from_string_paths(&cols.separator, kept);
+    for r in &paths.rows {
+        let len = r.path.len();
+        if stats.path_lengths.len() <= len {
+            stats.path_lengths.resize(len + 1, 0);
+        }
+        stats.path_lengths[len] += (r.conversions + r.nulls).round() as u64;
+        stats.touches += ((r.conversions + r.nulls) * len as f64).round() as u64;
+    }
+    let channels = paths.channels.clone();
+    let t = Instant::now();
+    let analysis = analyze(Journeys { paths, stats, fold: None, recorded: None }, &channels, settings)?;
+    timings.push(("models", t.elapsed().as_millis()));
+    let run = RunResult {
+        analysis,
+        campaign: None,
+        users: input::UserNames::default(),
+        input: InputSummary {
+            files: vec![InputFile { path: file.to_path_buf(), rows: n_rows }],
+            rows_read: n_rows,
+            events: 0,
+            rejected: Vec::new(),
+        },
+    };
+    publish(&run, out, settings, "attribute --paths", timings, t0)
 }

@@ -7,8 +7,14 @@ use std::path::Path;
 use common::*;
 use polars::prelude::*;
 
-const TABLES: [&str; 5] =
-    ["channel_attribution", "markov_removal_effects", "markov_transitions", "path_summary", "data_quality"];
+const TABLES: [&str; 6] = [
+    "channel_attribution",
+    "markov_removal_effects",
+    "markov_transitions",
+    "shapley_ordered",
+    "path_summary",
+    "data_quality",
+];
 
 fn run_ok(events: &Path, out: &Path, extra: &[&str]) {
     let mut args = vec!["attribute", "--events", events.to_str().unwrap(), "--out", out.to_str().unwrap()];
@@ -39,7 +45,16 @@ fn sample_run_writes_standard_parquet_whose_credits_add_up() {
 
     let (cols, rows) = read_parquet(&out.join("channel_attribution.parquet"));
     assert_eq!(cols, ["model", "channel", "conversions", "value", "conversion_share", "value_share"]);
-    for model in ["first_touch", "last_touch", "linear", "markov"] {
+    for model in [
+        "first_touch",
+        "last_touch",
+        "last_non_direct",
+        "linear",
+        "position_based",
+        "time_decay",
+        "markov",
+        "shapley",
+    ] {
         let r: Vec<_> = rows.iter().filter(|r| r[0].str() == model).collect();
         assert!(r.len() >= 10, "{model}: one row per channel");
         let c: f64 = r.iter().map(|r| r[2].num()).sum();
@@ -79,7 +94,7 @@ fn sample_run_writes_standard_parquet_whose_credits_add_up() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["status"], "ok");
-    assert_eq!(manifest["outputs"].as_array().unwrap().len(), 5);
+    assert_eq!(manifest["outputs"].as_array().unwrap().len(), TABLES.len());
     let (sha, _) = touchpoint::output::sha256_file(&out.join("channel_attribution.parquet")).unwrap();
     assert_eq!(manifest["outputs"][0]["sha256"], sha);
 }

@@ -19,7 +19,8 @@ fn generated(users: u64, seed: u64) -> journeys::Journeys {
     touchpoint::output::write_table(&mut df, &path, touchpoint::config::Format::Parquet).unwrap();
     let s = Settings::default();
     let log = load_events(path.to_str().unwrap(), &s.columns, s.journeys.on_invalid_rows).unwrap();
-    journeys::build(&log, &JourneyRules::default())
+    let opts = journeys::JourneyOptions::resolve(&JourneyRules::default(), &log, &log.channels, true);
+    journeys::build_with(&log, &log.channel, &log.channels, &opts)
 }
 
 fn assert_close(a: f64, b: f64, what: &str) {
@@ -31,7 +32,8 @@ fn every_model_conserves_totals_on_generated_data() {
     let j = generated(3_000, 1);
     let stats = j.stats.clone();
     assert!(stats.total_conversions > 50.0);
-    let a = pipeline::analyze(j, &Settings::default()).unwrap();
+    let names = j.paths.channels.clone();
+    let a = pipeline::analyze(j, &names, &Settings::default()).unwrap();
     for (m, c) in &a.credits {
         let conv: f64 = c.conversions.iter().sum::<f64>() + stats.unattributed_conversions;
         let val: f64 = c.value.iter().sum::<f64>() + stats.unattributed_value;

@@ -31,7 +31,7 @@ fn log(rows: &[Row]) -> EventLog {
         n_users: users.len(),
         files: vec![],
         rows_read: rows.len() as u64,
-        rejected: Default::default(),
+        ..Default::default()
     }
 }
 

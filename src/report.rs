@@ -1,0 +1,352 @@
+//! Report layer: turn analyses into tidy tables with stable columns and a fixed row order
+//! (SPEC §4). No computation of credit happens here beyond folding and per-journey splits of
+//! the weights defined in [`crate::models`].
+
+use polars::prelude::*;
+
+use crate::config::{Model, Settings};
+use crate::error::{Error, Result};
+use crate::markov::MarkovResult;
+use crate::models::{time_decay_weights, Credits};
+use crate::output::{self, OutputTable};
+use crate::pipeline::{Analysis, InputSummary, RunResult, UNATTRIBUTED};
+
+fn share(x: f64, total: f64) -> Option<f64> {
+    (total > 0.0).then(|| x / total)
+}
+
+/// Credits folded into the report channels (base channels of `frequency` names).
+pub fn folded(a: &Analysis, c: &Credits) -> Credits {
+    let mut f = Credits::zeros(a.report_channels.len());
+    for (i, &b) in a.report_of.iter().enumerate() {
+        f.conversions[b as usize] += c.conversions[i];
+        f.value[b as usize] += c.value[i];
+    }
+    f
+}
+
+/// `channel_attribution`: grain (model, channel).
+pub fn channel_attribution(a: &Analysis) -> Result<DataFrame> {
+    let (mut model, mut channel, mut conv, mut value, mut cs, mut vs) =
+        (Vec::<&str>::new(), Vec::<&str>::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let tc = a.stats.total_conversions;
+    let tv = a.stats.total_value;
+    for (m, c) in &a.credits {
+        let f = folded(a, c);
+        for (i, name) in a.report_channels.iter().enumerate() {
+            model.push(m.name());
+            channel.push(name);
+            conv.push(f.conversions[i]);
+            value.push(f.value[i]);
+            cs.push(share(f.conversions[i], tc));
+            vs.push(share(f.value[i], tv));
+        }
+        if a.stats.unattributed_conversions > 0.0 {
+            model.push(m.name());
+            channel.push(UNATTRIBUTED);
+            conv.push(a.stats.unattributed_conversions);
+            value.push(a.stats.unattributed_value);
+            cs.push(share(a.stats.unattributed_conversions, tc));
+            vs.push(share(a.stats.unattributed_value, tv));
+        }
+    }
+    output::frame(vec![
+        Column::new("model".into(), model),
+        Column::new("channel".into(), channel),
+        Column::new("conversions".into(), conv),
+        Column::new("value".into(), value),
+        Column::new("conversion_share".into(), cs),
+        Column::new("value_share".into(), vs),
+    ])
+}
+
+/// `campaign_attribution`: grain (model, channel, campaign).
+pub fn campaign_attribution(a: &Analysis, pairs: &[(String, String)]) -> Result<DataFrame> {
+    let (mut model, mut channel, mut campaign, mut conv, mut value, mut cs, mut vs) = (
+        Vec::<&str>::new(),
+        Vec::<&str>::new(),
+        Vec::<Option<&str>>::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    let tc = a.stats.total_conversions;
+    let tv = a.stats.total_value;
+    for (m, c) in &a.credits {
+        let f = folded(a, c);
+        for (i, (ch, ca)) in pairs.iter().enumerate() {
+            model.push(m.name());
+            channel.push(ch);
+            campaign.push(Some(ca));
+            conv.push(f.conversions[i]);
+            value.push(f.value[i]);
+            cs.push(share(f.conversions[i], tc));
+            vs.push(share(f.value[i], tv));
+        }
+        if a.stats.unattributed_conversions > 0.0 {
+            model.push(m.name());
+            channel.push(UNATTRIBUTED);
+            campaign.push(None);
+            conv.push(a.stats.unattributed_conversions);
+            value.push(a.stats.unattributed_value);
+            cs.push(share(a.stats.unattributed_conversions, tc));
+            vs.push(share(a.stats.unattributed_value, tv));
+        }
+    }
+    output::frame(vec![
+        Column::new("model".into(), model),
+        Column::new("channel".into(), channel),
+        Column::new("campaign".into(), campaign),
+        Column::new("conversions".into(), conv),
+        Column::new("value".into(), value),
+        Column::new("conversion_share".into(), cs),
+        Column::new("value_share".into(), vs),
+    ])
+}
+
+/// `markov_removal_effects`: grain (channel).
+pub fn markov_removal_effects(a: &Analysis, r: &MarkovResult) -> Result<DataFrame> {
+    let n = a.paths.channels.len();
+    output::frame(vec![
+        Column::new("channel".into(), a.paths.channels.clone()),
+        Column::new("removal_effect".into(), r.removal_effects.clone()),
+        Column::new("value_removal_effect".into(), r.value_removal_effects.clone()),
+        Column::new("order".into(), vec![r.chain.order as u32; n]),
+    ])
+}
+
+/// `markov_sequence_effects`: grain (sequence), most visited first.
+pub fn markov_sequence_effects(a: &Analysis, r: &MarkovResult) -> Result<DataFrame> {
+    let s = &a.sequences;
+    output::frame(vec![
+        Column::new("sequence".into(), s.iter().map(|e| a.paths.path_name(&e.sequence)).collect::<Vec<_>>()),
+        Column::new("length".into(), s.iter().map(|e| e.sequence.len() as u32).collect::<Vec<_>>()),
+        Column::new("visits".into(), s.iter().map(|e| e.visits).collect::<Vec<_>>()),
+        Column::new("removal_effect".into(), s.iter().map(|e| e.removal_effect).collect::<Vec<_>>()),
+        Column::new(
+            "value_removal_effect".into(),
+            s.iter().map(|e| e.value_removal_effect).collect::<Vec<_>>(),
+        ),
+        Column::new("order".into(), vec![r.chain.order as u32; s.len()]),
+    ])
+}
+
+/// `markov_order_selection`: grain (order).
+pub fn markov_order_selection(scores: &[crate::markov::OrderScore]) -> Result<DataFrame> {
+    output::frame(vec![
+        Column::new("order".into(), scores.iter().map(|s| s.order as u32).collect::<Vec<_>>()),
+        Column::new("auc".into(), scores.iter().map(|s| s.auc).collect::<Vec<_>>()),
+        Column::new("penalized_auc".into(), scores.iter().map(|s| s.penalized_auc).collect::<Vec<_>>()),
+        Column::new("states".into(), scores.iter().map(|s| s.states as u64).collect::<Vec<_>>()),
+        Column::new("selected".into(), scores.iter().map(|s| s.selected).collect::<Vec<_>>()),
+    ])
+}
+
+/// `markov_transitions`: grain (from_state, to_state), sorted by state names.
+pub fn markov_transitions(a: &Analysis, r: &MarkovResult) -> Result<DataFrame> {
+    let mut rows: Vec<(String, String, f64, f64)> = r
+        .chain
+        .transitions
+        .iter()
+        .map(|t| {
+            (
+                r.chain.state_name(&a.paths, t.from),
+                r.chain.target_name(&a.paths, t.to),
+                t.count,
+                t.probability,
+            )
+        })
+        .collect();
+    rows.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    output::frame(vec![
+        Column::new("from_state".into(), rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>()),
+        Column::new("to_state".into(), rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>()),
+        Column::new("count".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        Column::new("probability".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+    ])
+}
+
+/// `shapley_ordered`: grain (channel, position).
+pub fn shapley_ordered(a: &Analysis) -> Result<DataFrame> {
+    let rows = a.shapley_ordered.as_deref().unwrap_or_default();
+    output::frame(vec![
+        Column::new(
+            "channel".into(),
+            rows.iter()
+                .map(|r| a.report_channels[a.report_of[r.channel as usize] as usize].as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new("position".into(), rows.iter().map(|r| r.position).collect::<Vec<_>>()),
+        Column::new("conversions".into(), rows.iter().map(|r| r.conversions).collect::<Vec<_>>()),
+        Column::new("value".into(), rows.iter().map(|r| r.value).collect::<Vec<_>>()),
+    ])
+    .and_then(|df| {
+        // Several frequency names fold into one channel: aggregate, keep (channel, position) order.
+        df.lazy()
+            .group_by_stable([col("channel"), col("position")])
+            .agg([col("conversions").sum(), col("value").sum()])
+            .sort(["channel", "position"], Default::default())
+            .collect()
+            .map_err(|e| Error::Internal(format!("shapley_ordered: {e}")))
+    })
+}
+
+/// `path_summary`: grain (path), sorted by conversions desc, nulls desc, then path.
+pub fn path_summary(a: &Analysis) -> Result<DataFrame> {
+    let mut idx: Vec<usize> = (0..a.paths.rows.len()).collect();
+    let names: Vec<String> = a.paths.rows.iter().map(|r| a.paths.path_name(&r.path)).collect();
+    idx.sort_by(|&x, &y| {
+        let (rx, ry) = (&a.paths.rows[x], &a.paths.rows[y]);
+        ry.conversions
+            .total_cmp(&rx.conversions)
+            .then(ry.nulls.total_cmp(&rx.nulls))
+            .then(names[x].cmp(&names[y]))
+    });
+    output::frame(vec![
+        Column::new("path".into(), idx.iter().map(|&i| names[i].as_str()).collect::<Vec<_>>()),
+        Column::new(
+            "touches".into(),
+            idx.iter().map(|&i| a.paths.rows[i].path.len() as u32).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "conversions".into(),
+            idx.iter().map(|&i| a.paths.rows[i].conversions).collect::<Vec<_>>(),
+        ),
+        Column::new("nulls".into(), idx.iter().map(|&i| a.paths.rows[i].nulls).collect::<Vec<_>>()),
+        Column::new("value".into(), idx.iter().map(|&i| a.paths.rows[i].value).collect::<Vec<_>>()),
+    ])
+}
+
+/// Every reason a row can be rejected for, in a fixed order (stable rows in `data_quality`).
+pub const REJECT_REASONS: [&str; 5] =
+    ["null user id", "null time", "null conversion marker", "null channel on a touch", "null tie-breaker"];
+
+/// `data_quality`: grain (metric), a fixed list of metrics.
+pub fn data_quality(a: &Analysis, input: &InputSummary) -> Result<DataFrame> {
+    let s = &a.stats;
+    let mut m: Vec<(String, f64)> =
+        vec![("input_files".into(), input.files.len() as f64), ("rows_read".into(), input.rows_read as f64)];
+    let mut rejected = 0u64;
+    for r in REJECT_REASONS {
+        let n = input.rejected.iter().find(|(k, _)| k == r).map(|(_, v)| *v).unwrap_or(0);
+        rejected += n;
+        m.push((format!("rows_rejected_{}", r.replace(['-', ' '], "_")), n as f64));
+    }
+    m.extend([
+        ("rows_rejected".into(), rejected as f64),
+        ("events".into(), input.events as f64),
+        ("users".into(), s.users as f64),
+        ("channels".into(), a.report_channels.len() as f64),
+        ("journeys".into(), s.journeys as f64),
+        ("converting_journeys".into(), s.converting_journeys as f64),
+        ("non_converting_journeys".into(), s.non_converting_journeys as f64),
+        ("conversions".into(), s.total_conversions),
+        ("conversion_value".into(), s.total_value),
+        ("unattributed_conversions".into(), s.unattributed_conversions),
+        ("unattributed_value".into(), s.unattributed_value),
+        ("touches".into(), s.touches as f64),
+        ("expired_touches".into(), s.expired_touches as f64),
+        ("distinct_paths".into(), a.paths.rows.len() as f64),
+    ]);
+    for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)] {
+        m.push((format!("path_length_{name}"), s.path_length_quantile(q).map(|x| x as f64).unwrap_or(0.0)));
+    }
+    if let Some(r) = &a.markov {
+        m.push(("markov_order".into(), r.chain.order as f64));
+        m.push(("markov_states".into(), r.chain.states.len() as f64 - 1.0));
+        m.push(("markov_p_conversion".into(), r.p_conversion));
+        m.push(("markov_observed_conversion_rate".into(), r.observed_rate));
+    }
+    output::frame(vec![
+        Column::new("metric".into(), m.iter().map(|x| x.0.as_str()).collect::<Vec<_>>()),
+        Column::new("value".into(), m.iter().map(|x| x.1).collect::<Vec<_>>()),
+    ])
+}
+
+/// `journey_credit`: grain (journey, model, channel); rule-based models and time decay
+/// (Markov credit is global, not per journey, and is not split here).
+pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<DataFrame> {
+    let a = &run.analysis;
+    let rec = a.recorded.as_ref().ok_or_else(|| Error::Config("journey_credit needs event input".into()))?;
+    let models: Vec<(Model, Option<crate::models::RuleModel>)> = settings
+        .models
+        .iter()
+        .filter(|m| **m != Model::Markov)
+        .map(|&m| (m, a.rule_model(m, settings)))
+        .collect();
+    let h = settings.params.time_decay_half_life_days * 86_400_000_000.0;
+    let (mut jid, mut uid, mut cts, mut model, mut channel, mut credit, mut value) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::<&str>::new(), Vec::<&str>::new(), Vec::new(), Vec::new());
+    let mut w = Vec::new();
+    let mut per: Vec<(u32, f64)> = Vec::new();
+    for i in 0..rec.len() {
+        let r = rec.range(i);
+        let user = run.users.name(rec.user[i]);
+        let journey = format!("{user}#{}", rec.seq[i]);
+        for (m, rule) in &models {
+            match rule {
+                Some(rule) => rule.weights(&rec.channel[r.clone()], &mut w),
+                None => time_decay_weights(&rec.ts[r.clone()], rec.conversion_ts[i], h, &mut w),
+            }
+            per.clear();
+            for (&c, &wi) in rec.channel[r.clone()].iter().zip(&w) {
+                let b = a.report_of[c as usize];
+                match per.iter_mut().find(|p| p.0 == b) {
+                    Some(p) => p.1 += wi,
+                    None => per.push((b, wi)),
+                }
+            }
+            per.sort_by_key(|p| p.0);
+            for &(b, wi) in &per {
+                jid.push(journey.clone());
+                uid.push(user.clone());
+                cts.push(rec.conversion_ts[i]);
+                model.push(m.name());
+                channel.push(a.report_channels[b as usize].as_str());
+                credit.push(wi);
+                value.push(wi * rec.value[i]);
+            }
+        }
+    }
+    let ts = Series::new("conversion_ts".into(), cts)
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    output::frame(vec![
+        Column::new("journey_id".into(), jid),
+        Column::new("user_id".into(), uid),
+        ts.into(),
+        Column::new("model".into(), model),
+        Column::new("channel".into(), channel),
+        Column::new("credit".into(), credit),
+        Column::new("value".into(), value),
+    ])
+}
+
+/// Every output table of a run, in a fixed order.
+pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<OutputTable>> {
+    let a = &run.analysis;
+    let mut t = vec![OutputTable { name: "channel_attribution", df: channel_attribution(a)? }];
+    if let Some((ca, pairs)) = &run.campaign {
+        t.push(OutputTable { name: "campaign_attribution", df: campaign_attribution(ca, pairs)? });
+    }
+    if let Some(r) = &a.markov {
+        t.push(OutputTable { name: "markov_removal_effects", df: markov_removal_effects(a, r)? });
+        t.push(OutputTable { name: "markov_transitions", df: markov_transitions(a, r)? });
+        if r.chain.order >= 2 && settings.params.markov_max_sequences > 0 {
+            t.push(OutputTable { name: "markov_sequence_effects", df: markov_sequence_effects(a, r)? });
+        }
+    }
+    if let Some(s) = &a.order_scores {
+        t.push(OutputTable { name: "markov_order_selection", df: markov_order_selection(s)? });
+    }
+    if a.shapley_ordered.is_some() {
+        t.push(OutputTable { name: "shapley_ordered", df: shapley_ordered(a)? });
+    }
+    t.push(OutputTable { name: "path_summary", df: path_summary(a)? });
+    t.push(OutputTable { name: "data_quality", df: data_quality(a, &run.input)? });
+    if settings.journey_credit {
+        t.push(OutputTable { name: "journey_credit", df: journey_credit(run, settings)? });
+    }
+    Ok(t)
+}
