@@ -57,7 +57,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Read an event log, build journeys, run the models and write the report tables.
     #[command(after_help = EXIT_CODES)]
-    Attribute(AttributeArgs),
+    Attribute(Box<AttributeArgs>),
     /// Write a deterministic, realistic synthetic event log (Parquet).
     Generate(GenerateArgs),
 }

@@ -776,15 +776,15 @@ fn f64_order_key(x: f64) -> i64 {
     }
 }
 
+/// One row of an aggregated path table: (path string, conversions, nulls, value).
+pub type PathTableRow = (String, f64, f64, f64);
+
 /// Read an aggregated path table (ChannelAttribution's input): Parquet, or CSV when the file
 /// name ends in `.csv`. Returns (path, conversions, nulls, value) rows and the row count.
 ///
 /// Counts and values must be finite and ≥ 0; fractional counts are kept exactly. A row with
 /// value but no conversions is an error (value belongs to conversions).
-pub fn load_paths(
-    file: &Path,
-    cols: &crate::pipeline::PathColumns,
-) -> Result<(Vec<(String, f64, f64, f64)>, u64)> {
+pub fn load_paths(file: &Path, cols: &crate::pipeline::PathColumns) -> Result<(Vec<PathTableRow>, u64)> {
     if !file.is_file() {
         return Err(Error::NotFound { path: file.into(), problem: "no such file".into() });
     }

@@ -122,7 +122,7 @@ impl Chain {
             }
         }
         let mut edges: Vec<((u32, Target), f64)> = counts.into_iter().collect();
-        edges.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        edges.sort_unstable_by_key(|e| e.0);
         let mut out_total = vec![0.0; states.len()];
         for ((from, _), c) in &edges {
             out_total[*from as usize] += c;

@@ -197,9 +197,12 @@ pub struct RunSummary {
     pub elapsed_ms: u128,
 }
 
+/// Row codes and (channel, campaign) names of the campaign units.
+pub type CampaignUnits = (Vec<u32>, Vec<(String, String)>);
+
 /// The (channel, campaign) units of a log: a code per row and the unit pairs, in sorted
 /// (channel, campaign) order.
-pub fn campaign_units(log: &EventLog) -> Option<(Vec<u32>, Vec<(String, String)>)> {
+pub fn campaign_units(log: &EventLog) -> Option<CampaignUnits> {
     let camp = log.campaign.as_ref()?;
     let key = |i: usize| ((log.channel[i] as u64) << 32) | camp[i] as u64;
     let mut keys: Vec<u64> = (0..log.len()).filter(|&i| log.channel[i] != NO_CHANNEL).map(key).collect();

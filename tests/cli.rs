@@ -301,3 +301,148 @@ fn generator_is_deterministic() {
     }
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
 }
+
+#[test]
+fn aggregated_path_input_reproduces_the_oracles() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("paths.csv");
+    // Fixture B of research/algorithms.md §6.4 plus an empty path (unattributed) and a
+    // fractional row, with ChannelAttribution-style spacing.
+    std::fs::write(
+        &csv,
+        "path,conversions,nulls,value\n\
+         A > B > A > C,2,1,20\n\
+         A,1,3,5\n\
+         B>B > C,1,2,30\n\
+         C,0,4,0\n\
+         D > A,0,2,0\n\
+         B > A > A,1,0,12\n\
+         ,1,0,7\n",
+    )
+    .unwrap();
+    let out = dir.path().join("o");
+    let o = touchpoint(&[
+        "attribute",
+        "--paths",
+        csv.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(out.join("channel_attribution.csv")).unwrap();
+    let value_of = |model: &str, ch: &str| -> (f64, f64) {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{model},{ch},")))
+            .unwrap_or_else(|| panic!("{model} {ch}"));
+        let f: Vec<&str> = line.split(',').collect();
+        (f[2].parse().unwrap(), f[3].parse().unwrap())
+    };
+    let re = [23.0 / 35.0, 233.0 / 650.0, 3.0 / 5.0, 46.0 / 395.0];
+    let s: f64 = re.iter().sum();
+    for (i, ch) in ["A", "B", "C", "D"].iter().enumerate() {
+        assert!((value_of("markov", ch).0 - re[i] / s * 5.0).abs() < 1e-9, "{ch}");
+    }
+    assert_eq!(value_of("linear", "A").1, 23.0);
+    assert_eq!(value_of("first_touch", "(unattributed)"), (1.0, 7.0));
+    assert!(!text.contains("time_decay"), "no timestamps, no time decay by default");
+    // Asking for time decay explicitly is a configuration error.
+    let o = touchpoint(&[
+        "attribute",
+        "--paths",
+        csv.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--models",
+        "time_decay",
+    ]);
+    assert_eq!(o.status.code(), Some(78));
+    // Bad path tables are bad input.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "path,conversions\nA,-1\n").unwrap();
+    let o = touchpoint(&["attribute", "--paths", bad.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`conversions`"));
+}
+
+fn campaign_events(path: &Path) {
+    let day = 86_400_000_000i64;
+    let rows: Vec<(&str, i64, Option<&str>, &str, Option<f64>, Option<&str>, &str)> = vec![
+        ("u1", 1, Some("search"), "touch", None, Some("brand"), "click"),
+        ("u1", 2, Some("social"), "touch", None, Some("spring"), "impression"),
+        ("u1", 3, None, "conversion", Some(10.0), None, "click"),
+        ("u2", 1, Some("search"), "touch", None, Some("generic"), "click"),
+        ("u2", 5, Some("search"), "touch", None, Some("brand"), "click"),
+        ("u2", 6, None, "conversion", Some(30.0), None, "click"),
+        ("u3", 1, Some("social"), "touch", None, None, "impression"),
+    ];
+    let ts =
+        Series::new("ts".into(), rows.iter().map(|r| 1_700_000_000_000_000 + r.1 * day).collect::<Vec<_>>())
+            .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))
+            .unwrap();
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("user_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        ts.into(),
+        Column::new("channel".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        Column::new("event".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+        Column::new("revenue".into(), rows.iter().map(|r| r.4).collect::<Vec<_>>()),
+        Column::new("campaign".into(), rows.iter().map(|r| r.5).collect::<Vec<_>>()),
+        Column::new("kind".into(), rows.iter().map(|r| r.6).collect::<Vec<_>>()),
+    ])
+    .unwrap();
+    write_events(path, &mut df);
+}
+
+#[test]
+fn campaign_grain_touch_types_and_journey_credit() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.parquet");
+    campaign_events(&events);
+    let out = dir.path().join("o");
+    run_ok(
+        &events,
+        &out,
+        &[
+            "--campaign-col",
+            "campaign",
+            "--journey-credit",
+            "--touch-type-col",
+            "kind",
+            "--lookback-by-type",
+            "impression=0.5",
+        ],
+    );
+    // Campaign grain: first touch of u1 is search/brand, of u2 search/generic.
+    let (cols, rows) = read_parquet(&out.join("campaign_attribution.parquet"));
+    assert_eq!(
+        cols,
+        ["model", "channel", "campaign", "conversions", "value", "conversion_share", "value_share"]
+    );
+    let get = |model: &str, ch: &str, camp: &str| {
+        rows.iter()
+            .find(|r| r[0].str() == model && r[1].str() == ch && r[2] == Cell::Str(camp.into()))
+            .map(|r| (r[3].num(), r[4].num()))
+            .unwrap_or_else(|| panic!("{model} {ch} {camp}"))
+    };
+    assert_eq!(get("first_touch", "search", "brand"), (1.0, 10.0));
+    assert_eq!(get("first_touch", "search", "generic"), (1.0, 30.0));
+    assert_eq!(get("last_touch", "search", "brand"), (2.0, 40.0));
+    // The impression (1 day before the conversion, lookback 0.5 days) has expired.
+    assert_eq!(get("linear", "social", "spring"), (0.0, 0.0));
+    assert_eq!(get("linear", "social", "(none)").0, 0.0);
+    // Per-journey credit: one row per (journey, model, channel); credits add up per model.
+    let (cols, rows) = read_parquet(&out.join("journey_credit.parquet"));
+    assert_eq!(cols, ["journey_id", "user_id", "conversion_ts", "model", "channel", "credit", "value"]);
+    let linear: Vec<_> = rows.iter().filter(|r| r[3].str() == "linear").collect();
+    assert_eq!(linear.len(), 2, "u1: search; u2: search (twice, one row)");
+    assert_eq!(linear[0][0].str(), "u1#1");
+    assert_eq!(linear[1][0].str(), "u2#1");
+    assert_eq!((linear[1][5].num(), linear[1][6].num()), (1.0, 30.0));
+    let q = quality(&out);
+    // u1's impression is 1 day old at the conversion (lookback 0.5 d); u3's lone impression
+    // is measured from its own time, so it stays.
+    assert_eq!(q["expired_touches"], 1.0);
+    assert_eq!(q["non_converting_journeys"], 1.0);
+}

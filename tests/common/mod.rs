@@ -71,6 +71,8 @@ pub fn read_parquet(path: &Path) -> (Vec<String>, Vec<Vec<Cell>>) {
                     Field::Long(x) => Cell::Num(*x as f64),
                     Field::UInt(x) => Cell::Num(*x as f64),
                     Field::ULong(x) => Cell::Num(*x as f64),
+                    Field::TimestampMicros(x) => Cell::Num(*x as f64),
+                    Field::Bool(b) => Cell::Num(*b as u8 as f64),
                     other => panic!("unexpected field {other:?}"),
                 })
                 .collect(),
