@@ -58,8 +58,54 @@ pub enum Command {
     /// Read an event log, build journeys, run the models and write the report tables.
     #[command(after_help = EXIT_CODES)]
     Attribute(Box<AttributeArgs>),
+    /// Run a pipeline file (pipelines/*.toml) for one run date: writes
+    /// <root>/<table>/run_date=<date>/ partitions and a manifest, atomically.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Check a pipeline file and the schemas of the inputs it needs, without reading data.
+    #[command(after_help = EXIT_CODES)]
+    Validate(RunArgs),
     /// Write a deterministic, realistic synthetic event log (Parquet).
     Generate(GenerateArgs),
+}
+
+/// `touchpoint run` / `touchpoint validate`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline file.
+    pub pipeline: PathBuf,
+    /// The run date (YYYY-MM-DD): the reporting window ends on it. Default: yesterday (UTC).
+    #[arg(long, value_parser = parse_date)]
+    pub run_date: Option<chrono::NaiveDate>,
+    /// Override the window length in days.
+    #[arg(long)]
+    pub window_days: Option<u32>,
+    /// Override any setting: section.key=value (TOML value), e.g. journeys.lookback_days=14.
+    /// Precedence: file < environment (TOUCHPOINT_<SECTION>__<KEY>) < flags.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print the resolved settings (and where each override came from) and exit.
+    #[arg(long)]
+    pub show_settings: bool,
+    /// Print the plan (window, input files, output paths) without reading data or writing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl RunArgs {
+    /// Load and resolve the pipeline with the process environment and these flags.
+    pub fn job(&self) -> Result<crate::job::Job> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        crate::job::load(
+            &self.pipeline,
+            &env,
+            &crate::job::Overrides {
+                run_date: self.run_date.map(|d| d.format("%Y-%m-%d").to_string()),
+                window_days: self.window_days,
+                set: self.set.clone(),
+            },
+        )
+    }
 }
 
 /// `touchpoint attribute`.
@@ -97,6 +143,31 @@ pub struct AttributeArgs {
     /// Also write `journey_credit`: one row per (converting journey, model, channel).
     #[arg(long)]
     pub journey_credit: bool,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+/// The reporting window (scheduled runs).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Reporting window")]
+pub struct WindowArgs {
+    /// Only report conversions of the --window-days UTC days ending on this date
+    /// (YYYY-MM-DD); touches are read back as far as the lookback needs. Adds `run_date`.
+    #[arg(long, value_parser = parse_date)]
+    pub run_date: Option<chrono::NaiveDate>,
+    /// Length of the reporting window in days.
+    #[arg(long, default_value_t = 1, requires = "run_date")]
+    pub window_days: u32,
+    /// Hive partition key of the input (`date=YYYY-MM-DD/` directories): partitions outside
+    /// the window and lookback are not read.
+    #[arg(long, default_value = "date")]
+    pub partition_key: String,
+}
+
+/// Parse a `YYYY-MM-DD` date (clap value parser: a bad date is a usage error, exit 2).
+pub fn parse_date(s: &str) -> std::result::Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a date like 2024-01-31"))
 }
 
 /// Column mapping of event logs.
@@ -308,6 +379,11 @@ impl AttributeArgs {
                 FormatArg::Csv => Format::Csv,
             },
             journey_credit: self.journey_credit,
+            window: self.window.run_date.map(|d| crate::config::Window {
+                run_date: d.format("%Y-%m-%d").to_string(),
+                days: self.window.window_days,
+            }),
+            partition_key: Some(self.window.partition_key.clone()),
         }
         .validate()
     }
@@ -325,13 +401,63 @@ impl AttributeArgs {
     }
 }
 
+/// A phase spinner on an interactive stderr (hidden otherwise, and with `-q`).
+fn spinner(cli: &Cli) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if cli.quiet || cli.log_format == LogFormat::Json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
+    );
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(pb)
+}
+
 /// Run a parsed command; returns the JSON summary to print.
 pub fn run(cli: &Cli) -> Result<serde_json::Value> {
+    let pb = spinner(cli);
+    let phase = |p: &'static str| {
+        if let Some(pb) = &pb {
+            pb.set_message(p);
+        }
+    };
+    let result = run_command(cli, &phase);
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    result
+}
+
+fn run_command(cli: &Cli, phase: &dyn Fn(&'static str)) -> Result<serde_json::Value> {
+    let to_json =
+        |s: &crate::pipeline::RunSummary| serde_json::to_value(s).map_err(|e| Error::Internal(e.to_string()));
     match &cli.command {
+        Command::Run(r) => {
+            let job = r.job()?;
+            if r.show_settings {
+                print!("{}", job.show());
+                return Ok(serde_json::json!({"status": "ok", "pipeline": job.file.display().to_string()}));
+            }
+            if r.dry_run {
+                let plan = job.plan()?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&plan).map_err(|e| Error::Internal(e.to_string()))?
+                );
+                return Ok(
+                    serde_json::json!({"status": "dry_run", "pipeline": job.file.display().to_string()}),
+                );
+            }
+            tracing::info!(pipeline = %job.file.display(), run_date = job.run_date(), "running pipeline");
+            to_json(&job.run(phase)?)
+        }
+        Command::Validate(r) => r.job()?.validate(),
         Command::Attribute(a) => {
             let settings = a.settings()?;
             let summary = match (&a.events, &a.paths) {
-                (Some(events), _) => crate::pipeline::attribute(events, &a.out, &settings)?,
+                (Some(events), _) => crate::pipeline::attribute_with(events, &a.out, &settings, phase)?,
                 (None, Some(paths)) => {
                     if settings.journey_credit {
                         return Err(Error::Config(
@@ -342,7 +468,7 @@ pub fn run(cli: &Cli) -> Result<serde_json::Value> {
                 }
                 (None, None) => return Err(Error::Config("one of --events or --paths is required".into())),
             };
-            serde_json::to_value(&summary).map_err(|e| Error::Internal(e.to_string()))
+            to_json(&summary)
         }
         Command::Generate(g) => {
             let t = std::time::Instant::now();

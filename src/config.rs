@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 /// How the event columns are named and interpreted (SPEC §1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Columns {
     /// User id column: string or integer.
     pub user: String,
@@ -63,7 +63,7 @@ pub enum InvalidRows {
 
 /// Rules that cut an event stream into journeys (SPEC §2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct JourneyRules {
     /// Touches older than this before the conversion (or before a non-converting journey's
     /// last touch) are dropped. Inclusive: exactly `lookback_days` old is still in.
@@ -102,6 +102,11 @@ impl JourneyRules {
     /// The lookback window in microseconds.
     pub fn lookback_micros(&self) -> i64 {
         days_to_micros(self.lookback_days)
+    }
+
+    /// The longest lookback of any touch type, µs (how far back a window run must read).
+    pub fn max_lookback_micros(&self) -> i64 {
+        self.lookback_by_type.values().map(|d| days_to_micros(*d)).fold(self.lookback_micros(), i64::max)
     }
 }
 
@@ -384,6 +389,47 @@ pub struct Settings {
     pub format: Format,
     /// Also write the per-journey credit table (`journey_credit`).
     pub journey_credit: bool,
+    /// Reporting window of a scheduled run (None: all conversions).
+    #[serde(default)]
+    pub window: Option<Window>,
+    /// Hive partition key of the input (`date` in `date=2024-01-05/`), used to skip the
+    /// partitions a window does not need.
+    #[serde(default)]
+    pub partition_key: Option<String>,
+}
+
+/// The reporting window of a scheduled run: conversions on the `days` UTC days ending with
+/// `run_date` (inclusive); touches are read as far back as the lookback needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// The run date, `YYYY-MM-DD`.
+    pub run_date: String,
+    /// Length of the window in days (≥ 1).
+    pub days: u32,
+}
+
+impl Window {
+    /// The run date as a date.
+    pub fn date(&self) -> Result<chrono::NaiveDate> {
+        chrono::NaiveDate::parse_from_str(&self.run_date, "%Y-%m-%d")
+            .map_err(|_| Error::Config(format!("run date `{}` is not a date like 2024-01-31", self.run_date)))
+    }
+
+    /// First and last date of the window.
+    pub fn dates(&self) -> Result<(chrono::NaiveDate, chrono::NaiveDate)> {
+        let end = self.date()?;
+        let start = end - chrono::Duration::days(self.days.max(1) as i64 - 1);
+        Ok((start, end))
+    }
+
+    /// The window as µs `[start, end)`.
+    pub fn range(&self) -> Result<(i64, i64)> {
+        let (a, b) = self.dates()?;
+        let us =
+            |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros();
+        Ok((us(a), us(b + chrono::Duration::days(1))))
+    }
 }
 
 impl Default for Settings {
@@ -395,6 +441,8 @@ impl Default for Settings {
             params: ModelParams::default(),
             format: Format::Parquet,
             journey_credit: false,
+            window: None,
+            partition_key: None,
         }
     }
 }
@@ -423,6 +471,12 @@ impl Settings {
                 return Err(Error::Config(format!(
                     "lookback for touch type `{t}` must be ≥ 0 days, got {d}"
                 )));
+            }
+        }
+        if let Some(w) = &self.window {
+            w.date()?;
+            if w.days == 0 {
+                return Err(Error::Config("window days must be at least 1".into()));
             }
         }
         if !self.journeys.lookback_by_type.is_empty() && self.columns.touch_type.is_none() {

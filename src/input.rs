@@ -199,7 +199,77 @@ struct FilePlan {
     rows: u64,
     user: UserKind,
     time: TimeKind,
+    time_dtype: DataType,
     marker: MarkerKind,
+}
+
+/// Which part of the input a run needs (scheduled runs read a window, not everything).
+#[derive(Debug, Clone, Default)]
+pub struct ReadScope {
+    /// Keep only events with `start ≤ ts < end` (µs): pushed down to the Parquet scan as a
+    /// predicate (row groups outside are skipped by their statistics).
+    pub range: Option<(i64, i64)>,
+    /// Hive partition key of the input (`date` in `date=2024-01-05/part.parquet`): files
+    /// whose partition date lies outside `range` are not opened at all.
+    pub partition_key: Option<String>,
+    /// Dates of the reporting window: each must have a partition when the input is
+    /// partitioned (a missing one means the data has not landed: exit 66).
+    pub required_dates: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+}
+
+/// The `key=YYYY-MM-DD` partition date of a file path, if any.
+pub fn partition_date(path: &Path, key: &str) -> Option<chrono::NaiveDate> {
+    path.components().rev().find_map(|c| {
+        let s = c.as_os_str().to_str()?;
+        let v = s.strip_prefix(key)?.strip_prefix('=')?;
+        chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()
+    })
+}
+
+/// The date (UTC) of a µs timestamp.
+pub fn date_of(us: i64) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp_micros(us).map(|d| d.date_naive()).unwrap_or_default()
+}
+
+/// Resolve the input files of a scope: partition pruning and the missing-partition check.
+pub fn scoped_inputs(spec: &str, scope: &ReadScope) -> Result<Vec<PathBuf>> {
+    let files = resolve_inputs(spec)?;
+    let (Some(key), Some((start, end))) = (&scope.partition_key, scope.range) else { return Ok(files) };
+    let (first, last) = (date_of(start), date_of(end - 1));
+    let partitioned = files.iter().any(|f| partition_date(f, key).is_some());
+    if partitioned {
+        if let Some((a, b)) = scope.required_dates {
+            let present: std::collections::BTreeSet<_> =
+                files.iter().filter_map(|f| partition_date(f, key)).collect();
+            let mut d = a;
+            while d <= b {
+                if !present.contains(&d) {
+                    return Err(Error::NotFound {
+                        path: PathBuf::from(spec),
+                        problem: format!("missing input partition {key}={d} of the reporting window"),
+                    });
+                }
+                d = d.succ_opt().expect("date in range");
+            }
+        }
+    }
+    let kept: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|f| partition_date(f, key).is_none_or(|d| d >= first && d <= last))
+        .collect();
+    if kept.is_empty() {
+        return Err(Error::NotFound {
+            path: PathBuf::from(spec),
+            problem: format!("no input partition between {first} and {last}"),
+        });
+    }
+    Ok(kept)
+}
+
+/// Check the schemas of the files a scope needs, without reading any data.
+pub fn validate_inputs(spec: &str, cols: &Columns, scope: &ReadScope) -> Result<Vec<InputFile>> {
+    let files = scoped_inputs(spec, scope)?;
+    files.iter().map(|f| check_schema(f, cols).map(|p| InputFile { path: p.path, rows: p.rows })).collect()
 }
 
 fn is_int(dt: &DataType) -> bool {
@@ -319,7 +389,8 @@ fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
             ));
         }
     }
-    Ok(FilePlan { path: path.to_path_buf(), rows, user, time, marker })
+    let time_dtype = schema.get(&cols.time).cloned().unwrap_or(DataType::Null);
+    Ok(FilePlan { path: path.to_path_buf(), rows, user, time, time_dtype, marker })
 }
 
 /// Interns values into dense ids in first-seen order; [`Interner::sorted_remap`] then
@@ -362,7 +433,17 @@ impl Interner<String> {
 
 /// Load every input file (after checking all their schemas first).
 pub fn load_events(spec: &str, cols: &Columns, on_invalid: InvalidRows) -> Result<EventLog> {
-    let files = resolve_inputs(spec)?;
+    load_events_scoped(spec, cols, on_invalid, &ReadScope::default())
+}
+
+/// Load the events a scope needs (see [`ReadScope`]).
+pub fn load_events_scoped(
+    spec: &str,
+    cols: &Columns,
+    on_invalid: InvalidRows,
+    scope: &ReadScope,
+) -> Result<EventLog> {
+    let files = scoped_inputs(spec, scope)?;
     let plans: Vec<FilePlan> = files.iter().map(|f| check_schema(f, cols)).collect::<Result<_>>()?;
     let first = &plans[0];
     for p in &plans[1..] {
@@ -390,7 +471,7 @@ pub fn load_events(spec: &str, cols: &Columns, on_invalid: InvalidRows) -> Resul
     let mut extra = Extra::default();
 
     for plan in &plans {
-        let df = read_file(plan, cols)?;
+        let df = read_file(plan, cols, scope.range)?;
         log.rows_read += df.height() as u64;
         log.files.push(InputFile { path: plan.path.clone(), rows: plan.rows });
         append_file(
@@ -406,6 +487,7 @@ pub fn load_events(spec: &str, cols: &Columns, on_invalid: InvalidRows) -> Resul
             &mut tie_is_str,
             &mut ties,
             &mut extra,
+            scope.range,
         )?;
     }
 
@@ -480,7 +562,7 @@ pub fn load_events(spec: &str, cols: &Columns, on_invalid: InvalidRows) -> Resul
 
 /// Scan one file lazily, projecting only the mapped columns; ISO-8601 time strings are
 /// parsed here, strictly (an unparseable time fails the file rather than becoming null).
-fn read_file(plan: &FilePlan, cols: &Columns) -> Result<DataFrame> {
+fn read_file(plan: &FilePlan, cols: &Columns, range: Option<(i64, i64)>) -> Result<DataFrame> {
     let path_str = plan.path.to_string_lossy().to_string();
     let lf = LazyFrame::scan_parquet(PlRefPath::new(path_str.as_str()), ScanArgsParquet::default())
         .map_err(|e| Error::bad_input(&plan.path, None, format!("cannot scan: {e}")))?;
@@ -509,7 +591,30 @@ fn read_file(plan: &FilePlan, cols: &Columns) -> Result<DataFrame> {
     for c in [&cols.touch_type, &cols.campaign].into_iter().flatten() {
         exprs.push(col(c.as_str()).cast(DataType::String));
     }
-    lf.select(exprs).collect().map_err(|e| {
+    let mut lf = lf.select(exprs);
+    if let Some((start, end)) = range {
+        // A literal of the column's own type keeps the predicate pushable to row-group
+        // statistics; ISO strings are filtered after parsing.
+        let bound = |us: i64| -> Expr {
+            match &plan.time_dtype {
+                DataType::Datetime(unit, tz) => {
+                    let v = match unit {
+                        TimeUnit::Nanoseconds => us.saturating_mul(1000),
+                        TimeUnit::Microseconds => us,
+                        TimeUnit::Milliseconds => us.div_euclid(1000),
+                    };
+                    lit(v).cast(DataType::Datetime(*unit, tz.clone()))
+                }
+                DataType::Date => lit(us.div_euclid(86_400_000_000) as i32).cast(DataType::Date),
+                _ => lit(us).cast(DataType::Datetime(TimeUnit::Microseconds, None)),
+            }
+        };
+        if plan.time != TimeKind::Str {
+            let t = col(cols.time.as_str());
+            lf = lf.filter(t.clone().gt_eq(bound(start)).and(t.lt(bound(end))));
+        }
+    }
+    lf.collect().map_err(|e| {
         let msg = e.to_string();
         let column = if plan.time == TimeKind::Str
             && (msg.contains("strptime") || msg.contains("conversion") || msg.contains("parse"))
@@ -579,6 +684,7 @@ fn append_file(
     tie_is_str: &mut bool,
     ties: &mut Vec<i64>,
     extra: &mut Extra,
+    range: Option<(i64, i64)>,
 ) -> Result<()> {
     let path = plan.path.as_path();
     let n = df.height();
@@ -726,6 +832,10 @@ fn append_file(
             reject("null time", i, &cols.time)?;
             continue;
         };
+        if range.is_some_and(|(a, b)| t < a || t >= b) {
+            log.rows_read -= 1; // outside the scope (ISO-string times are filtered here)
+            continue;
+        }
         let Some(is_conv) = conv[i] else {
             reject("null conversion marker", i, &cols.conversion)?;
             continue;

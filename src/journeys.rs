@@ -104,7 +104,8 @@ pub struct Journeys {
 pub struct Recorded {
     /// Dense user id.
     pub user: Vec<u32>,
-    /// Conversion number of the user (1-based; unattributed conversions count too).
+    /// 1 + the number of earlier conversions of the user at the same instant (almost always
+    /// 1), so `(user, conversion_ts, seq)` identifies a journey in every run.
     pub seq: Vec<u32>,
     /// Conversion time, µs.
     pub conversion_ts: Vec<i64>,
@@ -195,6 +196,9 @@ pub struct JourneyOptions {
     pub transforms: Vec<ResolvedTransform>,
     /// Record converting journeys one by one (time decay, per-journey credit).
     pub record: bool,
+    /// Reporting window `[start, end)` µs: only journeys ending inside it are counted
+    /// (earlier conversions still cut the stream).
+    pub report: Option<(i64, i64)>,
 }
 
 impl JourneyOptions {
@@ -229,6 +233,7 @@ impl JourneyOptions {
             conversion_is_touch: rules.conversion_is_touch,
             transforms,
             record,
+            report: None,
         }
     }
 }
@@ -516,7 +521,8 @@ fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &[u32], opts: &Journe
         let user = log.user[rows[i] as usize];
         c.stats.users += 1;
         pending.clear();
-        let mut seq = 0u32;
+        let (mut seq, mut last_conv) = (0u32, i64::MIN);
+        let reported = |ts: i64| opts.report.is_none_or(|(a, b)| ts >= a && ts < b);
         while i < rows.len() && log.user[rows[i] as usize] == user {
             let r = rows[i] as usize;
             let ts = log.ts[r];
@@ -525,12 +531,15 @@ fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &[u32], opts: &Journe
                 if opts.conversion_is_touch && ch != NO_CHANNEL {
                     pending.push(Pending { touch: Touch { channel: ch, ts }, lookback: lookback_of(r) });
                 }
-                c.stats.expired_touches += within(&pending, ts, &mut kept);
-                apply_transforms(&mut kept, &opts.transforms, n_codes);
-                seq += 1;
-                c.converting(&kept, log.value[r]);
-                if opts.record && !kept.is_empty() {
-                    c.recorded.push(user, seq, ts, log.value[r], &kept);
+                seq = if ts == last_conv { seq + 1 } else { 1 };
+                last_conv = ts;
+                if reported(ts) {
+                    c.stats.expired_touches += within(&pending, ts, &mut kept);
+                    apply_transforms(&mut kept, &opts.transforms, n_codes);
+                    c.converting(&kept, log.value[r]);
+                    if opts.record && !kept.is_empty() {
+                        c.recorded.push(user, seq, ts, log.value[r], &kept);
+                    }
                 }
                 pending.clear();
             } else {
@@ -539,7 +548,7 @@ fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &[u32], opts: &Journe
             }
             i += 1;
         }
-        if let Some(last) = pending.last() {
+        if let Some(last) = pending.last().filter(|p| reported(p.touch.ts)) {
             c.stats.expired_touches += within(&pending, last.touch.ts, &mut kept);
             apply_transforms(&mut kept, &opts.transforms, n_codes);
             c.non_converting(&kept);

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod generate;
 pub mod input;
+pub mod job;
 pub mod journeys;
 pub mod markov;
 pub mod models;

@@ -112,14 +112,108 @@ pub fn publish(
     result
 }
 
+const STAGING_PREFIX: &str = ".touchpoint-staging-";
+
+/// Take the output directory's lock (one publisher at a time) and remove staging
+/// directories that a killed run left behind (safe: nobody else can be publishing).
+fn lock_and_clean(dir: &Path) -> Result<File> {
+    let lock_path = dir.join(".touchpoint.lock");
+    let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
+            tracing::warn!(path = %entry.path().display(), "removing the staging directory of an interrupted run");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(lock)
+}
+
+/// Fault injection for the crash tests: `TOUCHPOINT_FAULT=pause_before_commit` stops the
+/// run after every file is staged and before anything is published, so a test can
+/// SIGKILL it there.
+fn fault_point() {
+    if std::env::var("TOUCHPOINT_FAULT").as_deref() == Ok("pause_before_commit") {
+        eprintln!("touchpoint: fault injection: staged, pausing before commit");
+        std::thread::sleep(std::time::Duration::from_secs(600));
+    }
+}
+
+fn write_manifest(path: &Path, doc: &serde_json::Value) -> Result<()> {
+    let f = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut w = BufWriter::new(f);
+    serde_json::to_writer_pretty(&mut w, doc).map_err(|e| Error::io(path, e.into()))?;
+    w.write_all(b"\n").map_err(|e| Error::io(path, e))?;
+    let f = w.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
+    f.sync_all().map_err(|e| Error::io(path, e))
+}
+
+/// Publish tables as hive partitions `<root>/<table>/run_date=<date>/part-0.<ext>` and the
+/// manifest as `<root>/_manifest/run_date=<date>/_manifest.json`, written last.
+///
+/// Everything is staged first; each partition directory is then swapped in by rename (the
+/// old one moved into the staging directory, which is deleted), and the manifest replaced
+/// atomically. A run that fails or is killed before the swap leaves every previous partition
+/// and manifest untouched; a rerun of the same date replaces them with identical bytes.
+pub fn publish_partitioned(
+    root: &Path,
+    run_date: &str,
+    format: Format,
+    tables: &mut [OutputTable],
+    manifest: impl FnOnce(&[WrittenFile]) -> serde_json::Value,
+) -> Result<Vec<WrittenFile>> {
+    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    let _lock = lock_and_clean(root)?;
+    let staging =
+        tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir_in(root).map_err(|e| Error::io(root, e))?;
+    let part = format!("run_date={run_date}");
+    let file = format!("part-0.{}", format.extension());
+    let mut written = Vec::new();
+    for t in tables.iter_mut() {
+        let dir = staging.path().join(t.name).join(&part);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let path = dir.join(&file);
+        write_table(&mut t.df, &path, format)?;
+        let (sha256, bytes) = sha256_file(&path)?;
+        written.push(WrittenFile {
+            table: t.name.to_string(),
+            file: format!("{}/{part}/{file}", t.name),
+            rows: t.df.height(),
+            bytes,
+            sha256,
+        });
+    }
+    let staged_manifest = staging.path().join("_manifest.json");
+    write_manifest(&staged_manifest, &manifest(&written))?;
+    fault_point();
+    let trash = staging.path().join(".replaced");
+    std::fs::create_dir_all(&trash).map_err(|e| Error::io(&trash, e))?;
+    for t in tables.iter() {
+        let table_dir = root.join(t.name);
+        std::fs::create_dir_all(&table_dir).map_err(|e| Error::io(&table_dir, e))?;
+        let target = table_dir.join(&part);
+        if target.exists() {
+            std::fs::rename(&target, trash.join(t.name)).map_err(|e| Error::io(&target, e))?;
+        }
+        std::fs::rename(staging.path().join(t.name).join(&part), &target)
+            .map_err(|e| Error::io(&target, e))?;
+    }
+    let manifest_dir = root.join("_manifest").join(&part);
+    std::fs::create_dir_all(&manifest_dir).map_err(|e| Error::io(&manifest_dir, e))?;
+    let final_manifest = manifest_dir.join("_manifest.json");
+    std::fs::rename(&staged_manifest, &final_manifest).map_err(|e| Error::io(&final_manifest, e))?;
+    Ok(written)
+}
+
 fn publish_inner(
     out_dir: &Path,
     format: Format,
     tables: &mut [OutputTable],
     manifest: impl FnOnce(&[WrittenFile]) -> serde_json::Value,
 ) -> Result<Vec<WrittenFile>> {
+    let _lock = lock_and_clean(out_dir)?;
     let staging = tempfile::Builder::new()
-        .prefix(".touchpoint-staging-")
+        .prefix(STAGING_PREFIX)
         .tempdir_in(out_dir)
         .map_err(|e| Error::io(out_dir, e))?;
     let mut written = Vec::new();
@@ -140,14 +234,8 @@ fn publish_inner(
     }
     let doc = manifest(&written);
     let tmp_manifest = staging.path().join(MANIFEST);
-    {
-        let f = File::create(&tmp_manifest).map_err(|e| Error::io(&tmp_manifest, e))?;
-        let mut w = BufWriter::new(f);
-        serde_json::to_writer_pretty(&mut w, &doc).map_err(|e| Error::io(&tmp_manifest, e.into()))?;
-        w.write_all(b"\n").map_err(|e| Error::io(&tmp_manifest, e))?;
-        let f = w.into_inner().map_err(|e| Error::io(&tmp_manifest, e.into_error()))?;
-        f.sync_all().map_err(|e| Error::io(&tmp_manifest, e))?;
-    }
+    write_manifest(&tmp_manifest, &doc)?;
+    fault_point();
     // Commit: retire the old manifest, move tables in, then the new manifest last.
     let final_manifest = out_dir.join(MANIFEST);
     match std::fs::remove_file(&final_manifest) {

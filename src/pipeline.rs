@@ -15,7 +15,7 @@ use crate::input::{self, EventLog, InputFile, NO_CHANNEL};
 use crate::journeys::{self, JourneyOptions, JourneyStats, Journeys, Recorded};
 use crate::markov::{self, MarkovResult, OrderScore, SequenceEffect};
 use crate::models::{self, Credits, OrderedShare, RuleModel};
-use crate::output::{self, WrittenFile};
+use crate::output::{self, OutputTable, WrittenFile};
 use crate::paths::PathTable;
 use crate::report;
 
@@ -238,14 +238,39 @@ pub struct RunResult {
     pub input: InputSummary,
 }
 
+/// The read scope and the reporting range of a run's window (none: read and report all).
+pub fn scope_of(settings: &Settings) -> Result<(input::ReadScope, Option<(i64, i64)>)> {
+    let Some(w) = &settings.window else { return Ok((input::ReadScope::default(), None)) };
+    let (start, end) = w.range()?;
+    let scope = input::ReadScope {
+        range: Some((start - settings.journeys.max_lookback_micros(), end)),
+        partition_key: settings.partition_key.clone(),
+        required_dates: Some(w.dates()?),
+    };
+    Ok((scope, Some((start, end))))
+}
+
 /// Read events and run journeys and models (no output written).
 pub fn compute(
     events: &str,
     settings: &Settings,
     timings: &mut Vec<(&'static str, u128)>,
 ) -> Result<RunResult> {
+    compute_with(events, settings, timings, &|_| {})
+}
+
+/// [`compute`], reporting each phase as it starts (for progress display).
+pub fn compute_with(
+    events: &str,
+    settings: &Settings,
+    timings: &mut Vec<(&'static str, u128)>,
+    phase: &dyn Fn(&'static str),
+) -> Result<RunResult> {
+    phase("read");
     let t = Instant::now();
-    let log = input::load_events(events, &settings.columns, settings.journeys.on_invalid_rows)?;
+    let (scope, report) = scope_of(settings)?;
+    let log =
+        input::load_events_scoped(events, &settings.columns, settings.journeys.on_invalid_rows, &scope)?;
     timings.push(("read", t.elapsed().as_millis()));
     tracing::info!(
         files = log.files.len(),
@@ -255,9 +280,11 @@ pub fn compute(
         "read input"
     );
 
+    phase("journeys");
     let t = Instant::now();
     let record = settings.journey_credit || settings.has(Model::TimeDecay);
-    let opts = JourneyOptions::resolve(&settings.journeys, &log, &log.channels, record);
+    let mut opts = JourneyOptions::resolve(&settings.journeys, &log, &log.channels, record);
+    opts.report = report;
     let journeys = journeys::build_with(&log, &log.channel, &log.channels, &opts);
     let campaign_journeys = match campaign_units(&log) {
         Some((codes, pairs)) => {
@@ -285,6 +312,7 @@ pub fn compute(
     let channels = log.channels.clone();
     drop(log);
 
+    phase("models");
     let t = Instant::now();
     let analysis = analyze(journeys, &channels, settings)?;
     let campaign = match campaign_journeys {
@@ -308,36 +336,54 @@ pub fn publish(
     out: &Path,
     settings: &Settings,
     command: &str,
+    timings: Vec<(&'static str, u128)>,
+    t0: Instant,
+) -> Result<RunSummary> {
+    publish_with(run, settings, command, timings, t0, &out.display().to_string(), |tabs, doc| {
+        let mut doc = doc;
+        output::publish(out, settings.format, tabs, |files| {
+            doc["outputs"] = json!(files);
+            doc
+        })
+    })
+}
+
+/// Build the tables and the manifest document of a run and hand them to `publisher`
+/// (a plain directory or date partitions), then summarise.
+pub fn publish_with(
+    run: &RunResult,
+    settings: &Settings,
+    command: &str,
     mut timings: Vec<(&'static str, u128)>,
     t0: Instant,
+    out: &str,
+    publisher: impl FnOnce(&mut [OutputTable], serde_json::Value) -> Result<Vec<WrittenFile>>,
 ) -> Result<RunSummary> {
     let t = Instant::now();
     let mut tabs = report::tables(run, settings)?;
     let a = &run.analysis;
     let status = if a.stats.total_conversions > 0.0 { "ok" } else { "ok_no_conversions" };
-    let timings_snapshot = timings.clone();
-    let written = output::publish(out, settings.format, &mut tabs, |files| {
-        json!({
-            "tool": "touchpoint",
-            "version": env!("CARGO_PKG_VERSION"),
-            "command": command,
-            "status": status,
-            "settings": settings,
-            "ordering": "user, time, touches before conversions, tie-breaker, channel name, value",
-            "inputs": run.input.files,
-            "rows_read": run.input.rows_read,
-            "events": run.input.events,
-            "markov_order_used": a.markov.as_ref().map(|m| m.chain.order),
-            "outputs": files,
-            "warnings": a.warnings,
-            "timings_ms": timings_snapshot.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-        })
-    })?;
+    let doc = json!({
+        "tool": "touchpoint",
+        "version": env!("CARGO_PKG_VERSION"),
+        "command": command,
+        "status": status,
+        "settings": settings,
+        "ordering": "user, time, touches before conversions, tie-breaker, channel name, value",
+        "inputs": run.input.files,
+        "rows_read": run.input.rows_read,
+        "events": run.input.events,
+        "markov_order_used": a.markov.as_ref().map(|m| m.chain.order),
+        "outputs": [],
+        "warnings": a.warnings,
+        "timings_ms": timings.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+    });
+    let written = publisher(&mut tabs, doc)?;
     timings.push(("write", t.elapsed().as_millis()));
-    tracing::info!(dir = %out.display(), files = written.len(), "published outputs");
+    tracing::info!(out, files = written.len(), "published outputs");
     Ok(RunSummary {
         status,
-        out: out.display().to_string(),
+        out: out.to_owned(),
         events: run.input.events,
         journeys: a.stats.journeys,
         conversions: a.stats.total_conversions,
@@ -350,10 +396,33 @@ pub fn publish(
 
 /// Run the `attribute` job: read `events`, attribute, and publish the tables to `out`.
 pub fn attribute(events: &str, out: &Path, settings: &Settings) -> Result<RunSummary> {
+    attribute_with(events, out, settings, &|_| {})
+}
+
+/// [`attribute`], reporting phases as they start.
+pub fn attribute_with(
+    events: &str,
+    out: &Path,
+    settings: &Settings,
+    phase: &dyn Fn(&'static str),
+) -> Result<RunSummary> {
     let t0 = Instant::now();
     let mut timings = Vec::new();
-    let run = compute(events, settings, &mut timings)?;
-    publish(&run, out, settings, "attribute", timings, t0)
+    let run = compute_with(events, settings, &mut timings, phase)?;
+    phase("write");
+    match &settings.window {
+        // A windowed ad-hoc run writes the same date partitions as a scheduled one.
+        Some(w) => {
+            publish_with(&run, settings, "attribute", timings, t0, &out.display().to_string(), |tabs, doc| {
+                let mut doc = doc;
+                output::publish_partitioned(out, &w.run_date, settings.format, tabs, |files| {
+                    doc["outputs"] = json!(files);
+                    doc
+                })
+            })
+        }
+        None => publish(&run, out, settings, "attribute", timings, t0),
+    }
 }
 
 /// Column names of an aggregated path table.

@@ -323,6 +323,36 @@ pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<DataFrame>
     ])
 }
 
+/// The tables a run with these settings writes, in order (for `--dry-run`; the sequence
+/// effects table appears only when the order used is ≥ 2).
+pub fn table_names(settings: &Settings) -> Vec<&'static str> {
+    let mut t = vec!["channel_attribution"];
+    if settings.columns.campaign.is_some() {
+        t.push("campaign_attribution");
+    }
+    if settings.has(Model::Markov) {
+        t.extend(["markov_removal_effects", "markov_transitions"]);
+        let seq = match settings.params.markov_order {
+            crate::config::MarkovOrder::Fixed(k) => k >= 2,
+            crate::config::MarkovOrder::Auto { .. } => true,
+        };
+        if seq && settings.params.markov_max_sequences > 0 {
+            t.push("markov_sequence_effects");
+        }
+        if matches!(settings.params.markov_order, crate::config::MarkovOrder::Auto { .. }) {
+            t.push("markov_order_selection");
+        }
+    }
+    if settings.has(Model::Shapley) {
+        t.push("shapley_ordered");
+    }
+    t.extend(["path_summary", "data_quality"]);
+    if settings.journey_credit {
+        t.push("journey_credit");
+    }
+    t
+}
+
 /// Every output table of a run, in a fixed order.
 pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<OutputTable>> {
     let a = &run.analysis;
@@ -347,6 +377,18 @@ pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<OutputTable>> 
     t.push(OutputTable { name: "data_quality", df: data_quality(a, &run.input)? });
     if settings.journey_credit {
         t.push(OutputTable { name: "journey_credit", df: journey_credit(run, settings)? });
+    }
+    if let Some(w) = &settings.window {
+        // Scheduled runs: `run_date` as the first column of every table, so a dataset of
+        // many partitions stays self-describing when the files are copied elsewhere.
+        let days =
+            (w.date()? - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
+        for table in &mut t {
+            let col = Series::new("run_date".into(), vec![days; table.df.height()])
+                .cast(&DataType::Date)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            table.df.insert_column(0, Column::from(col)).map_err(|e| Error::Internal(e.to_string()))?;
+        }
     }
     Ok(t)
 }

@@ -251,7 +251,7 @@ fn bad_input_fails_with_its_exit_code_names_file_and_column_and_writes_nothing()
         assert_eq!(files(&kept), before, "{}: previous outputs intact", bad.name);
         let leftovers: Vec<_> = std::fs::read_dir(&kept)
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.'))
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".touchpoint-staging"))
             .collect();
         assert!(leftovers.is_empty(), "{}: no staging left behind", bad.name);
     }

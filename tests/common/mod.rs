@@ -73,6 +73,7 @@ pub fn read_parquet(path: &Path) -> (Vec<String>, Vec<Vec<Cell>>) {
                     Field::ULong(x) => Cell::Num(*x as f64),
                     Field::TimestampMicros(x) => Cell::Num(*x as f64),
                     Field::Bool(b) => Cell::Num(*b as u8 as f64),
+                    Field::Date(d) => Cell::Num(*d as f64),
                     other => panic!("unexpected field {other:?}"),
                 })
                 .collect(),
