@@ -369,7 +369,9 @@ fn aggregated_path_input_reproduces_the_oracles() {
 
 fn campaign_events(path: &Path) {
     let day = 86_400_000_000i64;
-    let rows: Vec<(&str, i64, Option<&str>, &str, Option<f64>, Option<&str>, &str)> = vec![
+    // (user, day, channel, event, revenue, campaign, touch type)
+    type Row<'a> = (&'a str, i64, Option<&'a str>, &'a str, Option<f64>, Option<&'a str>, &'a str);
+    let rows: Vec<Row> = vec![
         ("u1", 1, Some("search"), "touch", None, Some("brand"), "click"),
         ("u1", 2, Some("social"), "touch", None, Some("spring"), "impression"),
         ("u1", 3, None, "conversion", Some(10.0), None, "click"),
