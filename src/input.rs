@@ -35,7 +35,8 @@ pub struct InputFile {
 /// The events of all input files, column by column, with dense ids.
 #[derive(Debug, Default, Clone)]
 pub struct EventLog {
-    /// User id, dense, numbered in the sorted order of the user values.
+    /// User id, dense. Numbered in the order of the values for integer ids, and of a stable
+    /// 128-bit hash (XXH3) of the value for string ids: either way independent of row order.
     pub user: Vec<u32>,
     /// Event time, µs since the Unix epoch (UTC).
     pub ts: Vec<i64>,
@@ -393,6 +394,100 @@ fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
     Ok(FilePlan { path: path.to_path_buf(), rows, user, time, time_dtype, marker })
 }
 
+/// String user ids interned by their XXH3-128 hash: no string comparison and no allocation
+/// per row (one per distinct user, for the name). A collision of two distinct ids would need
+/// ~2^64 users; ids are renumbered in hash order, which is stable across runs and versions.
+///
+/// The table is split into shards by hash, interned in parallel; a provisional id is
+/// `local · shards + shard`, made dense by [`HashedUsers::sorted_remap`].
+struct HashedUsers {
+    shards: Vec<UserShard>,
+}
+
+#[derive(Default)]
+struct UserShard {
+    ids: FxHashMap<u128, u32>,
+    names: Vec<String>,
+    hashes: Vec<u128>,
+}
+
+impl Default for HashedUsers {
+    fn default() -> Self {
+        let n = rayon::current_num_threads().clamp(1, 16);
+        HashedUsers { shards: (0..n).map(|_| UserShard::default()).collect() }
+    }
+}
+
+impl HashedUsers {
+    /// Provisional ids of a column's values ([`NO_CHANNEL`] for nulls).
+    /// `hashes[i] == 0` marks a null (a real value hashing to 0 has probability 2^-128);
+    /// `name(i)` gives the value of row i, asked once per new user.
+    fn intern_all<'a>(&mut self, hashes: &[u128], name: impl Fn(usize) -> &'a str + Sync) -> Vec<u32> {
+        use rayon::prelude::*;
+        let p = self.shards.len();
+        let per_shard: Vec<Vec<u32>> = self
+            .shards
+            .par_iter_mut()
+            .enumerate()
+            .map(|(s, shard)| {
+                let mut out = Vec::with_capacity(hashes.len() / p + 1);
+                for (i, &h) in hashes.iter().enumerate() {
+                    if h == 0 || (h as usize) % p != s {
+                        continue;
+                    }
+                    let n = shard.ids.len() as u32;
+                    let id = *shard.ids.entry(h).or_insert_with(|| {
+                        shard.names.push(name(i).to_owned());
+                        shard.hashes.push(h);
+                        n
+                    });
+                    out.push(id);
+                }
+                out
+            })
+            .collect();
+        let mut cursor = vec![0usize; p];
+        hashes
+            .iter()
+            .map(|&h| {
+                if h == 0 {
+                    return NO_CHANNEL;
+                }
+                let s = (h as usize) % p;
+                let local = per_shard[s][cursor[s]];
+                cursor[s] += 1;
+                local * p as u32 + s as u32
+            })
+            .collect()
+    }
+
+    /// `remap[provisional id] = dense id` in hash order, and the names in dense-id order.
+    fn sorted_remap(self) -> (Vec<u32>, Vec<String>) {
+        let p = self.shards.len() as u32;
+        let mut all: Vec<(u128, u32)> = Vec::new();
+        let mut max_id = 0u32;
+        for (s, shard) in self.shards.iter().enumerate() {
+            for (local, &h) in shard.hashes.iter().enumerate() {
+                let id = local as u32 * p + s as u32;
+                max_id = max_id.max(id + 1);
+                all.push((h, id));
+            }
+        }
+        all.sort_unstable();
+        let mut remap = vec![0u32; max_id as usize];
+        for (new, (_, id)) in all.iter().enumerate() {
+            remap[*id as usize] = new as u32;
+        }
+        let mut names: Vec<Vec<Option<String>>> =
+            self.shards.into_iter().map(|sh| sh.names.into_iter().map(Some).collect()).collect();
+        let names = all
+            .iter()
+            .map(|(_, id)| names[(id % p) as usize][(id / p) as usize].take().expect("each name once"))
+            .collect();
+        (remap, names)
+    }
+}
+
 /// Interns values into dense ids in first-seen order; [`Interner::sorted_remap`] then
 /// renumbers them in sorted order, so the final ids never depend on row order.
 #[derive(Default)]
@@ -462,7 +557,7 @@ pub fn load_events_scoped(
     }
 
     let mut log = EventLog::default();
-    let mut str_users: Interner<String> = Interner::default();
+    let mut str_users = HashedUsers::default();
     let mut int_users: Interner<i64> = Interner::default();
     let mut channels: Interner<String> = Interner::default();
     let mut str_ties: Interner<String> = Interner::default();
@@ -471,7 +566,10 @@ pub fn load_events_scoped(
     let mut extra = Extra::default();
 
     for plan in &plans {
+        let t = std::time::Instant::now();
         let df = read_file(plan, cols, scope.range)?;
+        tracing::debug!(file = %plan.path.display(), rows = df.height(), ms = t.elapsed().as_millis(), "scanned");
+        let t = std::time::Instant::now();
         log.rows_read += df.height() as u64;
         log.files.push(InputFile { path: plan.path.clone(), rows: plan.rows });
         append_file(
@@ -489,7 +587,9 @@ pub fn load_events_scoped(
             &mut extra,
             scope.range,
         )?;
+        tracing::debug!(ms = t.elapsed().as_millis(), "converted to columns");
     }
+    let t = std::time::Instant::now();
 
     if log.rows_read == 0 {
         return Err(Error::bad_input(PathBuf::from(spec), None, "the input has no rows"));
@@ -537,8 +637,9 @@ pub fn load_events_scoped(
         log.campaign = Some(v);
         log.campaigns = names;
     }
-    for u in &mut log.user {
-        *u = user_remap[*u as usize];
+    {
+        use rayon::prelude::*;
+        log.user.par_iter_mut().for_each(|u| *u = user_remap[*u as usize]);
     }
     log.n_users = n_users;
     let (chan_remap, names) = channels.sorted_remap();
@@ -548,6 +649,7 @@ pub fn load_events_scoped(
         }
     }
     log.channels = names;
+    tracing::debug!(ms = t.elapsed().as_millis(), "renumbered ids");
     if cols.tie_breaker.is_some() {
         if tie_is_str {
             let (r, _) = str_ties.sorted_remap();
@@ -639,7 +741,9 @@ fn cast_err<'a>(path: &'a Path, name: &str) -> impl Fn(PolarsError) -> Error + '
 }
 
 /// Convert a time series to µs since the epoch, UTC.
-fn time_micros(s: &Series, path: &Path, name: &str) -> Result<Vec<Option<i64>>> {
+/// Null times are [`NULL_TIME`] (a sentinel no real timestamp reaches), which halves the
+/// memory of an `Option<i64>` column.
+fn time_micros(s: &Series, path: &Path, name: &str) -> Result<Vec<i64>> {
     let err = cast_err(path, name);
     match s.dtype() {
         DataType::Datetime(unit, _) => {
@@ -650,16 +754,18 @@ fn time_micros(s: &Series, path: &Path, name: &str) -> Result<Vec<Option<i64>>> 
             };
             let phys = s.to_physical_repr();
             let ca = phys.i64().map_err(&err)?;
-            Ok(ca.iter().map(|v| v.map(|x| x.div_euclid(div) * mul)).collect())
+            Ok(ca.iter().map(|v| v.map_or(NULL_TIME, |x| x.div_euclid(div) * mul)).collect())
         }
         DataType::Date => {
             let phys = s.to_physical_repr();
             let ca = phys.i32().map_err(&err)?;
-            Ok(ca.iter().map(|v| v.map(|d| d as i64 * 86_400_000_000)).collect())
+            Ok(ca.iter().map(|v| v.map_or(NULL_TIME, |d| d as i64 * 86_400_000_000)).collect())
         }
         d => Err(Error::bad_input(path, Some(name), type_problem(d, "a timestamp"))),
     }
 }
+
+const NULL_TIME: i64 = i64::MIN;
 
 /// Interners and ids of the optional touch-type and campaign columns.
 #[derive(Default)]
@@ -677,7 +783,7 @@ fn append_file(
     on_invalid: InvalidRows,
     df: &DataFrame,
     log: &mut EventLog,
-    str_users: &mut Interner<String>,
+    str_users: &mut HashedUsers,
     int_users: &mut Interner<i64>,
     channels: &mut Interner<String>,
     str_ties: &mut Interner<String>,
@@ -726,20 +832,22 @@ fn append_file(
     }
 
     // Value.
-    let values: Option<Vec<Option<f64>>> = match &cols.value {
+    // Value: validated here; a null value is worth 0.
+    let values: Option<Vec<f64>> = match &cols.value {
         Some(v) => {
             let s = series(df, v, path)?;
             let ca = s.f64().map_err(cast_err(path, v))?;
-            let vals: Vec<Option<f64>> = ca.iter().collect();
-            for (i, x) in vals.iter().enumerate() {
-                if let Some(x) = x {
-                    if !x.is_finite() || *x < 0.0 {
+            let mut vals: Vec<f64> = Vec::with_capacity(n);
+            for (i, x) in ca.iter().enumerate() {
+                match x {
+                    Some(x) if !x.is_finite() || x < 0.0 => {
                         return Err(Error::bad_input(
                             path,
                             Some(v),
                             format!("conversion values must be finite and ≥ 0, found {x} (row {i})"),
-                        ));
+                        ))
                     }
+                    x => vals.push(x.unwrap_or(0.0)),
                 }
             }
             Some(vals)
@@ -816,22 +924,43 @@ fn append_file(
         }
     };
 
-    let mut user_iter_s = user_str.map(|ca| ca.iter());
-    let mut user_iter_i = user_int.map(|ca| ca.iter());
-    for (i, (t, ch)) in ts.iter().zip(chan_ca.iter()).enumerate() {
-        let user_id: Option<u32> = if let Some(it) = user_iter_s.as_mut() {
-            it.next().flatten().map(|u| str_users.intern_str(u))
-        } else {
-            user_iter_i.as_mut().and_then(|it| it.next().flatten()).map(|u| int_users.intern_owned(u))
-        };
+    // User ids first: string ids are hashed in parallel, then interned by hash.
+    let user_ids: Vec<u32> = match (user_str, user_int) {
+        (Some(ca), _) => {
+            let hashes: Vec<u128> = ca
+                .iter()
+                .map(|v| v.map(|u| xxhash_rust::xxh3::xxh3_128(u.as_bytes())).unwrap_or(0))
+                .collect();
+            str_users.intern_all(&hashes, |i| ca.get(i).unwrap_or_default())
+        }
+        (None, Some(ca)) => {
+            ca.iter().map(|v| v.map(|u| int_users.intern_owned(u)).unwrap_or(NO_CHANNEL)).collect()
+        }
+        (None, None) => unreachable!("the user column is a string or an integer"),
+    };
+    // Channel ids through a per-file dictionary of the (few) distinct names.
+    let chan_ids: Vec<u32> = {
+        let mut dict: FxHashMap<&str, u32> = FxHashMap::default();
+        chan_ca
+            .iter()
+            .map(|v| match v {
+                Some(c) => *dict.entry(c).or_insert_with(|| channels.intern_str(c)),
+                None => NO_CHANNEL,
+            })
+            .collect()
+    };
+    for (i, t) in ts.iter().enumerate() {
+        let ch = (chan_ids[i] != NO_CHANNEL).then_some(chan_ids[i]);
+        let user_id = (user_ids[i] != NO_CHANNEL).then_some(user_ids[i]);
         let Some(user_id) = user_id else {
             reject("null user id", i, &cols.user)?;
             continue;
         };
-        let Some(t) = *t else {
+        let t = *t;
+        if t == NULL_TIME {
             reject("null time", i, &cols.time)?;
             continue;
-        };
+        }
         if range.is_some_and(|(a, b)| t < a || t >= b) {
             log.rows_read -= 1; // outside the scope (ISO-string times are filtered here)
             continue;
@@ -841,7 +970,7 @@ fn append_file(
             continue;
         };
         let channel = match ch {
-            Some(c) => channels.intern_str(c),
+            Some(c) => c,
             None if is_conv => NO_CHANNEL,
             None => {
                 reject("null channel on a touch", i, &cols.channel)?;
@@ -862,7 +991,7 @@ fn append_file(
         log.ts.push(t);
         log.channel.push(channel);
         log.is_conversion.push(is_conv);
-        log.value.push(if is_conv { values.as_ref().and_then(|v| v[i]).unwrap_or(0.0) } else { 0.0 });
+        log.value.push(if is_conv { values.as_ref().map_or(0.0, |v| v[i]) } else { 0.0 });
         if let Some(x) = tie {
             ties.push(x);
         }

@@ -305,44 +305,133 @@ impl Collector {
 }
 
 /// Rows per chunk (approximately; chunks end at user boundaries).
-const CHUNK_ROWS: usize = 1 << 16;
+pub const CHUNK_ROWS: usize = 1 << 16;
 
-/// Sort the events into journey order: by user, time, touches before conversions, then the
-/// tie-breaker, channel name and value. Returns row indices.
-pub fn sort_events(log: &EventLog) -> Vec<u32> {
-    let n = log.len();
-    assert!(n < u32::MAX as usize, "more than 4G events in one run: use --shard");
-    let min_ts = log.ts.iter().copied().min().unwrap_or(0);
-    let mut keys: Vec<u128> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            let rel = (log.ts[i].wrapping_sub(min_ts)) as u64 as u128; // < 2^63 for any real span
-            ((log.user[i] as u128) << 96) | (rel << 33) | ((log.is_conversion[i] as u128) << 32) | i as u128
-        })
-        .collect();
-    keys.par_sort_unstable();
-    let mut order: Vec<u32> = keys.iter().map(|k| *k as u32).collect();
-    // Resolve the rare ties on (user, time, flag) by the remaining keys.
-    let mut i = 0;
-    while i < n {
-        let head = keys[i] >> 32;
-        let mut j = i + 1;
-        while j < n && keys[j] >> 32 == head {
-            j += 1;
-        }
-        if j - i > 1 {
-            order[i..j].sort_by(|&a, &b| {
-                let (a, b) = (a as usize, b as usize);
-                let ta = log.tie.as_ref().map(|t| t[a]);
-                let tb = log.tie.as_ref().map(|t| t[b]);
-                ta.cmp(&tb)
-                    .then(log.channel[a].cmp(&log.channel[b]))
-                    .then(log.value[a].total_cmp(&log.value[b]))
-            });
-        }
-        i = j;
+/// The events in journey order: grouped by user (in user-id order), and within a user by
+/// time, touches before conversions, then the tie-breaker, channel name and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventOrder {
+    /// Packed keys in journey order: `(time − min_time) << 33 | is_conversion << 32 | row`.
+    /// The walk decodes time and flag from the key, so only the channel and value need a
+    /// look-up by row.
+    pub keys: Vec<u128>,
+    /// The smallest time, µs (keys hold times relative to it).
+    pub min_ts: i64,
+    /// Chunks of whole users, ~[`CHUNK_ROWS`] rows each: `keys[bounds[i]..bounds[i + 1]]`.
+    /// The boundaries depend only on the data, never on the thread count.
+    pub bounds: Vec<usize>,
+}
+
+impl EventOrder {
+    /// Row indices in journey order.
+    pub fn rows(&self) -> impl Iterator<Item = u32> + '_ {
+        self.keys.iter().map(|k| *k as u32)
     }
-    order
+}
+
+/// Sort the events into journey order (see [`EventOrder`]).
+///
+/// A counting sort by the dense user id groups the rows of each user: the packed keys are
+/// scattered into their user's slot, each thread owning a range of users (so the result does
+/// not depend on the thread count). Each user's few keys are then sorted in place, chunks
+/// of users in parallel. Rows still tied after every key are identical in every field that
+/// matters.
+pub fn sort_events(log: &EventLog) -> EventOrder {
+    let n = log.len();
+    assert!(n < u32::MAX as usize, "more than 4G events in one run: split the input by user");
+    let n_users = log.user.iter().copied().max().map_or(0, |m| m as usize + 1);
+    let mut starts = vec![0u32; n_users + 1];
+    for &u in &log.user {
+        starts[u as usize + 1] += 1;
+    }
+    for i in 0..n_users {
+        starts[i + 1] += starts[i];
+    }
+    let min_ts = log.ts.iter().copied().min().unwrap_or(0);
+    let key = |i: usize| -> u128 {
+        let rel = log.ts[i].wrapping_sub(min_ts) as u64 as u128; // < 2^63 for any real span
+        (rel << 33) | ((log.is_conversion[i] as u128) << 32) | i as u128
+    };
+    // Scatter: thread p owns users [lo, hi) and so the key slots [starts[lo], starts[hi]).
+    let mut keys = vec![0u128; n];
+    let parts = rayon::current_num_threads().clamp(1, 64);
+    let mut user_cuts = vec![0usize];
+    for p in 1..parts {
+        let target = (n * p / parts) as u32;
+        user_cuts.push(
+            starts.partition_point(|&s| s < target).min(n_users).max(*user_cuts.last().expect("non-empty")),
+        );
+    }
+    user_cuts.push(n_users);
+    let mut slices: Vec<(usize, usize, &mut [u128])> = Vec::new();
+    let mut rest: &mut [u128] = &mut keys;
+    for w in user_cuts.windows(2) {
+        let len = (starts[w[1]] - starts[w[0]]) as usize;
+        let (head, tail) = rest.split_at_mut(len);
+        slices.push((w[0], w[1], head));
+        rest = tail;
+    }
+    slices.into_par_iter().for_each(|(lo, hi, out)| {
+        let base = starts[lo];
+        let mut pos: Vec<u32> = starts[lo..hi].iter().map(|s| s - base).collect();
+        for (i, &u) in log.user.iter().enumerate() {
+            let u = u as usize;
+            if u >= lo && u < hi {
+                let p = &mut pos[u - lo];
+                out[*p as usize] = key(i);
+                *p += 1;
+            }
+        }
+    });
+    // Chunk boundaries at user boundaries, every ~CHUNK_ROWS rows.
+    let mut bounds = vec![0usize];
+    let mut target = CHUNK_ROWS;
+    let mut user_bounds = vec![0usize];
+    for (u, &s) in starts.iter().enumerate().skip(1) {
+        if s as usize >= target && (s as usize) < n {
+            bounds.push(s as usize);
+            user_bounds.push(u);
+            target = s as usize + CHUNK_ROWS;
+        }
+    }
+    bounds.push(n);
+    user_bounds.push(n_users);
+    let mut chunks: Vec<(usize, usize, usize, &mut [u128])> = Vec::with_capacity(bounds.len());
+    let mut rest: &mut [u128] = &mut keys;
+    for (w, uw) in bounds.windows(2).zip(user_bounds.windows(2)) {
+        let (head, tail) = rest.split_at_mut(w[1] - w[0]);
+        chunks.push((w[0], uw[0], uw[1], head));
+        rest = tail;
+    }
+    chunks.into_par_iter().for_each(|(offset, ua, ub, chunk)| {
+        for u in ua..ub {
+            let group = &mut chunk[starts[u] as usize - offset..starts[u + 1] as usize - offset];
+            if group.len() < 2 {
+                continue;
+            }
+            group.sort_unstable();
+            // Resolve the rare ties on (time, flag) by the remaining keys.
+            let mut a = 0;
+            while a < group.len() {
+                let mut b = a + 1;
+                while b < group.len() && group[b] >> 32 == group[a] >> 32 {
+                    b += 1;
+                }
+                if b - a > 1 {
+                    group[a..b].sort_by(|&x, &y| {
+                        let (x, y) = (x as u32 as usize, y as u32 as usize);
+                        let tx = log.tie.as_ref().map(|t| t[x]);
+                        let ty = log.tie.as_ref().map(|t| t[y]);
+                        tx.cmp(&ty)
+                            .then(log.channel[x].cmp(&log.channel[y]))
+                            .then(log.value[x].total_cmp(&log.value[y]))
+                    });
+                }
+                a = b;
+            }
+        }
+    });
+    EventOrder { keys, min_ts, bounds }
 }
 
 /// Cut the events into journeys over the log's channels with default options.
@@ -354,49 +443,55 @@ pub fn build(log: &EventLog, rules: &JourneyRules) -> Journeys {
 /// Cut the events into journeys over a channel space: `codes[row]` is the row's channel id
 /// in `names` (or [`NO_CHANNEL`]); the channel column itself, or (channel, campaign) units.
 pub fn build_with(log: &EventLog, codes: &[u32], names: &[String], opts: &JourneyOptions) -> Journeys {
-    let order = sort_events(log);
-    // Chunk boundaries at user changes, every ~CHUNK_ROWS rows: data-dependent only.
-    let mut bounds = vec![0usize];
-    let mut next = CHUNK_ROWS;
-    while next < order.len() {
-        let u = log.user[order[next - 1] as usize];
-        let mut k = next;
-        while k < order.len() && log.user[order[k] as usize] == u {
-            k += 1;
-        }
-        if k >= order.len() {
-            break;
-        }
-        bounds.push(k);
-        next = k + CHUNK_ROWS;
-    }
-    bounds.push(order.len());
-    let n_codes = names.len() as u32;
-    let collectors: Vec<Collector> =
-        bounds.par_windows(2).map(|w| walk(log, codes, n_codes, &order[w[0]..w[1]], opts)).collect();
+    build_ordered(log, &sort_events(log), codes, names, opts)
+}
 
+/// [`build_with`] on events already sorted by [`sort_events`] (sort once, build over
+/// several channel spaces).
+pub fn build_ordered(
+    log: &EventLog,
+    order: &EventOrder,
+    codes: &[u32],
+    names: &[String],
+    opts: &JourneyOptions,
+) -> Journeys {
+    let n_codes = names.len() as u32;
+    let t = std::time::Instant::now();
+    let collectors: Vec<Collector> = order
+        .bounds
+        .par_windows(2)
+        .map(|w| walk(log, codes, n_codes, &order.keys[w[0]..w[1]], order.min_ts, opts))
+        .collect();
+
+    tracing::debug!(ms = t.elapsed().as_millis(), chunks = order.bounds.len() - 1, "walked journeys");
+    let t = std::time::Instant::now();
     let mut stats = JourneyStats::default();
-    let mut merged: FxHashMap<Box<[u32]>, Agg> = FxHashMap::default();
     let mut recorded = Recorded::default();
-    for c in collectors {
+    // Merge the chunks' paths: sort every (path, chunk) entry, then sum equal paths in chunk
+    // order (fixed), which also leaves the rows sorted by path.
+    let mut entries: Vec<(Box<[u32]>, usize, Agg)> = Vec::new();
+    for (ci, c) in collectors.into_iter().enumerate() {
         stats.merge(&c.stats);
-        for (k, a) in c.paths {
-            let m = merged.entry(k).or_default();
-            m.conversions += a.conversions;
-            m.nulls += a.nulls;
-            m.value += a.value;
-        }
+        entries.extend(c.paths.into_iter().map(|(k, a)| (k, ci, a)));
         recorded.append(c.recorded);
     }
-    let mut rows: Vec<PathRow> = merged
-        .into_iter()
-        .map(|(k, a)| PathRow {
-            path: k.into_vec(),
-            conversions: a.conversions,
-            nulls: a.nulls,
-            value: a.value,
-        })
-        .collect();
+    entries.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut rows: Vec<PathRow> = Vec::new();
+    for (k, _, a) in entries {
+        match rows.last_mut() {
+            Some(last) if *last.path == *k => {
+                last.conversions += a.conversions;
+                last.nulls += a.nulls;
+                last.value += a.value;
+            }
+            _ => rows.push(PathRow {
+                path: k.into_vec(),
+                conversions: a.conversions,
+                nulls: a.nulls,
+                value: a.value,
+            }),
+        }
+    }
     let frequency = opts.transforms.contains(&ResolvedTransform::Frequency);
     let (channels, fold) = if frequency {
         // Derived ids are count·C + channel: name them `channel(count)` and renumber them in
@@ -419,7 +514,10 @@ pub fn build_with(log: &EventLog, codes: &[u32], names: &[String], opts: &Journe
     } else {
         (names.to_vec(), None)
     };
-    rows.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    if frequency {
+        rows.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    }
+    tracing::debug!(ms = t.elapsed().as_millis(), "merged paths");
     Journeys { paths: PathTable { channels, rows }, stats, fold, recorded: opts.record.then_some(recorded) }
 }
 
@@ -506,7 +604,14 @@ fn within(pending: &[Pending], reference: i64, out: &mut Vec<Touch>) -> u64 {
 }
 
 /// Walk a run of sorted rows that holds whole users.
-fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &[u32], opts: &JourneyOptions) -> Collector {
+fn walk(
+    log: &EventLog,
+    codes: &[u32],
+    n_codes: u32,
+    keys: &[u128],
+    min_ts: i64,
+    opts: &JourneyOptions,
+) -> Collector {
     let mut c = Collector::default();
     let mut pending: Vec<Pending> = Vec::new();
     let mut kept: Vec<Touch> = Vec::new();
@@ -517,17 +622,18 @@ fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &[u32], opts: &Journe
         }
     };
     let mut i = 0;
-    while i < rows.len() {
-        let user = log.user[rows[i] as usize];
+    while i < keys.len() {
+        let user = log.user[keys[i] as u32 as usize];
         c.stats.users += 1;
         pending.clear();
         let (mut seq, mut last_conv) = (0u32, i64::MIN);
         let reported = |ts: i64| opts.report.is_none_or(|(a, b)| ts >= a && ts < b);
-        while i < rows.len() && log.user[rows[i] as usize] == user {
-            let r = rows[i] as usize;
-            let ts = log.ts[r];
+        while i < keys.len() && log.user[keys[i] as u32 as usize] == user {
+            let k = keys[i];
+            let r = k as u32 as usize;
+            let ts = ((k >> 33) as i64).wrapping_add(min_ts);
             let ch = codes[r];
-            if log.is_conversion[r] {
+            if (k >> 32) & 1 == 1 {
                 if opts.conversion_is_touch && ch != NO_CHANNEL {
                     pending.push(Pending { touch: Touch { channel: ch, ts }, lookback: lookback_of(r) });
                 }

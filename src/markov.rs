@@ -78,49 +78,80 @@ impl Chain {
     /// Fit the chain of order `k` to a path table.
     pub fn fit(pt: &PathTable, k: usize) -> Chain {
         assert!(k >= 1, "order must be at least 1");
-        // Collect the distinct states, then number them in sorted order (deterministic).
+        // One pass over the windows: first-seen state ids per row (a flat list), then the
+        // ids are renumbered in sorted tuple order (deterministic).
         let mut seen: FxHashMap<&[u32], u32> = FxHashMap::default();
+        let mut flat: Vec<u32> = Vec::new();
+        let mut ends: Vec<usize> = Vec::with_capacity(pt.rows.len());
         for r in &pt.rows {
-            if r.conversions + r.nulls <= 0.0 {
-                continue;
+            if r.conversions + r.nulls > 0.0 {
+                let mut last: Option<&[u32]> = None;
+                let windows: Box<dyn Iterator<Item = &[u32]>> = if r.path.len() <= k {
+                    Box::new(std::iter::once(r.path.as_slice()))
+                } else {
+                    Box::new(r.path.windows(k))
+                };
+                for w in windows {
+                    if last == Some(w) {
+                        continue;
+                    }
+                    last = Some(w);
+                    let n = seen.len() as u32;
+                    flat.push(*seen.entry(w).or_insert(n));
+                }
             }
-            for s in path_states(&r.path, k) {
-                let n = seen.len() as u32;
-                seen.entry(s).or_insert(n);
-            }
+            ends.push(flat.len());
         }
-        let mut tuples: Vec<&[u32]> = seen.keys().copied().collect();
-        tuples.sort_unstable();
-        let index: FxHashMap<&[u32], u32> =
-            tuples.iter().enumerate().map(|(i, t)| (*t, i as u32 + 1)).collect();
+        let mut tuples: Vec<(&[u32], u32)> = seen.into_iter().collect();
+        tuples.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut remap = vec![0u32; tuples.len()];
+        for (i, (_, old)) in tuples.iter().enumerate() {
+            remap[*old as usize] = i as u32 + 1;
+        }
         let mut states: Vec<Vec<u32>> = Vec::with_capacity(tuples.len() + 1);
         states.push(Vec::new());
-        states.extend(tuples.iter().map(|t| t.to_vec()));
+        states.extend(tuples.iter().map(|t| t.0.to_vec()));
 
         // Accumulate edge counts in path-table order (fixed), keyed by (from, to).
-        let mut counts: FxHashMap<(u32, Target), f64> = FxHashMap::default();
+        const CONV: u32 = u32::MAX - 1;
+        const NULL: u32 = u32::MAX;
+        let mut counts: FxHashMap<u64, f64> = FxHashMap::default();
+        let mut add =
+            |from: u32, to: u32, w: f64| *counts.entry(((from as u64) << 32) | to as u64).or_insert(0.0) += w;
         let mut last_val = vec![0.0; states.len()];
         let mut last_conv = vec![0.0; states.len()];
-        for r in &pt.rows {
+        let mut begin = 0;
+        for (r, &end) in pt.rows.iter().zip(&ends) {
             let w = r.conversions + r.nulls;
-            if w <= 0.0 {
-                continue;
+            if w > 0.0 {
+                let mut prev = 0u32;
+                for &old in &flat[begin..end] {
+                    let id = remap[old as usize];
+                    add(prev, id, w);
+                    prev = id;
+                }
+                if r.conversions > 0.0 {
+                    add(prev, CONV, r.conversions);
+                    last_val[prev as usize] += r.value;
+                    last_conv[prev as usize] += r.conversions;
+                }
+                if r.nulls > 0.0 {
+                    add(prev, NULL, r.nulls);
+                }
             }
-            let mut prev = 0u32;
-            for s in path_states(&r.path, k) {
-                let id = index[s];
-                *counts.entry((prev, Target::State(id))).or_insert(0.0) += w;
-                prev = id;
-            }
-            if r.conversions > 0.0 {
-                *counts.entry((prev, Target::Conversion)).or_insert(0.0) += r.conversions;
-                last_val[prev as usize] += r.value;
-                last_conv[prev as usize] += r.conversions;
-            }
-            if r.nulls > 0.0 {
-                *counts.entry((prev, Target::Null)).or_insert(0.0) += r.nulls;
-            }
+            begin = end;
         }
+        let counts: FxHashMap<(u32, Target), f64> = counts
+            .into_iter()
+            .map(|(key, c)| {
+                let to = match key as u32 {
+                    CONV => Target::Conversion,
+                    NULL => Target::Null,
+                    s => Target::State(s),
+                };
+                (((key >> 32) as u32, to), c)
+            })
+            .collect();
         let mut edges: Vec<((u32, Target), f64)> = counts.into_iter().collect();
         edges.sort_unstable_by_key(|e| e.0);
         let mut out_total = vec![0.0; states.len()];

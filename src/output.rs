@@ -51,6 +51,7 @@ fn polars_err(path: &Path) -> impl Fn(PolarsError) -> Error + '_ {
 
 /// Write one table to `path` in `format`.
 pub fn write_table(df: &mut DataFrame, path: &Path, format: Format) -> Result<()> {
+    let t = std::time::Instant::now();
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
     let mut w = BufWriter::new(file);
     match format {
@@ -65,7 +66,9 @@ pub fn write_table(df: &mut DataFrame, path: &Path, format: Format) -> Result<()
         }
     }
     let file = w.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
+    let written = t.elapsed().as_millis();
     file.sync_all().map_err(|e| Error::io(path, e))?;
+    tracing::debug!(file = %path.display(), rows = df.height(), write_ms = written, total_ms = t.elapsed().as_millis(), "wrote table");
     Ok(())
 }
 

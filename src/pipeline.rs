@@ -269,7 +269,7 @@ pub fn compute_with(
     phase("read");
     let t = Instant::now();
     let (scope, report) = scope_of(settings)?;
-    let log =
+    let mut log =
         input::load_events_scoped(events, &settings.columns, settings.journeys.on_invalid_rows, &scope)?;
     timings.push(("read", t.elapsed().as_millis()));
     tracing::info!(
@@ -285,13 +285,16 @@ pub fn compute_with(
     let record = settings.journey_credit || settings.has(Model::TimeDecay);
     let mut opts = JourneyOptions::resolve(&settings.journeys, &log, &log.channels, record);
     opts.report = report;
-    let journeys = journeys::build_with(&log, &log.channel, &log.channels, &opts);
+    let t_sort = Instant::now();
+    let order = journeys::sort_events(&log);
+    tracing::debug!(ms = t_sort.elapsed().as_millis(), "sorted events");
+    let journeys = journeys::build_ordered(&log, &order, &log.channel, &log.channels, &opts);
     let campaign_journeys = match campaign_units(&log) {
         Some((codes, pairs)) => {
             let names: Vec<String> = pairs.iter().map(|(c, k)| format!("{c} / {k}")).collect();
             let opts =
                 JourneyOptions::resolve(&settings.journeys, &log, &names, settings.has(Model::TimeDecay));
-            Some((journeys::build_with(&log, &codes, &names, &opts), names, pairs))
+            Some((journeys::build_ordered(&log, &order, &codes, &names, &opts), names, pairs))
         }
         None => None,
     };
@@ -308,8 +311,9 @@ pub fn compute_with(
         events: log.len() as u64,
         rejected: log.rejected.iter().map(|(k, v)| (k.clone(), *v)).collect(),
     };
-    let users = log.user_names.clone();
+    let users = std::mem::take(&mut log.user_names);
     let channels = log.channels.clone();
+    drop(order);
     drop(log);
 
     phase("models");
@@ -361,6 +365,7 @@ pub fn publish_with(
 ) -> Result<RunSummary> {
     let t = Instant::now();
     let mut tabs = report::tables(run, settings)?;
+    tracing::debug!(ms = t.elapsed().as_millis(), "built tables");
     let a = &run.analysis;
     let status = if a.stats.total_conversions > 0.0 { "ok" } else { "ok_no_conversions" };
     let doc = json!({

@@ -3,6 +3,7 @@
 //! the weights defined in [`crate::models`].
 
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::config::{Model, Settings};
 use crate::error::{Error, Result};
@@ -192,29 +193,24 @@ pub fn shapley_ordered(a: &Analysis) -> Result<DataFrame> {
     })
 }
 
-/// `path_summary`: grain (path), sorted by conversions desc, nulls desc, then path.
+/// `path_summary`: grain (path), sorted by conversions desc, nulls desc, then path (in
+/// channel order, channels being numbered in name order).
 pub fn path_summary(a: &Analysis) -> Result<DataFrame> {
-    let mut idx: Vec<usize> = (0..a.paths.rows.len()).collect();
-    let names: Vec<String> = a.paths.rows.iter().map(|r| a.paths.path_name(&r.path)).collect();
-    idx.sort_by(|&x, &y| {
-        let (rx, ry) = (&a.paths.rows[x], &a.paths.rows[y]);
-        ry.conversions
-            .total_cmp(&rx.conversions)
-            .then(ry.nulls.total_cmp(&rx.nulls))
-            .then(names[x].cmp(&names[y]))
-    });
+    let rows = &a.paths.rows;
+    // The table is sorted by path already: sorting compact (count, index) keys keeps path
+    // order among equal counts without touching the paths themselves.
+    let desc = |x: f64| !x.to_bits() ^ if x.is_sign_negative() { 0 } else { 1 << 63 };
+    let mut keys: Vec<(u64, u64, usize)> =
+        rows.iter().enumerate().map(|(i, r)| (desc(r.conversions), desc(r.nulls), i)).collect();
+    keys.par_sort_unstable();
+    let idx: Vec<usize> = keys.into_iter().map(|k| k.2).collect();
+    let names: Vec<String> = idx.par_iter().map(|&i| a.paths.path_name(&rows[i].path)).collect();
     output::frame(vec![
-        Column::new("path".into(), idx.iter().map(|&i| names[i].as_str()).collect::<Vec<_>>()),
-        Column::new(
-            "touches".into(),
-            idx.iter().map(|&i| a.paths.rows[i].path.len() as u32).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "conversions".into(),
-            idx.iter().map(|&i| a.paths.rows[i].conversions).collect::<Vec<_>>(),
-        ),
-        Column::new("nulls".into(), idx.iter().map(|&i| a.paths.rows[i].nulls).collect::<Vec<_>>()),
-        Column::new("value".into(), idx.iter().map(|&i| a.paths.rows[i].value).collect::<Vec<_>>()),
+        Column::new("path".into(), names),
+        Column::new("touches".into(), idx.iter().map(|&i| rows[i].path.len() as u32).collect::<Vec<_>>()),
+        Column::new("conversions".into(), idx.iter().map(|&i| rows[i].conversions).collect::<Vec<_>>()),
+        Column::new("nulls".into(), idx.iter().map(|&i| rows[i].nulls).collect::<Vec<_>>()),
+        Column::new("value".into(), idx.iter().map(|&i| rows[i].value).collect::<Vec<_>>()),
     ])
 }
 
