@@ -65,8 +65,35 @@ pub enum Command {
     /// Check a pipeline file and the schemas of the inputs it needs, without reading data.
     #[command(after_help = EXIT_CODES)]
     Validate(RunArgs),
+    /// Merge the partial aggregates of `attribute --shard i/N` runs and write the tables.
+    #[command(after_help = EXIT_CODES)]
+    Merge(MergeArgs),
     /// Write a deterministic, realistic synthetic event log (Parquet).
     Generate(GenerateArgs),
+}
+
+/// `touchpoint merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The partial directories (one per shard; all N shards are required).
+    #[arg(required = true)]
+    pub partials: Vec<PathBuf>,
+    /// Output directory (or root of date partitions when the shards ran with --run-date).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Parse `i/N` (0 ≤ i < N).
+pub fn parse_shard(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (i, n) = s.split_once('/').ok_or_else(|| format!("`{s}`: expected i/N, e.g. 0/4"))?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| format!("`{s}`: bad shard index"))?,
+        n.trim().parse().map_err(|_| format!("`{s}`: bad shard count"))?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("`{s}`: need 0 ≤ i < N"));
+    }
+    Ok((i, n))
 }
 
 /// `touchpoint run` / `touchpoint validate`.
@@ -145,6 +172,11 @@ pub struct AttributeArgs {
     pub journey_credit: bool,
     #[command(flatten)]
     pub window: WindowArgs,
+    /// Attribute only shard i of N of the users (a fixed hash of the user id, the same as
+    /// Spark SQL's pmod(xxhash64(user_id), N)) and write a partial aggregate to --out, for
+    /// `touchpoint merge`.
+    #[arg(long, value_parser = parse_shard, value_name = "i/N", conflicts_with = "paths")]
+    pub shard: Option<(u32, u32)>,
 }
 
 /// The reporting window (scheduled runs).
@@ -454,10 +486,14 @@ fn run_command(cli: &Cli, phase: &dyn Fn(&'static str)) -> Result<serde_json::Va
             to_json(&job.run(phase)?)
         }
         Command::Validate(r) => r.job()?.validate(),
+        Command::Merge(m) => to_json(&crate::shard::merge_and_publish(&m.partials, &m.out)?),
         Command::Attribute(a) => {
             let settings = a.settings()?;
             let summary = match (&a.events, &a.paths) {
-                (Some(events), _) => crate::pipeline::attribute_with(events, &a.out, &settings, phase)?,
+                (Some(events), _) => match a.shard {
+                    Some(shard) => crate::shard::attribute_shard(events, &a.out, &settings, shard)?,
+                    None => crate::pipeline::attribute_with(events, &a.out, &settings, phase)?,
+                },
                 (None, Some(paths)) => {
                     if settings.journey_credit {
                         return Err(Error::Config(

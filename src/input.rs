@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 pub const NO_CHANNEL: u32 = u32::MAX;
 
 /// One input file and how many rows it held.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct InputFile {
     /// Path of the file.
     pub path: PathBuf,
@@ -216,6 +216,20 @@ pub struct ReadScope {
     /// Dates of the reporting window: each must have a partition when the input is
     /// partitioned (a missing one means the data has not landed: exit 66).
     pub required_dates: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+    /// Keep only the users of shard `i` of `n` (see [`shard_of_str`]).
+    pub shard: Option<(u32, u32)>,
+}
+
+/// The shard of a string user id among `n`: `pmod(XXH64(utf8 bytes, seed 42), n)` — the
+/// definition of Spark SQL's `pmod(xxhash64(user_id), n)`, so a warehouse can split the same
+/// way. Fixed forever: it never depends on Polars' or Rust's hashers.
+pub fn shard_of_str(user: &str, n: u32) -> u32 {
+    (xxhash_rust::xxh64::xxh64(user.as_bytes(), 42) as i64).rem_euclid(n as i64) as u32
+}
+
+/// The shard of an integer user id: XXH64 (seed 42) of its 8 little-endian bytes, pmod n.
+pub fn shard_of_int(user: i64, n: u32) -> u32 {
+    (xxhash_rust::xxh64::xxh64(&user.to_le_bytes(), 42) as i64).rem_euclid(n as i64) as u32
 }
 
 /// The `key=YYYY-MM-DD` partition date of a file path, if any.
@@ -586,6 +600,7 @@ pub fn load_events_scoped(
             &mut ties,
             &mut extra,
             scope.range,
+            scope.shard,
         )?;
         tracing::debug!(ms = t.elapsed().as_millis(), "converted to columns");
     }
@@ -791,6 +806,7 @@ fn append_file(
     ties: &mut Vec<i64>,
     extra: &mut Extra,
     range: Option<(i64, i64)>,
+    shard: Option<(u32, u32)>,
 ) -> Result<()> {
     let path = plan.path.as_path();
     let n = df.height();
@@ -925,17 +941,34 @@ fn append_file(
     };
 
     // User ids first: string ids are hashed in parallel, then interned by hash.
+    // With --shard, rows of other shards' users are skipped before anything else (null
+    // users belong to shard 0, so they are reported exactly once).
+    let in_shard: Option<Vec<bool>> = shard.map(|(i, n)| match (user_str, user_int) {
+        (Some(ca), _) => ca.iter().map(|v| v.map_or(i == 0, |u| shard_of_str(u, n) == i)).collect(),
+        (None, Some(ca)) => ca.iter().map(|v| v.map_or(i == 0, |u| shard_of_int(u, n) == i)).collect(),
+        (None, None) => unreachable!("the user column is a string or an integer"),
+    });
+    let keep = |i: usize| in_shard.as_ref().is_none_or(|k| k[i]);
     let user_ids: Vec<u32> = match (user_str, user_int) {
         (Some(ca), _) => {
             let hashes: Vec<u128> = ca
                 .iter()
-                .map(|v| v.map(|u| xxhash_rust::xxh3::xxh3_128(u.as_bytes())).unwrap_or(0))
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Some(u) if keep(i) => xxhash_rust::xxh3::xxh3_128(u.as_bytes()),
+                    _ => 0,
+                })
                 .collect();
             str_users.intern_all(&hashes, |i| ca.get(i).unwrap_or_default())
         }
-        (None, Some(ca)) => {
-            ca.iter().map(|v| v.map(|u| int_users.intern_owned(u)).unwrap_or(NO_CHANNEL)).collect()
-        }
+        (None, Some(ca)) => ca
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Some(u) if keep(i) => int_users.intern_owned(u),
+                _ => NO_CHANNEL,
+            })
+            .collect(),
         (None, None) => unreachable!("the user column is a string or an integer"),
     };
     // Channel ids through a per-file dictionary of the (few) distinct names.
@@ -950,6 +983,10 @@ fn append_file(
             .collect()
     };
     for (i, t) in ts.iter().enumerate() {
+        if !keep(i) {
+            log.rows_read -= 1; // another shard's user
+            continue;
+        }
         let ch = (chan_ids[i] != NO_CHANNEL).then_some(chan_ids[i]);
         let user_id = (user_ids[i] != NO_CHANNEL).then_some(user_ids[i]);
         let Some(user_id) = user_id else {

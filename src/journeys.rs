@@ -21,7 +21,7 @@ use crate::input::{EventLog, NO_CHANNEL};
 use crate::paths::{PathRow, PathTable};
 
 /// Counts about the journeys, for the data-quality table.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct JourneyStats {
     /// Distinct users with at least one kept event.
     pub users: u64,
@@ -48,7 +48,8 @@ pub struct JourneyStats {
 }
 
 impl JourneyStats {
-    fn merge(&mut self, o: &JourneyStats) {
+    /// Add another chunk's (or shard's) counts.
+    pub fn merge(&mut self, o: &JourneyStats) {
         self.users += o.users;
         self.journeys += o.journeys;
         self.converting_journeys += o.converting_journeys;

@@ -21,5 +21,6 @@ pub mod output;
 pub mod paths;
 pub mod pipeline;
 pub mod report;
+pub mod shard;
 
 pub use error::{Error, Result};

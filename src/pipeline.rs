@@ -73,6 +73,17 @@ impl Analysis {
 
 /// Run the enabled models on a journey result built over the channel space `base_names`.
 pub fn analyze(journeys: Journeys, base_names: &[String], settings: &Settings) -> Result<Analysis> {
+    analyze_with(journeys, base_names, settings, None)
+}
+
+/// [`analyze`] with time-decay credit already computed (merged shards carry it, since it
+/// needs touch times that a path table does not have).
+pub fn analyze_with(
+    journeys: Journeys,
+    base_names: &[String],
+    settings: &Settings,
+    time_decay_credit: Option<Credits>,
+) -> Result<Analysis> {
     let Journeys { paths, stats, fold, recorded } = journeys;
     let (report_channels, report_of) = match fold {
         Some(f) => (base_names.to_vec(), f),
@@ -103,6 +114,7 @@ pub fn analyze(journeys: Journeys, base_names: &[String], settings: &Settings) -
     }
     for &m in &settings.models {
         let c = match m {
+            Model::TimeDecay if time_decay_credit.is_some() => time_decay_credit.clone().expect("checked"),
             Model::TimeDecay => {
                 let rec = a.recorded.as_ref().ok_or_else(|| {
                     Error::Config(
@@ -162,7 +174,7 @@ pub fn time_decay(rec: &Recorded, n_channels: usize, half_life_days: f64) -> Cre
 }
 
 /// What the input layer read, for the data-quality table and the manifest.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct InputSummary {
     /// Files read with their row counts.
     pub files: Vec<InputFile>,
@@ -227,6 +239,7 @@ pub fn campaign_units(log: &EventLog) -> Option<CampaignUnits> {
 }
 
 /// The results of one run, ready to become tables.
+#[derive(Debug)]
 pub struct RunResult {
     /// Channel-level analysis.
     pub analysis: Analysis,
@@ -246,6 +259,7 @@ pub fn scope_of(settings: &Settings) -> Result<(input::ReadScope, Option<(i64, i
         range: Some((start - settings.journeys.max_lookback_micros(), end)),
         partition_key: settings.partition_key.clone(),
         required_dates: Some(w.dates()?),
+        shard: None,
     };
     Ok((scope, Some((start, end))))
 }
@@ -266,9 +280,21 @@ pub fn compute_with(
     timings: &mut Vec<(&'static str, u128)>,
     phase: &dyn Fn(&'static str),
 ) -> Result<RunResult> {
+    compute_scoped(events, settings, timings, phase, None)
+}
+
+/// [`compute_with`] over one shard of the users (`(i, n)`).
+pub fn compute_scoped(
+    events: &str,
+    settings: &Settings,
+    timings: &mut Vec<(&'static str, u128)>,
+    phase: &dyn Fn(&'static str),
+    shard: Option<(u32, u32)>,
+) -> Result<RunResult> {
     phase("read");
     let t = Instant::now();
-    let (scope, report) = scope_of(settings)?;
+    let (mut scope, report) = scope_of(settings)?;
+    scope.shard = shard;
     let mut log =
         input::load_events_scoped(events, &settings.columns, settings.journeys.on_invalid_rows, &scope)?;
     timings.push(("read", t.elapsed().as_millis()));
