@@ -46,3 +46,36 @@ fn markov_exact(b: divan::Bencher, order: usize) {
     let pt = path_table();
     b.bench(|| markov::attribute(pt, order).unwrap());
 }
+
+/// A synthetic path table over `channels` channels: 20k paths of 1–8 touches.
+fn synthetic(channels: u32) -> PathTable {
+    let mut x: u64 = 0x9E3779B97F4A7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let rows = (0..20_000).map(|_| {
+        let len = 1 + (next() % 8) as usize;
+        let path = (0..len).map(|_| (next() % channels as u64) as u32).collect();
+        let conv = (next() % 10 == 0) as u8 as f64;
+        touchpoint::paths::PathRow { path, conversions: conv, nulls: 1.0 - conv, value: conv * 50.0 }
+    });
+    PathTable::from_rows((0..channels).map(|c| format!("c{c:03}")).collect(), rows)
+}
+
+/// Exact order-1 removal effects as the number of channels grows (one sparse LU per channel).
+#[divan::bench(args = [10, 50, 200, 500], sample_count = 5)]
+fn markov_channels(b: divan::Bencher, channels: u32) {
+    let pt = synthetic(channels);
+    b.bench(|| markov::attribute(&pt, 1).unwrap());
+}
+
+/// The path-table aggregation alone (merging repeated paths).
+#[divan::bench(sample_count = 10)]
+fn path_table_aggregation(b: divan::Bencher) {
+    let pt = path_table();
+    let rows: Vec<_> = pt.rows.iter().flat_map(|r| [r.clone(), r.clone()]).collect();
+    b.bench(|| PathTable::from_rows(pt.channels.clone(), rows.iter().cloned()));
+}

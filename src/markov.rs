@@ -14,7 +14,8 @@
 //!   mean value per conversion of the paths whose last state is s.
 
 use faer::prelude::*;
-use faer::sparse::{SparseColMat, Triplet};
+use faer::sparse::linalg::solvers::{Lu, SymbolicLu};
+use faer::sparse::{SparseColMat, SparseColMatRef, Triplet};
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
@@ -45,7 +46,7 @@ pub struct Transition {
 }
 
 /// A fitted absorbing Markov chain of order k over a path table.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Chain {
     /// Markov order.
     pub order: usize,
@@ -57,6 +58,21 @@ pub struct Chain {
     pub last_state_value: Vec<f64>,
     /// Number of channels of the path table.
     pub n_channels: usize,
+    /// The factorisation structure, built on the first solve.
+    solver: std::sync::OnceLock<Solver>,
+}
+
+impl Clone for Chain {
+    fn clone(&self) -> Self {
+        Chain {
+            order: self.order,
+            states: self.states.clone(),
+            transitions: self.transitions.clone(),
+            last_state_value: self.last_state_value.clone(),
+            n_channels: self.n_channels,
+            solver: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// States of one path at order k: sliding windows, consecutive duplicates collapsed.
@@ -169,7 +185,14 @@ impl Chain {
             .collect();
         let last_state_value =
             last_val.iter().zip(&last_conv).map(|(v, c)| if *c > 0.0 { v / c } else { 0.0 }).collect();
-        Chain { order: k, states, transitions, last_state_value, n_channels: pt.channels.len() }
+        Chain {
+            order: k,
+            states,
+            transitions,
+            last_state_value,
+            n_channels: pt.channels.len(),
+            solver: std::sync::OnceLock::new(),
+        }
     }
 
     /// Name of a transient state: `(start)` or channel names joined by ` > `.
@@ -198,41 +221,117 @@ impl Chain {
 
     /// Absorption into `(conversion)` from `(start)` with every state for which
     /// `removed(tuple)` holds redirected to `(null)`: returns (probability, expected value).
+    ///
+    /// `I − Q` over all transient states is built and analysed (fill-reducing ordering,
+    /// elimination tree) once; a removal keeps that sparsity pattern and only changes values:
+    /// a removed state's row and column become those of the identity, which makes it absorb
+    /// into `(null)`. Each removal is then one numeric sparse LU with partial pivoting and one
+    /// solve.
     pub fn solve_without(&self, removed: impl Fn(&[u32]) -> bool) -> Result<(f64, f64)> {
-        let n_all = self.states.len();
-        // Compact indices of the kept transient states; (start) is always kept.
-        let mut map = vec![u32::MAX; n_all];
-        let mut n = 0usize;
-        for (i, s) in self.states.iter().enumerate() {
-            if i == 0 || !removed(s) {
-                map[i] = n as u32;
-                n += 1;
+        let n = self.states.len();
+        let gone: Vec<bool> = self.states.iter().enumerate().map(|(i, st)| i != 0 && removed(st)).collect();
+        if n > DIRECT_MAX_STATES {
+            return Ok(self.gauss_seidel(&gone));
+        }
+        let s = self.solver()?;
+        let sym = s.a.symbolic();
+        let (col_ptr, row_idx) = (sym.col_ptr(), sym.row_idx());
+        let mut vals = s.a.val().to_vec();
+        for j in 0..n {
+            for idx in col_ptr[j]..col_ptr[j + 1] {
+                let i = row_idx[idx];
+                if gone[i] || gone[j] {
+                    vals[idx] = if i == j { 1.0 } else { 0.0 };
+                }
             }
         }
+        let mat = SparseColMatRef::new(sym, &vals);
+        let lu = Lu::try_new_with_symbolic(s.symbolic.clone(), mat)
+            .map_err(|e| Error::Internal(format!("sparse LU of I − Q: {e:?}")))?;
+        let mut rhs = s.rhs.clone();
+        for (i, g) in gone.iter().enumerate() {
+            if *g {
+                rhs[(i, 0)] = 0.0;
+                rhs[(i, 1)] = 0.0;
+            }
+        }
+        lu.solve_in_place(&mut rhs);
+        Ok((rhs[(0, 0)], rhs[(0, 1)]))
+    }
+
+    /// Gauss–Seidel sweeps of `x = Q x + r` over the kept states until no value changes by
+    /// more than 1e-15 relative (or nothing changes at all): the fixed point of the linear
+    /// system to machine precision. `I − Q` is a nonsingular M-matrix (every state reaches
+    /// absorption), so the sweeps converge monotonically from 0.
+    fn gauss_seidel(&self, gone: &[bool]) -> (f64, f64) {
+        let n = self.states.len();
+        let mut row_ptr = vec![0usize; n + 1];
+        let mut cols: Vec<u32> = Vec::new();
+        let mut probs: Vec<f64> = Vec::new();
+        let mut b = vec![(0.0f64, 0.0f64); n];
+        let mut diag = vec![0.0f64; n];
+        for t in &self.transitions {
+            let a = t.from as usize;
+            match t.to {
+                Target::State(j) if j as usize == a => diag[a] += t.probability,
+                Target::State(j) if !gone[j as usize] => {
+                    cols.push(j);
+                    probs.push(t.probability);
+                }
+                Target::State(_) | Target::Null => {}
+                Target::Conversion => {
+                    b[a].0 += t.probability;
+                    b[a].1 += t.probability * self.last_state_value[a];
+                }
+            }
+            row_ptr[a + 1] = cols.len();
+        }
+        for i in 0..n {
+            row_ptr[i + 1] = row_ptr[i + 1].max(row_ptr[i]);
+        }
+        let mut x = vec![(0.0f64, 0.0f64); n];
+        for _sweep in 0..1_000_000 {
+            let mut delta: f64 = 0.0;
+            let mut scale: f64 = 0.0;
+            for i in 0..n {
+                if gone[i] {
+                    continue;
+                }
+                let (mut p, mut v) = b[i];
+                for k in row_ptr[i]..row_ptr[i + 1] {
+                    let xj = x[cols[k] as usize];
+                    p += probs[k] * xj.0;
+                    v += probs[k] * xj.1;
+                }
+                let d = 1.0 - diag[i];
+                let new = (p / d, v / d);
+                delta = delta.max((new.0 - x[i].0).abs()).max((new.1 - x[i].1).abs());
+                scale = scale.max(new.0.abs()).max(new.1.abs());
+                x[i] = new;
+            }
+            if delta <= 1e-15 * scale {
+                break;
+            }
+        }
+        x[0]
+    }
+
+    fn solver(&self) -> Result<&Solver> {
+        if let Some(s) = self.solver.get() {
+            return Ok(s);
+        }
+        let n = self.states.len();
         let mut diag = vec![1.0f64; n];
         let mut trips: Vec<Triplet<usize, usize, f64>> = Vec::new();
         let mut rhs = Mat::<f64>::zeros(n, 2);
         for t in &self.transitions {
-            let a = map[t.from as usize];
-            if a == u32::MAX {
-                continue;
-            }
-            let a = a as usize;
+            let a = t.from as usize;
             match t.to {
-                Target::State(b) => {
-                    let b = map[b as usize];
-                    if b == u32::MAX {
-                        continue; // redirected to (null)
-                    }
-                    if b as usize == a {
-                        diag[a] -= t.probability;
-                    } else {
-                        trips.push(Triplet::new(a, b as usize, -t.probability));
-                    }
-                }
+                Target::State(b) if b as usize == a => diag[a] -= t.probability,
+                Target::State(b) => trips.push(Triplet::new(a, b as usize, -t.probability)),
                 Target::Conversion => {
                     rhs[(a, 0)] += t.probability;
-                    rhs[(a, 1)] += t.probability * self.last_state_value[t.from as usize];
+                    rhs[(a, 1)] += t.probability * self.last_state_value[a];
                 }
                 Target::Null => {}
             }
@@ -242,10 +341,25 @@ impl Chain {
         }
         let a = SparseColMat::<usize, f64>::try_new_from_triplets(n, n, &trips)
             .map_err(|e| Error::Internal(format!("building I − Q: {e:?}")))?;
-        let lu = a.sp_lu().map_err(|e| Error::Internal(format!("sparse LU of I − Q: {e:?}")))?;
-        let x = lu.solve(&rhs);
-        Ok((x[(0, 0)], x[(0, 1)]))
+        let symbolic = SymbolicLu::try_new(a.symbolic())
+            .map_err(|e| Error::Internal(format!("analysing I − Q: {e:?}")))?;
+        let _ = self.solver.set(Solver { a, symbolic, rhs });
+        Ok(self.solver.get().expect("just set"))
     }
+}
+
+/// Above this many states the removal solves use Gauss–Seidel (see
+/// [`Chain::solve_without`]): the state graph of journeys is dense enough that a sparse LU
+/// fills in to nearly dense, O(n³) per channel.
+pub const DIRECT_MAX_STATES: usize = 600;
+
+/// `I − Q` over all transient states, its symbolic LU analysis and the right-hand sides
+/// (conversion probability, expected value), shared by every removal.
+#[derive(Debug)]
+pub struct Solver {
+    a: SparseColMat<usize, f64>,
+    symbolic: SymbolicLu<usize>,
+    rhs: Mat<f64>,
 }
 
 /// Removal effects and credits of one Markov fit.
