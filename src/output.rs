@@ -105,9 +105,21 @@ pub fn publish(
     tables: &mut [OutputTable],
     manifest: impl FnOnce(&[WrittenFile]) -> serde_json::Value,
 ) -> Result<Vec<WrittenFile>> {
+    publish_with_documents(out_dir, format, tables, &[], manifest)
+}
+
+/// [`publish`] with extra documents (file name, bytes), such as `report.html`, published
+/// and checksummed like the tables.
+pub fn publish_with_documents(
+    out_dir: &Path,
+    format: Format,
+    tables: &mut [OutputTable],
+    documents: &[(&str, Vec<u8>)],
+    manifest: impl FnOnce(&[WrittenFile]) -> serde_json::Value,
+) -> Result<Vec<WrittenFile>> {
     let created = !out_dir.exists();
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
-    let result = publish_inner(out_dir, format, tables, manifest);
+    let result = publish_inner(out_dir, format, tables, documents, manifest);
     if result.is_err() && created {
         // We made the directory; leave nothing behind.
         let _ = std::fs::remove_dir_all(out_dir);
@@ -212,6 +224,7 @@ fn publish_inner(
     out_dir: &Path,
     format: Format,
     tables: &mut [OutputTable],
+    documents: &[(&str, Vec<u8>)],
     manifest: impl FnOnce(&[WrittenFile]) -> serde_json::Value,
 ) -> Result<Vec<WrittenFile>> {
     let _lock = lock_and_clean(out_dir)?;
@@ -234,6 +247,18 @@ fn publish_inner(
             sha256,
         });
         staged.push((tmp, out_dir.join(&file)));
+    }
+    for (name, bytes) in documents {
+        let tmp = staging.path().join(name);
+        std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+        written.push(WrittenFile {
+            table: name.split('.').next().unwrap_or(name).to_string(),
+            file: name.to_string(),
+            rows: 0,
+            bytes: bytes.len() as u64,
+            sha256: sha256_bytes(bytes),
+        });
+        staged.push((tmp, out_dir.join(name)));
     }
     let doc = manifest(&written);
     let tmp_manifest = staging.path().join(MANIFEST);

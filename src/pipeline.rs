@@ -369,9 +369,10 @@ pub fn publish(
     timings: Vec<(&'static str, u128)>,
     t0: Instant,
 ) -> Result<RunSummary> {
+    let html = report::html(run, settings).into_bytes();
     publish_with(run, settings, command, timings, t0, &out.display().to_string(), |tabs, doc| {
         let mut doc = doc;
-        output::publish(out, settings.format, tabs, |files| {
+        output::publish_with_documents(out, settings.format, tabs, &[("report.html", html)], |files| {
             doc["outputs"] = json!(files);
             doc
         })

@@ -94,7 +94,13 @@ fn sample_run_writes_standard_parquet_whose_credits_add_up() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["status"], "ok");
-    assert_eq!(manifest["outputs"].as_array().unwrap().len(), TABLES.len());
+    assert_eq!(manifest["outputs"].as_array().unwrap().len(), TABLES.len() + 1, "the tables and report.html");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("<h1>Channel attribution</h1>")
+            && html.contains("paid_search")
+            && html.contains("(unattributed)")
+    );
     let (sha, _) = touchpoint::output::sha256_file(&out.join("channel_attribution.parquet")).unwrap();
     assert_eq!(manifest["outputs"][0]["sha256"], sha);
 }
@@ -131,7 +137,8 @@ fn reruns_and_shuffled_input_give_byte_identical_tables() {
     let (da, dc) = (digest(&a), digest(&c));
     for ((fa, ha), (fc, hc)) in da.iter().zip(&dc) {
         assert_eq!(fa, fc);
-        if fa != "data_quality.parquet" {
+        // data_quality and the report count the input files (1 vs 2).
+        if fa != "data_quality.parquet" && fa != "report.html" {
             assert_eq!(ha, hc, "{fa}: row order and file split do not matter");
         }
     }
