@@ -96,7 +96,13 @@ impl Chain {
         assert!(k >= 1, "order must be at least 1");
         // One pass over the windows: first-seen state ids per row (a flat list), then the
         // ids are renumbered in sorted tuple order (deterministic).
-        let mut seen: FxHashMap<&[u32], u32> = FxHashMap::default();
+        // Windows of up to 4 channels (of < 65,535) are hashed as one packed u64; longer
+        // ones as slices.
+        let packed = k <= 4 && pt.channels.len() < u16::MAX as usize;
+        let pack = |w: &[u32]| w.iter().fold(0u64, |acc, &c| (acc << 16) | (c as u64 + 1));
+        let mut seen_packed: FxHashMap<u64, u32> = FxHashMap::default();
+        let mut seen_slices: FxHashMap<&[u32], u32> = FxHashMap::default();
+        let mut first: Vec<&[u32]> = Vec::new();
         let mut flat: Vec<u32> = Vec::new();
         let mut ends: Vec<usize> = Vec::with_capacity(pt.rows.len());
         for r in &pt.rows {
@@ -112,13 +118,21 @@ impl Chain {
                         continue;
                     }
                     last = Some(w);
-                    let n = seen.len() as u32;
-                    flat.push(*seen.entry(w).or_insert(n));
+                    let n = first.len() as u32;
+                    let id = if packed {
+                        *seen_packed.entry(pack(w)).or_insert(n)
+                    } else {
+                        *seen_slices.entry(w).or_insert(n)
+                    };
+                    if id == n {
+                        first.push(w);
+                    }
+                    flat.push(id);
                 }
             }
             ends.push(flat.len());
         }
-        let mut tuples: Vec<(&[u32], u32)> = seen.into_iter().collect();
+        let mut tuples: Vec<(&[u32], u32)> = first.into_iter().zip(0u32..).collect();
         tuples.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut remap = vec![0u32; tuples.len()];
         for (i, (_, old)) in tuples.iter().enumerate() {
