@@ -811,66 +811,6 @@ fn append_file(
     let path = plan.path.as_path();
     let n = df.height();
 
-    // Time.
-    let ts = time_micros(series(df, &cols.time, path)?, path, &cols.time)?;
-
-    // Conversion marker.
-    let marker_s = series(df, &cols.conversion, path)?;
-    let mut conv: Vec<Option<bool>> = Vec::with_capacity(n);
-    match plan.marker {
-        MarkerKind::Str => {
-            let ca = marker_s.str().map_err(cast_err(path, &cols.conversion))?;
-            let target = cols.conversion_value.as_str();
-            conv.extend(ca.iter().map(|v| v.map(|s| s == target)));
-        }
-        MarkerKind::Bool => {
-            let ca = marker_s.bool().map_err(cast_err(path, &cols.conversion))?;
-            conv.extend(ca.iter());
-        }
-        MarkerKind::Int => {
-            let c = marker_s.cast(&DataType::Int64).map_err(cast_err(path, &cols.conversion))?;
-            let ca = c.i64().map_err(cast_err(path, &cols.conversion))?;
-            for v in ca.iter() {
-                conv.push(match v {
-                    None => None,
-                    Some(0) => Some(false),
-                    Some(1) => Some(true),
-                    Some(x) => {
-                        return Err(Error::bad_input(
-                            path,
-                            Some(&cols.conversion),
-                            format!("an integer conversion marker must be 0 or 1, found {x}"),
-                        ))
-                    }
-                });
-            }
-        }
-    }
-
-    // Value.
-    // Value: validated here; a null value is worth 0.
-    let values: Option<Vec<f64>> = match &cols.value {
-        Some(v) => {
-            let s = series(df, v, path)?;
-            let ca = s.f64().map_err(cast_err(path, v))?;
-            let mut vals: Vec<f64> = Vec::with_capacity(n);
-            for (i, x) in ca.iter().enumerate() {
-                match x {
-                    Some(x) if !x.is_finite() || x < 0.0 => {
-                        return Err(Error::bad_input(
-                            path,
-                            Some(v),
-                            format!("conversion values must be finite and ≥ 0, found {x} (row {i})"),
-                        ))
-                    }
-                    x => vals.push(x.unwrap_or(0.0)),
-                }
-            }
-            Some(vals)
-        }
-        None => None,
-    };
-
     // Channel.
     let chan_s = series(df, &cols.channel, path)?;
     let chan_ca = chan_s.str().map_err(cast_err(path, &cols.channel))?;
@@ -890,6 +830,125 @@ fn append_file(
         None
     };
 
+    // The user ids (hashing and interning: the most expensive part) are computed while the
+    // other columns are converted.
+    let (users_part, rest_part) = rayon::join(
+        || {
+            // User ids first: string ids are hashed in parallel, then interned by hash.
+            // With --shard, rows of other shards' users are skipped before anything else (null
+            // users belong to shard 0, so they are reported exactly once).
+            let in_shard: Option<Vec<bool>> = shard.map(|(i, n)| match (user_str, user_int) {
+                (Some(ca), _) => ca.iter().map(|v| v.map_or(i == 0, |u| shard_of_str(u, n) == i)).collect(),
+                (None, Some(ca)) => {
+                    ca.iter().map(|v| v.map_or(i == 0, |u| shard_of_int(u, n) == i)).collect()
+                }
+                (None, None) => unreachable!("the user column is a string or an integer"),
+            });
+            let keep = |i: usize| in_shard.as_ref().is_none_or(|k| k[i]);
+            let user_ids: Vec<u32> = match (user_str, user_int) {
+                (Some(ca), _) => {
+                    let hashes: Vec<u128> = ca
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| match v {
+                            Some(u) if keep(i) => xxhash_rust::xxh3::xxh3_128(u.as_bytes()),
+                            _ => 0,
+                        })
+                        .collect();
+                    str_users.intern_all(&hashes, |i| ca.get(i).unwrap_or_default())
+                }
+                (None, Some(ca)) => ca
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| match v {
+                        Some(u) if keep(i) => int_users.intern_owned(u),
+                        _ => NO_CHANNEL,
+                    })
+                    .collect(),
+                (None, None) => unreachable!("the user column is a string or an integer"),
+            };
+
+            (in_shard, user_ids)
+        },
+        || -> Result<_> {
+            // Time.
+            let ts = time_micros(series(df, &cols.time, path)?, path, &cols.time)?;
+
+            // Conversion marker.
+            let marker_s = series(df, &cols.conversion, path)?;
+            let mut conv: Vec<Option<bool>> = Vec::with_capacity(n);
+            match plan.marker {
+                MarkerKind::Str => {
+                    let ca = marker_s.str().map_err(cast_err(path, &cols.conversion))?;
+                    let target = cols.conversion_value.as_str();
+                    conv.extend(ca.iter().map(|v| v.map(|s| s == target)));
+                }
+                MarkerKind::Bool => {
+                    let ca = marker_s.bool().map_err(cast_err(path, &cols.conversion))?;
+                    conv.extend(ca.iter());
+                }
+                MarkerKind::Int => {
+                    let c = marker_s.cast(&DataType::Int64).map_err(cast_err(path, &cols.conversion))?;
+                    let ca = c.i64().map_err(cast_err(path, &cols.conversion))?;
+                    for v in ca.iter() {
+                        conv.push(match v {
+                            None => None,
+                            Some(0) => Some(false),
+                            Some(1) => Some(true),
+                            Some(x) => {
+                                return Err(Error::bad_input(
+                                    path,
+                                    Some(&cols.conversion),
+                                    format!("an integer conversion marker must be 0 or 1, found {x}"),
+                                ))
+                            }
+                        });
+                    }
+                }
+            }
+
+            // Value.
+            // Value: validated here; a null value is worth 0.
+            let values: Option<Vec<f64>> = match &cols.value {
+                Some(v) => {
+                    let s = series(df, v, path)?;
+                    let ca = s.f64().map_err(cast_err(path, v))?;
+                    let mut vals: Vec<f64> = Vec::with_capacity(n);
+                    for (i, x) in ca.iter().enumerate() {
+                        match x {
+                            Some(x) if !x.is_finite() || x < 0.0 => {
+                                return Err(Error::bad_input(
+                                    path,
+                                    Some(v),
+                                    format!("conversion values must be finite and ≥ 0, found {x} (row {i})"),
+                                ))
+                            }
+                            x => vals.push(x.unwrap_or(0.0)),
+                        }
+                    }
+                    Some(vals)
+                }
+                None => None,
+            };
+
+            // Channel ids through a per-file dictionary of the (few) distinct names.
+            let chan_ids: Vec<u32> = {
+                let mut dict: FxHashMap<&str, u32> = FxHashMap::default();
+                chan_ca
+                    .iter()
+                    .map(|v| match v {
+                        Some(c) => *dict.entry(c).or_insert_with(|| channels.intern_str(c)),
+                        None => NO_CHANNEL,
+                    })
+                    .collect()
+            };
+
+            Ok((ts, conv, values, chan_ids))
+        },
+    );
+    let (in_shard, user_ids) = users_part;
+    let (ts, conv, values, chan_ids) = rest_part?;
+    let keep = |i: usize| in_shard.as_ref().is_none_or(|k| k[i]);
     // Tie-breaker, mapped to an order-preserving i64.
     let tie_vals: Option<Vec<Option<i64>>> = match &cols.tie_breaker {
         None => None,
@@ -940,48 +999,6 @@ fn append_file(
         }
     };
 
-    // User ids first: string ids are hashed in parallel, then interned by hash.
-    // With --shard, rows of other shards' users are skipped before anything else (null
-    // users belong to shard 0, so they are reported exactly once).
-    let in_shard: Option<Vec<bool>> = shard.map(|(i, n)| match (user_str, user_int) {
-        (Some(ca), _) => ca.iter().map(|v| v.map_or(i == 0, |u| shard_of_str(u, n) == i)).collect(),
-        (None, Some(ca)) => ca.iter().map(|v| v.map_or(i == 0, |u| shard_of_int(u, n) == i)).collect(),
-        (None, None) => unreachable!("the user column is a string or an integer"),
-    });
-    let keep = |i: usize| in_shard.as_ref().is_none_or(|k| k[i]);
-    let user_ids: Vec<u32> = match (user_str, user_int) {
-        (Some(ca), _) => {
-            let hashes: Vec<u128> = ca
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Some(u) if keep(i) => xxhash_rust::xxh3::xxh3_128(u.as_bytes()),
-                    _ => 0,
-                })
-                .collect();
-            str_users.intern_all(&hashes, |i| ca.get(i).unwrap_or_default())
-        }
-        (None, Some(ca)) => ca
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Some(u) if keep(i) => int_users.intern_owned(u),
-                _ => NO_CHANNEL,
-            })
-            .collect(),
-        (None, None) => unreachable!("the user column is a string or an integer"),
-    };
-    // Channel ids through a per-file dictionary of the (few) distinct names.
-    let chan_ids: Vec<u32> = {
-        let mut dict: FxHashMap<&str, u32> = FxHashMap::default();
-        chan_ca
-            .iter()
-            .map(|v| match v {
-                Some(c) => *dict.entry(c).or_insert_with(|| channels.intern_str(c)),
-                None => NO_CHANNEL,
-            })
-            .collect()
-    };
     for (i, t) in ts.iter().enumerate() {
         if !keep(i) {
             log.rows_read -= 1; // another shard's user
