@@ -455,3 +455,31 @@ fn campaign_grain_touch_types_and_journey_credit() {
     assert_eq!(q["expired_touches"], 1.0);
     assert_eq!(q["non_converting_journeys"], 1.0);
 }
+
+#[test]
+fn the_thread_count_does_not_change_a_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |threads: &str, out: &Path| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_touchpoint"))
+            .args(["attribute", "--events", sample().to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
+            .args(["--markov-order", "3", "--journey-credit"])
+            .env("RAYON_NUM_THREADS", threads)
+            .env("POLARS_MAX_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let (one, four) = (dir.path().join("one"), dir.path().join("four"));
+    run("1", &one);
+    run("4", &four);
+    let strip = |d: &Path| {
+        let mut f = files(d);
+        f.remove("manifest.json");
+        f
+    };
+    let (a, b) = (strip(&one), strip(&four));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(v == &b[k], "{k} differs between 1 and 4 threads");
+    }
+}
