@@ -170,6 +170,11 @@ pub struct AttributeArgs {
     /// Also write `journey_credit`: one row per (converting journey, model, channel).
     #[arg(long)]
     pub journey_credit: bool,
+    /// Spend per channel (Parquet, or CSV by extension, with `channel` and `spend` columns):
+    /// adds `spend`, `cpa` (spend per credited conversion) and `roas` (credited value per
+    /// unit of spend) to `channel_attribution`, per model.
+    #[arg(long, value_name = "FILE")]
+    pub spend: Option<PathBuf>,
     #[command(flatten)]
     pub window: WindowArgs,
     /// Attribute only shard i of N of the users (a fixed hash of the user id, the same as
@@ -416,6 +421,7 @@ impl AttributeArgs {
                 days: self.window.window_days,
             }),
             partition_key: Some(self.window.partition_key.clone()),
+            spend: self.spend.as_ref().map(|p| p.display().to_string()),
         }
         .validate()
     }

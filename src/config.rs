@@ -396,6 +396,11 @@ pub struct Settings {
     /// partitions a window does not need.
     #[serde(default)]
     pub partition_key: Option<String>,
+    /// Optional spend per channel (a Parquet or CSV file with `channel` and `spend`
+    /// columns, in the currency of the values): adds `spend`, `cpa` and `roas` to
+    /// `channel_attribution`.
+    #[serde(default)]
+    pub spend: Option<String>,
 }
 
 /// The reporting window of a scheduled run: conversions on the `days` UTC days ending with
@@ -443,6 +448,7 @@ impl Default for Settings {
             journey_credit: false,
             window: None,
             partition_key: None,
+            spend: None,
         }
     }
 }

@@ -1162,3 +1162,53 @@ pub fn load_paths(file: &Path, cols: &crate::pipeline::PathColumns) -> Result<(V
     }
     Ok((rows, n as u64))
 }
+
+/// Read a spend file: `channel` (string) and `spend` (number ≥ 0) columns, Parquet or CSV (by
+/// extension); rows of the same channel are summed.
+pub fn load_spend(file: &Path) -> Result<BTreeMap<String, f64>> {
+    if !file.is_file() {
+        return Err(Error::NotFound { path: file.into(), problem: "no such spend file".into() });
+    }
+    let is_csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let df = if is_csv {
+        CsvReadOptions::default()
+            .with_has_header(true)
+            .try_into_reader_with_file_path(Some(file.to_path_buf()))
+            .and_then(|r| r.finish())
+            .map_err(|e| Error::bad_input(file, None, format!("not a readable CSV file: {e}")))?
+    } else {
+        let f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
+        ParquetReader::new(f)
+            .finish()
+            .map_err(|e| Error::bad_input(file, None, format!("not a readable Parquet file: {e}")))?
+    };
+    let col = |name: &str| {
+        df.column(name)
+            .map(|c| c.as_materialized_series())
+            .map_err(|_| Error::bad_input(file, Some(name), "missing column"))
+    };
+    let ch = col("channel")?;
+    let ch = ch.cast(&DataType::String).map_err(cast_err(file, "channel"))?;
+    let ch = ch.str().map_err(cast_err(file, "channel"))?;
+    let sp = col("spend")?;
+    if !sp.dtype().is_primitive_numeric() && !matches!(sp.dtype(), DataType::Decimal(..)) {
+        return Err(Error::bad_input(file, Some("spend"), type_problem(sp.dtype(), "a number")));
+    }
+    let sp = sp.cast(&DataType::Float64).map_err(cast_err(file, "spend"))?;
+    let sp = sp.f64().map_err(cast_err(file, "spend"))?;
+    let mut out = BTreeMap::new();
+    for (i, (c, x)) in ch.iter().zip(sp.iter()).enumerate() {
+        let c =
+            c.ok_or_else(|| Error::bad_input(file, Some("channel"), format!("null channel at row {i}")))?;
+        let x = x.unwrap_or(0.0);
+        if !x.is_finite() || x < 0.0 {
+            return Err(Error::bad_input(
+                file,
+                Some("spend"),
+                format!("spend must be finite and ≥ 0, found {x} (row {i})"),
+            ));
+        }
+        *out.entry(c.to_owned()).or_insert(0.0) += x;
+    }
+    Ok(out)
+}

@@ -29,6 +29,9 @@ pub struct InputSpec {
     /// Hive partition key of the input, for partition pruning.
     #[serde(default = "default_partition_key")]
     pub partition_key: String,
+    /// Optional spend per channel (`channel`, `spend`), for CPA and ROAS.
+    #[serde(default)]
+    pub spend: Option<String>,
 }
 
 fn default_partition_key() -> String {
@@ -188,7 +191,7 @@ pub fn load(file: &Path, env: &[(String, String)], flags: &Overrides) -> Result<
         text.parse().map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
     // Paths in the file are relative to the file.
     let base = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    for (section, key) in [("input", "events"), ("output", "root")] {
+    for (section, key) in [("input", "events"), ("input", "spend"), ("output", "root")] {
         if let Some(toml::Value::String(p)) = table.get_mut(section).and_then(|s| s.get_mut(key)) {
             if Path::new(p.as_str()).is_relative() {
                 *p = base.join(p.as_str()).to_string_lossy().into_owned();
@@ -272,6 +275,7 @@ fn settings_of(spec: &PipelineSpec) -> Result<Settings> {
             days: spec.window.days,
         }),
         partition_key: Some(spec.input.partition_key.clone()),
+        spend: spec.input.spend.clone(),
     }
     .validate()
 }

@@ -249,6 +249,13 @@ pub struct RunResult {
     pub users: input::UserNames,
     /// What was read.
     pub input: InputSummary,
+    /// Spend per channel, when a spend file is configured.
+    pub spend: Option<std::collections::BTreeMap<String, f64>>,
+}
+
+/// Load the configured spend file (before any event is read, so a bad one fails fast).
+pub fn load_spend(settings: &Settings) -> Result<Option<std::collections::BTreeMap<String, f64>>> {
+    settings.spend.as_ref().map(|p| input::load_spend(Path::new(p))).transpose()
 }
 
 /// The read scope and the reporting range of a run's window (none: read and report all).
@@ -293,6 +300,7 @@ pub fn compute_scoped(
 ) -> Result<RunResult> {
     phase("read");
     let t = Instant::now();
+    let spend = load_spend(settings)?;
     let (mut scope, report) = scope_of(settings)?;
     scope.shard = shard;
     let mut log =
@@ -357,7 +365,7 @@ pub fn compute_scoped(
     for w in &analysis.warnings {
         tracing::warn!("{w}");
     }
-    Ok(RunResult { analysis, campaign, users, input })
+    Ok(RunResult { analysis, campaign, users, input, spend })
 }
 
 /// Publish the tables of a run to `out` and return the run summary.
@@ -514,6 +522,7 @@ pub fn attribute_paths(
     let analysis = analyze(Journeys { paths, stats, fold: None, recorded: None }, &channels, settings)?;
     timings.push(("models", t.elapsed().as_millis()));
     let run = RunResult {
+        spend: load_spend(settings)?,
         analysis,
         campaign: None,
         users: input::UserNames::default(),

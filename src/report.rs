@@ -27,7 +27,10 @@ pub fn folded(a: &Analysis, c: &Credits) -> Credits {
 }
 
 /// `channel_attribution`: grain (model, channel).
-pub fn channel_attribution(a: &Analysis) -> Result<DataFrame> {
+pub fn channel_attribution(
+    a: &Analysis,
+    spend: Option<&std::collections::BTreeMap<String, f64>>,
+) -> Result<DataFrame> {
     let (mut model, mut channel, mut conv, mut value, mut cs, mut vs) =
         (Vec::<&str>::new(), Vec::<&str>::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let tc = a.stats.total_conversions;
@@ -51,14 +54,29 @@ pub fn channel_attribution(a: &Analysis) -> Result<DataFrame> {
             vs.push(share(a.stats.unattributed_value, tv));
         }
     }
-    output::frame(vec![
+    let mut columns = Vec::new();
+    if let Some(sp) = spend {
+        // Spend is per channel, the same under every model; CPA and ROAS follow each
+        // model's credit. `(unattributed)` and channels without spend get nulls.
+        let s: Vec<Option<f64>> = channel.iter().map(|c| sp.get(*c).copied()).collect();
+        let cpa: Vec<Option<f64>> =
+            s.iter().zip(&conv).map(|(s, c)| s.and_then(|s| (*c > 0.0).then(|| s / c))).collect();
+        let roas: Vec<Option<f64>> =
+            s.iter().zip(&value).map(|(s, v)| s.and_then(|s| (s > 0.0).then(|| v / s))).collect();
+        columns.push(Column::new("spend".into(), s));
+        columns.push(Column::new("cpa".into(), cpa));
+        columns.push(Column::new("roas".into(), roas));
+    }
+    let mut all = vec![
         Column::new("model".into(), model),
         Column::new("channel".into(), channel),
         Column::new("conversions".into(), conv),
         Column::new("value".into(), value),
         Column::new("conversion_share".into(), cs),
         Column::new("value_share".into(), vs),
-    ])
+    ];
+    all.extend(columns);
+    output::frame(all)
 }
 
 /// `campaign_attribution`: grain (model, channel, campaign).
@@ -352,7 +370,8 @@ pub fn table_names(settings: &Settings) -> Vec<&'static str> {
 /// Every output table of a run, in a fixed order.
 pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<OutputTable>> {
     let a = &run.analysis;
-    let mut t = vec![OutputTable { name: "channel_attribution", df: channel_attribution(a)? }];
+    let mut t =
+        vec![OutputTable { name: "channel_attribution", df: channel_attribution(a, run.spend.as_ref())? }];
     if let Some((ca, pairs)) = &run.campaign {
         t.push(OutputTable { name: "campaign_attribution", df: campaign_attribution(ca, pairs)? });
     }
@@ -479,6 +498,24 @@ pub fn html(run: &RunResult, settings: &Settings) -> String {
             h.push_str("</tr>\n");
         }
         h.push_str("</table>\n");
+    }
+    if let Some(sp) = &run.spend {
+        h.push_str("<h2>Cost per acquisition (CPA) and return on ad spend (ROAS), by model</h2>\n<table><tr><th>channel</th><th>spend</th>");
+        for (m, _) in &folded_all {
+            h.push_str(&format!("<th>{}<br><span class=\"muted\">CPA · ROAS</span></th>", m.name()));
+        }
+        h.push_str("</tr>\n");
+        for (ci, ch) in a.report_channels.iter().enumerate() {
+            let Some(&spend) = sp.get(ch) else { continue };
+            h.push_str(&format!("<tr><td>{}</td><td>{}</td>", esc(ch), num(spend)));
+            for (_, c) in &folded_all {
+                let cpa = if c.conversions[ci] > 0.0 { num(spend / c.conversions[ci]) } else { "–".into() };
+                let roas = if spend > 0.0 { format!("{:.2}", c.value[ci] / spend) } else { "–".into() };
+                h.push_str(&format!("<td>{cpa} · {roas}</td>"));
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</table>\n<p class=\"note\">CPA = spend / credited conversions; ROAS = credited value / spend. The spread across models is how much the answer depends on the attribution rule.</p>\n");
     }
     if let Some(r) = &a.markov {
         h.push_str(&format!(

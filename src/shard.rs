@@ -254,7 +254,8 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
     let paths = PathTable::from_rows(path_channels, rows);
     let journeys = Journeys { paths, stats, fold: frequency.then_some(report_of), recorded: None };
     let analysis = pipeline::analyze_with(journeys, &base, &settings, td)?;
-    Ok((RunResult { analysis, campaign: None, users: UserNames::default(), input }, settings))
+    let spend = pipeline::load_spend(&settings)?;
+    Ok((RunResult { analysis, campaign: None, users: UserNames::default(), input, spend }, settings))
 }
 
 /// `touchpoint merge`: merge partials and publish the tables like `attribute` would.

@@ -483,3 +483,46 @@ fn the_thread_count_does_not_change_a_byte() {
         assert!(v == &b[k], "{k} differs between 1 and 4 threads");
     }
 }
+
+#[test]
+fn spend_adds_cpa_and_roas_per_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let spend = dir.path().join("spend.csv");
+    std::fs::write(
+        &spend,
+        "channel,spend\npaid_search,3000\nfacebook,1200.5\npaid_search,1000\nnot_in_data,10\n",
+    )
+    .unwrap();
+    let out = dir.path().join("o");
+    run_ok(&sample(), &out, &["--spend", spend.to_str().unwrap()]);
+    let (cols, rows) = read_parquet(&out.join("channel_attribution.parquet"));
+    assert_eq!(&cols[6..], ["spend", "cpa", "roas"]);
+    let mut checked = 0;
+    for r in &rows {
+        match r[1].str() {
+            "paid_search" | "facebook" => {
+                let s = if r[1].str() == "paid_search" { 4000.0 } else { 1200.5 };
+                assert_eq!(r[6].num(), s, "spend rows of one channel are summed");
+                assert!((r[7].num() - s / r[2].num()).abs() < 1e-9, "cpa = spend / credited conversions");
+                assert!((r[8].num() - r[3].num() / s).abs() < 1e-12, "roas = credited value / spend");
+                checked += 1;
+            }
+            _ => assert_eq!((&r[6], &r[7], &r[8]), (&Cell::Null, &Cell::Null, &Cell::Null)),
+        }
+    }
+    assert_eq!(checked, 16, "two channels × eight models");
+    assert!(std::fs::read_to_string(out.join("report.html")).unwrap().contains("Cost per acquisition"));
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "channel,spend\nfacebook,-5\n").unwrap();
+    let o = touchpoint(&[
+        "attribute",
+        "--events",
+        sample().to_str().unwrap(),
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+        "--spend",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`spend`"));
+}
