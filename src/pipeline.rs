@@ -212,6 +212,30 @@ pub struct RunSummary {
 /// Row codes and (channel, campaign) names of the campaign units.
 pub type CampaignUnits = (Vec<u32>, Vec<(String, String)>);
 
+impl RunSummary {
+    /// The summary of a published run.
+    pub fn of(
+        status: &'static str,
+        out: &str,
+        run: &RunResult,
+        outputs: Vec<WrittenFile>,
+        t0: Instant,
+    ) -> Self {
+        let a = &run.analysis;
+        RunSummary {
+            status,
+            out: out.to_owned(),
+            events: run.input.events,
+            journeys: a.stats.journeys,
+            conversions: a.stats.total_conversions,
+            value: a.stats.total_value,
+            outputs,
+            warnings: a.warnings.clone(),
+            elapsed_ms: t0.elapsed().as_millis(),
+        }
+    }
+}
+
 /// The (channel, campaign) units of a log: a code per row and the unit pairs, in sorted
 /// (channel, campaign) order.
 pub fn campaign_units(log: &EventLog) -> Option<CampaignUnits> {
@@ -368,7 +392,8 @@ pub fn compute_scoped(
     Ok(RunResult { analysis, campaign, users, input, spend })
 }
 
-/// Publish the tables of a run to `out` and return the run summary.
+/// Publish the tables of a run to `out` (date partitions when the settings have a window,
+/// else a plain directory with `report.html`) and return the run summary.
 pub fn publish(
     run: &RunResult,
     out: &Path,
@@ -377,9 +402,25 @@ pub fn publish(
     timings: Vec<(&'static str, u128)>,
     t0: Instant,
 ) -> Result<RunSummary> {
+    if let Some(w) = &settings.window {
+        // A windowed run writes the same date partitions as a scheduled one.
+        return publish_with(
+            run,
+            settings,
+            command,
+            timings,
+            t0,
+            &out.display().to_string(),
+            |tabs, mut doc| {
+                output::publish_partitioned(out, &w.run_date, settings.format, tabs, |files| {
+                    doc["outputs"] = json!(files);
+                    doc
+                })
+            },
+        );
+    }
     let html = report::html(run, settings).into_bytes();
-    publish_with(run, settings, command, timings, t0, &out.display().to_string(), |tabs, doc| {
-        let mut doc = doc;
+    publish_with(run, settings, command, timings, t0, &out.display().to_string(), |tabs, mut doc| {
         output::publish_with_documents(out, settings.format, tabs, &[("report.html", html)], |files| {
             doc["outputs"] = json!(files);
             doc
@@ -421,17 +462,7 @@ pub fn publish_with(
     let written = publisher(&mut tabs, doc)?;
     timings.push(("write", t.elapsed().as_millis()));
     tracing::info!(out, files = written.len(), "published outputs");
-    Ok(RunSummary {
-        status,
-        out: out.to_owned(),
-        events: run.input.events,
-        journeys: a.stats.journeys,
-        conversions: a.stats.total_conversions,
-        value: a.stats.total_value,
-        outputs: written,
-        warnings: a.warnings.clone(),
-        elapsed_ms: t0.elapsed().as_millis(),
-    })
+    Ok(RunSummary::of(status, out, run, written, t0))
 }
 
 /// Run the `attribute` job: read `events`, attribute, and publish the tables to `out`.
@@ -450,19 +481,7 @@ pub fn attribute_with(
     let mut timings = Vec::new();
     let run = compute_with(events, settings, &mut timings, phase)?;
     phase("write");
-    match &settings.window {
-        // A windowed ad-hoc run writes the same date partitions as a scheduled one.
-        Some(w) => {
-            publish_with(&run, settings, "attribute", timings, t0, &out.display().to_string(), |tabs, doc| {
-                let mut doc = doc;
-                output::publish_partitioned(out, &w.run_date, settings.format, tabs, |files| {
-                    doc["outputs"] = json!(files);
-                    doc
-                })
-            })
-        }
-        None => publish(&run, out, settings, "attribute", timings, t0),
-    }
+    publish(&run, out, settings, "attribute", timings, t0)
 }
 
 /// Column names of an aggregated path table.

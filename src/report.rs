@@ -26,102 +26,101 @@ pub fn folded(a: &Analysis, c: &Credits) -> Credits {
     f
 }
 
+/// The rows shared by the credit tables: one per (model, report channel), plus
+/// `(unattributed)` per model when there are such conversions (`key` None).
+struct CreditRows {
+    model: Vec<&'static str>,
+    key: Vec<Option<usize>>,
+    conversions: Vec<f64>,
+    value: Vec<f64>,
+    conversion_share: Vec<Option<f64>>,
+    value_share: Vec<Option<f64>>,
+}
+
+fn credit_rows(a: &Analysis) -> CreditRows {
+    let mut r = CreditRows {
+        model: Vec::new(),
+        key: Vec::new(),
+        conversions: Vec::new(),
+        value: Vec::new(),
+        conversion_share: Vec::new(),
+        value_share: Vec::new(),
+    };
+    let (tc, tv) = (a.stats.total_conversions, a.stats.total_value);
+    let mut push = |m: Model, key: Option<usize>, c: f64, v: f64| {
+        r.model.push(m.name());
+        r.key.push(key);
+        r.conversions.push(c);
+        r.value.push(v);
+        r.conversion_share.push(share(c, tc));
+        r.value_share.push(share(v, tv));
+    };
+    for (m, c) in &a.credits {
+        let f = folded(a, c);
+        for i in 0..a.report_channels.len() {
+            push(*m, Some(i), f.conversions[i], f.value[i]);
+        }
+        if a.stats.unattributed_conversions > 0.0 {
+            push(*m, None, a.stats.unattributed_conversions, a.stats.unattributed_value);
+        }
+    }
+    r
+}
+
+impl CreditRows {
+    /// The columns after the key columns: credits and shares.
+    fn measures(self) -> Vec<Column> {
+        vec![
+            Column::new("conversions".into(), self.conversions),
+            Column::new("value".into(), self.value),
+            Column::new("conversion_share".into(), self.conversion_share),
+            Column::new("value_share".into(), self.value_share),
+        ]
+    }
+}
+
 /// `channel_attribution`: grain (model, channel).
 pub fn channel_attribution(
     a: &Analysis,
     spend: Option<&std::collections::BTreeMap<String, f64>>,
 ) -> Result<DataFrame> {
-    let (mut model, mut channel, mut conv, mut value, mut cs, mut vs) =
-        (Vec::<&str>::new(), Vec::<&str>::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let tc = a.stats.total_conversions;
-    let tv = a.stats.total_value;
-    for (m, c) in &a.credits {
-        let f = folded(a, c);
-        for (i, name) in a.report_channels.iter().enumerate() {
-            model.push(m.name());
-            channel.push(name);
-            conv.push(f.conversions[i]);
-            value.push(f.value[i]);
-            cs.push(share(f.conversions[i], tc));
-            vs.push(share(f.value[i], tv));
-        }
-        if a.stats.unattributed_conversions > 0.0 {
-            model.push(m.name());
-            channel.push(UNATTRIBUTED);
-            conv.push(a.stats.unattributed_conversions);
-            value.push(a.stats.unattributed_value);
-            cs.push(share(a.stats.unattributed_conversions, tc));
-            vs.push(share(a.stats.unattributed_value, tv));
-        }
-    }
-    let mut columns = Vec::new();
+    let rows = credit_rows(a);
+    let channel: Vec<&str> =
+        rows.key.iter().map(|k| k.map_or(UNATTRIBUTED, |i| a.report_channels[i].as_str())).collect();
+    let mut extra = Vec::new();
     if let Some(sp) = spend {
         // Spend is per channel, the same under every model; CPA and ROAS follow each
         // model's credit. `(unattributed)` and channels without spend get nulls.
         let s: Vec<Option<f64>> = channel.iter().map(|c| sp.get(*c).copied()).collect();
         let cpa: Vec<Option<f64>> =
-            s.iter().zip(&conv).map(|(s, c)| s.and_then(|s| (*c > 0.0).then(|| s / c))).collect();
+            s.iter().zip(&rows.conversions).map(|(s, c)| s.and_then(|s| (*c > 0.0).then(|| s / c))).collect();
         let roas: Vec<Option<f64>> =
-            s.iter().zip(&value).map(|(s, v)| s.and_then(|s| (s > 0.0).then(|| v / s))).collect();
-        columns.push(Column::new("spend".into(), s));
-        columns.push(Column::new("cpa".into(), cpa));
-        columns.push(Column::new("roas".into(), roas));
+            s.iter().zip(&rows.value).map(|(s, v)| s.and_then(|s| (s > 0.0).then(|| v / s))).collect();
+        extra.push(Column::new("spend".into(), s));
+        extra.push(Column::new("cpa".into(), cpa));
+        extra.push(Column::new("roas".into(), roas));
     }
-    let mut all = vec![
-        Column::new("model".into(), model),
-        Column::new("channel".into(), channel),
-        Column::new("conversions".into(), conv),
-        Column::new("value".into(), value),
-        Column::new("conversion_share".into(), cs),
-        Column::new("value_share".into(), vs),
-    ];
-    all.extend(columns);
+    let mut all =
+        vec![Column::new("model".into(), rows.model.clone()), Column::new("channel".into(), channel)];
+    all.extend(rows.measures());
+    all.extend(extra);
     output::frame(all)
 }
 
-/// `campaign_attribution`: grain (model, channel, campaign).
+/// `campaign_attribution`: grain (model, channel, campaign); `pairs[i]` is report
+/// channel i's (channel, campaign).
 pub fn campaign_attribution(a: &Analysis, pairs: &[(String, String)]) -> Result<DataFrame> {
-    let (mut model, mut channel, mut campaign, mut conv, mut value, mut cs, mut vs) = (
-        Vec::<&str>::new(),
-        Vec::<&str>::new(),
-        Vec::<Option<&str>>::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    let tc = a.stats.total_conversions;
-    let tv = a.stats.total_value;
-    for (m, c) in &a.credits {
-        let f = folded(a, c);
-        for (i, (ch, ca)) in pairs.iter().enumerate() {
-            model.push(m.name());
-            channel.push(ch);
-            campaign.push(Some(ca));
-            conv.push(f.conversions[i]);
-            value.push(f.value[i]);
-            cs.push(share(f.conversions[i], tc));
-            vs.push(share(f.value[i], tv));
-        }
-        if a.stats.unattributed_conversions > 0.0 {
-            model.push(m.name());
-            channel.push(UNATTRIBUTED);
-            campaign.push(None);
-            conv.push(a.stats.unattributed_conversions);
-            value.push(a.stats.unattributed_value);
-            cs.push(share(a.stats.unattributed_conversions, tc));
-            vs.push(share(a.stats.unattributed_value, tv));
-        }
-    }
-    output::frame(vec![
-        Column::new("model".into(), model),
+    let rows = credit_rows(a);
+    let channel: Vec<&str> =
+        rows.key.iter().map(|k| k.map_or(UNATTRIBUTED, |i| pairs[i].0.as_str())).collect();
+    let campaign: Vec<Option<&str>> = rows.key.iter().map(|k| k.map(|i| pairs[i].1.as_str())).collect();
+    let mut all = vec![
+        Column::new("model".into(), rows.model.clone()),
         Column::new("channel".into(), channel),
         Column::new("campaign".into(), campaign),
-        Column::new("conversions".into(), conv),
-        Column::new("value".into(), value),
-        Column::new("conversion_share".into(), cs),
-        Column::new("value_share".into(), vs),
-    ])
+    ];
+    all.extend(rows.measures());
+    output::frame(all)
 }
 
 /// `markov_removal_effects`: grain (channel).

@@ -116,17 +116,7 @@ pub fn attribute_shard(
             "outputs": files,
         })
     })?;
-    Ok(RunSummary {
-        status: "partial",
-        out: out.display().to_string(),
-        events: run.input.events,
-        journeys: a.stats.journeys,
-        conversions: a.stats.total_conversions,
-        value: a.stats.total_value,
-        outputs: written,
-        warnings: a.warnings.clone(),
-        elapsed_ms: t0.elapsed().as_millis(),
-    })
+    Ok(RunSummary::of("partial", &out.display().to_string(), &run, written, t0))
 }
 
 fn read_partial(dir: &Path) -> Result<(PartialMeta, DataFrame)> {
@@ -264,22 +254,5 @@ pub fn merge_and_publish(dirs: &[PathBuf], out: &Path) -> Result<RunSummary> {
     let t = Instant::now();
     let (run, settings) = merge(dirs)?;
     let timings = vec![("merge", t.elapsed().as_millis())];
-    match &settings.window {
-        Some(w) => pipeline::publish_with(
-            &run,
-            &settings,
-            "merge",
-            timings,
-            t0,
-            &out.display().to_string(),
-            |tabs, doc| {
-                let mut doc = doc;
-                output::publish_partitioned(out, &w.run_date, settings.format, tabs, |files| {
-                    doc["outputs"] = json!(files);
-                    doc
-                })
-            },
-        ),
-        None => pipeline::publish(&run, out, &settings, "merge", timings, t0),
-    }
+    pipeline::publish(&run, out, &settings, "merge", timings, t0)
 }

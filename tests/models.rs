@@ -2,6 +2,10 @@
 //! non-direct, position-based, time decay (T1–T3), Zhao and ordered Shapley, path
 //! transforms, sequence removal effects and automatic order selection.
 
+mod common;
+
+use common::{fixture_b, table};
+
 use touchpoint::config::{JourneyRules, Model, Settings, Transform};
 use touchpoint::input::{EventLog, NO_CHANNEL};
 use touchpoint::journeys::{self, apply_transforms, JourneyOptions, ResolvedTransform, Touch};
@@ -11,10 +15,6 @@ use touchpoint::paths::{PathRow, PathTable};
 use touchpoint::pipeline::{self, Analysis};
 
 const DAY: i64 = 86_400_000_000;
-
-fn table(rows: &[(&str, f64, f64, f64)]) -> PathTable {
-    PathTable::from_string_paths(">", rows.iter().copied())
-}
 
 fn get(pt_channels: &[String], v: &[f64], name: &str) -> f64 {
     v[pt_channels.iter().position(|c| c == name).unwrap_or_else(|| panic!("no channel {name}"))]
@@ -30,17 +30,6 @@ fn check(channels: &[String], v: &[f64], expected: &[(&str, f64)], tol: f64) {
     for (n, x) in expected {
         close(get(channels, v, n), *x, tol);
     }
-}
-
-fn fixture_b() -> PathTable {
-    table(&[
-        ("A > B > A > C", 2.0, 1.0, 20.0),
-        ("A", 1.0, 3.0, 5.0),
-        ("B > B > C", 1.0, 2.0, 30.0),
-        ("C", 0.0, 4.0, 0.0),
-        ("D > A", 0.0, 2.0, 0.0),
-        ("B > A > A", 1.0, 0.0, 12.0),
-    ])
 }
 
 fn fixture_s() -> PathTable {

@@ -1,15 +1,15 @@
 //! The exact oracles of research/algorithms.md §6.1–§6.5 (rational values computed
 //! independently of this code), to 1e-9.
 
+mod common;
+
+use common::{fixture_b, table};
+
 use touchpoint::markov;
 use touchpoint::models;
 use touchpoint::paths::PathTable;
 
 const TOL: f64 = 1e-9;
-
-fn table(rows: &[(&str, f64, f64, f64)]) -> PathTable {
-    PathTable::from_string_paths(">", rows.iter().copied())
-}
 
 fn by_name(pt: &PathTable, v: &[f64], name: &str) -> f64 {
     v[pt.channels.iter().position(|c| c == name).unwrap_or_else(|| panic!("no channel {name}"))]
@@ -105,17 +105,6 @@ fn pychattr_example_exact_not_step_capped() {
     check(&pt, &models::first_touch(&pt).conversions, &[("A", 3.0), ("B", 0.0)]);
     check(&pt, &models::last_touch(&pt).conversions, &[("A", 3.0), ("B", 0.0)]);
     check(&pt, &models::linear(&pt).conversions, &[("A", 2.1), ("B", 0.9)]);
-}
-
-fn fixture_b() -> PathTable {
-    table(&[
-        ("A > B > A > C", 2.0, 1.0, 20.0),
-        ("A", 1.0, 3.0, 5.0),
-        ("B > B > C", 1.0, 2.0, 30.0),
-        ("C", 0.0, 4.0, 0.0),
-        ("D > A", 0.0, 2.0, 0.0),
-        ("B > A > A", 1.0, 0.0, 12.0),
-    ])
 }
 
 #[test]

@@ -104,3 +104,21 @@ pub fn write_events(path: &Path, df: &mut polars::prelude::DataFrame) {
     let f = File::create(path).unwrap();
     ParquetWriter::new(f).finish(df).unwrap();
 }
+
+/// A path table from ChannelAttribution-style rows (path, conversions, nulls, value).
+pub fn table(rows: &[(&str, f64, f64, f64)]) -> touchpoint::paths::PathTable {
+    touchpoint::paths::PathTable::from_string_paths(">", rows.iter().copied())
+}
+
+/// Fixture B of research/algorithms.md §6.4: repeats, single touches, a channel seen only
+/// in non-converting paths, value.
+pub fn fixture_b() -> touchpoint::paths::PathTable {
+    table(&[
+        ("A > B > A > C", 2.0, 1.0, 20.0),
+        ("A", 1.0, 3.0, 5.0),
+        ("B > B > C", 1.0, 2.0, 30.0),
+        ("C", 0.0, 4.0, 0.0),
+        ("D > A", 0.0, 2.0, 0.0),
+        ("B > A > A", 1.0, 0.0, 12.0),
+    ])
+}
