@@ -21,7 +21,7 @@ fn event_log() -> &'static EventLog {
     LOG.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bench.parquet");
-        let mut df = generate(&GenOptions { users: 100_000, seed: 42, days: 60 }).unwrap();
+        let mut df = generate(&GenOptions { users: 100_000, seed: 42, days: 60, first_user: 0 }).unwrap();
         touchpoint::output::write_table(&mut df, &path, touchpoint::config::Format::Parquet).unwrap();
         let s = Settings::default();
         load_events(path.to_str().unwrap(), &s.columns, s.journeys.on_invalid_rows).unwrap()

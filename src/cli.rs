@@ -343,6 +343,9 @@ pub struct GenerateArgs {
     /// Days spanned by the log (from 2024-01-01).
     #[arg(long, default_value_t = 60)]
     pub days: u32,
+    /// Index of the first user (files of consecutive ranges hold disjoint users).
+    #[arg(long, default_value_t = 0)]
+    pub first_user: u64,
     /// Output Parquet file.
     #[arg(long)]
     pub out: PathBuf,
@@ -515,7 +518,12 @@ fn run_command(cli: &Cli, phase: &dyn Fn(&'static str)) -> Result<serde_json::Va
         Command::Generate(g) => {
             let t = std::time::Instant::now();
             let rows = crate::generate::generate_to_file(
-                &crate::generate::GenOptions { users: g.users, seed: g.seed, days: g.days },
+                &crate::generate::GenOptions {
+                    users: g.users,
+                    seed: g.seed,
+                    days: g.days,
+                    first_user: g.first_user,
+                },
                 &g.out,
             )?;
             tracing::info!(rows, file = %g.out.display(), "generated events");

@@ -69,6 +69,10 @@ pub struct GenOptions {
     pub seed: u64,
     /// Days spanned by the log, from 2024-01-01.
     pub days: u32,
+    /// Index of the first user: `first_user..first_user + users` are generated, so files
+    /// made with consecutive ranges hold disjoint users of one population (a 1B-event
+    /// log written as many files).
+    pub first_user: u64,
 }
 
 struct World {
@@ -222,7 +226,7 @@ pub fn generate(opts: &GenOptions) -> Result<DataFrame> {
         .into_par_iter()
         .map(|c| {
             let mut rows = Rows::default();
-            for u in c * CHUNK..((c + 1) * CHUNK).min(opts.users) {
+            for u in opts.first_user + c * CHUNK..opts.first_user + ((c + 1) * CHUNK).min(opts.users) {
                 gen_user(&w, opts.seed, u, opts.days, &mut rows);
             }
             rows
@@ -238,7 +242,7 @@ pub fn generate(opts: &GenOptions) -> Result<DataFrame> {
     }
     let mut order: Vec<u32> = (0..all.ts.len() as u32).collect();
     order.par_sort_by_key(|&i| (all.ts[i as usize], i));
-    let digits = opts.users.max(1).to_string().len().max(7);
+    let digits = (opts.first_user + opts.users).max(1).to_string().len().max(7);
     let user: Vec<String> =
         order.par_iter().map(|&i| format!("u{:0digits$}", all.user[i as usize])).collect();
     let ts: Vec<i64> = order.iter().map(|&i| all.ts[i as usize]).collect();

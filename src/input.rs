@@ -15,7 +15,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
+
+use crate::intern::PIECE;
 
 use crate::config::{Columns, InvalidRows};
 use crate::error::{Error, Result};
@@ -408,113 +411,23 @@ fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
     Ok(FilePlan { path: path.to_path_buf(), rows, user, time, time_dtype, marker })
 }
 
-/// String user ids interned by their XXH3-128 hash: no string comparison and no allocation
-/// per row (one per distinct user, for the name). A collision of two distinct ids would need
-/// ~2^64 users; ids are renumbered in hash order, which is stable across runs and versions.
-///
-/// The table is split into shards by hash, interned in parallel; a provisional id is
-/// `local · shards + shard`, made dense by [`HashedUsers::sorted_remap`].
-struct HashedUsers {
-    shards: Vec<UserShard>,
-}
-
-#[derive(Default)]
-struct UserShard {
-    ids: FxHashMap<u128, u32>,
-    names: Vec<String>,
-    hashes: Vec<u128>,
-}
-
-impl Default for HashedUsers {
-    fn default() -> Self {
-        let n = rayon::current_num_threads().clamp(1, 16);
-        HashedUsers { shards: (0..n).map(|_| UserShard::default()).collect() }
-    }
-}
-
-impl HashedUsers {
-    /// Provisional ids of a column's values ([`NO_CHANNEL`] for nulls).
-    /// `hashes[i] == 0` marks a null (a real value hashing to 0 has probability 2^-128);
-    /// `name(i)` gives the value of row i, asked once per new user.
-    fn intern_all<'a>(&mut self, hashes: &[u128], name: impl Fn(usize) -> &'a str + Sync) -> Vec<u32> {
-        use rayon::prelude::*;
-        let p = self.shards.len();
-        let per_shard: Vec<Vec<u32>> = self
-            .shards
-            .par_iter_mut()
-            .enumerate()
-            .map(|(s, shard)| {
-                let mut out = Vec::with_capacity(hashes.len() / p + 1);
-                for (i, &h) in hashes.iter().enumerate() {
-                    if h == 0 || (h as usize) % p != s {
-                        continue;
-                    }
-                    let n = shard.ids.len() as u32;
-                    let id = *shard.ids.entry(h).or_insert_with(|| {
-                        shard.names.push(name(i).to_owned());
-                        shard.hashes.push(h);
-                        n
-                    });
-                    out.push(id);
-                }
-                out
-            })
-            .collect();
-        let mut cursor = vec![0usize; p];
-        hashes
-            .iter()
-            .map(|&h| {
-                if h == 0 {
-                    return NO_CHANNEL;
-                }
-                let s = (h as usize) % p;
-                let local = per_shard[s][cursor[s]];
-                cursor[s] += 1;
-                local * p as u32 + s as u32
-            })
-            .collect()
-    }
-
-    /// `remap[provisional id] = dense id` in hash order, and the names in dense-id order.
-    fn sorted_remap(self) -> (Vec<u32>, Vec<String>) {
-        let p = self.shards.len() as u32;
-        let mut all: Vec<(u128, u32)> = Vec::new();
-        let mut max_id = 0u32;
-        for (s, shard) in self.shards.iter().enumerate() {
-            for (local, &h) in shard.hashes.iter().enumerate() {
-                let id = local as u32 * p + s as u32;
-                max_id = max_id.max(id + 1);
-                all.push((h, id));
-            }
-        }
-        all.sort_unstable();
-        let mut remap = vec![0u32; max_id as usize];
-        for (new, (_, id)) in all.iter().enumerate() {
-            remap[*id as usize] = new as u32;
-        }
-        let mut names: Vec<Vec<Option<String>>> =
-            self.shards.into_iter().map(|sh| sh.names.into_iter().map(Some).collect()).collect();
-        let names = all
-            .iter()
-            .map(|(_, id)| names[(id % p) as usize][(id / p) as usize].take().expect("each name once"))
-            .collect();
-        (remap, names)
-    }
+/// The distinct users of one file, in key order (their ids in the file are ranks in here).
+enum FileUsers {
+    /// XXH3-128 hashes of string ids, sorted, with the id values.
+    Str(Vec<u128>, Vec<String>),
+    /// Integer ids, sorted.
+    Int(Vec<i64>),
 }
 
 /// Interns values into dense ids in first-seen order; [`Interner::sorted_remap`] then
-/// renumbers them in sorted order, so the final ids never depend on row order.
+/// renumbers them in sorted order, so the final ids never depend on row order. For the
+/// small vocabularies (channels, touch types, campaigns).
 #[derive(Default)]
 struct Interner<K> {
     ids: FxHashMap<K, u32>,
 }
 
 impl<K: std::hash::Hash + Eq + Ord + Clone> Interner<K> {
-    fn intern_owned(&mut self, k: K) -> u32 {
-        let n = self.ids.len() as u32;
-        *self.ids.entry(k).or_insert(n)
-    }
-
     /// `remap[old_id] = new_id` in sorted order of the keys, and the sorted keys.
     fn sorted_remap(self) -> (Vec<u32>, Vec<K>) {
         let mut pairs: Vec<(K, u32)> = self.ids.into_iter().collect();
@@ -546,6 +459,9 @@ pub fn load_events(spec: &str, cols: &Columns, on_invalid: InvalidRows) -> Resul
 }
 
 /// Load the events a scope needs (see [`ReadScope`]).
+///
+/// Files are read one at a time, so the peak memory holds one file's Polars frame next to
+/// the compact columns of everything read so far.
 pub fn load_events_scoped(
     spec: &str,
     cols: &Columns,
@@ -571,13 +487,9 @@ pub fn load_events_scoped(
     }
 
     let mut log = EventLog::default();
-    let mut str_users = HashedUsers::default();
-    let mut int_users: Interner<i64> = Interner::default();
-    let mut channels: Interner<String> = Interner::default();
-    let mut str_ties: Interner<String> = Interner::default();
-    let mut tie_is_str = false;
-    let mut ties: Vec<i64> = Vec::new();
-    let mut extra = Extra::default();
+    let mut state = LoadState::default();
+    // (rows of log.user, distinct users) of each file, for the final numbering.
+    let mut file_users: Vec<(std::ops::Range<usize>, FileUsers)> = Vec::new();
 
     for plan in &plans {
         let t = std::time::Instant::now();
@@ -586,22 +498,9 @@ pub fn load_events_scoped(
         let t = std::time::Instant::now();
         log.rows_read += df.height() as u64;
         log.files.push(InputFile { path: plan.path.clone(), rows: plan.rows });
-        append_file(
-            plan,
-            cols,
-            on_invalid,
-            &df,
-            &mut log,
-            &mut str_users,
-            &mut int_users,
-            &mut channels,
-            &mut str_ties,
-            &mut tie_is_str,
-            &mut ties,
-            &mut extra,
-            scope.range,
-            scope.shard,
-        )?;
+        let before = log.user.len();
+        let users = append_file(plan, cols, on_invalid, df, &mut log, &mut state, scope.range, scope.shard)?;
+        file_users.push((before..log.user.len(), users));
         tracing::debug!(ms = t.elapsed().as_millis(), "converted to columns");
     }
     let t = std::time::Instant::now();
@@ -617,21 +516,10 @@ pub fn load_events_scoped(
         ));
     }
 
-    // Renumber users and channels in sorted order of their values.
-    let (user_remap, n_users) = match first.user {
-        UserKind::Str => {
-            let (r, k) = str_users.sorted_remap();
-            let n = k.len();
-            log.user_names = UserNames::Str(k);
-            (r, n)
-        }
-        UserKind::Int => {
-            let (r, k) = int_users.sorted_remap();
-            let n = k.len();
-            log.user_names = UserNames::Int(k);
-            (r, n)
-        }
-    };
+    // Users: each file's ids are ranks among its own users; several files are renumbered
+    // over the sorted union.
+    number_users(&mut log, file_users);
+    let LoadState { channels, str_ties, tie_is_str, mut ties, extra } = state;
     if cols.touch_type.is_some() {
         let (r, names) = extra.types.sorted_remap();
         let mut v = extra.type_ids;
@@ -652,17 +540,14 @@ pub fn load_events_scoped(
         log.campaign = Some(v);
         log.campaigns = names;
     }
-    {
-        use rayon::prelude::*;
-        log.user.par_iter_mut().for_each(|u| *u = user_remap[*u as usize]);
-    }
-    log.n_users = n_users;
     let (chan_remap, names) = channels.sorted_remap();
-    for c in &mut log.channel {
-        if *c != NO_CHANNEL {
-            *c = chan_remap[*c as usize];
+    log.channel.par_chunks_mut(PIECE).for_each(|cs| {
+        for c in cs {
+            if *c != NO_CHANNEL {
+                *c = chan_remap[*c as usize];
+            }
         }
-    }
+    });
     log.channels = names;
     tracing::debug!(ms = t.elapsed().as_millis(), "renumbered ids");
     if cols.tie_breaker.is_some() {
@@ -675,6 +560,65 @@ pub fn load_events_scoped(
         log.tie = Some(ties);
     }
     Ok(log)
+}
+
+/// Final user ids: with one file its ranks are already final; with several, the sorted
+/// union of their users numbers them all.
+fn number_users(log: &mut EventLog, file_users: Vec<(std::ops::Range<usize>, FileUsers)>) {
+    let single = file_users.len() == 1;
+    let mut ranges = Vec::with_capacity(file_users.len());
+    let mut str_keys: Vec<Vec<u128>> = Vec::new();
+    let mut str_names: Vec<Vec<String>> = Vec::new();
+    let mut int_keys: Vec<Vec<i64>> = Vec::new();
+    for (range, users) in file_users {
+        ranges.push(range);
+        match users {
+            FileUsers::Str(k, n) => {
+                str_keys.push(k);
+                str_names.push(n);
+            }
+            FileUsers::Int(k) => int_keys.push(k),
+        }
+    }
+    let remaps = if !str_keys.is_empty() {
+        if single {
+            log.user_names = UserNames::Str(str_names.pop().expect("one file"));
+            None
+        } else {
+            let slices: Vec<&[u128]> = str_keys.iter().map(|k| k.as_slice()).collect();
+            let (all, remaps) = crate::intern::union(&slices);
+            let mut names: Vec<Option<String>> = vec![None; all.len()];
+            for (f, file_names) in str_names.into_iter().enumerate() {
+                for (l, name) in file_names.into_iter().enumerate() {
+                    names[remaps[f][l] as usize].get_or_insert(name);
+                }
+            }
+            log.user_names =
+                UserNames::Str(names.into_iter().map(|n| n.expect("every user named")).collect());
+            Some(remaps)
+        }
+    } else if single {
+        log.user_names = UserNames::Int(int_keys.pop().expect("one file"));
+        None
+    } else {
+        let slices: Vec<&[i64]> = int_keys.iter().map(|k| k.as_slice()).collect();
+        let (all, remaps) = crate::intern::union(&slices);
+        log.user_names = UserNames::Int(all);
+        Some(remaps)
+    };
+    if let Some(remaps) = remaps {
+        for (range, remap) in ranges.into_iter().zip(remaps) {
+            log.user[range].par_chunks_mut(PIECE).for_each(|us| {
+                for u in us {
+                    *u = remap[*u as usize];
+                }
+            });
+        }
+    }
+    log.n_users = match &log.user_names {
+        UserNames::Str(v) => v.len(),
+        UserNames::Int(v) => v.len(),
+    };
 }
 
 /// Scan one file lazily, projecting only the mapped columns; ISO-8601 time strings are
@@ -755,11 +699,20 @@ fn cast_err<'a>(path: &'a Path, name: &str) -> impl Fn(PolarsError) -> Error + '
     move |e| Error::bad_input(path, Some(&name), e.to_string())
 }
 
+/// Fill `out` in parallel, [`PIECE`] rows at a time: `f(first row, piece)`. Of several
+/// failing pieces the first one's error is returned, so messages do not depend on timing.
+fn par_fill<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) -> Result<()> + Sync) -> Result<()> {
+    let results: Vec<Result<()>> =
+        out.par_chunks_mut(PIECE).enumerate().map(|(p, o)| f(p * PIECE, o)).collect();
+    results.into_iter().collect()
+}
+
 /// Convert a time series to µs since the epoch, UTC.
 /// Null times are [`NULL_TIME`] (a sentinel no real timestamp reaches), which halves the
 /// memory of an `Option<i64>` column.
 fn time_micros(s: &Series, path: &Path, name: &str) -> Result<Vec<i64>> {
     let err = cast_err(path, name);
+    let mut out = vec![NULL_TIME; s.len()];
     match s.dtype() {
         DataType::Datetime(unit, _) => {
             let (mul, div) = match unit {
@@ -769,18 +722,35 @@ fn time_micros(s: &Series, path: &Path, name: &str) -> Result<Vec<i64>> {
             };
             let phys = s.to_physical_repr();
             let ca = phys.i64().map_err(&err)?;
-            Ok(ca.iter().map(|v| v.map_or(NULL_TIME, |x| x.div_euclid(div) * mul)).collect())
+            par_fill(&mut out, |at, o| {
+                let len = o.len();
+                for (o, v) in o.iter_mut().zip(ca.slice(at as i64, len).iter()) {
+                    *o = v.map_or(NULL_TIME, |x| x.div_euclid(div) * mul);
+                }
+                Ok(())
+            })?;
         }
         DataType::Date => {
             let phys = s.to_physical_repr();
             let ca = phys.i32().map_err(&err)?;
-            Ok(ca.iter().map(|v| v.map_or(NULL_TIME, |d| d as i64 * 86_400_000_000)).collect())
+            par_fill(&mut out, |at, o| {
+                let len = o.len();
+                for (o, v) in o.iter_mut().zip(ca.slice(at as i64, len).iter()) {
+                    *o = v.map_or(NULL_TIME, |d| d as i64 * 86_400_000_000);
+                }
+                Ok(())
+            })?;
         }
-        d => Err(Error::bad_input(path, Some(name), type_problem(d, "a timestamp"))),
+        d => return Err(Error::bad_input(path, Some(name), type_problem(d, "a timestamp"))),
     }
+    Ok(out)
 }
 
 const NULL_TIME: i64 = i64::MIN;
+/// Conversion marker of a row: touch, conversion, or null.
+const TOUCH: u8 = 0;
+const CONVERSION: u8 = 1;
+const NULL_MARKER: u8 = 2;
 
 /// Interners and ids of the optional touch-type and campaign columns.
 #[derive(Default)]
@@ -791,173 +761,231 @@ struct Extra {
     campaign_ids: Vec<u32>,
 }
 
+/// What outlives one file: the vocabularies and the optional columns.
+#[derive(Default)]
+struct LoadState {
+    channels: Interner<String>,
+    str_ties: Interner<String>,
+    tie_is_str: bool,
+    ties: Vec<i64>,
+    extra: Extra,
+}
+
+/// Per-row user ids of one file (ranks among the file's users, [`NO_CHANNEL`] for a null
+/// user or another shard's), whether each id is null, and the file's distinct users.
+fn file_user_ids(
+    user_s: &Series,
+    plan: &FilePlan,
+    cols: &Columns,
+    shard: Option<(u32, u32)>,
+) -> Result<(Vec<u32>, Option<Vec<bool>>, FileUsers)> {
+    let path = plan.path.as_path();
+    let n = user_s.len();
+    let nulls = (user_s.null_count() > 0).then(|| user_s.is_null().iter().map(|b| b == Some(true)).collect());
+    let in_shard = |sh: u32| shard.is_none_or(|(i, _)| sh == i);
+    match plan.user {
+        UserKind::Str => {
+            // Hash every id (0 marks a row without one; a real id hashing to 0 has
+            // probability 2^-128), then rank the hashes.
+            let ca = user_s.str().map_err(cast_err(path, &cols.user))?;
+            let nb = crate::intern::bucket_count(n);
+            let dense = crate::intern::dense_ids(n, nb, crate::intern::hash_bucket(nb), |at, len, out| {
+                out.extend(ca.slice(at as i64, len).iter().map(|v| {
+                    v.filter(|u| in_shard(shard.map_or(0, |(_, k)| shard_of_str(u, k))))
+                        .map(|u| xxhash_rust::xxh3::xxh3_128(u.as_bytes()))
+                }));
+            });
+            // The names of the users, from their first rows (piece by piece, in row order).
+            let mut firsts: Vec<(u32, u32)> =
+                dense.first_row.iter().enumerate().map(|(id, &r)| (r, id as u32)).collect();
+            firsts.par_sort_unstable();
+            let mut names: Vec<String> = vec![String::new(); dense.keys.len()];
+            let named: Vec<Vec<(u32, String)>> = firsts
+                .par_chunk_by(|a, b| a.0 as usize / PIECE == b.0 as usize / PIECE)
+                .map(|group| {
+                    let at = group[0].0 as usize / PIECE * PIECE;
+                    let piece = ca.slice(at as i64, PIECE.min(n - at));
+                    let mut it = piece.iter().enumerate();
+                    group
+                        .iter()
+                        .map(|&(r, id)| {
+                            let v = it.find(|(j, _)| at + j == r as usize).and_then(|(_, v)| v);
+                            (id, v.unwrap_or_default().to_owned())
+                        })
+                        .collect()
+                })
+                .collect();
+            for (id, name) in named.into_iter().flatten() {
+                names[id as usize] = name;
+            }
+            Ok((dense.ids, nulls, FileUsers::Str(dense.keys, names)))
+        }
+        UserKind::Int => {
+            let c = user_s.cast(&DataType::Int64).map_err(cast_err(path, &cols.user))?;
+            let ca = c.i64().map_err(cast_err(path, &cols.user))?;
+            let kept =
+                || ca.iter().flatten().filter(|&u| in_shard(shard.map_or(0, |(_, k)| shard_of_int(u, k))));
+            let (min, max) = (kept().min().unwrap_or(0), kept().max().unwrap_or(0));
+            let nb = crate::intern::bucket_count(n);
+            let dense =
+                crate::intern::dense_ids(n, nb, crate::intern::range_bucket(min, max, nb), |at, len, out| {
+                    out.extend(
+                        ca.slice(at as i64, len)
+                            .iter()
+                            .map(|v| v.filter(|&u| in_shard(shard.map_or(0, |(_, k)| shard_of_int(u, k))))),
+                    );
+                });
+            Ok((dense.ids, nulls, FileUsers::Int(dense.keys)))
+        }
+    }
+}
+
+/// Channel ids of a column through per-piece dictionaries of the (few) distinct names.
+fn channel_ids(ca: &StringChunked, channels: &mut Interner<String>) -> Vec<u32> {
+    let mut ids = vec![NO_CHANNEL; ca.len()];
+    let locals: Vec<Vec<String>> = ids
+        .par_chunks_mut(PIECE)
+        .enumerate()
+        .map(|(p, o)| {
+            let piece = ca.slice((p * PIECE) as i64, o.len());
+            let mut dict: FxHashMap<&str, u32> = FxHashMap::default();
+            let mut names: Vec<String> = Vec::new();
+            for (o, v) in o.iter_mut().zip(piece.iter()) {
+                if let Some(c) = v {
+                    *o = *dict.entry(c).or_insert_with(|| {
+                        names.push(c.to_owned());
+                        names.len() as u32 - 1
+                    });
+                }
+            }
+            names
+        })
+        .collect();
+    let maps: Vec<Vec<u32>> =
+        locals.iter().map(|names| names.iter().map(|c| channels.intern_str(c)).collect()).collect();
+    ids.par_chunks_mut(PIECE).zip(maps.par_iter()).for_each(|(o, map)| {
+        for x in o {
+            if *x != NO_CHANNEL {
+                *x = map[*x as usize];
+            }
+        }
+    });
+    ids
+}
+
+/// Convert one file's frame and append its valid rows to the log; returns the file's users.
 #[allow(clippy::too_many_arguments)]
 fn append_file(
     plan: &FilePlan,
     cols: &Columns,
     on_invalid: InvalidRows,
-    df: &DataFrame,
+    df: DataFrame,
     log: &mut EventLog,
-    str_users: &mut HashedUsers,
-    int_users: &mut Interner<i64>,
-    channels: &mut Interner<String>,
-    str_ties: &mut Interner<String>,
-    tie_is_str: &mut bool,
-    ties: &mut Vec<i64>,
-    extra: &mut Extra,
+    state: &mut LoadState,
     range: Option<(i64, i64)>,
     shard: Option<(u32, u32)>,
-) -> Result<()> {
+) -> Result<FileUsers> {
     let path = plan.path.as_path();
     let n = df.height();
+    // Users first (hashing and ranking: the most expensive part, parallel inside); with
+    // --shard, rows of other shards' users get no id (null users belong to shard 0, so they
+    // are reported exactly once).
+    let (user_ids, null_users, users) = file_user_ids(series(&df, &cols.user, path)?, plan, cols, shard)?;
 
-    // Channel.
-    let chan_s = series(df, &cols.channel, path)?;
-    let chan_ca = chan_s.str().map_err(cast_err(path, &cols.channel))?;
-
-    // User.
-    let user_s = series(df, &cols.user, path)?;
-    let user_str = if plan.user == UserKind::Str {
-        Some(user_s.str().map_err(cast_err(path, &cols.user))?)
-    } else {
-        None
-    };
-    let user_int_series;
-    let user_int = if plan.user == UserKind::Int {
-        user_int_series = user_s.cast(&DataType::Int64).map_err(cast_err(path, &cols.user))?;
-        Some(user_int_series.i64().map_err(cast_err(path, &cols.user))?)
-    } else {
-        None
-    };
-
-    // The user ids (hashing and interning: the most expensive part) are computed while the
-    // other columns are converted.
-    let (users_part, rest_part) = rayon::join(
-        || {
-            // User ids first: string ids are hashed in parallel, then interned by hash.
-            // With --shard, rows of other shards' users are skipped before anything else (null
-            // users belong to shard 0, so they are reported exactly once).
-            let in_shard: Option<Vec<bool>> = shard.map(|(i, n)| match (user_str, user_int) {
-                (Some(ca), _) => ca.iter().map(|v| v.map_or(i == 0, |u| shard_of_str(u, n) == i)).collect(),
-                (None, Some(ca)) => {
-                    ca.iter().map(|v| v.map_or(i == 0, |u| shard_of_int(u, n) == i)).collect()
+    // Time, marker, value and channel, each converted in parallel pieces.
+    let ts = time_micros(series(&df, &cols.time, path)?, path, &cols.time)?;
+    let marker_s = series(&df, &cols.conversion, path)?;
+    let mut conv = vec![NULL_MARKER; n];
+    let as_marker = |b: bool| if b { CONVERSION } else { TOUCH };
+    match plan.marker {
+        MarkerKind::Str => {
+            let ca = marker_s.str().map_err(cast_err(path, &cols.conversion))?;
+            let target = cols.conversion_value.as_str();
+            par_fill(&mut conv, |at, o| {
+                let len = o.len();
+                for (o, v) in o.iter_mut().zip(ca.slice(at as i64, len).iter()) {
+                    *o = v.map_or(NULL_MARKER, |s| as_marker(s == target));
                 }
-                (None, None) => unreachable!("the user column is a string or an integer"),
-            });
-            let keep = |i: usize| in_shard.as_ref().is_none_or(|k| k[i]);
-            let user_ids: Vec<u32> = match (user_str, user_int) {
-                (Some(ca), _) => {
-                    let hashes: Vec<u128> = ca
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| match v {
-                            Some(u) if keep(i) => xxhash_rust::xxh3::xxh3_128(u.as_bytes()),
-                            _ => 0,
-                        })
-                        .collect();
-                    str_users.intern_all(&hashes, |i| ca.get(i).unwrap_or_default())
+                Ok(())
+            })?;
+        }
+        MarkerKind::Bool => {
+            let ca = marker_s.bool().map_err(cast_err(path, &cols.conversion))?;
+            par_fill(&mut conv, |at, o| {
+                let len = o.len();
+                for (o, v) in o.iter_mut().zip(ca.slice(at as i64, len).iter()) {
+                    *o = v.map_or(NULL_MARKER, as_marker);
                 }
-                (None, Some(ca)) => ca
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| match v {
-                        Some(u) if keep(i) => int_users.intern_owned(u),
-                        _ => NO_CHANNEL,
-                    })
-                    .collect(),
-                (None, None) => unreachable!("the user column is a string or an integer"),
-            };
-
-            (in_shard, user_ids)
-        },
-        || -> Result<_> {
-            // Time.
-            let ts = time_micros(series(df, &cols.time, path)?, path, &cols.time)?;
-
-            // Conversion marker.
-            let marker_s = series(df, &cols.conversion, path)?;
-            let mut conv: Vec<Option<bool>> = Vec::with_capacity(n);
-            match plan.marker {
-                MarkerKind::Str => {
-                    let ca = marker_s.str().map_err(cast_err(path, &cols.conversion))?;
-                    let target = cols.conversion_value.as_str();
-                    conv.extend(ca.iter().map(|v| v.map(|s| s == target)));
-                }
-                MarkerKind::Bool => {
-                    let ca = marker_s.bool().map_err(cast_err(path, &cols.conversion))?;
-                    conv.extend(ca.iter());
-                }
-                MarkerKind::Int => {
-                    let c = marker_s.cast(&DataType::Int64).map_err(cast_err(path, &cols.conversion))?;
-                    let ca = c.i64().map_err(cast_err(path, &cols.conversion))?;
-                    for v in ca.iter() {
-                        conv.push(match v {
-                            None => None,
-                            Some(0) => Some(false),
-                            Some(1) => Some(true),
-                            Some(x) => {
-                                return Err(Error::bad_input(
-                                    path,
-                                    Some(&cols.conversion),
-                                    format!("an integer conversion marker must be 0 or 1, found {x}"),
-                                ))
-                            }
-                        });
-                    }
-                }
-            }
-
-            // Value.
-            // Value: validated here; a null value is worth 0.
-            let values: Option<Vec<f64>> = match &cols.value {
-                Some(v) => {
-                    let s = series(df, v, path)?;
-                    let ca = s.f64().map_err(cast_err(path, v))?;
-                    let mut vals: Vec<f64> = Vec::with_capacity(n);
-                    for (i, x) in ca.iter().enumerate() {
-                        match x {
-                            Some(x) if !x.is_finite() || x < 0.0 => {
-                                return Err(Error::bad_input(
-                                    path,
-                                    Some(v),
-                                    format!("conversion values must be finite and ≥ 0, found {x} (row {i})"),
-                                ))
-                            }
-                            x => vals.push(x.unwrap_or(0.0)),
+                Ok(())
+            })?;
+        }
+        MarkerKind::Int => {
+            let c = marker_s.cast(&DataType::Int64).map_err(cast_err(path, &cols.conversion))?;
+            let ca = c.i64().map_err(cast_err(path, &cols.conversion))?;
+            par_fill(&mut conv, |at, o| {
+                let len = o.len();
+                for (o, v) in o.iter_mut().zip(ca.slice(at as i64, len).iter()) {
+                    *o = match v {
+                        None => NULL_MARKER,
+                        Some(0) => TOUCH,
+                        Some(1) => CONVERSION,
+                        Some(x) => {
+                            return Err(Error::bad_input(
+                                path,
+                                Some(&cols.conversion),
+                                format!("an integer conversion marker must be 0 or 1, found {x}"),
+                            ))
                         }
-                    }
-                    Some(vals)
+                    };
                 }
-                None => None,
-            };
+                Ok(())
+            })?;
+        }
+    }
 
-            // Channel ids through a per-file dictionary of the (few) distinct names.
-            let chan_ids: Vec<u32> = {
-                let mut dict: FxHashMap<&str, u32> = FxHashMap::default();
-                chan_ca
-                    .iter()
-                    .map(|v| match v {
-                        Some(c) => *dict.entry(c).or_insert_with(|| channels.intern_str(c)),
-                        None => NO_CHANNEL,
-                    })
-                    .collect()
-            };
+    // Value: validated here; a null value is worth 0.
+    let values: Option<Vec<f64>> = match &cols.value {
+        Some(v) => {
+            let s = series(&df, v, path)?;
+            let ca = s.f64().map_err(cast_err(path, v))?;
+            let mut vals = vec![0.0; n];
+            par_fill(&mut vals, |at, o| {
+                let len = o.len();
+                for (j, (o, x)) in o.iter_mut().zip(ca.slice(at as i64, len).iter()).enumerate() {
+                    match x {
+                        Some(x) if !x.is_finite() || x < 0.0 => {
+                            return Err(Error::bad_input(
+                                path,
+                                Some(v),
+                                format!(
+                                    "conversion values must be finite and ≥ 0, found {x} (row {})",
+                                    at + j
+                                ),
+                            ))
+                        }
+                        x => *o = x.unwrap_or(0.0),
+                    }
+                }
+                Ok(())
+            })?;
+            Some(vals)
+        }
+        None => None,
+    };
 
-            Ok((ts, conv, values, chan_ids))
-        },
-    );
-    let (in_shard, user_ids) = users_part;
-    let (ts, conv, values, chan_ids) = rest_part?;
-    let keep = |i: usize| in_shard.as_ref().is_none_or(|k| k[i]);
+    let chan_ca = series(&df, &cols.channel, path)?.str().map_err(cast_err(path, &cols.channel))?;
+    let chan_ids = channel_ids(chan_ca, &mut state.channels);
+
     // Tie-breaker, mapped to an order-preserving i64.
     let tie_vals: Option<Vec<Option<i64>>> = match &cols.tie_breaker {
         None => None,
         Some(t) => {
-            let s = series(df, t, path)?;
+            let s = series(&df, t, path)?;
             let err = cast_err(path, t);
             Some(match s.dtype() {
                 DataType::String => {
-                    *tie_is_str = true;
+                    state.tie_is_str = true;
+                    let str_ties = &mut state.str_ties;
                     s.str().map_err(&err)?.iter().map(|v| v.map(|x| str_ties.intern_str(x) as i64)).collect()
                 }
                 d if d.is_float() => s
@@ -977,13 +1005,47 @@ fn append_file(
     };
 
     let type_ca = match &cols.touch_type {
-        Some(c) => Some(series(df, c, path)?.str().map_err(cast_err(path, c))?),
+        Some(c) => Some(series(&df, c, path)?.str().map_err(cast_err(path, c))?),
         None => None,
     };
     let campaign_ca = match &cols.campaign {
-        Some(c) => Some(series(df, c, path)?.str().map_err(cast_err(path, c))?),
+        Some(c) => Some(series(&df, c, path)?.str().map_err(cast_err(path, c))?),
         None => None,
     };
+
+    let value_of = |i: usize| if conv[i] == CONVERSION { values.as_ref().map_or(0.0, |v| v[i]) } else { 0.0 };
+
+    // Fast path: every row kept and valid (the common case) → whole columns are appended.
+    let clean = |i: usize| {
+        user_ids[i] != NO_CHANNEL
+            && ts[i] != NULL_TIME
+            && !range.is_some_and(|(a, b)| ts[i] < a || ts[i] >= b)
+            && conv[i] != NULL_MARKER
+            && (chan_ids[i] != NO_CHANNEL || conv[i] == CONVERSION)
+            && tie_vals.as_ref().is_none_or(|t| t[i].is_some())
+    };
+    if type_ca.is_none() && campaign_ca.is_none() && (0..n).into_par_iter().with_min_len(PIECE).all(clean) {
+        let value: Vec<f64> = (0..n).map(value_of).collect();
+        let is_conversion: Vec<bool> = conv.iter().map(|&c| c == CONVERSION).collect();
+        if log.user.is_empty() {
+            // The first file: its columns become the log's (no copy).
+            log.user = user_ids;
+            log.ts = ts;
+            log.channel = chan_ids;
+            log.is_conversion = is_conversion;
+            log.value = value;
+        } else {
+            log.user.extend_from_slice(&user_ids);
+            log.ts.extend_from_slice(&ts);
+            log.channel.extend_from_slice(&chan_ids);
+            log.is_conversion.extend_from_slice(&is_conversion);
+            log.value.extend_from_slice(&value);
+        }
+        if let Some(tv) = &tie_vals {
+            state.ties.extend(tv.iter().map(|t| t.expect("checked above")));
+        }
+        return Ok(users);
+    }
 
     let mut reject = |reason: &str, row: usize, column: &str| -> Result<()> {
         match on_invalid {
@@ -999,37 +1061,39 @@ fn append_file(
         }
     };
 
+    let null_user = |i: usize| null_users.as_ref().is_some_and(|m| m[i]);
+    let mut not_ours = 0u64;
+    let extra = &mut state.extra;
     for (i, t) in ts.iter().enumerate() {
-        if !keep(i) {
-            log.rows_read -= 1; // another shard's user
+        if user_ids[i] == NO_CHANNEL {
+            if null_user(i) && shard.is_none_or(|(s, _)| s == 0) {
+                reject("null user id", i, &cols.user)?;
+            } else if !null_user(i) {
+                not_ours += 1; // another shard's user: not read by this run
+            }
             continue;
         }
-        let ch = (chan_ids[i] != NO_CHANNEL).then_some(chan_ids[i]);
-        let user_id = (user_ids[i] != NO_CHANNEL).then_some(user_ids[i]);
-        let Some(user_id) = user_id else {
-            reject("null user id", i, &cols.user)?;
-            continue;
-        };
         let t = *t;
         if t == NULL_TIME {
             reject("null time", i, &cols.time)?;
             continue;
         }
         if range.is_some_and(|(a, b)| t < a || t >= b) {
-            log.rows_read -= 1; // outside the scope (ISO-string times are filtered here)
+            not_ours += 1; // outside the scope (ISO-string times are filtered here)
             continue;
         }
-        let Some(is_conv) = conv[i] else {
+        if conv[i] == NULL_MARKER {
             reject("null conversion marker", i, &cols.conversion)?;
             continue;
-        };
-        let channel = match ch {
-            Some(c) => c,
-            None if is_conv => NO_CHANNEL,
-            None => {
+        }
+        let is_conv = conv[i] == CONVERSION;
+        let channel = match chan_ids[i] {
+            NO_CHANNEL if is_conv => NO_CHANNEL,
+            NO_CHANNEL => {
                 reject("null channel on a touch", i, &cols.channel)?;
                 continue;
             }
+            c => c,
         };
         let tie = match &tie_vals {
             Some(tv) => match tv[i] {
@@ -1041,13 +1105,13 @@ fn append_file(
             },
             None => None,
         };
-        log.user.push(user_id);
+        log.user.push(user_ids[i]);
         log.ts.push(t);
         log.channel.push(channel);
         log.is_conversion.push(is_conv);
-        log.value.push(if is_conv { values.as_ref().map_or(0.0, |v| v[i]) } else { 0.0 });
+        log.value.push(value_of(i));
         if let Some(x) = tie {
-            ties.push(x);
+            state.ties.push(x);
         }
         if let Some(ca) = type_ca {
             extra.type_ids.push(ca.get(i).map(|t| extra.types.intern_str(t)).unwrap_or(NO_CHANNEL));
@@ -1056,7 +1120,9 @@ fn append_file(
             extra.campaign_ids.push(extra.campaigns.intern_str(ca.get(i).unwrap_or(NO_CAMPAIGN)));
         }
     }
-    Ok(())
+    // Rows of other shards, or outside the scope, were never this run's to read.
+    log.rows_read -= not_ours;
+    Ok(users)
 }
 
 /// Map an f64 to an i64 with the same total order (for float tie-breakers).

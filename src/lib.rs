@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod generate;
 pub mod input;
+pub mod intern;
 pub mod job;
 pub mod journeys;
 pub mod markov;

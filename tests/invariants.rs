@@ -15,7 +15,7 @@ use touchpoint::pipeline;
 fn generated(users: u64, seed: u64) -> journeys::Journeys {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.parquet");
-    let mut df = generate(&GenOptions { users, seed, days: 60 }).unwrap();
+    let mut df = generate(&GenOptions { users, seed, days: 60, first_user: 0 }).unwrap();
     touchpoint::output::write_table(&mut df, &path, touchpoint::config::Format::Parquet).unwrap();
     let s = Settings::default();
     let log = load_events(path.to_str().unwrap(), &s.columns, s.journeys.on_invalid_rows).unwrap();

@@ -1,0 +1,327 @@
+//! Dense ids numbered in key order, for tens of millions of rows and millions of keys.
+//!
+//! Why not a hash map: at 10M rows and 1M users every look-up in a map of all users is a
+//! cache miss, and that was the most expensive step of reading the input. Here the rows
+//! are first split into buckets by the leading bits of their key (a monotone function, so
+//! bucket order is key order); each bucket is small enough to sort in the CPU cache, and
+//! buckets are sorted in parallel. The id of a key is its rank among the distinct keys, so
+//! the result depends only on the set of keys — never on the row order, the bucket count
+//! or the thread count.
+
+use rayon::prelude::*;
+
+/// Rows per piece of parallel work; fixed, so no result depends on the thread count.
+pub const PIECE: usize = 1 << 16;
+
+/// Marks a row without an id (skipped).
+pub const NO_ID: u32 = u32::MAX;
+
+/// Dense ids of the kept rows and the distinct keys they stand for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dense<K> {
+    /// `ids[row]` = rank of the row's key among `keys`, or [`NO_ID`] for a skipped row.
+    pub ids: Vec<u32>,
+    /// The distinct keys in increasing order (id = index).
+    pub keys: Vec<K>,
+    /// For each distinct key, the first row (lowest index) that holds it.
+    pub first_row: Vec<u32>,
+}
+
+/// A key of [`dense_ids`]: ordered, with a monotone 64-bit prefix to sort on.
+pub trait RankKey: Copy + Ord + Send + Sync {
+    /// `a ≤ b ⇒ a.prefix() ≤ b.prefix()`.
+    fn prefix(self) -> u64;
+}
+
+impl RankKey for u128 {
+    fn prefix(self) -> u64 {
+        (self >> 64) as u64
+    }
+}
+
+impl RankKey for i64 {
+    fn prefix(self) -> u64 {
+        (self as u64) ^ (1 << 63)
+    }
+}
+
+/// The number of buckets for `n` rows: about 4k rows per bucket, a power of two.
+pub fn bucket_count(n: usize) -> usize {
+    (n / 4096).next_power_of_two().clamp(1, 1 << 15)
+}
+
+/// Dense ids in key order of `n` rows whose keys come piece by piece.
+///
+/// `piece_keys(first, len, out)` fills `out` with the keys of rows `first..first + len`
+/// (`None`: the row gets no id). It is called twice per piece, so keys are recomputed
+/// (hashing a short string is cheaper than a cache miss into an array of all keys) and
+/// every pass over the rows is sequential: only the in-cache bucket sorts jump around.
+/// `bucket(k)` must be monotone (`k1 ≤ k2 ⇒ bucket(k1) ≤ bucket(k2)`) and below `nb`; a
+/// bad spread only costs speed, never correctness.
+pub fn dense_ids<K, B, P>(n: usize, nb: usize, bucket: B, piece_keys: P) -> Dense<K>
+where
+    K: RankKey,
+    B: Fn(K) -> usize + Sync,
+    P: Fn(usize, usize, &mut Vec<Option<K>>) + Sync,
+{
+    assert!(nb >= 1 && nb < u16::MAX as usize, "bucket count out of range");
+    assert!(n < NO_ID as usize, "more than 4G rows in one file");
+    let n_pieces = n.div_ceil(PIECE);
+    let piece_len = |p: usize| PIECE.min(n - p * PIECE);
+    // 1. The bucket of every row (u16::MAX: no id), and counts per (piece, bucket).
+    let mut bucket_of = vec![u16::MAX; n];
+    let counts: Vec<Vec<u32>> = bucket_of
+        .par_chunks_mut(PIECE)
+        .enumerate()
+        .map_init(Vec::new, |buf, (p, out)| {
+            buf.clear();
+            piece_keys(p * PIECE, out.len(), buf);
+            let mut c = vec![0u32; nb];
+            for (o, k) in out.iter_mut().zip(buf.iter()) {
+                if let Some(k) = *k {
+                    let b = bucket(k);
+                    *o = b as u16;
+                    c[b] += 1;
+                }
+            }
+            c
+        })
+        .collect();
+    // Slot ranges: bucket b holds slots start[b]..start[b + 1]; piece p's rows of bucket b
+    // come after those of the earlier pieces (so slots follow row order within a bucket).
+    let mut start = vec![0usize; nb + 1];
+    for c in &counts {
+        for (b, &x) in c.iter().enumerate() {
+            start[b + 1] += x as usize;
+        }
+    }
+    for b in 0..nb {
+        start[b + 1] += start[b];
+    }
+    let kept = start[nb];
+    let mut cursors: Vec<Vec<u32>> = Vec::with_capacity(n_pieces);
+    let mut next: Vec<u32> = start[..nb].iter().map(|&s| s as u32).collect();
+    for c in &counts {
+        cursors.push(next.clone());
+        for (b, &x) in c.iter().enumerate() {
+            next[b] += x;
+        }
+    }
+    drop(counts);
+    // 2. Scatter the keys into their buckets.
+    let mut slots: Vec<K> = Vec::with_capacity(kept);
+    let slots_ptr = SharedSlots(slots.as_mut_ptr());
+    (0..n_pieces).into_par_iter().for_each_init(Vec::new, |buf, p| {
+        buf.clear();
+        piece_keys(p * PIECE, piece_len(p), buf);
+        let mut cur = cursors[p].clone();
+        for (k, &b) in buf.iter().zip(&bucket_of[p * PIECE..]) {
+            if let Some(k) = *k {
+                let slot = &mut cur[b as usize];
+                // SAFETY: the (piece, bucket) cursors cover disjoint slots below `kept`.
+                unsafe { slots_ptr.write(*slot as usize, k) };
+                *slot += 1;
+            }
+        }
+    });
+    // SAFETY: every slot below `kept` was written exactly once above.
+    unsafe { slots.set_len(kept) };
+    // 3. Rank each bucket's keys (sorting slot indices, in cache), marking first rows.
+    const FIRST: u32 = 1 << 31;
+    let mut rank_at = vec![0u32; kept];
+    let mut rank_chunks: Vec<&mut [u32]> = Vec::with_capacity(nb);
+    let mut rest: &mut [u32] = &mut rank_at;
+    for b in 0..nb {
+        let (head, tail) = rest.split_at_mut(start[b + 1] - start[b]);
+        rank_chunks.push(head);
+        rest = tail;
+    }
+    let per_bucket: Vec<Vec<K>> = rank_chunks
+        .into_par_iter()
+        .enumerate()
+        .map_init(Vec::new, |perm: &mut Vec<u128>, (b, ranks)| {
+            let keys = &slots[start[b]..start[b + 1]];
+            // Sort (prefix, slot) as plain integers; only runs of equal prefixes whose keys
+            // differ (a 2^-64 event for hashes) need the full keys. Equal keys keep their
+            // slots ascending, so the first slot of a key is its first row.
+            perm.clear();
+            perm.extend(keys.iter().enumerate().map(|(s, k)| (k.prefix() as u128) << 64 | s as u128));
+            perm.sort_unstable();
+            let slot = |x: u128| x as u64 as usize;
+            let mut a = 0;
+            while a < perm.len() {
+                let mut z = a + 1;
+                while z < perm.len() && perm[z] >> 64 == perm[a] >> 64 {
+                    z += 1;
+                }
+                let run = &mut perm[a..z];
+                if run.iter().any(|&x| keys[slot(x)] != keys[slot(run[0])]) {
+                    run.sort_unstable_by_key(|&x| (keys[slot(x)], slot(x)));
+                }
+                a = z;
+            }
+            let mut distinct: Vec<K> = Vec::new();
+            for &x in perm.iter() {
+                let s = slot(x);
+                let k = keys[s];
+                let first = distinct.last() != Some(&k);
+                if first {
+                    distinct.push(k);
+                }
+                ranks[s] = (distinct.len() as u32 - 1) | if first { FIRST } else { 0 };
+            }
+            distinct
+        })
+        .collect();
+    drop(slots);
+    let mut base = vec![0u32; nb];
+    let mut total = 0u32;
+    for (b, d) in per_bucket.iter().enumerate() {
+        base[b] = total;
+        total += d.len() as u32;
+    }
+    assert!(total < FIRST, "more than 2G distinct keys in one file");
+    // 4. Back to row order: walk the rows again with the same cursors.
+    let mut ids = vec![NO_ID; n];
+    let firsts: Vec<Vec<(u32, u32)>> = ids
+        .par_chunks_mut(PIECE)
+        .enumerate()
+        .map(|(p, out)| {
+            let mut cur = cursors[p].clone();
+            let mut firsts = Vec::new();
+            for (j, (o, &b)) in out.iter_mut().zip(&bucket_of[p * PIECE..]).enumerate() {
+                if b != u16::MAX {
+                    let slot = &mut cur[b as usize];
+                    let r = rank_at[*slot as usize];
+                    *slot += 1;
+                    *o = base[b as usize] + (r & !FIRST);
+                    if r & FIRST != 0 {
+                        firsts.push((*o, (p * PIECE + j) as u32));
+                    }
+                }
+            }
+            firsts
+        })
+        .collect();
+    let mut first_row = vec![0u32; total as usize];
+    for (id, row) in firsts.into_iter().flatten() {
+        first_row[id as usize] = row;
+    }
+    let mut keys_out = Vec::with_capacity(total as usize);
+    for d in per_bucket {
+        keys_out.extend(d);
+    }
+    Dense { ids, keys: keys_out, first_row }
+}
+
+/// A raw pointer for writes to disjoint slots from several threads.
+struct SharedSlots<K>(*mut K);
+impl<K> Clone for SharedSlots<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K> Copy for SharedSlots<K> {}
+// SAFETY: every slot is written from exactly one thread, and the buffer outlives the
+// parallel section (see `dense_ids`).
+unsafe impl<K: Send> Send for SharedSlots<K> {}
+unsafe impl<K: Send> Sync for SharedSlots<K> {}
+
+impl<K> SharedSlots<K> {
+    /// # Safety
+    /// `i` is within the allocation and no other thread touches slot `i` meanwhile.
+    unsafe fn write(self, i: usize, v: K) {
+        unsafe { self.0.add(i).write(v) }
+    }
+}
+
+/// The bucket of a 128-bit hash among `nb` (a power of two): its leading bits.
+pub fn hash_bucket(nb: usize) -> impl Fn(u128) -> usize + Sync {
+    let bits = nb.trailing_zeros();
+    move |h| if bits == 0 { 0 } else { (h >> (128 - bits)) as usize }
+}
+
+/// The bucket of an integer in `[min, max]` among `nb`: its position in the range.
+pub fn range_bucket(min: i64, max: i64, nb: usize) -> impl Fn(i64) -> usize + Sync {
+    let span = max as i128 - min as i128 + 1;
+    move |v| (((v as i128 - min as i128) * nb as i128) / span) as usize
+}
+
+/// Global ids over several files: the sorted union of the files' distinct keys, and for each
+/// file `remap[local id] = global id`.
+pub fn union<K: Copy + Ord>(files: &[&[K]]) -> (Vec<K>, Vec<Vec<u32>>) {
+    let mut all: Vec<(K, u32, u32)> = Vec::with_capacity(files.iter().map(|f| f.len()).sum());
+    for (f, keys) in files.iter().enumerate() {
+        all.extend(keys.iter().enumerate().map(|(l, &k)| (k, f as u32, l as u32)));
+    }
+    all.sort_unstable();
+    let mut remaps: Vec<Vec<u32>> = files.iter().map(|f| vec![0u32; f.len()]).collect();
+    let mut keys: Vec<K> = Vec::new();
+    for (k, f, l) in all {
+        if keys.last() != Some(&k) {
+            keys.push(k);
+        }
+        remaps[f as usize][l as usize] = keys.len() as u32 - 1;
+    }
+    (keys, remaps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(keys: &[i64], keep: &[bool]) -> (Vec<u32>, Vec<i64>) {
+        let mut d: Vec<i64> = keys.iter().zip(keep).filter(|(_, &k)| k).map(|(&x, _)| x).collect();
+        d.sort_unstable();
+        d.dedup();
+        let ids = keys
+            .iter()
+            .zip(keep)
+            .map(|(x, &k)| if k { d.binary_search(x).unwrap() as u32 } else { NO_ID })
+            .collect();
+        (ids, d)
+    }
+
+    #[test]
+    fn ranks_match_a_sort_for_any_bucket_count() {
+        let mut x = 12345u64;
+        let keys: Vec<i64> = (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 50_000) as i64 - 20_000
+            })
+            .collect();
+        let keep: Vec<bool> = (0..keys.len()).map(|i| i % 7 != 3).collect();
+        let (want_ids, want_keys) = naive(&keys, &keep);
+        let (min, max) = (*keys.iter().min().unwrap(), *keys.iter().max().unwrap());
+        for nb in [1, 2, 64, 4096] {
+            let d = dense_ids(keys.len(), nb, range_bucket(min, max, nb), |at, len, out| {
+                out.extend((at..at + len).map(|i| keep[i].then_some(keys[i])));
+            });
+            assert_eq!(d.ids, want_ids, "nb = {nb}");
+            assert_eq!(d.keys, want_keys, "nb = {nb}");
+            for (id, &r) in d.first_row.iter().enumerate() {
+                assert_eq!(keys[r as usize], d.keys[id]);
+                assert!(keys[..r as usize].iter().zip(&keep).all(|(k, &kp)| !kp || *k != d.keys[id]));
+            }
+        }
+    }
+
+    #[test]
+    fn hash_buckets_are_monotone() {
+        let b = hash_bucket(1024);
+        assert_eq!(b(0), 0);
+        assert_eq!(b(u128::MAX), 1023);
+        assert!(b(1u128 << 118) <= b(1u128 << 119));
+        assert_eq!(hash_bucket(1)(u128::MAX), 0);
+    }
+
+    #[test]
+    fn union_numbers_the_sorted_distinct_keys() {
+        let (keys, remaps) = union(&[&[2i64, 5, 9][..], &[1, 5][..], &[][..]]);
+        assert_eq!(keys, vec![1, 2, 5, 9]);
+        assert_eq!(remaps, vec![vec![1, 2, 3], vec![0, 2], vec![]]);
+    }
+}
