@@ -1068,8 +1068,8 @@ fn append_file(
         if user_ids[i] == NO_CHANNEL {
             if null_user(i) && shard.is_none_or(|(s, _)| s == 0) {
                 reject("null user id", i, &cols.user)?;
-            } else if !null_user(i) {
-                not_ours += 1; // another shard's user: not read by this run
+            } else {
+                not_ours += 1; // another shard's user (null users are shard 0's)
             }
             continue;
         }
