@@ -30,7 +30,20 @@ fn init_logging(cli: &Cli) {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc.h (v2 and v3): milliseconds before freed memory
+/// goes back to the OS (-1: never).
+const MI_OPTION_PURGE_DELAY: i32 = 15;
+
 fn main() -> ExitCode {
+    // A run frees big columns between phases and allocates as much again in the next one:
+    // keeping freed pages (a batch process ends soon anyway) spares the kernel zeroing them
+    // again, and 2 MiB pages cut the page faults (together a fifth of the CPU time at 10M
+    // events). The peak memory is the same. SAFETY: plain integer options, set before any
+    // thread starts.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+        libmimalloc_sys::mi_option_set(libmimalloc_sys::mi_option_large_os_pages, 1);
+    }
     let cli = Cli::parse();
     init_logging(&cli);
     match touchpoint::cli::run(&cli) {
