@@ -63,7 +63,8 @@ pub struct EventLog {
     pub campaign: Option<Vec<u32>>,
     /// Campaign names, sorted.
     pub campaigns: Vec<String>,
-    /// The user values, indexed by dense user id (for per-journey output).
+    /// The user values, indexed by dense user id (for per-journey output); empty when the
+    /// read scope skipped them.
     pub user_names: UserNames,
     /// Number of distinct users.
     pub n_users: usize,
@@ -221,6 +222,10 @@ pub struct ReadScope {
     pub required_dates: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
     /// Keep only the users of shard `i` of `n` (see [`shard_of_str`]).
     pub shard: Option<(u32, u32)>,
+    /// Do not keep the user id values ([`EventLog::user_names`] stays empty): only runs
+    /// that list users (per-journey credit) need them, and at a million users they cost a
+    /// string each.
+    pub skip_user_names: bool,
 }
 
 /// The shard of a string user id among `n`: `pmod(XXH64(utf8 bytes, seed 42), n)` — the
@@ -413,8 +418,8 @@ fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
 
 /// The distinct users of one file, in key order (their ids in the file are ranks in here).
 enum FileUsers {
-    /// XXH3-128 hashes of string ids, sorted, with the id values.
-    Str(Vec<u128>, Vec<String>),
+    /// XXH3-128 hashes of string ids, sorted, with the id values (unless skipped).
+    Str(Vec<u128>, Option<Vec<String>>),
     /// Integer ids, sorted.
     Int(Vec<i64>),
 }
@@ -499,7 +504,7 @@ pub fn load_events_scoped(
         log.rows_read += df.height() as u64;
         log.files.push(InputFile { path: plan.path.clone(), rows: plan.rows });
         let before = log.user.len();
-        let users = append_file(plan, cols, on_invalid, df, &mut log, &mut state, scope.range, scope.shard)?;
+        let users = append_file(plan, cols, on_invalid, df, &mut log, &mut state, scope)?;
         file_users.push((before..log.user.len(), users));
         tracing::debug!(ms = t.elapsed().as_millis(), "converted to columns");
     }
@@ -568,7 +573,7 @@ fn number_users(log: &mut EventLog, file_users: Vec<(std::ops::Range<usize>, Fil
     let single = file_users.len() == 1;
     let mut ranges = Vec::with_capacity(file_users.len());
     let mut str_keys: Vec<Vec<u128>> = Vec::new();
-    let mut str_names: Vec<Vec<String>> = Vec::new();
+    let mut str_names: Vec<Option<Vec<String>>> = Vec::new();
     let mut int_keys: Vec<Vec<i64>> = Vec::new();
     for (range, users) in file_users {
         ranges.push(range);
@@ -582,27 +587,33 @@ fn number_users(log: &mut EventLog, file_users: Vec<(std::ops::Range<usize>, Fil
     }
     let remaps = if !str_keys.is_empty() {
         if single {
-            log.user_names = UserNames::Str(str_names.pop().expect("one file"));
+            log.n_users = str_keys[0].len();
+            log.user_names = UserNames::Str(str_names.pop().flatten().unwrap_or_default());
             None
         } else {
             let slices: Vec<&[u128]> = str_keys.iter().map(|k| k.as_slice()).collect();
             let (all, remaps) = crate::intern::union(&slices);
-            let mut names: Vec<Option<String>> = vec![None; all.len()];
-            for (f, file_names) in str_names.into_iter().enumerate() {
-                for (l, name) in file_names.into_iter().enumerate() {
-                    names[remaps[f][l] as usize].get_or_insert(name);
+            log.n_users = all.len();
+            if str_names.iter().all(|n| n.is_some()) {
+                let mut names: Vec<Option<String>> = vec![None; all.len()];
+                for (f, file_names) in str_names.into_iter().flatten().enumerate() {
+                    for (l, name) in file_names.into_iter().enumerate() {
+                        names[remaps[f][l] as usize].get_or_insert(name);
+                    }
                 }
+                log.user_names =
+                    UserNames::Str(names.into_iter().map(|n| n.expect("every user named")).collect());
             }
-            log.user_names =
-                UserNames::Str(names.into_iter().map(|n| n.expect("every user named")).collect());
             Some(remaps)
         }
     } else if single {
+        log.n_users = int_keys[0].len();
         log.user_names = UserNames::Int(int_keys.pop().expect("one file"));
         None
     } else {
         let slices: Vec<&[i64]> = int_keys.iter().map(|k| k.as_slice()).collect();
         let (all, remaps) = crate::intern::union(&slices);
+        log.n_users = all.len();
         log.user_names = UserNames::Int(all);
         Some(remaps)
     };
@@ -615,10 +626,6 @@ fn number_users(log: &mut EventLog, file_users: Vec<(std::ops::Range<usize>, Fil
             });
         }
     }
-    log.n_users = match &log.user_names {
-        UserNames::Str(v) => v.len(),
-        UserNames::Int(v) => v.len(),
-    };
 }
 
 /// Scan one file lazily, projecting only the mapped columns; ISO-8601 time strings are
@@ -778,6 +785,7 @@ fn file_user_ids(
     plan: &FilePlan,
     cols: &Columns,
     shard: Option<(u32, u32)>,
+    with_names: bool,
 ) -> Result<(Vec<u32>, Option<Vec<bool>>, FileUsers)> {
     let path = plan.path.as_path();
     let n = user_s.len();
@@ -796,6 +804,9 @@ fn file_user_ids(
                 }));
             });
             // The names of the users, from their first rows (piece by piece, in row order).
+            if !with_names {
+                return Ok((dense.ids, nulls, FileUsers::Str(dense.keys, None)));
+            }
             let mut firsts: Vec<(u32, u32)> =
                 dense.first_row.iter().enumerate().map(|(id, &r)| (r, id as u32)).collect();
             firsts.par_sort_unstable();
@@ -818,7 +829,7 @@ fn file_user_ids(
             for (id, name) in named.into_iter().flatten() {
                 names[id as usize] = name;
             }
-            Ok((dense.ids, nulls, FileUsers::Str(dense.keys, names)))
+            Ok((dense.ids, nulls, FileUsers::Str(dense.keys, Some(names))))
         }
         UserKind::Int => {
             let c = user_s.cast(&DataType::Int64).map_err(cast_err(path, &cols.user))?;
@@ -882,15 +893,16 @@ fn append_file(
     df: DataFrame,
     log: &mut EventLog,
     state: &mut LoadState,
-    range: Option<(i64, i64)>,
-    shard: Option<(u32, u32)>,
+    scope: &ReadScope,
 ) -> Result<FileUsers> {
+    let (range, shard) = (scope.range, scope.shard);
     let path = plan.path.as_path();
     let n = df.height();
     // Users first (hashing and ranking: the most expensive part, parallel inside); with
     // --shard, rows of other shards' users get no id (null users belong to shard 0, so they
     // are reported exactly once).
-    let (user_ids, null_users, users) = file_user_ids(series(&df, &cols.user, path)?, plan, cols, shard)?;
+    let (user_ids, null_users, users) =
+        file_user_ids(series(&df, &cols.user, path)?, plan, cols, shard, !scope.skip_user_names)?;
 
     // Time, marker, value and channel, each converted in parallel pieces.
     let ts = time_micros(series(&df, &cols.time, path)?, path, &cols.time)?;

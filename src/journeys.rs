@@ -476,17 +476,18 @@ pub fn build_ordered(
         entries.extend(c.paths.into_iter().map(|(k, a)| (k, ci, a)));
         recorded.append(c.recorded);
     }
-    entries.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let order = path_order(&entries);
     let mut rows: Vec<PathRow> = Vec::new();
-    for (k, _, a) in entries {
+    for i in order {
+        let (k, _, a) = &mut entries[i];
         match rows.last_mut() {
-            Some(last) if *last.path == *k => {
+            Some(last) if *last.path == **k => {
                 last.conversions += a.conversions;
                 last.nulls += a.nulls;
                 last.value += a.value;
             }
             _ => rows.push(PathRow {
-                path: k.into_vec(),
+                path: std::mem::take(k).into_vec(),
                 conversions: a.conversions,
                 nulls: a.nulls,
                 value: a.value,
@@ -520,6 +521,40 @@ pub fn build_ordered(
     }
     tracing::debug!(ms = t.elapsed().as_millis(), "merged paths");
     Journeys { paths: PathTable { channels, rows }, stats, fold, recorded: opts.record.then_some(recorded) }
+}
+
+/// The order of (path, chunk) entries by path, then chunk (entries are in chunk order).
+///
+/// Sorting the boxed paths directly chases a pointer per comparison; instead each path's
+/// first channels are packed into a 64-bit prefix (`id + 1` per channel, 0 past the end,
+/// which orders exactly like the slices) and plain integers are sorted. Only runs of equal
+/// prefixes holding longer paths are then compared in full.
+fn path_order(entries: &[(Box<[u32]>, usize, Agg)]) -> Vec<usize> {
+    let max_code = entries.par_iter().map(|e| e.0.iter().copied().max().unwrap_or(0)).max().unwrap_or(0);
+    let bits = 64 - (max_code as u64 + 1).leading_zeros();
+    let per = (64 / bits) as usize;
+    let prefix = |p: &[u32]| -> u64 {
+        (0..per).fold(0u64, |x, i| (x << bits) | p.get(i).map_or(0, |&c| c as u64 + 1))
+    };
+    let mut keys: Vec<u128> =
+        entries.par_iter().enumerate().map(|(i, e)| (prefix(&e.0) as u128) << 64 | i as u128).collect();
+    keys.par_sort_unstable();
+    let idx = |k: u128| k as u64 as usize;
+    let mut a = 0;
+    while a < keys.len() {
+        let mut z = a + 1;
+        while z < keys.len() && keys[z] >> 64 == keys[a] >> 64 {
+            z += 1;
+        }
+        let run = &mut keys[a..z];
+        if run.len() > 1 && run.iter().any(|&k| entries[idx(k)].0.len() > per) {
+            run.sort_unstable_by(|&x, &y| {
+                entries[idx(x)].0.cmp(&entries[idx(y)].0).then(idx(x).cmp(&idx(y)))
+            });
+        }
+        a = z;
+    }
+    keys.into_iter().map(idx).collect()
 }
 
 /// Apply the transforms to a journey's touches (after the lookback), in order.
@@ -662,4 +697,39 @@ fn walk(
         }
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_order_is_the_order_of_the_slices_then_the_chunk() {
+        // Short and long paths (beyond the packed prefix), duplicates across chunks, and
+        // a large id so that few channels fit in the prefix.
+        let mut x = 7u64;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for max in [3u64, 12, 70_000] {
+            let mut entries: Vec<(Box<[u32]>, usize, Agg)> = Vec::new();
+            for chunk in 0..40 {
+                for _ in 0..50 {
+                    let len = 1 + next(25) as usize;
+                    let path: Vec<u32> = (0..len).map(|_| next(max.min(4)) as u32).collect();
+                    let mut path = path;
+                    if next(10) == 0 {
+                        path[0] = max as u32 - 1;
+                    }
+                    entries.push((path.into_boxed_slice(), chunk, Agg::default()));
+                }
+            }
+            let mut want: Vec<usize> = (0..entries.len()).collect();
+            want.sort_by(|&a, &b| entries[a].0.cmp(&entries[b].0).then(a.cmp(&b)));
+            assert_eq!(path_order(&entries), want, "max id {max}");
+        }
+    }
 }

@@ -291,6 +291,7 @@ pub fn scope_of(settings: &Settings) -> Result<(input::ReadScope, Option<(i64, i
         partition_key: settings.partition_key.clone(),
         required_dates: Some(w.dates()?),
         shard: None,
+        skip_user_names: false,
     };
     Ok((scope, Some((start, end))))
 }
@@ -327,6 +328,7 @@ pub fn compute_scoped(
     let spend = load_spend(settings)?;
     let (mut scope, report) = scope_of(settings)?;
     scope.shard = shard;
+    scope.skip_user_names = !settings.journey_credit;
     let mut log =
         input::load_events_scoped(events, &settings.columns, settings.journeys.on_invalid_rows, &scope)?;
     timings.push(("read", t.elapsed().as_millis()));

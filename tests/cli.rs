@@ -555,7 +555,9 @@ fn integer_user_ids_over_several_files_give_the_same_credits_as_strings() {
         assert_eq!((cs, rs.len()), (ci, ri.len()), "{t}");
         for (a, b) in rs.iter().flatten().zip(ri.iter().flatten()) {
             match (a, b) {
-                (Cell::Num(x), Cell::Num(y)) => assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{t}: {x} vs {y}"),
+                (Cell::Num(x), Cell::Num(y)) => {
+                    assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{t}: {x} vs {y}")
+                }
                 _ => assert!(a == b, "{t}: {a:?} vs {b:?}"),
             }
         }
@@ -565,7 +567,9 @@ fn integer_user_ids_over_several_files_give_the_same_credits_as_strings() {
         let (_, rows) = read_parquet(&d.join("journey_credit.parquet"));
         let mut v: Vec<String> = rows
             .iter()
-            .map(|r| format!("{} {:?} {} {} {:.9}", map(r[1].str()), r[2], r[3].str(), r[4].str(), r[5].num()))
+            .map(|r| {
+                format!("{} {:?} {} {} {:.9}", map(r[1].str()), r[2], r[3].str(), r[4].str(), r[5].num())
+            })
             .collect();
         v.sort();
         v
