@@ -105,6 +105,14 @@ impl UserNames {
 pub const NO_CAMPAIGN: &str = "(none)";
 
 impl EventLog {
+    /// Reserve room for `n` more events in the always-present columns.
+    fn reserve(&mut self, n: usize) {
+        self.ts.reserve(n);
+        self.channel.reserve(n);
+        self.is_conversion.reserve(n);
+        self.value.reserve(n);
+    }
+
     /// Number of events kept.
     pub fn len(&self) -> usize {
         self.ts.len()
@@ -226,6 +234,8 @@ pub struct ReadScope {
     /// that list users (per-journey credit) need them, and at a million users they cost a
     /// string each.
     pub skip_user_names: bool,
+    /// Rows per read batch (default [`READ_BATCH`]).
+    pub batch_rows: Option<u64>,
 }
 
 /// The shard of a string user id among `n`: `pmod(XXH64(utf8 bytes, seed 42), n)` — the
@@ -416,11 +426,15 @@ fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
     Ok(FilePlan { path: path.to_path_buf(), rows, user, time, time_dtype, marker })
 }
 
-/// The distinct users of one file, in key order (their ids in the file are ranks in here).
-enum FileUsers {
-    /// XXH3-128 hashes of string ids, sorted, with the id values (unless skipped).
-    Str(Vec<u128>, Option<Vec<String>>),
-    /// Integer ids, sorted.
+/// Rows read at a time from a file: the Polars frame of one batch (~70 bytes a row) lives
+/// next to the compact columns (~25 bytes a row), never the frame of a whole large file.
+pub const READ_BATCH: u64 = 4 << 20;
+
+/// The user key of every kept row, in log order; numbered once every file is read.
+enum UserKeys {
+    /// XXH3-128 hashes of string ids.
+    Str(Vec<u128>),
+    /// Integer ids.
     Int(Vec<i64>),
 }
 
@@ -492,21 +506,40 @@ pub fn load_events_scoped(
     }
 
     let mut log = EventLog::default();
-    let mut state = LoadState::default();
-    // (rows of log.user, distinct users) of each file, for the final numbering.
-    let mut file_users: Vec<(std::ops::Range<usize>, FileUsers)> = Vec::new();
+    let mut state = LoadState {
+        users: match first.user {
+            UserKind::Str => UserKeys::Str(Vec::new()),
+            UserKind::Int => UserKeys::Int(Vec::new()),
+        },
+        names: (!scope.skip_user_names).then(FxHashMap::default),
+        ..LoadState::default()
+    };
+    let total: u64 = plans.iter().map(|p| p.rows).sum();
+    log.reserve(total as usize);
+    match &mut state.users {
+        UserKeys::Str(k) => k.reserve(total as usize),
+        UserKeys::Int(k) => k.reserve(total as usize),
+    }
 
     for plan in &plans {
-        let t = std::time::Instant::now();
-        let df = read_file(plan, cols, scope.range)?;
-        tracing::debug!(file = %plan.path.display(), rows = df.height(), ms = t.elapsed().as_millis(), "scanned");
-        let t = std::time::Instant::now();
-        log.rows_read += df.height() as u64;
         log.files.push(InputFile { path: plan.path.clone(), rows: plan.rows });
-        let before = log.user.len();
-        let users = append_file(plan, cols, on_invalid, df, &mut log, &mut state, scope)?;
-        file_users.push((before..log.user.len(), users));
-        tracing::debug!(ms = t.elapsed().as_millis(), "converted to columns");
+        let batch_rows = scope.batch_rows.unwrap_or(READ_BATCH).max(1);
+        let mut offset = 0u64;
+        loop {
+            let t = std::time::Instant::now();
+            let len = batch_rows.min(plan.rows - offset);
+            let batch = (plan.rows > batch_rows).then_some((offset, len));
+            let df = read_file(plan, cols, scope.range, batch)?;
+            tracing::debug!(file = %plan.path.display(), offset, rows = df.height(), ms = t.elapsed().as_millis(), "scanned");
+            let t = std::time::Instant::now();
+            log.rows_read += df.height() as u64;
+            append_batch(plan, cols, on_invalid, df, offset as usize, &mut log, &mut state, scope)?;
+            tracing::debug!(ms = t.elapsed().as_millis(), "converted to columns");
+            offset += len;
+            if offset >= plan.rows {
+                break;
+            }
+        }
     }
     let t = std::time::Instant::now();
 
@@ -521,10 +554,8 @@ pub fn load_events_scoped(
         ));
     }
 
-    // Users: each file's ids are ranks among its own users; several files are renumbered
-    // over the sorted union.
-    number_users(&mut log, file_users);
-    let LoadState { channels, str_ties, tie_is_str, mut ties, extra } = state;
+    let LoadState { channels, str_ties, tie_is_str, mut ties, extra, users, names } = state;
+    number_users(&mut log, users, names);
     if cols.touch_type.is_some() {
         let (r, names) = extra.types.sorted_remap();
         let mut v = extra.type_ids;
@@ -567,73 +598,56 @@ pub fn load_events_scoped(
     Ok(log)
 }
 
-/// Final user ids: with one file its ranks are already final; with several, the sorted
-/// union of their users numbers them all.
-fn number_users(log: &mut EventLog, file_users: Vec<(std::ops::Range<usize>, FileUsers)>) {
-    let single = file_users.len() == 1;
-    let mut ranges = Vec::with_capacity(file_users.len());
-    let mut str_keys: Vec<Vec<u128>> = Vec::new();
-    let mut str_names: Vec<Option<Vec<String>>> = Vec::new();
-    let mut int_keys: Vec<Vec<i64>> = Vec::new();
-    for (range, users) in file_users {
-        ranges.push(range);
-        match users {
-            FileUsers::Str(k, n) => {
-                str_keys.push(k);
-                str_names.push(n);
-            }
-            FileUsers::Int(k) => int_keys.push(k),
-        }
-    }
-    let remaps = if !str_keys.is_empty() {
-        if single {
-            log.n_users = str_keys[0].len();
-            log.user_names = UserNames::Str(str_names.pop().flatten().unwrap_or_default());
-            None
-        } else {
-            let slices: Vec<&[u128]> = str_keys.iter().map(|k| k.as_slice()).collect();
-            let (all, remaps) = crate::intern::union(&slices);
-            log.n_users = all.len();
-            if str_names.iter().all(|n| n.is_some()) {
-                let mut names: Vec<Option<String>> = vec![None; all.len()];
-                for (f, file_names) in str_names.into_iter().flatten().enumerate() {
-                    for (l, name) in file_names.into_iter().enumerate() {
-                        names[remaps[f][l] as usize].get_or_insert(name);
-                    }
-                }
-                log.user_names =
-                    UserNames::Str(names.into_iter().map(|n| n.expect("every user named")).collect());
-            }
-            Some(remaps)
-        }
-    } else if single {
-        log.n_users = int_keys[0].len();
-        log.user_names = UserNames::Int(int_keys.pop().expect("one file"));
-        None
-    } else {
-        let slices: Vec<&[i64]> = int_keys.iter().map(|k| k.as_slice()).collect();
-        let (all, remaps) = crate::intern::union(&slices);
-        log.n_users = all.len();
-        log.user_names = UserNames::Int(all);
-        Some(remaps)
-    };
-    if let Some(remaps) = remaps {
-        for (range, remap) in ranges.into_iter().zip(remaps) {
-            log.user[range].par_chunks_mut(PIECE).for_each(|us| {
-                for u in us {
-                    *u = remap[*u as usize];
-                }
+/// Dense user ids: the rank of each row's key among the distinct keys of the whole input
+/// (hash order for string ids, value order for integers).
+fn number_users(log: &mut EventLog, users: UserKeys, mut names: Option<FxHashMap<u128, String>>) {
+    use crate::intern::{bucket_count, dense_ids, hash_bucket, range_bucket};
+    let n = log.len();
+    let nb = bucket_count(n);
+    match users {
+        UserKeys::Str(keys) => {
+            let dense = dense_ids(n, nb, hash_bucket(nb), |at, len, out| {
+                out.extend(keys[at..at + len].iter().map(|&h| Some(h)));
             });
+            drop(keys);
+            log.user = dense.ids;
+            log.n_users = dense.keys.len();
+            if let Some(names) = &mut names {
+                log.user_names = UserNames::Str(
+                    dense.keys.iter().map(|h| names.remove(h).expect("every user named")).collect(),
+                );
+            }
+        }
+        UserKeys::Int(keys) => {
+            let (min, max) =
+                (keys.iter().copied().min().unwrap_or(0), keys.iter().copied().max().unwrap_or(0));
+            let dense = dense_ids(n, nb, range_bucket(min, max, nb), |at, len, out| {
+                out.extend(keys[at..at + len].iter().map(|&k| Some(k)));
+            });
+            drop(keys);
+            log.user = dense.ids;
+            log.n_users = dense.keys.len();
+            log.user_names = UserNames::Int(dense.keys);
         }
     }
 }
 
 /// Scan one file lazily, projecting only the mapped columns; ISO-8601 time strings are
 /// parsed here, strictly (an unparseable time fails the file rather than becoming null).
-fn read_file(plan: &FilePlan, cols: &Columns, range: Option<(i64, i64)>) -> Result<DataFrame> {
+///
+/// `batch = (offset, len)` reads only those rows of the file (before the range filter).
+fn read_file(
+    plan: &FilePlan,
+    cols: &Columns,
+    range: Option<(i64, i64)>,
+    batch: Option<(u64, u64)>,
+) -> Result<DataFrame> {
     let path_str = plan.path.to_string_lossy().to_string();
-    let lf = LazyFrame::scan_parquet(PlRefPath::new(path_str.as_str()), ScanArgsParquet::default())
+    let mut lf = LazyFrame::scan_parquet(PlRefPath::new(path_str.as_str()), ScanArgsParquet::default())
         .map_err(|e| Error::bad_input(&plan.path, None, format!("cannot scan: {e}")))?;
+    if let Some((offset, len)) = batch {
+        lf = lf.slice(offset as i64, len as IdxSize);
+    }
     let mut exprs = vec![col(cols.user.as_str())];
     let time = col(cols.time.as_str());
     exprs.push(match plan.time {
@@ -768,85 +782,106 @@ struct Extra {
     campaign_ids: Vec<u32>,
 }
 
-/// What outlives one file: the vocabularies and the optional columns.
-#[derive(Default)]
+/// What outlives one batch: the vocabularies, the user keys and the optional columns.
 struct LoadState {
     channels: Interner<String>,
     str_ties: Interner<String>,
     tie_is_str: bool,
     ties: Vec<i64>,
     extra: Extra,
+    users: UserKeys,
+    /// The value of each string user key, when the run lists users.
+    names: Option<FxHashMap<u128, String>>,
 }
 
-/// Per-row user ids of one file (ranks among the file's users, [`NO_CHANNEL`] for a null
-/// user or another shard's), whether each id is null, and the file's distinct users.
-fn file_user_ids(
+impl Default for LoadState {
+    fn default() -> Self {
+        LoadState {
+            channels: Interner::default(),
+            str_ties: Interner::default(),
+            tie_is_str: false,
+            ties: Vec::new(),
+            extra: Extra::default(),
+            users: UserKeys::Int(Vec::new()),
+            names: None,
+        }
+    }
+}
+
+/// The user key of each row of a batch, [`None`] for a null user or another shard's.
+enum BatchKeys {
+    /// XXH3-128 of the id (0: none; a real id hashing to 0 has probability 2^-128).
+    Str(Vec<u128>),
+    /// The id, and whether the row has one.
+    Int(Vec<i64>, Vec<bool>),
+}
+
+impl BatchKeys {
+    fn has(&self, i: usize) -> bool {
+        match self {
+            BatchKeys::Str(k) => k[i] != 0,
+            BatchKeys::Int(_, has) => has[i],
+        }
+    }
+}
+
+/// User keys of a batch (hashed in parallel pieces), and which rows have a null user.
+/// With a shard, rows of other shards' users get no key.
+fn batch_user_keys(
     user_s: &Series,
     plan: &FilePlan,
     cols: &Columns,
     shard: Option<(u32, u32)>,
-    with_names: bool,
-) -> Result<(Vec<u32>, Option<Vec<bool>>, FileUsers)> {
+    names: Option<&mut FxHashMap<u128, String>>,
+) -> Result<(BatchKeys, Option<Vec<bool>>)> {
     let path = plan.path.as_path();
     let n = user_s.len();
     let nulls = (user_s.null_count() > 0).then(|| user_s.is_null().iter().map(|b| b == Some(true)).collect());
     let in_shard = |sh: u32| shard.is_none_or(|(i, _)| sh == i);
     match plan.user {
         UserKind::Str => {
-            // Hash every id (0 marks a row without one; a real id hashing to 0 has
-            // probability 2^-128), then rank the hashes.
             let ca = user_s.str().map_err(cast_err(path, &cols.user))?;
-            let nb = crate::intern::bucket_count(n);
-            let dense = crate::intern::dense_ids(n, nb, crate::intern::hash_bucket(nb), |at, len, out| {
-                out.extend(ca.slice(at as i64, len).iter().map(|v| {
-                    v.filter(|u| in_shard(shard.map_or(0, |(_, k)| shard_of_str(u, k))))
-                        .map(|u| xxhash_rust::xxh3::xxh3_128(u.as_bytes()))
-                }));
-            });
-            // The names of the users, from their first rows (piece by piece, in row order).
-            if !with_names {
-                return Ok((dense.ids, nulls, FileUsers::Str(dense.keys, None)));
+            let mut keys = vec![0u128; n];
+            par_fill(&mut keys, |at, o| {
+                let len = o.len();
+                for (o, v) in o.iter_mut().zip(ca.slice(at as i64, len).iter()) {
+                    if let Some(u) = v {
+                        if in_shard(shard.map_or(0, |(_, k)| shard_of_str(u, k))) {
+                            *o = xxhash_rust::xxh3::xxh3_128(u.as_bytes());
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            if let Some(names) = names {
+                for (&h, v) in keys.iter().zip(ca.iter()) {
+                    if h != 0 {
+                        names.entry(h).or_insert_with(|| v.unwrap_or_default().to_owned());
+                    }
+                }
             }
-            let mut firsts: Vec<(u32, u32)> =
-                dense.first_row.iter().enumerate().map(|(id, &r)| (r, id as u32)).collect();
-            firsts.par_sort_unstable();
-            let mut names: Vec<String> = vec![String::new(); dense.keys.len()];
-            let named: Vec<Vec<(u32, String)>> = firsts
-                .par_chunk_by(|a, b| a.0 as usize / PIECE == b.0 as usize / PIECE)
-                .map(|group| {
-                    let at = group[0].0 as usize / PIECE * PIECE;
-                    let piece = ca.slice(at as i64, PIECE.min(n - at));
-                    let mut it = piece.iter().enumerate();
-                    group
-                        .iter()
-                        .map(|&(r, id)| {
-                            let v = it.find(|(j, _)| at + j == r as usize).and_then(|(_, v)| v);
-                            (id, v.unwrap_or_default().to_owned())
-                        })
-                        .collect()
-                })
-                .collect();
-            for (id, name) in named.into_iter().flatten() {
-                names[id as usize] = name;
-            }
-            Ok((dense.ids, nulls, FileUsers::Str(dense.keys, Some(names))))
+            Ok((BatchKeys::Str(keys), nulls))
         }
         UserKind::Int => {
             let c = user_s.cast(&DataType::Int64).map_err(cast_err(path, &cols.user))?;
             let ca = c.i64().map_err(cast_err(path, &cols.user))?;
-            let kept =
-                || ca.iter().flatten().filter(|&u| in_shard(shard.map_or(0, |(_, k)| shard_of_int(u, k))));
-            let (min, max) = (kept().min().unwrap_or(0), kept().max().unwrap_or(0));
-            let nb = crate::intern::bucket_count(n);
-            let dense =
-                crate::intern::dense_ids(n, nb, crate::intern::range_bucket(min, max, nb), |at, len, out| {
-                    out.extend(
-                        ca.slice(at as i64, len)
-                            .iter()
-                            .map(|v| v.filter(|&u| in_shard(shard.map_or(0, |(_, k)| shard_of_int(u, k))))),
-                    );
-                });
-            Ok((dense.ids, nulls, FileUsers::Int(dense.keys)))
+            let mut vals = vec![0i64; n];
+            let mut has = vec![false; n];
+            par_fill(&mut vals, |at, o| {
+                let len = o.len();
+                for (o, v) in o.iter_mut().zip(ca.slice(at as i64, len).iter()) {
+                    *o = v.unwrap_or(0);
+                }
+                Ok(())
+            })?;
+            par_fill(&mut has, |at, o| {
+                let len = o.len();
+                for (o, v) in o.iter_mut().zip(ca.slice(at as i64, len).iter()) {
+                    *o = v.is_some_and(|u| in_shard(shard.map_or(0, |(_, k)| shard_of_int(u, k))));
+                }
+                Ok(())
+            })?;
+            Ok((BatchKeys::Int(vals, has), nulls))
         }
     }
 }
@@ -884,25 +919,27 @@ fn channel_ids(ca: &StringChunked, channels: &mut Interner<String>) -> Vec<u32> 
     ids
 }
 
-/// Convert one file's frame and append its valid rows to the log; returns the file's users.
+/// Convert one batch of a file (its rows start at row `offset` of the file) and append the
+/// valid rows to the log.
 #[allow(clippy::too_many_arguments)]
-fn append_file(
+fn append_batch(
     plan: &FilePlan,
     cols: &Columns,
     on_invalid: InvalidRows,
     df: DataFrame,
+    offset: usize,
     log: &mut EventLog,
     state: &mut LoadState,
     scope: &ReadScope,
-) -> Result<FileUsers> {
+) -> Result<()> {
     let (range, shard) = (scope.range, scope.shard);
     let path = plan.path.as_path();
     let n = df.height();
     // Users first (hashing and ranking: the most expensive part, parallel inside); with
     // --shard, rows of other shards' users get no id (null users belong to shard 0, so they
     // are reported exactly once).
-    let (user_ids, null_users, users) =
-        file_user_ids(series(&df, &cols.user, path)?, plan, cols, shard, !scope.skip_user_names)?;
+    let (keys, null_users) =
+        batch_user_keys(series(&df, &cols.user, path)?, plan, cols, shard, state.names.as_mut())?;
 
     // Time, marker, value and channel, each converted in parallel pieces.
     let ts = time_micros(series(&df, &cols.time, path)?, path, &cols.time)?;
@@ -1029,7 +1066,7 @@ fn append_file(
 
     // Fast path: every row kept and valid (the common case) → whole columns are appended.
     let clean = |i: usize| {
-        user_ids[i] != NO_CHANNEL
+        keys.has(i)
             && ts[i] != NULL_TIME
             && !range.is_some_and(|(a, b)| ts[i] < a || ts[i] >= b)
             && conv[i] != NULL_MARKER
@@ -1039,24 +1076,19 @@ fn append_file(
     if type_ca.is_none() && campaign_ca.is_none() && (0..n).into_par_iter().with_min_len(PIECE).all(clean) {
         let value: Vec<f64> = (0..n).map(value_of).collect();
         let is_conversion: Vec<bool> = conv.iter().map(|&c| c == CONVERSION).collect();
-        if log.user.is_empty() {
-            // The first file: its columns become the log's (no copy).
-            log.user = user_ids;
-            log.ts = ts;
-            log.channel = chan_ids;
-            log.is_conversion = is_conversion;
-            log.value = value;
-        } else {
-            log.user.extend_from_slice(&user_ids);
-            log.ts.extend_from_slice(&ts);
-            log.channel.extend_from_slice(&chan_ids);
-            log.is_conversion.extend_from_slice(&is_conversion);
-            log.value.extend_from_slice(&value);
+        log.ts.extend_from_slice(&ts);
+        log.channel.extend_from_slice(&chan_ids);
+        log.is_conversion.extend_from_slice(&is_conversion);
+        log.value.extend_from_slice(&value);
+        match (&mut state.users, &keys) {
+            (UserKeys::Str(all), BatchKeys::Str(k)) => all.extend_from_slice(k),
+            (UserKeys::Int(all), BatchKeys::Int(k, _)) => all.extend_from_slice(k),
+            _ => unreachable!("the user kind is checked for every file"),
         }
         if let Some(tv) = &tie_vals {
             state.ties.extend(tv.iter().map(|t| t.expect("checked above")));
         }
-        return Ok(users);
+        return Ok(());
     }
 
     let mut reject = |reason: &str, row: usize, column: &str| -> Result<()> {
@@ -1064,7 +1096,10 @@ fn append_file(
             InvalidRows::Fail => Err(Error::bad_input(
                 path,
                 Some(column),
-                format!("{reason} at row {row} (set on_invalid_rows = \"drop\" to drop and count such rows)"),
+                format!(
+                    "{reason} at row {} (set on_invalid_rows = \"drop\" to drop and count such rows)",
+                    offset + row
+                ),
             )),
             InvalidRows::Drop => {
                 *log.rejected.entry(reason.to_owned()).or_insert(0) += 1;
@@ -1077,7 +1112,7 @@ fn append_file(
     let mut not_ours = 0u64;
     let extra = &mut state.extra;
     for (i, t) in ts.iter().enumerate() {
-        if user_ids[i] == NO_CHANNEL {
+        if !keys.has(i) {
             if null_user(i) && shard.is_none_or(|(s, _)| s == 0) {
                 reject("null user id", i, &cols.user)?;
             } else {
@@ -1117,7 +1152,11 @@ fn append_file(
             },
             None => None,
         };
-        log.user.push(user_ids[i]);
+        match (&mut state.users, &keys) {
+            (UserKeys::Str(all), BatchKeys::Str(k)) => all.push(k[i]),
+            (UserKeys::Int(all), BatchKeys::Int(k, _)) => all.push(k[i]),
+            _ => unreachable!("the user kind is checked for every file"),
+        }
         log.ts.push(t);
         log.channel.push(channel);
         log.is_conversion.push(is_conv);
@@ -1134,7 +1173,7 @@ fn append_file(
     }
     // Rows of other shards, or outside the scope, were never this run's to read.
     log.rows_read -= not_ours;
-    Ok(users)
+    Ok(())
 }
 
 /// Map an f64 to an i64 with the same total order (for float tie-breakers).

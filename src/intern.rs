@@ -45,9 +45,10 @@ impl RankKey for i64 {
     }
 }
 
-/// The number of buckets for `n` rows: about 4k rows per bucket, a power of two.
+/// The number of buckets for `n` rows: about 4k rows per bucket, a power of two, and at
+/// most 1024 (more streams than that make the scatter miss the TLB on every write).
 pub fn bucket_count(n: usize) -> usize {
-    (n / 4096).next_power_of_two().clamp(1, 1 << 15)
+    (n / 4096).next_power_of_two().clamp(1, 1024)
 }
 
 /// Dense ids in key order of `n` rows whose keys come piece by piece.
@@ -215,7 +216,7 @@ where
 }
 
 /// A raw pointer for writes to disjoint slots from several threads.
-struct SharedSlots<K>(*mut K);
+pub(crate) struct SharedSlots<K>(pub(crate) *mut K);
 impl<K> Clone for SharedSlots<K> {
     fn clone(&self) -> Self {
         *self
@@ -230,7 +231,7 @@ unsafe impl<K: Send> Sync for SharedSlots<K> {}
 impl<K> SharedSlots<K> {
     /// # Safety
     /// `i` is within the allocation and no other thread touches slot `i` meanwhile.
-    unsafe fn write(self, i: usize, v: K) {
+    pub(crate) unsafe fn write(self, i: usize, v: K) {
         unsafe { self.0.add(i).write(v) }
     }
 }

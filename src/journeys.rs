@@ -305,8 +305,19 @@ impl Collector {
     }
 }
 
-/// Rows per chunk (approximately; chunks end at user boundaries).
-pub const CHUNK_ROWS: usize = 1 << 16;
+/// The most chunks of users (see [`chunk_shift`]): also the number of streams the sort
+/// scatters into at once, kept small enough for the caches and the TLB.
+pub const MAX_CHUNKS: usize = 1024;
+
+/// Chunks hold `1 << shift` consecutive user ids: at least 4096 users (~40k events), and
+/// at most [`MAX_CHUNKS`] chunks. Depends only on the number of users, never on threads.
+pub fn chunk_shift(n_users: usize) -> u32 {
+    let mut shift = 12;
+    while (n_users >> shift) >= MAX_CHUNKS {
+        shift += 1;
+    }
+    shift
+}
 
 /// The events in journey order: grouped by user (in user-id order), and within a user by
 /// time, touches before conversions, then the tie-breaker, channel name and value.
@@ -318,7 +329,7 @@ pub struct EventOrder {
     pub keys: Vec<u128>,
     /// The smallest time, µs (keys hold times relative to it).
     pub min_ts: i64,
-    /// Chunks of whole users, ~[`CHUNK_ROWS`] rows each: `keys[bounds[i]..bounds[i + 1]]`.
+    /// Chunks of whole users (see [`chunk_shift`]): `keys[bounds[i]..bounds[i + 1]]`.
     /// The boundaries depend only on the data, never on the thread count.
     pub bounds: Vec<usize>,
 }
@@ -332,106 +343,131 @@ impl EventOrder {
 
 /// Sort the events into journey order (see [`EventOrder`]).
 ///
-/// A counting sort by the dense user id groups the rows of each user: the packed keys are
-/// scattered into their user's slot, each thread owning a range of users (so the result does
-/// not depend on the thread count). Each user's few keys are then sorted in place, chunks
-/// of users in parallel. Rows still tied after every key are identical in every field that
-/// matters.
+/// An MSD radix sort in two passes, each cache-friendly: the packed keys are first scattered
+/// by chunk of users (at most [`MAX_CHUNKS`] streams, rows in order within a chunk), then
+/// each chunk — small enough for the CPU cache — is counting-sorted by user, chunks in
+/// parallel, and each user's few keys are sorted in place. Rows still tied after every key
+/// are identical in every field that matters.
 pub fn sort_events(log: &EventLog) -> EventOrder {
+    use crate::intern::PIECE;
     let n = log.len();
     assert!(n < u32::MAX as usize, "more than 4G events in one run: split the input by user");
-    let n_users = log.user.iter().copied().max().map_or(0, |m| m as usize + 1);
-    let mut starts = vec![0u32; n_users + 1];
-    for &u in &log.user {
-        starts[u as usize + 1] += 1;
-    }
-    for i in 0..n_users {
-        starts[i + 1] += starts[i];
-    }
-    let min_ts = log.ts.iter().copied().min().unwrap_or(0);
+    let n_users = log.user.par_iter().copied().max().map_or(0, |m| m as usize + 1);
+    let shift = chunk_shift(n_users);
+    let n_chunks = (n_users >> shift) + 1;
+    let min_ts = log.ts.par_iter().copied().min().unwrap_or(0);
     let key = |i: usize| -> u128 {
         let rel = log.ts[i].wrapping_sub(min_ts) as u64 as u128; // < 2^63 for any real span
         (rel << 33) | ((log.is_conversion[i] as u128) << 32) | i as u128
     };
-    // Scatter: thread p owns users [lo, hi) and so the key slots [starts[lo], starts[hi]).
-    let mut keys = vec![0u128; n];
-    let parts = rayon::current_num_threads().clamp(1, 64);
-    let mut user_cuts = vec![0usize];
-    for p in 1..parts {
-        let target = (n * p / parts) as u32;
-        user_cuts.push(
-            starts.partition_point(|&s| s < target).min(n_users).max(*user_cuts.last().expect("non-empty")),
-        );
+    // 1. Scatter the keys by chunk.
+    let counts: Vec<Vec<u32>> = log
+        .user
+        .par_chunks(PIECE)
+        .map(|us| {
+            let mut c = vec![0u32; n_chunks];
+            for &u in us {
+                c[(u >> shift) as usize] += 1;
+            }
+            c
+        })
+        .collect();
+    let mut bounds = vec![0usize; n_chunks + 1];
+    for c in &counts {
+        for (k, &x) in c.iter().enumerate() {
+            bounds[k + 1] += x as usize;
+        }
     }
-    user_cuts.push(n_users);
-    let mut slices: Vec<(usize, usize, &mut [u128])> = Vec::new();
+    for k in 0..n_chunks {
+        bounds[k + 1] += bounds[k];
+    }
+    let mut cursors: Vec<Vec<usize>> = Vec::with_capacity(counts.len());
+    let mut next = bounds[..n_chunks].to_vec();
+    for c in &counts {
+        cursors.push(next.clone());
+        for (k, &x) in c.iter().enumerate() {
+            next[k] += x as usize;
+        }
+    }
+    drop(counts);
+    // The users travel with the keys, so the second pass reads them in order.
+    let mut keys: Vec<u128> = Vec::with_capacity(n);
+    let mut users: Vec<u32> = Vec::with_capacity(n);
+    let (out, out_users) =
+        (crate::intern::SharedSlots(keys.as_mut_ptr()), crate::intern::SharedSlots(users.as_mut_ptr()));
+    log.user.par_chunks(PIECE).zip(cursors.into_par_iter()).enumerate().for_each(|(p, (us, mut cur))| {
+        for (j, &u) in us.iter().enumerate() {
+            let slot = &mut cur[(u >> shift) as usize];
+            // SAFETY: the (piece, chunk) cursors cover disjoint slots below n.
+            unsafe {
+                out.write(*slot, key(p * PIECE + j));
+                out_users.write(*slot, u);
+            }
+            *slot += 1;
+        }
+    });
+    // SAFETY: all n slots were written above.
+    unsafe {
+        keys.set_len(n);
+        users.set_len(n);
+    }
+    // 2. Within each chunk: counting sort by user, then each user's keys by time.
+    let mut slices: Vec<(usize, &mut [u128], &[u32])> = Vec::with_capacity(n_chunks);
     let mut rest: &mut [u128] = &mut keys;
-    for w in user_cuts.windows(2) {
-        let len = (starts[w[1]] - starts[w[0]]) as usize;
-        let (head, tail) = rest.split_at_mut(len);
-        slices.push((w[0], w[1], head));
+    for k in 0..n_chunks {
+        let (head, tail) = rest.split_at_mut(bounds[k + 1] - bounds[k]);
+        slices.push((k, head, &users[bounds[k]..bounds[k + 1]]));
         rest = tail;
     }
-    slices.into_par_iter().for_each(|(lo, hi, out)| {
-        let base = starts[lo];
-        let mut pos: Vec<u32> = starts[lo..hi].iter().map(|s| s - base).collect();
-        for (i, &u) in log.user.iter().enumerate() {
-            let u = u as usize;
-            if u >= lo && u < hi {
-                let p = &mut pos[u - lo];
-                out[*p as usize] = key(i);
+    slices.into_par_iter().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(tmp, starts): &mut (Vec<u128>, Vec<u32>), (k, chunk, users)| {
+            let base = (k << shift) as u32;
+            tmp.clear();
+            tmp.extend_from_slice(chunk);
+            starts.clear();
+            starts.resize((1 << shift) + 1, 0);
+            for &u in users {
+                starts[(u - base) as usize + 1] += 1;
+            }
+            for u in 0..1 << shift {
+                starts[u + 1] += starts[u];
+            }
+            let mut pos = starts.clone();
+            for (&x, &u) in tmp.iter().zip(users) {
+                let p = &mut pos[(u - base) as usize];
+                chunk[*p as usize] = x;
                 *p += 1;
             }
-        }
-    });
-    // Chunk boundaries at user boundaries, every ~CHUNK_ROWS rows.
-    let mut bounds = vec![0usize];
-    let mut target = CHUNK_ROWS;
-    let mut user_bounds = vec![0usize];
-    for (u, &s) in starts.iter().enumerate().skip(1) {
-        if s as usize >= target && (s as usize) < n {
-            bounds.push(s as usize);
-            user_bounds.push(u);
-            target = s as usize + CHUNK_ROWS;
-        }
-    }
-    bounds.push(n);
-    user_bounds.push(n_users);
-    let mut chunks: Vec<(usize, usize, usize, &mut [u128])> = Vec::with_capacity(bounds.len());
-    let mut rest: &mut [u128] = &mut keys;
-    for (w, uw) in bounds.windows(2).zip(user_bounds.windows(2)) {
-        let (head, tail) = rest.split_at_mut(w[1] - w[0]);
-        chunks.push((w[0], uw[0], uw[1], head));
-        rest = tail;
-    }
-    chunks.into_par_iter().for_each(|(offset, ua, ub, chunk)| {
-        for u in ua..ub {
-            let group = &mut chunk[starts[u] as usize - offset..starts[u + 1] as usize - offset];
-            if group.len() < 2 {
-                continue;
-            }
-            group.sort_unstable();
-            // Resolve the rare ties on (time, flag) by the remaining keys.
-            let mut a = 0;
-            while a < group.len() {
-                let mut b = a + 1;
-                while b < group.len() && group[b] >> 32 == group[a] >> 32 {
-                    b += 1;
+            for u in 0..1 << shift {
+                let group = &mut chunk[starts[u] as usize..starts[u + 1] as usize];
+                if group.len() < 2 {
+                    continue;
                 }
-                if b - a > 1 {
-                    group[a..b].sort_by(|&x, &y| {
-                        let (x, y) = (x as u32 as usize, y as u32 as usize);
-                        let tx = log.tie.as_ref().map(|t| t[x]);
-                        let ty = log.tie.as_ref().map(|t| t[y]);
-                        tx.cmp(&ty)
-                            .then(log.channel[x].cmp(&log.channel[y]))
-                            .then(log.value[x].total_cmp(&log.value[y]))
-                    });
+                group.sort_unstable();
+                // Resolve the rare ties on (time, flag) by the remaining keys.
+                let mut a = 0;
+                while a < group.len() {
+                    let mut b = a + 1;
+                    while b < group.len() && group[b] >> 32 == group[a] >> 32 {
+                        b += 1;
+                    }
+                    if b - a > 1 {
+                        group[a..b].sort_by(|&x, &y| {
+                            let (x, y) = (x as u32 as usize, y as u32 as usize);
+                            let tx = log.tie.as_ref().map(|t| t[x]);
+                            let ty = log.tie.as_ref().map(|t| t[y]);
+                            tx.cmp(&ty)
+                                .then(log.channel[x].cmp(&log.channel[y]))
+                                .then(log.value[x].total_cmp(&log.value[y]))
+                        });
+                    }
+                    a = b;
                 }
-                a = b;
             }
-        }
-    });
+        },
+    );
+    bounds.dedup();
     EventOrder { keys, min_ts, bounds }
 }
 

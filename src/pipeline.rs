@@ -292,6 +292,7 @@ pub fn scope_of(settings: &Settings) -> Result<(input::ReadScope, Option<(i64, i
         required_dates: Some(w.dates()?),
         shard: None,
         skip_user_names: false,
+        batch_rows: None,
     };
     Ok((scope, Some((start, end))))
 }

@@ -176,3 +176,33 @@ fn tie_breaker_orders_equal_times_before_channel_name() {
     let j = journeys::build(&l, &rules());
     assert_eq!(paths(&j), vec![p("b > a", 1.0, 0.0, 0.0)]);
 }
+
+#[test]
+fn reading_in_batches_gives_the_same_log_and_journeys() {
+    use touchpoint::config::{Columns, InvalidRows};
+    use touchpoint::input::{load_events_scoped, ReadScope, UserNames};
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/sample-data/events.parquet");
+    let cols = Columns::default();
+    let read = |batch_rows: Option<u64>, range: Option<(i64, i64)>| {
+        let scope = ReadScope { batch_rows, range, ..ReadScope::default() };
+        load_events_scoped(sample, &cols, InvalidRows::Fail, &scope).unwrap()
+    };
+    let mid = 1_704_067_200_000_000 + 20 * 86_400_000_000; // 2024-01-21
+    for range in [None, Some((mid, mid + 25 * 86_400_000_000))] {
+        let whole = read(None, range);
+        // 7,001 rows a batch: batch edges fall inside row groups and inside users.
+        let batched = read(Some(7_001), range);
+        assert!(whole.len() > 10_000);
+        assert_eq!(whole.rows_read, batched.rows_read);
+        assert_eq!(whole.n_users, batched.n_users);
+        assert_eq!(whole.user, batched.user);
+        assert_eq!(whole.ts, batched.ts);
+        assert_eq!(whole.channel, batched.channel);
+        assert_eq!(whole.is_conversion, batched.is_conversion);
+        assert_eq!(whole.value, batched.value);
+        assert_eq!(whole.user_names, batched.user_names);
+        assert!(matches!(&whole.user_names, UserNames::Str(v) if v.len() == whole.n_users));
+        let rules = rules();
+        assert_eq!(paths(&journeys::build(&whole, &rules)), paths(&journeys::build(&batched, &rules)));
+    }
+}
