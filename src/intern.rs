@@ -23,8 +23,6 @@ pub struct Dense<K> {
     pub ids: Vec<u32>,
     /// The distinct keys in increasing order (id = index).
     pub keys: Vec<K>,
-    /// For each distinct key, the first row (lowest index) that holds it.
-    pub first_row: Vec<u32>,
 }
 
 /// A key of [`dense_ids`]: ordered, with a monotone 64-bit prefix to sort on.
@@ -54,9 +52,9 @@ pub fn bucket_count(n: usize) -> usize {
 /// Dense ids in key order of `n` rows whose keys come piece by piece.
 ///
 /// `piece_keys(first, len, out)` fills `out` with the keys of rows `first..first + len`
-/// (`None`: the row gets no id). It is called twice per piece, so keys are recomputed
-/// (hashing a short string is cheaper than a cache miss into an array of all keys) and
-/// every pass over the rows is sequential: only the in-cache bucket sorts jump around.
+/// (`None`: the row gets no id). It is called twice per piece (keys may be computed on the
+/// fly), and every pass over the rows is sequential: only the in-cache bucket sorts jump
+/// around.
 /// `bucket(k)` must be monotone (`k1 ≤ k2 ⇒ bucket(k1) ≤ bucket(k2)`) and below `nb`; a
 /// bad spread only costs speed, never correctness.
 pub fn dense_ids<K, B, P>(n: usize, nb: usize, bucket: B, piece_keys: P) -> Dense<K>
@@ -127,8 +125,7 @@ where
     });
     // SAFETY: every slot below `kept` was written exactly once above.
     unsafe { slots.set_len(kept) };
-    // 3. Rank each bucket's keys (sorting slot indices, in cache), marking first rows.
-    const FIRST: u32 = 1 << 31;
+    // 3. Rank each bucket's keys (sorting packed keys, in cache).
     let mut rank_at = vec![0u32; kept];
     let mut rank_chunks: Vec<&mut [u32]> = Vec::with_capacity(nb);
     let mut rest: &mut [u32] = &mut rank_at;
@@ -140,19 +137,28 @@ where
     let per_bucket: Vec<Vec<K>> = rank_chunks
         .into_par_iter()
         .enumerate()
-        .map_init(Vec::new, |perm: &mut Vec<u128>, (b, ranks)| {
+        .map_init(Vec::new, |perm: &mut Vec<u64>, (b, ranks)| {
             let keys = &slots[start[b]..start[b + 1]];
-            // Sort (prefix, slot) as plain integers; only runs of equal prefixes whose keys
-            // differ (a 2^-64 event for hashes) need the full keys. Equal keys keep their
-            // slots ascending, so the first slot of a key is its first row.
+            if keys.is_empty() {
+                return Vec::new();
+            }
+            // Sort one u64 per key: the prefix bits that vary within the bucket, with the
+            // slot in the low bits. Runs that tie on those bits are sorted again by the full
+            // keys when their keys differ (rare: for hashes, 2^-40 or less per pair).
+            let (lo, hi) =
+                keys.iter().fold((u64::MAX, 0u64), |(lo, hi), k| (lo.min(k.prefix()), hi.max(k.prefix())));
+            let common = (lo ^ hi).leading_zeros().min(63);
+            let slot_bits = 64 - (keys.len() as u64).leading_zeros();
+            let slot_mask = (1u64 << slot_bits) - 1;
+            let packed = |k: K, s: usize| ((k.prefix() << common) & !slot_mask) | s as u64;
             perm.clear();
-            perm.extend(keys.iter().enumerate().map(|(s, k)| (k.prefix() as u128) << 64 | s as u128));
+            perm.extend(keys.iter().enumerate().map(|(s, &k)| packed(k, s)));
             perm.sort_unstable();
-            let slot = |x: u128| x as u64 as usize;
+            let slot = |x: u64| (x & slot_mask) as usize;
             let mut a = 0;
             while a < perm.len() {
                 let mut z = a + 1;
-                while z < perm.len() && perm[z] >> 64 == perm[a] >> 64 {
+                while z < perm.len() && perm[z] >> slot_bits == perm[a] >> slot_bits {
                     z += 1;
                 }
                 let run = &mut perm[a..z];
@@ -165,11 +171,10 @@ where
             for &x in perm.iter() {
                 let s = slot(x);
                 let k = keys[s];
-                let first = distinct.last() != Some(&k);
-                if first {
+                if distinct.last() != Some(&k) {
                     distinct.push(k);
                 }
-                ranks[s] = (distinct.len() as u32 - 1) | if first { FIRST } else { 0 };
+                ranks[s] = distinct.len() as u32 - 1;
             }
             distinct
         })
@@ -181,38 +186,24 @@ where
         base[b] = total;
         total += d.len() as u32;
     }
-    assert!(total < FIRST, "more than 2G distinct keys in one file");
+
     // 4. Back to row order: walk the rows again with the same cursors.
     let mut ids = vec![NO_ID; n];
-    let firsts: Vec<Vec<(u32, u32)>> = ids
-        .par_chunks_mut(PIECE)
-        .enumerate()
-        .map(|(p, out)| {
-            let mut cur = cursors[p].clone();
-            let mut firsts = Vec::new();
-            for (j, (o, &b)) in out.iter_mut().zip(&bucket_of[p * PIECE..]).enumerate() {
-                if b != u16::MAX {
-                    let slot = &mut cur[b as usize];
-                    let r = rank_at[*slot as usize];
-                    *slot += 1;
-                    *o = base[b as usize] + (r & !FIRST);
-                    if r & FIRST != 0 {
-                        firsts.push((*o, (p * PIECE + j) as u32));
-                    }
-                }
+    ids.par_chunks_mut(PIECE).enumerate().for_each(|(p, out)| {
+        let mut cur = cursors[p].clone();
+        for (o, &b) in out.iter_mut().zip(&bucket_of[p * PIECE..]) {
+            if b != u16::MAX {
+                let slot = &mut cur[b as usize];
+                *o = base[b as usize] + rank_at[*slot as usize];
+                *slot += 1;
             }
-            firsts
-        })
-        .collect();
-    let mut first_row = vec![0u32; total as usize];
-    for (id, row) in firsts.into_iter().flatten() {
-        first_row[id as usize] = row;
-    }
+        }
+    });
     let mut keys_out = Vec::with_capacity(total as usize);
     for d in per_bucket {
         keys_out.extend(d);
     }
-    Dense { ids, keys: keys_out, first_row }
+    Dense { ids, keys: keys_out }
 }
 
 /// A raw pointer for writes to disjoint slots from several threads.
@@ -303,9 +294,23 @@ mod tests {
             });
             assert_eq!(d.ids, want_ids, "nb = {nb}");
             assert_eq!(d.keys, want_keys, "nb = {nb}");
-            for (id, &r) in d.first_row.iter().enumerate() {
-                assert_eq!(keys[r as usize], d.keys[id]);
-                assert!(keys[..r as usize].iter().zip(&keep).all(|(k, &kp)| !kp || *k != d.keys[id]));
+        }
+    }
+
+    #[test]
+    fn keys_that_tie_on_their_prefix_are_ranked_by_the_full_key() {
+        // Hashes equal in their top 64 bits (the packed sort key) but not below.
+        let keys: Vec<u128> = (0..10_000u128).map(|i| (7u128 << 100) | ((i * 7919) % 1000)).collect();
+        let mut want: Vec<u128> = keys.clone();
+        want.sort_unstable();
+        want.dedup();
+        for nb in [1, 16] {
+            let d = dense_ids(keys.len(), nb, hash_bucket(nb), |at, len, out| {
+                out.extend(keys[at..at + len].iter().map(|&k| Some(k)));
+            });
+            assert_eq!(d.keys, want);
+            for (i, &k) in keys.iter().enumerate() {
+                assert_eq!(d.keys[d.ids[i] as usize], k);
             }
         }
     }
