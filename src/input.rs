@@ -1064,29 +1064,53 @@ fn append_batch(
 
     let value_of = |i: usize| if conv[i] == CONVERSION { values.as_ref().map_or(0.0, |v| v[i]) } else { 0.0 };
 
-    // Fast path: every row kept and valid (the common case) → whole columns are appended.
+    // Fast path: no invalid row (the common case). Every row is kept, or is another
+    // shard's or outside the scope; the kept rows' columns are appended whole.
+    let null_user = |i: usize| null_users.as_ref().is_some_and(|m| m[i]);
+    // In the order of the checks below: rows without a key that are not a null user to
+    // report (shard 0 reports them), then rows outside the time range.
+    let outside = |i: usize| {
+        if !keys.has(i) {
+            !(null_user(i) && shard.is_none_or(|(s, _)| s == 0))
+        } else {
+            ts[i] != NULL_TIME && range.is_some_and(|(a, b)| ts[i] < a || ts[i] >= b)
+        }
+    };
     let clean = |i: usize| {
         keys.has(i)
             && ts[i] != NULL_TIME
-            && !range.is_some_and(|(a, b)| ts[i] < a || ts[i] >= b)
             && conv[i] != NULL_MARKER
             && (chan_ids[i] != NO_CHANNEL || conv[i] == CONVERSION)
             && tie_vals.as_ref().is_none_or(|t| t[i].is_some())
     };
-    if type_ca.is_none() && campaign_ca.is_none() && (0..n).into_par_iter().with_min_len(PIECE).all(clean) {
-        let value: Vec<f64> = (0..n).map(value_of).collect();
-        let is_conversion: Vec<bool> = conv.iter().map(|&c| c == CONVERSION).collect();
-        log.ts.extend_from_slice(&ts);
-        log.channel.extend_from_slice(&chan_ids);
-        log.is_conversion.extend_from_slice(&is_conversion);
-        log.value.extend_from_slice(&value);
+    if type_ca.is_none()
+        && campaign_ca.is_none()
+        && (0..n).into_par_iter().with_min_len(PIECE).all(|i| outside(i) || clean(i))
+    {
+        let kept: Option<Vec<usize>> = (shard.is_some() || range.is_some()).then(|| {
+            let mut k: Vec<usize> =
+                (0..n).into_par_iter().with_min_len(PIECE).filter(|&i| !outside(i)).collect();
+            k.sort_unstable();
+            k
+        });
+        let rows = || -> Box<dyn Iterator<Item = usize> + '_> {
+            match &kept {
+                Some(k) => Box::new(k.iter().copied()),
+                None => Box::new(0..n),
+            }
+        };
+        log.rows_read -= (n - kept.as_ref().map_or(n, |k| k.len())) as u64;
+        log.ts.extend(rows().map(|i| ts[i]));
+        log.channel.extend(rows().map(|i| chan_ids[i]));
+        log.is_conversion.extend(rows().map(|i| conv[i] == CONVERSION));
+        log.value.extend(rows().map(value_of));
         match (&mut state.users, &keys) {
-            (UserKeys::Str(all), BatchKeys::Str(k)) => all.extend_from_slice(k),
-            (UserKeys::Int(all), BatchKeys::Int(k, _)) => all.extend_from_slice(k),
+            (UserKeys::Str(all), BatchKeys::Str(k)) => all.extend(rows().map(|i| k[i])),
+            (UserKeys::Int(all), BatchKeys::Int(k, _)) => all.extend(rows().map(|i| k[i])),
             _ => unreachable!("the user kind is checked for every file"),
         }
         if let Some(tv) = &tie_vals {
-            state.ties.extend(tv.iter().map(|t| t.expect("checked above")));
+            state.ties.extend(rows().map(|i| tv[i].expect("checked above")));
         }
         return Ok(());
     }
@@ -1108,7 +1132,6 @@ fn append_batch(
         }
     };
 
-    let null_user = |i: usize| null_users.as_ref().is_some_and(|m| m[i]);
     let mut not_ours = 0u64;
     let extra = &mut state.extra;
     for (i, t) in ts.iter().enumerate() {
