@@ -826,18 +826,15 @@ impl BatchKeys {
 }
 
 /// User keys of a batch (hashed in parallel pieces), and which rows have a null user.
-/// With a shard, rows of other shards' users get no key.
 fn batch_user_keys(
     user_s: &Series,
     plan: &FilePlan,
     cols: &Columns,
-    shard: Option<(u32, u32)>,
     names: Option<&mut FxHashMap<u128, String>>,
 ) -> Result<(BatchKeys, Option<Vec<bool>>)> {
     let path = plan.path.as_path();
     let n = user_s.len();
     let nulls = (user_s.null_count() > 0).then(|| user_s.is_null().iter().map(|b| b == Some(true)).collect());
-    let in_shard = |sh: u32| shard.is_none_or(|(i, _)| sh == i);
     match plan.user {
         UserKind::Str => {
             let ca = user_s.str().map_err(cast_err(path, &cols.user))?;
@@ -846,9 +843,7 @@ fn batch_user_keys(
                 let len = o.len();
                 for (o, v) in o.iter_mut().zip(ca.slice(at as i64, len).iter()) {
                     if let Some(u) = v {
-                        if in_shard(shard.map_or(0, |(_, k)| shard_of_str(u, k))) {
-                            *o = xxhash_rust::xxh3::xxh3_128(u.as_bytes());
-                        }
+                        *o = xxhash_rust::xxh3::xxh3_128(u.as_bytes());
                     }
                 }
                 Ok(())
@@ -877,13 +872,54 @@ fn batch_user_keys(
             par_fill(&mut has, |at, o| {
                 let len = o.len();
                 for (o, v) in o.iter_mut().zip(ca.slice(at as i64, len).iter()) {
-                    *o = v.is_some_and(|u| in_shard(shard.map_or(0, |(_, k)| shard_of_int(u, k))));
+                    *o = v.is_some();
                 }
                 Ok(())
             })?;
             Ok((BatchKeys::Int(vals, has), nulls))
         }
     }
+}
+
+/// The rows of a batch whose user is in shard `i` of `k` (null users: shard 0), and their
+/// rows in the batch.
+fn shard_rows(
+    df: DataFrame,
+    plan: &FilePlan,
+    cols: &Columns,
+    (i, k): (u32, u32),
+) -> Result<(DataFrame, Vec<u32>)> {
+    let path = plan.path.as_path();
+    let user_s = series(&df, &cols.user, path)?;
+    let mut mask = vec![false; df.height()];
+    match plan.user {
+        UserKind::Str => {
+            let ca = user_s.str().map_err(cast_err(path, &cols.user))?;
+            par_fill(&mut mask, |at, o| {
+                let len = o.len();
+                for (o, v) in o.iter_mut().zip(ca.slice(at as i64, len).iter()) {
+                    *o = v.map_or(i == 0, |u| shard_of_str(u, k) == i);
+                }
+                Ok(())
+            })?;
+        }
+        UserKind::Int => {
+            let c = user_s.cast(&DataType::Int64).map_err(cast_err(path, &cols.user))?;
+            let ca = c.i64().map_err(cast_err(path, &cols.user))?;
+            par_fill(&mut mask, |at, o| {
+                let len = o.len();
+                for (o, v) in o.iter_mut().zip(ca.slice(at as i64, len).iter()) {
+                    *o = v.map_or(i == 0, |u| shard_of_int(u, k) == i);
+                }
+                Ok(())
+            })?;
+        }
+    }
+    let rows: Vec<u32> = mask.iter().enumerate().filter(|(_, &m)| m).map(|(r, _)| r as u32).collect();
+    let df = df
+        .filter(&BooleanChunked::from_slice("in_shard".into(), &mask))
+        .map_err(|e| Error::bad_input(path, None, format!("cannot select the shard's rows: {e}")))?;
+    Ok((df, rows))
 }
 
 /// Channel ids of a column through per-piece dictionaries of the (few) distinct names.
@@ -934,12 +970,23 @@ fn append_batch(
 ) -> Result<()> {
     let (range, shard) = (scope.range, scope.shard);
     let path = plan.path.as_path();
+    // With --shard, other shards' rows are dropped before any column is converted (null
+    // users belong to shard 0, so they are reported exactly once); `row_of` maps the rows
+    // left to their row in the batch, for messages.
+    let (df, row_of) = match shard {
+        Some(sh) => {
+            let before = df.height();
+            let (df, rows) = shard_rows(df, plan, cols, sh)?;
+            log.rows_read -= (before - df.height()) as u64;
+            (df, Some(rows))
+        }
+        None => (df, None),
+    };
+    let row_at = |i: usize| offset + row_of.as_ref().map_or(i, |r| r[i] as usize);
     let n = df.height();
-    // Users first (hashing and ranking: the most expensive part, parallel inside); with
-    // --shard, rows of other shards' users get no id (null users belong to shard 0, so they
-    // are reported exactly once).
+    // Users first (hashing: the most expensive part, parallel inside).
     let (keys, null_users) =
-        batch_user_keys(series(&df, &cols.user, path)?, plan, cols, shard, state.names.as_mut())?;
+        batch_user_keys(series(&df, &cols.user, path)?, plan, cols, state.names.as_mut())?;
 
     // Time, marker, value and channel, each converted in parallel pieces.
     let ts = time_micros(series(&df, &cols.time, path)?, path, &cols.time)?;
@@ -1008,7 +1055,7 @@ fn append_batch(
                                 Some(v),
                                 format!(
                                     "conversion values must be finite and ≥ 0, found {x} (row {})",
-                                    at + j
+                                    row_at(at + j)
                                 ),
                             ))
                         }
@@ -1122,7 +1169,7 @@ fn append_batch(
                 Some(column),
                 format!(
                     "{reason} at row {} (set on_invalid_rows = \"drop\" to drop and count such rows)",
-                    offset + row
+                    row_at(row)
                 ),
             )),
             InvalidRows::Drop => {
