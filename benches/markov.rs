@@ -1,4 +1,5 @@
-//! Micro-benchmarks of the journey builder and the exact Markov solver.
+//! Micro-benchmarks of the user numbering, the event sort, the journey builder, the path
+//! table aggregation and the exact Markov solver.
 //!
 //! Run: `cargo bench --bench markov` (release profile; results go to stdout).
 //! Inputs are generated in memory by `touchpoint::generate` (deterministic).
@@ -78,4 +79,26 @@ fn path_table_aggregation(b: divan::Bencher) {
     let pt = path_table();
     let rows: Vec<_> = pt.rows.iter().flat_map(|r| [r.clone(), r.clone()]).collect();
     b.bench(|| PathTable::from_rows(pt.channels.clone(), rows.iter().cloned()));
+}
+
+/// The event sort alone (MSD by chunk of users, then user, then time), ~1M events.
+#[divan::bench(sample_count = 10)]
+fn sort_events(b: divan::Bencher) {
+    let log = event_log();
+    b.bench(|| journeys::sort_events(log));
+}
+
+/// Dense user ids from 128-bit keys (the input layer's user numbering): 10M rows, 1M users.
+#[divan::bench(sample_count = 5)]
+fn user_numbering_10m(b: divan::Bencher) {
+    use touchpoint::intern::{bucket_count, dense_ids, hash_bucket};
+    let keys: Vec<u128> = (0..10_000_000u64)
+        .map(|i| xxhash_rust::xxh3::xxh3_128(&(i.wrapping_mul(2_654_435_761) % 1_000_000).to_le_bytes()))
+        .collect();
+    let nb = bucket_count(keys.len());
+    b.bench(|| {
+        dense_ids(keys.len(), nb, hash_bucket(nb), |at, len, out| {
+            out.extend(keys[at..at + len].iter().map(|&k| Some(k)))
+        })
+    });
 }
