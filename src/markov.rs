@@ -16,6 +16,7 @@
 use faer::prelude::*;
 use faer::sparse::linalg::solvers::{Lu, SymbolicLu};
 use faer::sparse::{SparseColMat, SparseColMatRef, Triplet};
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
@@ -75,6 +76,21 @@ impl Clone for Chain {
     }
 }
 
+/// [`path_states`] without collecting them.
+fn for_each_state<'a>(path: &'a [u32], k: usize, mut f: impl FnMut(&'a [u32])) {
+    if path.len() <= k {
+        f(path);
+        return;
+    }
+    let mut last: Option<&[u32]> = None;
+    for w in path.windows(k) {
+        if last != Some(w) {
+            f(w);
+            last = Some(w);
+        }
+    }
+}
+
 /// States of one path at order k: sliding windows, consecutive duplicates collapsed.
 pub fn path_states(path: &[u32], k: usize) -> Vec<&[u32]> {
     let mut out: Vec<&[u32]> = Vec::new();
@@ -92,84 +108,116 @@ pub fn path_states(path: &[u32], k: usize) -> Vec<&[u32]> {
 
 impl Chain {
     /// Fit the chain of order `k` to a path table.
+    ///
+    /// Two parallel passes over fixed chunks of path-table rows (the chunking depends only
+    /// on the table): the distinct windows of each chunk, merged and numbered in sorted tuple
+    /// order; then each chunk's edge counts, added up in chunk order (deterministic).
     pub fn fit(pt: &PathTable, k: usize) -> Chain {
         assert!(k >= 1, "order must be at least 1");
-        // One pass over the windows: first-seen state ids per row (a flat list), then the
-        // ids are renumbered in sorted tuple order (deterministic).
+        const ROWS: usize = 1 << 15;
+        let live = |r: &crate::paths::PathRow| r.conversions + r.nulls > 0.0;
+        let chunks: Vec<&[crate::paths::PathRow]> = pt.rows.chunks(ROWS).collect();
         // Windows of up to 4 channels (of < 65,535) are hashed as one packed u64; longer
         // ones as slices.
         let packed = k <= 4 && pt.channels.len() < u16::MAX as usize;
         let pack = |w: &[u32]| w.iter().fold(0u64, |acc, &c| (acc << 16) | (c as u64 + 1));
-        let mut seen_packed: FxHashMap<u64, u32> = FxHashMap::default();
-        let mut seen_slices: FxHashMap<&[u32], u32> = FxHashMap::default();
-        let mut first: Vec<&[u32]> = Vec::new();
-        let mut flat: Vec<u32> = Vec::new();
-        let mut ends: Vec<usize> = Vec::with_capacity(pt.rows.len());
-        for r in &pt.rows {
-            if r.conversions + r.nulls > 0.0 {
-                let mut last: Option<&[u32]> = None;
-                let windows: Box<dyn Iterator<Item = &[u32]>> = if r.path.len() <= k {
-                    Box::new(std::iter::once(r.path.as_slice()))
-                } else {
-                    Box::new(r.path.windows(k))
-                };
-                for w in windows {
-                    if last == Some(w) {
-                        continue;
-                    }
-                    last = Some(w);
-                    let n = first.len() as u32;
-                    let id = if packed {
-                        *seen_packed.entry(pack(w)).or_insert(n)
-                    } else {
-                        *seen_slices.entry(w).or_insert(n)
-                    };
-                    if id == n {
-                        first.push(w);
-                    }
-                    flat.push(id);
+        // 1. Distinct states: each chunk's, merged, then numbered in sorted tuple order.
+        let distinct: Vec<Vec<&[u32]>> = chunks
+            .par_iter()
+            .map(|rows| {
+                let mut by_packed: FxHashMap<u64, &[u32]> = FxHashMap::default();
+                let mut by_slice: FxHashMap<&[u32], ()> = FxHashMap::default();
+                for r in rows.iter().filter(|r| live(r)) {
+                    for_each_state(&r.path, k, |w| {
+                        if packed {
+                            by_packed.entry(pack(w)).or_insert(w);
+                        } else {
+                            by_slice.entry(w).or_insert(());
+                        }
+                    });
                 }
-            }
-            ends.push(flat.len());
-        }
-        let mut tuples: Vec<(&[u32], u32)> = first.into_iter().zip(0u32..).collect();
-        tuples.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut remap = vec![0u32; tuples.len()];
-        for (i, (_, old)) in tuples.iter().enumerate() {
-            remap[*old as usize] = i as u32 + 1;
-        }
+                if packed {
+                    by_packed.into_values().collect()
+                } else {
+                    by_slice.into_keys().collect()
+                }
+            })
+            .collect();
+        let mut tuples: Vec<&[u32]> = distinct.into_iter().flatten().collect();
+        tuples.par_sort_unstable();
+        tuples.dedup();
         let mut states: Vec<Vec<u32>> = Vec::with_capacity(tuples.len() + 1);
         states.push(Vec::new());
-        states.extend(tuples.iter().map(|t| t.0.to_vec()));
+        states.extend(tuples.iter().map(|t| t.to_vec()));
+        // State id of a window: 1 + its rank.
+        let by_packed: FxHashMap<u64, u32> = if packed {
+            tuples.iter().zip(1u32..).map(|(w, i)| (pack(w), i)).collect()
+        } else {
+            FxHashMap::default()
+        };
+        let by_slice: FxHashMap<&[u32], u32> = if packed {
+            FxHashMap::default()
+        } else {
+            tuples.iter().zip(1u32..).map(|(w, i)| (*w, i)).collect()
+        };
+        let id_of = |w: &[u32]| if packed { by_packed[&pack(w)] } else { by_slice[w] };
 
-        // Accumulate edge counts in path-table order (fixed), keyed by (from, to).
+        // 2. Edge counts keyed by (from, to), and the value of journeys ending in each state.
         const CONV: u32 = u32::MAX - 1;
         const NULL: u32 = u32::MAX;
+        #[derive(Default)]
+        struct Part {
+            counts: FxHashMap<u64, f64>,
+            ends: FxHashMap<u32, (f64, f64)>,
+        }
+        let parts: Vec<Part> = chunks
+            .par_iter()
+            .map(|rows| {
+                let mut p = Part::default();
+                let mut add = |from: u32, to: u32, w: f64| {
+                    *p.counts.entry(((from as u64) << 32) | to as u64).or_insert(0.0) += w
+                };
+                let mut last_end = Vec::new();
+                for r in rows.iter().filter(|r| live(r)) {
+                    let w = r.conversions + r.nulls;
+                    let mut prev = 0u32;
+                    for_each_state(&r.path, k, |st| {
+                        let id = id_of(st);
+                        add(prev, id, w);
+                        prev = id;
+                    });
+                    if r.conversions > 0.0 {
+                        add(prev, CONV, r.conversions);
+                        last_end.push((prev, r.value, r.conversions));
+                    }
+                    if r.nulls > 0.0 {
+                        add(prev, NULL, r.nulls);
+                    }
+                }
+                for (s, v, c) in last_end {
+                    let e = p.ends.entry(s).or_insert((0.0, 0.0));
+                    e.0 += v;
+                    e.1 += c;
+                }
+                p
+            })
+            .collect();
         let mut counts: FxHashMap<u64, f64> = FxHashMap::default();
-        let mut add =
-            |from: u32, to: u32, w: f64| *counts.entry(((from as u64) << 32) | to as u64).or_insert(0.0) += w;
         let mut last_val = vec![0.0; states.len()];
         let mut last_conv = vec![0.0; states.len()];
-        let mut begin = 0;
-        for (r, &end) in pt.rows.iter().zip(&ends) {
-            let w = r.conversions + r.nulls;
-            if w > 0.0 {
-                let mut prev = 0u32;
-                for &old in &flat[begin..end] {
-                    let id = remap[old as usize];
-                    add(prev, id, w);
-                    prev = id;
-                }
-                if r.conversions > 0.0 {
-                    add(prev, CONV, r.conversions);
-                    last_val[prev as usize] += r.value;
-                    last_conv[prev as usize] += r.conversions;
-                }
-                if r.nulls > 0.0 {
-                    add(prev, NULL, r.nulls);
-                }
+        for p in parts {
+            // Keys in sorted order, so every sum runs in the same order in every run.
+            let mut c: Vec<(u64, f64)> = p.counts.into_iter().collect();
+            c.sort_unstable_by_key(|e| e.0);
+            for (key, x) in c {
+                *counts.entry(key).or_insert(0.0) += x;
             }
-            begin = end;
+            let mut e: Vec<(u32, (f64, f64))> = p.ends.into_iter().collect();
+            e.sort_unstable_by_key(|e| e.0);
+            for (st, (v, c)) in e {
+                last_val[st as usize] += v;
+                last_conv[st as usize] += c;
+            }
         }
         let counts: FxHashMap<(u32, Target), f64> = counts
             .into_iter()
