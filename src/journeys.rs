@@ -327,6 +327,8 @@ pub struct EventOrder {
     /// The walk decodes time and flag from the key, so only the channel and value need a
     /// look-up by row.
     pub keys: Vec<u128>,
+    /// The user of each key (read in order by the walk, instead of by row at random).
+    pub users: Vec<u32>,
     /// The smallest time, µs (keys hold times relative to it).
     pub min_ts: i64,
     /// Chunks of whole users (see [`chunk_shift`]): `keys[bounds[i]..bounds[i + 1]]`.
@@ -412,12 +414,15 @@ pub fn sort_events(log: &EventLog) -> EventOrder {
         users.set_len(n);
     }
     // 2. Within each chunk: counting sort by user, then each user's keys by time.
-    let mut slices: Vec<(usize, &mut [u128], &[u32])> = Vec::with_capacity(n_chunks);
-    let mut rest: &mut [u128] = &mut keys;
+    let mut slices: Vec<(usize, &mut [u128], &mut [u32])> = Vec::with_capacity(n_chunks);
+    let (mut rest, mut rest_users): (&mut [u128], &mut [u32]) = (&mut keys, &mut users);
     for k in 0..n_chunks {
-        let (head, tail) = rest.split_at_mut(bounds[k + 1] - bounds[k]);
-        slices.push((k, head, &users[bounds[k]..bounds[k + 1]]));
+        let len = bounds[k + 1] - bounds[k];
+        let (head, tail) = rest.split_at_mut(len);
+        let (head_users, tail_users) = rest_users.split_at_mut(len);
+        slices.push((k, head, head_users));
         rest = tail;
+        rest_users = tail_users;
     }
     slices.into_par_iter().for_each_init(
         || (Vec::new(), Vec::new()),
@@ -427,19 +432,20 @@ pub fn sort_events(log: &EventLog) -> EventOrder {
             tmp.extend_from_slice(chunk);
             starts.clear();
             starts.resize((1 << shift) + 1, 0);
-            for &u in users {
+            for &u in users.iter() {
                 starts[(u - base) as usize + 1] += 1;
             }
             for u in 0..1 << shift {
                 starts[u + 1] += starts[u];
             }
             let mut pos = starts.clone();
-            for (&x, &u) in tmp.iter().zip(users) {
+            for (&x, &u) in tmp.iter().zip(users.iter()) {
                 let p = &mut pos[(u - base) as usize];
                 chunk[*p as usize] = x;
                 *p += 1;
             }
             for u in 0..1 << shift {
+                users[starts[u] as usize..starts[u + 1] as usize].fill(base + u as u32);
                 let group = &mut chunk[starts[u] as usize..starts[u + 1] as usize];
                 if group.len() < 2 {
                     continue;
@@ -468,7 +474,7 @@ pub fn sort_events(log: &EventLog) -> EventOrder {
         },
     );
     bounds.dedup();
-    EventOrder { keys, min_ts, bounds }
+    EventOrder { keys, users, min_ts, bounds }
 }
 
 /// Cut the events into journeys over the log's channels with default options.
@@ -497,7 +503,9 @@ pub fn build_ordered(
     let collectors: Vec<Collector> = order
         .bounds
         .par_windows(2)
-        .map(|w| walk(log, codes, n_codes, &order.keys[w[0]..w[1]], order.min_ts, opts))
+        .map(|w| {
+            walk(log, codes, n_codes, &order.keys[w[0]..w[1]], &order.users[w[0]..w[1]], order.min_ts, opts)
+        })
         .collect();
 
     tracing::debug!(ms = t.elapsed().as_millis(), chunks = order.bounds.len() - 1, "walked journeys");
@@ -681,6 +689,7 @@ fn walk(
     codes: &[u32],
     n_codes: u32,
     keys: &[u128],
+    users: &[u32],
     min_ts: i64,
     opts: &JourneyOptions,
 ) -> Collector {
@@ -695,12 +704,12 @@ fn walk(
     };
     let mut i = 0;
     while i < keys.len() {
-        let user = log.user[keys[i] as u32 as usize];
+        let user = users[i];
         c.stats.users += 1;
         pending.clear();
         let (mut seq, mut last_conv) = (0u32, i64::MIN);
         let reported = |ts: i64| opts.report.is_none_or(|(a, b)| ts >= a && ts < b);
-        while i < keys.len() && log.user[keys[i] as u32 as usize] == user {
+        while i < keys.len() && users[i] == user {
             let k = keys[i];
             let r = k as u32 as usize;
             let ts = ((k >> 33) as i64).wrapping_add(min_ts);
