@@ -458,8 +458,10 @@ pub fn attribute(pt: &PathTable, k: usize) -> Result<MarkovResult> {
     let mut re = vec![None; nc];
     let mut vre = vec![None; nc];
     if p > 0.0 {
-        for c in 0..nc {
-            let (pc, vc) = chain.solve(Some(c as u32))?;
+        // One independent solve per removed channel, in parallel (each is deterministic).
+        let solved: Vec<(f64, f64)> =
+            (0..nc as u32).into_par_iter().map(|c| chain.solve(Some(c))).collect::<Result<_>>()?;
+        for (c, (pc, vc)) in solved.into_iter().enumerate() {
             re[c] = Some((1.0 - pc / p).clamp(0.0, 1.0));
             if total_value > 0.0 && v > 0.0 {
                 vre[c] = Some((1.0 - vc / v).clamp(0.0, 1.0));
