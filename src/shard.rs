@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use polars::prelude::*;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -119,7 +120,7 @@ pub fn attribute_shard(
     Ok(RunSummary::of("partial", &out.display().to_string(), &run, written, t0))
 }
 
-fn read_partial(dir: &Path) -> Result<(PartialMeta, DataFrame)> {
+fn read_meta(dir: &Path) -> Result<PartialMeta> {
     let mpath = dir.join(output::MANIFEST);
     let text = std::fs::read_to_string(&mpath).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound {
@@ -130,14 +131,44 @@ fn read_partial(dir: &Path) -> Result<(PartialMeta, DataFrame)> {
     })?;
     let doc: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| Error::bad_input(&mpath, None, format!("not JSON: {e}")))?;
-    let meta: PartialMeta = serde_json::from_value(doc["partial"].clone())
-        .map_err(|e| Error::bad_input(&mpath, None, format!("not a touchpoint partial aggregate: {e}")))?;
+    serde_json::from_value(doc["partial"].clone())
+        .map_err(|e| Error::bad_input(&mpath, None, format!("not a touchpoint partial aggregate: {e}")))
+}
+
+fn read_paths(dir: &Path) -> Result<DataFrame> {
     let ppath = dir.join("partial_paths.parquet");
     let file = std::fs::File::open(&ppath).map_err(|e| Error::io(&ppath, e))?;
     let df = ParquetReader::new(file)
         .finish()
         .map_err(|e| Error::bad_input(&ppath, None, format!("cannot read the partial path table: {e}")))?;
-    Ok((meta, df))
+    Ok(df)
+}
+
+/// Merge two path tables sorted by path with unique paths: equal paths are summed, `a`'s
+/// counts first (so sums run in shard order, as in a single pass).
+fn merge_sorted(a: Vec<PathRow>, b: Vec<PathRow>) -> Vec<PathRow> {
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => match x.path.cmp(&y.path) {
+                std::cmp::Ordering::Less => a.next(),
+                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Equal => {
+                    let (mut x, y) = (a.next().expect("peeked"), b.next().expect("peeked"));
+                    x.conversions += y.conversions;
+                    x.nulls += y.nulls;
+                    x.value += y.value;
+                    Some(x)
+                }
+            },
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => break,
+        };
+        out.extend(next);
+    }
+    out
 }
 
 /// Merge partial aggregates into the result of one run over all their users.
@@ -145,16 +176,18 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
     if dirs.is_empty() {
         return Err(Error::Config("merge needs at least one partial".into()));
     }
-    let mut parts: Vec<(PathBuf, PartialMeta, DataFrame)> = Vec::new();
+    // Manifests first: a bad set fails before any path table is read. The path tables are
+    // then read one at a time and merged into one sorted table, so the merge holds the
+    // merged table and one partial, never every partial at once.
+    let mut parts: Vec<(PathBuf, PartialMeta)> = Vec::new();
     for d in dirs {
-        let (m, df) = read_partial(d)?;
-        parts.push((d.clone(), m, df));
+        parts.push((d.clone(), read_meta(d)?));
     }
     parts.sort_by_key(|p| p.1.shard);
-    let (first_dir, first, _) = &parts[0];
+    let (first_dir, first) = &parts[0];
     let n = first.shards;
     let settings_json = serde_json::to_value(&first.settings).map_err(|e| Error::Internal(e.to_string()))?;
-    for (d, m, _) in &parts {
+    for (d, m) in &parts {
         if m.shards != n {
             return Err(Error::bad_input(
                 d,
@@ -199,7 +232,8 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
     let mut rows: Vec<PathRow> = Vec::new();
     let mut td: Option<Credits> = None;
     let mut input = InputSummary::default();
-    for (d, m, df) in &parts {
+    for (d, m) in &parts {
+        let df = read_paths(d)?;
         for (i, name) in m.path_channels.iter().enumerate() {
             let b = &m.channels[m.report_of[i] as usize];
             report_of[pid(name) as usize] = base.binary_search(b).expect("in the union") as u32;
@@ -228,20 +262,28 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
             Ok(df.column(name).map_err(err)?.f64().map_err(err)?.into_no_null_iter().collect())
         };
         let (conv, nulls, value) = (num("conversions")?, num("nulls")?, num("value")?);
+        let mut part: Vec<PathRow> = Vec::with_capacity(df.height());
         for (i, path) in p.iter().enumerate() {
             let path = path.unwrap_or_default();
-            rows.push(PathRow {
+            part.push(PathRow {
                 path: path.split(SEP).map(pid).collect(),
                 conversions: conv[i],
                 nulls: nulls[i],
                 value: value[i],
             });
         }
+        drop(df);
+        // A partial is written sorted by path and ids map monotonically into the union;
+        // sort anyway if a partial was not (each path appears once per partial).
+        if !part.is_sorted_by(|a, b| a.path < b.path) {
+            part.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        }
+        rows = merge_sorted(std::mem::take(&mut rows), part);
     }
     input.files.sort_by(|a, b| a.path.cmp(&b.path));
     input.files.dedup_by(|a, b| a.path == b.path);
     let frequency = path_channels != base;
-    let paths = PathTable::from_rows(path_channels, rows);
+    let paths = PathTable { channels: path_channels, rows };
     let journeys = Journeys { paths, stats, fold: frequency.then_some(report_of), recorded: None };
     let analysis = pipeline::analyze_with(journeys, &base, &settings, td)?;
     let spend = pipeline::load_spend(&settings)?;
