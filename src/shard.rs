@@ -147,7 +147,7 @@ fn read_paths(dir: &Path) -> Result<DataFrame> {
 /// Merge two path tables sorted by path with unique paths: equal paths are summed, `a`'s
 /// counts first (so sums run in shard order, as in a single pass).
 fn merge_sorted(a: Vec<PathRow>, b: Vec<PathRow>) -> Vec<PathRow> {
-    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
     loop {
         let next = match (a.peek(), b.peek()) {
