@@ -144,29 +144,35 @@ fn read_paths(dir: &Path) -> Result<DataFrame> {
     Ok(df)
 }
 
-/// Merge two path tables sorted by path with unique paths: equal paths are summed, `a`'s
-/// counts first (so sums run in shard order, as in a single pass).
-fn merge_sorted(a: Vec<PathRow>, b: Vec<PathRow>) -> Vec<PathRow> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    loop {
-        let next = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => match x.path.cmp(&y.path) {
-                std::cmp::Ordering::Less => a.next(),
-                std::cmp::Ordering::Greater => b.next(),
-                std::cmp::Ordering::Equal => {
-                    let (mut x, y) = (a.next().expect("peeked"), b.next().expect("peeked"));
-                    x.conversions += y.conversions;
-                    x.nulls += y.nulls;
-                    x.value += y.value;
-                    Some(x)
-                }
-            },
-            (Some(_), None) => a.next(),
-            (None, Some(_)) => b.next(),
-            (None, None) => break,
-        };
-        out.extend(next);
+/// Merge path tables sorted by path, each with unique paths: equal paths are summed in
+/// table order (shard order, as in a single pass). One output allocation: growing the
+/// merged table partial by partial would allocate (and keep) a new, larger table each time.
+fn merge_sorted(parts: Vec<Vec<PathRow>>) -> Vec<PathRow> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut out: Vec<PathRow> = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    let mut iters: Vec<std::vec::IntoIter<PathRow>> = parts.into_iter().map(|p| p.into_iter()).collect();
+    // Heap of (path, table index); the head row of each table is held in `heads`.
+    let mut heads: Vec<Option<PathRow>> = iters.iter_mut().map(|it| it.next()).collect();
+    let mut heap: BinaryHeap<Reverse<(Vec<u32>, usize)>> = heads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| h.as_ref().map(|r| Reverse((r.path.clone(), i))))
+        .collect();
+    while let Some(Reverse((_, i))) = heap.pop() {
+        let row = heads[i].take().expect("a head for every heap entry");
+        heads[i] = iters[i].next();
+        if let Some(r) = &heads[i] {
+            heap.push(Reverse((r.path.clone(), i)));
+        }
+        match out.last_mut() {
+            Some(last) if last.path == row.path => {
+                last.conversions += row.conversions;
+                last.nulls += row.nulls;
+                last.value += row.value;
+            }
+            _ => out.push(row),
+        }
     }
     out
 }
@@ -177,8 +183,8 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
         return Err(Error::Config("merge needs at least one partial".into()));
     }
     // Manifests first: a bad set fails before any path table is read. The path tables are
-    // then read one at a time and merged into one sorted table, so the merge holds the
-    // merged table and one partial, never every partial at once.
+    // then read one at a time (their Parquet frames dropped as soon as converted) and
+    // merged in one k-way pass of the sorted tables.
     let mut parts: Vec<(PathBuf, PartialMeta)> = Vec::new();
     for d in dirs {
         parts.push((d.clone(), read_meta(d)?));
@@ -229,7 +235,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
         |name: &str| path_channels.binary_search_by(|c| c.as_str().cmp(name)).expect("in the union") as u32;
     let mut report_of = vec![0u32; path_channels.len()];
     let mut stats = JourneyStats::default();
-    let mut rows: Vec<PathRow> = Vec::new();
+    let mut tables: Vec<Vec<PathRow>> = Vec::new();
     let mut td: Option<Credits> = None;
     let mut input = InputSummary::default();
     for (d, m) in &parts {
@@ -278,8 +284,9 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
         if !part.is_sorted_by(|a, b| a.path < b.path) {
             part.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
         }
-        rows = merge_sorted(std::mem::take(&mut rows), part);
+        tables.push(part);
     }
+    let rows = merge_sorted(tables);
     input.files.sort_by(|a, b| a.path.cmp(&b.path));
     input.files.dedup_by(|a, b| a.path == b.path);
     let frequency = path_channels != base;
