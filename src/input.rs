@@ -861,7 +861,6 @@ fn batch_user_keys(
             let c = user_s.cast(&DataType::Int64).map_err(cast_err(path, &cols.user))?;
             let ca = c.i64().map_err(cast_err(path, &cols.user))?;
             let mut vals = vec![0i64; n];
-            let mut has = vec![false; n];
             par_fill(&mut vals, |at, o| {
                 let len = o.len();
                 for (o, v) in o.iter_mut().zip(ca.slice(at as i64, len).iter()) {
@@ -869,13 +868,8 @@ fn batch_user_keys(
                 }
                 Ok(())
             })?;
-            par_fill(&mut has, |at, o| {
-                let len = o.len();
-                for (o, v) in o.iter_mut().zip(ca.slice(at as i64, len).iter()) {
-                    *o = v.is_some();
-                }
-                Ok(())
-            })?;
+            let has =
+                nulls.as_ref().map_or_else(|| vec![true; n], |m: &Vec<bool>| m.iter().map(|&x| !x).collect());
             Ok((BatchKeys::Int(vals, has), nulls))
         }
     }

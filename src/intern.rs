@@ -86,26 +86,8 @@ where
             c
         })
         .collect();
-    // Slot ranges: bucket b holds slots start[b]..start[b + 1]; piece p's rows of bucket b
-    // come after those of the earlier pieces (so slots follow row order within a bucket).
-    let mut start = vec![0usize; nb + 1];
-    for c in &counts {
-        for (b, &x) in c.iter().enumerate() {
-            start[b + 1] += x as usize;
-        }
-    }
-    for b in 0..nb {
-        start[b + 1] += start[b];
-    }
+    let (start, cursors) = scatter_plan(&counts, nb);
     let kept = start[nb];
-    let mut cursors: Vec<Vec<u32>> = Vec::with_capacity(n_pieces);
-    let mut next: Vec<u32> = start[..nb].iter().map(|&s| s as u32).collect();
-    for c in &counts {
-        cursors.push(next.clone());
-        for (b, &x) in c.iter().enumerate() {
-            next[b] += x;
-        }
-    }
     drop(counts);
     // 2. Scatter the keys into their buckets.
     let mut slots: Vec<K> = Vec::with_capacity(kept);
@@ -118,7 +100,7 @@ where
             if let Some(k) = *k {
                 let slot = &mut cur[b as usize];
                 // SAFETY: the (piece, bucket) cursors cover disjoint slots below `kept`.
-                unsafe { slots_ptr.write(*slot as usize, k) };
+                unsafe { slots_ptr.write(*slot, k) };
                 *slot += 1;
             }
         }
@@ -194,7 +176,7 @@ where
         for (o, &b) in out.iter_mut().zip(&bucket_of[p * PIECE..]) {
             if b != u16::MAX {
                 let slot = &mut cur[b as usize];
-                *o = base[b as usize] + rank_at[*slot as usize];
+                *o = base[b as usize] + rank_at[*slot];
                 *slot += 1;
             }
         }
@@ -204,6 +186,30 @@ where
         keys_out.extend(d);
     }
     Dense { ids, keys: keys_out }
+}
+
+/// The slots of a scatter into `nb` streams, from the counts per (piece, stream): stream
+/// `b` fills `start[b]..start[b + 1]`, and piece `p` writes its rows of stream `b` from
+/// `cursors[p][b]` on (after the earlier pieces', so rows keep their order in a stream).
+pub(crate) fn scatter_plan(counts: &[Vec<u32>], nb: usize) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let mut start = vec![0usize; nb + 1];
+    for c in counts {
+        for (b, &x) in c.iter().enumerate() {
+            start[b + 1] += x as usize;
+        }
+    }
+    for b in 0..nb {
+        start[b + 1] += start[b];
+    }
+    let mut cursors = Vec::with_capacity(counts.len());
+    let mut next = start[..nb].to_vec();
+    for c in counts {
+        cursors.push(next.clone());
+        for (b, &x) in c.iter().enumerate() {
+            next[b] += x as usize;
+        }
+    }
+    (start, cursors)
 }
 
 /// A raw pointer for writes to disjoint slots from several threads.
@@ -237,25 +243,6 @@ pub fn hash_bucket(nb: usize) -> impl Fn(u128) -> usize + Sync {
 pub fn range_bucket(min: i64, max: i64, nb: usize) -> impl Fn(i64) -> usize + Sync {
     let span = max as i128 - min as i128 + 1;
     move |v| (((v as i128 - min as i128) * nb as i128) / span) as usize
-}
-
-/// Global ids over several files: the sorted union of the files' distinct keys, and for each
-/// file `remap[local id] = global id`.
-pub fn union<K: Copy + Ord>(files: &[&[K]]) -> (Vec<K>, Vec<Vec<u32>>) {
-    let mut all: Vec<(K, u32, u32)> = Vec::with_capacity(files.iter().map(|f| f.len()).sum());
-    for (f, keys) in files.iter().enumerate() {
-        all.extend(keys.iter().enumerate().map(|(l, &k)| (k, f as u32, l as u32)));
-    }
-    all.sort_unstable();
-    let mut remaps: Vec<Vec<u32>> = files.iter().map(|f| vec![0u32; f.len()]).collect();
-    let mut keys: Vec<K> = Vec::new();
-    for (k, f, l) in all {
-        if keys.last() != Some(&k) {
-            keys.push(k);
-        }
-        remaps[f as usize][l as usize] = keys.len() as u32 - 1;
-    }
-    (keys, remaps)
 }
 
 #[cfg(test)]
@@ -322,12 +309,5 @@ mod tests {
         assert_eq!(b(u128::MAX), 1023);
         assert!(b(1u128 << 118) <= b(1u128 << 119));
         assert_eq!(hash_bucket(1)(u128::MAX), 0);
-    }
-
-    #[test]
-    fn union_numbers_the_sorted_distinct_keys() {
-        let (keys, remaps) = union(&[&[2i64, 5, 9][..], &[1, 5][..], &[][..]]);
-        assert_eq!(keys, vec![1, 2, 5, 9]);
-        assert_eq!(remaps, vec![vec![1, 2, 3], vec![0, 2], vec![]]);
     }
 }

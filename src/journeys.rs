@@ -374,23 +374,7 @@ pub fn sort_events(log: &EventLog) -> EventOrder {
             c
         })
         .collect();
-    let mut bounds = vec![0usize; n_chunks + 1];
-    for c in &counts {
-        for (k, &x) in c.iter().enumerate() {
-            bounds[k + 1] += x as usize;
-        }
-    }
-    for k in 0..n_chunks {
-        bounds[k + 1] += bounds[k];
-    }
-    let mut cursors: Vec<Vec<usize>> = Vec::with_capacity(counts.len());
-    let mut next = bounds[..n_chunks].to_vec();
-    for c in &counts {
-        cursors.push(next.clone());
-        for (k, &x) in c.iter().enumerate() {
-            next[k] += x as usize;
-        }
-    }
+    let (mut bounds, cursors) = crate::intern::scatter_plan(&counts, n_chunks);
     drop(counts);
     // The users travel with the keys, so the second pass reads them in order.
     let mut keys: Vec<u128> = Vec::with_capacity(n);
