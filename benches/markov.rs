@@ -2,16 +2,17 @@
 //! table aggregation and the exact Markov solver.
 //!
 //! Run: `cargo bench --bench markov` (release profile; results go to stdout).
-//! Inputs are generated in memory by `touchpoint::generate` (deterministic).
+//! Inputs are generated in memory by `touchpoint::engine::generate` (deterministic).
 
 use std::sync::OnceLock;
 
-use touchpoint::config::{JourneyRules, Settings};
-use touchpoint::generate::{generate, GenOptions};
-use touchpoint::input::{load_events, EventLog};
-use touchpoint::journeys;
-use touchpoint::markov;
-use touchpoint::paths::PathTable;
+use touchpoint::core::event_log::EventLog;
+use touchpoint::core::journeys;
+use touchpoint::core::markov;
+use touchpoint::core::paths::PathTable;
+use touchpoint::engine::generate::{generate, GenOptions};
+use touchpoint::engine::{load_events, LoadOptions, ReadScope};
+use touchpoint::settings::{JourneyRules, Settings};
 
 fn main() {
     divan::main();
@@ -23,9 +24,11 @@ fn event_log() -> &'static EventLog {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bench.parquet");
         let mut df = generate(&GenOptions { users: 100_000, seed: 42, days: 60, first_user: 0 }).unwrap();
-        touchpoint::output::write_table(&mut df, &path, touchpoint::config::Format::Parquet).unwrap();
+        touchpoint::engine::write_frame(&mut df, &path, touchpoint::settings::Format::Parquet).unwrap();
         let s = Settings::default();
-        load_events(path.to_str().unwrap(), &s.columns, s.journeys.on_invalid_rows).unwrap()
+        let scope = ReadScope::default();
+        let opts = LoadOptions { columns: &s.columns, on_invalid: s.journeys.on_invalid_rows, scope: &scope };
+        load_events(path.to_str().unwrap(), &opts).unwrap()
     })
 }
 
@@ -61,7 +64,7 @@ fn synthetic(channels: u32) -> PathTable {
         let len = 1 + (next() % 8) as usize;
         let path = (0..len).map(|_| (next() % channels as u64) as u32).collect();
         let conv = (next() % 10 == 0) as u8 as f64;
-        touchpoint::paths::PathRow { path, conversions: conv, nulls: 1.0 - conv, value: conv * 50.0 }
+        touchpoint::core::paths::PathRow { path, conversions: conv, nulls: 1.0 - conv, value: conv * 50.0 }
     });
     PathTable::from_rows((0..channels).map(|c| format!("c{c:03}")).collect(), rows)
 }
@@ -91,7 +94,7 @@ fn sort_events(b: divan::Bencher) {
 /// Dense user ids from 128-bit keys (the input layer's user numbering): 10M rows, 1M users.
 #[divan::bench(sample_count = 5)]
 fn user_numbering_10m(b: divan::Bencher) {
-    use touchpoint::intern::{bucket_count, dense_ids, hash_bucket};
+    use touchpoint::core::intern::{bucket_count, dense_ids, hash_bucket};
     let keys: Vec<u128> = (0..10_000_000u64)
         .map(|i| xxhash_rust::xxh3::xxh3_128(&(i.wrapping_mul(2_654_435_761) % 1_000_000).to_le_bytes()))
         .collect();

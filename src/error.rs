@@ -7,20 +7,35 @@
 
 use std::path::PathBuf;
 
-/// Exit status: success.
-pub const EXIT_OK: i32 = 0;
-/// Exit status: command-line usage error (clap's own code).
-pub const EXIT_USAGE: i32 = 2;
-/// Exit status: the input data is bad (EX_DATAERR).
-pub const EXIT_DATA: i32 = 65;
-/// Exit status: an input file or directory does not exist (EX_NOINPUT).
-pub const EXIT_NO_INPUT: i32 = 66;
-/// Exit status: an internal error, a bug in touchpoint (EX_SOFTWARE).
-pub const EXIT_SOFTWARE: i32 = 70;
-/// Exit status: reading or writing failed (EX_IOERR).
-pub const EXIT_IO: i32 = 74;
-/// Exit status: the settings are invalid (EX_CONFIG).
-pub const EXIT_CONFIG: i32 = 78;
+/// The documented exit status of the binary (sysexits.h numbers, the convention of
+/// scheduled Unix jobs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    /// Success (also when the input has no conversions: see the summary's status).
+    Ok = 0,
+    /// Command-line usage error (clap's own code).
+    Usage = 2,
+    /// The input data is bad (EX_DATAERR).
+    DataError = 65,
+    /// An input does not exist, or holds no events for the window (EX_NOINPUT): retry later.
+    NoInput = 66,
+    /// An internal error, a bug in touchpoint (EX_SOFTWARE).
+    Software = 70,
+    /// Reading or writing failed (EX_IOERR).
+    IoError = 74,
+    /// Another run holds the output's lock (EX_TEMPFAIL): retry later.
+    TempFail = 75,
+    /// The settings are invalid (EX_CONFIG).
+    Config = 78,
+}
+
+impl ExitStatus {
+    /// The numeric code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
 
 /// Result alias of the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -28,7 +43,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in a run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The input data violates the contract (SPEC §1).
+    /// The input data violates the contract (`docs/models.md` § Input).
     #[error("bad input: {file}{}: {problem}", column.as_ref().map(|c| format!(", column `{c}`")).unwrap_or_default())]
     BadInput {
         /// The file at fault (or the input pattern when no single file is).
@@ -58,6 +73,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Another run is publishing to the same output.
+    #[error("output locked: {path} is held by another touchpoint run on the same output; retry when it has finished")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// An unexpected failure inside a dependency or touchpoint itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -65,13 +86,14 @@ pub enum Error {
 
 impl Error {
     /// The documented process exit status for this error.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_status(&self) -> ExitStatus {
         match self {
-            Error::BadInput { .. } => EXIT_DATA,
-            Error::NotFound { .. } => EXIT_NO_INPUT,
-            Error::Config(_) => EXIT_CONFIG,
-            Error::Io { .. } => EXIT_IO,
-            Error::Internal(_) => EXIT_SOFTWARE,
+            Error::BadInput { .. } => ExitStatus::DataError,
+            Error::NotFound { .. } => ExitStatus::NoInput,
+            Error::Config(_) => ExitStatus::Config,
+            Error::Io { .. } => ExitStatus::IoError,
+            Error::Locked { .. } => ExitStatus::TempFail,
+            Error::Internal(_) => ExitStatus::Software,
         }
     }
 
@@ -92,6 +114,7 @@ impl Error {
             Error::NotFound { .. } => "input_not_found",
             Error::Config(_) => "bad_configuration",
             Error::Io { .. } => "io_error",
+            Error::Locked { .. } => "locked",
             Error::Internal(_) => "internal_error",
         }
     }

@@ -1,27 +1,19 @@
 //! touchpoint: multi-touch attribution from Parquet event logs.
 //!
-//! The pipeline is a chain of layers, each in its own module (see `ARCHITECTURE.md`):
-//! [`input`] (Parquet → columns, Polars inside) → [`journeys`] (sort, cut, lookback →
-//! [`paths::PathTable`]) → [`models`] and [`markov`] (plain Rust over the path table) →
-//! [`pipeline`] (orchestration) → [`report`] (tables) → [`output`] (atomic publication).
-//! [`cli`] is a thin shell.
+//! Layers in folders, each depending only on the ones below it (`ARCHITECTURE.md`; a test
+//! enforces it): [`cli`] → [`run`] → [`publish`] → [`report`] → [`engine`] → [`core`] →
+//! [`settings`], with [`error`] shared by all. Polars is used only in [`engine`]; the
+//! attribution rules are plain Rust in [`core`], defined in `docs/models.md`.
 
 #![warn(missing_docs)]
 
 pub mod cli;
-pub mod config;
+pub mod core;
+pub mod engine;
 pub mod error;
-pub mod generate;
-pub mod input;
-pub mod intern;
-pub mod job;
-pub mod journeys;
-pub mod markov;
-pub mod models;
-pub mod output;
-pub mod paths;
-pub mod pipeline;
+pub mod publish;
 pub mod report;
-pub mod shard;
+pub mod run;
+pub mod settings;
 
-pub use error::{Error, Result};
+pub use error::{Error, ExitStatus, Result};

@@ -3,8 +3,10 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 use touchpoint::cli::{Cli, LogFormat};
+use touchpoint::ExitStatus;
 
 fn init_logging(cli: &Cli) {
     let default = if cli.quiet {
@@ -44,21 +46,50 @@ fn main() -> ExitCode {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
         libmimalloc_sys::mi_option_set(libmimalloc_sys::mi_option_large_os_pages, 1);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: their text is the output.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let _ = e.print();
+            let message = e.kind().to_string();
+            print_error_line("usage", ExitStatus::Usage, &message);
+            return ExitCode::from(ExitStatus::Usage.code());
+        }
+    };
     init_logging(&cli);
-    match touchpoint::cli::run(&cli) {
+    match run(&cli) {
         Ok(summary) => {
             println!("{summary}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let code = e.exit_code();
-            tracing::error!("{e}");
-            println!(
-                "{}",
-                serde_json::json!({"status": "error", "kind": e.kind(), "exit_code": code, "message": e.to_string()})
-            );
-            ExitCode::from(code as u8)
+            // Library errors carry their documented status; anything else is a bug.
+            let (kind, status) = match e.downcast_ref::<touchpoint::Error>() {
+                Some(t) => (t.kind(), t.exit_status()),
+                None => ("internal_error", ExitStatus::Software),
+            };
+            let message = format!("{e:#}");
+            tracing::error!("{message}");
+            print_error_line(kind, status, &message);
+            ExitCode::from(status.code())
         }
     }
+}
+
+/// The command's result as JSON, the edge where library errors become `anyhow` errors.
+fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
+    let summary = touchpoint::cli::run(cli)?;
+    serde_json::to_value(&summary).context("rendering the summary")
+}
+
+/// The last stdout line of a failed run: one JSON object.
+fn print_error_line(kind: &str, status: ExitStatus, message: &str) {
+    println!(
+        "{}",
+        serde_json::json!({"status": "error", "kind": kind, "exit_code": status.code(), "message": message})
+    );
 }

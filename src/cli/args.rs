@@ -1,0 +1,288 @@
+//! The clap definitions. Flags carry no defaults of their own: an absent flag leaves the
+//! setting to the environment and the schema's default (`--show-settings` prints them).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0   success (also when the input has no conversions: see the summary's status)
+  2   usage error (unknown flag, bad flag value)
+  65  bad input data (missing column, wrong type, corrupt or empty file, null user, negative value)
+  66  input not found (no such file, empty directory, glob matched nothing, no events in the window)
+  70  internal error (a bug: please report it)
+  74  I/O error (cannot read or write a file)
+  78  bad configuration (invalid settings)
+
+Every flag is a setting of the pipeline-file schema; precedence: default < environment
+(TOUCHPOINT_<SECTION>__<KEY>) < flags. `--show-settings` prints the resolved settings.";
+
+/// touchpoint: multi-touch attribution from Parquet event logs.
+#[derive(Debug, Parser)]
+#[command(name = "touchpoint", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// More logging (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less logging (warnings and errors only).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read an event log, build journeys, run the models and write the report tables.
+    #[command(after_help = EXIT_CODES)]
+    Attribute(Box<AttributeArgs>),
+    /// Run a pipeline file (pipelines/*.toml) for one run date: writes
+    /// <root>/<table>/run_date=<date>/ partitions and a manifest, atomically.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Check a pipeline file and the schemas of the inputs it needs, without reading data.
+    #[command(after_help = EXIT_CODES)]
+    Validate(RunArgs),
+    /// Merge the partial aggregates of `attribute --shard i/N` runs and write the tables.
+    #[command(after_help = EXIT_CODES)]
+    Merge(MergeArgs),
+    /// Write a deterministic, realistic synthetic event log (Parquet).
+    Generate(GenerateArgs),
+}
+
+/// `touchpoint merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The partial directories (one per shard; all N shards are required).
+    #[arg(required = true)]
+    pub partials: Vec<PathBuf>,
+    /// Output directory (or root of date partitions when the shards ran with --run-date).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `touchpoint run` / `touchpoint validate`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline file.
+    pub pipeline: PathBuf,
+    /// The run date (YYYY-MM-DD): the reporting window ends on it. Default: yesterday (UTC).
+    #[arg(long)]
+    pub run_date: Option<String>,
+    /// Override the window length in days.
+    #[arg(long)]
+    pub window_days: Option<u32>,
+    /// Override any setting: section.key=value (TOML value), e.g. journeys.lookback_days=14.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print the resolved settings (and where each override came from) and exit.
+    #[arg(long)]
+    pub show_settings: bool,
+    /// Print the plan (window, input files, output paths) without reading data or writing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `touchpoint attribute`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["events", "paths"])))]
+#[allow(missing_docs)] // flattened groups: their flags carry the documentation
+pub struct AttributeArgs {
+    /// Event log (input.events): a Parquet file, a directory (searched recursively for
+    /// *.parquet, e.g. a hive-partitioned dataset) or a glob such as 'logs/*.parquet'.
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<String>,
+    /// Instead of events (input.paths): an aggregated path table (Parquet, or CSV by
+    /// extension) with a path string column and conversion / null / value counts.
+    #[arg(long, value_name = "FILE")]
+    pub paths: Option<PathBuf>,
+    /// Output directory (output.root); created if missing. Published atomically.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Models to run (models.run), comma-separated: first_touch, last_touch,
+    /// last_non_direct, linear, position_based, time_decay, markov, shapley. Default: all
+    /// (all but time_decay with --paths, which has no timestamps).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Option<Vec<String>>,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
+    #[command(flatten)]
+    pub journeys: JourneyArgs,
+    #[command(flatten)]
+    pub model_params: ModelArgs,
+    #[command(flatten)]
+    pub path_input: PathInputArgs,
+    /// Output format of the tables (output.format): parquet or csv.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Also write `journey_credit` (output.journey_credit): one row per (converting
+    /// journey, model, channel). It holds user ids.
+    #[arg(long)]
+    pub journey_credit: bool,
+    /// Spend per channel (input.spend; Parquet, or CSV by extension, with `channel` and
+    /// `spend` columns): adds `spend`, `cpa` and `roas` to `channel_attribution`.
+    #[arg(long, value_name = "FILE")]
+    pub spend: Option<PathBuf>,
+    /// Only report conversions of the --window-days UTC days ending on this date
+    /// (window.run_date, YYYY-MM-DD); touches are read back as far as the lookback needs.
+    #[arg(long)]
+    pub run_date: Option<String>,
+    /// Length of the reporting window in days (window.days).
+    #[arg(long, requires = "run_date")]
+    pub window_days: Option<u32>,
+    /// Hive partition key of the input (input.partition_key): partitions outside the
+    /// window and lookback are not read.
+    #[arg(long)]
+    pub partition_key: Option<String>,
+    /// Override any setting: section.key=value (TOML value).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print the resolved settings as TOML and exit.
+    #[arg(long)]
+    pub show_settings: bool,
+    /// Attribute only shard i of N of the users (Spark SQL's pmod(xxhash64(user_id), N))
+    /// and write a partial aggregate to --out, for `touchpoint merge`.
+    #[arg(long, value_parser = super::parse_shard, value_name = "i/N", conflicts_with = "paths")]
+    pub shard: Option<(u32, u32)>,
+}
+
+/// Column mapping of event logs (`[columns]`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Event columns")]
+pub struct ColumnArgs {
+    /// User id column (string or integer).
+    #[arg(long)]
+    pub user_col: Option<String>,
+    /// Event time column (timestamp, date or ISO-8601 string; naive times are UTC).
+    #[arg(long)]
+    pub time_col: Option<String>,
+    /// Channel column (string or categorical).
+    #[arg(long)]
+    pub channel_col: Option<String>,
+    /// Conversion marker column: a string column (compared to --conversion-value) or a
+    /// boolean / 0-1 integer column.
+    #[arg(long)]
+    pub conversion_col: Option<String>,
+    /// For a string marker column, the value that marks a conversion.
+    #[arg(long)]
+    pub conversion_value: Option<String>,
+    /// Conversion value (revenue) column: float, integer or decimal, ≥ 0.
+    #[arg(long, conflicts_with = "no_value")]
+    pub value_col: Option<String>,
+    /// The log has no value column: every conversion is worth 0.
+    #[arg(long)]
+    pub no_value: bool,
+    /// Optional tie-breaker column (e.g. an event sequence number) for events at equal time.
+    #[arg(long)]
+    pub tie_breaker_col: Option<String>,
+    /// Optional touch-type column (e.g. click / impression), for --lookback-by-type.
+    #[arg(long)]
+    pub touch_type_col: Option<String>,
+    /// Optional campaign column: adds `campaign_attribution` at the (channel, campaign) grain.
+    #[arg(long)]
+    pub campaign_col: Option<String>,
+}
+
+/// Journey rules (`[journeys]`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Journey rules")]
+pub struct JourneyArgs {
+    /// Lookback window in days (inclusive): older touches are dropped and counted as expired.
+    #[arg(long, allow_negative_numbers = true)]
+    pub lookback_days: Option<f64>,
+    /// Lookback per touch type in days, e.g. 'click=30,impression=1' (needs --touch-type-col;
+    /// other types use --lookback-days).
+    #[arg(long, value_delimiter = ',', value_name = "TYPE=DAYS")]
+    pub lookback_by_type: Vec<String>,
+    /// Whether a conversion row that carries a channel is also the journey's last touch.
+    #[arg(long, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub conversion_is_touch: Option<bool>,
+    /// Rows with a null user, time, conversion marker or touch channel: fail (the run) or
+    /// drop (and count them in data_quality).
+    #[arg(long)]
+    pub on_invalid_rows: Option<String>,
+    /// Path transforms applied in order after the lookback, comma-separated: exposure,
+    /// first, unique, frequency, trim_long_path(N), remove_if_not_all(a|b),
+    /// remove_if_last_and_not_all(a|b).
+    #[arg(long, value_delimiter = ',')]
+    pub transforms: Vec<String>,
+}
+
+/// Model parameters (`[models]`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Model parameters")]
+pub struct ModelArgs {
+    /// Markov order: an integer k ≥ 1, `auto` (orders 1-4 by penalised out-of-sample AUC) or
+    /// `auto(max=N)`.
+    #[arg(long, allow_negative_numbers = true)]
+    pub markov_order: Option<String>,
+    /// For Markov order ≥ 2: removal effects of the N most visited channel sequences.
+    #[arg(long)]
+    pub markov_max_sequences: Option<usize>,
+    /// Channels that last_non_direct skips.
+    #[arg(long, value_delimiter = ',')]
+    pub direct_channels: Option<Vec<String>>,
+    /// position_based weights: u_shaped (0.4,0.2,0.4), j_shaped (0.2,0.2,0.6), inverse_j
+    /// (0.6,0.2,0.2) or first,middle,last summing to 1.
+    #[arg(long)]
+    pub position_weights: Option<String>,
+    /// time_decay half-life in days.
+    #[arg(long, allow_negative_numbers = true)]
+    pub half_life_days: Option<f64>,
+}
+
+/// Columns of an aggregated path table (`[path_table]`, for --paths).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Path-table input (--paths)")]
+pub struct PathInputArgs {
+    /// Separator between channels in the path column (tokens are trimmed, empty ones dropped).
+    #[arg(long)]
+    pub path_sep: Option<String>,
+    /// Path column.
+    #[arg(long)]
+    pub path_col: Option<String>,
+    /// Conversions column (real numbers are kept exactly).
+    #[arg(long)]
+    pub conversions_col: Option<String>,
+    /// Non-conversions column (an absent `nulls` column counts as 0).
+    #[arg(long)]
+    pub nulls_col: Option<String>,
+    /// Value column (an absent `value` column counts as 0).
+    #[arg(long)]
+    pub path_value_col: Option<String>,
+}
+
+/// `touchpoint generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of users (≈ 9–10 events each).
+    #[arg(long)]
+    pub users: u64,
+    /// Random seed: the same seed and sizes give a byte-identical file.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Days spanned by the log (from 2024-01-01).
+    #[arg(long, default_value_t = 60)]
+    pub days: u32,
+    /// Index of the first user (files of consecutive ranges hold disjoint users).
+    #[arg(long, default_value_t = 0)]
+    pub first_user: u64,
+    /// Output Parquet file.
+    #[arg(long)]
+    pub out: PathBuf,
+}

@@ -1,0 +1,234 @@
+//! The command-line interface: clap flags and printing only.
+//!
+//! Every `attribute` flag is an override of one dotted key of the settings schema
+//! ([`crate::settings::Settings`]), applied after the environment
+//! (`TOUCHPOINT_<SECTION>__<KEY>`) like `--set`: one schema and one set of defaults for flags,
+//! environment and pipeline files. The binary prints one JSON summary line last on stdout
+//! and maps errors to the documented exit status ([`crate::error::ExitStatus`]).
+
+mod args;
+
+pub use args::{AttributeArgs, Cli, Command, GenerateArgs, LogFormat, MergeArgs, RunArgs};
+
+use crate::error::{Error, Result};
+use crate::run::{self, job::Job, RunSummary};
+use crate::settings::{self, parse_set, Layers, Model};
+
+/// Run a parsed command; returns the JSON summary to print.
+pub fn run(cli: &Cli) -> Result<serde_json::Value> {
+    let pb = spinner(cli);
+    let phase = |p: &'static str| {
+        if let Some(pb) = &pb {
+            pb.set_message(p);
+        }
+    };
+    let result = run_command(cli, &phase);
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    result
+}
+
+fn to_json(s: &RunSummary) -> Result<serde_json::Value> {
+    serde_json::to_value(s).map_err(|e| Error::Internal(format!("summary: {e}")))
+}
+
+fn env() -> Vec<(String, String)> {
+    std::env::vars().collect()
+}
+
+fn run_command(cli: &Cli, phase: &dyn Fn(&'static str)) -> Result<serde_json::Value> {
+    match &cli.command {
+        Command::Run(r) => run_pipeline(r, phase),
+        Command::Validate(r) => job(r)?.validate(),
+        Command::Merge(m) => to_json(&run::shard::merge_and_publish(&m.partials, &m.out)?),
+        Command::Attribute(a) => {
+            let env = env();
+            let resolved = settings::resolve(&Layers { file: None, env: &env, flags: attribute_flags(a)? })?;
+            if a.show_settings {
+                print!("{}", toml::to_string(&resolved.settings).unwrap_or_default());
+                return Ok(serde_json::json!({"status": "ok"}));
+            }
+            to_json(&run::attribute(resolved.settings, a.shard, phase)?)
+        }
+        Command::Generate(g) => generate(g),
+    }
+}
+
+fn job(r: &RunArgs) -> Result<Job> {
+    let env = env();
+    let mut flags = Vec::new();
+    for s in &r.set {
+        let (k, v) = parse_set(s)?;
+        flags.push((k, v, format!("--set {s}")));
+    }
+    if let Some(d) = &r.run_date {
+        flags.push(("window.run_date".into(), toml::Value::String(d.clone()), "--run-date".into()));
+    }
+    if let Some(n) = r.window_days {
+        flags.push(("window.days".into(), toml::Value::Integer(n as i64), "--window-days".into()));
+    }
+    let resolved = settings::resolve(&Layers { file: Some(&r.pipeline), env: &env, flags })?;
+    Job::new(r.pipeline.clone(), resolved)
+}
+
+fn run_pipeline(r: &RunArgs, phase: &dyn Fn(&'static str)) -> Result<serde_json::Value> {
+    let job = job(r)?;
+    if r.show_settings {
+        print!("{}", job.show());
+        return Ok(serde_json::json!({"status": "ok", "pipeline": job.file.display().to_string()}));
+    }
+    if r.dry_run {
+        let plan = job.plan()?;
+        println!("{}", serde_json::to_string_pretty(&plan).map_err(|e| Error::Internal(e.to_string()))?);
+        return Ok(serde_json::json!({"status": "dry_run", "pipeline": job.file.display().to_string()}));
+    }
+    tracing::info!(pipeline = %job.file.display(), run_date = job.run_date(), "running pipeline");
+    to_json(&job.run(phase)?)
+}
+
+fn generate(g: &GenerateArgs) -> Result<serde_json::Value> {
+    let t = std::time::Instant::now();
+    let opts = crate::engine::generate::GenOptions {
+        users: g.users,
+        seed: g.seed,
+        days: g.days,
+        first_user: g.first_user,
+    };
+    let rows = crate::engine::generate::generate_to_file(&opts, &g.out)?;
+    tracing::info!(rows, file = %g.out.display(), "generated events");
+    Ok(serde_json::json!({
+        "status": "ok",
+        "out": g.out.display().to_string(),
+        "rows": rows,
+        "elapsed_ms": t.elapsed().as_millis(),
+    }))
+}
+
+type Flag = (String, toml::Value, String);
+
+fn s(v: &str) -> toml::Value {
+    toml::Value::String(v.to_owned())
+}
+
+fn list(v: &[String]) -> toml::Value {
+    toml::Value::Array(v.iter().filter(|x| !x.trim().is_empty()).map(|x| s(x.trim())).collect())
+}
+
+fn path(p: &std::path::Path) -> toml::Value {
+    settings::path_value(p)
+}
+
+/// The `attribute` flags as overrides of dotted settings keys, in a fixed order.
+fn attribute_flags(a: &AttributeArgs) -> Result<Vec<Flag>> {
+    let mut f: Vec<Flag> = Vec::new();
+    let mut put = |key: &str, v: Option<toml::Value>, flag: &str| {
+        if let Some(v) = v {
+            f.push((key.to_owned(), v, flag.to_owned()));
+        }
+    };
+    put("input.events", a.events.as_deref().map(s), "--events");
+    put("input.paths", a.paths.as_deref().map(path), "--paths");
+    put("output.root", Some(path(&a.out)), "--out");
+    put("input.spend", a.spend.as_deref().map(path), "--spend");
+    put("input.partition_key", a.partition_key.as_deref().map(s), "--partition-key");
+    let models = match &a.models {
+        Some(m) => Some(list(m)),
+        // A path table has no timestamps: by default every model but time_decay.
+        None if a.paths.is_some() => Some(toml::Value::Array(
+            Model::ALL.iter().filter(|m| **m != Model::TimeDecay).map(|m| s(m.name())).collect(),
+        )),
+        None => None,
+    };
+    put("models.run", models, "--models");
+    let c = &a.columns;
+    put("columns.user", c.user_col.as_deref().map(s), "--user-col");
+    put("columns.time", c.time_col.as_deref().map(s), "--time-col");
+    put("columns.channel", c.channel_col.as_deref().map(s), "--channel-col");
+    put("columns.conversion", c.conversion_col.as_deref().map(s), "--conversion-col");
+    put("columns.conversion_value", c.conversion_value.as_deref().map(s), "--conversion-value");
+    put("columns.value", c.value_col.as_deref().map(s), "--value-col");
+    put("columns.value", c.no_value.then(|| s("")), "--no-value");
+    put("columns.tie_breaker", c.tie_breaker_col.as_deref().map(s), "--tie-breaker-col");
+    put("columns.touch_type", c.touch_type_col.as_deref().map(s), "--touch-type-col");
+    put("columns.campaign", c.campaign_col.as_deref().map(s), "--campaign-col");
+    let j = &a.journeys;
+    put("journeys.lookback_days", j.lookback_days.map(toml::Value::Float), "--lookback-days");
+    put("journeys.lookback_by_type", lookback_by_type(&j.lookback_by_type)?, "--lookback-by-type");
+    put(
+        "journeys.conversion_is_touch",
+        j.conversion_is_touch.map(toml::Value::Boolean),
+        "--conversion-is-touch",
+    );
+    put("journeys.on_invalid_rows", j.on_invalid_rows.as_deref().map(s), "--on-invalid-rows");
+    put("journeys.transforms", (!j.transforms.is_empty()).then(|| list(&j.transforms)), "--transforms");
+    let m = &a.model_params;
+    put("models.markov_order", m.markov_order.as_deref().map(settings::parse_value), "--markov-order");
+    put(
+        "models.markov_max_sequences",
+        m.markov_max_sequences.map(|n| toml::Value::Integer(n as i64)),
+        "--markov-max-sequences",
+    );
+    put("models.direct_channels", m.direct_channels.as_deref().map(list), "--direct-channels");
+    put("models.position_weights", m.position_weights.as_deref().map(s), "--position-weights");
+    put("models.time_decay_half_life_days", m.half_life_days.map(toml::Value::Float), "--half-life-days");
+    let p = &a.path_input;
+    put("path_table.separator", p.path_sep.as_deref().map(s), "--path-sep");
+    put("path_table.path", p.path_col.as_deref().map(s), "--path-col");
+    put("path_table.conversions", p.conversions_col.as_deref().map(s), "--conversions-col");
+    put("path_table.nulls", p.nulls_col.as_deref().map(s), "--nulls-col");
+    put("path_table.value", p.path_value_col.as_deref().map(s), "--path-value-col");
+    put("output.format", a.format.as_deref().map(s), "--format");
+    put("output.journey_credit", a.journey_credit.then_some(toml::Value::Boolean(true)), "--journey-credit");
+    put("window.run_date", a.run_date.as_deref().map(s), "--run-date");
+    put("window.days", a.window_days.map(|n| toml::Value::Integer(n as i64)), "--window-days");
+    for x in &a.set {
+        let (k, v) = parse_set(x)?;
+        f.push((k, v, format!("--set {x}")));
+    }
+    Ok(f)
+}
+
+fn lookback_by_type(items: &[String]) -> Result<Option<toml::Value>> {
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let mut t = toml::Table::new();
+    for item in items {
+        let (k, d) = item
+            .split_once('=')
+            .ok_or_else(|| Error::Config(format!("--lookback-by-type `{item}`: expected TYPE=DAYS")))?;
+        let d: f64 = d
+            .trim()
+            .parse()
+            .map_err(|_| Error::Config(format!("--lookback-by-type `{item}`: bad number of days")))?;
+        t.insert(k.trim().to_owned(), toml::Value::Float(d));
+    }
+    Ok(Some(toml::Value::Table(t)))
+}
+
+/// A phase spinner on an interactive stderr (hidden otherwise, and with `-q`).
+fn spinner(cli: &Cli) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if cli.quiet || cli.log_format == LogFormat::Json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    let style = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}").ok()?;
+    pb.set_style(style);
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(pb)
+}
+
+/// Parse `i/N` (0 ≤ i < N).
+pub fn parse_shard(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (i, n) = s.split_once('/').ok_or_else(|| format!("`{s}`: expected i/N, e.g. 0/4"))?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| format!("`{s}`: bad shard index"))?,
+        n.trim().parse().map_err(|_| format!("`{s}`: bad shard count"))?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("`{s}`: need 0 ≤ i < N"));
+    }
+    Ok((i, n))
+}

@@ -1,0 +1,288 @@
+//! Running the enabled models over one journey result: the step between journeys and
+//! tables. Plain Rust; the definitions are in `docs/models.md` § Models.
+
+use crate::core::journeys::{JourneyStats, Journeys, Recorded};
+use crate::core::markov::{self, MarkovResult, OrderScore, SequenceEffect};
+use crate::core::models::{self, Credits, OrderedShare, RuleModel};
+use crate::core::paths::PathTable;
+use crate::error::{Error, Result};
+use crate::settings::{MarkovOrder, Model, Models};
+
+/// Everything the models computed over one channel space, before it becomes tables.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// The path table the models ran on.
+    pub paths: PathTable,
+    /// Journey counts.
+    pub stats: JourneyStats,
+    /// Names under which credit is reported (the base channels: `frequency` names such as
+    /// `email(2)` are folded back to `email`).
+    pub report_channels: Vec<String>,
+    /// Path-table channel id → index into `report_channels`.
+    pub report_of: Vec<u32>,
+    /// Credits of each enabled model (path-table channel ids), in canonical model order.
+    pub credits: Vec<(Model, Credits)>,
+    /// The Markov fit, when the Markov model is enabled.
+    pub markov: Option<MarkovResult>,
+    /// Scores of the orders tried by `markov_order = auto`.
+    pub order_scores: Option<Vec<OrderScore>>,
+    /// Removal effects of channel sequences (order ≥ 2).
+    pub sequences: Vec<SequenceEffect>,
+    /// Ordered Shapley breakdown, when Shapley is enabled.
+    pub shapley_ordered: Option<Vec<OrderedShare>>,
+    /// Converting journeys one by one (event input only).
+    pub recorded: Option<Recorded>,
+    /// Warnings for the log and the manifest.
+    pub warnings: Vec<String>,
+}
+
+impl Analysis {
+    /// The rule-based model of `m` in this analysis' channel space (None for Markov and
+    /// time decay, which are not per-path rules).
+    pub fn rule_model(&self, m: Model, params: &Models) -> Option<RuleModel> {
+        Some(match m {
+            Model::FirstTouch => RuleModel::FirstTouch,
+            Model::LastTouch => RuleModel::LastTouch,
+            Model::LastNonDirect => RuleModel::LastNonDirect(
+                self.report_of
+                    .iter()
+                    .map(|&b| params.direct_channels.contains(&self.report_channels[b as usize]))
+                    .collect(),
+            ),
+            Model::Linear => RuleModel::Linear,
+            Model::PositionBased => RuleModel::PositionBased(params.position_weights),
+            Model::Shapley => RuleModel::Shapley,
+            Model::TimeDecay | Model::Markov => return None,
+        })
+    }
+}
+
+/// What [`analyze`] needs besides the journeys.
+#[derive(Debug, Clone, Copy)]
+pub struct AnalyzeOptions<'a> {
+    /// The channel space the journeys were built over (report names).
+    pub base_names: &'a [String],
+    /// Models and parameters.
+    pub models: &'a Models,
+    /// Time-decay credit computed elsewhere (merged shards carry it, since it needs touch
+    /// times that a path table does not have).
+    pub time_decay_credit: Option<&'a Credits>,
+    /// Compute the removal effects of channel sequences (order ≥ 2).
+    pub sequence_effects: bool,
+}
+
+/// Run the enabled models on a journey result.
+pub fn analyze(journeys: Journeys, opts: &AnalyzeOptions) -> Result<Analysis> {
+    let base_names = opts.base_names;
+    let Journeys { paths, stats, fold, recorded } = journeys;
+    let (report_channels, report_of) = match fold {
+        Some(f) => (base_names.to_vec(), f),
+        None => (paths.channels.clone(), (0..paths.channels.len() as u32).collect()),
+    };
+    let mut a = Analysis {
+        paths,
+        stats,
+        report_channels,
+        report_of,
+        credits: Vec::new(),
+        markov: None,
+        order_scores: None,
+        sequences: Vec::new(),
+        shapley_ordered: None,
+        recorded,
+        warnings: Vec::new(),
+    };
+    if a.stats.total_conversions == 0.0 {
+        a.warnings
+            .push("the input has no conversions: every credit is 0 and removal effects are null".into());
+    } else if a.paths.total_nulls() == 0.0 && opts.models.run.contains(&Model::Markov) {
+        a.warnings.push(
+            "no non-converting journeys: the Markov chain has no (null) state, so removal effects only \
+             measure how often a channel appears on converting paths"
+                .into(),
+        );
+    }
+    for &m in &opts.models.run {
+        let c = model_credits(&mut a, m, opts)?;
+        a.credits.push((m, c));
+    }
+    Ok(a)
+}
+
+/// One model's credits; Markov and Shapley also leave their extra results in `a`.
+fn model_credits(a: &mut Analysis, m: Model, opts: &AnalyzeOptions) -> Result<Credits> {
+    let params = opts.models;
+    Ok(match m {
+        Model::TimeDecay => match opts.time_decay_credit {
+            Some(c) => c.clone(),
+            None => {
+                let rec = a.recorded.as_ref().ok_or_else(|| {
+                    Error::Config(
+                        "time_decay needs event timestamps; it cannot run on an aggregated path table".into(),
+                    )
+                })?;
+                time_decay(rec, a.paths.channels.len(), params.time_decay_half_life_days)
+            }
+        },
+        Model::Markov => markov_credits(a, opts)?,
+        other => {
+            if other == Model::Shapley {
+                a.shapley_ordered = Some(models::shapley_ordered(&a.paths));
+            }
+            a.rule_model(other, params).expect("a rule model").credits(&a.paths)
+        }
+    })
+}
+
+fn markov_credits(a: &mut Analysis, opts: &AnalyzeOptions) -> Result<Credits> {
+    let k = match opts.models.markov_order {
+        MarkovOrder::Fixed(k) => k,
+        MarkovOrder::Auto { max } => {
+            let (k, scores) = markov::choose_order(&a.paths, max);
+            tracing::info!(order = k, "chose the Markov order by penalised out-of-sample AUC");
+            a.order_scores = Some(scores);
+            k
+        }
+    };
+    let r = markov::attribute(&a.paths, k)?;
+    let gap = (r.p_conversion - r.observed_rate).abs();
+    if gap > 1e-9 * r.observed_rate.max(1.0) {
+        a.warnings.push(format!(
+            "Markov invariant off by {gap:e}: P(conversion) {} vs observed rate {}",
+            r.p_conversion, r.observed_rate
+        ));
+    }
+    if let Some(w) = &r.warning {
+        a.warnings.push(w.clone());
+    }
+    if opts.sequence_effects {
+        a.sequences = markov::sequence_effects(&r, opts.models.markov_max_sequences)?;
+    }
+    let c = Credits { conversions: r.conversions.clone(), value: r.value.clone() };
+    a.markov = Some(r);
+    Ok(c)
+}
+
+/// Time-decay credit over recorded journeys (Δ from the conversion to each touch).
+pub fn time_decay(rec: &Recorded, n_channels: usize, half_life_days: f64) -> Credits {
+    let h = half_life_days * 86_400_000_000.0;
+    let mut c = Credits::zeros(n_channels);
+    let mut w = Vec::new();
+    for i in 0..rec.len() {
+        let r = rec.range(i);
+        models::time_decay_weights(&rec.ts[r.clone()], rec.conversion_ts[i], h, &mut w);
+        for (&ch, &wi) in rec.channel[r].iter().zip(&w) {
+            c.add(ch, wi, 1.0, rec.value[i]);
+        }
+    }
+    c
+}
+
+/// Credit at the (channel, campaign) grain, in the channel analysis' own journeys, so that
+/// a channel's campaign rows add up to its channel row under every model
+/// (`docs/models.md` § Campaigns).
+#[derive(Debug, Clone)]
+pub struct CampaignCredits {
+    /// The (channel, campaign) units, sorted by channel then campaign name.
+    pub units: Vec<(String, String)>,
+    /// Credits per unit, one entry per model of the channel analysis.
+    pub credits: Vec<(Model, Credits)>,
+}
+
+/// Split the channel analysis' credits over campaigns. `touch_campaign[j]` is the campaign
+/// id (into `campaigns`) of recorded touch j; `log_units` are the (channel, campaign) pairs
+/// of every touch of the log, packed `channel << 32 | campaign`, so units without credit get
+/// rows too. Rule-based models and time decay credit each
+/// touch, so its campaign gets that touch's credit; Markov credit of a channel is split by
+/// each campaign's share of that channel's touches on converting journeys.
+pub fn campaign_credits(
+    a: &Analysis,
+    touch_campaign: &[u32],
+    log_units: &[u64],
+    campaigns: &[String],
+    models: &Models,
+) -> Result<CampaignCredits> {
+    let rec = a
+        .recorded
+        .as_ref()
+        .ok_or_else(|| Error::Internal("campaign credit needs recorded journeys".into()))?;
+    let unit_key =
+        |j: usize| ((a.report_of[rec.channel[j] as usize] as u64) << 32) | touch_campaign[j] as u64;
+    let mut keys: Vec<u64> = (0..rec.channel.len()).map(unit_key).chain(log_units.iter().copied()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let unit_of: Vec<u32> = (0..rec.channel.len())
+        .map(|j| keys.binary_search(&unit_key(j)).expect("a unit of its own") as u32)
+        .collect();
+    let units: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| {
+            (a.report_channels[(k >> 32) as usize].clone(), campaigns[(k & 0xffff_ffff) as usize].clone())
+        })
+        .collect();
+    let channel_of_unit: Vec<usize> = keys.iter().map(|k| (k >> 32) as usize).collect();
+    let mut credits = Vec::new();
+    for (m, c) in &a.credits {
+        let per_unit = match a.rule_model(*m, models) {
+            Some(rule) => split_by_touch(rec, &unit_of, units.len(), |path, w| rule.weights(path, w)),
+            None if *m == Model::TimeDecay => {
+                let h = models.time_decay_half_life_days * 86_400_000_000.0;
+                let mut w = Vec::new();
+                let mut out = Credits::zeros(units.len());
+                for i in 0..rec.len() {
+                    let r = rec.range(i);
+                    models::time_decay_weights(&rec.ts[r.clone()], rec.conversion_ts[i], h, &mut w);
+                    for (j, wi) in r.zip(&w) {
+                        out.add(unit_of[j], *wi, 1.0, rec.value[i]);
+                    }
+                }
+                out
+            }
+            None => split_by_share(a, c, &unit_of, &channel_of_unit),
+        };
+        credits.push((*m, per_unit));
+    }
+    Ok(CampaignCredits { units, credits })
+}
+
+fn split_by_touch(
+    rec: &Recorded,
+    unit_of: &[u32],
+    n_units: usize,
+    weights: impl Fn(&[u32], &mut Vec<f64>),
+) -> Credits {
+    let mut out = Credits::zeros(n_units);
+    let mut w = Vec::new();
+    for i in 0..rec.len() {
+        let r = rec.range(i);
+        weights(&rec.channel[r.clone()], &mut w);
+        for (j, wi) in r.zip(&w) {
+            out.add(unit_of[j], *wi, 1.0, rec.value[i]);
+        }
+    }
+    out
+}
+
+/// A channel's credit split by its units' shares of its touches on converting journeys.
+fn split_by_share(a: &Analysis, c: &Credits, unit_of: &[u32], channel_of_unit: &[usize]) -> Credits {
+    let mut folded = Credits::zeros(a.report_channels.len());
+    for (i, &b) in a.report_of.iter().enumerate() {
+        folded.conversions[b as usize] += c.conversions[i];
+        folded.value[b as usize] += c.value[i];
+    }
+    let mut touches = vec![0.0f64; channel_of_unit.len()];
+    for &u in unit_of {
+        touches[u as usize] += 1.0;
+    }
+    let mut per_channel = vec![0.0f64; a.report_channels.len()];
+    for (u, &ch) in channel_of_unit.iter().enumerate() {
+        per_channel[ch] += touches[u];
+    }
+    let mut out = Credits::zeros(channel_of_unit.len());
+    for (u, &ch) in channel_of_unit.iter().enumerate() {
+        let s = touches[u] / per_channel[ch];
+        out.conversions[u] = folded.conversions[ch] * s;
+        out.value[u] = folded.value[ch] * s;
+    }
+    out
+}

@@ -1,0 +1,256 @@
+//! The event log as plain columns with dense ids: what the engine reads and the journey
+//! builder consumes. No Polars, no I/O.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Channel id meaning "no channel" (a conversion row without a channel).
+pub const NO_CHANNEL: u32 = u32::MAX;
+
+/// One input file and how many rows it held.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct InputFile {
+    /// Path of the file.
+    pub path: PathBuf,
+    /// Rows in the file (before any rejection).
+    pub rows: u64,
+}
+
+/// The events of all input files, column by column, with dense ids.
+#[derive(Debug, Default, Clone)]
+pub struct EventLog {
+    /// User id, dense. Numbered in the order of the values for integer ids, and of a stable
+    /// 128-bit hash (XXH3) of the value for string ids: either way independent of row order.
+    pub user: Vec<u32>,
+    /// Event time, µs since the Unix epoch (UTC).
+    pub ts: Vec<i64>,
+    /// Channel id (index into `channels`) or [`NO_CHANNEL`].
+    pub channel: Vec<u32>,
+    /// Whether the row is a conversion.
+    pub is_conversion: Vec<bool>,
+    /// Conversion value (0 for touches and conversions without a value).
+    pub value: Vec<f64>,
+    /// Optional tie-breaker, mapped to an order-preserving i64.
+    pub tie: Option<Vec<i64>>,
+    /// Channel names, sorted; a channel id is an index into this list.
+    pub channels: Vec<String>,
+    /// Touch type id per row (index into `touch_types`), [`NO_CHANNEL`] for null; present
+    /// when a touch-type column is configured.
+    pub touch_type: Option<Vec<u32>>,
+    /// Touch type names, sorted.
+    pub touch_types: Vec<String>,
+    /// Campaign id per row (index into `campaigns`); present when a campaign column is
+    /// configured. A null campaign is the campaign `(none)`.
+    pub campaign: Option<Vec<u32>>,
+    /// Campaign names, sorted.
+    pub campaigns: Vec<String>,
+    /// The user values, indexed by dense user id (for per-journey output); empty when the
+    /// read scope skipped them.
+    pub user_names: UserNames,
+    /// Number of distinct users.
+    pub n_users: usize,
+    /// The files read, in the order read (sorted by path).
+    pub files: Vec<InputFile>,
+    /// Rows read from all files.
+    pub rows_read: u64,
+    /// Rows dropped (only with `on_invalid_rows = drop`), by reason.
+    pub rejected: BTreeMap<RejectReason, u64>,
+    /// Rows of other shards skipped by a `--shard` run.
+    pub other_shards: u64,
+}
+
+/// The original user id values, in sorted order (index = dense user id).
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserNames {
+    /// String user ids.
+    Str(Vec<String>),
+    /// Integer user ids.
+    Int(Vec<i64>),
+}
+
+impl Default for UserNames {
+    fn default() -> Self {
+        UserNames::Int(Vec::new())
+    }
+}
+
+impl UserNames {
+    /// The user value of a dense id, as text.
+    pub fn name(&self, id: u32) -> String {
+        match self {
+            UserNames::Str(v) => v.get(id as usize).cloned().unwrap_or_default(),
+            UserNames::Int(v) => v.get(id as usize).map(|x| x.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+/// The campaign name given to touches whose campaign is null.
+pub const NO_CAMPAIGN: &str = "(none)";
+
+impl EventLog {
+    /// Reserve room for `n` more events in the always-present columns.
+    pub fn reserve(&mut self, n: usize) {
+        self.ts.reserve(n);
+        self.channel.reserve(n);
+        self.is_conversion.reserve(n);
+        self.value.reserve(n);
+    }
+
+    /// Number of events kept.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// Whether no event was kept.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+}
+
+/// The channel name under which conversions without any touch are reported.
+pub const UNATTRIBUTED: &str = "(unattributed)";
+
+/// Names touchpoint gives meaning to in its outputs. A channel (or campaign) of the input
+/// with one of these names, or containing [`PATH_SEPARATOR`] or [`UNIT_SEPARATOR`], would
+/// break the one-row-per-key grain of a table, so it is rejected (`docs/models.md` § Input).
+pub const RESERVED_NAMES: [&str; 4] = [UNATTRIBUTED, "(start)", "(null)", "(conversion)"];
+
+/// How channels are joined in a `path` string of `path_summary`.
+pub const PATH_SEPARATOR: &str = " > ";
+
+/// How channels are joined in a partial's path column (ASCII unit separator).
+pub const UNIT_SEPARATOR: char = '\u{1f}';
+
+/// Why a name cannot be a channel, if it cannot.
+pub fn reserved_name_problem(name: &str) -> Option<String> {
+    if RESERVED_NAMES.contains(&name) {
+        Some(format!("`{name}` is a name touchpoint reserves for its own rows; rename it in the input"))
+    } else if name.contains(PATH_SEPARATOR) {
+        Some(format!("`{name}` contains the path separator `{PATH_SEPARATOR}`; rename it in the input"))
+    } else if name.contains(UNIT_SEPARATOR) {
+        Some(format!(
+            "`{}` contains the control character U+001F; rename it in the input",
+            name.escape_debug()
+        ))
+    } else {
+        None
+    }
+}
+
+/// Why a row was rejected (with `on_invalid_rows = "drop"` it is counted by reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// The user id is null.
+    NullUser,
+    /// The time is null.
+    NullTime,
+    /// The conversion marker is null.
+    NullMarker,
+    /// A touch (not a conversion) without a channel.
+    NullChannel,
+    /// The tie-breaker is null.
+    NullTieBreaker,
+}
+
+impl RejectReason {
+    /// Every reason, in the fixed order of the `data_quality` rows.
+    pub const ALL: [RejectReason; 5] = [
+        RejectReason::NullUser,
+        RejectReason::NullTime,
+        RejectReason::NullMarker,
+        RejectReason::NullChannel,
+        RejectReason::NullTieBreaker,
+    ];
+
+    /// The reason in words, for messages.
+    pub fn text(self) -> &'static str {
+        match self {
+            RejectReason::NullUser => "null user id",
+            RejectReason::NullTime => "null time",
+            RejectReason::NullMarker => "null conversion marker",
+            RejectReason::NullChannel => "null channel on a touch",
+            RejectReason::NullTieBreaker => "null tie-breaker",
+        }
+    }
+
+    /// The `data_quality` metric counting it.
+    pub fn metric(self) -> &'static str {
+        match self {
+            RejectReason::NullUser => "rows_rejected_null_user_id",
+            RejectReason::NullTime => "rows_rejected_null_time",
+            RejectReason::NullMarker => "rows_rejected_null_conversion_marker",
+            RejectReason::NullChannel => "rows_rejected_null_channel_on_a_touch",
+            RejectReason::NullTieBreaker => "rows_rejected_null_tie_breaker",
+        }
+    }
+}
+
+/// What the input layer read, for the data-quality table and the manifest.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct InputSummary {
+    /// Files read with their row counts.
+    pub files: Vec<InputFile>,
+    /// Rows read in total.
+    pub rows_read: u64,
+    /// Rows kept as events.
+    pub events: u64,
+    /// Rejected rows by reason.
+    pub rejected: BTreeMap<RejectReason, u64>,
+    /// Rows of other shards that a `--shard` run skipped.
+    #[serde(default)]
+    pub other_shards: u64,
+}
+
+/// The shard of a user id among `n`: Spark SQL's `pmod(xxhash64(id), n)` (XXH64, seed 42)
+/// over the id's own bytes, so a warehouse can split the same way: UTF-8 bytes of a string,
+/// 4 little-endian bytes of a 32-bit integer (`INT`), 8 of a 64-bit one (`BIGINT`). Fixed
+/// forever: it never depends on Polars' or Rust's hashers.
+pub fn shard_of_bytes(id: &[u8], n: u32) -> u32 {
+    (xxhash_rust::xxh64::xxh64(id, 42) as i64).rem_euclid(n as i64) as u32
+}
+
+/// [`shard_of_bytes`] of a string id.
+pub fn shard_of_str(user: &str, n: u32) -> u32 {
+    shard_of_bytes(user.as_bytes(), n)
+}
+
+/// [`shard_of_bytes`] of a 64-bit integer id.
+pub fn shard_of_i64(user: i64, n: u32) -> u32 {
+    shard_of_bytes(&user.to_le_bytes(), n)
+}
+
+/// [`shard_of_bytes`] of a 32-bit integer id.
+pub fn shard_of_i32(user: i32, n: u32) -> u32 {
+    shard_of_bytes(&user.to_le_bytes(), n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spark's published values: `xxhash64('ABC') = 4105715581806190027`,
+    /// `xxhash64(CAST(1 AS INT)) = -6698625589789238999`,
+    /// `xxhash64(CAST(1 AS BIGINT)) = -7001672635703045582`.
+    #[test]
+    fn shards_follow_spark_xxhash64_per_type() {
+        let h = |b: &[u8]| xxhash_rust::xxh64::xxh64(b, 42) as i64;
+        assert_eq!(h(b"ABC"), 4105715581806190027);
+        assert_eq!(h(&1i32.to_le_bytes()), -6698625589789238999);
+        assert_eq!(h(&1i64.to_le_bytes()), -7001672635703045582);
+        for n in [2, 3, 7] {
+            assert_eq!(shard_of_i32(1, n), (-6698625589789238999i64).rem_euclid(n as i64) as u32);
+            assert_eq!(shard_of_i64(1, n), (-7001672635703045582i64).rem_euclid(n as i64) as u32);
+        }
+    }
+
+    #[test]
+    fn reserved_names_and_separators_are_refused() {
+        for bad in ["(unattributed)", "(start)", "(null)", "(conversion)", "a > b", "a\u{1f}b"] {
+            assert!(reserved_name_problem(bad).is_some(), "{bad}");
+        }
+        for ok in ["a>b", "email", "Ümlaut", "with space", "q\"uote"] {
+            assert!(reserved_name_problem(ok).is_none(), "{ok}");
+        }
+    }
+}

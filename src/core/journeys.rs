@@ -1,0 +1,715 @@
+//! Journey layer: order each user's events, cut them into journeys and aggregate the
+//! journeys into a [`PathTable`] (`docs/models.md` § Journeys).
+//!
+//! Rules this module owns:
+//! - **Order.** By (user, time, touches before conversions, tie-breaker, channel name,
+//!   value). Rows still tied are identical in every field that matters, so the output never
+//!   depends on input row order. The sort runs on packed `u128` keys (user, time, conversion
+//!   flag, row) — integers only, never strings — and the rare groups of equal
+//!   (user, time, flag) are then ordered by the remaining keys.
+//! - **Cut.** Each conversion closes a journey made of the touches since the user's previous
+//!   conversion, within the inclusive lookback; the touches after the last conversion form one
+//!   non-converting journey, with the lookback measured back from its last touch.
+//! - **Determinism under parallelism.** Users are split into chunks at boundaries that depend
+//!   only on the data (never on the thread count); chunk results are merged in chunk order.
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use crate::core::event_log::{EventLog, NO_CHANNEL};
+use crate::core::paths::{PathRow, PathTable};
+pub use crate::core::transforms::{apply_transforms, frequency_cap, frequency_name, ResolvedTransform};
+use crate::settings::{days_to_micros, JourneyRules, Transform};
+
+/// Counts about the journeys, for the data-quality table.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JourneyStats {
+    /// Distinct users with at least one kept event.
+    pub users: u64,
+    /// Journeys: converting (incl. unattributed) plus non-converting with at least one touch.
+    pub journeys: u64,
+    /// Converting journeys (every conversion closes one), including unattributed ones.
+    pub converting_journeys: u64,
+    /// Non-converting journeys with at least one touch.
+    pub non_converting_journeys: u64,
+    /// Conversions with no touch left after the lookback (reported as `(unattributed)`).
+    pub unattributed_conversions: f64,
+    /// Value of those conversions.
+    pub unattributed_value: f64,
+    /// All conversions, attributed or not.
+    pub total_conversions: f64,
+    /// Value of all conversions.
+    pub total_value: f64,
+    /// Touches dropped because they were older than the lookback.
+    pub expired_touches: u64,
+    /// Touches kept in journeys.
+    pub touches: u64,
+    /// `path_lengths[n]` = number of non-empty journeys with n touches.
+    pub path_lengths: Vec<u64>,
+}
+
+impl JourneyStats {
+    /// Add another chunk's (or shard's) counts.
+    pub fn merge(&mut self, o: &JourneyStats) {
+        self.users += o.users;
+        self.journeys += o.journeys;
+        self.converting_journeys += o.converting_journeys;
+        self.non_converting_journeys += o.non_converting_journeys;
+        self.unattributed_conversions += o.unattributed_conversions;
+        self.unattributed_value += o.unattributed_value;
+        self.total_conversions += o.total_conversions;
+        self.total_value += o.total_value;
+        self.expired_touches += o.expired_touches;
+        self.touches += o.touches;
+        if self.path_lengths.len() < o.path_lengths.len() {
+            self.path_lengths.resize(o.path_lengths.len(), 0);
+        }
+        for (a, b) in self.path_lengths.iter_mut().zip(&o.path_lengths) {
+            *a += b;
+        }
+    }
+
+    /// The q-quantile (0..=1) of the path length over non-empty journeys (nearest rank).
+    pub fn path_length_quantile(&self, q: f64) -> Option<u64> {
+        let n: u64 = self.path_lengths.iter().sum();
+        if n == 0 {
+            return None;
+        }
+        let rank = ((q * n as f64).ceil() as u64).clamp(1, n);
+        let mut acc = 0;
+        for (len, &c) in self.path_lengths.iter().enumerate() {
+            acc += c;
+            if acc >= rank {
+                return Some(len as u64);
+            }
+        }
+        None
+    }
+}
+
+/// The result of the journey layer.
+#[derive(Debug, Clone, Default)]
+pub struct Journeys {
+    /// Distinct non-empty paths with conversions, nulls and value.
+    pub paths: PathTable,
+    /// Journey counts for the data-quality report.
+    pub stats: JourneyStats,
+    /// With the `frequency` transform: path-table channel id → the id of the channel it
+    /// was derived from (in the unit space the journeys were built over).
+    pub fold: Option<Vec<u32>>,
+    /// The converting, non-empty journeys one by one, when requested.
+    pub recorded: Option<Recorded>,
+}
+
+/// Converting non-empty journeys, in (user, conversion number) order, with their touches.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recorded {
+    /// Dense user id.
+    pub user: Vec<u32>,
+    /// 1 + the number of earlier conversions of the user at the same instant (almost always
+    /// 1), so `(user, conversion_ts, seq)` identifies a journey in every run.
+    pub seq: Vec<u32>,
+    /// Conversion time, µs.
+    pub conversion_ts: Vec<i64>,
+    /// Conversion value.
+    pub value: Vec<f64>,
+    /// `touches[offsets[i]..offsets[i + 1]]` are journey i's touches.
+    pub offsets: Vec<u32>,
+    /// Channel ids (path-table ids) of the touches.
+    pub channel: Vec<u32>,
+    /// Times of the touches, µs.
+    pub ts: Vec<i64>,
+    /// Rows of the touches in the event log (for per-touch attributes such as campaign).
+    pub row: Vec<u32>,
+}
+
+impl Recorded {
+    /// Number of journeys.
+    pub fn len(&self) -> usize {
+        self.user.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.user.is_empty()
+    }
+
+    /// Touch range of journey i.
+    pub fn range(&self, i: usize) -> std::ops::Range<usize> {
+        self.offsets[i] as usize..self.offsets[i + 1] as usize
+    }
+
+    fn push(&mut self, user: u32, seq: u32, ts: i64, value: f64, touches: &[Touch]) {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        self.user.push(user);
+        self.seq.push(seq);
+        self.conversion_ts.push(ts);
+        self.value.push(value);
+        self.channel.extend(touches.iter().map(|t| t.channel));
+        self.ts.extend(touches.iter().map(|t| t.ts));
+        self.row.extend(touches.iter().map(|t| t.row));
+        self.offsets.push(self.channel.len() as u32);
+    }
+
+    fn append(&mut self, o: Recorded) {
+        if o.is_empty() {
+            return;
+        }
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let base = *self.offsets.last().expect("non-empty");
+        self.user.extend(o.user);
+        self.seq.extend(o.seq);
+        self.conversion_ts.extend(o.conversion_ts);
+        self.value.extend(o.value);
+        self.offsets.extend(o.offsets[1..].iter().map(|x| x + base));
+        self.channel.extend(o.channel);
+        self.ts.extend(o.ts);
+        self.row.extend(o.row);
+    }
+}
+
+/// Everything the journey pass needs, resolved against one channel space.
+#[derive(Debug, Clone)]
+pub struct JourneyOptions {
+    /// Default lookback, µs.
+    pub lookback: i64,
+    /// Lookback per touch-type id, µs (types without an entry use `lookback`).
+    pub lookback_by_type: Vec<i64>,
+    /// Conversion rows with a channel are touches.
+    pub conversion_is_touch: bool,
+    /// Transforms in order.
+    pub transforms: Vec<ResolvedTransform>,
+    /// Record converting journeys one by one (time decay, per-journey credit).
+    pub record: bool,
+    /// Reporting window `[start, end)` µs: only journeys ending inside it are counted
+    /// (earlier conversions still cut the stream).
+    pub report: Option<(i64, i64)>,
+}
+
+impl JourneyOptions {
+    /// Resolve journey rules against a log and a channel space (`names`).
+    pub fn resolve(rules: &JourneyRules, log: &EventLog, names: &[String], record: bool) -> Self {
+        let mask =
+            |chs: &[String]| -> Vec<bool> { names.iter().map(|n| chs.iter().any(|c| c == n)).collect() };
+        let transforms = rules
+            .transforms
+            .iter()
+            .filter_map(|t| match t {
+                Transform::Exposure => Some(ResolvedTransform::Exposure),
+                Transform::First => Some(ResolvedTransform::First),
+                Transform::Unique => None,
+                Transform::Frequency => Some(ResolvedTransform::Frequency),
+                Transform::TrimLongPath(n) => Some(ResolvedTransform::Trim(*n)),
+                Transform::RemoveIfNotAll(c) => Some(ResolvedTransform::RemoveIfNotAll(mask(c))),
+                Transform::RemoveIfLastAndNotAll(c) => {
+                    Some(ResolvedTransform::RemoveIfLastAndNotAll(mask(c)))
+                }
+            })
+            .collect();
+        let lookback = rules.lookback_micros();
+        let lookback_by_type = log
+            .touch_types
+            .iter()
+            .map(|t| rules.lookback_by_type.get(t).map(|d| days_to_micros(*d)).unwrap_or(lookback))
+            .collect();
+        JourneyOptions {
+            lookback,
+            lookback_by_type,
+            conversion_is_touch: rules.conversion_is_touch,
+            transforms,
+            record,
+            report: None,
+        }
+    }
+}
+
+/// One touch of a journey: channel id, event row and time (µs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Touch {
+    /// Channel id.
+    pub channel: u32,
+    /// Row of the touch in the event log.
+    pub row: u32,
+    /// Time, µs since the epoch.
+    pub ts: i64,
+}
+
+#[derive(Default)]
+struct Agg {
+    conversions: f64,
+    nulls: f64,
+    value: f64,
+}
+
+/// Per-chunk accumulator of journeys.
+#[derive(Default)]
+struct Collector {
+    paths: FxHashMap<Box<[u32]>, Agg>,
+    stats: JourneyStats,
+    scratch: Vec<u32>,
+    recorded: Recorded,
+}
+
+impl Collector {
+    fn path_agg(&mut self, touches: &[Touch]) -> &mut Agg {
+        self.scratch.clear();
+        self.scratch.extend(touches.iter().map(|t| t.channel));
+        let len = touches.len();
+        if self.stats.path_lengths.len() <= len {
+            self.stats.path_lengths.resize(len + 1, 0);
+        }
+        self.stats.path_lengths[len] += 1;
+        self.stats.touches += len as u64;
+        if !self.paths.contains_key(self.scratch.as_slice()) {
+            self.paths.insert(self.scratch.clone().into_boxed_slice(), Agg::default());
+        }
+        self.paths.get_mut(self.scratch.as_slice()).expect("inserted above")
+    }
+
+    fn converting(&mut self, touches: &[Touch], value: f64) {
+        self.stats.journeys += 1;
+        self.stats.converting_journeys += 1;
+        self.stats.total_conversions += 1.0;
+        self.stats.total_value += value;
+        if touches.is_empty() {
+            self.stats.unattributed_conversions += 1.0;
+            self.stats.unattributed_value += value;
+        } else {
+            let a = self.path_agg(touches);
+            a.conversions += 1.0;
+            a.value += value;
+        }
+    }
+
+    fn non_converting(&mut self, touches: &[Touch]) {
+        if touches.is_empty() {
+            return;
+        }
+        self.stats.journeys += 1;
+        self.stats.non_converting_journeys += 1;
+        self.path_agg(touches).nulls += 1.0;
+    }
+}
+
+/// The most chunks of users (see [`chunk_shift`]): also the number of streams the sort
+/// scatters into at once, kept small enough for the caches and the TLB.
+pub const MAX_CHUNKS: usize = 1024;
+
+/// Chunks hold `1 << shift` consecutive user ids: at least 4096 users (~40k events), and
+/// at most [`MAX_CHUNKS`] chunks. Depends only on the number of users, never on threads.
+pub fn chunk_shift(n_users: usize) -> u32 {
+    let mut shift = 12;
+    while (n_users >> shift) >= MAX_CHUNKS {
+        shift += 1;
+    }
+    shift
+}
+
+/// The events in journey order: grouped by user (in user-id order), and within a user by
+/// time, touches before conversions, then the tie-breaker, channel name and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventOrder {
+    /// Packed keys in journey order: `(time − min_time) << 33 | is_conversion << 32 | row`.
+    /// The walk decodes time and flag from the key, so only the channel and value need a
+    /// look-up by row.
+    pub keys: Vec<u128>,
+    /// The user of each key (read in order by the walk, instead of by row at random).
+    pub users: Vec<u32>,
+    /// The smallest time, µs (keys hold times relative to it).
+    pub min_ts: i64,
+    /// Chunks of whole users (see [`chunk_shift`]): `keys[bounds[i]..bounds[i + 1]]`.
+    /// The boundaries depend only on the data, never on the thread count.
+    pub bounds: Vec<usize>,
+}
+
+impl EventOrder {
+    /// Row indices in journey order.
+    pub fn rows(&self) -> impl Iterator<Item = u32> + '_ {
+        self.keys.iter().map(|k| *k as u32)
+    }
+}
+
+/// Sort the events into journey order (see [`EventOrder`]).
+///
+/// An MSD radix sort in two passes, each cache-friendly: the packed keys are first scattered
+/// by chunk of users (at most [`MAX_CHUNKS`] streams, rows in order within a chunk), then
+/// each chunk — small enough for the CPU cache — is counting-sorted by user, chunks in
+/// parallel, and each user's few keys are sorted in place. Rows still tied after every key
+/// are identical in every field that matters.
+pub fn sort_events(log: &EventLog) -> EventOrder {
+    use crate::core::intern::PIECE;
+    let n = log.len();
+    // The scatter below writes through raw slots sized from these columns.
+    assert!(
+        log.user.len() == n && log.is_conversion.len() == n && log.channel.len() == n,
+        "sort_events: the event log's columns differ in length"
+    );
+    assert!(n < u32::MAX as usize, "more than 4G events in one run: the input layer refuses them");
+    let n_users = log.user.par_iter().copied().max().map_or(0, |m| m as usize + 1);
+    let shift = chunk_shift(n_users);
+    let n_chunks = (n_users >> shift) + 1;
+    let min_ts = log.ts.par_iter().copied().min().unwrap_or(0);
+    let key = |i: usize| -> u128 {
+        let rel = log.ts[i].wrapping_sub(min_ts) as u64 as u128; // < 2^63 for any real span
+        (rel << 33) | ((log.is_conversion[i] as u128) << 32) | i as u128
+    };
+    // 1. Scatter the keys by chunk.
+    let counts: Vec<Vec<u32>> = log
+        .user
+        .par_chunks(PIECE)
+        .map(|us| {
+            let mut c = vec![0u32; n_chunks];
+            for &u in us {
+                c[(u >> shift) as usize] += 1;
+            }
+            c
+        })
+        .collect();
+    let (mut bounds, cursors) = crate::core::intern::scatter_plan(&counts, n_chunks);
+    drop(counts);
+    // The users travel with the keys, so the second pass reads them in order.
+    let mut keys: Vec<u128> = Vec::with_capacity(n);
+    let mut users: Vec<u32> = Vec::with_capacity(n);
+    let (out, out_users) = (
+        crate::core::intern::SharedSlots(keys.as_mut_ptr()),
+        crate::core::intern::SharedSlots(users.as_mut_ptr()),
+    );
+    log.user.par_chunks(PIECE).zip(cursors.into_par_iter()).enumerate().for_each(|(p, (us, mut cur))| {
+        for (j, &u) in us.iter().enumerate() {
+            let slot = &mut cur[(u >> shift) as usize];
+            // SAFETY: the (piece, chunk) cursors cover disjoint slots below n.
+            unsafe {
+                out.write(*slot, key(p * PIECE + j));
+                out_users.write(*slot, u);
+            }
+            *slot += 1;
+        }
+    });
+    // SAFETY: all n slots were written above.
+    unsafe {
+        keys.set_len(n);
+        users.set_len(n);
+    }
+    // 2. Within each chunk: counting sort by user, then each user's keys by time.
+    let mut slices: Vec<(usize, &mut [u128], &mut [u32])> = Vec::with_capacity(n_chunks);
+    let (mut rest, mut rest_users): (&mut [u128], &mut [u32]) = (&mut keys, &mut users);
+    for k in 0..n_chunks {
+        let len = bounds[k + 1] - bounds[k];
+        let (head, tail) = rest.split_at_mut(len);
+        let (head_users, tail_users) = rest_users.split_at_mut(len);
+        slices.push((k, head, head_users));
+        rest = tail;
+        rest_users = tail_users;
+    }
+    slices.into_par_iter().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(tmp, starts): &mut (Vec<u128>, Vec<u32>), (k, chunk, users)| {
+            let base = (k << shift) as u32;
+            tmp.clear();
+            tmp.extend_from_slice(chunk);
+            starts.clear();
+            starts.resize((1 << shift) + 1, 0);
+            for &u in users.iter() {
+                starts[(u - base) as usize + 1] += 1;
+            }
+            for u in 0..1 << shift {
+                starts[u + 1] += starts[u];
+            }
+            let mut pos = starts.clone();
+            for (&x, &u) in tmp.iter().zip(users.iter()) {
+                let p = &mut pos[(u - base) as usize];
+                chunk[*p as usize] = x;
+                *p += 1;
+            }
+            for u in 0..1 << shift {
+                users[starts[u] as usize..starts[u + 1] as usize].fill(base + u as u32);
+                let group = &mut chunk[starts[u] as usize..starts[u + 1] as usize];
+                if group.len() < 2 {
+                    continue;
+                }
+                group.sort_unstable();
+                // Resolve the rare ties on (time, flag) by the remaining keys.
+                let mut a = 0;
+                while a < group.len() {
+                    let mut b = a + 1;
+                    while b < group.len() && group[b] >> 32 == group[a] >> 32 {
+                        b += 1;
+                    }
+                    if b - a > 1 {
+                        group[a..b].sort_by(|&x, &y| {
+                            let (x, y) = (x as u32 as usize, y as u32 as usize);
+                            let tx = log.tie.as_ref().map(|t| t[x]);
+                            let ty = log.tie.as_ref().map(|t| t[y]);
+                            tx.cmp(&ty)
+                                .then(log.channel[x].cmp(&log.channel[y]))
+                                .then(log.value[x].total_cmp(&log.value[y]))
+                        });
+                    }
+                    a = b;
+                }
+            }
+        },
+    );
+    bounds.dedup();
+    EventOrder { keys, users, min_ts, bounds }
+}
+
+/// Cut the events into journeys over the log's channels with default options.
+pub fn build(log: &EventLog, rules: &JourneyRules) -> Journeys {
+    let opts = JourneyOptions::resolve(rules, log, &log.channels, false);
+    build_with(log, &log.channel, &log.channels, &opts)
+}
+
+/// Cut the events into journeys over a channel space: `codes[row]` is the row's channel id
+/// in `names` (or [`NO_CHANNEL`]); the channel column itself, or (channel, campaign) units.
+pub fn build_with(log: &EventLog, codes: &[u32], names: &[String], opts: &JourneyOptions) -> Journeys {
+    build_ordered(log, &sort_events(log), codes, names, opts)
+}
+
+/// [`build_with`] on events already sorted by [`sort_events`] (sort once, build over
+/// several channel spaces).
+pub fn build_ordered(
+    log: &EventLog,
+    order: &EventOrder,
+    codes: &[u32],
+    names: &[String],
+    opts: &JourneyOptions,
+) -> Journeys {
+    let n_codes = names.len() as u32;
+    let t = std::time::Instant::now();
+    let collectors: Vec<Collector> = order
+        .bounds
+        .par_windows(2)
+        .map(|w| {
+            walk(log, codes, n_codes, &order.keys[w[0]..w[1]], &order.users[w[0]..w[1]], order.min_ts, opts)
+        })
+        .collect();
+
+    tracing::debug!(ms = t.elapsed().as_millis(), chunks = order.bounds.len() - 1, "walked journeys");
+    let t = std::time::Instant::now();
+    let mut stats = JourneyStats::default();
+    let mut recorded = Recorded::default();
+    // Merge the chunks' paths: sort every (path, chunk) entry, then sum equal paths in chunk
+    // order (fixed), which also leaves the rows sorted by path.
+    let mut entries: Vec<(Box<[u32]>, usize, Agg)> = Vec::new();
+    for (ci, c) in collectors.into_iter().enumerate() {
+        stats.merge(&c.stats);
+        entries.extend(c.paths.into_iter().map(|(k, a)| (k, ci, a)));
+        recorded.append(c.recorded);
+    }
+    let order = path_order(&entries);
+    let mut rows: Vec<PathRow> = Vec::new();
+    for i in order {
+        let (k, _, a) = &mut entries[i];
+        match rows.last_mut() {
+            Some(last) if *last.path == **k => {
+                last.conversions += a.conversions;
+                last.nulls += a.nulls;
+                last.value += a.value;
+            }
+            _ => rows.push(PathRow {
+                path: std::mem::take(k).into_vec(),
+                conversions: a.conversions,
+                nulls: a.nulls,
+                value: a.value,
+            }),
+        }
+    }
+    let frequency = opts.transforms.contains(&ResolvedTransform::Frequency);
+    let (channels, fold) = if frequency {
+        // Derived ids are count·C + channel: name them `channel(count)` and renumber them in
+        // sorted name order, like every other id space.
+        let mut used: Vec<u32> = rows.iter().flat_map(|r| r.path.iter().copied()).collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut named: Vec<(String, u32)> = used
+            .iter()
+            .map(|&d| (frequency_name(&names[(d % n_codes) as usize], d / n_codes, n_codes), d))
+            .collect();
+        named.sort();
+        let remap: FxHashMap<u32, u32> = named.iter().enumerate().map(|(i, (_, d))| (*d, i as u32)).collect();
+        for r in &mut rows {
+            r.path.iter_mut().for_each(|c| *c = remap[c]);
+        }
+        recorded.channel.iter_mut().for_each(|c| *c = remap[c]);
+        let fold = named.iter().map(|(_, d)| d % n_codes).collect();
+        (named.into_iter().map(|(n, _)| n).collect(), Some(fold))
+    } else {
+        (names.to_vec(), None)
+    };
+    if frequency {
+        rows.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    }
+    tracing::debug!(ms = t.elapsed().as_millis(), "merged paths");
+    Journeys { paths: PathTable { channels, rows }, stats, fold, recorded: opts.record.then_some(recorded) }
+}
+
+/// The order of (path, chunk) entries by path, then chunk (entries are in chunk order).
+///
+/// Sorting the boxed paths directly chases a pointer per comparison; instead each path's
+/// first channels are packed into a 64-bit prefix (`id + 1` per channel, 0 past the end,
+/// which orders exactly like the slices) and plain integers are sorted. Only runs of equal
+/// prefixes holding longer paths are then compared in full.
+fn path_order(entries: &[(Box<[u32]>, usize, Agg)]) -> Vec<usize> {
+    let max_code = entries.par_iter().map(|e| e.0.iter().copied().max().unwrap_or(0)).max().unwrap_or(0);
+    let bits = 64 - (max_code as u64 + 1).leading_zeros();
+    let per = (64 / bits) as usize;
+    let prefix = |p: &[u32]| -> u64 {
+        (0..per).fold(0u64, |x, i| (x << bits) | p.get(i).map_or(0, |&c| c as u64 + 1))
+    };
+    let mut keys: Vec<u128> =
+        entries.par_iter().enumerate().map(|(i, e)| (prefix(&e.0) as u128) << 64 | i as u128).collect();
+    keys.par_sort_unstable();
+    let idx = |k: u128| k as u64 as usize;
+    let mut a = 0;
+    while a < keys.len() {
+        let mut z = a + 1;
+        while z < keys.len() && keys[z] >> 64 == keys[a] >> 64 {
+            z += 1;
+        }
+        let run = &mut keys[a..z];
+        if run.len() > 1 && run.iter().any(|&k| entries[idx(k)].0.len() > per) {
+            run.sort_unstable_by(|&x, &y| {
+                entries[idx(x)].0.cmp(&entries[idx(y)].0).then(idx(x).cmp(&idx(y)))
+            });
+        }
+        a = z;
+    }
+    keys.into_iter().map(idx).collect()
+}
+
+/// A pending touch: channel, time and its own lookback (by touch type).
+#[derive(Clone, Copy)]
+struct Pending {
+    touch: Touch,
+    lookback: i64,
+}
+
+/// Keep the pending touches within their lookback of `reference`; returns how many expired.
+fn within(pending: &[Pending], reference: i64, out: &mut Vec<Touch>) -> u64 {
+    out.clear();
+    out.extend(
+        pending.iter().filter(|p| reference.saturating_sub(p.touch.ts) <= p.lookback).map(|p| p.touch),
+    );
+    (pending.len() - out.len()) as u64
+}
+
+/// Walk a run of sorted rows that holds whole users.
+fn walk(
+    log: &EventLog,
+    codes: &[u32],
+    n_codes: u32,
+    keys: &[u128],
+    users: &[u32],
+    min_ts: i64,
+    opts: &JourneyOptions,
+) -> Collector {
+    let mut c = Collector::default();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut kept: Vec<Touch> = Vec::new();
+    let lookback_of = |r: usize| -> i64 {
+        match &log.touch_type {
+            Some(tt) if tt[r] != NO_CHANNEL => opts.lookback_by_type[tt[r] as usize],
+            _ => opts.lookback,
+        }
+    };
+    let mut i = 0;
+    while i < keys.len() {
+        let user = users[i];
+        c.stats.users += 1;
+        pending.clear();
+        let (mut seq, mut last_conv) = (0u32, i64::MIN);
+        let reported = |ts: i64| opts.report.is_none_or(|(a, b)| ts >= a && ts < b);
+        while i < keys.len() && users[i] == user {
+            let k = keys[i];
+            let r = k as u32 as usize;
+            let ts = ((k >> 33) as i64).wrapping_add(min_ts);
+            let ch = codes[r];
+            if (k >> 32) & 1 == 1 {
+                if opts.conversion_is_touch && ch != NO_CHANNEL {
+                    pending.push(Pending {
+                        touch: Touch { channel: ch, row: r as u32, ts },
+                        lookback: lookback_of(r),
+                    });
+                }
+                seq = if ts == last_conv { seq + 1 } else { 1 };
+                last_conv = ts;
+                if reported(ts) {
+                    c.stats.expired_touches += within(&pending, ts, &mut kept);
+                    apply_transforms(&mut kept, &opts.transforms, n_codes);
+                    c.converting(&kept, log.value[r]);
+                    if opts.record && !kept.is_empty() {
+                        c.recorded.push(user, seq, ts, log.value[r], &kept);
+                    }
+                }
+                pending.clear();
+            } else {
+                debug_assert!(ch != NO_CHANNEL, "the input layer rejects touches without a channel");
+                pending.push(Pending {
+                    touch: Touch { channel: ch, row: r as u32, ts },
+                    lookback: lookback_of(r),
+                });
+            }
+            i += 1;
+        }
+        if let Some(last) = pending.last().filter(|p| reported(p.touch.ts)) {
+            c.stats.expired_touches += within(&pending, last.touch.ts, &mut kept);
+            apply_transforms(&mut kept, &opts.transforms, n_codes);
+            c.non_converting(&kept);
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "differ in length")]
+    fn sorting_a_log_with_columns_of_different_lengths_panics() {
+        let log = EventLog {
+            user: vec![0, 0, 1],
+            ts: vec![1, 2, 3],
+            channel: vec![0],
+            is_conversion: vec![false, true, false],
+            value: vec![0.0; 3],
+            ..EventLog::default()
+        };
+        let _ = sort_events(&log);
+    }
+
+    #[test]
+    fn path_order_is_the_order_of_the_slices_then_the_chunk() {
+        // Short and long paths (beyond the packed prefix), duplicates across chunks, and
+        // a large id so that few channels fit in the prefix.
+        let mut x = 7u64;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for max in [3u64, 12, 70_000] {
+            let mut entries: Vec<(Box<[u32]>, usize, Agg)> = Vec::new();
+            for chunk in 0..40 {
+                for _ in 0..50 {
+                    let len = 1 + next(25) as usize;
+                    let path: Vec<u32> = (0..len).map(|_| next(max.min(4)) as u32).collect();
+                    let mut path = path;
+                    if next(10) == 0 {
+                        path[0] = max as u32 - 1;
+                    }
+                    entries.push((path.into_boxed_slice(), chunk, Agg::default()));
+                }
+            }
+            let mut want: Vec<usize> = (0..entries.len()).collect();
+            want.sort_by(|&a, &b| entries[a].0.cmp(&entries[b].0).then(a.cmp(&b)));
+            assert_eq!(path_order(&entries), want, "max id {max}");
+        }
+    }
+}

@@ -1,0 +1,680 @@
+//! Exact removal-effect Markov attribution of any order (`docs/models.md` § Markov).
+//!
+//! - **States** of order k are the sliding windows of k channels of a path (a path shorter
+//!   than k is one state; no start padding), consecutive identical states collapsed, plus
+//!   `(start)` and the absorbing `(conversion)` and `(null)`.
+//! - **Transitions** are the maximum-likelihood row-normalised counts: every path row adds
+//!   `conversions + nulls` along its states, `conversions` into `(conversion)` and `nulls`
+//!   into `(null)`.
+//! - **Removal effects** are exact: for each channel c, the states containing c become null
+//!   and `(I − Q_{−c}) x = r_{−c}` is solved with a sparse LU (faer); `RE_c = 1 − x[start] /
+//!   P(conversion)`. No simulation and no matrix inverse, so the numbers are the same on
+//!   every run, machine and thread count.
+//! - **Value** uses the last-state value model: a conversion ending in state s is worth the
+//!   mean value per conversion of the paths whose last state is s.
+
+use faer::prelude::*;
+use faer::sparse::linalg::solvers::{Lu, SymbolicLu};
+use faer::sparse::{SparseColMat, SparseColMatRef, Triplet};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use crate::core::paths::PathTable;
+use crate::error::{Error, Result};
+
+/// Target of a transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    /// A transient state (index into [`Chain::states`]; 0 is `(start)`).
+    State(u32),
+    /// The absorbing conversion state.
+    Conversion,
+    /// The absorbing null (no conversion) state.
+    Null,
+}
+
+/// One transition of the fitted chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// Source transient state index.
+    pub from: u32,
+    /// Target.
+    pub to: Target,
+    /// Summed weight (journeys) along this edge.
+    pub count: f64,
+    /// Row-normalised probability.
+    pub probability: f64,
+}
+
+/// A fitted absorbing Markov chain of order k over a path table.
+#[derive(Debug)]
+pub struct Chain {
+    /// Markov order.
+    pub order: usize,
+    /// Transient states: index 0 is `(start)` (empty tuple), then channel tuples sorted.
+    pub states: Vec<Vec<u32>>,
+    /// Transitions sorted by (from, to).
+    pub transitions: Vec<Transition>,
+    /// Mean value per conversion of paths ending in each state (0 where none converted).
+    pub last_state_value: Vec<f64>,
+    /// Number of channels of the path table.
+    pub n_channels: usize,
+    /// The factorisation structure, built on the first solve.
+    solver: std::sync::OnceLock<Solver>,
+    /// Gauss–Seidel solves that stopped at the sweep limit before converging.
+    unconverged: std::sync::atomic::AtomicUsize,
+}
+
+impl Clone for Chain {
+    fn clone(&self) -> Self {
+        Chain {
+            order: self.order,
+            states: self.states.clone(),
+            transitions: self.transitions.clone(),
+            last_state_value: self.last_state_value.clone(),
+            n_channels: self.n_channels,
+            solver: std::sync::OnceLock::new(),
+            unconverged: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+/// [`path_states`] without collecting them.
+fn for_each_state<'a>(path: &'a [u32], k: usize, mut f: impl FnMut(&'a [u32])) {
+    if path.len() <= k {
+        f(path);
+        return;
+    }
+    let mut last: Option<&[u32]> = None;
+    for w in path.windows(k) {
+        if last != Some(w) {
+            f(w);
+            last = Some(w);
+        }
+    }
+}
+
+/// States of one path at order k: sliding windows, consecutive duplicates collapsed.
+pub fn path_states(path: &[u32], k: usize) -> Vec<&[u32]> {
+    let mut out: Vec<&[u32]> = Vec::new();
+    if path.len() <= k {
+        out.push(path);
+        return out;
+    }
+    for w in path.windows(k) {
+        if out.last() != Some(&w) {
+            out.push(w);
+        }
+    }
+    out
+}
+
+impl Chain {
+    /// Fit the chain of order `k` to a path table.
+    ///
+    /// Two parallel passes over fixed chunks of path-table rows (the chunking depends only
+    /// on the table): the distinct windows of each chunk, merged and numbered in sorted tuple
+    /// order; then each chunk's edge counts, added up in chunk order (deterministic).
+    pub fn fit(pt: &PathTable, k: usize) -> Chain {
+        assert!(k >= 1, "order must be at least 1");
+        const ROWS: usize = 1 << 15;
+        let live = |r: &crate::core::paths::PathRow| r.conversions + r.nulls > 0.0;
+        let chunks: Vec<&[crate::core::paths::PathRow]> = pt.rows.chunks(ROWS).collect();
+        // Windows of up to 4 channels (of < 65,535) are hashed as one packed u64; longer
+        // ones as slices.
+        let packed = k <= 4 && pt.channels.len() < u16::MAX as usize;
+        let pack = |w: &[u32]| w.iter().fold(0u64, |acc, &c| (acc << 16) | (c as u64 + 1));
+        // 1. Distinct states: each chunk's, merged, then numbered in sorted tuple order.
+        let distinct: Vec<Vec<&[u32]>> = chunks
+            .par_iter()
+            .map(|rows| {
+                let mut by_packed: FxHashMap<u64, &[u32]> = FxHashMap::default();
+                let mut by_slice: FxHashMap<&[u32], ()> = FxHashMap::default();
+                for r in rows.iter().filter(|r| live(r)) {
+                    for_each_state(&r.path, k, |w| {
+                        if packed {
+                            by_packed.entry(pack(w)).or_insert(w);
+                        } else {
+                            by_slice.entry(w).or_insert(());
+                        }
+                    });
+                }
+                if packed {
+                    by_packed.into_values().collect()
+                } else {
+                    by_slice.into_keys().collect()
+                }
+            })
+            .collect();
+        let mut tuples: Vec<&[u32]> = distinct.into_iter().flatten().collect();
+        tuples.par_sort_unstable();
+        tuples.dedup();
+        let mut states: Vec<Vec<u32>> = Vec::with_capacity(tuples.len() + 1);
+        states.push(Vec::new());
+        states.extend(tuples.iter().map(|t| t.to_vec()));
+        // State id of a window: 1 + its rank.
+        let by_packed: FxHashMap<u64, u32> = if packed {
+            tuples.iter().zip(1u32..).map(|(w, i)| (pack(w), i)).collect()
+        } else {
+            FxHashMap::default()
+        };
+        let by_slice: FxHashMap<&[u32], u32> = if packed {
+            FxHashMap::default()
+        } else {
+            tuples.iter().zip(1u32..).map(|(w, i)| (*w, i)).collect()
+        };
+        let id_of = |w: &[u32]| if packed { by_packed[&pack(w)] } else { by_slice[w] };
+
+        // 2. Edge counts keyed by (from, to), and the value of journeys ending in each state.
+        const CONV: u32 = u32::MAX - 1;
+        const NULL: u32 = u32::MAX;
+        #[derive(Default)]
+        struct Part {
+            counts: FxHashMap<u64, f64>,
+            ends: FxHashMap<u32, (f64, f64)>,
+        }
+        let parts: Vec<Part> = chunks
+            .par_iter()
+            .map(|rows| {
+                let mut p = Part::default();
+                let mut add = |from: u32, to: u32, w: f64| {
+                    *p.counts.entry(((from as u64) << 32) | to as u64).or_insert(0.0) += w
+                };
+                let mut last_end = Vec::new();
+                for r in rows.iter().filter(|r| live(r)) {
+                    let w = r.conversions + r.nulls;
+                    let mut prev = 0u32;
+                    for_each_state(&r.path, k, |st| {
+                        let id = id_of(st);
+                        add(prev, id, w);
+                        prev = id;
+                    });
+                    if r.conversions > 0.0 {
+                        add(prev, CONV, r.conversions);
+                        last_end.push((prev, r.value, r.conversions));
+                    }
+                    if r.nulls > 0.0 {
+                        add(prev, NULL, r.nulls);
+                    }
+                }
+                for (s, v, c) in last_end {
+                    let e = p.ends.entry(s).or_insert((0.0, 0.0));
+                    e.0 += v;
+                    e.1 += c;
+                }
+                p
+            })
+            .collect();
+        let mut counts: FxHashMap<u64, f64> = FxHashMap::default();
+        let mut last_val = vec![0.0; states.len()];
+        let mut last_conv = vec![0.0; states.len()];
+        for p in parts {
+            // Keys in sorted order, so every sum runs in the same order in every run.
+            let mut c: Vec<(u64, f64)> = p.counts.into_iter().collect();
+            c.sort_unstable_by_key(|e| e.0);
+            for (key, x) in c {
+                *counts.entry(key).or_insert(0.0) += x;
+            }
+            let mut e: Vec<(u32, (f64, f64))> = p.ends.into_iter().collect();
+            e.sort_unstable_by_key(|e| e.0);
+            for (st, (v, c)) in e {
+                last_val[st as usize] += v;
+                last_conv[st as usize] += c;
+            }
+        }
+        let counts: FxHashMap<(u32, Target), f64> = counts
+            .into_iter()
+            .map(|(key, c)| {
+                let to = match key as u32 {
+                    CONV => Target::Conversion,
+                    NULL => Target::Null,
+                    s => Target::State(s),
+                };
+                (((key >> 32) as u32, to), c)
+            })
+            .collect();
+        let mut edges: Vec<((u32, Target), f64)> = counts.into_iter().collect();
+        edges.sort_unstable_by_key(|e| e.0);
+        let mut out_total = vec![0.0; states.len()];
+        for ((from, _), c) in &edges {
+            out_total[*from as usize] += c;
+        }
+        let transitions = edges
+            .into_iter()
+            .map(|((from, to), count)| Transition {
+                from,
+                to,
+                count,
+                probability: count / out_total[from as usize],
+            })
+            .collect();
+        let last_state_value =
+            last_val.iter().zip(&last_conv).map(|(v, c)| if *c > 0.0 { v / c } else { 0.0 }).collect();
+        Chain {
+            order: k,
+            states,
+            transitions,
+            last_state_value,
+            n_channels: pt.channels.len(),
+            solver: std::sync::OnceLock::new(),
+            unconverged: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Name of a transient state: `(start)` or channel names joined by ` > `.
+    pub fn state_name(&self, pt: &PathTable, s: u32) -> String {
+        if s == 0 {
+            "(start)".into()
+        } else {
+            pt.path_name(&self.states[s as usize])
+        }
+    }
+
+    /// Name of a transition target.
+    pub fn target_name(&self, pt: &PathTable, t: Target) -> String {
+        match t {
+            Target::State(s) => self.state_name(pt, s),
+            Target::Conversion => "(conversion)".into(),
+            Target::Null => "(null)".into(),
+        }
+    }
+
+    /// Absorption into `(conversion)` from `(start)` with the states containing channel
+    /// `removed` redirected to `(null)`: returns (probability, expected value).
+    pub fn solve(&self, removed: Option<u32>) -> Result<(f64, f64)> {
+        self.solve_without(|s| removed.is_some_and(|c| s.contains(&c)))
+    }
+
+    /// Absorption into `(conversion)` from `(start)` with every state for which
+    /// `removed(tuple)` holds redirected to `(null)`: returns (probability, expected value).
+    ///
+    /// `I − Q` over all transient states is built and analysed (fill-reducing ordering,
+    /// elimination tree) once; a removal keeps that sparsity pattern and only changes values:
+    /// a removed state's row and column become those of the identity, which makes it absorb
+    /// into `(null)`. Each removal is then one numeric sparse LU with partial pivoting and one
+    /// solve.
+    pub fn solve_without(&self, removed: impl Fn(&[u32]) -> bool) -> Result<(f64, f64)> {
+        let n = self.states.len();
+        let gone: Vec<bool> = self.states.iter().enumerate().map(|(i, st)| i != 0 && removed(st)).collect();
+        if n > DIRECT_MAX_STATES {
+            return Ok(self.gauss_seidel(&gone));
+        }
+        let s = self.solver()?;
+        let sym = s.a.symbolic();
+        let (col_ptr, row_idx) = (sym.col_ptr(), sym.row_idx());
+        let mut vals = s.a.val().to_vec();
+        for j in 0..n {
+            for idx in col_ptr[j]..col_ptr[j + 1] {
+                let i = row_idx[idx];
+                if gone[i] || gone[j] {
+                    vals[idx] = if i == j { 1.0 } else { 0.0 };
+                }
+            }
+        }
+        let mat = SparseColMatRef::new(sym, &vals);
+        let lu = Lu::try_new_with_symbolic(s.symbolic.clone(), mat)
+            .map_err(|e| Error::Internal(format!("sparse LU of I − Q: {e:?}")))?;
+        let mut rhs = s.rhs.clone();
+        for (i, g) in gone.iter().enumerate() {
+            if *g {
+                rhs[(i, 0)] = 0.0;
+                rhs[(i, 1)] = 0.0;
+            }
+        }
+        lu.solve_in_place(&mut rhs);
+        Ok((rhs[(0, 0)], rhs[(0, 1)]))
+    }
+
+    /// Gauss–Seidel sweeps of `x = Q x + r` over the kept states until no value changes by
+    /// more than 1e-15 relative (or nothing changes at all): the fixed point of the linear
+    /// system to machine precision. `I − Q` is a nonsingular M-matrix (every state reaches
+    /// absorption), so the sweeps converge monotonically from 0.
+    fn gauss_seidel(&self, gone: &[bool]) -> (f64, f64) {
+        let n = self.states.len();
+        let mut row_ptr = vec![0usize; n + 1];
+        let mut cols: Vec<u32> = Vec::new();
+        let mut probs: Vec<f64> = Vec::new();
+        let mut b = vec![(0.0f64, 0.0f64); n];
+        let mut diag = vec![0.0f64; n];
+        for t in &self.transitions {
+            let a = t.from as usize;
+            match t.to {
+                Target::State(j) if j as usize == a => diag[a] += t.probability,
+                Target::State(j) if !gone[j as usize] => {
+                    cols.push(j);
+                    probs.push(t.probability);
+                }
+                Target::State(_) | Target::Null => {}
+                Target::Conversion => {
+                    b[a].0 += t.probability;
+                    b[a].1 += t.probability * self.last_state_value[a];
+                }
+            }
+            row_ptr[a + 1] = cols.len();
+        }
+        for i in 0..n {
+            row_ptr[i + 1] = row_ptr[i + 1].max(row_ptr[i]);
+        }
+        let mut x = vec![(0.0f64, 0.0f64); n];
+        let mut converged = false;
+        for _sweep in 0..GAUSS_SEIDEL_MAX_SWEEPS {
+            let mut delta: f64 = 0.0;
+            let mut scale: f64 = 0.0;
+            for i in 0..n {
+                if gone[i] {
+                    continue;
+                }
+                let (mut p, mut v) = b[i];
+                for k in row_ptr[i]..row_ptr[i + 1] {
+                    let xj = x[cols[k] as usize];
+                    p += probs[k] * xj.0;
+                    v += probs[k] * xj.1;
+                }
+                let d = 1.0 - diag[i];
+                let new = (p / d, v / d);
+                delta = delta.max((new.0 - x[i].0).abs()).max((new.1 - x[i].1).abs());
+                scale = scale.max(new.0.abs()).max(new.1.abs());
+                x[i] = new;
+            }
+            if delta <= 1e-15 * scale {
+                converged = true;
+                break;
+            }
+        }
+        if !converged {
+            self.unconverged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        x[0]
+    }
+
+    fn solver(&self) -> Result<&Solver> {
+        if let Some(s) = self.solver.get() {
+            return Ok(s);
+        }
+        let n = self.states.len();
+        let mut diag = vec![1.0f64; n];
+        let mut trips: Vec<Triplet<usize, usize, f64>> = Vec::new();
+        let mut rhs = Mat::<f64>::zeros(n, 2);
+        for t in &self.transitions {
+            let a = t.from as usize;
+            match t.to {
+                Target::State(b) if b as usize == a => diag[a] -= t.probability,
+                Target::State(b) => trips.push(Triplet::new(a, b as usize, -t.probability)),
+                Target::Conversion => {
+                    rhs[(a, 0)] += t.probability;
+                    rhs[(a, 1)] += t.probability * self.last_state_value[a];
+                }
+                Target::Null => {}
+            }
+        }
+        for (i, d) in diag.into_iter().enumerate() {
+            trips.push(Triplet::new(i, i, d));
+        }
+        let a = SparseColMat::<usize, f64>::try_new_from_triplets(n, n, &trips)
+            .map_err(|e| Error::Internal(format!("building I − Q: {e:?}")))?;
+        let symbolic = SymbolicLu::try_new(a.symbolic())
+            .map_err(|e| Error::Internal(format!("analysing I − Q: {e:?}")))?;
+        let _ = self.solver.set(Solver { a, symbolic, rhs });
+        Ok(self.solver.get().expect("just set"))
+    }
+}
+
+/// Sweeps after which a Gauss–Seidel solve gives up (and the fit reports it).
+const GAUSS_SEIDEL_MAX_SWEEPS: usize = 1_000_000;
+
+/// Above this many states the removal solves use Gauss–Seidel (see
+/// [`Chain::solve_without`]): the state graph of journeys is dense enough that a sparse LU
+/// fills in to nearly dense, O(n³) per channel.
+pub const DIRECT_MAX_STATES: usize = 600;
+
+/// `I − Q` over all transient states, its symbolic LU analysis and the right-hand sides
+/// (conversion probability, expected value), shared by every removal.
+#[derive(Debug)]
+pub struct Solver {
+    a: SparseColMat<usize, f64>,
+    symbolic: SymbolicLu<usize>,
+    rhs: Mat<f64>,
+}
+
+/// Removal effects and credits of one Markov fit.
+#[derive(Debug, Clone)]
+pub struct MarkovResult {
+    /// The fitted chain.
+    pub chain: Chain,
+    /// P(conversion) from `(start)`.
+    pub p_conversion: f64,
+    /// Expected converted value from `(start)`.
+    pub expected_value: f64,
+    /// Observed conversion rate of the modelled journeys: Σ conversions / Σ (conversions + nulls).
+    pub observed_rate: f64,
+    /// Removal effect per channel id (None when there are no conversions).
+    pub removal_effects: Vec<Option<f64>>,
+    /// Value removal effect per channel id (None when the total value is 0).
+    pub value_removal_effects: Vec<Option<f64>>,
+    /// Conversion credit per channel id.
+    pub conversions: Vec<f64>,
+    /// Value credit per channel id.
+    pub value: Vec<f64>,
+    /// Set when an iterative solve stopped before machine precision.
+    pub warning: Option<String>,
+}
+
+/// Fit the chain of order k and compute exact removal effects and credits.
+pub fn attribute(pt: &PathTable, k: usize) -> Result<MarkovResult> {
+    let chain = Chain::fit(pt, k);
+    let nc = pt.channels.len();
+    let total_conv = pt.total_conversions();
+    let total_value = pt.total_value();
+    let total_w = total_conv + pt.total_nulls();
+    let observed_rate = if total_w > 0.0 { total_conv / total_w } else { 0.0 };
+    let (p, v) = if chain.states.len() > 1 { chain.solve(None)? } else { (0.0, 0.0) };
+
+    let mut re = vec![None; nc];
+    let mut vre = vec![None; nc];
+    if p > 0.0 {
+        // One independent solve per removed channel, in parallel (each is deterministic).
+        let solved: Vec<(f64, f64)> =
+            (0..nc as u32).into_par_iter().map(|c| chain.solve(Some(c))).collect::<Result<_>>()?;
+        for (c, (pc, vc)) in solved.into_iter().enumerate() {
+            re[c] = Some((1.0 - pc / p).clamp(0.0, 1.0));
+            if total_value > 0.0 && v > 0.0 {
+                vre[c] = Some((1.0 - vc / v).clamp(0.0, 1.0));
+            }
+        }
+    }
+    let normalise = |res: &[Option<f64>], total: f64| -> Vec<f64> {
+        let sum: f64 = res.iter().map(|r| r.unwrap_or(0.0)).sum();
+        res.iter().map(|r| if sum > 0.0 { r.unwrap_or(0.0) / sum * total } else { 0.0 }).collect()
+    };
+    let conversions = normalise(&re, total_conv);
+    let value = normalise(&vre, total_value);
+    let unconverged = chain.unconverged.load(std::sync::atomic::Ordering::Relaxed);
+    let warning = (unconverged > 0).then(|| {
+        format!(
+            "Markov order {k}: {unconverged} Gauss–Seidel solve(s) stopped after {GAUSS_SEIDEL_MAX_SWEEPS} \
+             sweeps before reaching machine precision; removal effects may be inexact"
+        )
+    });
+    Ok(MarkovResult {
+        warning,
+        chain,
+        p_conversion: p,
+        expected_value: v,
+        observed_rate,
+        removal_effects: re,
+        value_removal_effects: vre,
+        conversions,
+        value,
+    })
+}
+
+/// Removal effect of a channel sequence (order ≥ 2): every state that contains the
+/// sequence as consecutive channels is redirected to `(null)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequenceEffect {
+    /// The channel ids of the sequence, in order.
+    pub sequence: Vec<u32>,
+    /// Journeys (weighted) that passed through a state containing it.
+    pub visits: f64,
+    /// Removal effect on conversions.
+    pub removal_effect: Option<f64>,
+    /// Removal effect on value.
+    pub value_removal_effect: Option<f64>,
+}
+
+fn contains_seq(state: &[u32], seq: &[u32]) -> bool {
+    state.windows(seq.len()).any(|w| w == seq)
+}
+
+/// Removal effects of the `max` most visited channel sequences of length 2..=k (k ≥ 2).
+pub fn sequence_effects(r: &MarkovResult, max: usize) -> Result<Vec<SequenceEffect>> {
+    let chain = &r.chain;
+    if chain.order < 2 || max == 0 {
+        return Ok(Vec::new());
+    }
+    // Inflow per state (journeys entering it), from the transitions.
+    let mut inflow = vec![0.0; chain.states.len()];
+    for t in &chain.transitions {
+        if let Target::State(b) = t.to {
+            inflow[b as usize] += t.count;
+        }
+    }
+    let mut visits: std::collections::BTreeMap<Vec<u32>, f64> = Default::default();
+    for (i, s) in chain.states.iter().enumerate().skip(1) {
+        let mut seen: Vec<&[u32]> = Vec::new();
+        for len in 2..=s.len() {
+            for w in s.windows(len) {
+                if !seen.contains(&w) {
+                    seen.push(w);
+                    *visits.entry(w.to_vec()).or_insert(0.0) += inflow[i];
+                }
+            }
+        }
+    }
+    let mut ranked: Vec<(Vec<u32>, f64)> = visits.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(max);
+    let mut out = Vec::with_capacity(ranked.len());
+    for (seq, v) in ranked {
+        let (mut re, mut vre) = (None, None);
+        if r.p_conversion > 0.0 {
+            let (p, val) = chain.solve_without(|s| contains_seq(s, &seq))?;
+            re = Some((1.0 - p / r.p_conversion).clamp(0.0, 1.0));
+            if r.expected_value > 0.0 {
+                vre = Some((1.0 - val / r.expected_value).clamp(0.0, 1.0));
+            }
+        }
+        out.push(SequenceEffect { sequence: seq, visits: v, removal_effect: re, value_removal_effect: vre });
+    }
+    Ok(out)
+}
+
+/// The fit score of one Markov order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OrderScore {
+    /// The order.
+    pub order: usize,
+    /// Out-of-sample ROC AUC of P(conversion | last state) over the journeys.
+    pub auc: f64,
+    /// ChannelAttribution's penalised AUC: 1 − (1 − AUC)(N − 1)/(N − p − 1),
+    /// p = C(channels + order − 1, order).
+    pub penalized_auc: f64,
+    /// Transient states of the chain fitted on all data.
+    pub states: usize,
+    /// Whether this order was chosen.
+    pub selected: bool,
+}
+
+/// Exact weighted ROC AUC of scores for (positive weight, negative weight) items.
+fn weighted_auc(items: &mut [(f64, f64, f64)]) -> f64 {
+    items.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (tp, tn): (f64, f64) = items.iter().fold((0.0, 0.0), |a, x| (a.0 + x.1, a.1 + x.2));
+    if tp == 0.0 || tn == 0.0 {
+        return 0.5;
+    }
+    // Walk groups of equal scores from low to high: each positive beats the negatives below.
+    let mut neg_below = 0.0;
+    let mut acc = 0.0;
+    let mut i = 0;
+    while i < items.len() {
+        let mut j = i;
+        let (mut p, mut n) = (0.0, 0.0);
+        while j < items.len() && items[j].0 == items[i].0 {
+            p += items[j].1;
+            n += items[j].2;
+            j += 1;
+        }
+        acc += p * (neg_below + 0.5 * n);
+        neg_below += n;
+        i = j;
+    }
+    acc / (tp * tn)
+}
+
+fn binomial(n: usize, k: usize) -> f64 {
+    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
+}
+
+/// Choose the Markov order among 1..=max by penalised out-of-sample AUC.
+///
+/// Each path is scored by P(conversion | its last state), estimated on the other half of
+/// the paths (two folds split by a fixed hash of the path, so the choice is deterministic);
+/// a last state unseen in training scores the training conversion rate. The AUC is weighted
+/// by conversions (positives) and nulls (negatives) and penalised for the number of
+/// parameters as in ChannelAttribution's `choose_order`. Ties go to the lower order.
+pub fn choose_order(pt: &PathTable, max: usize) -> (usize, Vec<OrderScore>) {
+    let fold_of = |path: &[u32]| -> usize {
+        // FNV-1a over the channel ids: stable across versions and platforms.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for &c in path {
+            for b in c.to_le_bytes() {
+                h ^= b as u64;
+                h = h.wrapping_mul(0x100000001b3);
+            }
+        }
+        (h >> 32) as usize & 1
+    };
+    let n_total: f64 = pt.rows.iter().map(|r| r.conversions + r.nulls).sum();
+    let mut scores = Vec::new();
+    for k in 1..=max.max(1) {
+        let mut items: Vec<(f64, f64, f64)> = Vec::new();
+        for test_fold in 0..2 {
+            // Last-state conversion and null counts on the training fold.
+            let mut conv: FxHashMap<Vec<u32>, (f64, f64)> = FxHashMap::default();
+            let (mut tc, mut tn) = (0.0, 0.0);
+            for r in pt.rows.iter().filter(|r| fold_of(&r.path) != test_fold) {
+                let last = *path_states(&r.path, k).last().expect("non-empty path");
+                let e = conv.entry(last.to_vec()).or_insert((0.0, 0.0));
+                e.0 += r.conversions;
+                e.1 += r.nulls;
+                tc += r.conversions;
+                tn += r.nulls;
+            }
+            let base = if tc + tn > 0.0 { tc / (tc + tn) } else { 0.0 };
+            for r in pt.rows.iter().filter(|r| fold_of(&r.path) == test_fold) {
+                let last = *path_states(&r.path, k).last().expect("non-empty path");
+                let score = match conv.get(last) {
+                    Some((c, n)) if c + n > 0.0 => c / (c + n),
+                    _ => base,
+                };
+                items.push((score, r.conversions, r.nulls));
+            }
+        }
+        let auc = weighted_auc(&mut items);
+        let p = binomial(pt.channels.len() + k - 1, k);
+        let denom = n_total - p - 1.0;
+        let penalized_auc =
+            if denom > 0.0 { 1.0 - (1.0 - auc) * (n_total - 1.0) / denom } else { f64::NEG_INFINITY };
+        let states = Chain::fit(pt, k).states.len() - 1;
+        scores.push(OrderScore { order: k, auc, penalized_auc, states, selected: false });
+    }
+    let best = scores.iter().enumerate().fold(0usize, |b, (i, s)| {
+        if s.penalized_auc > scores[b].penalized_auc + 1e-12 {
+            i
+        } else {
+            b
+        }
+    });
+    scores[best].selected = true;
+    (scores[best].order, scores)
+}

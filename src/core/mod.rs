@@ -1,0 +1,12 @@
+//! The attribution core: plain Rust over integer columns and path tables. No Polars, no
+//! I/O; everything here can be tested with hand-made data. Definitions: `docs/models.md`.
+
+pub mod analysis;
+pub mod event_log;
+pub mod intern;
+pub mod journeys;
+pub mod markov;
+pub mod models;
+pub mod paths;
+pub mod table;
+pub mod transforms;

@@ -1,0 +1,535 @@
+//! Conversion of one read batch (a Polars frame) into the plain columns of the event log:
+//! parallel over pieces of 64k rows; invalid rows fail the run or are dropped and counted.
+
+use std::path::Path;
+
+use polars::prelude::*;
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use super::discover::ReadScope;
+use super::read::{Interner, LoadState, UserKeys};
+use super::schema::{type_problem, FilePlan, MarkerKind, UserKind};
+use crate::core::event_log::{
+    shard_of_i32, shard_of_i64, shard_of_str, EventLog, RejectReason, NO_CAMPAIGN, NO_CHANNEL,
+};
+use crate::core::intern::PIECE;
+use crate::error::{Error, Result};
+use crate::settings::{Columns, InvalidRows};
+
+/// A null time: a sentinel no real timestamp reaches (halves the memory of `Option<i64>`).
+const NULL_TIME: i64 = i64::MIN;
+/// Conversion marker of a row: touch, conversion, or null.
+const TOUCH: u8 = 0;
+const CONVERSION: u8 = 1;
+const NULL_MARKER: u8 = 2;
+
+/// Fill `$out` in parallel pieces from the values of the chunked array `$ca`: for each row
+/// `$row` with value `$v`, `$body` gives the element (it may `return Err(..)`). One macro
+/// instead of the same slice-and-zip loop for every column type.
+macro_rules! par_convert {
+    ($out:expr, $ca:expr, |$row:ident, $v:ident| $body:expr) => {
+        par_fill($out, |at, o| {
+            let len = o.len();
+            for (j, (o, $v)) in o.iter_mut().zip($ca.slice(at as i64, len).iter()).enumerate() {
+                let $row = at + j;
+                let _ = $row;
+                *o = $body;
+            }
+            Ok(())
+        })
+    };
+}
+
+/// Fill `out` in parallel, [`PIECE`] rows at a time: `f(first row, piece)`. Of several
+/// failing pieces the first one's error is returned, so messages do not depend on timing.
+fn par_fill<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) -> Result<()> + Sync) -> Result<()> {
+    let results: Vec<Result<()>> =
+        out.par_chunks_mut(PIECE).enumerate().map(|(p, o)| f(p * PIECE, o)).collect();
+    results.into_iter().collect()
+}
+
+pub(super) fn series<'a>(df: &'a DataFrame, name: &str, path: &Path) -> Result<&'a Series> {
+    df.column(name)
+        .map(|c| c.as_materialized_series())
+        .map_err(|e| Error::bad_input(path, Some(name), e.to_string()))
+}
+
+pub(super) fn cast_err<'a>(path: &'a Path, name: &str) -> impl Fn(PolarsError) -> Error + 'a {
+    let name = name.to_owned();
+    move |e| Error::bad_input(path, Some(&name), e.to_string())
+}
+
+/// What one batch's conversion needs to know about where it comes from.
+pub(super) struct BatchContext<'a> {
+    pub(super) plan: &'a FilePlan,
+    pub(super) cols: &'a Columns,
+    pub(super) on_invalid: InvalidRows,
+    pub(super) scope: &'a ReadScope,
+    /// Row of the file at which the batch starts.
+    pub(super) offset: usize,
+    /// Integer user ids of every file fit 32 bits (shards hash them as Spark's `INT`).
+    pub(super) user_int32: bool,
+}
+
+/// The columns of one batch, converted; row `i` of each is row `i` of the batch.
+struct BatchColumns<'a> {
+    keys: BatchKeys,
+    null_users: Option<Vec<bool>>,
+    ts: Vec<i64>,
+    conv: Vec<u8>,
+    values: Option<Vec<f64>>,
+    channel: Vec<u32>,
+    tie: Option<Vec<Option<i64>>>,
+    touch_type: Option<&'a StringChunked>,
+    campaign: Option<&'a StringChunked>,
+}
+
+/// The user key of each row of a batch, [`None`] for a null user or another shard's.
+enum BatchKeys {
+    /// XXH3-128 of the id (0: none; a real id hashing to 0 has probability 2^-128).
+    Str(Vec<u128>),
+    /// The id, and whether the row has one.
+    Int(Vec<i64>, Vec<bool>),
+}
+
+impl BatchKeys {
+    fn has(&self, i: usize) -> bool {
+        match self {
+            BatchKeys::Str(k) => k[i] != 0,
+            BatchKeys::Int(_, has) => has[i],
+        }
+    }
+
+    fn push_to(&self, all: &mut UserKeys, i: usize) {
+        match (all, self) {
+            (UserKeys::Str(all), BatchKeys::Str(k)) => all.push(k[i]),
+            (UserKeys::Int(all), BatchKeys::Int(k, _)) => all.push(k[i]),
+            _ => unreachable!("the user kind is checked for every file"),
+        }
+    }
+}
+
+/// Convert one batch of a file and append its valid rows to the log.
+pub(super) fn append_batch(
+    ctx: &BatchContext,
+    df: DataFrame,
+    log: &mut EventLog,
+    state: &mut LoadState,
+) -> Result<()> {
+    // With --shard, other shards' rows are dropped before any column is converted (null
+    // users belong to shard 0, so they are reported exactly once); `row_of` maps the rows
+    // left to their row in the batch, for messages.
+    let (df, row_of) = match ctx.scope.shard {
+        Some(sh) => {
+            let before = df.height();
+            let (df, rows) = shard_rows(df, ctx, sh)?;
+            let skipped = (before - df.height()) as u64;
+            log.rows_read -= skipped;
+            log.other_shards += skipped;
+            (df, Some(rows))
+        }
+        None => (df, None),
+    };
+    let row_at = |i: usize| ctx.offset + row_of.as_ref().map_or(i, |r| r[i] as usize);
+    let c = convert_columns(ctx, &df, state, &row_at)?;
+    if !append_clean(ctx, &c, log, state) {
+        append_checked(ctx, &c, log, state, &row_at)?;
+    }
+    Ok(())
+}
+
+fn convert_columns<'a>(
+    ctx: &BatchContext,
+    df: &'a DataFrame,
+    state: &mut LoadState,
+    row_at: &(dyn Fn(usize) -> usize + Sync),
+) -> Result<BatchColumns<'a>> {
+    let (cols, path) = (ctx.cols, ctx.plan.path.as_path());
+    // Users first (hashing: the most expensive part, parallel inside).
+    let (keys, null_users) = batch_user_keys(series(df, &cols.user, path)?, ctx, state.names.as_mut())?;
+    let ts = time_micros(series(df, &cols.time, path)?, path, &cols.time)?;
+    let conv = markers(series(df, &cols.conversion, path)?, ctx)?;
+    let values = match &cols.value {
+        Some(v) => Some(conversion_values(series(df, v, path)?, path, v, row_at)?),
+        None => None,
+    };
+    let chan_ca = series(df, &cols.channel, path)?.str().map_err(cast_err(path, &cols.channel))?;
+    let channel = channel_ids(chan_ca, &mut state.channels);
+    let tie = match &cols.tie_breaker {
+        Some(t) => Some(tie_values(series(df, t, path)?, path, t, state)?),
+        None => None,
+    };
+    let optional = |c: &Option<String>| -> Result<Option<&'a StringChunked>> {
+        match c {
+            Some(c) => Ok(Some(series(df, c, path)?.str().map_err(cast_err(path, c))?)),
+            None => Ok(None),
+        }
+    };
+    let (touch_type, campaign) = (optional(&cols.touch_type)?, optional(&cols.campaign)?);
+    Ok(BatchColumns { keys, null_users, ts, conv, values, channel, tie, touch_type, campaign })
+}
+
+impl BatchColumns<'_> {
+    fn null_user(&self, i: usize) -> bool {
+        self.null_users.as_ref().is_some_and(|m| m[i])
+    }
+
+    /// Rows that are not this run's to read: no key and not a null user to report (shard 0
+    /// reports them), or outside the time range.
+    fn outside(&self, i: usize, scope: &ReadScope) -> bool {
+        if !self.keys.has(i) {
+            !(self.null_user(i) && scope.shard.is_none_or(|(s, _)| s == 0))
+        } else {
+            self.ts[i] != NULL_TIME && scope.range.is_some_and(|(a, b)| self.ts[i] < a || self.ts[i] >= b)
+        }
+    }
+
+    fn clean(&self, i: usize) -> bool {
+        self.keys.has(i)
+            && self.ts[i] != NULL_TIME
+            && self.conv[i] != NULL_MARKER
+            && (self.channel[i] != NO_CHANNEL || self.conv[i] == CONVERSION)
+            && self.tie.as_ref().is_none_or(|t| t[i].is_some())
+    }
+
+    fn value_of(&self, i: usize) -> f64 {
+        if self.conv[i] == CONVERSION {
+            self.values.as_ref().map_or(0.0, |v| v[i])
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The fast path, taken when no row is invalid (the common case): the kept rows' columns
+/// are appended whole. Returns false, appending nothing, when a row needs the checks.
+fn append_clean(ctx: &BatchContext, c: &BatchColumns, log: &mut EventLog, state: &mut LoadState) -> bool {
+    let n = c.ts.len();
+    let scope = ctx.scope;
+    if c.touch_type.is_some()
+        || c.campaign.is_some()
+        || !(0..n).into_par_iter().with_min_len(PIECE).all(|i| c.outside(i, scope) || c.clean(i))
+    {
+        return false;
+    }
+    let kept: Vec<usize> = if scope.shard.is_some() || scope.range.is_some() {
+        let mut k: Vec<usize> =
+            (0..n).into_par_iter().with_min_len(PIECE).filter(|&i| !c.outside(i, scope)).collect();
+        k.sort_unstable();
+        k
+    } else {
+        (0..n).collect()
+    };
+    log.rows_read -= (n - kept.len()) as u64;
+    log.ts.extend(kept.iter().map(|&i| c.ts[i]));
+    log.channel.extend(kept.iter().map(|&i| c.channel[i]));
+    log.is_conversion.extend(kept.iter().map(|&i| c.conv[i] == CONVERSION));
+    log.value.extend(kept.iter().map(|&i| c.value_of(i)));
+    match (&mut state.users, &c.keys) {
+        (UserKeys::Str(all), BatchKeys::Str(k)) => all.extend(kept.iter().map(|&i| k[i])),
+        (UserKeys::Int(all), BatchKeys::Int(k, _)) => all.extend(kept.iter().map(|&i| k[i])),
+        _ => unreachable!("the user kind is checked for every file"),
+    }
+    if let Some(tv) = &c.tie {
+        state.ties.extend(kept.iter().map(|&i| tv[i].expect("clean rows have a tie-breaker")));
+    }
+    true
+}
+
+/// The row-by-row path: every check, invalid rows failed or dropped and counted.
+fn append_checked(
+    ctx: &BatchContext,
+    c: &BatchColumns,
+    log: &mut EventLog,
+    state: &mut LoadState,
+    row_at: &dyn Fn(usize) -> usize,
+) -> Result<()> {
+    let (cols, scope) = (ctx.cols, ctx.scope);
+    let mut reject = |reason: RejectReason, row: usize, column: &str| -> Result<()> {
+        match ctx.on_invalid {
+            InvalidRows::Fail => Err(Error::bad_input(
+                &ctx.plan.path,
+                Some(column),
+                format!(
+                    "{} at row {} (rows counted from 0; set on_invalid_rows = \"drop\" to drop and count \
+                     such rows)",
+                    reason.text(),
+                    row_at(row)
+                ),
+            )),
+            InvalidRows::Drop => {
+                *log.rejected.entry(reason).or_insert(0) += 1;
+                Ok(())
+            }
+        }
+    };
+    let mut not_ours = 0u64;
+    for i in 0..c.ts.len() {
+        if !c.keys.has(i) {
+            if c.null_user(i) && scope.shard.is_none_or(|(s, _)| s == 0) {
+                reject(RejectReason::NullUser, i, &cols.user)?;
+            } else {
+                not_ours += 1; // another shard's user (null users are shard 0's)
+            }
+            continue;
+        }
+        let t = c.ts[i];
+        if t == NULL_TIME {
+            reject(RejectReason::NullTime, i, &cols.time)?;
+            continue;
+        }
+        if scope.range.is_some_and(|(a, b)| t < a || t >= b) {
+            not_ours += 1; // outside the scope (ISO-string times are filtered here)
+            continue;
+        }
+        if c.conv[i] == NULL_MARKER {
+            reject(RejectReason::NullMarker, i, &cols.conversion)?;
+            continue;
+        }
+        if c.channel[i] == NO_CHANNEL && c.conv[i] != CONVERSION {
+            reject(RejectReason::NullChannel, i, &cols.channel)?;
+            continue;
+        }
+        let tie = c.tie.as_ref().map(|tv| tv[i]);
+        if tie == Some(None) {
+            reject(RejectReason::NullTieBreaker, i, cols.tie_breaker.as_deref().unwrap_or(""))?;
+            continue;
+        }
+        c.keys.push_to(&mut state.users, i);
+        log.ts.push(t);
+        log.channel.push(c.channel[i]);
+        log.is_conversion.push(c.conv[i] == CONVERSION);
+        log.value.push(c.value_of(i));
+        if let Some(Some(x)) = tie {
+            state.ties.push(x);
+        }
+        let extra = &mut state.extra;
+        if let Some(ca) = c.touch_type {
+            extra.type_ids.push(ca.get(i).map(|t| extra.types.intern_str(t)).unwrap_or(NO_CHANNEL));
+        }
+        if let Some(ca) = c.campaign {
+            extra.campaign_ids.push(extra.campaigns.intern_str(ca.get(i).unwrap_or(NO_CAMPAIGN)));
+        }
+    }
+    // Rows of other shards, or outside the scope, were never this run's to read.
+    log.rows_read -= not_ours;
+    Ok(())
+}
+
+/// Convert a time series to µs since the epoch, UTC; null times are [`NULL_TIME`].
+fn time_micros(s: &Series, path: &Path, name: &str) -> Result<Vec<i64>> {
+    let err = cast_err(path, name);
+    let mut out = vec![NULL_TIME; s.len()];
+    let phys = s.to_physical_repr();
+    match s.dtype() {
+        DataType::Datetime(unit, _) => {
+            let (mul, div) = match unit {
+                TimeUnit::Nanoseconds => (1, 1000),
+                TimeUnit::Microseconds => (1, 1),
+                TimeUnit::Milliseconds => (1000, 1),
+            };
+            let ca = phys.i64().map_err(&err)?;
+            par_convert!(&mut out, ca, |_row, v| v.map_or(NULL_TIME, |x| x.div_euclid(div) * mul))?;
+        }
+        DataType::Date => {
+            let ca = phys.i32().map_err(&err)?;
+            par_convert!(&mut out, ca, |_row, v| v.map_or(NULL_TIME, |d| d as i64 * 86_400_000_000))?;
+        }
+        d => return Err(Error::bad_input(path, Some(name), type_problem(d, "a timestamp"))),
+    }
+    Ok(out)
+}
+
+/// Conversion markers: a string compared to the configured value, a boolean, or 0/1.
+fn markers(s: &Series, ctx: &BatchContext) -> Result<Vec<u8>> {
+    let (path, name) = (ctx.plan.path.as_path(), ctx.cols.conversion.as_str());
+    let mut conv = vec![NULL_MARKER; s.len()];
+    let as_marker = |b: bool| if b { CONVERSION } else { TOUCH };
+    match ctx.plan.marker {
+        MarkerKind::Str => {
+            let ca = s.str().map_err(cast_err(path, name))?;
+            let target = ctx.cols.conversion_value.as_str();
+            par_convert!(&mut conv, ca, |_row, v| v.map_or(NULL_MARKER, |s| as_marker(s == target)))?;
+        }
+        MarkerKind::Bool => {
+            let ca = s.bool().map_err(cast_err(path, name))?;
+            par_convert!(&mut conv, ca, |_row, v| v.map_or(NULL_MARKER, as_marker))?;
+        }
+        MarkerKind::Int => {
+            let c = s.cast(&DataType::Int64).map_err(cast_err(path, name))?;
+            let ca = c.i64().map_err(cast_err(path, name))?;
+            par_convert!(&mut conv, ca, |_row, v| match v {
+                None => NULL_MARKER,
+                Some(0) => TOUCH,
+                Some(1) => CONVERSION,
+                Some(x) => {
+                    return Err(Error::bad_input(
+                        path,
+                        Some(name),
+                        format!("an integer conversion marker must be 0 or 1, found {x}"),
+                    ));
+                }
+            })?;
+        }
+    }
+    Ok(conv)
+}
+
+/// Conversion values: finite and ≥ 0; a null value is worth 0.
+fn conversion_values(
+    s: &Series,
+    path: &Path,
+    name: &str,
+    row_at: &(dyn Fn(usize) -> usize + Sync),
+) -> Result<Vec<f64>> {
+    let ca = s.f64().map_err(cast_err(path, name))?;
+    let mut vals = vec![0.0; s.len()];
+    par_convert!(&mut vals, ca, |row, x| match x {
+        Some(x) if !x.is_finite() || x < 0.0 => {
+            return Err(Error::bad_input(
+                path,
+                Some(name),
+                format!(
+                    "conversion values must be finite and ≥ 0, found {x} (row {}, counted from 0)",
+                    row_at(row)
+                ),
+            ));
+        }
+        x => x.unwrap_or(0.0),
+    })?;
+    Ok(vals)
+}
+
+/// Tie-breaker values mapped to an order-preserving i64 (strings through an interner
+/// renumbered in sorted order once every file is read).
+fn tie_values(s: &Series, path: &Path, name: &str, state: &mut LoadState) -> Result<Vec<Option<i64>>> {
+    let err = cast_err(path, name);
+    Ok(match s.dtype() {
+        DataType::String => {
+            state.tie_is_str = true;
+            let str_ties = &mut state.str_ties;
+            s.str().map_err(&err)?.iter().map(|v| v.map(|x| str_ties.intern_str(x) as i64)).collect()
+        }
+        d if d.is_float() => s
+            .cast(&DataType::Float64)
+            .map_err(&err)?
+            .f64()
+            .map_err(&err)?
+            .iter()
+            .map(|v| v.map(f64_order_key))
+            .collect(),
+        _ => {
+            let p = s.to_physical_repr().cast(&DataType::Int64).map_err(&err)?;
+            p.i64().map_err(&err)?.iter().collect()
+        }
+    })
+}
+
+/// User keys of a batch (hashed in parallel pieces), and which rows have a null user.
+fn batch_user_keys(
+    user_s: &Series,
+    ctx: &BatchContext,
+    names: Option<&mut FxHashMap<u128, String>>,
+) -> Result<(BatchKeys, Option<Vec<bool>>)> {
+    let (path, name) = (ctx.plan.path.as_path(), ctx.cols.user.as_str());
+    let n = user_s.len();
+    let nulls: Option<Vec<bool>> =
+        (user_s.null_count() > 0).then(|| user_s.is_null().iter().map(|b| b == Some(true)).collect());
+    match ctx.plan.user {
+        UserKind::Str => {
+            let ca = user_s.str().map_err(cast_err(path, name))?;
+            let mut keys = vec![0u128; n];
+            par_convert!(&mut keys, ca, |_row, v| v
+                .map_or(0, |u| xxhash_rust::xxh3::xxh3_128(u.as_bytes())))?;
+            if let Some(names) = names {
+                for (&h, v) in keys.iter().zip(ca.iter()) {
+                    if h != 0 {
+                        names.entry(h).or_insert_with(|| v.unwrap_or_default().to_owned());
+                    }
+                }
+            }
+            Ok((BatchKeys::Str(keys), nulls))
+        }
+        UserKind::Int => {
+            let c = user_s.cast(&DataType::Int64).map_err(cast_err(path, name))?;
+            let ca = c.i64().map_err(cast_err(path, name))?;
+            let mut vals = vec![0i64; n];
+            par_convert!(&mut vals, ca, |_row, v| v.unwrap_or(0))?;
+            let has = nulls.as_ref().map_or_else(|| vec![true; n], |m| m.iter().map(|&x| !x).collect());
+            Ok((BatchKeys::Int(vals, has), nulls))
+        }
+    }
+}
+
+/// The rows of a batch whose user is in shard `i` of `k` (null users: shard 0), and their
+/// rows in the batch. Integer ids hash as Spark's `INT` when every file's ids fit 32 bits,
+/// as `BIGINT` otherwise.
+fn shard_rows(df: DataFrame, ctx: &BatchContext, (i, k): (u32, u32)) -> Result<(DataFrame, Vec<u32>)> {
+    let (path, name) = (ctx.plan.path.as_path(), ctx.cols.user.as_str());
+    let user_s = series(&df, name, path)?;
+    let mut mask = vec![false; df.height()];
+    match ctx.plan.user {
+        UserKind::Str => {
+            let ca = user_s.str().map_err(cast_err(path, name))?;
+            par_convert!(&mut mask, ca, |_row, v| v.map_or(i == 0, |u| shard_of_str(u, k) == i))?;
+        }
+        UserKind::Int => {
+            let c = user_s.cast(&DataType::Int64).map_err(cast_err(path, name))?;
+            let ca = c.i64().map_err(cast_err(path, name))?;
+            let int32 = ctx.user_int32;
+            par_convert!(&mut mask, ca, |_row, v| v.map_or(i == 0, |u| {
+                let s = if int32 { shard_of_i32(u as i32, k) } else { shard_of_i64(u, k) };
+                s == i
+            }))?;
+        }
+    }
+    let rows: Vec<u32> = mask.iter().enumerate().filter(|(_, &m)| m).map(|(r, _)| r as u32).collect();
+    let df = df
+        .filter(&BooleanChunked::from_slice("in_shard".into(), &mask))
+        .map_err(|e| Error::bad_input(path, None, format!("cannot select the shard's rows: {e}")))?;
+    Ok((df, rows))
+}
+
+/// Channel ids of a column through per-piece dictionaries of the (few) distinct names.
+fn channel_ids(ca: &StringChunked, channels: &mut Interner<String>) -> Vec<u32> {
+    let mut ids = vec![NO_CHANNEL; ca.len()];
+    let locals: Vec<Vec<String>> = ids
+        .par_chunks_mut(PIECE)
+        .enumerate()
+        .map(|(p, o)| {
+            let piece = ca.slice((p * PIECE) as i64, o.len());
+            let mut dict: FxHashMap<&str, u32> = FxHashMap::default();
+            let mut names: Vec<String> = Vec::new();
+            for (o, v) in o.iter_mut().zip(piece.iter()) {
+                if let Some(c) = v {
+                    *o = *dict.entry(c).or_insert_with(|| {
+                        names.push(c.to_owned());
+                        names.len() as u32 - 1
+                    });
+                }
+            }
+            names
+        })
+        .collect();
+    let maps: Vec<Vec<u32>> =
+        locals.iter().map(|names| names.iter().map(|c| channels.intern_str(c)).collect()).collect();
+    ids.par_chunks_mut(PIECE).zip(maps.par_iter()).for_each(|(o, map)| {
+        for x in o {
+            if *x != NO_CHANNEL {
+                *x = map[*x as usize];
+            }
+        }
+    });
+    ids
+}
+
+/// Map an f64 to an i64 with the same total order (for float tie-breakers).
+fn f64_order_key(x: f64) -> i64 {
+    let b = x.to_bits() as i64;
+    if b < 0 {
+        b ^ i64::MAX
+    } else {
+        b
+    }
+}

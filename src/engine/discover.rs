@@ -1,0 +1,136 @@
+//! Finding the input files: a file, a directory (hive partitions) or a glob, pruned to the
+//! partitions a reporting window needs.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Expand the `--events` argument (a file, a directory, or a glob) into a sorted file list.
+///
+/// Directories are walked recursively for `*.parquet` files, which covers hive-partitioned
+/// datasets (`date=2024-01-01/part-0.parquet`). Hidden files and directories (`.`/`_`
+/// prefixes, as Spark and Hive write `_SUCCESS` and `.crc` files) are skipped.
+pub fn resolve_inputs(spec: &str) -> Result<Vec<PathBuf>> {
+    let path = Path::new(spec);
+    let mut files = Vec::new();
+    if path.is_file() {
+        files.push(path.to_path_buf());
+    } else if path.is_dir() {
+        walk_dir(path, &mut files)?;
+        if files.is_empty() {
+            return Err(Error::NotFound {
+                path: path.into(),
+                problem: "directory contains no .parquet files".into(),
+            });
+        }
+    } else if spec.contains(['*', '?', '[']) {
+        let entries = glob::glob(spec).map_err(|e| Error::Config(format!("bad glob `{spec}`: {e}")))?;
+        for entry in entries {
+            let p = entry.map_err(|e| {
+                let path = e.path().to_path_buf();
+                Error::io(path, e.into())
+            })?;
+            if p.is_file() {
+                files.push(p);
+            }
+        }
+        if files.is_empty() {
+            return Err(Error::NotFound { path: path.into(), problem: "the pattern matched no file".into() });
+        }
+    } else {
+        return Err(Error::NotFound { path: path.into(), problem: "no such file or directory".into() });
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        let p = entry.path();
+        if p.is_dir() {
+            walk_dir(&p, out)?;
+        } else if name.ends_with(".parquet") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Which part of the input a run needs (scheduled runs read a window, not everything).
+#[derive(Debug, Clone, Default)]
+pub struct ReadScope {
+    /// Keep only events with `start ≤ ts < end` (µs): pushed down to the Parquet scan as a
+    /// predicate (row groups outside are skipped by their statistics).
+    pub range: Option<(i64, i64)>,
+    /// Hive partition key of the input (`date` in `date=2024-01-05/part.parquet`): files
+    /// whose partition date lies outside `range` are not opened at all.
+    pub partition_key: Option<String>,
+    /// Dates of the reporting window: each must have a partition when the input is
+    /// partitioned (a missing one means the data has not landed: exit 66).
+    pub required_dates: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+    /// Keep only the users of shard `i` of `n` (see [`shard_of_str`]).
+    pub shard: Option<(u32, u32)>,
+    /// Do not keep the user id values ([`EventLog::user_names`] stays empty): only runs
+    /// that list users (per-journey credit) need them, and at a million users they cost a
+    /// string each.
+    pub skip_user_names: bool,
+    /// Rows per read batch (default [`READ_BATCH`]).
+    pub batch_rows: Option<u64>,
+}
+
+/// The `key=YYYY-MM-DD` partition date of a file path, if any.
+pub fn partition_date(path: &Path, key: &str) -> Option<chrono::NaiveDate> {
+    path.components().rev().find_map(|c| {
+        let s = c.as_os_str().to_str()?;
+        let v = s.strip_prefix(key)?.strip_prefix('=')?;
+        chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()
+    })
+}
+
+/// The date (UTC) of a µs timestamp.
+pub fn date_of(us: i64) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp_micros(us).map(|d| d.date_naive()).unwrap_or_default()
+}
+
+/// Resolve the input files of a scope: partition pruning and the missing-partition check.
+pub fn scoped_inputs(spec: &str, scope: &ReadScope) -> Result<Vec<PathBuf>> {
+    let files = resolve_inputs(spec)?;
+    let (Some(key), Some((start, end))) = (&scope.partition_key, scope.range) else { return Ok(files) };
+    let (first, last) = (date_of(start), date_of(end - 1));
+    let partitioned = files.iter().any(|f| partition_date(f, key).is_some());
+    if partitioned {
+        if let Some((a, b)) = scope.required_dates {
+            let present: std::collections::BTreeSet<_> =
+                files.iter().filter_map(|f| partition_date(f, key)).collect();
+            let mut d = a;
+            while d <= b {
+                if !present.contains(&d) {
+                    return Err(Error::NotFound {
+                        path: PathBuf::from(spec),
+                        problem: format!("missing input partition {key}={d} of the reporting window"),
+                    });
+                }
+                d = d.succ_opt().expect("date in range");
+            }
+        }
+    }
+    let kept: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|f| partition_date(f, key).is_none_or(|d| d >= first && d <= last))
+        .collect();
+    if kept.is_empty() {
+        return Err(Error::NotFound {
+            path: PathBuf::from(spec),
+            problem: format!("no input partition between {first} and {last}"),
+        });
+    }
+    Ok(kept)
+}

@@ -1,0 +1,297 @@
+//! Deterministic generator of realistic customer-journey event logs.
+//!
+//! The same `(users, seed, days)` always gives byte-identical files: every user draws from
+//! its own ChaCha8 stream (`seed`, stream = user index), so the result does not depend on
+//! the thread count either. The process behind the data:
+//! - path length `1 + floor(LogNormal(1.7, 1.0))` touches (median ≈ 6, heavy tail, capped);
+//! - channels follow a first-order Markov chain with popularity, a sticky diagonal and
+//!   funnel affinities (display/video → search, social cluster, email/sms → direct);
+//! - after each touch the user converts with a channel-dependent probability times a
+//!   per-user multiplier, so heavy users convert several times;
+//! - bursty timestamps: sessions of seconds-to-minutes gaps, days between sessions, with
+//!   occasional exact ties; a conversion follows its touch by a short delay (sometimes 0 s);
+//! - most conversion rows carry no channel; some carry `direct` (a purchase on a direct
+//!   visit), which makes them touches too (`docs/models.md` § Journeys);
+//! - about 1% of users make an offline purchase 35–50 days after their last touch (no channel:
+//!   an unattributed conversion under the default 30-day lookback).
+//!
+//! Columns: `user_id` (string), `ts` (timestamp µs, naive UTC), `channel` (string, null on
+//! most conversions), `event` (`touch` | `conversion`), `revenue` (f64, null on touches).
+
+use std::path::Path;
+
+use polars::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Channel names of generated logs.
+pub const CHANNELS: [&str; 12] = [
+    "paid_search",
+    "organic_search",
+    "facebook",
+    "instagram",
+    "tiktok",
+    "display",
+    "video",
+    "email",
+    "affiliate",
+    "direct",
+    "referral",
+    "sms",
+];
+const POPULARITY: [f64; 12] = [0.22, 0.14, 0.12, 0.08, 0.05, 0.10, 0.05, 0.07, 0.03, 0.08, 0.03, 0.03];
+const PCONV: [f64; 12] = [6.5, 5.0, 2.2, 1.8, 1.0, 0.6, 0.8, 8.0, 6.0, 9.0, 4.5, 7.0];
+const PCONV_SCALE: f64 = 0.0035;
+const AFFINITY: [(usize, usize, f64); 10] = [
+    (5, 0, 3.0),
+    (5, 1, 2.5),
+    (6, 1, 3.0),
+    (6, 0, 2.0),
+    (2, 3, 3.0),
+    (3, 2, 3.0),
+    (4, 3, 2.5),
+    (7, 9, 3.0),
+    (11, 9, 3.0),
+    (8, 0, 2.0),
+];
+const T0_US: i64 = 1_704_067_200 * 1_000_000; // 2024-01-01T00:00:00Z
+const MAX_TOUCHES: usize = 400;
+
+/// Options of the generator.
+#[derive(Debug, Clone)]
+pub struct GenOptions {
+    /// Number of users.
+    pub users: u64,
+    /// Seed.
+    pub seed: u64,
+    /// Days spanned by the log, from 2024-01-01.
+    pub days: u32,
+    /// Index of the first user: `first_user..first_user + users` are generated, so files
+    /// made with consecutive ranges hold disjoint users of one population (a 1B-event
+    /// log written as many files).
+    pub first_user: u64,
+}
+
+struct World {
+    start: [f64; 12],
+    trans: [[f64; 12]; 12],
+}
+
+fn cumulative(p: &[f64]) -> [f64; 12] {
+    let total: f64 = p.iter().sum();
+    let mut c = [0.0; 12];
+    let mut acc = 0.0;
+    for (i, x) in p.iter().enumerate() {
+        acc += x / total;
+        c[i] = acc;
+    }
+    c[11] = 1.0;
+    c
+}
+
+fn world() -> World {
+    let mut trans = [[0.0; 12]; 12];
+    for (a, row) in trans.iter_mut().enumerate() {
+        let mut w = POPULARITY;
+        for &(x, y, f) in &AFFINITY {
+            if x == a {
+                w[y] *= f;
+            }
+        }
+        w[a] = 0.0;
+        let s: f64 = w.iter().sum();
+        let stay = 0.25 + 0.02 * a as f64;
+        let mut p = [0.0; 12];
+        for b in 0..12 {
+            p[b] = w[b] / s * (1.0 - stay);
+        }
+        p[a] = stay;
+        *row = cumulative(&p);
+    }
+    World { start: cumulative(&POPULARITY), trans }
+}
+
+fn pick(cum: &[f64; 12], u: f64) -> usize {
+    cum.iter().position(|&c| u < c).unwrap_or(11)
+}
+
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    // Box–Muller; 1 - u keeps the log argument in (0, 1].
+    let u1: f64 = 1.0 - rng.random::<f64>();
+    let u2: f64 = rng.random::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn exponential(rng: &mut ChaCha8Rng, mean: f64) -> f64 {
+    -mean * (1.0 - rng.random::<f64>()).ln()
+}
+
+#[derive(Default)]
+struct Rows {
+    user: Vec<u64>,
+    ts: Vec<i64>,
+    channel: Vec<Option<u8>>,
+    conversion: Vec<bool>,
+    revenue: Vec<Option<f64>>,
+}
+
+fn gen_user(w: &World, seed: u64, user: u64, days: u32, out: &mut Rows) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(user);
+    let len = (1.0 + (1.7 + normal(&mut rng)).exp().floor()).min(MAX_TOUCHES as f64) as usize;
+    let mult = (-0.32 + 0.8 * normal(&mut rng)).exp();
+    // Relative times (seconds) of touches.
+    let mut rel = Vec::with_capacity(len);
+    let mut t = 0.0f64;
+    for i in 0..len {
+        if i > 0 {
+            let u: f64 = rng.random();
+            t += if u < 0.005 {
+                0.0
+            } else if u < 0.4 {
+                (86_400f64.ln() + 1.2 * normal(&mut rng)).exp()
+            } else {
+                5.0 + exponential(&mut rng, 115.0)
+            };
+        }
+        rel.push(t);
+    }
+    let horizon = days as f64 * 86_400.0;
+    let span = t + 3_600.0;
+    let scale = (0.97 * horizon / span).min(1.0);
+    let start = rng.random::<f64>() * (horizon - span * scale).max(0.0);
+    let mut ch = pick(&w.start, rng.random());
+    let mut last_ts = 0.0;
+    for i in 0..len {
+        let ts = (start + rel[i] * scale).floor();
+        last_ts = ts;
+        out.user.push(user);
+        out.ts.push(T0_US + ts as i64 * 1_000_000);
+        out.channel.push(Some(ch as u8));
+        out.conversion.push(false);
+        out.revenue.push(None);
+        let converts = rng.random::<f64>() < PCONV[ch] * PCONV_SCALE * mult;
+        if converts {
+            let next_gap = if i + 1 < len { (rel[i + 1] - rel[i]) * scale } else { 3_600.0 };
+            let delay = if rng.random::<f64>() < 0.02 {
+                0.0
+            } else {
+                exponential(&mut rng, 300.0).min(0.5 * next_gap).floor()
+            };
+            let revenue = ((60f64.ln() + 0.6 * normal(&mut rng)).exp() * (0.8 + 0.04 * ch as f64) * 100.0)
+                .round()
+                / 100.0;
+            let direct_visit = rng.random::<f64>() < 0.1;
+            out.user.push(user);
+            out.ts.push(T0_US + (ts + delay) as i64 * 1_000_000);
+            out.channel.push(direct_visit.then_some(9));
+            out.conversion.push(true);
+            out.revenue.push(Some(revenue));
+        }
+        ch = if converts {
+            // After a purchase: email, direct and sms are likelier.
+            let mut p = POPULARITY;
+            p[7] *= 6.0;
+            p[9] *= 4.0;
+            p[11] *= 4.0;
+            pick(&cumulative(&p), rng.random())
+        } else {
+            pick(&w.trans[ch], rng.random())
+        };
+    }
+    // Now and then an offline purchase long after the last touch (a store visit, a call
+    // centre sale): no channel, and outside the default lookback, so it is unattributed.
+    if rng.random::<f64>() < 0.01 {
+        let later = (35.0 + 15.0 * rng.random::<f64>()) * 86_400.0;
+        out.user.push(user);
+        out.ts.push(T0_US + (last_ts + later.floor()) as i64 * 1_000_000);
+        out.channel.push(None);
+        out.conversion.push(true);
+        out.revenue.push(Some(((80f64.ln() + 0.5 * normal(&mut rng)).exp() * 100.0).round() / 100.0));
+    }
+}
+
+/// Generate the events as a DataFrame, rows ordered by time (like time-ordered log shards).
+pub fn generate(opts: &GenOptions) -> Result<DataFrame> {
+    if opts.days == 0 {
+        return Err(Error::Config("--days must be at least 1".into()));
+    }
+    // Row indices are u32 below; ≈ 9.5 events per user keeps a generous margin.
+    const MAX_USERS: u64 = 200_000_000;
+    if opts.users > MAX_USERS {
+        return Err(Error::Config(format!(
+            "--users {}: at most {MAX_USERS} users per file; write several files with --first-user",
+            opts.users
+        )));
+    }
+    let w = world();
+    const CHUNK: u64 = 8_192;
+    let n_chunks = opts.users.div_ceil(CHUNK);
+    let parts: Vec<Rows> = (0..n_chunks)
+        .into_par_iter()
+        .map(|c| {
+            let mut rows = Rows::default();
+            for u in opts.first_user + c * CHUNK..opts.first_user + ((c + 1) * CHUNK).min(opts.users) {
+                gen_user(&w, opts.seed, u, opts.days, &mut rows);
+            }
+            rows
+        })
+        .collect();
+    let mut all = Rows::default();
+    for p in parts {
+        all.user.extend(p.user);
+        all.ts.extend(p.ts);
+        all.channel.extend(p.channel);
+        all.conversion.extend(p.conversion);
+        all.revenue.extend(p.revenue);
+    }
+    let n = u32::try_from(all.ts.len())
+        .map_err(|_| Error::Config("more than 4G events in one generated file: use fewer --users".into()))?;
+    let mut order: Vec<u32> = (0..n).collect();
+    order.par_sort_by_key(|&i| (all.ts[i as usize], i));
+    let digits = (opts.first_user + opts.users).max(1).to_string().len().max(7);
+    let user: Vec<String> =
+        order.par_iter().map(|&i| format!("u{:0digits$}", all.user[i as usize])).collect();
+    let ts: Vec<i64> = order.iter().map(|&i| all.ts[i as usize]).collect();
+    let channel: Vec<Option<&str>> =
+        order.iter().map(|&i| all.channel[i as usize].map(|c| CHANNELS[c as usize])).collect();
+    let event: Vec<&str> =
+        order.iter().map(|&i| if all.conversion[i as usize] { "conversion" } else { "touch" }).collect();
+    let revenue: Vec<Option<f64>> = order.iter().map(|&i| all.revenue[i as usize]).collect();
+    let ts = Series::new("ts".into(), ts)
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    DataFrame::new_infer_height(vec![
+        Column::new("user_id".into(), user),
+        ts.into(),
+        Column::new("channel".into(), channel),
+        Column::new("event".into(), event),
+        Column::new("revenue".into(), revenue),
+    ])
+    .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Generate and write a Parquet file (written to a temporary name, then renamed).
+pub fn generate_to_file(opts: &GenOptions, out: &Path) -> Result<usize> {
+    let mut df = generate(opts)?;
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".touchpoint-gen-")
+        .suffix(".parquet")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    crate::engine::write::write_frame(&mut df, tmp.path(), crate::settings::Format::Parquet)?;
+    // tempfile creates 0600 files; a data file is meant to be shared like any other output.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(tmp.path(), e))?;
+    }
+    tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
+    Ok(df.height())
+}

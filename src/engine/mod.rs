@@ -1,0 +1,17 @@
+//! The engine: the only layer that uses Polars. It finds and checks input files, scans and
+//! converts them into the core's plain columns, reads the side tables (path tables, spend,
+//! partials) and writes tables as Parquet or CSV.
+
+mod convert;
+pub mod discover;
+pub mod generate;
+pub mod read;
+mod schema;
+pub mod side_tables;
+pub mod write;
+
+pub use discover::{date_of, partition_date, resolve_inputs, scoped_inputs, ReadScope};
+pub use read::{load_events, LoadOptions, MAX_EVENTS, READ_BATCH};
+pub use schema::validate_inputs;
+pub use side_tables::{load_paths, load_spend, PathTableRow};
+pub use write::{read_partial_paths, to_frame, write_frame, write_table};

@@ -1,0 +1,422 @@
+//! Reading the event log: every file's schema checked first, then each file scanned in
+//! batches of [`READ_BATCH`] rows (only the mapped columns) and converted into the plain
+//! columns of [`EventLog`] with dense, deterministic ids.
+//!
+//! Rules owned here (`docs/models.md` § Input): every problem names the file, the column and
+//! what is wrong; user and channel ids are numbered in the sorted order of their values (or
+//! of a fixed hash), so nothing downstream depends on the row order of the input; times are
+//! µs since the Unix epoch, UTC (naive timestamps are UTC).
+
+use std::path::PathBuf;
+
+use polars::prelude::*;
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use super::convert::{append_batch, BatchContext};
+use super::discover::{date_of, scoped_inputs, ReadScope};
+use super::schema::{check_schema, FilePlan, MarkerKind, TimeKind, UserKind};
+use crate::core::event_log::{reserved_name_problem, EventLog, InputFile, UserNames, NO_CHANNEL};
+use crate::core::intern::PIECE;
+use crate::error::{Error, Result};
+use crate::settings::{Columns, InvalidRows};
+
+/// Rows read at a time from a file: the Polars frame of one batch (~70 bytes a row) lives
+/// next to the compact columns (~25 bytes a row), never the frame of a whole large file.
+pub const READ_BATCH: u64 = 4 << 20;
+
+/// The most events one run can hold (ids are `u32`); larger inputs are split with
+/// `--shard i/N`.
+pub const MAX_EVENTS: u64 = u32::MAX as u64 - 1;
+
+/// The user key of every kept row, in log order; numbered once every file is read.
+pub(super) enum UserKeys {
+    /// XXH3-128 hashes of string ids.
+    Str(Vec<u128>),
+    /// Integer ids.
+    Int(Vec<i64>),
+}
+
+/// Interns values into dense ids in first-seen order; [`Interner::sorted_remap`] then
+/// renumbers them in sorted order, so the final ids never depend on row order. For the
+/// small vocabularies (channels, touch types, campaigns).
+#[derive(Default)]
+pub(super) struct Interner<K> {
+    ids: FxHashMap<K, u32>,
+}
+
+impl<K: std::hash::Hash + Eq + Ord + Clone> Interner<K> {
+    /// `remap[old_id] = new_id` in sorted order of the keys, and the sorted keys.
+    fn sorted_remap(self) -> (Vec<u32>, Vec<K>) {
+        let mut pairs: Vec<(K, u32)> = self.ids.into_iter().collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut remap = vec![0u32; pairs.len()];
+        let mut keys = Vec::with_capacity(pairs.len());
+        for (new, (k, old)) in pairs.into_iter().enumerate() {
+            remap[old as usize] = new as u32;
+            keys.push(k);
+        }
+        (remap, keys)
+    }
+}
+
+impl Interner<String> {
+    pub(super) fn intern_str(&mut self, k: &str) -> u32 {
+        if let Some(&id) = self.ids.get(k) {
+            return id;
+        }
+        let n = self.ids.len() as u32;
+        self.ids.insert(k.to_owned(), n);
+        n
+    }
+}
+
+/// Interners and ids of the optional touch-type and campaign columns.
+#[derive(Default)]
+pub(super) struct Extra {
+    pub(super) types: Interner<String>,
+    pub(super) type_ids: Vec<u32>,
+    pub(super) campaigns: Interner<String>,
+    pub(super) campaign_ids: Vec<u32>,
+}
+
+/// What outlives one batch: the vocabularies, the user keys and the optional columns.
+pub(super) struct LoadState {
+    pub(super) channels: Interner<String>,
+    pub(super) str_ties: Interner<String>,
+    pub(super) tie_is_str: bool,
+    pub(super) ties: Vec<i64>,
+    pub(super) extra: Extra,
+    pub(super) users: UserKeys,
+    /// The value of each string user key, when the run lists users.
+    pub(super) names: Option<FxHashMap<u128, String>>,
+}
+
+/// What to read and how to treat invalid rows.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions<'a> {
+    /// Column mapping.
+    pub columns: &'a Columns,
+    /// Fail on invalid rows, or drop and count them.
+    pub on_invalid: InvalidRows,
+    /// The part of the input the run needs.
+    pub scope: &'a ReadScope,
+}
+
+/// Load the events a scope needs (see [`ReadScope`]): schemas of all files first, then the
+/// files one at a time, in batches.
+pub fn load_events(spec: &str, opts: &LoadOptions) -> Result<EventLog> {
+    let (cols, scope) = (opts.columns, opts.scope);
+    let files = scoped_inputs(spec, scope)?;
+    let plans: Vec<FilePlan> = files.iter().map(|f| check_schema(f, cols)).collect::<Result<_>>()?;
+    check_plans_agree(&plans, cols)?;
+    let total: u64 = plans.iter().map(|p| p.rows).sum();
+    if total > MAX_EVENTS && scope.shard.is_none() {
+        return Err(Error::bad_input(
+            PathBuf::from(spec),
+            None,
+            format!(
+                "{total} rows: one run holds at most {MAX_EVENTS} events; split the users with --shard i/N"
+            ),
+        ));
+    }
+    let mut log = EventLog::default();
+    let mut state = LoadState {
+        channels: Interner::default(),
+        str_ties: Interner::default(),
+        tie_is_str: false,
+        ties: Vec::new(),
+        extra: Extra::default(),
+        users: match plans[0].user {
+            UserKind::Str => UserKeys::Str(Vec::with_capacity(total as usize)),
+            UserKind::Int => UserKeys::Int(Vec::with_capacity(total as usize)),
+        },
+        names: (!scope.skip_user_names).then(FxHashMap::default),
+    };
+    log.reserve(total as usize);
+    let user_int32 = plans.iter().all(|p| p.user_int32);
+    for plan in &plans {
+        read_plan(plan, opts, user_int32, &mut log, &mut state)?;
+    }
+    check_read(spec, scope, &log)?;
+    finish(&mut log, state, cols);
+    check_channels(spec, cols, &log)?;
+    Ok(log)
+}
+
+/// One role, one type across all files: user ids are all strings or all integers, and a
+/// tie-breaker orders values of one kind (else two files' rows would compare unlike values).
+fn check_plans_agree(plans: &[FilePlan], cols: &Columns) -> Result<()> {
+    let first = &plans[0];
+    for p in &plans[1..] {
+        if p.user != first.user {
+            return Err(Error::bad_input(
+                &p.path,
+                Some(&cols.user),
+                format!(
+                    "user id type differs between files ({} here, {} in {})",
+                    p.user.describe(),
+                    first.user.describe(),
+                    first.path.display()
+                ),
+            ));
+        }
+        if let (Some(a), Some(b)) = (p.tie, first.tie) {
+            if a != b {
+                return Err(Error::bad_input(
+                    &p.path,
+                    cols.tie_breaker.as_deref(),
+                    format!(
+                        "tie-breaker type differs between files ({} here, {} in {}); cast it to one \
+                         type in every file",
+                        a.describe(),
+                        b.describe(),
+                        first.path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Read one file in batches and append its rows.
+fn read_plan(
+    plan: &FilePlan,
+    opts: &LoadOptions,
+    user_int32: bool,
+    log: &mut EventLog,
+    state: &mut LoadState,
+) -> Result<()> {
+    log.files.push(InputFile { path: plan.path.clone(), rows: plan.rows });
+    let batch_rows = opts.scope.batch_rows.unwrap_or(READ_BATCH).max(1);
+    let mut offset = 0u64;
+    loop {
+        let t = std::time::Instant::now();
+        let len = batch_rows.min(plan.rows - offset);
+        let batch = (plan.rows > batch_rows).then_some((offset, len));
+        let df = read_file(plan, opts.columns, opts.scope.range, batch)?;
+        tracing::debug!(file = %plan.path.display(), offset, rows = df.height(), ms = t.elapsed().as_millis(), "scanned");
+        log.rows_read += df.height() as u64;
+        let ctx = BatchContext {
+            plan,
+            cols: opts.columns,
+            on_invalid: opts.on_invalid,
+            scope: opts.scope,
+            offset: offset as usize,
+            user_int32,
+        };
+        append_batch(&ctx, df, log, state)?;
+        offset += len;
+        if offset >= plan.rows {
+            return Ok(());
+        }
+    }
+}
+
+/// What a read that kept nothing means: no rows in the window (the data may not have
+/// landed yet: 66, retried by schedulers), no rows at all, or only invalid rows (65).
+fn check_read(spec: &str, scope: &ReadScope, log: &EventLog) -> Result<()> {
+    if log.rows_read == 0 {
+        if let Some((a, b)) = scope.range {
+            return Err(Error::NotFound {
+                path: PathBuf::from(spec),
+                problem: format!(
+                    "no events between {} and {} (the reporting window and its lookback)",
+                    date_of(a),
+                    date_of(b - 1)
+                ),
+            });
+        }
+        let problem = if log.other_shards > 0 { "no rows of this shard" } else { "the input has no rows" };
+        return Err(Error::bad_input(PathBuf::from(spec), None, problem));
+    }
+    if log.is_empty() {
+        return Err(Error::bad_input(
+            PathBuf::from(spec),
+            None,
+            "every row was rejected as invalid; nothing to attribute",
+        ));
+    }
+    if log.len() as u64 > MAX_EVENTS {
+        return Err(Error::bad_input(
+            PathBuf::from(spec),
+            None,
+            format!("one run holds at most {MAX_EVENTS} events; split the users with --shard i/N"),
+        ));
+    }
+    Ok(())
+}
+
+/// Channel names that would break a table's grain, and sums that overflow, are refused.
+fn check_channels(spec: &str, cols: &Columns, log: &EventLog) -> Result<()> {
+    if let Some(p) = log.channels.iter().find_map(|c| reserved_name_problem(c)) {
+        return Err(Error::bad_input(PathBuf::from(spec), Some(&cols.channel), p));
+    }
+    let total: f64 = log.value.par_iter().sum();
+    if !total.is_finite() {
+        return Err(Error::bad_input(
+            PathBuf::from(spec),
+            cols.value.as_deref(),
+            "the conversion values add up to more than a 64-bit float holds; check the column's unit",
+        ));
+    }
+    Ok(())
+}
+
+/// Renumber every id in sorted order now that all files are read.
+fn finish(log: &mut EventLog, state: LoadState, cols: &Columns) {
+    let t = std::time::Instant::now();
+    let LoadState { channels, str_ties, tie_is_str, mut ties, extra, users, names } = state;
+    number_users(log, users, names);
+    if cols.touch_type.is_some() {
+        let (r, names) = extra.types.sorted_remap();
+        let mut v = extra.type_ids;
+        for t in &mut v {
+            if *t != NO_CHANNEL {
+                *t = r[*t as usize];
+            }
+        }
+        log.touch_type = Some(v);
+        log.touch_types = names;
+    }
+    if cols.campaign.is_some() {
+        let (r, names) = extra.campaigns.sorted_remap();
+        let mut v = extra.campaign_ids;
+        for t in &mut v {
+            *t = r[*t as usize];
+        }
+        log.campaign = Some(v);
+        log.campaigns = names;
+    }
+    let (chan_remap, names) = channels.sorted_remap();
+    log.channel.par_chunks_mut(PIECE).for_each(|cs| {
+        for c in cs {
+            if *c != NO_CHANNEL {
+                *c = chan_remap[*c as usize];
+            }
+        }
+    });
+    log.channels = names;
+    if cols.tie_breaker.is_some() {
+        if tie_is_str {
+            let (r, _) = str_ties.sorted_remap();
+            for t in &mut ties {
+                *t = r[*t as usize] as i64;
+            }
+        }
+        log.tie = Some(ties);
+    }
+    tracing::debug!(ms = t.elapsed().as_millis(), "renumbered ids");
+}
+
+/// Dense user ids: the rank of each row's key among the distinct keys of the whole input
+/// (hash order for string ids, value order for integers).
+fn number_users(log: &mut EventLog, users: UserKeys, mut names: Option<FxHashMap<u128, String>>) {
+    use crate::core::intern::{bucket_count, dense_ids, hash_bucket, range_bucket};
+    let n = log.len();
+    let nb = bucket_count(n);
+    match users {
+        UserKeys::Str(keys) => {
+            let dense = dense_ids(n, nb, hash_bucket(nb), |at, len, out| {
+                out.extend(keys[at..at + len].iter().map(|&h| Some(h)));
+            });
+            drop(keys);
+            log.user = dense.ids;
+            log.n_users = dense.keys.len();
+            if let Some(names) = &mut names {
+                log.user_names = UserNames::Str(
+                    dense.keys.iter().map(|h| names.remove(h).expect("every user named")).collect(),
+                );
+            }
+        }
+        UserKeys::Int(keys) => {
+            let (min, max) =
+                (keys.iter().copied().min().unwrap_or(0), keys.iter().copied().max().unwrap_or(0));
+            let dense = dense_ids(n, nb, range_bucket(min, max, nb), |at, len, out| {
+                out.extend(keys[at..at + len].iter().map(|&k| Some(k)));
+            });
+            drop(keys);
+            log.user = dense.ids;
+            log.n_users = dense.keys.len();
+            log.user_names = UserNames::Int(dense.keys);
+        }
+    }
+}
+
+/// Scan one file lazily, projecting only the mapped columns; ISO-8601 time strings are
+/// parsed here, strictly (an unparseable time fails the file rather than becoming null).
+///
+/// `batch = (offset, len)` reads only those rows of the file (before the range filter).
+fn read_file(
+    plan: &FilePlan,
+    cols: &Columns,
+    range: Option<(i64, i64)>,
+    batch: Option<(u64, u64)>,
+) -> Result<DataFrame> {
+    let path_str = plan.path.to_string_lossy().to_string();
+    let mut lf = LazyFrame::scan_parquet(PlRefPath::new(path_str.as_str()), ScanArgsParquet::default())
+        .map_err(|e| Error::bad_input(&plan.path, None, format!("cannot scan: {e}")))?;
+    if let Some((offset, len)) = batch {
+        lf = lf.slice(offset as i64, len as IdxSize);
+    }
+    let mut exprs = vec![col(cols.user.as_str())];
+    let time = col(cols.time.as_str());
+    exprs.push(match plan.time {
+        TimeKind::Str => time.str().to_datetime(
+            Some(TimeUnit::Microseconds),
+            None,
+            StrptimeOptions { strict: true, ..Default::default() },
+            lit("raise"),
+        ),
+        _ => time,
+    });
+    exprs.push(col(cols.channel.as_str()).cast(DataType::String));
+    exprs.push(match plan.marker {
+        MarkerKind::Str => col(cols.conversion.as_str()).cast(DataType::String),
+        _ => col(cols.conversion.as_str()),
+    });
+    if let Some(v) = &cols.value {
+        exprs.push(col(v.as_str()).cast(DataType::Float64));
+    }
+    if let Some(t) = &cols.tie_breaker {
+        exprs.push(col(t.as_str()));
+    }
+    for c in [&cols.touch_type, &cols.campaign].into_iter().flatten() {
+        exprs.push(col(c.as_str()).cast(DataType::String));
+    }
+    let mut lf = lf.select(exprs);
+    if let Some((start, end)) = range {
+        // A literal of the column's own type keeps the predicate pushable to row-group
+        // statistics; ISO strings are filtered after parsing.
+        let bound = |us: i64| -> Expr {
+            match &plan.time_dtype {
+                DataType::Datetime(unit, tz) => {
+                    let v = match unit {
+                        TimeUnit::Nanoseconds => us.saturating_mul(1000),
+                        TimeUnit::Microseconds => us,
+                        TimeUnit::Milliseconds => us.div_euclid(1000),
+                    };
+                    lit(v).cast(DataType::Datetime(*unit, tz.clone()))
+                }
+                DataType::Date => lit(us.div_euclid(86_400_000_000) as i32).cast(DataType::Date),
+                _ => lit(us).cast(DataType::Datetime(TimeUnit::Microseconds, None)),
+            }
+        };
+        if plan.time != TimeKind::Str {
+            let t = col(cols.time.as_str());
+            lf = lf.filter(t.clone().gt_eq(bound(start)).and(t.lt(bound(end))));
+        }
+    }
+    lf.collect().map_err(|e| {
+        let msg = e.to_string();
+        let column = if plan.time == TimeKind::Str
+            && (msg.contains("strptime") || msg.contains("conversion") || msg.contains("parse"))
+        {
+            Some(cols.time.as_str())
+        } else {
+            None
+        };
+        Error::bad_input(&plan.path, column, format!("cannot read the data: {msg}"))
+    })
+}

@@ -1,0 +1,215 @@
+//! Schema checks: every mapped column of every file exists with an accepted type, checked
+//! from the footers before any data is read.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use super::discover::{scoped_inputs, ReadScope};
+use crate::core::event_log::InputFile;
+use crate::error::{Error, Result};
+use crate::settings::Columns;
+
+/// The kind of the user column, which must agree across files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum UserKind {
+    Str,
+    Int,
+}
+
+impl UserKind {
+    pub(super) fn describe(self) -> &'static str {
+        match self {
+            UserKind::Str => "string",
+            UserKind::Int => "integer",
+        }
+    }
+}
+
+/// How tie-breaker values are ordered: one kind across all files, or the order of two
+/// files' rows would compare unlike values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TieKind {
+    /// Strings, in byte order.
+    Str,
+    /// Floats, in numeric order.
+    Float,
+    /// Integers, booleans and temporal values, by their integer representation.
+    Int,
+}
+
+impl TieKind {
+    pub(super) fn describe(self) -> &'static str {
+        match self {
+            TieKind::Str => "string",
+            TieKind::Float => "float",
+            TieKind::Int => "integer, boolean or temporal",
+        }
+    }
+}
+
+/// The kind of the conversion marker column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MarkerKind {
+    Str,
+    Bool,
+    Int,
+}
+
+/// The kind of the time column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TimeKind {
+    Datetime,
+    Date,
+    Str,
+}
+
+/// What the schema check learned about one file.
+pub(super) struct FilePlan {
+    pub(super) path: PathBuf,
+    pub(super) rows: u64,
+    pub(super) user: UserKind,
+    /// An integer user id of at most 32 bits (Spark's `INT`: shards hash 4 bytes).
+    pub(super) user_int32: bool,
+    pub(super) time: TimeKind,
+    pub(super) time_dtype: DataType,
+    pub(super) marker: MarkerKind,
+    pub(super) tie: Option<TieKind>,
+}
+
+/// Check the schemas of the files a scope needs, without reading any data.
+pub fn validate_inputs(spec: &str, cols: &Columns, scope: &ReadScope) -> Result<Vec<InputFile>> {
+    let files = scoped_inputs(spec, scope)?;
+    files.iter().map(|f| check_schema(f, cols).map(|p| InputFile { path: p.path, rows: p.rows })).collect()
+}
+
+fn is_int(dt: &DataType) -> bool {
+    dt.is_integer()
+}
+
+pub(super) fn type_problem(dt: &DataType, expected: &str) -> String {
+    format!("has type {dt}, expected {expected}")
+}
+
+/// Read a file's footer and check that every mapped column exists with an accepted type.
+pub(super) fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.len() == 0 {
+        return Err(Error::bad_input(path, None, "the file is empty (0 bytes), not a Parquet file"));
+    }
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = ParquetReader::new(file);
+    let not_parquet = |e: PolarsError| {
+        Error::bad_input(
+            path,
+            None,
+            format!("not a readable Parquet file (corrupt, truncated or another format): {e}"),
+        )
+    };
+    let arrow_schema = reader.schema().map_err(not_parquet)?;
+    let rows = reader.num_rows().map_err(not_parquet)? as u64;
+    let schema = Schema::from_arrow_schema(&arrow_schema);
+
+    let get = |name: &str| -> Result<DataType> {
+        schema.get(name).cloned().ok_or_else(|| {
+            let mut available: Vec<&str> = schema.iter_names().map(|s| s.as_str()).collect();
+            available.sort();
+            Error::bad_input(
+                path,
+                Some(name),
+                format!("missing column (the file has: {})", available.join(", ")),
+            )
+        })
+    };
+
+    let dt = get(&cols.user)?;
+    let user = match dt {
+        DataType::String => UserKind::Str,
+        ref d if is_int(d) => UserKind::Int,
+        ref d => {
+            return Err(Error::bad_input(
+                path,
+                Some(&cols.user),
+                type_problem(d, "a string or integer user id"),
+            ))
+        }
+    };
+    let dt = get(&cols.time)?;
+    let time = match dt {
+        DataType::Datetime(..) => TimeKind::Datetime,
+        DataType::Date => TimeKind::Date,
+        DataType::String => TimeKind::Str,
+        ref d => {
+            return Err(Error::bad_input(
+                path,
+                Some(&cols.time),
+                type_problem(d, "a timestamp, a date or an ISO-8601 string"),
+            ))
+        }
+    };
+    let dt = get(&cols.channel)?;
+    match dt {
+        DataType::String | DataType::Categorical(..) | DataType::Enum(..) => {}
+        ref d => {
+            return Err(Error::bad_input(
+                path,
+                Some(&cols.channel),
+                type_problem(d, "a string or categorical channel"),
+            ))
+        }
+    }
+    let dt = get(&cols.conversion)?;
+    let marker = match dt {
+        DataType::String | DataType::Categorical(..) | DataType::Enum(..) => MarkerKind::Str,
+        DataType::Boolean => MarkerKind::Bool,
+        ref d if is_int(d) => MarkerKind::Int,
+        ref d => {
+            return Err(Error::bad_input(
+                path,
+                Some(&cols.conversion),
+                type_problem(d, "a string, boolean or 0/1 integer conversion marker"),
+            ))
+        }
+    };
+    if let Some(v) = &cols.value {
+        let dt = get(v)?;
+        if !(dt.is_primitive_numeric() || matches!(dt, DataType::Decimal(..))) {
+            return Err(Error::bad_input(
+                path,
+                Some(v),
+                type_problem(&dt, "a float, integer or decimal value"),
+            ));
+        }
+    }
+    for c in [&cols.touch_type, &cols.campaign].into_iter().flatten() {
+        let dt = get(c)?;
+        if !matches!(dt, DataType::String | DataType::Categorical(..) | DataType::Enum(..)) {
+            return Err(Error::bad_input(path, Some(c), type_problem(&dt, "a string or categorical column")));
+        }
+    }
+    let tie = match &cols.tie_breaker {
+        Some(t) => Some(tie_kind(path, t, &get(t)?)?),
+        None => None,
+    };
+    let user_int32 = matches!(
+        schema.get(&cols.user),
+        Some(DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16)
+    );
+    let time_dtype = schema.get(&cols.time).cloned().unwrap_or(DataType::Null);
+    Ok(FilePlan { path: path.to_path_buf(), rows, user, user_int32, time, time_dtype, marker, tie })
+}
+
+fn tie_kind(path: &Path, name: &str, dt: &DataType) -> Result<TieKind> {
+    match dt {
+        DataType::String => Ok(TieKind::Str),
+        d if d.is_float() => Ok(TieKind::Float),
+        d if d.is_primitive_numeric() || d.is_temporal() || matches!(d, DataType::Boolean) => {
+            Ok(TieKind::Int)
+        }
+        d => Err(Error::bad_input(
+            path,
+            Some(name),
+            type_problem(d, "an orderable column (number, time, string or boolean)"),
+        )),
+    }
+}

@@ -1,0 +1,100 @@
+//! Writing tables (Parquet with zstd, or CSV) and reading back the partial path tables of
+//! shard runs. The encoding of a [`Table`] is decided here and only here.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::core::table::{Table, Values};
+use crate::error::{Error, Result};
+use crate::settings::Format;
+
+fn io_err(path: &Path) -> impl Fn(PolarsError) -> Error + '_ {
+    move |e| Error::io(path, std::io::Error::other(e.to_string()))
+}
+
+fn internal(e: PolarsError) -> Error {
+    Error::Internal(format!("building a table: {e}"))
+}
+
+/// A table as a Polars frame (types chosen once, here).
+pub fn to_frame(t: &Table) -> Result<DataFrame> {
+    let mut cols = Vec::with_capacity(t.columns.len());
+    for (name, v) in &t.columns {
+        let name: PlSmallStr = (*name).into();
+        let c: Column = match v {
+            Values::Str(v) => Column::new(name, v),
+            Values::OptStr(v) => Column::new(name, v),
+            Values::F64(v) => Column::new(name, v),
+            Values::OptF64(v) => Column::new(name, v),
+            Values::U32(v) => Column::new(name, v),
+            Values::U64(v) => Column::new(name, v),
+            Values::Bool(v) => Column::new(name, v),
+            Values::Date(v) => Series::new(name, v).cast(&DataType::Date).map_err(internal)?.into(),
+            Values::TimestampUs(v) => Series::new(name, v)
+                .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))
+                .map_err(internal)?
+                .into(),
+        };
+        cols.push(c);
+    }
+    DataFrame::new_infer_height(cols).map_err(internal)
+}
+
+/// Write one table to `path` in `format`, synced to disk.
+pub fn write_table(t: &Table, path: &Path, format: Format) -> Result<()> {
+    let mut df = to_frame(t)?;
+    write_frame(&mut df, path, format)
+}
+
+/// Write a frame to `path` in `format`, synced to disk.
+pub fn write_frame(df: &mut DataFrame, path: &Path, format: Format) -> Result<()> {
+    let t = std::time::Instant::now();
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut w = BufWriter::new(file);
+    match format {
+        Format::Parquet => {
+            ParquetWriter::new(&mut w)
+                .with_compression(ParquetCompression::Zstd(None))
+                .finish(df)
+                .map_err(io_err(path))?;
+        }
+        Format::Csv => {
+            CsvWriter::new(&mut w).include_header(true).finish(df).map_err(io_err(path))?;
+        }
+    }
+    let file = w.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io(path, e))?;
+    tracing::debug!(file = %path.display(), rows = df.height(), ms = t.elapsed().as_millis(), "wrote table");
+    Ok(())
+}
+
+/// The rows of a partial path table: (path string, conversions, nulls, value).
+pub type PartialRows = (Vec<String>, Vec<f64>, Vec<f64>, Vec<f64>);
+
+/// Read a partial path table written by a shard run.
+pub fn read_partial_paths(path: &Path) -> Result<PartialRows> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let df = ParquetReader::new(file)
+        .finish()
+        .map_err(|e| Error::bad_input(path, None, format!("cannot read the partial path table: {e}")))?;
+    let err = |e: PolarsError| Error::bad_input(path, None, format!("bad partial path table: {e}"));
+    let paths: Vec<String> = df
+        .column("path")
+        .map_err(err)?
+        .str()
+        .map_err(err)?
+        .iter()
+        .map(|p| p.unwrap_or_default().to_owned())
+        .collect();
+    let num = |name: &str| -> Result<Vec<f64>> {
+        let c = df.column(name).map_err(err)?.f64().map_err(err)?;
+        if c.null_count() > 0 {
+            return Err(Error::bad_input(path, Some(name), "nulls in a partial path table"));
+        }
+        Ok(c.into_no_null_iter().collect())
+    };
+    Ok((paths, num("conversions")?, num("nulls")?, num("value")?))
+}

@@ -1,0 +1,90 @@
+//! The report layer: a run's results as tables (one [`TableName`] registry, fixed columns
+//! and row order) and as `report.html`, the page for media buyers. Plain Rust: the engine
+//! encodes the tables.
+
+mod html;
+mod names;
+mod tables;
+
+use std::collections::BTreeMap;
+
+pub use html::html;
+pub use names::TableName;
+pub use tables::folded;
+
+use crate::core::analysis::{Analysis, CampaignCredits};
+use crate::core::event_log::{InputSummary, UserNames};
+use crate::core::table::{Table, Values};
+use crate::error::Result;
+use crate::settings::Settings;
+
+/// The results of one run, ready to become tables.
+#[derive(Debug)]
+pub struct RunResult {
+    /// Channel-level analysis.
+    pub analysis: Analysis,
+    /// Campaign-level credits, when a campaign column is set.
+    pub campaign: Option<CampaignCredits>,
+    /// User names (for per-journey output).
+    pub users: UserNames,
+    /// What was read.
+    pub input: InputSummary,
+    /// Spend per channel, when a spend file is configured.
+    pub spend: Option<BTreeMap<String, f64>>,
+}
+
+/// Every output table of a run, in [`TableName`] order.
+pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
+    let a = &run.analysis;
+    let mut t = vec![tables::channel_attribution(a, run.spend.as_ref())];
+    if let Some(c) = &run.campaign {
+        t.push(tables::campaign_attribution(a, &c.credits, &c.units));
+    }
+    if let Some(r) = &a.markov {
+        t.push(tables::markov_removal_effects(a, r));
+        t.push(tables::markov_transitions(a, r));
+        if r.chain.order >= 2 && settings.models.markov_max_sequences > 0 {
+            t.push(tables::markov_sequence_effects(a, r));
+        }
+    }
+    if let Some(s) = &a.order_scores {
+        t.push(tables::markov_order_selection(s));
+    }
+    if a.shapley_ordered.is_some() {
+        t.push(tables::shapley_ordered(a));
+    }
+    t.push(tables::path_summary(a));
+    t.push(tables::data_quality(a, &run.input));
+    if settings.output.journey_credit {
+        t.push(tables::journey_credit(run, settings)?);
+    }
+    if let Some(w) = settings.window() {
+        // Windowed runs: `run_date` as the first column of every table, so a dataset of
+        // many partitions stays self-describing when the files are copied elsewhere.
+        let days = (w.run_date.0 - chrono::NaiveDate::default()).num_days() as i32;
+        for table in &mut t {
+            let n = table.height();
+            table.prepend("run_date", Values::Date(vec![days; n]));
+        }
+    }
+    Ok(t)
+}
+
+/// The partial path table of a shard run: paths joined by the unit separator.
+pub fn partial_paths(a: &Analysis, separator: char) -> Table {
+    let sep = separator.to_string();
+    let rows = &a.paths.rows;
+    let paths = rows
+        .iter()
+        .map(|r| r.path.iter().map(|&c| a.paths.channels[c as usize].as_str()).collect::<Vec<_>>().join(&sep))
+        .collect();
+    Table::new(
+        TableName::PartialPaths.as_str(),
+        vec![
+            ("path", Values::Str(paths)),
+            ("conversions", Values::F64(rows.iter().map(|r| r.conversions).collect())),
+            ("nulls", Values::F64(rows.iter().map(|r| r.nulls).collect())),
+            ("value", Values::F64(rows.iter().map(|r| r.value).collect())),
+        ],
+    )
+}

@@ -1,0 +1,96 @@
+//! The one registry of output tables: their names, in publication order.
+
+use crate::settings::{MarkovOrder, Model, Settings};
+
+/// Every table touchpoint writes. The order of the variants is the order of publication
+/// and of the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TableName {
+    /// Grain (model, channel).
+    ChannelAttribution,
+    /// Grain (model, channel, campaign).
+    CampaignAttribution,
+    /// Grain (channel).
+    MarkovRemovalEffects,
+    /// Grain (from_state, to_state).
+    MarkovTransitions,
+    /// Grain (sequence).
+    MarkovSequenceEffects,
+    /// Grain (order).
+    MarkovOrderSelection,
+    /// Grain (channel, position).
+    ShapleyOrdered,
+    /// Grain (path).
+    PathSummary,
+    /// Grain (metric).
+    DataQuality,
+    /// Grain (journey, model, channel).
+    JourneyCredit,
+    /// The partial path table of a shard run.
+    PartialPaths,
+}
+
+impl TableName {
+    /// Every table, in publication order.
+    pub const ALL: [TableName; 11] = [
+        TableName::ChannelAttribution,
+        TableName::CampaignAttribution,
+        TableName::MarkovRemovalEffects,
+        TableName::MarkovTransitions,
+        TableName::MarkovSequenceEffects,
+        TableName::MarkovOrderSelection,
+        TableName::ShapleyOrdered,
+        TableName::PathSummary,
+        TableName::DataQuality,
+        TableName::JourneyCredit,
+        TableName::PartialPaths,
+    ];
+
+    /// The name of the table, also its file stem.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableName::ChannelAttribution => "channel_attribution",
+            TableName::CampaignAttribution => "campaign_attribution",
+            TableName::MarkovRemovalEffects => "markov_removal_effects",
+            TableName::MarkovTransitions => "markov_transitions",
+            TableName::MarkovSequenceEffects => "markov_sequence_effects",
+            TableName::MarkovOrderSelection => "markov_order_selection",
+            TableName::ShapleyOrdered => "shapley_ordered",
+            TableName::PathSummary => "path_summary",
+            TableName::DataQuality => "data_quality",
+            TableName::JourneyCredit => "journey_credit",
+            TableName::PartialPaths => "partial_paths",
+        }
+    }
+
+    /// The tables a run with these settings writes, in order (for `--dry-run`; the
+    /// sequence effects table appears only when the order used is ≥ 2).
+    pub fn planned(settings: &Settings) -> Vec<TableName> {
+        let m = &settings.models;
+        let mut t = vec![TableName::ChannelAttribution];
+        if settings.columns.campaign.is_some() {
+            t.push(TableName::CampaignAttribution);
+        }
+        if settings.has(Model::Markov) {
+            t.extend([TableName::MarkovRemovalEffects, TableName::MarkovTransitions]);
+            let seq = match m.markov_order {
+                MarkovOrder::Fixed(k) => k >= 2,
+                MarkovOrder::Auto { .. } => true,
+            };
+            if seq && m.markov_max_sequences > 0 {
+                t.push(TableName::MarkovSequenceEffects);
+            }
+            if matches!(m.markov_order, MarkovOrder::Auto { .. }) {
+                t.push(TableName::MarkovOrderSelection);
+            }
+        }
+        if settings.has(Model::Shapley) {
+            t.push(TableName::ShapleyOrdered);
+        }
+        t.extend([TableName::PathSummary, TableName::DataQuality]);
+        if settings.output.journey_credit {
+            t.push(TableName::JourneyCredit);
+        }
+        t
+    }
+}

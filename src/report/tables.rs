@@ -1,0 +1,341 @@
+//! The output tables: stable snake_case columns, one grain each, rows in a fixed order
+//! (`docs/models.md` § Tables). No credit is computed here beyond folding and the
+//! per-journey split of the weights defined in [`crate::core::models`].
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+
+use super::names::TableName;
+use super::RunResult;
+use crate::core::analysis::Analysis;
+use crate::core::event_log::{InputSummary, RejectReason, UNATTRIBUTED};
+use crate::core::markov::{MarkovResult, OrderScore};
+use crate::core::models::{time_decay_weights, Credits, RuleModel};
+use crate::core::table::{Table, Values};
+use crate::error::{Error, Result};
+use crate::settings::{Model, Settings};
+
+fn share(x: f64, total: f64) -> Option<f64> {
+    (total > 0.0).then(|| x / total)
+}
+
+/// Credits folded into the report channels (base channels of `frequency` names).
+pub fn folded(a: &Analysis, c: &Credits) -> Credits {
+    let mut f = Credits::zeros(a.report_channels.len());
+    for (i, &b) in a.report_of.iter().enumerate() {
+        f.conversions[b as usize] += c.conversions[i];
+        f.value[b as usize] += c.value[i];
+    }
+    f
+}
+
+/// The rows shared by the credit tables: one per (model, key), plus `(unattributed)` per
+/// model when there are such conversions (`key` None).
+pub(super) struct CreditRows {
+    pub(super) model: Vec<&'static str>,
+    pub(super) key: Vec<Option<usize>>,
+    pub(super) conversions: Vec<f64>,
+    pub(super) value: Vec<f64>,
+}
+
+/// Credit rows of `credits` (per model, in key space), with the analysis' totals.
+pub(super) fn credit_rows(a: &Analysis, credits: &[(Model, Credits)]) -> CreditRows {
+    let mut r = CreditRows { model: Vec::new(), key: Vec::new(), conversions: Vec::new(), value: Vec::new() };
+    for (m, c) in credits {
+        for i in 0..c.conversions.len() {
+            r.model.push(m.name());
+            r.key.push(Some(i));
+            r.conversions.push(c.conversions[i]);
+            r.value.push(c.value[i]);
+        }
+        if a.stats.unattributed_conversions > 0.0 {
+            r.model.push(m.name());
+            r.key.push(None);
+            r.conversions.push(a.stats.unattributed_conversions);
+            r.value.push(a.stats.unattributed_value);
+        }
+    }
+    r
+}
+
+impl CreditRows {
+    /// The columns after the key columns: credits and shares of the analysis' totals.
+    fn measures(self, a: &Analysis) -> Vec<(&'static str, Values)> {
+        let (tc, tv) = (a.stats.total_conversions, a.stats.total_value);
+        let cs = self.conversions.iter().map(|&c| share(c, tc)).collect();
+        let vs = self.value.iter().map(|&v| share(v, tv)).collect();
+        vec![
+            ("conversions", Values::F64(self.conversions)),
+            ("value", Values::F64(self.value)),
+            ("conversion_share", Values::OptF64(cs)),
+            ("value_share", Values::OptF64(vs)),
+        ]
+    }
+}
+
+/// `channel_attribution`: grain (model, channel).
+pub fn channel_attribution(a: &Analysis, spend: Option<&BTreeMap<String, f64>>) -> Table {
+    let credits: Vec<(Model, Credits)> = a.credits.iter().map(|(m, c)| (*m, folded(a, c))).collect();
+    let rows = credit_rows(a, &credits);
+    let channel: Vec<String> = rows
+        .key
+        .iter()
+        .map(|k| k.map_or(UNATTRIBUTED, |i| a.report_channels[i].as_str()).to_owned())
+        .collect();
+    let mut extra = Vec::new();
+    if let Some(sp) = spend {
+        // Spend is per channel, the same under every model; CPA and ROAS follow each
+        // model's credit. `(unattributed)` and channels without spend get nulls.
+        let s: Vec<Option<f64>> = channel.iter().map(|c| sp.get(c).copied()).collect();
+        let cpa =
+            s.iter().zip(&rows.conversions).map(|(s, c)| s.and_then(|s| (*c > 0.0).then(|| s / c))).collect();
+        let roas = s.iter().zip(&rows.value).map(|(s, v)| s.and_then(|s| (s > 0.0).then(|| v / s))).collect();
+        extra =
+            vec![("spend", Values::OptF64(s)), ("cpa", Values::OptF64(cpa)), ("roas", Values::OptF64(roas))];
+    }
+    let mut all = vec![
+        ("model", Values::Str(rows.model.iter().map(|m| m.to_string()).collect())),
+        ("channel", Values::Str(channel)),
+    ];
+    all.extend(rows.measures(a));
+    all.extend(extra);
+    Table::new(TableName::ChannelAttribution.as_str(), all)
+}
+
+/// `campaign_attribution`: grain (model, channel, campaign). `credits` are per unit,
+/// `units[i]` is unit i's (channel, campaign).
+pub fn campaign_attribution(a: &Analysis, credits: &[(Model, Credits)], units: &[(String, String)]) -> Table {
+    let rows = credit_rows(a, credits);
+    let channel =
+        rows.key.iter().map(|k| k.map_or(UNATTRIBUTED, |i| units[i].0.as_str()).to_owned()).collect();
+    let campaign = rows.key.iter().map(|k| k.map(|i| units[i].1.clone())).collect();
+    let mut all = vec![
+        ("model", Values::Str(rows.model.iter().map(|m| m.to_string()).collect())),
+        ("channel", Values::Str(channel)),
+        ("campaign", Values::OptStr(campaign)),
+    ];
+    all.extend(rows.measures(a));
+    Table::new(TableName::CampaignAttribution.as_str(), all)
+}
+
+/// `markov_removal_effects`: grain (channel).
+pub fn markov_removal_effects(a: &Analysis, r: &MarkovResult) -> Table {
+    let n = a.paths.channels.len();
+    Table::new(
+        TableName::MarkovRemovalEffects.as_str(),
+        vec![
+            ("channel", Values::Str(a.paths.channels.clone())),
+            ("removal_effect", Values::OptF64(r.removal_effects.clone())),
+            ("value_removal_effect", Values::OptF64(r.value_removal_effects.clone())),
+            ("order", Values::U32(vec![r.chain.order as u32; n])),
+        ],
+    )
+}
+
+/// `markov_sequence_effects`: grain (sequence), most visited first.
+pub fn markov_sequence_effects(a: &Analysis, r: &MarkovResult) -> Table {
+    let s = &a.sequences;
+    Table::new(
+        TableName::MarkovSequenceEffects.as_str(),
+        vec![
+            ("sequence", Values::Str(s.iter().map(|e| a.paths.path_name(&e.sequence)).collect())),
+            ("length", Values::U32(s.iter().map(|e| e.sequence.len() as u32).collect())),
+            ("visits", Values::F64(s.iter().map(|e| e.visits).collect())),
+            ("removal_effect", Values::OptF64(s.iter().map(|e| e.removal_effect).collect())),
+            ("value_removal_effect", Values::OptF64(s.iter().map(|e| e.value_removal_effect).collect())),
+            ("order", Values::U32(vec![r.chain.order as u32; s.len()])),
+        ],
+    )
+}
+
+/// `markov_order_selection`: grain (order).
+pub fn markov_order_selection(scores: &[OrderScore]) -> Table {
+    Table::new(
+        TableName::MarkovOrderSelection.as_str(),
+        vec![
+            ("order", Values::U32(scores.iter().map(|s| s.order as u32).collect())),
+            ("auc", Values::F64(scores.iter().map(|s| s.auc).collect())),
+            ("penalized_auc", Values::F64(scores.iter().map(|s| s.penalized_auc).collect())),
+            ("states", Values::U64(scores.iter().map(|s| s.states as u64).collect())),
+            ("selected", Values::Bool(scores.iter().map(|s| s.selected).collect())),
+        ],
+    )
+}
+
+/// `markov_transitions`: grain (from_state, to_state), sorted by state names.
+pub fn markov_transitions(a: &Analysis, r: &MarkovResult) -> Table {
+    let mut rows: Vec<(String, String, f64, f64)> = r
+        .chain
+        .transitions
+        .iter()
+        .map(|t| {
+            (
+                r.chain.state_name(&a.paths, t.from),
+                r.chain.target_name(&a.paths, t.to),
+                t.count,
+                t.probability,
+            )
+        })
+        .collect();
+    rows.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    Table::new(
+        TableName::MarkovTransitions.as_str(),
+        vec![
+            ("from_state", Values::Str(rows.iter().map(|r| r.0.clone()).collect())),
+            ("to_state", Values::Str(rows.iter().map(|r| r.1.clone()).collect())),
+            ("count", Values::F64(rows.iter().map(|r| r.2).collect())),
+            ("probability", Values::F64(rows.iter().map(|r| r.3).collect())),
+        ],
+    )
+}
+
+/// `shapley_ordered`: grain (channel, position). Several `frequency` names fold into one
+/// channel: their rows are summed, in table order.
+pub fn shapley_ordered(a: &Analysis) -> Table {
+    let mut by: BTreeMap<(&str, u32), (f64, f64)> = BTreeMap::new();
+    for r in a.shapley_ordered.as_deref().unwrap_or_default() {
+        let ch = a.report_channels[a.report_of[r.channel as usize] as usize].as_str();
+        let e = by.entry((ch, r.position)).or_default();
+        e.0 += r.conversions;
+        e.1 += r.value;
+    }
+    Table::new(
+        TableName::ShapleyOrdered.as_str(),
+        vec![
+            ("channel", Values::Str(by.keys().map(|k| k.0.to_owned()).collect())),
+            ("position", Values::U32(by.keys().map(|k| k.1).collect())),
+            ("conversions", Values::F64(by.values().map(|v| v.0).collect())),
+            ("value", Values::F64(by.values().map(|v| v.1).collect())),
+        ],
+    )
+}
+
+/// `path_summary`: grain (path), sorted by conversions desc, nulls desc, then path (in
+/// channel order, channels being numbered in name order).
+pub fn path_summary(a: &Analysis) -> Table {
+    let rows = &a.paths.rows;
+    // The table is sorted by path already: sorting compact (count, index) keys keeps path
+    // order among equal counts without touching the paths themselves.
+    let desc = |x: f64| !x.to_bits() ^ if x.is_sign_negative() { 0 } else { 1 << 63 };
+    let mut keys: Vec<(u64, u64, usize)> =
+        rows.iter().enumerate().map(|(i, r)| (desc(r.conversions), desc(r.nulls), i)).collect();
+    keys.par_sort_unstable();
+    let idx: Vec<usize> = keys.into_iter().map(|k| k.2).collect();
+    let names: Vec<String> = idx.par_iter().map(|&i| a.paths.path_name(&rows[i].path)).collect();
+    Table::new(
+        TableName::PathSummary.as_str(),
+        vec![
+            ("path", Values::Str(names)),
+            ("touches", Values::U32(idx.iter().map(|&i| rows[i].path.len() as u32).collect())),
+            ("conversions", Values::F64(idx.iter().map(|&i| rows[i].conversions).collect())),
+            ("nulls", Values::F64(idx.iter().map(|&i| rows[i].nulls).collect())),
+            ("value", Values::F64(idx.iter().map(|&i| rows[i].value).collect())),
+        ],
+    )
+}
+
+/// `data_quality`: grain (metric), a fixed list of metrics.
+pub fn data_quality(a: &Analysis, input: &InputSummary) -> Table {
+    let s = &a.stats;
+    let mut m: Vec<(String, f64)> =
+        vec![("input_files".into(), input.files.len() as f64), ("rows_read".into(), input.rows_read as f64)];
+    let mut rejected = 0u64;
+    for r in RejectReason::ALL {
+        let n = input.rejected.get(&r).copied().unwrap_or(0);
+        rejected += n;
+        m.push((r.metric().into(), n as f64));
+    }
+    m.extend([
+        ("rows_rejected".into(), rejected as f64),
+        ("events".into(), input.events as f64),
+        ("users".into(), s.users as f64),
+        ("channels".into(), a.report_channels.len() as f64),
+        ("journeys".into(), s.journeys as f64),
+        ("converting_journeys".into(), s.converting_journeys as f64),
+        ("non_converting_journeys".into(), s.non_converting_journeys as f64),
+        ("conversions".into(), s.total_conversions),
+        ("conversion_value".into(), s.total_value),
+        ("unattributed_conversions".into(), s.unattributed_conversions),
+        ("unattributed_value".into(), s.unattributed_value),
+        ("touches".into(), s.touches as f64),
+        ("expired_touches".into(), s.expired_touches as f64),
+        ("distinct_paths".into(), a.paths.rows.len() as f64),
+    ]);
+    for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)] {
+        m.push((format!("path_length_{name}"), s.path_length_quantile(q).map(|x| x as f64).unwrap_or(0.0)));
+    }
+    if let Some(r) = &a.markov {
+        m.push(("markov_order".into(), r.chain.order as f64));
+        m.push(("markov_states".into(), r.chain.states.len() as f64 - 1.0));
+        m.push(("markov_p_conversion".into(), r.p_conversion));
+        m.push(("markov_observed_conversion_rate".into(), r.observed_rate));
+    }
+    Table::new(
+        TableName::DataQuality.as_str(),
+        vec![
+            ("metric", Values::Str(m.iter().map(|x| x.0.clone()).collect())),
+            ("value", Values::F64(m.iter().map(|x| x.1).collect())),
+        ],
+    )
+}
+
+/// `journey_credit`: grain (journey, model, channel); rule-based models and time decay
+/// (Markov credit is global, not per journey, and is not split here).
+pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
+    let a = &run.analysis;
+    let rec = a.recorded.as_ref().ok_or_else(|| Error::Config("journey_credit needs event input".into()))?;
+    let models: Vec<(Model, Option<RuleModel>)> = settings
+        .models
+        .run
+        .iter()
+        .filter(|m| **m != Model::Markov)
+        .map(|&m| (m, a.rule_model(m, &settings.models)))
+        .collect();
+    let h = settings.models.time_decay_half_life_days * 86_400_000_000.0;
+    let (mut jid, mut uid, mut cts, mut model, mut channel, mut credit, mut value) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut w = Vec::new();
+    let mut per: Vec<(u32, f64)> = Vec::new();
+    for i in 0..rec.len() {
+        let r = rec.range(i);
+        let user = run.users.name(rec.user[i]);
+        let journey = format!("{user}#{}", rec.seq[i]);
+        for (m, rule) in &models {
+            match rule {
+                Some(rule) => rule.weights(&rec.channel[r.clone()], &mut w),
+                None => time_decay_weights(&rec.ts[r.clone()], rec.conversion_ts[i], h, &mut w),
+            }
+            per.clear();
+            for (&c, &wi) in rec.channel[r.clone()].iter().zip(&w) {
+                let b = a.report_of[c as usize];
+                match per.iter_mut().find(|p| p.0 == b) {
+                    Some(p) => p.1 += wi,
+                    None => per.push((b, wi)),
+                }
+            }
+            per.sort_by_key(|p| p.0);
+            for &(b, wi) in &per {
+                jid.push(journey.clone());
+                uid.push(user.clone());
+                cts.push(rec.conversion_ts[i]);
+                model.push(m.name().to_owned());
+                channel.push(a.report_channels[b as usize].clone());
+                credit.push(wi);
+                value.push(wi * rec.value[i]);
+            }
+        }
+    }
+    Ok(Table::new(
+        TableName::JourneyCredit.as_str(),
+        vec![
+            ("journey_id", Values::Str(jid)),
+            ("user_id", Values::Str(uid)),
+            ("conversion_ts", Values::TimestampUs(cts)),
+            ("model", Values::Str(model)),
+            ("channel", Values::Str(channel)),
+            ("credit", Values::F64(credit)),
+            ("value", Values::F64(value)),
+        ],
+    ))
+}

@@ -1,0 +1,391 @@
+//! A run, end to end: read → journeys → models → tables → publication. [`Run`] holds the
+//! settings and records the phases; the commands (`attribute`, `run`, `merge`, shards) are
+//! thin uses of it.
+
+pub mod job;
+pub mod shard;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::core::analysis::{self, campaign_credits, AnalyzeOptions};
+use crate::core::event_log::{InputFile, InputSummary, UserNames};
+use crate::core::journeys::{self, JourneyOptions, JourneyStats, Journeys};
+use crate::core::paths::PathTable;
+use crate::engine::{self, LoadOptions, ReadScope};
+use crate::error::{Error, Result};
+use crate::publish::{DatedOutput, DirOutput, Output, WrittenFile};
+use crate::report::{self, RunResult};
+use crate::settings::{Model, Settings};
+
+/// The outcome of a successful run, for the CLI's JSON summary line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    /// `ok`, `ok_no_conversions` or `partial`.
+    pub status: &'static str,
+    /// Output directory.
+    pub out: String,
+    /// Events kept.
+    pub events: u64,
+    /// Journeys built.
+    pub journeys: u64,
+    /// Conversions (all, including unattributed).
+    pub conversions: f64,
+    /// Conversion value.
+    pub value: f64,
+    /// Rows of other shards that a `--shard` run skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_shard_rows: Option<u64>,
+    /// Files written.
+    pub outputs: Vec<WrittenFile>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// Wall time, milliseconds.
+    pub elapsed_ms: u128,
+}
+
+/// One run: its settings, the command it serves and the phases it went through.
+pub struct Run<'a> {
+    /// The settings of the run.
+    pub settings: Settings,
+    /// The command, for the manifest (`attribute`, `run`, `merge`, …).
+    pub command: &'static str,
+    /// Extra manifest fields (the pipeline file, its overrides, …).
+    pub manifest: serde_json::Map<String, serde_json::Value>,
+    timings: Vec<(&'static str, u128)>,
+    t0: Instant,
+    progress: &'a dyn Fn(&'static str),
+    output: Option<Output>,
+}
+
+impl<'a> Run<'a> {
+    /// A run of `command` with these settings; `progress` is told each phase as it starts.
+    pub fn new(settings: Settings, command: &'static str, progress: &'a dyn Fn(&'static str)) -> Self {
+        Run {
+            settings,
+            command,
+            manifest: Default::default(),
+            timings: Vec::new(),
+            t0: Instant::now(),
+            progress,
+            output: None,
+        }
+    }
+
+    /// Use an output opened by the caller (shards write a plain partial directory even for
+    /// windowed runs).
+    pub fn set_output(&mut self, output: Output) {
+        self.output = Some(output);
+    }
+
+    /// The opened output, if any.
+    pub fn output(&self) -> Option<&Output> {
+        self.output.as_ref()
+    }
+
+    /// Check, lock and clean up the output before any data is read: a bad `--out` or a
+    /// second run on the same output fails at once.
+    pub fn open_output(&mut self) -> Result<()> {
+        if self.output.is_none() {
+            let out = self.out()?;
+            self.output = Some(match self.settings.window() {
+                Some(_) => Output::Dated(DatedOutput::open(&out)?),
+                None => Output::Dir(DirOutput::open(&out)?),
+            });
+        }
+        Ok(())
+    }
+
+    /// Run one phase, recording its wall time.
+    pub fn phase<T>(&mut self, name: &'static str, f: impl FnOnce(&Settings) -> Result<T>) -> Result<T> {
+        (self.progress)(name);
+        let t = Instant::now();
+        let out = f(&self.settings)?;
+        self.timings.push((name, t.elapsed().as_millis()));
+        Ok(out)
+    }
+
+    /// The output directory (or root of the date partitions).
+    pub fn out(&self) -> Result<PathBuf> {
+        self.settings.output.root.clone().ok_or_else(|| {
+            Error::Config("no output directory (--out, or output.root in the pipeline file)".into())
+        })
+    }
+
+    /// Read the events and run journeys and models, over one shard of the users if given.
+    pub fn compute_events(&mut self, shard: Option<(u32, u32)>) -> Result<RunResult> {
+        if self.settings.output.root.is_some() {
+            self.open_output()?;
+        }
+        let events = self.settings.input.events.clone().ok_or_else(|| {
+            Error::Config("no event log (--events, or input.events in the pipeline file)".into())
+        })?;
+        let spend = load_spend(&self.settings)?;
+        let log = self.phase("read", |s| {
+            let (mut scope, _) = scope_of(s);
+            scope.shard = shard;
+            scope.skip_user_names = !s.output.journey_credit;
+            let opts =
+                LoadOptions { columns: &s.columns, on_invalid: s.journeys.on_invalid_rows, scope: &scope };
+            engine::load_events(&events, &opts)
+        })?;
+        tracing::info!(
+            files = log.files.len(),
+            rows = log.rows_read,
+            events = log.len(),
+            users = log.n_users,
+            "read input"
+        );
+        let (journeys, touch_campaign) = self.phase("journeys", |s| Ok(build_journeys(&log, s)))?;
+        let log_units = campaign_units(&log);
+        let input = InputSummary {
+            files: log.files.clone(),
+            rows_read: log.rows_read,
+            events: log.len() as u64,
+            rejected: log.rejected.clone(),
+            other_shards: log.other_shards,
+        };
+        let users = log.user_names.clone();
+        let (channels, campaigns) = (log.channels.clone(), log.campaigns.clone());
+        drop(log);
+        let (analysis, campaign) = self.phase("models", |s| {
+            let opts = AnalyzeOptions {
+                base_names: &channels,
+                models: &s.models,
+                time_decay_credit: None,
+                sequence_effects: true,
+            };
+            let a = analysis::analyze(journeys, &opts)?;
+            let c = match &touch_campaign {
+                Some(tc) => Some(campaign_credits(&a, tc, &log_units, &campaigns, &s.models)?),
+                None => None,
+            };
+            Ok((a, c))
+        })?;
+        for w in &analysis.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(RunResult { analysis, campaign, users, input, spend })
+    }
+
+    /// Read an aggregated path table (ChannelAttribution's input) and run the models.
+    pub fn compute_paths(&mut self, file: &Path) -> Result<RunResult> {
+        if self.settings.output.root.is_some() {
+            self.open_output()?;
+        }
+        let cols = self.settings.path_table.clone();
+        let (rows, n_rows) = self.phase("read", |_| engine::load_paths(file, &cols))?;
+        let journeys = journeys_of_path_rows(&rows, &cols.separator);
+        let analysis = self.phase("models", |s| {
+            let channels = journeys.paths.channels.clone();
+            let opts = AnalyzeOptions {
+                base_names: &channels,
+                models: &s.models,
+                time_decay_credit: None,
+                sequence_effects: true,
+            };
+            analysis::analyze(journeys, &opts)
+        })?;
+        Ok(RunResult {
+            spend: load_spend(&self.settings)?,
+            analysis,
+            campaign: None,
+            users: UserNames::default(),
+            input: InputSummary {
+                files: vec![InputFile { path: file.to_path_buf(), rows: n_rows }],
+                rows_read: n_rows,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// Publish the tables of a result (date partitions when the settings have a window, else
+    /// a plain directory with `report.html`) and summarise.
+    pub fn publish(mut self, run: &RunResult) -> Result<RunSummary> {
+        (self.progress)("write");
+        self.open_output()?;
+        let out = self.out()?;
+        let t = Instant::now();
+        let tables = report::tables(run, &self.settings)?;
+        let a = &run.analysis;
+        let status = if a.stats.total_conversions > 0.0 { "ok" } else { "ok_no_conversions" };
+        let mut doc = self.manifest_doc(run, status);
+        let format = self.settings.output.format;
+        let with_outputs = |files: &[WrittenFile]| {
+            doc["outputs"] = json!(files);
+            doc
+        };
+        let written = match (&self.output, self.settings.window()) {
+            (Some(Output::Dated(o)), Some(w)) => {
+                o.publish(&w.run_date.to_string(), format, &tables, with_outputs)?
+            }
+            (Some(Output::Dir(o)), None) => {
+                let html = report::html(run, &self.settings).into_bytes();
+                o.publish(format, &tables, &[("report.html", html)], with_outputs)?
+            }
+            _ => return Err(Error::Internal("the output does not match the window setting".into())),
+        };
+        self.timings.push(("write", t.elapsed().as_millis()));
+        tracing::info!(out = %out.display(), files = written.len(), "published outputs");
+        Ok(self.summary(status, run, written))
+    }
+
+    /// The manifest document, before the list of outputs is known.
+    fn manifest_doc(&self, run: &RunResult, status: &str) -> serde_json::Value {
+        let a = &run.analysis;
+        let mut doc = json!({
+            "tool": "touchpoint",
+            "version": env!("CARGO_PKG_VERSION"),
+            "command": self.command,
+            "status": status,
+            "settings": self.settings,
+            "ordering": "user, time, touches before conversions, tie-breaker, channel name, value",
+            "inputs": run.input.files,
+            "rows_read": run.input.rows_read,
+            "events": run.input.events,
+            "markov_order_used": a.markov.as_ref().map(|m| m.chain.order),
+            "outputs": [],
+            "warnings": a.warnings,
+            "timings_ms": self.timings.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        });
+        for (k, v) in &self.manifest {
+            doc[k] = v.clone();
+        }
+        doc
+    }
+
+    /// The summary of a published run.
+    pub fn summary(&self, status: &'static str, run: &RunResult, outputs: Vec<WrittenFile>) -> RunSummary {
+        let a = &run.analysis;
+        RunSummary {
+            status,
+            out: self.settings.output.root.as_deref().unwrap_or(Path::new("")).display().to_string(),
+            events: run.input.events,
+            journeys: a.stats.journeys,
+            conversions: a.stats.total_conversions,
+            value: a.stats.total_value,
+            other_shard_rows: (run.input.other_shards > 0).then_some(run.input.other_shards),
+            outputs,
+            warnings: a.warnings.clone(),
+            elapsed_ms: self.t0.elapsed().as_millis(),
+        }
+    }
+}
+
+/// Sort the events and build the channel journeys; with a campaign column, also the
+/// campaign of every recorded touch.
+fn build_journeys(log: &crate::core::event_log::EventLog, s: &Settings) -> (Journeys, Option<Vec<u32>>) {
+    let campaign = log.campaign.as_ref();
+    let record = s.output.journey_credit || s.has(Model::TimeDecay) || campaign.is_some();
+    let mut opts = JourneyOptions::resolve(&s.journeys, log, &log.channels, record);
+    opts.report = s.window().map(|w| w.range());
+    let t = Instant::now();
+    let order = journeys::sort_events(log);
+    tracing::debug!(ms = t.elapsed().as_millis(), "sorted events");
+    let j = journeys::build_ordered(log, &order, &log.channel, &log.channels, &opts);
+    tracing::info!(
+        journeys = j.stats.journeys,
+        converting = j.stats.converting_journeys,
+        paths = j.paths.rows.len(),
+        "built journeys"
+    );
+    let touch_campaign = campaign.map(|c| {
+        j.recorded.as_ref().map_or_else(Vec::new, |r| r.row.iter().map(|&row| c[row as usize]).collect())
+    });
+    (j, touch_campaign)
+}
+
+/// The (channel, campaign) pairs of the log's touches, packed and sorted (empty without a
+/// campaign column).
+fn campaign_units(log: &crate::core::event_log::EventLog) -> Vec<u64> {
+    let Some(camp) = &log.campaign else { return Vec::new() };
+    let mut keys: Vec<u64> = log
+        .channel
+        .iter()
+        .zip(camp)
+        .filter(|(c, _)| **c != crate::core::event_log::NO_CHANNEL)
+        .map(|(&c, &k)| ((c as u64) << 32) | k as u64)
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Journey counts and the path table of an aggregated path table's rows.
+fn journeys_of_path_rows(rows: &[engine::PathTableRow], separator: &str) -> Journeys {
+    let mut stats = JourneyStats::default();
+    let mut kept = Vec::new();
+    for (p, c, n, v) in rows {
+        let empty = p.split(separator).all(|t| t.trim().is_empty());
+        stats.total_conversions += c;
+        stats.total_value += v;
+        if empty {
+            stats.unattributed_conversions += c;
+            stats.unattributed_value += v;
+        } else {
+            kept.push((p.as_str(), *c, *n, *v));
+        }
+        stats.converting_journeys += c.round() as u64;
+        stats.journeys += (c + n).round() as u64;
+        stats.non_converting_journeys += n.round() as u64;
+    }
+    let paths = PathTable::from_string_paths(separator, kept);
+    for r in &paths.rows {
+        let len = r.path.len();
+        if stats.path_lengths.len() <= len {
+            stats.path_lengths.resize(len + 1, 0);
+        }
+        stats.path_lengths[len] += (r.conversions + r.nulls).round() as u64;
+        stats.touches += ((r.conversions + r.nulls) * len as f64).round() as u64;
+    }
+    Journeys { paths, stats, fold: None, recorded: None }
+}
+
+/// Load the configured spend file (before any event is read, so a bad one fails fast).
+pub fn load_spend(settings: &Settings) -> Result<Option<BTreeMap<String, f64>>> {
+    settings.input.spend.as_ref().map(|p| engine::load_spend(p)).transpose()
+}
+
+/// The read scope and the reporting range of a run's window (none: read and report all).
+pub fn scope_of(settings: &Settings) -> (ReadScope, Option<(i64, i64)>) {
+    let Some(w) = settings.window() else { return (ReadScope::default(), None) };
+    let (start, end) = w.range();
+    let scope = ReadScope {
+        range: Some((start - settings.journeys.max_lookback_micros(), end)),
+        partition_key: Some(settings.input.partition_key.clone()),
+        required_dates: Some(w.dates()),
+        shard: None,
+        skip_user_names: false,
+        batch_rows: None,
+    };
+    (scope, Some((start, end)))
+}
+
+/// `touchpoint attribute`: read the events (or a path table), attribute, publish.
+pub fn attribute(
+    settings: Settings,
+    shard: Option<(u32, u32)>,
+    progress: &dyn Fn(&'static str),
+) -> Result<RunSummary> {
+    if let Some(s) = shard {
+        return shard::attribute_shard(settings, s);
+    }
+    let paths = settings.input.paths.clone();
+    let mut run = Run::new(settings, "attribute", progress);
+    let result = match paths {
+        Some(p) => {
+            if run.settings.output.journey_credit {
+                return Err(Error::Config(
+                    "--journey-credit needs --events (a path table has no journeys)".into(),
+                ));
+            }
+            run.command = "attribute --paths";
+            run.compute_paths(&p)?
+        }
+        None => run.compute_events(None)?,
+    };
+    run.publish(&result)
+}

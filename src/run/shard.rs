@@ -1,0 +1,298 @@
+//! Scale-out: attribute one shard of the users, write a mergeable partial aggregate, and
+//! merge any number of them into the result of a single run.
+//!
+//! `attribute --shard i/N` keeps the users whose shard
+//! ([`crate::core::event_log::shard_of_bytes`]) is i and writes `partial_paths.parquet` (the
+//! path table: path, conversions, nulls, value) and a `manifest.json` holding the partial's
+//! metadata ([`PartialMeta`], versioned by [`PARTIAL_FORMAT`]; `docs/scale.md` documents the
+//! format). Everything in a partial is a sum, so `merge` adds the partials up in shard order
+//! and runs the models once on the merged path table.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{load_spend, Run, RunSummary};
+use crate::core::analysis::{analyze, AnalyzeOptions};
+use crate::core::event_log::{InputSummary, UserNames, UNIT_SEPARATOR};
+use crate::core::journeys::{JourneyStats, Journeys};
+use crate::core::models::Credits;
+use crate::core::paths::{merge_sorted, PathRow, PathTable};
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::publish::{self, DirOutput, Output};
+use crate::report::{self, RunResult};
+use crate::settings::{Format, Model, Settings};
+
+/// The version of the partial format this touchpoint writes and reads.
+pub const PARTIAL_FORMAT: u32 = 1;
+
+/// The metadata of a partial aggregate (in its `manifest.json`, under `partial`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartialMeta {
+    /// Format version ([`PARTIAL_FORMAT`]); `merge` refuses versions it does not know.
+    pub format_version: u32,
+    /// This shard's index.
+    pub shard: u32,
+    /// Number of shards.
+    pub shards: u32,
+    /// The run's settings (all partials of one merge must agree on
+    /// [`Settings::computation`]).
+    pub settings: Settings,
+    /// Base channels seen in this shard (report names).
+    pub channels: Vec<String>,
+    /// Path-table channel names (differ from `channels` with the `frequency` transform).
+    pub path_channels: Vec<String>,
+    /// Path-table channel → index into `channels`.
+    pub report_of: Vec<u32>,
+    /// Journey counts.
+    pub stats: JourneyStats,
+    /// Time-decay credit per path-table channel: (conversions, value).
+    pub time_decay: Option<Vec<(f64, f64)>>,
+    /// What this shard read (including the rows of other shards it skipped).
+    pub input: InputSummary,
+}
+
+/// Run shard `i` of `n` and write its partial aggregate to `output.root`.
+pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSummary> {
+    if settings.output.journey_credit {
+        return Err(Error::Config("--journey-credit is per journey: run it without --shard".into()));
+    }
+    if settings.columns.campaign.is_some() {
+        return Err(Error::Config("the campaign grain is not supported with --shard yet".into()));
+    }
+    let mut run = Run::new(settings, "attribute --shard", &|_| {});
+    run.set_output(Output::Dir(DirOutput::open(&run.out()?)?));
+    let result = run.compute_events(Some(shard))?;
+    let a = &result.analysis;
+    let time_decay = a
+        .credits
+        .iter()
+        .find(|(m, _)| *m == Model::TimeDecay)
+        .map(|(_, c)| c.conversions.iter().copied().zip(c.value.iter().copied()).collect());
+    let meta = PartialMeta {
+        format_version: PARTIAL_FORMAT,
+        shard: shard.0,
+        shards: shard.1,
+        settings: run.settings.clone(),
+        channels: a.report_channels.clone(),
+        path_channels: a.paths.channels.clone(),
+        report_of: a.report_of.clone(),
+        stats: a.stats.clone(),
+        time_decay,
+        input: result.input.clone(),
+    };
+    let tables = vec![report::partial_paths(a, UNIT_SEPARATOR)];
+    // Partials are always Parquet: they are machine-to-machine.
+    let Some(Output::Dir(output)) = run.output() else {
+        return Err(Error::Internal("a shard's output is a plain directory".into()));
+    };
+    let written = output.publish(Format::Parquet, &tables, &[], |files| {
+        json!({
+            "tool": "touchpoint",
+            "version": env!("CARGO_PKG_VERSION"),
+            "command": "attribute --shard",
+            "status": "partial",
+            "partial": meta,
+            "outputs": files,
+        })
+    })?;
+    Ok(run.summary("partial", &result, written))
+}
+
+fn read_meta(dir: &Path) -> Result<PartialMeta> {
+    let mpath = dir.join(publish::MANIFEST);
+    let text = std::fs::read_to_string(&mpath).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound {
+            path: mpath.clone(),
+            problem: "not a partial aggregate (no manifest.json)".into(),
+        },
+        _ => Error::io(&mpath, e),
+    })?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::bad_input(&mpath, None, format!("not JSON: {e}")))?;
+    let version = doc["partial"]["format_version"].as_u64();
+    if version != Some(PARTIAL_FORMAT as u64) {
+        return Err(Error::bad_input(
+            &mpath,
+            None,
+            format!(
+                "partial format version {}: this touchpoint reads version {PARTIAL_FORMAT}; rerun the shards \
+                 with this version",
+                version.map_or("missing".into(), |v| v.to_string())
+            ),
+        ));
+    }
+    let meta: PartialMeta = serde_json::from_value(doc["partial"].clone())
+        .map_err(|e| Error::bad_input(&mpath, None, format!("not a touchpoint partial aggregate: {e}")))?;
+    check_meta(&mpath, &meta)?;
+    Ok(meta)
+}
+
+/// A hand-edited or corrupted manifest must fail with a message, never a panic.
+fn check_meta(mpath: &Path, m: &PartialMeta) -> Result<()> {
+    let bad = |p: &str| Err(Error::bad_input(mpath, None, format!("inconsistent partial manifest: {p}")));
+    if m.shards == 0 || m.shard >= m.shards {
+        return bad("shard index out of range");
+    }
+    if m.report_of.len() != m.path_channels.len()
+        || m.report_of.iter().any(|&r| r as usize >= m.channels.len())
+    {
+        return bad("report_of does not match the channel lists");
+    }
+    if m.time_decay.as_ref().is_some_and(|t| t.len() != m.path_channels.len()) {
+        return bad("time_decay does not match path_channels");
+    }
+    Ok(())
+}
+
+/// Check that a set of partials is complete and consistent (before any table is read).
+fn check_set(parts: &[(PathBuf, PartialMeta)]) -> Result<()> {
+    let (first_dir, first) = &parts[0];
+    let n = first.shards;
+    let computation = first.settings.computation();
+    for (d, m) in parts {
+        if m.shards != n {
+            return Err(Error::bad_input(
+                d,
+                None,
+                format!("shard of {} shards, but {} has {n}", m.shards, first_dir.display()),
+            ));
+        }
+        if m.settings.computation() != computation {
+            return Err(Error::bad_input(d, None, format!("settings differ from {}'s", first_dir.display())));
+        }
+    }
+    for w in parts.windows(2) {
+        if w[0].1.shard == w[1].1.shard {
+            return Err(Error::bad_input(&w[1].0, None, format!("shard {} appears twice", w[1].1.shard)));
+        }
+    }
+    let present: Vec<u32> = parts.iter().map(|p| p.1.shard).collect();
+    let missing: Vec<String> = (0..n).filter(|i| !present.contains(i)).map(|i| i.to_string()).collect();
+    if !missing.is_empty() {
+        return Err(Error::bad_input(
+            first_dir,
+            None,
+            format!(
+                "missing shard(s) {} of {n}: a merge of some users only would be a wrong answer",
+                missing.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Union of sorted name lists.
+fn union(lists: impl Iterator<Item = Vec<String>>) -> Vec<String> {
+    let mut all: Vec<String> = lists.flatten().collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+fn index_of(names: &[String], name: &str) -> u32 {
+    names.binary_search_by(|c| c.as_str().cmp(name)).unwrap_or_else(|_| unreachable!("a name of the union"))
+        as u32
+}
+
+/// Read one partial's path table into merged channel ids.
+fn read_part(d: &Path, m: &PartialMeta, path_channels: &[String]) -> Result<Vec<PathRow>> {
+    let file = d.join("partial_paths.parquet");
+    let (paths, conv, nulls, value) = engine::read_partial_paths(&file)?;
+    let mut part: Vec<PathRow> = Vec::with_capacity(paths.len());
+    for (i, path) in paths.iter().enumerate() {
+        let mut ids = Vec::new();
+        for name in path.split(UNIT_SEPARATOR) {
+            if !m.path_channels.iter().any(|c| c == name) {
+                return Err(Error::bad_input(
+                    &file,
+                    Some("path"),
+                    format!("row {i}: a channel the manifest does not list"),
+                ));
+            }
+            ids.push(index_of(path_channels, name));
+        }
+        part.push(PathRow { path: ids, conversions: conv[i], nulls: nulls[i], value: value[i] });
+    }
+    // Ids map monotonically into the union, so a partial written sorted stays sorted; sort
+    // anyway if one was not (each path appears once per partial).
+    if !part.is_sorted_by(|a, b| a.path < b.path) {
+        part.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    }
+    Ok(part)
+}
+
+/// Merge partial aggregates into the result of one run over all their users.
+pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
+    if dirs.is_empty() {
+        return Err(Error::Config("merge needs at least one partial".into()));
+    }
+    let mut parts: Vec<(PathBuf, PartialMeta)> = Vec::new();
+    for d in dirs {
+        parts.push((d.clone(), read_meta(d)?));
+    }
+    parts.sort_by_key(|p| p.1.shard);
+    check_set(&parts)?;
+    let settings = parts[0].1.settings.clone();
+    let base = union(parts.iter().map(|p| p.1.channels.clone()));
+    let path_channels = union(parts.iter().map(|p| p.1.path_channels.clone()));
+    let mut report_of = vec![0u32; path_channels.len()];
+    let mut stats = JourneyStats::default();
+    let mut tables: Vec<Vec<PathRow>> = Vec::new();
+    let mut td: Option<Credits> = None;
+    let mut input = InputSummary::default();
+    for (d, m) in &parts {
+        for (i, name) in m.path_channels.iter().enumerate() {
+            report_of[index_of(&path_channels, name) as usize] =
+                index_of(&base, &m.channels[m.report_of[i] as usize]);
+        }
+        stats.merge(&m.stats);
+        merge_input(&mut input, &m.input);
+        if let Some(t) = &m.time_decay {
+            let c = td.get_or_insert_with(|| Credits::zeros(path_channels.len()));
+            for (i, (conv, val)) in t.iter().enumerate() {
+                let j = index_of(&path_channels, &m.path_channels[i]) as usize;
+                c.conversions[j] += conv;
+                c.value[j] += val;
+            }
+        }
+        tables.push(read_part(d, m, &path_channels)?);
+    }
+    let rows = merge_sorted(tables);
+    input.files.sort_by(|a, b| a.path.cmp(&b.path));
+    input.files.dedup_by(|a, b| a.path == b.path);
+    let frequency = path_channels != base;
+    let paths = PathTable { channels: path_channels, rows };
+    let journeys = Journeys { paths, stats, fold: frequency.then_some(report_of), recorded: None };
+    let opts = AnalyzeOptions {
+        base_names: &base,
+        models: &settings.models,
+        time_decay_credit: td.as_ref(),
+        sequence_effects: true,
+    };
+    let analysis = analyze(journeys, &opts)?;
+    let spend = load_spend(&settings)?;
+    Ok((RunResult { analysis, campaign: None, users: UserNames::default(), input, spend }, settings))
+}
+
+fn merge_input(into: &mut InputSummary, m: &InputSummary) {
+    into.files.extend(m.files.iter().cloned());
+    into.rows_read += m.rows_read;
+    into.events += m.events;
+    for (reason, k) in &m.rejected {
+        *into.rejected.entry(*reason).or_insert(0) += k;
+    }
+}
+
+/// `touchpoint merge`: merge partials and publish the tables like `attribute` would.
+pub fn merge_and_publish(dirs: &[PathBuf], out: &Path) -> Result<RunSummary> {
+    let t = std::time::Instant::now();
+    let (result, mut settings) = merge(dirs)?;
+    settings.output.root = Some(out.to_path_buf());
+    let mut run = Run::new(settings, "merge", &|_| {});
+    run.phase("merge", |_| Ok(t.elapsed()))?;
+    run.publish(&result)
+}

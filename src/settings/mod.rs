@@ -1,0 +1,362 @@
+//! One settings schema for flags, environment and pipeline files.
+//!
+//! [`Settings`] is the shape of a pipeline file (`version = 1`, unknown keys rejected) and
+//! the only form in which the rest of the library sees a run's settings. Every default is
+//! defined once, in the `Default` impls of its section; the `attribute` flags, the
+//! `TOUCHPOINT_<SECTION>__<KEY>` environment variables and `--set section.key=value` are
+//! all overrides of the same dotted keys ([`resolve`]), so a flag, a variable and a file key
+//! can never mean different things.
+
+mod model;
+mod resolve;
+mod rules;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use model::{MarkovOrder, Model, Models, PositionWeights};
+pub use resolve::{parse_set, parse_value, path_value, resolve, Layers, Resolved, SECTIONS};
+pub use rules::{days_to_micros, Columns, InvalidRows, JourneyRules, Transform};
+
+use crate::error::{Error, Result};
+
+/// Everything one run needs; the shape of a pipeline file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Format version of a pipeline file; must be 1.
+    #[serde(default = "version_1")]
+    pub version: u32,
+    /// Name of the job (for logs and the manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What to read.
+    #[serde(default)]
+    pub input: Input,
+    /// Column mapping of the event log.
+    #[serde(default)]
+    pub columns: Columns,
+    /// Columns of an aggregated path table (`attribute --paths`).
+    #[serde(default)]
+    pub path_table: PathColumns,
+    /// Journey rules.
+    #[serde(default)]
+    pub journeys: JourneyRules,
+    /// Models and their parameters.
+    #[serde(default)]
+    pub models: Models,
+    /// Reporting window.
+    #[serde(default)]
+    pub window: WindowSpec,
+    /// Where and how to write.
+    #[serde(default)]
+    pub output: Output,
+}
+
+fn version_1() -> u32 {
+    1
+}
+
+/// The `[input]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Input {
+    /// Event log: a Parquet file, a directory (hive-partitioned dataset) or a glob.
+    pub events: Option<String>,
+    /// Instead of events: an aggregated path table (Parquet, or CSV by extension).
+    pub paths: Option<PathBuf>,
+    /// Hive partition key of the input (`date` in `date=2024-01-05/`): partitions outside
+    /// the window and lookback are not read.
+    pub partition_key: String,
+    /// Optional spend per channel (`channel`, `spend` columns; Parquet or CSV): adds
+    /// `spend`, `cpa` and `roas` to `channel_attribution`.
+    pub spend: Option<PathBuf>,
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        Input { events: None, paths: None, partition_key: "date".into(), spend: None }
+    }
+}
+
+/// Column names of an aggregated path table (ChannelAttribution's input).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathColumns {
+    /// Path strings such as `A > B > C`.
+    pub path: String,
+    /// Conversions per path.
+    pub conversions: String,
+    /// Non-converting journeys per path (an absent `nulls` column counts as 0).
+    pub nulls: Option<String>,
+    /// Total value per path (an absent `value` column counts as 0).
+    pub value: Option<String>,
+    /// Separator between channels in `path` (tokens are trimmed, empty ones dropped).
+    pub separator: String,
+}
+
+impl Default for PathColumns {
+    fn default() -> Self {
+        PathColumns {
+            path: "path".into(),
+            conversions: "conversions".into(),
+            nulls: Some("nulls".into()),
+            value: Some("value".into()),
+            separator: ">".into(),
+        }
+    }
+}
+
+/// The `[window]` section: conversions of the `days` UTC days ending on `run_date`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowSpec {
+    /// Days of conversions each run reports, ending on the run date (≥ 1).
+    pub days: u32,
+    /// The run date; `touchpoint run` defaults it to yesterday (UTC), `attribute` without
+    /// it reports every conversion of the input.
+    pub run_date: Option<RunDate>,
+}
+
+impl Default for WindowSpec {
+    fn default() -> Self {
+        WindowSpec { days: 1, run_date: None }
+    }
+}
+
+/// The `[output]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Output {
+    /// Output directory (`attribute`), or root of the date partitions (`run`).
+    pub root: Option<PathBuf>,
+    /// Table format.
+    pub format: Format,
+    /// Also write `journey_credit` (one row per converting journey, model and channel; it
+    /// holds user ids, which are personal data).
+    pub journey_credit: bool,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output { root: None, format: Format::Parquet, journey_credit: false }
+    }
+}
+
+/// The candidate closest to a misspelt word (at most two edits away), for "did you mean".
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    candidates.iter().map(|c| (distance(word, c), *c)).filter(|(d, _)| *d <= 2).min().map(|(_, c)| c)
+}
+
+/// A calendar date written `YYYY-MM-DD`; a date that does not exist is a settings error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RunDate(pub chrono::NaiveDate);
+
+impl RunDate {
+    /// Parse `YYYY-MM-DD`.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+            .map(RunDate)
+            .map_err(|_| format!("`{s}` is not a date like 2024-01-31"))
+    }
+}
+
+impl std::fmt::Display for RunDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d"))
+    }
+}
+
+impl Serialize for RunDate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RunDate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        RunDate::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Output file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// Apache Parquet (zstd), the default.
+    #[default]
+    Parquet,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+}
+
+impl Format {
+    /// File extension of this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+/// The reporting window of a run: conversions on the `days` UTC days ending with
+/// `run_date` (inclusive); touches are read as far back as the lookback needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// The last day of the window.
+    pub run_date: RunDate,
+    /// Length of the window in days (≥ 1).
+    pub days: u32,
+}
+
+impl Window {
+    /// First and last date of the window.
+    pub fn dates(&self) -> (chrono::NaiveDate, chrono::NaiveDate) {
+        let end = self.run_date.0;
+        (end - chrono::Duration::days(self.days.max(1) as i64 - 1), end)
+    }
+
+    /// The window as µs `[start, end)`.
+    pub fn range(&self) -> (i64, i64) {
+        let (a, b) = self.dates();
+        let us = |d: chrono::NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
+        (us(a), us(b + chrono::Duration::days(1)))
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            version: 1,
+            name: None,
+            input: Input::default(),
+            columns: Columns::default(),
+            path_table: PathColumns::default(),
+            journeys: JourneyRules::default(),
+            models: Models::default(),
+            window: WindowSpec::default(),
+            output: Output::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Whether a model is enabled.
+    pub fn has(&self, m: Model) -> bool {
+        self.models.run.contains(&m)
+    }
+
+    /// The reporting window, when a run date is set.
+    pub fn window(&self) -> Option<Window> {
+        self.window.run_date.map(|run_date| Window { run_date, days: self.window.days })
+    }
+
+    /// The parts of the settings that decide the numbers (not where files are read from or
+    /// written to): partials of one merge must agree on them.
+    pub fn computation(&self) -> serde_json::Value {
+        serde_json::json!({
+            "columns": self.columns,
+            "journeys": self.journeys,
+            "models": self.models,
+            "window": self.window,
+            "spend": self.input.spend,
+        })
+    }
+
+    /// Check what no type can enforce; normalises the model list.
+    pub fn validate(mut self) -> Result<Self> {
+        if self.version != 1 {
+            return Err(Error::Config(format!(
+                "unsupported pipeline version {} (this touchpoint reads version 1)",
+                self.version
+            )));
+        }
+        self.validate_numbers()?;
+        if !self.journeys.lookback_by_type.is_empty() && self.columns.touch_type.is_none() {
+            return Err(Error::Config(
+                "lookback_by_type needs a touch-type column (columns.touch_type)".into(),
+            ));
+        }
+        if self.models.run.is_empty() {
+            return Err(Error::Config("at least one model is required (models.run)".into()));
+        }
+        self.models.run.sort();
+        self.models.run.dedup();
+        // An empty string switches an optional column off (TOML has no null).
+        let c = &mut self.columns;
+        for o in [&mut c.value, &mut c.tie_breaker, &mut c.touch_type, &mut c.campaign] {
+            if o.as_deref() == Some("") {
+                *o = None;
+            }
+        }
+        self.validate_columns()?;
+        Ok(self)
+    }
+
+    fn validate_numbers(&self) -> Result<()> {
+        let lb = self.journeys.lookback_days;
+        if !(lb.is_finite() && lb >= 0.0) {
+            return Err(Error::Config(format!(
+                "journeys.lookback_days must be a finite number ≥ 0, got {lb}"
+            )));
+        }
+        match self.models.markov_order {
+            MarkovOrder::Fixed(k) | MarkovOrder::Auto { max: k } if k == 0 || k > 16 => {
+                return Err(Error::Config(format!("models.markov_order must be between 1 and 16, got {k}")));
+            }
+            _ => {}
+        }
+        let h = self.models.time_decay_half_life_days;
+        if !(h.is_finite() && h > 0.0) {
+            return Err(Error::Config(format!("models.time_decay_half_life_days must be > 0, got {h}")));
+        }
+        for (t, d) in &self.journeys.lookback_by_type {
+            if !(d.is_finite() && *d >= 0.0) {
+                return Err(Error::Config(format!(
+                    "lookback for touch type `{t}` must be ≥ 0 days, got {d}"
+                )));
+            }
+        }
+        if self.window.days == 0 {
+            return Err(Error::Config("window.days must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    fn validate_columns(&self) -> Result<()> {
+        let c = &self.columns;
+        let mut names = vec![&c.user, &c.time, &c.channel, &c.conversion];
+        names.extend(c.value.iter());
+        names.extend(c.tie_breaker.iter());
+        names.extend(c.touch_type.iter());
+        names.extend(c.campaign.iter());
+        for (i, a) in names.iter().enumerate() {
+            if a.is_empty() {
+                return Err(Error::Config("column names must not be empty".into()));
+            }
+            if names[..i].contains(a) {
+                return Err(Error::Config(format!(
+                    "column `{a}` is mapped to two roles; each role needs its own column"
+                )));
+            }
+        }
+        Ok(())
+    }
+}

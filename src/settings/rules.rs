@@ -1,0 +1,192 @@
+//! How events are read and cut into journeys: the column mapping and the journey rules.
+//! Their meaning is defined in `docs/models.md` (§ Journeys).
+
+use serde::{Deserialize, Serialize};
+
+/// How the event columns are named and interpreted (`docs/models.md` § Input).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Columns {
+    /// User id column: string or integer.
+    pub user: String,
+    /// Event time column: timestamp of any unit (naive = UTC), date, or ISO-8601 string.
+    pub time: String,
+    /// Channel column: string or categorical.
+    pub channel: String,
+    /// Conversion marker column: a string compared to `conversion_value`, or boolean / 0-1.
+    pub conversion: String,
+    /// For a string marker column, the value that marks a conversion.
+    pub conversion_value: String,
+    /// Optional conversion value (revenue) column; absent means every conversion is worth 0.
+    pub value: Option<String>,
+    /// Optional tie-breaker column (e.g. an event sequence number) for events at equal time.
+    pub tie_breaker: Option<String>,
+    /// Optional touch-type column (e.g. `click` / `impression`) for per-type lookbacks.
+    #[serde(default)]
+    pub touch_type: Option<String>,
+    /// Optional campaign column: a second attribution dimension.
+    #[serde(default)]
+    pub campaign: Option<String>,
+}
+
+impl Default for Columns {
+    fn default() -> Self {
+        Columns {
+            user: "user_id".into(),
+            time: "ts".into(),
+            channel: "channel".into(),
+            conversion: "event".into(),
+            conversion_value: "conversion".into(),
+            value: Some("revenue".into()),
+            tie_breaker: None,
+            touch_type: None,
+            campaign: None,
+        }
+    }
+}
+
+/// What to do with rows whose user or time is null (`docs/models.md` § Input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidRows {
+    /// Fail the run (the default: never silently drop data).
+    #[default]
+    Fail,
+    /// Drop them and count them, by reason, in the data-quality table.
+    Drop,
+}
+
+/// Rules that cut an event stream into journeys (`docs/models.md` § Journeys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JourneyRules {
+    /// Touches older than this before the conversion (or before a non-converting journey's
+    /// last touch) are dropped. Inclusive: exactly `lookback_days` old is still in.
+    pub lookback_days: f64,
+    /// A conversion row carrying a channel is also the journey's last touch.
+    pub conversion_is_touch: bool,
+    /// Null user / null time / null channel on a touch: fail or drop.
+    pub on_invalid_rows: InvalidRows,
+    /// Lookback per touch type in days (touch types not listed use `lookback_days`), e.g.
+    /// clicks 30, impressions 1 — the view-through windows of ad platforms.
+    #[serde(default)]
+    pub lookback_by_type: std::collections::BTreeMap<String, f64>,
+    /// Path transforms, applied in order after the lookback (`docs/models.md` § Transforms).
+    #[serde(default)]
+    pub transforms: Vec<Transform>,
+}
+
+impl Default for JourneyRules {
+    fn default() -> Self {
+        JourneyRules {
+            lookback_days: 30.0,
+            conversion_is_touch: true,
+            on_invalid_rows: InvalidRows::Fail,
+            lookback_by_type: Default::default(),
+            transforms: Vec::new(),
+        }
+    }
+}
+
+/// Days to microseconds (the time unit of the whole pipeline).
+pub fn days_to_micros(days: f64) -> i64 {
+    (days * 86_400_000_000.0).round() as i64
+}
+
+impl JourneyRules {
+    /// The lookback window in microseconds.
+    pub fn lookback_micros(&self) -> i64 {
+        days_to_micros(self.lookback_days)
+    }
+
+    /// The longest lookback of any touch type, µs (how far back a window run must read).
+    pub fn max_lookback_micros(&self) -> i64 {
+        self.lookback_by_type.values().map(|d| days_to_micros(*d)).fold(self.lookback_micros(), i64::max)
+    }
+}
+
+/// A path transform (`docs/models.md` § Transforms, after fractribution's `path_transforms.sql`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Transform {
+    /// Collapse consecutive repeats of a channel (keeps the first touch of each run).
+    Exposure,
+    /// Keep the first occurrence of each channel.
+    First,
+    /// Identity.
+    Unique,
+    /// First occurrence of each channel, named `channel(n)` with its count n; credit is
+    /// folded back to `channel` in `channel_attribution`.
+    Frequency,
+    /// Keep the last n touches.
+    TrimLongPath(usize),
+    /// Drop every touch of these channels unless the path consists only of them.
+    RemoveIfNotAll(Vec<String>),
+    /// Drop the trailing run of these channels unless the path consists only of them.
+    RemoveIfLastAndNotAll(Vec<String>),
+}
+
+impl std::fmt::Display for Transform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transform::Exposure => write!(f, "exposure"),
+            Transform::First => write!(f, "first"),
+            Transform::Unique => write!(f, "unique"),
+            Transform::Frequency => write!(f, "frequency"),
+            Transform::TrimLongPath(n) => write!(f, "trim_long_path({n})"),
+            Transform::RemoveIfNotAll(c) => write!(f, "remove_if_not_all({})", c.join("|")),
+            Transform::RemoveIfLastAndNotAll(c) => write!(f, "remove_if_last_and_not_all({})", c.join("|")),
+        }
+    }
+}
+
+impl From<Transform> for String {
+    fn from(t: Transform) -> String {
+        t.to_string()
+    }
+}
+
+impl TryFrom<String> for Transform {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        Transform::parse(&s)
+    }
+}
+
+impl Transform {
+    /// Parse `exposure`, `trim_long_path(5)`, `remove_if_not_all(direct|email)` (channel
+    /// lists are separated by `|`).
+    pub fn parse(s: &str) -> std::result::Result<Transform, String> {
+        let s = s.trim();
+        let (name, arg) = match s.find('(') {
+            Some(i) if s.ends_with(')') => (&s[..i], Some(&s[i + 1..s.len() - 1])),
+            Some(_) => return Err(format!("transform `{s}`: missing `)`")),
+            None => (s, None),
+        };
+        let channels = |a: Option<&str>| -> std::result::Result<Vec<String>, String> {
+            let list: Vec<String> =
+                a.unwrap_or("").split('|').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect();
+            if list.is_empty() {
+                Err(format!("transform `{s}` needs channels, e.g. {name}(direct|email)"))
+            } else {
+                Ok(list)
+            }
+        };
+        match (name.trim(), arg) {
+            ("exposure", None) => Ok(Transform::Exposure),
+            ("first", None) => Ok(Transform::First),
+            ("unique", None) => Ok(Transform::Unique),
+            ("frequency", None) => Ok(Transform::Frequency),
+            ("trim_long_path", Some(a)) => match a.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(Transform::TrimLongPath(n)),
+                _ => Err(format!("transform `{s}`: n must be an integer ≥ 1")),
+            },
+            ("remove_if_not_all", a) => Ok(Transform::RemoveIfNotAll(channels(a)?)),
+            ("remove_if_last_and_not_all", a) => Ok(Transform::RemoveIfLastAndNotAll(channels(a)?)),
+            _ => Err(format!(
+                "unknown transform `{s}` (known: exposure, first, unique, frequency, trim_long_path(n), \
+                 remove_if_not_all(a|b), remove_if_last_and_not_all(a|b))"
+            )),
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The integration tests, one binary (one link of Polars): the binary end to end, the
+//! journey and model oracles, invariants, scheduling, shards and the layering rules.
+
+mod cli;
+mod common;
+mod defects;
+mod invariants;
+mod journeys;
+mod layers;
+mod models;
+mod oracles;
+mod publication;
+mod scheduling;
+mod shard;

@@ -1,0 +1,211 @@
+//! Publication: a reader sees the whole previous run or the whole new one at every instant;
+//! a kill at any step leaves one of them; tables an earlier run wrote and this one does not
+//! are gone; a second run on a locked output fails with 75.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+/// Every visible file under `dir` (links followed, hidden entries skipped), by relative
+/// path; manifests are checked for completeness and left out (they hold timings).
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else if p.is_file() {
+                out.insert(p.strip_prefix(base).unwrap().display().to_string(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    let manifests: Vec<String> = out.keys().filter(|k| k.ends_with("manifest.json")).cloned().collect();
+    for m in manifests {
+        let doc: serde_json::Value = serde_json::from_slice(&out.remove(&m).unwrap()).unwrap();
+        let listed: Vec<&str> =
+            doc["outputs"].as_array().unwrap().iter().map(|f| f["file"].as_str().unwrap()).collect();
+        let prefix = m.trim_end_matches("manifest.json").trim_end_matches("_manifest/").to_owned();
+        for f in listed {
+            let key = if prefix.is_empty() { f.to_owned() } else { format!("{prefix}{f}") };
+            assert!(
+                out.contains_key(&key) || out.keys().any(|k| k.ends_with(f)),
+                "manifest lists {f}, missing"
+            );
+        }
+    }
+    out
+}
+
+fn attribute(out: &Path, extra: &[&str], env: &[(&str, String)]) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_touchpoint"));
+    c.args(["attribute", "--events", sample().to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    c.args(extra).env_remove("RUST_LOG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn tables_of_an_earlier_run_are_not_left_beside_the_new_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    assert!(attribute(&out, &["--journey-credit"], &[]).status.success());
+    assert!(out.join("journey_credit.parquet").exists());
+    assert!(attribute(&out, &["--format", "csv", "--models", "linear"], &[]).status.success());
+    let names: Vec<String> = snapshot(&out).into_keys().collect();
+    assert!(names.iter().all(|n| !n.ends_with(".parquet")), "{names:?}");
+    assert!(names.contains(&"channel_attribution.csv".to_owned()));
+    assert!(!names.iter().any(|n| n.starts_with("markov")));
+}
+
+#[test]
+fn a_second_run_on_a_locked_output_fails_at_once_with_75() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    assert!(attribute(&out, &[], &[]).status.success());
+    let before = snapshot(&out);
+    let lock = std::fs::File::create(dir.path().join(".out.touchpoint/lock")).unwrap();
+    lock.try_lock().unwrap();
+    let o = attribute(&out, &["--lookback-days", "3"], &[]);
+    assert_eq!(o.status.code(), Some(75), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("lock"));
+    assert_eq!(snapshot(&out), before);
+    drop(lock);
+    assert!(attribute(&out, &["--lookback-days", "3"], &[]).status.success());
+}
+
+#[test]
+fn an_output_of_the_previous_layout_is_adopted_and_a_foreign_directory_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("manifest.json"), r#"{"tool": "touchpoint", "outputs": []}"#).unwrap();
+    std::fs::write(old.join("channel_attribution.parquet"), b"old bytes").unwrap();
+    assert!(attribute(&old, &[], &[]).status.success());
+    assert!(std::fs::symlink_metadata(&old).unwrap().file_type().is_symlink());
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), b"mine").unwrap();
+    let o = attribute(&foreign, &[], &[]);
+    assert_eq!(o.status.code(), Some(78));
+    assert_eq!(std::fs::read(foreign.join("notes.txt")).unwrap(), b"mine");
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_kill_at_every_step_of_a_plain_publication_leaves_one_whole_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old_args, new_args): (&[&str], &[&str]) =
+        (&["--journey-credit"], &["--format", "csv", "--lookback-days", "7"]);
+    let reference = |args: &[&str], name: &str| {
+        let p = dir.path().join(name);
+        assert!(attribute(&p, args, &[]).status.success());
+        snapshot(&p)
+    };
+    let (old, new) = (reference(old_args, "ref-old"), reference(new_args, "ref-new"));
+    assert_ne!(old, new);
+    let out = dir.path().join("out");
+    assert!(attribute(&out, old_args, &[]).status.success());
+    let mut completed = false;
+    for step in 1..200 {
+        let o = attribute(&out, new_args, &[("TOUCHPOINT_FAULT_KILL_AT", step.to_string())]);
+        let now = snapshot(&out);
+        assert!(now == old || now == new, "after a kill at step {step} the output is neither run");
+        if o.status.success() {
+            assert_eq!(now, new);
+            completed = true;
+            break;
+        }
+        // Back to the old run for the next step (this also exercises the cleanup).
+        assert!(attribute(&out, old_args, &[]).status.success());
+        assert_eq!(snapshot(&out), old);
+    }
+    assert!(completed, "publication never completed");
+    let versions = std::fs::read_dir(dir.path().join(".out.touchpoint/versions")).unwrap().count();
+    assert!(versions <= 2, "{versions} versions kept (current and previous at most)");
+    let strays: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("tmp-link"))
+        .collect();
+    assert!(strays.is_empty(), "{strays:?}");
+}
+
+fn pipeline(dir: &Path, journey_credit: bool, format: &str) -> PathBuf {
+    let p = dir.join(format!("p-{journey_credit}-{format}.toml"));
+    std::fs::write(
+        &p,
+        format!(
+            "version = 1\n[input]\nevents = \"{}\"\n[output]\nroot = \"out\"\nformat = \"{format}\"\njourney_credit = {journey_credit}\n",
+            sample().display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn run(p: &Path, date: &str, env: &[(&str, String)]) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_touchpoint"));
+    c.args(["run", p.to_str().unwrap(), "--run-date", date, "-q"]).env_remove("RUST_LOG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_kill_at_every_step_of_a_dated_publication_leaves_one_whole_run_per_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let ref_old = tempfile::tempdir().unwrap();
+    let ref_new = tempfile::tempdir().unwrap();
+    let reference = |d: &Path, jc: bool, f: &str| {
+        let p = pipeline(d, jc, f);
+        assert!(run(&p, "2024-02-11", &[]).status.success());
+        snapshot(&d.join("out"))
+    };
+    let (old, new) = (reference(ref_old.path(), true, "parquet"), reference(ref_new.path(), false, "csv"));
+    let (p_old, p_new) = (pipeline(dir.path(), true, "parquet"), pipeline(dir.path(), false, "csv"));
+    // Another date stays untouched throughout.
+    assert!(run(&p_old, "2024-02-10", &[]).status.success());
+    let root = dir.path().join("out");
+    let other = |s: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Vec<u8>> {
+        s.iter().filter(|(k, _)| k.contains("2024-02-10")).map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    let this = |s: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Vec<u8>> {
+        s.iter().filter(|(k, _)| k.contains("2024-02-11")).map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    let other_before = other(&snapshot(&root));
+    assert!(run(&p_old, "2024-02-11", &[]).status.success());
+    assert_eq!(this(&snapshot(&root)), old);
+    let mut completed = false;
+    for step in 1..200 {
+        let o = run(&p_new, "2024-02-11", &[("TOUCHPOINT_FAULT_KILL_AT", step.to_string())]);
+        let now = snapshot(&root);
+        assert_eq!(other(&now), other_before, "step {step}: another date changed");
+        let t = this(&now);
+        assert!(
+            t == old || t == new,
+            "after a kill at step {step} the date holds neither run: {:?}",
+            t.keys()
+        );
+        if o.status.success() {
+            assert_eq!(t, new);
+            completed = true;
+            break;
+        }
+        assert!(run(&p_old, "2024-02-11", &[]).status.success());
+        assert_eq!(this(&snapshot(&root)), old);
+    }
+    assert!(completed);
+}
