@@ -88,7 +88,7 @@ const TMP_LINK: &str = ".touchpoint-tmp-link-";
 /// the old one. `previous = (link, versions dir relative to it)`, when given, is pointed at
 /// the old target's version first, so a reader that resolved the old one can finish.
 pub fn swap_link(link: &Path, target: &Path, previous: Option<(&Path, &Path)>) -> Result<()> {
-    let dir = link.parent().unwrap_or(Path::new("."));
+    let dir = parent_of(link);
     if let (Some((prev, versions)), Ok(old)) = (previous, std::fs::read_link(link)) {
         if let Some(id) = old.file_name() {
             replace_link(prev, &versions.join(id))?;
@@ -102,13 +102,18 @@ pub fn swap_link(link: &Path, target: &Path, previous: Option<(&Path, &Path)>) -
 
 /// `link` → `target`, replacing whatever link was there, by rename.
 pub fn replace_link(link: &Path, target: &Path) -> Result<()> {
-    let dir = link.parent().unwrap_or(Path::new("."));
+    let dir = parent_of(link);
     let name = link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}{TMP_LINK}{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp).map_err(io(&tmp))?;
     fault::step("temporary link created");
     std::fs::rename(&tmp, link).map_err(io(link))
+}
+
+/// The directory holding `path` (`.` for a bare name, whose `parent()` is empty).
+pub fn parent_of(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 /// Sync a directory and everything directly in it (files were synced when written).

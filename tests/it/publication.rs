@@ -68,6 +68,20 @@ fn tables_of_an_earlier_run_are_not_left_beside_the_new_manifest() {
 }
 
 #[test]
+fn a_bare_relative_output_name_works_from_its_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_touchpoint"))
+            .args(["attribute", "--events", sample().to_str().unwrap(), "--out", "report", "-q"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert!(dir.path().join("report/channel_attribution.parquet").is_file());
+}
+
+#[test]
 fn a_second_run_on_a_locked_output_fails_at_once_with_75() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
