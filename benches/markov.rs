@@ -32,16 +32,21 @@ fn event_log() -> &'static EventLog {
     })
 }
 
+fn build(log: &EventLog) -> journeys::Journeys {
+    let opts = journeys::JourneyOptions::resolve(&JourneyRules::default(), log, false);
+    journeys::build(log, &journeys::sort_events(log), &opts)
+}
+
 fn path_table() -> &'static PathTable {
     static PT: OnceLock<PathTable> = OnceLock::new();
-    PT.get_or_init(|| journeys::build(event_log(), &JourneyRules::default()).paths)
+    PT.get_or_init(|| build(event_log()).paths)
 }
 
 /// Journeys + path table from ~1M sorted-in-memory events.
 #[divan::bench(sample_count = 10)]
 fn journey_builder(b: divan::Bencher) {
     let log = event_log();
-    b.bench(|| journeys::build(log, &JourneyRules::default()));
+    b.bench(|| build(log));
 }
 
 /// Fit + exact removal effects of every channel, by order.

@@ -192,7 +192,8 @@ pub struct JourneyOptions {
 
 impl JourneyOptions {
     /// Resolve journey rules against a log and a channel space (`names`).
-    pub fn resolve(rules: &JourneyRules, log: &EventLog, names: &[String], record: bool) -> Self {
+    pub fn resolve(rules: &JourneyRules, log: &EventLog, record: bool) -> Self {
+        let names = &log.channels;
         let mask =
             |chs: &[String]| -> Vec<bool> { names.iter().map(|n| chs.iter().any(|c| c == n)).collect() };
         let transforms = rules
@@ -458,27 +459,9 @@ pub fn sort_events(log: &EventLog) -> EventOrder {
     EventOrder { keys, users, min_ts, bounds }
 }
 
-/// Cut the events into journeys over the log's channels with default options.
-pub fn build(log: &EventLog, rules: &JourneyRules) -> Journeys {
-    let opts = JourneyOptions::resolve(rules, log, &log.channels, false);
-    build_with(log, &log.channel, &log.channels, &opts)
-}
-
-/// Cut the events into journeys over a channel space: `codes[row]` is the row's channel id
-/// in `names` (or [`NO_CHANNEL`]); the channel column itself, or (channel, campaign) units.
-pub fn build_with(log: &EventLog, codes: &[u32], names: &[String], opts: &JourneyOptions) -> Journeys {
-    build_ordered(log, &sort_events(log), codes, names, opts)
-}
-
-/// [`build_with`] on events already sorted by [`sort_events`] (sort once, build over
-/// several channel spaces).
-pub fn build_ordered(
-    log: &EventLog,
-    order: &EventOrder,
-    codes: &[u32],
-    names: &[String],
-    opts: &JourneyOptions,
-) -> Journeys {
+/// Cut the events, sorted by [`sort_events`], into journeys over the log's channels.
+pub fn build(log: &EventLog, order: &EventOrder, opts: &JourneyOptions) -> Journeys {
+    let (codes, names) = (&log.channel, &log.channels);
     let n_codes = names.len() as u32;
     let t = std::time::Instant::now();
     let collectors: Vec<Collector> = order

@@ -533,3 +533,16 @@ fn f64_order_key(x: f64) -> i64 {
         b
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_tie_breakers_keep_their_order_as_integers() {
+        let xs = [f64::NEG_INFINITY, -1e300, -2.5, -0.0, 0.0, 1e-300, 3.0, 1e300, f64::INFINITY];
+        for w in xs.windows(2) {
+            assert!(f64_order_key(w[0]) <= f64_order_key(w[1]), "{} vs {}", w[0], w[1]);
+        }
+    }
+}

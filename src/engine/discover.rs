@@ -134,3 +134,46 @@ pub fn scoped_inputs(spec: &str, scope: &ReadScope) -> Result<Vec<PathBuf>> {
     }
     Ok(kept)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_dates_come_from_the_nearest_key_directory() {
+        let p = Path::new("/data/events/date=2024-02-10/hour=3/part-0.parquet");
+        assert_eq!(partition_date(p, "date"), chrono::NaiveDate::from_ymd_opt(2024, 2, 10));
+        assert_eq!(partition_date(p, "day"), None);
+        assert_eq!(partition_date(Path::new("/x/date=2024-02-30/a.parquet"), "date"), None);
+        assert_eq!(date_of(86_400_000_000 - 1), chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap());
+        assert_eq!(date_of(-1), chrono::NaiveDate::from_ymd_opt(1969, 12, 31).unwrap());
+    }
+
+    #[test]
+    fn directories_skip_hidden_files_and_a_window_needs_its_partitions() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["date=2024-02-09", "date=2024-02-10", "_tmp", ".staging"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+            std::fs::write(dir.path().join(d).join("part-0.parquet"), b"x").unwrap();
+        }
+        std::fs::write(dir.path().join("date=2024-02-10/_SUCCESS"), b"").unwrap();
+        let spec = dir.path().to_str().unwrap();
+        assert_eq!(resolve_inputs(spec).unwrap().len(), 2);
+        let day = 86_400_000_000i64;
+        let feb10 = 19_763 * day;
+        let scope = |a: i64, b: i64, need: (u32, u32)| ReadScope {
+            range: Some((a, b)),
+            partition_key: Some("date".into()),
+            required_dates: Some((
+                chrono::NaiveDate::from_ymd_opt(2024, 2, need.0).unwrap(),
+                chrono::NaiveDate::from_ymd_opt(2024, 2, need.1).unwrap(),
+            )),
+            ..ReadScope::default()
+        };
+        let files = scoped_inputs(spec, &scope(feb10, feb10 + day, (10, 10))).unwrap();
+        assert_eq!(files.len(), 1, "the partition outside the range is pruned");
+        let err = scoped_inputs(spec, &scope(feb10, feb10 + 2 * day, (10, 11))).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err}");
+        assert!(err.to_string().contains("date=2024-02-11"), "{err}");
+    }
+}

@@ -91,6 +91,17 @@ pub(super) fn type_problem(dt: &DataType, expected: &str) -> String {
     format!("has type {dt}, expected {expected}")
 }
 
+/// A Polars error met while opening a file, in touchpoint's words, by its kind.
+pub(super) fn open_problem(e: &PolarsError) -> String {
+    match e {
+        PolarsError::Duplicate(m) => {
+            format!("the file has duplicate column names ({m}); give every column its own name")
+        }
+        PolarsError::IO { .. } => format!("cannot read the file: {e}"),
+        _ => format!("not a readable Parquet file (corrupt, truncated or another format): {e}"),
+    }
+}
+
 /// Read a file's footer and check that every mapped column exists with an accepted type.
 pub(super) fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
@@ -99,13 +110,7 @@ pub(super) fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
     }
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = ParquetReader::new(file);
-    let not_parquet = |e: PolarsError| {
-        Error::bad_input(
-            path,
-            None,
-            format!("not a readable Parquet file (corrupt, truncated or another format): {e}"),
-        )
-    };
+    let not_parquet = |e: PolarsError| Error::bad_input(path, None, open_problem(&e));
     let arrow_schema = reader.schema().map_err(not_parquet)?;
     let rows = reader.num_rows().map_err(not_parquet)? as u64;
     let schema = Schema::from_arrow_schema(&arrow_schema);
@@ -211,5 +216,30 @@ fn tie_kind(path: &Path, name: &str, dt: &DataType) -> Result<TieKind> {
             Some(name),
             type_problem(d, "an orderable column (number, time, string or boolean)"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_columns_are_not_called_corrupt() {
+        let p = open_problem(&PolarsError::Duplicate(
+            "column with name 'ts' has more than one occurrence".into(),
+        ));
+        assert!(p.contains("duplicate column names") && !p.contains("corrupt"), "{p}");
+        let p = open_problem(&PolarsError::ComputeError("parquet: invalid footer".into()));
+        assert!(p.contains("corrupt"), "{p}");
+    }
+
+    #[test]
+    fn tie_breakers_of_one_kind_only() {
+        let p = Path::new("f.parquet");
+        assert_eq!(tie_kind(p, "t", &DataType::String).unwrap(), TieKind::Str);
+        assert_eq!(tie_kind(p, "t", &DataType::Float32).unwrap(), TieKind::Float);
+        assert_eq!(tie_kind(p, "t", &DataType::Int16).unwrap(), TieKind::Int);
+        assert_eq!(tie_kind(p, "t", &DataType::Boolean).unwrap(), TieKind::Int);
+        assert!(tie_kind(p, "t", &DataType::List(Box::new(DataType::Int8))).is_err());
     }
 }

@@ -280,12 +280,12 @@ impl<'a> Run<'a> {
 fn build_journeys(log: &crate::core::event_log::EventLog, s: &Settings) -> (Journeys, Option<Vec<u32>>) {
     let campaign = log.campaign.as_ref();
     let record = s.output.journey_credit || s.has(Model::TimeDecay) || campaign.is_some();
-    let mut opts = JourneyOptions::resolve(&s.journeys, log, &log.channels, record);
+    let mut opts = JourneyOptions::resolve(&s.journeys, log, record);
     opts.report = s.window().map(|w| w.range());
     let t = Instant::now();
     let order = journeys::sort_events(log);
     tracing::debug!(ms = t.elapsed().as_millis(), "sorted events");
-    let j = journeys::build_ordered(log, &order, &log.channel, &log.channels, &opts);
+    let j = journeys::build(log, &order, &opts);
     tracing::info!(
         journeys = j.stats.journeys,
         converting = j.stats.converting_journeys,

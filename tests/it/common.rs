@@ -148,3 +148,19 @@ pub fn load_log(path: &str, s: &touchpoint::settings::Settings) -> touchpoint::c
     };
     touchpoint::engine::load_events(path, &opts).unwrap()
 }
+
+/// Journeys of a log under `rules` (nothing recorded).
+pub fn journeys_of(
+    log: &touchpoint::core::event_log::EventLog,
+    rules: &touchpoint::settings::JourneyRules,
+) -> touchpoint::core::journeys::Journeys {
+    journeys_with(log, &touchpoint::core::journeys::JourneyOptions::resolve(rules, log, false))
+}
+
+/// Journeys of a log under resolved options.
+pub fn journeys_with(
+    log: &touchpoint::core::event_log::EventLog,
+    opts: &touchpoint::core::journeys::JourneyOptions,
+) -> touchpoint::core::journeys::Journeys {
+    touchpoint::core::journeys::build(log, &touchpoint::core::journeys::sort_events(log), opts)
+}

@@ -18,8 +18,8 @@ fn generated(users: u64, seed: u64) -> journeys::Journeys {
     touchpoint::engine::write_frame(&mut df, &path, touchpoint::settings::Format::Parquet).unwrap();
     let s = Settings::default();
     let log = load_log(path.to_str().unwrap(), &s);
-    let opts = journeys::JourneyOptions::resolve(&JourneyRules::default(), &log, &log.channels, true);
-    journeys::build_with(&log, &log.channel, &log.channels, &opts)
+    let opts = journeys::JourneyOptions::resolve(&JourneyRules::default(), &log, true);
+    crate::common::journeys_with(&log, &opts)
 }
 
 fn assert_close(a: f64, b: f64, what: &str) {

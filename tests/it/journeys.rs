@@ -1,7 +1,8 @@
 //! Journey rules (SPEC §2) on small hand-made event logs, with hand-computed expectations.
 
+use crate::common::journeys_of;
 use touchpoint::core::event_log::{EventLog, NO_CHANNEL};
-use touchpoint::core::journeys::{self, Journeys};
+use touchpoint::core::journeys::Journeys;
 use touchpoint::settings::JourneyRules;
 
 const DAY: i64 = 86_400_000_000;
@@ -59,12 +60,12 @@ fn touches_at_the_conversion_instant_belong_to_it_and_ties_order_by_channel() {
         (0, 20 * SEC, None, true, 5.0),
         (0, 20 * SEC, Some("c"), false, 0.0), // same instant as the conversion: before it
     ];
-    let j = journeys::build(&log(&rows), &rules());
+    let j = journeys_of(&log(&rows), &rules());
     assert_eq!(paths(&j), vec![p("a > b > c", 1.0, 0.0, 5.0)]);
     // Any row order gives the same result.
     let mut rev = rows;
     rev.reverse();
-    assert_eq!(paths(&journeys::build(&log(&rev), &rules())), paths(&j));
+    assert_eq!(paths(&journeys_of(&log(&rev), &rules())), paths(&j));
 }
 
 #[test]
@@ -75,12 +76,12 @@ fn lookback_is_inclusive_to_the_microsecond() {
         (0, conv - 30 * DAY, Some("edge"), false, 0.0),
         (0, conv, None, true, 1.0),
     ];
-    let j = journeys::build(&log(&rows), &rules());
+    let j = journeys_of(&log(&rows), &rules());
     assert_eq!(paths(&j), vec![p("edge", 1.0, 0.0, 1.0)]);
     assert_eq!(j.stats.expired_touches, 1);
     let mut r = rules();
     r.lookback_days = 31.0;
-    let j = journeys::build(&log(&rows), &r);
+    let j = journeys_of(&log(&rows), &r);
     assert_eq!(paths(&j), vec![p("old > edge", 1.0, 0.0, 1.0)]);
     assert_eq!(j.stats.expired_touches, 0);
 }
@@ -96,7 +97,7 @@ fn several_conversions_per_user_cut_the_stream() {
         (0, 6 * DAY, Some("a"), false, 0.0),
         (0, 7 * DAY, Some("a"), false, 0.0),
     ];
-    let j = journeys::build(&log(&rows), &rules());
+    let j = journeys_of(&log(&rows), &rules());
     assert_eq!(
         paths(&j),
         vec![p("a > a", 0.0, 1.0, 0.0), p("a > b", 1.0, 0.0, 10.0), p("c", 1.0, 0.0, 20.0)]
@@ -110,11 +111,11 @@ fn several_conversions_per_user_cut_the_stream() {
 #[test]
 fn conversion_row_with_a_channel_is_a_touch_unless_disabled() {
     let rows = [(0, DAY, Some("a"), false, 0.0), (0, 2 * DAY, Some("direct"), true, 7.0)];
-    let j = journeys::build(&log(&rows), &rules());
+    let j = journeys_of(&log(&rows), &rules());
     assert_eq!(paths(&j), vec![p("a > direct", 1.0, 0.0, 7.0)]);
     let mut r = rules();
     r.conversion_is_touch = false;
-    let j = journeys::build(&log(&rows), &r);
+    let j = journeys_of(&log(&rows), &r);
     assert_eq!(paths(&j), vec![p("a", 1.0, 0.0, 7.0)]);
 }
 
@@ -128,7 +129,7 @@ fn conversions_without_touches_are_unattributed() {
         (2, DAY, Some("b"), false, 0.0),
         (2, 2 * DAY, None, true, 1.0),
     ];
-    let j = journeys::build(&log(&rows), &rules());
+    let j = journeys_of(&log(&rows), &rules());
     assert_eq!(paths(&j), vec![p("b", 1.0, 0.0, 1.0)]);
     assert_eq!(j.stats.unattributed_conversions, 3.0);
     assert_eq!(j.stats.unattributed_value, 13.0);
@@ -145,7 +146,7 @@ fn a_user_who_never_converts_has_one_null_journey_limited_from_the_last_touch() 
         (5, 50 * DAY, Some("y"), false, 0.0),
         (5, 60 * DAY, Some("z"), false, 0.0),
     ];
-    let j = journeys::build(&log(&rows), &rules());
+    let j = journeys_of(&log(&rows), &rules());
     assert_eq!(paths(&j), vec![p("y > z", 0.0, 1.0, 0.0)]);
     assert_eq!(j.stats.expired_touches, 1);
     assert_eq!(j.stats.users, 1);
@@ -159,7 +160,7 @@ fn users_are_kept_apart_and_lengths_counted() {
         (0, 2 * DAY, None, true, 2.0),
         (1, 2 * DAY, None, true, 3.0),
     ];
-    let j = journeys::build(&log(&rows), &rules());
+    let j = journeys_of(&log(&rows), &rules());
     assert_eq!(paths(&j), vec![p("a", 1.0, 0.0, 2.0), p("b", 1.0, 0.0, 3.0)]);
     assert_eq!(j.stats.path_lengths, vec![0, 2]);
     assert_eq!(j.stats.path_length_quantile(0.5), Some(1));
@@ -173,7 +174,7 @@ fn tie_breaker_orders_equal_times_before_channel_name() {
         (0, 2 * SEC, None, true, 0.0),
     ]);
     l.tie = Some(vec![2, 1, 0]);
-    let j = journeys::build(&l, &rules());
+    let j = journeys_of(&l, &rules());
     assert_eq!(paths(&j), vec![p("b > a", 1.0, 0.0, 0.0)]);
 }
 
@@ -205,6 +206,6 @@ fn reading_in_batches_gives_the_same_log_and_journeys() {
         assert_eq!(whole.user_names, batched.user_names);
         assert!(matches!(&whole.user_names, UserNames::Str(v) if v.len() == whole.n_users));
         let rules = rules();
-        assert_eq!(paths(&journeys::build(&whole, &rules)), paths(&journeys::build(&batched, &rules)));
+        assert_eq!(paths(&journeys_of(&whole, &rules)), paths(&journeys_of(&batched, &rules)));
     }
 }

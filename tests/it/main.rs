@@ -7,6 +7,7 @@ mod defects;
 mod invariants;
 mod journeys;
 mod layers;
+mod messages;
 mod models;
 mod oracles;
 mod publication;

@@ -6,7 +6,7 @@ use crate::common::{analyze_journeys, fixture_b, table};
 
 use touchpoint::core::analysis::Analysis;
 use touchpoint::core::event_log::{EventLog, NO_CHANNEL};
-use touchpoint::core::journeys::{self, apply_transforms, JourneyOptions, ResolvedTransform, Touch};
+use touchpoint::core::journeys::{apply_transforms, JourneyOptions, ResolvedTransform, Touch};
 use touchpoint::core::markov;
 use touchpoint::core::models::{self, PositionWeights};
 use touchpoint::core::paths::{PathRow, PathTable};
@@ -216,8 +216,8 @@ fn timed_log(touches: &[(&str, f64)], value: f64) -> EventLog {
 }
 
 fn analyze(log: &EventLog, settings: &Settings) -> Analysis {
-    let opts = JourneyOptions::resolve(&settings.journeys, log, &log.channels, true);
-    let j = journeys::build_with(log, &log.channel, &log.channels, &opts);
+    let opts = JourneyOptions::resolve(&settings.journeys, log, true);
+    let j = crate::common::journeys_with(log, &opts);
     analyze_journeys(j, &log.channels, settings)
 }
 
@@ -465,21 +465,11 @@ fn touch_types_have_their_own_lookback() {
     let mut rules = JourneyRules::default();
     rules.lookback_by_type.insert("impression".into(), 1.0);
     rules.lookback_by_type.insert("click".into(), 30.0);
-    let j = journeys::build_with(
-        &log,
-        &log.channel,
-        &log.channels,
-        &JourneyOptions::resolve(&rules, &log, &log.channels, false),
-    );
+    let j = crate::common::journeys_of(&log, &rules);
     assert_eq!(j.paths.rows.len(), 1);
     assert_eq!(j.paths.path_name(&j.paths.rows[0].path), "search");
     assert_eq!(j.stats.expired_touches, 2);
     rules.lookback_by_type.insert("impression".into(), 2.0);
-    let j = journeys::build_with(
-        &log,
-        &log.channel,
-        &log.channels,
-        &JourneyOptions::resolve(&rules, &log, &log.channels, false),
-    );
+    let j = crate::common::journeys_of(&log, &rules);
     assert_eq!(j.paths.path_name(&j.paths.rows[0].path), "search > display");
 }
