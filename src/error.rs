@@ -79,9 +79,18 @@ pub enum Error {
         /// The lock file.
         path: PathBuf,
     },
-    /// An unexpected failure inside a dependency or touchpoint itself.
+    /// An unexpected failure inside touchpoint itself (a bug).
     #[error("internal error: {0}")]
     Internal(String),
+    /// An unexpected failure inside a dependency, with its error kept as the source.
+    #[error("internal error: {context}")]
+    Dependency {
+        /// What touchpoint was doing.
+        context: String,
+        /// The dependency's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl Error {
@@ -93,13 +102,21 @@ impl Error {
             Error::Config(_) => ExitStatus::Config,
             Error::Io { .. } => ExitStatus::IoError,
             Error::Locked { .. } => ExitStatus::TempFail,
-            Error::Internal(_) => ExitStatus::Software,
+            Error::Internal(_) | Error::Dependency { .. } => ExitStatus::Software,
         }
     }
 
     /// Shorthand for a [`Error::BadInput`].
     pub fn bad_input(file: impl Into<PathBuf>, column: Option<&str>, problem: impl Into<String>) -> Self {
         Error::BadInput { file: file.into(), column: column.map(str::to_owned), problem: problem.into() }
+    }
+
+    /// Shorthand for an [`Error::Dependency`].
+    pub fn dependency(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Dependency { context: context.into(), source: Box::new(source) }
     }
 
     /// Shorthand for an [`Error::Io`].
@@ -115,7 +132,7 @@ impl Error {
             Error::Config(_) => "bad_configuration",
             Error::Io { .. } => "io_error",
             Error::Locked { .. } => "locked",
-            Error::Internal(_) => "internal_error",
+            Error::Internal(_) | Error::Dependency { .. } => "internal_error",
         }
     }
 }

@@ -30,7 +30,7 @@ pub fn run(cli: &Cli) -> Result<serde_json::Value> {
 }
 
 fn to_json(s: &RunSummary) -> Result<serde_json::Value> {
-    serde_json::to_value(s).map_err(|e| Error::Internal(format!("summary: {e}")))
+    serde_json::to_value(s).map_err(|e| Error::dependency("rendering the summary", e))
 }
 
 fn env() -> Vec<(String, String)> {
@@ -80,7 +80,10 @@ fn run_pipeline(r: &RunArgs, phase: &dyn Fn(&'static str)) -> Result<serde_json:
     }
     if r.dry_run {
         let plan = job.plan()?;
-        println!("{}", serde_json::to_string_pretty(&plan).map_err(|e| Error::Internal(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).map_err(|e| Error::dependency("rendering the plan", e))?
+        );
         return Ok(serde_json::json!({"status": "dry_run", "pipeline": job.file.display().to_string()}));
     }
     tracing::info!(pipeline = %job.file.display(), run_date = job.run_date(), "running pipeline");

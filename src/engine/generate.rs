@@ -263,7 +263,7 @@ pub fn generate(opts: &GenOptions) -> Result<DataFrame> {
     let revenue: Vec<Option<f64>> = order.iter().map(|&i| all.revenue[i as usize]).collect();
     let ts = Series::new("ts".into(), ts)
         .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        .map_err(|e| Error::dependency("generating the time column", e))?;
     DataFrame::new_infer_height(vec![
         Column::new("user_id".into(), user),
         ts.into(),
@@ -271,7 +271,7 @@ pub fn generate(opts: &GenOptions) -> Result<DataFrame> {
         Column::new("event".into(), event),
         Column::new("revenue".into(), revenue),
     ])
-    .map_err(|e| Error::Internal(e.to_string()))
+    .map_err(|e| Error::dependency("building the generated log", e))
 }
 
 /// Generate and write a Parquet file (written to a temporary name, then renamed).

@@ -12,11 +12,11 @@ use crate::error::{Error, Result};
 use crate::settings::Format;
 
 fn io_err(path: &Path) -> impl Fn(PolarsError) -> Error + '_ {
-    move |e| Error::io(path, std::io::Error::other(e.to_string()))
+    move |e| Error::io(path, std::io::Error::other(e))
 }
 
 fn internal(e: PolarsError) -> Error {
-    Error::Internal(format!("building a table: {e}"))
+    Error::dependency("building a table", e)
 }
 
 /// A table as a Polars frame (types chosen once, here).
