@@ -73,6 +73,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A guard of the settings failed: nothing was published.
+    #[error("guard failed: {0}; nothing was published and the previous outputs are unchanged")]
+    Guard(String),
     /// Another run is publishing to the same output.
     #[error("output locked: {path} is held by another touchpoint run on the same output; retry when it has finished")]
     Locked {
@@ -97,7 +100,7 @@ impl Error {
     /// The documented process exit status for this error.
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            Error::BadInput { .. } => ExitStatus::DataError,
+            Error::BadInput { .. } | Error::Guard(_) => ExitStatus::DataError,
             Error::NotFound { .. } => ExitStatus::NoInput,
             Error::Config(_) => ExitStatus::Config,
             Error::Io { .. } => ExitStatus::IoError,
@@ -132,6 +135,7 @@ impl Error {
             Error::Config(_) => "bad_configuration",
             Error::Io { .. } => "io_error",
             Error::Locked { .. } => "locked",
+            Error::Guard(_) => "guard",
             Error::Internal(_) | Error::Dependency { .. } => "internal_error",
         }
     }

@@ -149,6 +149,18 @@ pub struct AttributeArgs {
     /// window and lookback are not read.
     #[arg(long)]
     pub partition_key: Option<String>,
+    /// Fail (65, nothing published) when the run has fewer conversions than this
+    /// (guards.min_conversions).
+    #[arg(long, value_name = "N")]
+    pub min_conversions: Option<f64>,
+    /// Fail (65, nothing published) when total conversions change by more than this
+    /// fraction against the previous publication (guards.max_conversion_change; 0.5 = ±50%).
+    #[arg(long, value_name = "FRACTION")]
+    pub max_conversion_change: Option<f64>,
+    /// Wait up to this many seconds for another run on the same output
+    /// (output.lock_timeout_seconds; default 0: fail at once with 75).
+    #[arg(long, value_name = "SECONDS")]
+    pub lock_timeout: Option<u64>,
     /// Override any setting: section.key=value (TOML value).
     #[arg(long, value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -216,6 +228,10 @@ pub struct JourneyArgs {
     /// drop (and count them in data_quality).
     #[arg(long)]
     pub on_invalid_rows: Option<String>,
+    /// Exact duplicate events (equal in every mapped column): none (count and warn) or
+    /// exact (also keep only the first copy) (journeys.dedupe).
+    #[arg(long)]
+    pub dedupe: Option<String>,
     /// Path transforms applied in order after the lookback, comma-separated: exposure,
     /// first, unique, frequency, trim_long_path(N), remove_if_not_all(a|b),
     /// remove_if_last_and_not_all(a|b).

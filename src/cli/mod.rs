@@ -165,6 +165,7 @@ fn attribute_flags(a: &AttributeArgs) -> Result<Vec<Flag>> {
     );
     put("journeys.on_invalid_rows", j.on_invalid_rows.as_deref().map(s), "--on-invalid-rows");
     put("journeys.transforms", (!j.transforms.is_empty()).then(|| list(&j.transforms)), "--transforms");
+    put("journeys.dedupe", j.dedupe.as_deref().map(s), "--dedupe");
     let m = &a.model_params;
     put("models.markov_order", m.markov_order.as_deref().map(settings::parse_value), "--markov-order");
     put(
@@ -185,6 +186,17 @@ fn attribute_flags(a: &AttributeArgs) -> Result<Vec<Flag>> {
     put("output.journey_credit", a.journey_credit.then_some(toml::Value::Boolean(true)), "--journey-credit");
     put("window.run_date", a.run_date.as_deref().map(s), "--run-date");
     put("window.days", a.window_days.map(|n| toml::Value::Integer(n as i64)), "--window-days");
+    put("guards.min_conversions", a.min_conversions.map(toml::Value::Float), "--min-conversions");
+    put(
+        "guards.max_conversion_change",
+        a.max_conversion_change.map(toml::Value::Float),
+        "--max-conversion-change",
+    );
+    put(
+        "output.lock_timeout_seconds",
+        a.lock_timeout.map(|n| toml::Value::Integer(n as i64)),
+        "--lock-timeout",
+    );
     for x in &a.set {
         let (k, v) = parse_set(x)?;
         f.push((k, v, format!("--set {x}")));

@@ -69,6 +69,8 @@ pub struct AnalyzeOptions<'a> {
     pub time_decay_credit: Option<&'a Credits>,
     /// Compute the removal effects of channel sequences (order ≥ 2).
     pub sequence_effects: bool,
+    /// Duplicates were dropped (no warning about them).
+    pub dedupe: bool,
 }
 
 /// Run the enabled models on a journey result.
@@ -92,6 +94,13 @@ pub fn analyze(journeys: Journeys, opts: &AnalyzeOptions) -> Result<Analysis> {
         recorded,
         warnings: Vec::new(),
     };
+    if a.stats.duplicate_events > 0 && !opts.dedupe {
+        a.warnings.push(format!(
+            "{} exact duplicate event(s) (equal in every mapped column) are counted as separate events; \
+             set journeys.dedupe = \"exact\" to keep only the first copy",
+            a.stats.duplicate_events
+        ));
+    }
     if a.stats.total_conversions == 0.0 {
         a.warnings
             .push("the input has no conversions: every credit is 0 and removal effects are null".into());

@@ -57,6 +57,8 @@ pub struct EventLog {
     pub rejected: BTreeMap<RejectReason, u64>,
     /// Rows of other shards skipped by a `--shard` run.
     pub other_shards: u64,
+    /// What the reader noticed that is worth a warning in the summary and the manifest.
+    pub warnings: Vec<String>,
 }
 
 /// The original user id values, in sorted order (index = dense user id).

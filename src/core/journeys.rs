@@ -19,7 +19,7 @@ use rustc_hash::FxHashMap;
 use crate::core::event_log::{EventLog, NO_CHANNEL};
 use crate::core::paths::{PathRow, PathTable};
 pub use crate::core::transforms::{apply_transforms, frequency_cap, frequency_name, ResolvedTransform};
-use crate::settings::{days_to_micros, JourneyRules, Transform};
+use crate::settings::{days_to_micros, Dedupe, JourneyRules, Transform};
 
 /// Counts about the journeys, for the data-quality table.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -46,6 +46,9 @@ pub struct JourneyStats {
     pub touches: u64,
     /// `path_lengths[n]` = number of non-empty journeys with n touches.
     pub path_lengths: Vec<u64>,
+    /// Exact duplicate events among those read (removed when `journeys.dedupe = "exact"`).
+    #[serde(default)]
+    pub duplicate_events: u64,
 }
 
 impl JourneyStats {
@@ -61,6 +64,7 @@ impl JourneyStats {
         self.total_value += o.total_value;
         self.expired_touches += o.expired_touches;
         self.touches += o.touches;
+        self.duplicate_events += o.duplicate_events;
         if self.path_lengths.len() < o.path_lengths.len() {
             self.path_lengths.resize(o.path_lengths.len(), 0);
         }
@@ -185,6 +189,8 @@ pub struct JourneyOptions {
     pub transforms: Vec<ResolvedTransform>,
     /// Record converting journeys one by one (time decay, per-journey credit).
     pub record: bool,
+    /// Skip exact duplicate events (`journeys.dedupe = "exact"`).
+    pub dedupe: bool,
     /// Reporting window `[start, end)` µs: only journeys ending inside it are counted
     /// (earlier conversions still cut the stream).
     pub report: Option<(i64, i64)>,
@@ -223,6 +229,7 @@ impl JourneyOptions {
             conversion_is_touch: rules.conversion_is_touch,
             transforms,
             record,
+            dedupe: rules.dedupe == Dedupe::Exact,
             report: None,
         }
     }
@@ -325,12 +332,41 @@ pub struct EventOrder {
     /// Chunks of whole users (see [`chunk_shift`]): `keys[bounds[i]..bounds[i + 1]]`.
     /// The boundaries depend only on the data, never on the thread count.
     pub bounds: Vec<usize>,
+    /// Rows that repeat an earlier row in every mapped column (exact duplicates), sorted:
+    /// each but the first of its copies, the first being the earliest in file and row order.
+    pub duplicates: Vec<u32>,
 }
 
 impl EventOrder {
     /// Row indices in journey order.
     pub fn rows(&self) -> impl Iterator<Item = u32> + '_ {
         self.keys.iter().map(|k| *k as u32)
+    }
+}
+
+/// The order of rows tied on (user, time, conversion flag): tie-breaker, channel, value.
+fn order_ties(log: &EventLog, x: usize, y: usize) -> std::cmp::Ordering {
+    let tx = log.tie.as_ref().map(|t| t[x]);
+    let ty = log.tie.as_ref().map(|t| t[y]);
+    tx.cmp(&ty).then(log.channel[x].cmp(&log.channel[y])).then(log.value[x].total_cmp(&log.value[y]))
+}
+
+/// Rows of a tied run (sorted by [`order_ties`], stable, so copies keep row order) that
+/// repeat an earlier row in every mapped column, touch type and campaign included.
+fn find_duplicates(log: &EventLog, run: &[u128], out: &mut Vec<u32>) {
+    let same_extra = |x: usize, y: usize| {
+        log.touch_type.as_ref().is_none_or(|t| t[x] == t[y])
+            && log.campaign.as_ref().is_none_or(|c| c[x] == c[y])
+    };
+    for i in 1..run.len() {
+        let x = run[i] as u32 as usize;
+        let earlier = run[..i].iter().rev().map(|&k| k as u32 as usize);
+        for y in earlier.take_while(|&y| order_ties(log, y, x).is_eq()) {
+            if same_extra(x, y) {
+                out.push(x as u32);
+                break;
+            }
+        }
     }
 }
 
@@ -406,57 +442,59 @@ pub fn sort_events(log: &EventLog) -> EventOrder {
         rest = tail;
         rest_users = tail_users;
     }
-    slices.into_par_iter().for_each_init(
-        || (Vec::new(), Vec::new()),
-        |(tmp, starts): &mut (Vec<u128>, Vec<u32>), (k, chunk, users)| {
-            let base = (k << shift) as u32;
-            tmp.clear();
-            tmp.extend_from_slice(chunk);
-            starts.clear();
-            starts.resize((1 << shift) + 1, 0);
-            for &u in users.iter() {
-                starts[(u - base) as usize + 1] += 1;
-            }
-            for u in 0..1 << shift {
-                starts[u + 1] += starts[u];
-            }
-            let mut pos = starts.clone();
-            for (&x, &u) in tmp.iter().zip(users.iter()) {
-                let p = &mut pos[(u - base) as usize];
-                chunk[*p as usize] = x;
-                *p += 1;
-            }
-            for u in 0..1 << shift {
-                users[starts[u] as usize..starts[u + 1] as usize].fill(base + u as u32);
-                let group = &mut chunk[starts[u] as usize..starts[u + 1] as usize];
-                if group.len() < 2 {
-                    continue;
+    let dups: Vec<Vec<u32>> = slices
+        .into_par_iter()
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |(tmp, starts): &mut (Vec<u128>, Vec<u32>), (k, chunk, users)| -> Vec<u32> {
+                let mut dups = Vec::new();
+                let base = (k << shift) as u32;
+                tmp.clear();
+                tmp.extend_from_slice(chunk);
+                starts.clear();
+                starts.resize((1 << shift) + 1, 0);
+                for &u in users.iter() {
+                    starts[(u - base) as usize + 1] += 1;
                 }
-                group.sort_unstable();
-                // Resolve the rare ties on (time, flag) by the remaining keys.
-                let mut a = 0;
-                while a < group.len() {
-                    let mut b = a + 1;
-                    while b < group.len() && group[b] >> 32 == group[a] >> 32 {
-                        b += 1;
-                    }
-                    if b - a > 1 {
-                        group[a..b].sort_by(|&x, &y| {
-                            let (x, y) = (x as u32 as usize, y as u32 as usize);
-                            let tx = log.tie.as_ref().map(|t| t[x]);
-                            let ty = log.tie.as_ref().map(|t| t[y]);
-                            tx.cmp(&ty)
-                                .then(log.channel[x].cmp(&log.channel[y]))
-                                .then(log.value[x].total_cmp(&log.value[y]))
-                        });
-                    }
-                    a = b;
+                for u in 0..1 << shift {
+                    starts[u + 1] += starts[u];
                 }
-            }
-        },
-    );
+                let mut pos = starts.clone();
+                for (&x, &u) in tmp.iter().zip(users.iter()) {
+                    let p = &mut pos[(u - base) as usize];
+                    chunk[*p as usize] = x;
+                    *p += 1;
+                }
+                for u in 0..1 << shift {
+                    users[starts[u] as usize..starts[u + 1] as usize].fill(base + u as u32);
+                    let group = &mut chunk[starts[u] as usize..starts[u + 1] as usize];
+                    if group.len() < 2 {
+                        continue;
+                    }
+                    group.sort_unstable();
+                    // Resolve the rare ties on (time, flag) by the remaining keys.
+                    let mut a = 0;
+                    while a < group.len() {
+                        let mut b = a + 1;
+                        while b < group.len() && group[b] >> 32 == group[a] >> 32 {
+                            b += 1;
+                        }
+                        if b - a > 1 {
+                            group[a..b]
+                                .sort_by(|&x, &y| order_ties(log, x as u32 as usize, y as u32 as usize));
+                            find_duplicates(log, &group[a..b], &mut dups);
+                        }
+                        a = b;
+                    }
+                }
+                dups
+            },
+        )
+        .collect();
+    let mut duplicates: Vec<u32> = dups.into_iter().flatten().collect();
+    duplicates.sort_unstable();
     bounds.dedup();
-    EventOrder { keys, users, min_ts, bounds }
+    EventOrder { keys, users, min_ts, bounds, duplicates }
 }
 
 /// Cut the events, sorted by [`sort_events`], into journeys over the log's channels.
@@ -468,13 +506,21 @@ pub fn build(log: &EventLog, order: &EventOrder, opts: &JourneyOptions) -> Journ
         .bounds
         .par_windows(2)
         .map(|w| {
-            walk(log, codes, n_codes, &order.keys[w[0]..w[1]], &order.users[w[0]..w[1]], order.min_ts, opts)
+            let skip: &[u32] = if opts.dedupe { &order.duplicates } else { &[] };
+            let rows = Rows {
+                keys: &order.keys[w[0]..w[1]],
+                users: &order.users[w[0]..w[1]],
+                min_ts: order.min_ts,
+                skip,
+            };
+            walk(log, codes, n_codes, &rows, opts)
         })
         .collect();
 
     tracing::debug!(ms = t.elapsed().as_millis(), chunks = order.bounds.len() - 1, "walked journeys");
     let t = std::time::Instant::now();
-    let mut stats = JourneyStats::default();
+    let mut stats =
+        JourneyStats { duplicate_events: order.duplicates.len() as u64, ..JourneyStats::default() };
     let mut recorded = Recorded::default();
     // Merge the chunks' paths: sort every (path, chunk) entry, then sum equal paths in chunk
     // order (fixed), which also leaves the rows sorted by path.
@@ -581,16 +627,17 @@ fn within(pending: &[Pending], reference: i64, out: &mut Vec<Touch>) -> u64 {
     (pending.len() - out.len()) as u64
 }
 
-/// Walk a run of sorted rows that holds whole users.
-fn walk(
-    log: &EventLog,
-    codes: &[u32],
-    n_codes: u32,
-    keys: &[u128],
-    users: &[u32],
+/// A run of sorted rows holding whole users, and the duplicate rows to skip.
+struct Rows<'a> {
+    keys: &'a [u128],
+    users: &'a [u32],
     min_ts: i64,
-    opts: &JourneyOptions,
-) -> Collector {
+    skip: &'a [u32],
+}
+
+/// Walk a run of sorted rows that holds whole users.
+fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &Rows, opts: &JourneyOptions) -> Collector {
+    let Rows { keys, users, min_ts, skip } = *rows;
     let mut c = Collector::default();
     let mut pending: Vec<Pending> = Vec::new();
     let mut kept: Vec<Touch> = Vec::new();
@@ -610,6 +657,10 @@ fn walk(
         while i < keys.len() && users[i] == user {
             let k = keys[i];
             let r = k as u32 as usize;
+            if !skip.is_empty() && skip.binary_search(&(r as u32)).is_ok() {
+                i += 1;
+                continue;
+            }
             let ts = ((k >> 33) as i64).wrapping_add(min_ts);
             let ch = codes[r];
             if (k >> 32) & 1 == 1 {

@@ -17,6 +17,9 @@ use crate::core::intern::PIECE;
 use crate::error::{Error, Result};
 use crate::settings::{Columns, InvalidRows};
 
+/// How many distinct values of a string marker column a message shows.
+const MARKER_EXAMPLES: usize = 8;
+
 /// A null time: a sentinel no real timestamp reaches (halves the memory of `Option<i64>`).
 const NULL_TIME: i64 = i64::MIN;
 /// Conversion marker of a row: touch, conversion, or null.
@@ -149,7 +152,22 @@ fn convert_columns<'a>(
     // Users first (hashing: the most expensive part, parallel inside).
     let (keys, null_users) = batch_user_keys(series(df, &cols.user, path)?, ctx, state.names.as_mut())?;
     let ts = time_micros(series(df, &cols.time, path)?, path, &cols.time)?;
-    let conv = markers(series(df, &cols.conversion, path)?, ctx)?;
+    let marker_s = series(df, &cols.conversion, path)?;
+    let conv = markers(marker_s, ctx)?;
+    if ctx.plan.marker == MarkerKind::Str
+        && state.marker_values.len() < MARKER_EXAMPLES
+        && !conv.contains(&CONVERSION)
+    {
+        // No row of this batch is a conversion: keep a few of the values the column holds,
+        // for the message if no batch has one (a typo in the marker value).
+        let ca = marker_s.str().map_err(cast_err(path, &cols.conversion))?;
+        for v in ca.iter().flatten() {
+            if state.marker_values.len() >= MARKER_EXAMPLES {
+                break;
+            }
+            state.marker_values.insert(v.to_owned());
+        }
+    }
     let values = match &cols.value {
         Some(v) => Some(conversion_values(series(df, v, path)?, path, v, row_at)?),
         None => None,
@@ -502,7 +520,8 @@ fn channel_ids(ca: &StringChunked, channels: &mut Interner<String>) -> Vec<u32> 
             let mut dict: FxHashMap<&str, u32> = FxHashMap::default();
             let mut names: Vec<String> = Vec::new();
             for (o, v) in o.iter_mut().zip(piece.iter()) {
-                if let Some(c) = v {
+                // An empty channel name is no channel, like a null one.
+                if let Some(c) = v.filter(|c| !c.is_empty()) {
                     *o = *dict.entry(c).or_insert_with(|| {
                         names.push(c.to_owned());
                         names.len() as u32 - 1

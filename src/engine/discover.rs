@@ -13,6 +13,17 @@ use crate::error::{Error, Result};
 pub fn resolve_inputs(spec: &str) -> Result<Vec<PathBuf>> {
     let path = Path::new(spec);
     let mut files = Vec::new();
+    match std::fs::metadata(path) {
+        // A name the system cannot even look up (too long, invalid) is an I/O problem to
+        // fix, not data that may land later.
+        Err(e)
+            if !matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory)
+                && !spec.contains(['*', '?', '[']) =>
+        {
+            return Err(Error::io(path, e));
+        }
+        _ => {}
+    }
     if path.is_file() {
         files.push(path.to_path_buf());
     } else if path.is_dir() {

@@ -90,6 +90,8 @@ pub(super) struct LoadState {
     pub(super) users: UserKeys,
     /// The value of each string user key, when the run lists users.
     pub(super) names: Option<FxHashMap<u128, String>>,
+    /// Some values of a string marker column seen in batches without a conversion.
+    pub(super) marker_values: std::collections::BTreeSet<String>,
 }
 
 /// What to read and how to treat invalid rows.
@@ -132,6 +134,7 @@ pub fn load_events(spec: &str, opts: &LoadOptions) -> Result<EventLog> {
             UserKind::Int => UserKeys::Int(Vec::with_capacity(total as usize)),
         },
         names: (!scope.skip_user_names).then(FxHashMap::default),
+        marker_values: Default::default(),
     };
     log.reserve(total as usize);
     let user_int32 = plans.iter().all(|p| p.user_int32);
@@ -139,6 +142,16 @@ pub fn load_events(spec: &str, opts: &LoadOptions) -> Result<EventLog> {
         read_plan(plan, opts, user_int32, &mut log, &mut state)?;
     }
     check_read(spec, scope, &log)?;
+    if !log.is_conversion.iter().any(|&c| c) && !state.marker_values.is_empty() {
+        let seen: Vec<String> = state.marker_values.iter().map(|v| format!("`{v}`")).collect();
+        log.warnings.push(format!(
+            "no row of the conversion column `{}` equals the conversion value `{}`; the column holds {}: \
+             check --conversion-value (columns.conversion_value)",
+            cols.conversion,
+            cols.conversion_value,
+            seen.join(", ")
+        ));
+    }
     finish(&mut log, state, cols);
     check_channels(spec, cols, &log)?;
     Ok(log)
@@ -267,7 +280,7 @@ fn check_channels(spec: &str, cols: &Columns, log: &EventLog) -> Result<()> {
 /// Renumber every id in sorted order now that all files are read.
 fn finish(log: &mut EventLog, state: LoadState, cols: &Columns) {
     let t = std::time::Instant::now();
-    let LoadState { channels, str_ties, tie_is_str, mut ties, extra, users, names } = state;
+    let LoadState { channels, str_ties, tie_is_str, mut ties, extra, users, names, .. } = state;
     number_users(log, users, names);
     if cols.touch_type.is_some() {
         let (r, names) = extra.types.sorted_remap();

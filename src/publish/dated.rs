@@ -22,7 +22,7 @@ pub struct DatedOutput {
 
 impl DatedOutput {
     /// Check that `root` can be published to and take its lock, before any data is read.
-    pub fn open(root: &Path) -> Result<DatedOutput> {
+    pub fn open(root: &Path, wait: std::time::Duration) -> Result<DatedOutput> {
         if root.is_file() {
             return Err(Error::Config(format!(
                 "output root `{}` is an existing file; give a directory",
@@ -31,7 +31,7 @@ impl DatedOutput {
         }
         let created = !root.exists();
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-        let store = Store::open(&root.join(".touchpoint"))?;
+        let store = Store::open(&root.join(".touchpoint"), wait)?;
         let dates = store.dir.join("dates");
         std::fs::create_dir_all(&dates).map_err(|e| Error::io(&dates, e))?;
         let o = DatedOutput { root: root.to_path_buf(), store, created };

@@ -130,7 +130,7 @@ impl DirOutput {
     /// Check that `out` can be published to and take its lock, before any data is read.
     /// An existing regular file, a read-only place or a directory touchpoint did not write
     /// fail here; a directory of an earlier touchpoint layout is adopted as the previous run.
-    pub fn open(out: &Path) -> Result<DirOutput> {
+    pub fn open(out: &Path, wait: std::time::Duration) -> Result<DirOutput> {
         let (parent, name) = split(out)?;
         std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         let legacy = match std::fs::symlink_metadata(out) {
@@ -145,7 +145,7 @@ impl DirOutput {
                 )))
             }
         };
-        let store = Store::open(&parent.join(format!(".{name}.touchpoint")))?;
+        let store = Store::open(&parent.join(format!(".{name}.touchpoint")), wait)?;
         let o = DirOutput { out: out.to_path_buf(), store };
         if legacy {
             o.adopt_legacy()?;

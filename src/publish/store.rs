@@ -29,15 +29,22 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 
 impl Store {
     /// Open (creating) the store at `dir` and take its lock: one publisher per output at a
-    /// time. A second run fails at once with exit status 75, which schedulers retry.
-    pub fn open(dir: &Path) -> Result<Store> {
+    /// time. A second run waits up to `wait`, then fails with exit status 75, which
+    /// schedulers retry.
+    pub fn open(dir: &Path, wait: std::time::Duration) -> Result<Store> {
         std::fs::create_dir_all(dir.join("versions")).map_err(io(dir))?;
         let lock_path = dir.join("lock");
         let lock = File::create(&lock_path).map_err(io(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+            }
         }
         Ok(Store { dir: dir.to_path_buf(), _lock: lock })
     }

@@ -249,6 +249,7 @@ pub fn data_quality(a: &Analysis, input: &InputSummary) -> Table {
     m.extend([
         ("rows_rejected".into(), rejected as f64),
         ("events".into(), input.events as f64),
+        ("duplicate_events".into(), s.duplicate_events as f64),
         ("users".into(), s.users as f64),
         ("channels".into(), a.report_channels.len() as f64),
         ("journeys".into(), s.journeys as f64),

@@ -2,6 +2,7 @@
 //! settings and records the phases; the commands (`attribute`, `run`, `merge`, shards) are
 //! thin uses of it.
 
+mod guards;
 pub mod job;
 pub mod shard;
 
@@ -91,9 +92,10 @@ impl<'a> Run<'a> {
     pub fn open_output(&mut self) -> Result<()> {
         if self.output.is_none() {
             let out = self.out()?;
+            let wait = std::time::Duration::from_secs(self.settings.output.lock_timeout_seconds);
             self.output = Some(match self.settings.window() {
-                Some(_) => Output::Dated(DatedOutput::open(&out)?),
-                None => Output::Dir(DirOutput::open(&out)?),
+                Some(_) => Output::Dated(DatedOutput::open(&out, wait)?),
+                None => Output::Dir(DirOutput::open(&out, wait)?),
             });
         }
         Ok(())
@@ -149,6 +151,7 @@ impl<'a> Run<'a> {
             other_shards: log.other_shards,
         };
         let users = log.user_names.clone();
+        let read_warnings = log.warnings.clone();
         let (channels, campaigns) = (log.channels.clone(), log.campaigns.clone());
         drop(log);
         let (analysis, campaign) = self.phase("models", |s| {
@@ -157,6 +160,7 @@ impl<'a> Run<'a> {
                 models: &s.models,
                 time_decay_credit: None,
                 sequence_effects: true,
+                dedupe: s.journeys.dedupe == crate::settings::Dedupe::Exact,
             };
             let a = analysis::analyze(journeys, &opts)?;
             let c = match &touch_campaign {
@@ -165,6 +169,8 @@ impl<'a> Run<'a> {
             };
             Ok((a, c))
         })?;
+        let mut analysis = analysis;
+        analysis.warnings.splice(0..0, read_warnings);
         for w in &analysis.warnings {
             tracing::warn!("{w}");
         }
@@ -186,6 +192,7 @@ impl<'a> Run<'a> {
                 models: &s.models,
                 time_decay_credit: None,
                 sequence_effects: true,
+                dedupe: s.journeys.dedupe == crate::settings::Dedupe::Exact,
             };
             analysis::analyze(journeys, &opts)
         })?;
@@ -208,6 +215,7 @@ impl<'a> Run<'a> {
         (self.progress)("write");
         self.open_output()?;
         let out = self.out()?;
+        guards::check(&self.settings, run)?;
         let t = Instant::now();
         let tables = report::tables(run, &self.settings)?;
         let a = &run.analysis;
@@ -247,6 +255,7 @@ impl<'a> Run<'a> {
             "rows_read": run.input.rows_read,
             "events": run.input.events,
             "markov_order_used": a.markov.as_ref().map(|m| m.chain.order),
+            "totals": {"conversions": a.stats.total_conversions, "value": a.stats.total_value},
             "outputs": [],
             "warnings": a.warnings,
             "timings_ms": self.timings.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),

@@ -64,7 +64,8 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
         return Err(Error::Config("the campaign grain is not supported with --shard yet".into()));
     }
     let mut run = Run::new(settings, "attribute --shard", &|_| {});
-    run.set_output(Output::Dir(DirOutput::open(&run.out()?)?));
+    let wait = std::time::Duration::from_secs(run.settings.output.lock_timeout_seconds);
+    run.set_output(Output::Dir(DirOutput::open(&run.out()?, wait)?));
     let result = run.compute_events(Some(shard))?;
     let a = &result.analysis;
     let time_decay = a
@@ -272,6 +273,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
         models: &settings.models,
         time_decay_credit: td.as_ref(),
         sequence_effects: true,
+        dedupe: settings.journeys.dedupe == crate::settings::Dedupe::Exact,
     };
     let analysis = analyze(journeys, &opts)?;
     let spend = load_spend(&settings)?;

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use model::{MarkovOrder, Model, Models, PositionWeights};
 pub use resolve::{parse_set, parse_value, path_value, resolve, Layers, Resolved, SECTIONS};
-pub use rules::{days_to_micros, Columns, InvalidRows, JourneyRules, Transform};
+pub use rules::{days_to_micros, Columns, Dedupe, InvalidRows, JourneyRules, Transform};
 
 use crate::error::{Error, Result};
 
@@ -52,6 +52,22 @@ pub struct Settings {
     /// Where and how to write.
     #[serde(default)]
     pub output: Output,
+    /// Checks that fail a run instead of publishing obviously wrong numbers.
+    #[serde(default)]
+    pub guards: Guards,
+}
+
+/// The `[guards]` section: a run that breaks one fails with 65 (`"kind": "guard"`) and
+/// publishes nothing, leaving the previous outputs as they were.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Guards {
+    /// Fewer conversions than this (in the reporting window) fail the run.
+    pub min_conversions: Option<f64>,
+    /// A relative change of total conversions larger than this (0.5 = ±50%) against the
+    /// previous publication fails the run: the previous run date's partition for windowed
+    /// runs, the present content of the output directory otherwise.
+    pub max_conversion_change: Option<f64>,
 }
 
 fn version_1() -> u32 {
@@ -136,11 +152,14 @@ pub struct Output {
     /// Also write `journey_credit` (one row per converting journey, model and channel; it
     /// holds user ids, which are personal data).
     pub journey_credit: bool,
+    /// How long to wait for another run on the same output to finish (0: fail at once
+    /// with 75, which schedulers retry).
+    pub lock_timeout_seconds: u64,
 }
 
 impl Default for Output {
     fn default() -> Self {
-        Output { root: None, format: Format::Parquet, journey_credit: false }
+        Output { root: None, format: Format::Parquet, journey_credit: false, lock_timeout_seconds: 0 }
     }
 }
 
@@ -253,6 +272,7 @@ impl Default for Settings {
             models: Models::default(),
             window: WindowSpec::default(),
             output: Output::default(),
+            guards: Guards::default(),
         }
     }
 }
@@ -333,6 +353,12 @@ impl Settings {
                     "lookback for touch type `{t}` must be ≥ 0 days, got {d}"
                 )));
             }
+        }
+        let g = &self.guards;
+        if g.min_conversions.is_some_and(|x| !(x.is_finite() && x >= 0.0))
+            || g.max_conversion_change.is_some_and(|x| !(x.is_finite() && x >= 0.0))
+        {
+            return Err(Error::Config("guards must be finite numbers ≥ 0".into()));
         }
         if self.window.days == 0 {
             return Err(Error::Config("window.days must be at least 1".into()));

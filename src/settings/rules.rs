@@ -71,6 +71,11 @@ pub struct JourneyRules {
     /// clicks 30, impressions 1 — the view-through windows of ad platforms.
     #[serde(default)]
     pub lookback_by_type: std::collections::BTreeMap<String, f64>,
+    /// Exact duplicate events (equal in every mapped column): `none` counts them in
+    /// `data_quality` and warns; `exact` also drops every copy but the first (in file and
+    /// row order).
+    #[serde(default)]
+    pub dedupe: Dedupe,
     /// Path transforms, applied in order after the lookback (`docs/models.md` § Transforms).
     #[serde(default)]
     pub transforms: Vec<Transform>,
@@ -83,9 +88,21 @@ impl Default for JourneyRules {
             conversion_is_touch: true,
             on_invalid_rows: InvalidRows::Fail,
             lookback_by_type: Default::default(),
+            dedupe: Dedupe::None,
             transforms: Vec::new(),
         }
     }
+}
+
+/// What to do with exact duplicate events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Dedupe {
+    /// Keep them (counted and warned about).
+    #[default]
+    None,
+    /// Drop every copy but the first.
+    Exact,
 }
 
 /// Days to microseconds (the time unit of the whole pipeline).

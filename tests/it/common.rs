@@ -134,6 +134,7 @@ pub fn analyze_journeys(
         models: &s.models,
         time_decay_credit: None,
         sequence_effects: true,
+        dedupe: false,
     };
     touchpoint::core::analysis::analyze(j, &opts).unwrap()
 }

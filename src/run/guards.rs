@@ -1,0 +1,57 @@
+//! Guards for nightly runs (`[guards]`): a run whose totals are obviously wrong fails with
+//! 65 instead of replacing good outputs (a typo in the conversion marker gives zero
+//! conversions; a half-landed input gives half of them).
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::report::RunResult;
+use crate::settings::Settings;
+
+/// Check the guards against a computed result, before anything is written.
+pub fn check(settings: &Settings, run: &RunResult) -> Result<()> {
+    let g = &settings.guards;
+    let conversions = run.analysis.stats.total_conversions;
+    if let Some(min) = g.min_conversions {
+        if conversions < min {
+            return Err(Error::Guard(format!(
+                "{conversions} conversions, fewer than guards.min_conversions = {min}"
+            )));
+        }
+    }
+    let Some(max) = g.max_conversion_change else { return Ok(()) };
+    let Some((previous, from)) = previous_conversions(settings) else { return Ok(()) };
+    let change = if previous > 0.0 { (conversions - previous).abs() / previous } else { 0.0 };
+    if change > max {
+        return Err(Error::Guard(format!(
+            "{conversions} conversions against {previous} in {from}: a change of {:.1}%, more than \
+             guards.max_conversion_change = {:.1}%",
+            100.0 * change,
+            100.0 * max
+        )));
+    }
+    Ok(())
+}
+
+/// Total conversions of the previous publication: the previous run date's partition for
+/// windowed runs, the output directory's present manifest otherwise.
+fn previous_conversions(settings: &Settings) -> Option<(f64, String)> {
+    let root = settings.output.root.as_deref()?;
+    let manifest = match settings.window() {
+        Some(w) => {
+            let prev = w.run_date.0.pred_opt()?;
+            root.join("_manifest")
+                .join(format!("run_date={}", prev.format("%Y-%m-%d")))
+                .join("_manifest.json")
+        }
+        None => root.join("manifest.json"),
+    };
+    let c = read_total(&manifest)?;
+    Some((c, manifest.display().to_string()))
+}
+
+fn read_total(manifest: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(manifest).ok()?;
+    let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
+    doc["totals"]["conversions"].as_f64()
+}
