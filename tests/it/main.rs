@@ -11,5 +11,6 @@ mod messages;
 mod models;
 mod oracles;
 mod publication;
+mod robustness;
 mod scheduling;
 mod shard;
