@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod defects;
+mod fuzz;
 mod invariants;
 mod journeys;
 mod layers;
