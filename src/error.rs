@@ -61,6 +61,9 @@ pub enum Error {
         /// Why nothing was found.
         problem: String,
     },
+    /// The command line is incomplete (what clap cannot say on its own).
+    #[error("usage: {0}")]
+    Usage(String),
     /// Invalid settings (flags, pipeline file, environment).
     #[error("bad configuration: {0}")]
     Config(String),
@@ -103,6 +106,7 @@ impl Error {
             Error::BadInput { .. } | Error::Guard(_) => ExitStatus::DataError,
             Error::NotFound { .. } => ExitStatus::NoInput,
             Error::Config(_) => ExitStatus::Config,
+            Error::Usage(_) => ExitStatus::Usage,
             Error::Io { .. } => ExitStatus::IoError,
             Error::Locked { .. } => ExitStatus::TempFail,
             Error::Internal(_) | Error::Dependency { .. } => ExitStatus::Software,
@@ -133,6 +137,7 @@ impl Error {
             Error::BadInput { .. } => "bad_input",
             Error::NotFound { .. } => "input_not_found",
             Error::Config(_) => "bad_configuration",
+            Error::Usage(_) => "usage",
             Error::Io { .. } => "io_error",
             Error::Locked { .. } => "locked",
             Error::Guard(_) => "guard",

@@ -55,6 +55,11 @@ pub enum Command {
     /// <root>/<table>/run_date=<date>/ partitions and a manifest, atomically.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
+    /// Read the data and report what a run would drop, find duplicated, leave unattributed,
+    /// expire or refuse, without writing anything: the command to run when a number looks
+    /// wrong. Takes the flags of `attribute` (--out is not needed).
+    #[command(after_help = EXIT_CODES)]
+    Doctor(Box<AttributeArgs>),
     /// Check a pipeline file and the schemas of the inputs it needs, without reading data.
     #[command(after_help = EXIT_CODES)]
     Validate(RunArgs),
@@ -112,8 +117,9 @@ pub struct AttributeArgs {
     #[arg(long, value_name = "FILE")]
     pub paths: Option<PathBuf>,
     /// Output directory (output.root); created if missing. Published atomically.
+    /// Required by `attribute`; `doctor` writes nothing.
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     /// Models to run (models.run), comma-separated: first_touch, last_touch,
     /// last_non_direct, linear, position_based, time_decay, markov, shapley. Default: all
     /// (all but time_decay with --paths, which has no timestamps).

@@ -43,6 +43,9 @@ fn run_command(cli: &Cli, phase: &dyn Fn(&'static str)) -> Result<serde_json::Va
         Command::Validate(r) => job(r)?.validate(),
         Command::Merge(m) => to_json(&run::shard::merge_and_publish(&m.partials, &m.out)?),
         Command::Attribute(a) => {
+            if a.out.is_none() {
+                return Err(Error::Usage("attribute needs --out DIR".into()));
+            }
             let env = env();
             let resolved = settings::resolve(&Layers { file: None, env: &env, flags: attribute_flags(a)? })?;
             if a.show_settings {
@@ -50,6 +53,19 @@ fn run_command(cli: &Cli, phase: &dyn Fn(&'static str)) -> Result<serde_json::Va
                 return Ok(serde_json::json!({"status": "ok"}));
             }
             to_json(&run::attribute(resolved.settings, a.shard, phase)?)
+        }
+        Command::Doctor(a) => {
+            let env = env();
+            let resolved = settings::resolve(&Layers { file: None, env: &env, flags: attribute_flags(a)? })?;
+            let report = run::doctor::doctor(resolved.settings)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report)
+                    .map_err(|e| Error::dependency("rendering the report", e))?
+            );
+            Ok(
+                serde_json::json!({"status": "ok", "command": "doctor", "findings": report["findings"].as_array().map_or(0, |f| f.len())}),
+            )
         }
         Command::Generate(g) => generate(g),
     }
@@ -132,7 +148,7 @@ fn attribute_flags(a: &AttributeArgs) -> Result<Vec<Flag>> {
     };
     put("input.events", a.events.as_deref().map(s), "--events");
     put("input.paths", a.paths.as_deref().map(path), "--paths");
-    put("output.root", Some(path(&a.out)), "--out");
+    put("output.root", a.out.as_deref().map(path), "--out");
     put("input.spend", a.spend.as_deref().map(path), "--spend");
     put("input.partition_key", a.partition_key.as_deref().map(s), "--partition-key");
     let models = match &a.models {

@@ -2,6 +2,7 @@
 //! settings and records the phases; the commands (`attribute`, `run`, `merge`, shards) are
 //! thin uses of it.
 
+pub mod doctor;
 mod guards;
 pub mod job;
 pub mod shard;

@@ -488,6 +488,37 @@ const CASES: &[Case] = &[
     },
     Case {
         area: "files",
+        case: "an unreadable file (as a user without permission)",
+        behaviour: "I/O error naming the file",
+        exit: 74,
+        needle: "e.parquet",
+        run: |d, _| {
+            use std::os::unix::fs::PermissionsExt;
+            let p = write(d, "e.parquet", base());
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).unwrap();
+            let w = d.join("w");
+            std::fs::create_dir_all(&w).unwrap();
+            std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o777)).unwrap();
+            let out = w.join("out");
+            as_nobody(d, &["attribute", "--events", p.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        },
+    },
+    Case {
+        area: "files",
+        case: "an output that cannot be written",
+        behaviour: "I/O error before any data is read",
+        exit: 74,
+        needle: "ro/.out.touchpoint",
+        run: |d, _| {
+            let p = write(d, "e.parquet", base());
+            let ro = d.join("ro");
+            std::fs::create_dir_all(&ro).unwrap();
+            let out = ro.join("out");
+            as_nobody(d, &["attribute", "--events", p.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        },
+    },
+    Case {
+        area: "files",
         case: "output is an existing file",
         behaviour: "refused before any data is read",
         exit: 78,
