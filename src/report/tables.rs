@@ -266,6 +266,8 @@ pub fn data_quality(a: &Analysis, input: &InputSummary) -> Table {
     for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)] {
         m.push((format!("path_length_{name}"), s.path_length_quantile(q).map(|x| x as f64).unwrap_or(0.0)));
     }
+    // Very long journeys are usually bots or shared devices (`docs/models.md` § Journeys).
+    m.push(("journeys_over_1000_touches".into(), s.path_lengths.iter().skip(1001).sum::<u64>() as f64));
     if let Some(r) = &a.markov {
         m.push(("markov_order".into(), r.chain.order as f64));
         m.push(("markov_states".into(), r.chain.states.len() as f64 - 1.0));

@@ -51,26 +51,20 @@ pub fn resolve(layers: &Layers) -> Result<Resolved> {
         None => toml::Table::new(),
     };
     let mut sources = BTreeMap::new();
-    let env = settings_env(layers.env);
-    for (k, dotted, v) in &env {
-        set_key(&mut table, dotted, parse_value(v))
-            .map_err(|e| Error::Config(format!("environment variable {k}: {e}")))?;
-        sources.insert(dotted.clone(), format!("environment {k}"));
-    }
-    if !env.is_empty() {
-        check(&table).map_err(|e| {
-            let names: Vec<&str> = env.iter().map(|(k, _, _)| k.as_str()).collect();
-            Error::Config(format!("environment ({}): {e}", names.join(", ")))
-        })?;
+    // Each override is type-checked as it is applied, so an error names the one variable
+    // or flag that brought it.
+    for (k, dotted, v) in settings_env(layers.env) {
+        let blame = format!("environment variable {k}");
+        set_key(&mut table, &dotted, parse_value(&v)).map_err(|e| Error::Config(format!("{blame}: {e}")))?;
+        check(&table).map_err(|e| Error::Config(format!("{blame}: {e}")))?;
+        sources.insert(dotted, format!("environment {k}"));
     }
     for (dotted, v, flag) in &layers.flags {
         set_key(&mut table, dotted, v.clone()).map_err(|e| Error::Config(format!("{flag}: {e}")))?;
+        check(&table).map_err(|e| Error::Config(format!("{flag}: {e}")))?;
         sources.insert(dotted.clone(), format!("flag {flag}"));
     }
-    let settings = check(&table).map_err(|e| {
-        let names: Vec<&str> = layers.flags.iter().map(|f| f.2.as_str()).collect();
-        Error::Config(format!("flags ({}): {e}", names.join(", ")))
-    })?;
+    let settings = check(&table).map_err(Error::Config)?;
     Ok(Resolved { settings: settings.validate()?, sources })
 }
 

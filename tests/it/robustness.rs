@@ -531,12 +531,12 @@ const CASES: &[Case] = &[
     },
     Case {
         area: "shapes",
-        case: "one user with 300,000 touches",
+        case: "one user with 1,000,000 touches",
         behaviour: "valid: every model linear or n log n in the path length",
         exit: 0,
         needle: "",
         run: |d, o| {
-            let n = 300_000usize;
+            let n = 1_000_000usize;
             let cols = vec![
                 Column::new("user_id".into(), vec!["bot"; n]),
                 ts(&(0..n as i64).map(|i| i / 100_000).collect::<Vec<_>>()),
