@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::store::{swap_link, sync_dir, Store};
+use super::store::{replace_link, swap_link, sync_dir, Store};
 use super::{fault, write_described, write_manifest, WrittenFile};
 use crate::core::table::Table;
 use crate::error::{Error, Result};
@@ -111,10 +111,13 @@ impl DatedOutput {
         let dir = self.root.join(table);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let link = dir.join(part);
-        if std::fs::symlink_metadata(&link).is_ok() {
-            return Ok(());
-        }
         let target = Path::new("../.touchpoint/dates").join(part).join(table);
+        match std::fs::read_link(&link) {
+            Ok(t) if t == target => return Ok(()),
+            // A link to elsewhere (made by hand) is replaced: the partition is touchpoint's.
+            Ok(_) => return replace_link(&link, &target),
+            Err(_) => {}
+        }
         std::os::unix::fs::symlink(target, &link).map_err(|e| Error::io(&link, e))?;
         fault::step("partition link created");
         Ok(())

@@ -136,7 +136,19 @@ impl DirOutput {
         let legacy = match std::fs::symlink_metadata(out) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(e) => return Err(Error::io(out, e)),
-            Ok(m) if m.file_type().is_symlink() => false,
+            Ok(m) if m.file_type().is_symlink() => {
+                // Only a link of ours is swapped: a link someone made to elsewhere is theirs.
+                let target = std::fs::read_link(out).map_err(|e| Error::io(out, e))?;
+                let ours = Path::new(&format!(".{name}.touchpoint")).join("versions");
+                if !target.starts_with(&ours) {
+                    return Err(Error::Config(format!(
+                        "output `{}` is a link to {} that touchpoint did not make; give a new directory",
+                        out.display(),
+                        target.display()
+                    )));
+                }
+                false
+            }
             Ok(m) if m.is_dir() => classify_dir(out)?,
             Ok(_) => {
                 return Err(Error::Config(format!(

@@ -82,6 +82,18 @@ fn a_bare_relative_output_name_works_from_its_working_directory() {
 }
 
 #[test]
+fn a_link_someone_else_made_is_not_swapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    let out = dir.path().join("latest");
+    std::os::unix::fs::symlink(&theirs, &out).unwrap();
+    let o = attribute(&out, &[], &[]);
+    assert_eq!(o.status.code(), Some(78), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_link(&out).unwrap(), theirs);
+}
+
+#[test]
 fn a_second_run_on_a_locked_output_fails_at_once_with_75() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
@@ -222,4 +234,23 @@ fn a_kill_at_every_step_of_a_dated_publication_leaves_one_whole_run_per_date() {
         assert_eq!(this(&snapshot(&root)), old);
     }
     assert!(completed);
+}
+
+/// Readers that know nothing of touchpoint follow the links: Polars' hive-partitioned scan
+/// of a table directory sees every run date.
+#[test]
+fn a_hive_scan_of_a_table_directory_reads_every_date_through_the_links() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), false, "parquet");
+    for d in ["2024-02-10", "2024-02-11"] {
+        assert!(run(&p, d, &[]).status.success());
+    }
+    let table = dir.path().join("out/channel_attribution");
+    let df = LazyFrame::scan_parquet(PlRefPath::new(table.to_str().unwrap()), ScanArgsParquet::default())
+        .unwrap()
+        .collect()
+        .unwrap();
+    let dates = df.column("run_date").unwrap().as_materialized_series().n_unique().unwrap();
+    assert_eq!(dates, 2, "{df}");
 }
