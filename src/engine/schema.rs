@@ -83,10 +83,6 @@ pub fn validate_inputs(spec: &str, cols: &Columns, scope: &ReadScope) -> Result<
     files.iter().map(|f| check_schema(f, cols).map(|p| InputFile { path: p.path, rows: p.rows })).collect()
 }
 
-fn is_int(dt: &DataType) -> bool {
-    dt.is_integer()
-}
-
 pub(super) fn type_problem(dt: &DataType, expected: &str) -> String {
     format!("has type {dt}, expected {expected}")
 }
@@ -104,6 +100,50 @@ pub(super) fn open_problem(e: &PolarsError) -> String {
 
 /// Read a file's footer and check that every mapped column exists with an accepted type.
 pub(super) fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
+    let (schema, rows) = read_footer(path)?;
+    let f = Footer { path, schema: &schema };
+    let text = |d: &DataType| matches!(d, DataType::String | DataType::Categorical(..) | DataType::Enum(..));
+    let user = f.role(&cols.user, "a string or integer user id", |d| match d {
+        DataType::String => Some(UserKind::Str),
+        d if d.is_integer() => Some(UserKind::Int),
+        _ => None,
+    })?;
+    let time = f.role(&cols.time, "a timestamp, a date or an ISO-8601 string", |d| match d {
+        DataType::Datetime(..) => Some(TimeKind::Datetime),
+        DataType::Date => Some(TimeKind::Date),
+        DataType::String => Some(TimeKind::Str),
+        _ => None,
+    })?;
+    f.role(&cols.channel, "a string or categorical channel", |d| text(d).then_some(()))?;
+    let marker =
+        f.role(&cols.conversion, "a string, boolean or 0/1 integer conversion marker", |d| match d {
+            d if text(d) => Some(MarkerKind::Str),
+            DataType::Boolean => Some(MarkerKind::Bool),
+            d if d.is_integer() => Some(MarkerKind::Int),
+            _ => None,
+        })?;
+    if let Some(v) = &cols.value {
+        let numeric = |d: &DataType| d.is_primitive_numeric() || matches!(d, DataType::Decimal(..));
+        f.role(v, "a float, integer or decimal value", |d| numeric(d).then_some(()))?;
+    }
+    for c in [&cols.touch_type, &cols.campaign].into_iter().flatten() {
+        f.role(c, "a string or categorical column", |d| text(d).then_some(()))?;
+    }
+    let tie = match &cols.tie_breaker {
+        Some(t) => Some(tie_kind(path, t, &f.column(t)?)?),
+        None => None,
+    };
+    let user_dt = f.column(&cols.user)?;
+    let user_int32 = matches!(
+        user_dt,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16
+    );
+    let time_dtype = f.column(&cols.time)?;
+    Ok(FilePlan { path: path.to_path_buf(), rows, user, user_int32, time, time_dtype, marker, tie })
+}
+
+/// The schema and row count of a Parquet file, from its footer.
+fn read_footer(path: &Path) -> Result<(Schema, u64)> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.len() == 0 {
         return Err(Error::bad_input(path, None, "the file is empty (0 bytes), not a Parquet file"));
@@ -113,95 +153,34 @@ pub(super) fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
     let not_parquet = |e: PolarsError| Error::bad_input(path, None, open_problem(&e));
     let arrow_schema = reader.schema().map_err(not_parquet)?;
     let rows = reader.num_rows().map_err(not_parquet)? as u64;
-    let schema = Schema::from_arrow_schema(&arrow_schema);
+    Ok((Schema::from_arrow_schema(&arrow_schema), rows))
+}
 
-    let get = |name: &str| -> Result<DataType> {
-        schema.get(name).cloned().ok_or_else(|| {
-            let mut available: Vec<&str> = schema.iter_names().map(|s| s.as_str()).collect();
+/// A file's schema, for checking the mapped columns.
+struct Footer<'a> {
+    path: &'a Path,
+    schema: &'a Schema,
+}
+
+impl Footer<'_> {
+    /// The type of a column; a missing column names the columns the file has.
+    fn column(&self, name: &str) -> Result<DataType> {
+        self.schema.get(name).cloned().ok_or_else(|| {
+            let mut available: Vec<&str> = self.schema.iter_names().map(|s| s.as_str()).collect();
             available.sort();
             Error::bad_input(
-                path,
+                self.path,
                 Some(name),
                 format!("missing column (the file has: {})", available.join(", ")),
             )
         })
-    };
+    }
 
-    let dt = get(&cols.user)?;
-    let user = match dt {
-        DataType::String => UserKind::Str,
-        ref d if is_int(d) => UserKind::Int,
-        ref d => {
-            return Err(Error::bad_input(
-                path,
-                Some(&cols.user),
-                type_problem(d, "a string or integer user id"),
-            ))
-        }
-    };
-    let dt = get(&cols.time)?;
-    let time = match dt {
-        DataType::Datetime(..) => TimeKind::Datetime,
-        DataType::Date => TimeKind::Date,
-        DataType::String => TimeKind::Str,
-        ref d => {
-            return Err(Error::bad_input(
-                path,
-                Some(&cols.time),
-                type_problem(d, "a timestamp, a date or an ISO-8601 string"),
-            ))
-        }
-    };
-    let dt = get(&cols.channel)?;
-    match dt {
-        DataType::String | DataType::Categorical(..) | DataType::Enum(..) => {}
-        ref d => {
-            return Err(Error::bad_input(
-                path,
-                Some(&cols.channel),
-                type_problem(d, "a string or categorical channel"),
-            ))
-        }
+    /// The kind of a column mapped to a role, or an error naming what the role accepts.
+    fn role<K>(&self, name: &str, expected: &str, kind: impl Fn(&DataType) -> Option<K>) -> Result<K> {
+        let dt = self.column(name)?;
+        kind(&dt).ok_or_else(|| Error::bad_input(self.path, Some(name), type_problem(&dt, expected)))
     }
-    let dt = get(&cols.conversion)?;
-    let marker = match dt {
-        DataType::String | DataType::Categorical(..) | DataType::Enum(..) => MarkerKind::Str,
-        DataType::Boolean => MarkerKind::Bool,
-        ref d if is_int(d) => MarkerKind::Int,
-        ref d => {
-            return Err(Error::bad_input(
-                path,
-                Some(&cols.conversion),
-                type_problem(d, "a string, boolean or 0/1 integer conversion marker"),
-            ))
-        }
-    };
-    if let Some(v) = &cols.value {
-        let dt = get(v)?;
-        if !(dt.is_primitive_numeric() || matches!(dt, DataType::Decimal(..))) {
-            return Err(Error::bad_input(
-                path,
-                Some(v),
-                type_problem(&dt, "a float, integer or decimal value"),
-            ));
-        }
-    }
-    for c in [&cols.touch_type, &cols.campaign].into_iter().flatten() {
-        let dt = get(c)?;
-        if !matches!(dt, DataType::String | DataType::Categorical(..) | DataType::Enum(..)) {
-            return Err(Error::bad_input(path, Some(c), type_problem(&dt, "a string or categorical column")));
-        }
-    }
-    let tie = match &cols.tie_breaker {
-        Some(t) => Some(tie_kind(path, t, &get(t)?)?),
-        None => None,
-    };
-    let user_int32 = matches!(
-        schema.get(&cols.user),
-        Some(DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16)
-    );
-    let time_dtype = schema.get(&cols.time).cloned().unwrap_or(DataType::Null);
-    Ok(FilePlan { path: path.to_path_buf(), rows, user, user_int32, time, time_dtype, marker, tie })
 }
 
 fn tie_kind(path: &Path, name: &str, dt: &DataType) -> Result<TieKind> {

@@ -22,27 +22,7 @@ pub fn load_paths(file: &Path, cols: &PathColumns) -> Result<(Vec<PathTableRow>,
     if !file.is_file() {
         return Err(Error::NotFound { path: file.into(), problem: "no such file".into() });
     }
-    let is_csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let df = if is_csv {
-        CsvReadOptions::default()
-            .with_has_header(true)
-            .with_infer_schema_length(None)
-            .try_into_reader_with_file_path(Some(file.to_path_buf()))
-            .and_then(|r| r.finish())
-            .map_err(|e| Error::bad_input(file, None, format!("not a readable CSV file: {e}")))?
-    } else {
-        if std::fs::metadata(file).map_err(|e| Error::io(file, e))?.len() == 0 {
-            return Err(Error::bad_input(file, None, "the file is empty (0 bytes), not a Parquet file"));
-        }
-        let f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
-        ParquetReader::new(f).finish().map_err(|e| {
-            Error::bad_input(
-                file,
-                None,
-                format!("not a readable Parquet file (corrupt, truncated or another format): {e}"),
-            )
-        })?
-    };
+    let df = read_side_table(file)?;
     let n = df.height();
     if n == 0 {
         return Err(Error::bad_input(file, None, "the path table has no rows"));
@@ -107,25 +87,32 @@ pub fn load_paths(file: &Path, cols: &PathColumns) -> Result<(Vec<PathTableRow>,
     Ok((rows, n as u64))
 }
 
+/// A whole side table: CSV when the name ends in `.csv` (types inferred from every row),
+/// Parquet otherwise.
+fn read_side_table(file: &Path) -> Result<DataFrame> {
+    let is_csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        return CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(None)
+            .try_into_reader_with_file_path(Some(file.to_path_buf()))
+            .and_then(|r| r.finish())
+            .map_err(|e| Error::bad_input(file, None, format!("not a readable CSV file: {e}")));
+    }
+    if std::fs::metadata(file).map_err(|e| Error::io(file, e))?.len() == 0 {
+        return Err(Error::bad_input(file, None, "the file is empty (0 bytes), not a Parquet file"));
+    }
+    let f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
+    ParquetReader::new(f).finish().map_err(|e| Error::bad_input(file, None, super::schema::open_problem(&e)))
+}
+
 /// Read a spend file: `channel` (string) and `spend` (number ≥ 0) columns, Parquet or CSV (by
 /// extension); rows of the same channel are summed.
 pub fn load_spend(file: &Path) -> Result<BTreeMap<String, f64>> {
     if !file.is_file() {
         return Err(Error::NotFound { path: file.into(), problem: "no such spend file".into() });
     }
-    let is_csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let df = if is_csv {
-        CsvReadOptions::default()
-            .with_has_header(true)
-            .try_into_reader_with_file_path(Some(file.to_path_buf()))
-            .and_then(|r| r.finish())
-            .map_err(|e| Error::bad_input(file, None, format!("not a readable CSV file: {e}")))?
-    } else {
-        let f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
-        ParquetReader::new(f)
-            .finish()
-            .map_err(|e| Error::bad_input(file, None, format!("not a readable Parquet file: {e}")))?
-    };
+    let df = read_side_table(file)?;
     let col = |name: &str| {
         df.column(name)
             .map(|c| c.as_materialized_series())
