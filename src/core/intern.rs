@@ -134,45 +134,7 @@ where
         .into_par_iter()
         .enumerate()
         .map_init(Vec::new, |perm: &mut Vec<u64>, (b, ranks)| {
-            let keys = &slots[start[b]..start[b + 1]];
-            if keys.is_empty() {
-                return Vec::new();
-            }
-            // Sort one u64 per key: the prefix bits that vary within the bucket, with the
-            // slot in the low bits. Runs that tie on those bits are sorted again by the full
-            // keys when their keys differ (rare: for hashes, 2^-40 or less per pair).
-            let (lo, hi) =
-                keys.iter().fold((u64::MAX, 0u64), |(lo, hi), k| (lo.min(k.prefix()), hi.max(k.prefix())));
-            let common = (lo ^ hi).leading_zeros().min(63);
-            let slot_bits = 64 - (keys.len() as u64).leading_zeros();
-            let slot_mask = (1u64 << slot_bits) - 1;
-            let packed = |k: K, s: usize| ((k.prefix() << common) & !slot_mask) | s as u64;
-            perm.clear();
-            perm.extend(keys.iter().enumerate().map(|(s, &k)| packed(k, s)));
-            perm.sort_unstable();
-            let slot = |x: u64| (x & slot_mask) as usize;
-            let mut a = 0;
-            while a < perm.len() {
-                let mut z = a + 1;
-                while z < perm.len() && perm[z] >> slot_bits == perm[a] >> slot_bits {
-                    z += 1;
-                }
-                let run = &mut perm[a..z];
-                if run.iter().any(|&x| keys[slot(x)] != keys[slot(run[0])]) {
-                    run.sort_unstable_by_key(|&x| (keys[slot(x)], slot(x)));
-                }
-                a = z;
-            }
-            let mut distinct: Vec<K> = Vec::new();
-            for &x in perm.iter() {
-                let s = slot(x);
-                let k = keys[s];
-                if distinct.last() != Some(&k) {
-                    distinct.push(k);
-                }
-                ranks[s] = distinct.len() as u32 - 1;
-            }
-            distinct
+            rank_bucket(&slots[start[b]..start[b + 1]], ranks, perm)
         })
         .collect();
     drop(slots);
@@ -200,6 +162,48 @@ where
         keys_out.extend(d);
     }
     Dense { ids, keys: keys_out }
+}
+
+/// Rank one bucket's keys (`ranks[slot]` = rank of `keys[slot]` among the bucket's distinct
+/// keys) and return those distinct keys in order. Sorts one u64 per key: the prefix bits
+/// that vary within the bucket, with the slot in the low bits; runs that tie on those bits
+/// are sorted again by the full keys when their keys differ (rare: for hashes, 2^-40 or
+/// less per pair).
+fn rank_bucket<K: RankKey>(keys: &[K], ranks: &mut [u32], perm: &mut Vec<u64>) -> Vec<K> {
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    let (lo, hi) = keys.iter().fold((u64::MAX, 0u64), |(lo, hi), k| (lo.min(k.prefix()), hi.max(k.prefix())));
+    let common = (lo ^ hi).leading_zeros().min(63);
+    let slot_bits = 64 - (keys.len() as u64).leading_zeros();
+    let slot_mask = (1u64 << slot_bits) - 1;
+    let packed = |k: K, s: usize| ((k.prefix() << common) & !slot_mask) | s as u64;
+    perm.clear();
+    perm.extend(keys.iter().enumerate().map(|(s, &k)| packed(k, s)));
+    perm.sort_unstable();
+    let slot = |x: u64| (x & slot_mask) as usize;
+    let mut a = 0;
+    while a < perm.len() {
+        let mut z = a + 1;
+        while z < perm.len() && perm[z] >> slot_bits == perm[a] >> slot_bits {
+            z += 1;
+        }
+        let run = &mut perm[a..z];
+        if run.iter().any(|&x| keys[slot(x)] != keys[slot(run[0])]) {
+            run.sort_unstable_by_key(|&x| (keys[slot(x)], slot(x)));
+        }
+        a = z;
+    }
+    let mut distinct: Vec<K> = Vec::new();
+    for &x in perm.iter() {
+        let s = slot(x);
+        let k = keys[s];
+        if distinct.last() != Some(&k) {
+            distinct.push(k);
+        }
+        ranks[s] = distinct.len() as u32 - 1;
+    }
+    distinct
 }
 
 /// The slots of a scatter into `nb` streams, from the counts per (piece, stream): stream

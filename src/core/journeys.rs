@@ -378,9 +378,8 @@ fn find_duplicates(log: &EventLog, run: &[u128], out: &mut Vec<u32>) {
 /// parallel, and each user's few keys are sorted in place. Rows still tied after every key
 /// are identical in every field that matters.
 pub fn sort_events(log: &EventLog) -> EventOrder {
-    use crate::core::intern::PIECE;
     let n = log.len();
-    // The scatter below writes through raw slots sized from these columns.
+    // The scatter writes through raw slots sized from these columns.
     assert!(
         log.user.len() == n && log.is_conversion.len() == n && log.channel.len() == n,
         "sort_events: the event log's columns differ in length"
@@ -388,49 +387,9 @@ pub fn sort_events(log: &EventLog) -> EventOrder {
     assert!(n < u32::MAX as usize, "more than 4G events in one run: the input layer refuses them");
     let n_users = log.user.par_iter().copied().max().map_or(0, |m| m as usize + 1);
     let shift = chunk_shift(n_users);
-    let n_chunks = (n_users >> shift) + 1;
     let min_ts = log.ts.par_iter().copied().min().unwrap_or(0);
-    let key = |i: usize| -> u128 {
-        let rel = log.ts[i].wrapping_sub(min_ts) as u64 as u128; // < 2^63 for any real span
-        (rel << 33) | ((log.is_conversion[i] as u128) << 32) | i as u128
-    };
-    // 1. Scatter the keys by chunk.
-    let counts: Vec<Vec<u32>> = log
-        .user
-        .par_chunks(PIECE)
-        .map(|us| {
-            let mut c = vec![0u32; n_chunks];
-            for &u in us {
-                c[(u >> shift) as usize] += 1;
-            }
-            c
-        })
-        .collect();
-    let (mut bounds, cursors) = crate::core::intern::scatter_plan(&counts, n_chunks);
-    drop(counts);
-    // The users travel with the keys, so the second pass reads them in order.
-    let mut keys: Vec<u128> = Vec::with_capacity(n);
-    let mut users: Vec<u32> = Vec::with_capacity(n);
-    let (out, out_users) = (
-        crate::core::intern::SharedSlots(keys.as_mut_ptr()),
-        crate::core::intern::SharedSlots(users.as_mut_ptr()),
-    );
-    log.user.par_chunks(PIECE).zip(cursors.into_par_iter()).enumerate().for_each(|(p, (us, mut cur))| {
-        for (j, &u) in us.iter().enumerate() {
-            let slot = &mut cur[(u >> shift) as usize];
-            // SAFETY: the (piece, chunk) cursors cover disjoint slots below n.
-            unsafe {
-                out.write(*slot, key(p * PIECE + j));
-                out_users.write(*slot, u);
-            }
-            *slot += 1;
-        }
-    });
-    // SAFETY: all n slots were written above.
-    unsafe {
-        keys.set_len(n);
-        users.set_len(n);
-    }
+    let n_chunks = (n_users >> shift) + 1;
+    let (mut keys, mut users, mut bounds) = scatter_by_chunk(log, (shift, n_chunks), min_ts);
     // 2. Within each chunk: counting sort by user, then each user's keys by time.
     let mut slices: Vec<(usize, &mut [u128], &mut [u32])> = Vec::with_capacity(n_chunks);
     let (mut rest, mut rest_users): (&mut [u128], &mut [u32]) = (&mut keys, &mut users);
@@ -446,48 +405,8 @@ pub fn sort_events(log: &EventLog) -> EventOrder {
         .into_par_iter()
         .map_init(
             || (Vec::new(), Vec::new()),
-            |(tmp, starts): &mut (Vec<u128>, Vec<u32>), (k, chunk, users)| -> Vec<u32> {
-                let mut dups = Vec::new();
-                let base = (k << shift) as u32;
-                tmp.clear();
-                tmp.extend_from_slice(chunk);
-                starts.clear();
-                starts.resize((1 << shift) + 1, 0);
-                for &u in users.iter() {
-                    starts[(u - base) as usize + 1] += 1;
-                }
-                for u in 0..1 << shift {
-                    starts[u + 1] += starts[u];
-                }
-                let mut pos = starts.clone();
-                for (&x, &u) in tmp.iter().zip(users.iter()) {
-                    let p = &mut pos[(u - base) as usize];
-                    chunk[*p as usize] = x;
-                    *p += 1;
-                }
-                for u in 0..1 << shift {
-                    users[starts[u] as usize..starts[u + 1] as usize].fill(base + u as u32);
-                    let group = &mut chunk[starts[u] as usize..starts[u + 1] as usize];
-                    if group.len() < 2 {
-                        continue;
-                    }
-                    group.sort_unstable();
-                    // Resolve the rare ties on (time, flag) by the remaining keys.
-                    let mut a = 0;
-                    while a < group.len() {
-                        let mut b = a + 1;
-                        while b < group.len() && group[b] >> 32 == group[a] >> 32 {
-                            b += 1;
-                        }
-                        if b - a > 1 {
-                            group[a..b]
-                                .sort_by(|&x, &y| order_ties(log, x as u32 as usize, y as u32 as usize));
-                            find_duplicates(log, &group[a..b], &mut dups);
-                        }
-                        a = b;
-                    }
-                }
-                dups
+            |scratch: &mut (Vec<u128>, Vec<u32>), (k, chunk, users)| {
+                sort_chunk(log, ((k << shift) as u32, shift), chunk, users, scratch)
             },
         )
         .collect();
@@ -495,6 +414,107 @@ pub fn sort_events(log: &EventLog) -> EventOrder {
     duplicates.sort_unstable();
     bounds.dedup();
     EventOrder { keys, users, min_ts, bounds, duplicates }
+}
+
+/// Pass 1: the packed keys (and their users) scattered by chunk of `2^shift` users, rows in
+/// order within a chunk; returns the keys, users and chunk boundaries.
+fn scatter_by_chunk(
+    log: &EventLog,
+    (shift, n_chunks): (u32, usize),
+    min_ts: i64,
+) -> (Vec<u128>, Vec<u32>, Vec<usize>) {
+    use crate::core::intern::{scatter_plan, SharedSlots, PIECE};
+    let n = log.len();
+    let key = |i: usize| -> u128 {
+        let rel = log.ts[i].wrapping_sub(min_ts) as u64 as u128; // < 2^63 for any real span
+        (rel << 33) | ((log.is_conversion[i] as u128) << 32) | i as u128
+    };
+    let counts: Vec<Vec<u32>> = log
+        .user
+        .par_chunks(PIECE)
+        .map(|us| {
+            let mut c = vec![0u32; n_chunks];
+            for &u in us {
+                c[(u >> shift) as usize] += 1;
+            }
+            c
+        })
+        .collect();
+    let (bounds, cursors) = scatter_plan(&counts, n_chunks);
+    drop(counts);
+    // The users travel with the keys, so the second pass reads them in order.
+    let mut keys: Vec<u128> = Vec::with_capacity(n);
+    let mut users: Vec<u32> = Vec::with_capacity(n);
+    let (out, out_users) = (SharedSlots(keys.as_mut_ptr()), SharedSlots(users.as_mut_ptr()));
+    log.user.par_chunks(PIECE).zip(cursors.into_par_iter()).enumerate().for_each(|(p, (us, mut cur))| {
+        for (j, &u) in us.iter().enumerate() {
+            let slot = &mut cur[(u >> shift) as usize];
+            // SAFETY: the (piece, chunk) cursors cover disjoint slots below n (the counts
+            // came from these same users, whose column has length n: asserted by the caller).
+            unsafe {
+                out.write(*slot, key(p * PIECE + j));
+                out_users.write(*slot, u);
+            }
+            *slot += 1;
+        }
+    });
+    // SAFETY: all n slots were written above.
+    unsafe {
+        keys.set_len(n);
+        users.set_len(n);
+    }
+    (keys, users, bounds)
+}
+
+/// Pass 2 on one chunk (users `base..base + 2^shift`): a counting sort by user, then each
+/// user's keys by time and flag, ties by [`order_ties`]; returns the chunk's exact
+/// duplicates.
+fn sort_chunk(
+    log: &EventLog,
+    (base, shift): (u32, u32),
+    chunk: &mut [u128],
+    users: &mut [u32],
+    (tmp, starts): &mut (Vec<u128>, Vec<u32>),
+) -> Vec<u32> {
+    let mut dups = Vec::new();
+    tmp.clear();
+    tmp.extend_from_slice(chunk);
+    starts.clear();
+    starts.resize((1 << shift) + 1, 0);
+    for &u in users.iter() {
+        starts[(u - base) as usize + 1] += 1;
+    }
+    for u in 0..1 << shift {
+        starts[u + 1] += starts[u];
+    }
+    let mut pos = starts.clone();
+    for (&x, &u) in tmp.iter().zip(users.iter()) {
+        let p = &mut pos[(u - base) as usize];
+        chunk[*p as usize] = x;
+        *p += 1;
+    }
+    for u in 0..1 << shift {
+        users[starts[u] as usize..starts[u + 1] as usize].fill(base + u as u32);
+        let group = &mut chunk[starts[u] as usize..starts[u + 1] as usize];
+        if group.len() < 2 {
+            continue;
+        }
+        group.sort_unstable();
+        // Resolve the rare ties on (time, flag) by the remaining keys.
+        let mut a = 0;
+        while a < group.len() {
+            let mut b = a + 1;
+            while b < group.len() && group[b] >> 32 == group[a] >> 32 {
+                b += 1;
+            }
+            if b - a > 1 {
+                group[a..b].sort_by(|&x, &y| order_ties(log, x as u32 as usize, y as u32 as usize));
+                find_duplicates(log, &group[a..b], &mut dups);
+            }
+            a = b;
+        }
+    }
+    dups
 }
 
 /// Cut the events, sorted by [`sort_events`], into journeys over the log's channels.

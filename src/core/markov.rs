@@ -19,7 +19,7 @@ use faer::sparse::{SparseColMat, SparseColMatRef, Triplet};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::core::paths::PathTable;
+use crate::core::paths::{PathRow, PathTable};
 use crate::error::{Error, Result};
 
 /// Target of a transition.
@@ -118,138 +118,17 @@ impl Chain {
     pub fn fit(pt: &PathTable, k: usize) -> Chain {
         assert!(k >= 1, "order must be at least 1");
         const ROWS: usize = 1 << 15;
-        let live = |r: &crate::core::paths::PathRow| r.conversions + r.nulls > 0.0;
-        let chunks: Vec<&[crate::core::paths::PathRow]> = pt.rows.chunks(ROWS).collect();
+        let chunks: Vec<&[PathRow]> = pt.rows.chunks(ROWS).collect();
         // Windows of up to 4 channels (of < 65,535) are hashed as one packed u64; longer
         // ones as slices.
         let packed = k <= 4 && pt.channels.len() < u16::MAX as usize;
-        let pack = |w: &[u32]| w.iter().fold(0u64, |acc, &c| (acc << 16) | (c as u64 + 1));
-        // 1. Distinct states: each chunk's, merged, then numbered in sorted tuple order.
-        let distinct: Vec<Vec<&[u32]>> = chunks
-            .par_iter()
-            .map(|rows| {
-                let mut by_packed: FxHashMap<u64, &[u32]> = FxHashMap::default();
-                let mut by_slice: FxHashMap<&[u32], ()> = FxHashMap::default();
-                for r in rows.iter().filter(|r| live(r)) {
-                    for_each_state(&r.path, k, |w| {
-                        if packed {
-                            by_packed.entry(pack(w)).or_insert(w);
-                        } else {
-                            by_slice.entry(w).or_insert(());
-                        }
-                    });
-                }
-                if packed {
-                    by_packed.into_values().collect()
-                } else {
-                    by_slice.into_keys().collect()
-                }
-            })
-            .collect();
-        let mut tuples: Vec<&[u32]> = distinct.into_iter().flatten().collect();
-        tuples.par_sort_unstable();
-        tuples.dedup();
+        let tuples = distinct_states(&chunks, k, packed);
         let mut states: Vec<Vec<u32>> = Vec::with_capacity(tuples.len() + 1);
         states.push(Vec::new());
         states.extend(tuples.iter().map(|t| t.to_vec()));
-        // State id of a window: 1 + its rank.
-        let by_packed: FxHashMap<u64, u32> = if packed {
-            tuples.iter().zip(1u32..).map(|(w, i)| (pack(w), i)).collect()
-        } else {
-            FxHashMap::default()
-        };
-        let by_slice: FxHashMap<&[u32], u32> = if packed {
-            FxHashMap::default()
-        } else {
-            tuples.iter().zip(1u32..).map(|(w, i)| (*w, i)).collect()
-        };
-        let id_of = |w: &[u32]| if packed { by_packed[&pack(w)] } else { by_slice[w] };
-
-        // 2. Edge counts keyed by (from, to), and the value of journeys ending in each state.
-        const CONV: u32 = u32::MAX - 1;
-        const NULL: u32 = u32::MAX;
-        #[derive(Default)]
-        struct Part {
-            counts: FxHashMap<u64, f64>,
-            ends: FxHashMap<u32, (f64, f64)>,
-        }
-        let parts: Vec<Part> = chunks
-            .par_iter()
-            .map(|rows| {
-                let mut p = Part::default();
-                let mut add = |from: u32, to: u32, w: f64| {
-                    *p.counts.entry(((from as u64) << 32) | to as u64).or_insert(0.0) += w
-                };
-                let mut last_end = Vec::new();
-                for r in rows.iter().filter(|r| live(r)) {
-                    let w = r.conversions + r.nulls;
-                    let mut prev = 0u32;
-                    for_each_state(&r.path, k, |st| {
-                        let id = id_of(st);
-                        add(prev, id, w);
-                        prev = id;
-                    });
-                    if r.conversions > 0.0 {
-                        add(prev, CONV, r.conversions);
-                        last_end.push((prev, r.value, r.conversions));
-                    }
-                    if r.nulls > 0.0 {
-                        add(prev, NULL, r.nulls);
-                    }
-                }
-                for (s, v, c) in last_end {
-                    let e = p.ends.entry(s).or_insert((0.0, 0.0));
-                    e.0 += v;
-                    e.1 += c;
-                }
-                p
-            })
-            .collect();
-        let mut counts: FxHashMap<u64, f64> = FxHashMap::default();
-        let mut last_val = vec![0.0; states.len()];
-        let mut last_conv = vec![0.0; states.len()];
-        for p in parts {
-            // Keys in sorted order, so every sum runs in the same order in every run.
-            let mut c: Vec<(u64, f64)> = p.counts.into_iter().collect();
-            c.sort_unstable_by_key(|e| e.0);
-            for (key, x) in c {
-                *counts.entry(key).or_insert(0.0) += x;
-            }
-            let mut e: Vec<(u32, (f64, f64))> = p.ends.into_iter().collect();
-            e.sort_unstable_by_key(|e| e.0);
-            for (st, (v, c)) in e {
-                last_val[st as usize] += v;
-                last_conv[st as usize] += c;
-            }
-        }
-        let counts: FxHashMap<(u32, Target), f64> = counts
-            .into_iter()
-            .map(|(key, c)| {
-                let to = match key as u32 {
-                    CONV => Target::Conversion,
-                    NULL => Target::Null,
-                    s => Target::State(s),
-                };
-                (((key >> 32) as u32, to), c)
-            })
-            .collect();
-        let mut edges: Vec<((u32, Target), f64)> = counts.into_iter().collect();
-        edges.sort_unstable_by_key(|e| e.0);
-        let mut out_total = vec![0.0; states.len()];
-        for ((from, _), c) in &edges {
-            out_total[*from as usize] += c;
-        }
-        let transitions = edges
-            .into_iter()
-            .map(|((from, to), count)| Transition {
-                from,
-                to,
-                count,
-                probability: count / out_total[from as usize],
-            })
-            .collect();
-        let last_state_value =
-            last_val.iter().zip(&last_conv).map(|(v, c)| if *c > 0.0 { v / c } else { 0.0 }).collect();
+        let index = StateIndex::new(&tuples, packed);
+        let parts: Vec<EdgePart> = chunks.par_iter().map(|rows| count_edges(rows, k, &index)).collect();
+        let (transitions, last_state_value) = merge_edges(parts, states.len());
         Chain {
             order: k,
             states,
@@ -417,6 +296,162 @@ impl Chain {
         let _ = self.solver.set(Solver { a, symbolic, rhs });
         Ok(self.solver.get().expect("just set"))
     }
+}
+
+/// Paths that carry any journey.
+fn live(r: &PathRow) -> bool {
+    r.conversions + r.nulls > 0.0
+}
+
+/// A window of up to 4 channel ids packed into one u64 (`id + 1` per channel).
+fn pack(w: &[u32]) -> u64 {
+    w.iter().fold(0u64, |acc, &c| (acc << 16) | (c as u64 + 1))
+}
+
+/// The distinct states of the live paths, in sorted tuple order: each chunk's, merged.
+fn distinct_states<'a>(chunks: &[&'a [PathRow]], k: usize, packed: bool) -> Vec<&'a [u32]> {
+    let distinct: Vec<Vec<&[u32]>> = chunks
+        .par_iter()
+        .map(|rows| {
+            let mut by_packed: FxHashMap<u64, &[u32]> = FxHashMap::default();
+            let mut by_slice: FxHashMap<&[u32], ()> = FxHashMap::default();
+            for r in rows.iter().filter(|r| live(r)) {
+                for_each_state(&r.path, k, |w| {
+                    if packed {
+                        by_packed.entry(pack(w)).or_insert(w);
+                    } else {
+                        by_slice.entry(w).or_insert(());
+                    }
+                });
+            }
+            if packed {
+                by_packed.into_values().collect()
+            } else {
+                by_slice.into_keys().collect()
+            }
+        })
+        .collect();
+    let mut tuples: Vec<&[u32]> = distinct.into_iter().flatten().collect();
+    tuples.par_sort_unstable();
+    tuples.dedup();
+    tuples
+}
+
+/// State id of a window: 1 + its rank among the sorted tuples (0 is `(start)`).
+struct StateIndex<'a> {
+    packed: bool,
+    by_packed: FxHashMap<u64, u32>,
+    by_slice: FxHashMap<&'a [u32], u32>,
+}
+
+impl<'a> StateIndex<'a> {
+    fn new(tuples: &[&'a [u32]], packed: bool) -> Self {
+        let mut x = StateIndex { packed, by_packed: FxHashMap::default(), by_slice: FxHashMap::default() };
+        if packed {
+            x.by_packed = tuples.iter().zip(1u32..).map(|(w, i)| (pack(w), i)).collect();
+        } else {
+            x.by_slice = tuples.iter().zip(1u32..).map(|(w, i)| (*w, i)).collect();
+        }
+        x
+    }
+
+    fn id(&self, w: &[u32]) -> u32 {
+        if self.packed {
+            self.by_packed[&pack(w)]
+        } else {
+            self.by_slice[w]
+        }
+    }
+}
+
+/// Edge targets beyond the transient states.
+const CONV: u32 = u32::MAX - 1;
+const NULL: u32 = u32::MAX;
+
+/// One chunk's edge counts keyed by (from, to), and the value and conversions of the
+/// journeys ending in each state.
+#[derive(Default)]
+struct EdgePart {
+    counts: FxHashMap<u64, f64>,
+    ends: FxHashMap<u32, (f64, f64)>,
+}
+
+fn count_edges(rows: &[PathRow], k: usize, index: &StateIndex) -> EdgePart {
+    let mut p = EdgePart::default();
+    let mut add =
+        |from: u32, to: u32, w: f64| *p.counts.entry(((from as u64) << 32) | to as u64).or_insert(0.0) += w;
+    let mut last_end = Vec::new();
+    for r in rows.iter().filter(|r| live(r)) {
+        let w = r.conversions + r.nulls;
+        let mut prev = 0u32;
+        for_each_state(&r.path, k, |st| {
+            let id = index.id(st);
+            add(prev, id, w);
+            prev = id;
+        });
+        if r.conversions > 0.0 {
+            add(prev, CONV, r.conversions);
+            last_end.push((prev, r.value, r.conversions));
+        }
+        if r.nulls > 0.0 {
+            add(prev, NULL, r.nulls);
+        }
+    }
+    for (s, v, c) in last_end {
+        let e = p.ends.entry(s).or_insert((0.0, 0.0));
+        e.0 += v;
+        e.1 += c;
+    }
+    p
+}
+
+/// Sum the chunks' counts in chunk order and key order (so every sum runs in the same order
+/// in every run), normalise the rows, and the mean value per conversion of each last state.
+fn merge_edges(parts: Vec<EdgePart>, n_states: usize) -> (Vec<Transition>, Vec<f64>) {
+    let mut counts: FxHashMap<u64, f64> = FxHashMap::default();
+    let mut last_val = vec![0.0; n_states];
+    let mut last_conv = vec![0.0; n_states];
+    for p in parts {
+        let mut c: Vec<(u64, f64)> = p.counts.into_iter().collect();
+        c.sort_unstable_by_key(|e| e.0);
+        for (key, x) in c {
+            *counts.entry(key).or_insert(0.0) += x;
+        }
+        let mut e: Vec<(u32, (f64, f64))> = p.ends.into_iter().collect();
+        e.sort_unstable_by_key(|e| e.0);
+        for (st, (v, c)) in e {
+            last_val[st as usize] += v;
+            last_conv[st as usize] += c;
+        }
+    }
+    let mut edges: Vec<((u32, Target), f64)> = counts
+        .into_iter()
+        .map(|(key, c)| {
+            let to = match key as u32 {
+                CONV => Target::Conversion,
+                NULL => Target::Null,
+                s => Target::State(s),
+            };
+            (((key >> 32) as u32, to), c)
+        })
+        .collect();
+    edges.sort_unstable_by_key(|e| e.0);
+    let mut out_total = vec![0.0; n_states];
+    for ((from, _), c) in &edges {
+        out_total[*from as usize] += c;
+    }
+    let transitions = edges
+        .into_iter()
+        .map(|((from, to), count)| Transition {
+            from,
+            to,
+            count,
+            probability: count / out_total[from as usize],
+        })
+        .collect();
+    let last_state_value =
+        last_val.iter().zip(&last_conv).map(|(v, c)| if *c > 0.0 { v / c } else { 0.0 }).collect();
+    (transitions, last_state_value)
 }
 
 /// Sweeps after which a Gauss–Seidel solve gives up (and the fit reports it).
