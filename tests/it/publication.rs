@@ -254,3 +254,45 @@ fn a_hive_scan_of_a_table_directory_reads_every_date_through_the_links() {
     let dates = df.column("run_date").unwrap().as_materialized_series().n_unique().unwrap();
     assert_eq!(dates, 2, "{df}");
 }
+
+/// Unmounts the small file system of the disk-full test, whatever happens.
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A disk that fills up in the middle of writing: 74, and the previous run stays whole. Runs
+/// where the tests run as root (CI does), on a 300 kB tmpfs that holds one run (~190 kB) but
+/// not two.
+#[test]
+fn a_disk_that_fills_up_mid_write_fails_with_74_and_keeps_the_previous_run() {
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: mounting a small file system needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=300k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mount a tmpfs (root)");
+    let _guard = Mount(mnt.clone());
+    let out = mnt.join("out");
+    assert!(attribute(&out, &[], &[]).status.success());
+    let before = snapshot(&out);
+    let o = attribute(&out, &["--lookback-days", "7"], &[]);
+    assert_eq!(o.status.code(), Some(74), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("No space left"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(snapshot(&out), before, "the previous run is whole");
+}

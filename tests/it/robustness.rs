@@ -816,9 +816,8 @@ fn render() -> String {
         s.push_str(&format!("| {} | {} | {} | {} |\n", c.area, c.case, c.behaviour, c.exit));
     }
     s.push_str(
-        "\nNot covered here: a full disk (it needs a file system the test set-up cannot mount); it is\n\
-         the same I/O error path (74) as the unwritable output above, and publication never touches\n\
-         the previous run before the new one is complete.\n",
+        "\nA disk that fills up mid-write (74, the previous run whole) is tested in\n\
+         `tests/it/publication.rs` on a small tmpfs, where the tests run as root.\n",
     );
     s
 }
