@@ -87,6 +87,49 @@ fn as_nobody(dir: &Path, args: &[&str]) -> Output {
         .expect("setpriv (util-linux) runs the binary as nobody")
 }
 
+/// A valid Parquet file whose schema names `channel` twice (written with arrow-rs'
+/// low-level writer: data frame libraries refuse to make one).
+fn duplicate_columns(dir: &Path) -> PathBuf {
+    use parquet::data_type::ByteArray;
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::parser::parse_message_type;
+    use std::sync::Arc;
+    let schema =
+        "message schema { REQUIRED BYTE_ARRAY user_id (UTF8); REQUIRED INT64 ts (TIMESTAMP(MICROS,true)); \
+                  REQUIRED BYTE_ARRAY channel (UTF8); REQUIRED BYTE_ARRAY channel (UTF8); \
+                  REQUIRED BYTE_ARRAY event (UTF8); REQUIRED DOUBLE revenue; }";
+    let path = dir.join("dup.parquet");
+    let file = std::fs::File::create(&path).unwrap();
+    let schema = Arc::new(parse_message_type(schema).unwrap());
+    let mut w =
+        SerializedFileWriter::new(file, schema, Arc::new(WriterProperties::builder().build())).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let mut i = 0;
+    while let Some(mut col) = rg.next_column().unwrap() {
+        use parquet::file::writer::SerializedColumnWriter;
+        let c: &mut SerializedColumnWriter = &mut col;
+        match i {
+            1 => {
+                c.typed::<parquet::data_type::Int64Type>().write_batch(&[T0, T0 + DAY], None, None).unwrap();
+            }
+            5 => {
+                c.typed::<parquet::data_type::DoubleType>().write_batch(&[0.0, 1.0], None, None).unwrap();
+            }
+            _ => {
+                let v = if i == 4 { ["touch", "conversion"] } else { ["u1", "u1"] };
+                let v: Vec<ByteArray> = v.iter().map(|s| ByteArray::from(*s)).collect();
+                c.typed::<parquet::data_type::ByteArrayType>().write_batch(&v, None, None).unwrap();
+            }
+        }
+        col.close().unwrap();
+        i += 1;
+    }
+    rg.close().unwrap();
+    w.close().unwrap();
+    path
+}
+
 fn quality_of(out: &Path) -> std::collections::BTreeMap<String, f64> {
     quality(out)
 }
@@ -127,6 +170,14 @@ const CASES: &[Case] = &[
         run: |d, o| {
             attribute(&write(d, "e.parquet", with(base(), Column::new("ts".into(), [1i64, 2, 3, 4]))), o, &[])
         },
+    },
+    Case {
+        area: "schema",
+        case: "duplicate column names",
+        behaviour: "says so (not 'corrupt')",
+        exit: 65,
+        needle: "duplicate column names",
+        run: |d, o| attribute(&duplicate_columns(d), o, &[]),
     },
     Case {
         area: "schema",
