@@ -214,6 +214,9 @@ pub struct ColumnArgs {
     /// Optional campaign column: adds `campaign_attribution` at the (channel, campaign) grain.
     #[arg(long)]
     pub campaign_col: Option<String>,
+    /// Optional event id column (string or integer), for --dedupe event_id.
+    #[arg(long)]
+    pub event_id_col: Option<String>,
 }
 
 /// Journey rules (`[journeys]`).
@@ -234,8 +237,8 @@ pub struct JourneyArgs {
     /// drop (and count them in data_quality).
     #[arg(long)]
     pub on_invalid_rows: Option<String>,
-    /// Exact duplicate events (equal in every mapped column): none (count and warn) or
-    /// exact (also keep only the first copy) (journeys.dedupe).
+    /// Duplicate events (journeys.dedupe): none (count exact duplicates and warn), exact
+    /// (keep only the first copy), or event_id (keep the first row of each --event-id-col).
     #[arg(long)]
     pub dedupe: Option<String>,
     /// Path transforms applied in order after the lookback, comma-separated: exposure,

@@ -53,6 +53,8 @@ pub struct EventLog {
     pub files: Vec<InputFile>,
     /// Rows read from all files.
     pub rows_read: u64,
+    /// XXH3-128 of each row's event id (0: none), when an event id column is mapped.
+    pub event_key: Option<Vec<u128>>,
     /// Rows dropped (only with `on_invalid_rows = drop`), by reason.
     pub rejected: BTreeMap<RejectReason, u64>,
     /// Rows of other shards skipped by a `--shard` run.
@@ -107,6 +109,17 @@ impl EventLog {
     pub fn is_empty(&self) -> bool {
         self.ts.is_empty()
     }
+}
+
+/// Rows whose event id repeats an earlier row's (in log order: files by path, then rows),
+/// sorted; rows without an id (key 0) are never duplicates.
+pub fn event_id_duplicates(keys: &[u128]) -> Vec<u32> {
+    let mut by_key: Vec<(u128, u32)> =
+        keys.iter().enumerate().filter(|(_, &k)| k != 0).map(|(i, &k)| (k, i as u32)).collect();
+    by_key.sort_unstable();
+    let mut dups: Vec<u32> = by_key.windows(2).filter(|w| w[0].0 == w[1].0).map(|w| w[1].1).collect();
+    dups.sort_unstable();
+    dups
 }
 
 /// The channel name under which conversions without any touch are reported.

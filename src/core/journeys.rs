@@ -229,7 +229,7 @@ impl JourneyOptions {
             conversion_is_touch: rules.conversion_is_touch,
             transforms,
             record,
-            dedupe: rules.dedupe == Dedupe::Exact,
+            dedupe: rules.dedupe != Dedupe::None,
             report: None,
         }
     }

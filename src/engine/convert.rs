@@ -86,6 +86,7 @@ struct BatchColumns<'a> {
     tie: Option<Vec<Option<i64>>>,
     touch_type: Option<&'a StringChunked>,
     campaign: Option<&'a StringChunked>,
+    event: Option<Vec<u128>>,
 }
 
 /// The user key of each row of a batch, [`None`] for a null user or another shard's.
@@ -185,7 +186,16 @@ fn convert_columns<'a>(
         }
     };
     let (touch_type, campaign) = (optional(&cols.touch_type)?, optional(&cols.campaign)?);
-    Ok(BatchColumns { keys, null_users, ts, conv, values, channel, tie, touch_type, campaign })
+    let event = match optional(&cols.event_id)? {
+        Some(ca) => {
+            let mut keys = vec![0u128; ca.len()];
+            par_convert!(&mut keys, ca, |_row, v| v
+                .map_or(0, |s| xxhash_rust::xxh3::xxh3_128(s.as_bytes()).max(1)))?;
+            Some(keys)
+        }
+        None => None,
+    };
+    Ok(BatchColumns { keys, null_users, ts, conv, values, channel, tie, touch_type, campaign, event })
 }
 
 impl BatchColumns<'_> {
@@ -251,6 +261,9 @@ fn append_clean(ctx: &BatchContext, c: &BatchColumns, log: &mut EventLog, state:
     }
     if let Some(tv) = &c.tie {
         state.ties.extend(kept.iter().map(|&i| tv[i].expect("clean rows have a tie-breaker")));
+    }
+    if let Some(ev) = &c.event {
+        state.event_keys.extend(kept.iter().map(|&i| ev[i]));
     }
     true
 }
@@ -321,6 +334,9 @@ fn append_checked(
         log.value.push(c.value_of(i));
         if let Some(Some(x)) = tie {
             state.ties.push(x);
+        }
+        if let Some(ev) = &c.event {
+            state.event_keys.push(ev[i]);
         }
         let extra = &mut state.extra;
         if let Some(ca) = c.touch_type {

@@ -92,6 +92,8 @@ pub(super) struct LoadState {
     pub(super) names: Option<FxHashMap<u128, String>>,
     /// Some values of a string marker column seen in batches without a conversion.
     pub(super) marker_values: std::collections::BTreeSet<String>,
+    /// XXH3-128 of each kept row's event id (0: none), when an event id column is mapped.
+    pub(super) event_keys: Vec<u128>,
 }
 
 /// What to read and how to treat invalid rows.
@@ -135,6 +137,7 @@ pub fn load_events(spec: &str, opts: &LoadOptions) -> Result<EventLog> {
         },
         names: (!scope.skip_user_names).then(FxHashMap::default),
         marker_values: Default::default(),
+        event_keys: Vec::new(),
     };
     log.reserve(total as usize);
     let user_int32 = plans.iter().all(|p| p.user_int32);
@@ -280,7 +283,10 @@ fn check_channels(spec: &str, cols: &Columns, log: &EventLog) -> Result<()> {
 /// Renumber every id in sorted order now that all files are read.
 fn finish(log: &mut EventLog, state: LoadState, cols: &Columns) {
     let t = std::time::Instant::now();
-    let LoadState { channels, str_ties, tie_is_str, mut ties, extra, users, names, .. } = state;
+    let LoadState { channels, str_ties, tie_is_str, mut ties, extra, users, names, event_keys, .. } = state;
+    if cols.event_id.is_some() {
+        log.event_key = Some(event_keys);
+    }
     number_users(log, users, names);
     if cols.touch_type.is_some() {
         let (r, names) = extra.types.sorted_remap();
@@ -395,7 +401,7 @@ fn read_file(
     if let Some(t) = &cols.tie_breaker {
         exprs.push(col(t.as_str()));
     }
-    for c in [&cols.touch_type, &cols.campaign].into_iter().flatten() {
+    for c in [&cols.touch_type, &cols.campaign, &cols.event_id].into_iter().flatten() {
         exprs.push(col(c.as_str()).cast(DataType::String));
     }
     let mut lf = lf.select(exprs);

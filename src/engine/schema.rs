@@ -129,6 +129,9 @@ pub(super) fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
     for c in [&cols.touch_type, &cols.campaign].into_iter().flatten() {
         f.role(c, "a string or categorical column", |d| text(d).then_some(()))?;
     }
+    if let Some(c) = &cols.event_id {
+        f.role(c, "a string or integer event id", |d| (text(d) || d.is_integer()).then_some(()))?;
+    }
     let tie = match &cols.tie_breaker {
         Some(t) => Some(tie_kind(path, t, &f.column(t)?)?),
         None => None,

@@ -14,14 +14,14 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::core::analysis::{self, campaign_credits, AnalyzeOptions};
-use crate::core::event_log::{InputFile, InputSummary, UserNames};
+use crate::core::event_log::{event_id_duplicates, InputFile, InputSummary, UserNames};
 use crate::core::journeys::{self, JourneyOptions, JourneyStats, Journeys};
 use crate::core::paths::PathTable;
 use crate::engine::{self, LoadOptions, ReadScope};
 use crate::error::{Error, Result};
 use crate::publish::{DatedOutput, DirOutput, Output, WrittenFile};
 use crate::report::{self, RunResult};
-use crate::settings::{Model, Settings};
+use crate::settings::{Dedupe, Model, Settings};
 
 /// The outcome of a successful run, for the CLI's JSON summary line.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -161,7 +161,7 @@ impl<'a> Run<'a> {
                 models: &s.models,
                 time_decay_credit: None,
                 sequence_effects: true,
-                dedupe: s.journeys.dedupe == crate::settings::Dedupe::Exact,
+                dedupe: s.journeys.dedupe != crate::settings::Dedupe::None,
             };
             let a = analysis::analyze(journeys, &opts)?;
             let c = match &touch_campaign {
@@ -193,7 +193,7 @@ impl<'a> Run<'a> {
                 models: &s.models,
                 time_decay_credit: None,
                 sequence_effects: true,
-                dedupe: s.journeys.dedupe == crate::settings::Dedupe::Exact,
+                dedupe: s.journeys.dedupe != crate::settings::Dedupe::None,
             };
             analysis::analyze(journeys, &opts)
         })?;
@@ -293,7 +293,10 @@ fn build_journeys(log: &crate::core::event_log::EventLog, s: &Settings) -> (Jour
     let mut opts = JourneyOptions::resolve(&s.journeys, log, record);
     opts.report = s.window().map(|w| w.range());
     let t = Instant::now();
-    let order = journeys::sort_events(log);
+    let mut order = journeys::sort_events(log);
+    if let (Dedupe::EventId, Some(keys)) = (s.journeys.dedupe, &log.event_key) {
+        order.duplicates = event_id_duplicates(keys);
+    }
     tracing::debug!(ms = t.elapsed().as_millis(), "sorted events");
     let j = journeys::build(log, &order, &opts);
     tracing::info!(

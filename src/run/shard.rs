@@ -273,7 +273,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
         models: &settings.models,
         time_decay_credit: td.as_ref(),
         sequence_effects: true,
-        dedupe: settings.journeys.dedupe == crate::settings::Dedupe::Exact,
+        dedupe: settings.journeys.dedupe != crate::settings::Dedupe::None,
     };
     let analysis = analyze(journeys, &opts)?;
     let spend = load_spend(&settings)?;

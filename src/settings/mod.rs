@@ -314,6 +314,11 @@ impl Settings {
                 "lookback_by_type needs a touch-type column (columns.touch_type)".into(),
             ));
         }
+        if self.journeys.dedupe == Dedupe::EventId && self.columns.event_id.is_none() {
+            return Err(Error::Config(
+                "journeys.dedupe = \"event_id\" needs an event id column (columns.event_id)".into(),
+            ));
+        }
         if self.models.run.is_empty() {
             return Err(Error::Config("at least one model is required (models.run)".into()));
         }
@@ -321,7 +326,7 @@ impl Settings {
         self.models.run.dedup();
         // An empty string switches an optional column off (TOML has no null).
         let c = &mut self.columns;
-        for o in [&mut c.value, &mut c.tie_breaker, &mut c.touch_type, &mut c.campaign] {
+        for o in [&mut c.value, &mut c.tie_breaker, &mut c.touch_type, &mut c.campaign, &mut c.event_id] {
             if o.as_deref() == Some("") {
                 *o = None;
             }
@@ -371,6 +376,7 @@ impl Settings {
         let mut names = vec![&c.user, &c.time, &c.channel, &c.conversion];
         names.extend(c.value.iter());
         names.extend(c.tie_breaker.iter());
+        names.extend(c.event_id.iter());
         names.extend(c.touch_type.iter());
         names.extend(c.campaign.iter());
         for (i, a) in names.iter().enumerate() {

@@ -27,6 +27,10 @@ pub struct Columns {
     /// Optional campaign column: a second attribution dimension.
     #[serde(default)]
     pub campaign: Option<String>,
+    /// Optional event id column (string or integer, compared as text), for
+    /// `journeys.dedupe = "event_id"`.
+    #[serde(default)]
+    pub event_id: Option<String>,
 }
 
 impl Default for Columns {
@@ -41,6 +45,7 @@ impl Default for Columns {
             tie_breaker: None,
             touch_type: None,
             campaign: None,
+            event_id: None,
         }
     }
 }
@@ -103,6 +108,9 @@ pub enum Dedupe {
     None,
     /// Drop every copy but the first.
     Exact,
+    /// Drop every event whose `columns.event_id` repeats an earlier row's (in file and row
+    /// order); null ids are never duplicates.
+    EventId,
 }
 
 /// Days to microseconds (the time unit of the whole pipeline).

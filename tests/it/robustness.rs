@@ -747,6 +747,34 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        area: "shapes",
+        case: "events repeated under one event id",
+        behaviour: "valid: with journeys.dedupe = event_id the first row of each id is kept",
+        exit: 0,
+        needle: "",
+        run: |d, o| {
+            // The same conversion delivered twice (a retry of the collector).
+            let cols = with(
+                with(base(), Column::new("event_id".into(), ["e1", "e2", "e3", "e4"])),
+                ts(&[0, 1, 2, 0]),
+            );
+            let mut df = DataFrame::new_infer_height(cols).unwrap();
+            let mut retry = DataFrame::new_infer_height(with(
+                base(),
+                Column::new("event_id".into(), ["x", "y", "e3", "z"]),
+            ))
+            .unwrap();
+            retry = retry.slice(2, 1);
+            df.vstack_mut(&retry).unwrap();
+            let p = d.join("e.parquet");
+            write_events(&p, &mut df);
+            let r = attribute(&p, o, &["--event-id-col", "event_id", "--dedupe", "event_id"]);
+            assert_eq!(ok_conversions(o), 1.0);
+            assert_eq!(quality_of(o)["duplicate_events"], 1.0);
+            r
+        },
+    },
+    Case {
         area: "configuration",
         case: "unknown key",
         behaviour: "names the key",
