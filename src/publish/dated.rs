@@ -23,6 +23,13 @@ pub struct DatedOutput {
 impl DatedOutput {
     /// Check that `root` can be published to and take its lock, before any data is read.
     pub fn open(root: &Path, wait: std::time::Duration) -> Result<DatedOutput> {
+        if std::fs::symlink_metadata(root).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::Config(format!(
+                "output root `{}` is a link (a plain touchpoint output?); date partitions need a \
+                 directory of their own",
+                root.display()
+            )));
+        }
         if root.is_file() {
             return Err(Error::Config(format!(
                 "output root `{}` is an existing file; give a directory",

@@ -252,6 +252,13 @@ fn classify_dir(out: &Path) -> Result<bool> {
     if ours {
         return Ok(true);
     }
+    if out.join(".touchpoint").is_dir() {
+        return Err(Error::Config(format!(
+            "output `{}` holds touchpoint's date partitions (runs with a run date); write runs \
+             without a run date to another directory",
+            out.display()
+        )));
+    }
     Err(Error::Config(format!(
         "output `{}` is a directory touchpoint did not write; give a new or empty directory",
         out.display()

@@ -94,6 +94,20 @@ fn a_link_someone_else_made_is_not_swapped() {
 }
 
 #[test]
+fn plain_and_dated_publications_do_not_share_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    assert!(attribute(&out, &["--run-date", "2024-02-10"], &[]).status.success());
+    let o = attribute(&out, &[], &[]);
+    assert_eq!(o.status.code(), Some(78), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("date partitions"));
+    let plain = dir.path().join("plain");
+    assert!(attribute(&plain, &[], &[]).status.success());
+    let o = attribute(&plain, &["--run-date", "2024-02-10"], &[]);
+    assert_eq!(o.status.code(), Some(78), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
 fn a_second_run_on_a_locked_output_fails_at_once_with_75() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
