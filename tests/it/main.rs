@@ -14,4 +14,5 @@ mod oracles;
 mod publication;
 mod robustness;
 mod scheduling;
+mod schema;
 mod shard;
