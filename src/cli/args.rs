@@ -121,7 +121,8 @@ pub struct AttributeArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Models to run (models.run), comma-separated: first_touch, last_touch,
-    /// last_non_direct, linear, position_based, time_decay, markov, shapley. Default: all
+    /// last_non_direct, linear, position_based, time_decay, markov,
+    /// markov_journey, shapley. Default: all
     /// (all but time_decay with --paths, which has no timestamps).
     #[arg(long, value_delimiter = ',')]
     pub models: Option<Vec<String>>,

@@ -52,6 +52,9 @@ impl Analysis {
             Model::Linear => RuleModel::Linear,
             Model::PositionBased => RuleModel::PositionBased(params.position_weights),
             Model::Shapley => RuleModel::Shapley,
+            Model::MarkovJourney => RuleModel::MarkovJourney(
+                self.markov.as_ref()?.removal_effects.iter().map(|r| r.unwrap_or(0.0)).collect(),
+            ),
             Model::TimeDecay | Model::Markov => return None,
         })
     }
@@ -134,6 +137,12 @@ fn model_credits(a: &mut Analysis, m: Model, opts: &AnalyzeOptions) -> Result<Cr
             }
         },
         Model::Markov => markov_credits(a, opts)?,
+        Model::MarkovJourney => {
+            if a.markov.is_none() {
+                markov_credits(a, opts)?; // the removal effects it splits by
+            }
+            a.rule_model(Model::MarkovJourney, params).expect("a Markov fit").credits(&a.paths)
+        }
         other => {
             if other == Model::Shapley {
                 a.shapley_ordered = Some(models::shapley_ordered(&a.paths));

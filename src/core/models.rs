@@ -56,6 +56,9 @@ pub enum RuleModel {
     PositionBased(PositionWeights),
     /// Zhao's simplified Shapley: 1/|distinct channels| to each distinct channel.
     Shapley,
+    /// Each distinct channel of the path in proportion to its Markov removal effect
+    /// (indexed by channel id); equal shares when they are all 0.
+    MarkovJourney(Vec<f64>),
 }
 
 impl RuleModel {
@@ -89,16 +92,16 @@ impl RuleModel {
                     out[1..l - 1].iter_mut().for_each(|w| *w = m);
                 }
             },
-            RuleModel::Shapley => {
-                // Counts from a sorted copy: O(L log L), so a bot's million-touch path
-                // stays cheap (a count per touch would be quadratic).
-                let mut sorted: Vec<u32> = path.to_vec();
-                sorted.sort_unstable();
-                let distinct = 1 + sorted.windows(2).filter(|w| w[0] != w[1]).count();
-                let share = 1.0 / distinct as f64;
-                for (i, c) in path.iter().enumerate() {
-                    let m = sorted.partition_point(|x| x <= c) - sorted.partition_point(|x| x < c);
-                    out[i] = share / m as f64;
+            RuleModel::Shapley => split_distinct(path, |_| 1.0, out),
+            RuleModel::MarkovJourney(re) => {
+                let w = |c: u32| re.get(c as usize).copied().unwrap_or(0.0).max(0.0);
+                let mut distinct: Vec<u32> = path.to_vec();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if distinct.iter().map(|&c| w(c)).sum::<f64>() > 0.0 {
+                    split_distinct(path, w, out);
+                } else {
+                    split_distinct(path, |_| 1.0, out);
                 }
             }
         }
@@ -115,6 +118,24 @@ impl RuleModel {
             }
         }
         c
+    }
+}
+
+/// Split 1 among the distinct channels of a path in proportion to `weight(channel)` (whose
+/// sum over them must be > 0), each channel's share spread evenly over its touches. Counts
+/// come from a sorted copy: O(L log L), so a bot's million-touch path stays cheap.
+fn split_distinct(path: &[u32], weight: impl Fn(u32) -> f64, out: &mut [f64]) {
+    let mut sorted: Vec<u32> = path.to_vec();
+    sorted.sort_unstable();
+    let mut total = 0.0;
+    for (i, &c) in sorted.iter().enumerate() {
+        if i == 0 || sorted[i - 1] != c {
+            total += weight(c);
+        }
+    }
+    for (i, c) in path.iter().enumerate() {
+        let m = sorted.partition_point(|x| x <= c) - sorted.partition_point(|x| x < c);
+        out[i] = weight(*c) / total / m as f64;
     }
 }
 

@@ -40,7 +40,7 @@ pub fn html(run: &RunResult, settings: &Settings) -> String {
     if let Some(r) = &a.markov {
         markov_table(a, r, &mut h);
     }
-    h.push_str("<p class=\"note\">first_touch / last_touch: all credit to one touch · last_non_direct: the last touch that is not direct · linear: equal credit per touch · position_based: U-shaped · time_decay: halves every half-life before the conversion · markov: removal effects normalised to the conversions · shapley: each conversion split equally among the distinct channels of its path. Every model's column sums to the totals above; <code>(unattributed)</code> holds conversions no touch within the lookback can explain. The same numbers, exactly, are in <code>channel_attribution</code>.</p>\n");
+    h.push_str("<p class=\"note\">first_touch / last_touch: all credit to one touch · last_non_direct: the last touch that is not direct · linear: equal credit per touch · position_based: U-shaped · time_decay: halves every half-life before the conversion · markov: removal effects normalised to the conversions · markov_journey: each journey split by its channels' removal effects · shapley: each conversion split equally among the distinct channels of its path. Every model's column sums to the totals above; <code>(unattributed)</code> holds conversions no touch within the lookback can explain. The same numbers, exactly, are in <code>channel_attribution</code>.</p>\n");
     for w in &a.warnings {
         h.push_str(&format!("<p class=\"note\">⚠ {}</p>\n", esc(w)));
     }

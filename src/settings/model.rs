@@ -22,13 +22,15 @@ pub enum Model {
     TimeDecay,
     /// Exact removal-effect Markov attribution.
     Markov,
+    /// Each converting journey split among its channels by their Markov removal effects.
+    MarkovJourney,
     /// Zhao's simplified Shapley value.
     Shapley,
 }
 
 impl Model {
     /// Every model, in the canonical output order.
-    pub const ALL: [Model; 8] = [
+    pub const ALL: [Model; 9] = [
         Model::FirstTouch,
         Model::LastTouch,
         Model::LastNonDirect,
@@ -36,6 +38,7 @@ impl Model {
         Model::PositionBased,
         Model::TimeDecay,
         Model::Markov,
+        Model::MarkovJourney,
         Model::Shapley,
     ];
 
@@ -49,6 +52,7 @@ impl Model {
             Model::PositionBased => "position_based",
             Model::TimeDecay => "time_decay",
             Model::Markov => "markov",
+            Model::MarkovJourney => "markov_journey",
             Model::Shapley => "shapley",
         }
     }

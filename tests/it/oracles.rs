@@ -238,3 +238,29 @@ fn string_paths_are_trimmed_and_empty_tokens_dropped() {
     assert_eq!(pt.rows.len(), 2);
     assert_eq!(pt.rows[0].conversions, 2.0);
 }
+
+/// `markov_journey` by hand: paths A > B (1 conversion, value 30), B (1 conversion, value
+/// 10), A (1 non-conversion). Order 1: P(conv) = 2/3 · 1/2 + 1/3 = 2/3; without A the
+/// start's 2/3 to A is lost: P = 1/3, RE_A = 1/2; without B nothing converts: RE_B = 1.
+/// Global Markov: A = 0.5/1.5 · 2 = 2/3, B = 4/3. Per journey: A > B splits 1/3 : 2/3, B keeps
+/// its own: A = 1/3 (value 10), B = 5/3 (value 20 + 10 = 30).
+#[test]
+fn markov_per_journey_splits_each_conversion_by_removal_effects() {
+    let pt = table(&[("A > B", 1.0, 0.0, 30.0), ("B", 1.0, 0.0, 10.0), ("A", 0.0, 1.0, 0.0)]);
+    let mut s = touchpoint::settings::Settings::default();
+    s.models.run = vec![touchpoint::settings::Model::Markov, touchpoint::settings::Model::MarkovJourney];
+    let names = pt.channels.clone();
+    let j = touchpoint::core::journeys::Journeys { paths: pt.clone(), ..Default::default() };
+    let a = crate::common::analyze_journeys(j, &names, &s);
+    let credit = |m: touchpoint::settings::Model| &a.credits.iter().find(|(x, _)| *x == m).unwrap().1;
+    let global = credit(touchpoint::settings::Model::Markov);
+    check(&pt, &global.conversions, &[("A", 2.0 / 3.0), ("B", 4.0 / 3.0)]);
+    let per = credit(touchpoint::settings::Model::MarkovJourney);
+    check(&pt, &per.conversions, &[("A", 1.0 / 3.0), ("B", 5.0 / 3.0)]);
+    check(&pt, &per.value, &[("A", 10.0), ("B", 30.0)]);
+    // Without the markov model, markov_journey fits the chain itself.
+    s.models.run = vec![touchpoint::settings::Model::MarkovJourney];
+    let j = touchpoint::core::journeys::Journeys { paths: pt.clone(), ..Default::default() };
+    let a = crate::common::analyze_journeys(j, &names, &s);
+    check(&pt, &a.credits[0].1.conversions, &[("A", 1.0 / 3.0), ("B", 5.0 / 3.0)]);
+}

@@ -19,7 +19,7 @@ fn columns(path: &Path) -> Vec<(String, String)> {
         .columns()
         .iter()
         .map(|c| {
-            let t = match (c.physical_type(), c.logical_type(), c.converted_type()) {
+            let t = match (c.physical_type(), c.logical_type_ref(), c.converted_type()) {
                 (Physical::BYTE_ARRAY, _, _) => "string",
                 (Physical::DOUBLE, _, _) => "float64",
                 (Physical::BOOLEAN, _, _) => "bool",
