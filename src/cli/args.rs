@@ -156,6 +156,10 @@ pub struct AttributeArgs {
     /// window and lookback are not read.
     #[arg(long)]
     pub partition_key: Option<String>,
+    /// A channel group, repeatable: 'social=facebook,instagram' (channel_groups.social). Adds
+    /// `channel_group_attribution`, the models refitted on group-level journeys.
+    #[arg(long, value_name = "GROUP=CHANNELS")]
+    pub channel_group: Vec<String>,
     /// Fail (65, nothing published) when the run has fewer conversions than this
     /// (guards.min_conversions).
     #[arg(long, value_name = "N")]

@@ -214,6 +214,14 @@ fn attribute_flags(a: &AttributeArgs) -> Result<Vec<Flag>> {
         a.lock_timeout.map(|n| toml::Value::Integer(n as i64)),
         "--lock-timeout",
     );
+    for g in &a.channel_group {
+        let (name, channels) = g
+            .split_once('=')
+            .ok_or_else(|| Error::Config(format!("--channel-group `{g}`: expected GROUP=channel,channel")))?;
+        let channels: Vec<String> =
+            channels.split(',').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect();
+        f.push((format!("channel_groups.{}", name.trim()), list(&channels), format!("--channel-group {g}")));
+    }
     for x in &a.set {
         let (k, v) = parse_set(x)?;
         f.push((k, v, format!("--set {x}")));

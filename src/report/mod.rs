@@ -31,12 +31,19 @@ pub struct RunResult {
     pub input: InputSummary,
     /// Spend per channel, when a spend file is configured.
     pub spend: Option<BTreeMap<String, f64>>,
+    /// The group-level analysis, when channel groups are configured.
+    pub groups: Option<Analysis>,
+    /// Spend per channel group.
+    pub group_spend: Option<BTreeMap<String, f64>>,
 }
 
 /// Every output table of a run, in [`TableName`] order.
 pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
     let a = &run.analysis;
     let mut t = vec![tables::channel_attribution(a, run.spend.as_ref())];
+    if let Some(g) = &run.groups {
+        t.push(tables::channel_group_attribution(g, run.group_spend.as_ref()));
+    }
     if let Some(c) = &run.campaign {
         t.push(tables::campaign_attribution(a, &c.credits, &c.units));
     }

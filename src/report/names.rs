@@ -8,6 +8,8 @@ use crate::settings::{MarkovOrder, Model, Settings};
 pub enum TableName {
     /// Grain (model, channel).
     ChannelAttribution,
+    /// Grain (model, channel group).
+    ChannelGroupAttribution,
     /// Grain (model, channel, campaign).
     CampaignAttribution,
     /// Grain (channel).
@@ -32,8 +34,9 @@ pub enum TableName {
 
 impl TableName {
     /// Every table, in publication order.
-    pub const ALL: [TableName; 11] = [
+    pub const ALL: [TableName; 12] = [
         TableName::ChannelAttribution,
+        TableName::ChannelGroupAttribution,
         TableName::CampaignAttribution,
         TableName::MarkovRemovalEffects,
         TableName::MarkovTransitions,
@@ -50,6 +53,7 @@ impl TableName {
     pub fn as_str(self) -> &'static str {
         match self {
             TableName::ChannelAttribution => "channel_attribution",
+            TableName::ChannelGroupAttribution => "channel_group_attribution",
             TableName::CampaignAttribution => "campaign_attribution",
             TableName::MarkovRemovalEffects => "markov_removal_effects",
             TableName::MarkovTransitions => "markov_transitions",
@@ -68,6 +72,9 @@ impl TableName {
     pub fn planned(settings: &Settings) -> Vec<TableName> {
         let m = &settings.models;
         let mut t = vec![TableName::ChannelAttribution];
+        if !settings.channel_groups.is_empty() {
+            t.push(TableName::ChannelGroupAttribution);
+        }
         if settings.columns.campaign.is_some() {
             t.push(TableName::CampaignAttribution);
         }

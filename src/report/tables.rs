@@ -76,6 +76,21 @@ impl CreditRows {
 
 /// `channel_attribution`: grain (model, channel).
 pub fn channel_attribution(a: &Analysis, spend: Option<&BTreeMap<String, f64>>) -> Table {
+    credit_table(TableName::ChannelAttribution, "channel", a, spend)
+}
+
+/// `channel_group_attribution`: grain (model, group), from the group-level analysis.
+pub fn channel_group_attribution(a: &Analysis, spend: Option<&BTreeMap<String, f64>>) -> Table {
+    credit_table(TableName::ChannelGroupAttribution, "group", a, spend)
+}
+
+/// Credit per (model, key) with shares, and with spend its CPA and ROAS.
+fn credit_table(
+    name: TableName,
+    key: &'static str,
+    a: &Analysis,
+    spend: Option<&BTreeMap<String, f64>>,
+) -> Table {
     let credits: Vec<(Model, Credits)> = a.credits.iter().map(|(m, c)| (*m, folded(a, c))).collect();
     let rows = credit_rows(a, &credits);
     let channel: Vec<String> = rows
@@ -96,11 +111,11 @@ pub fn channel_attribution(a: &Analysis, spend: Option<&BTreeMap<String, f64>>) 
     }
     let mut all = vec![
         ("model", Values::Str(rows.model.iter().map(|m| m.to_string()).collect())),
-        ("channel", Values::Str(channel)),
+        (key, Values::Str(channel)),
     ];
     all.extend(rows.measures(a));
     all.extend(extra);
-    Table::new(TableName::ChannelAttribution.as_str(), all)
+    Table::new(name.as_str(), all)
 }
 
 /// `campaign_attribution`: grain (model, channel, campaign). `credits` are per unit,

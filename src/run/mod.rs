@@ -3,6 +3,7 @@
 //! thin uses of it.
 
 pub mod doctor;
+mod groups;
 mod guards;
 pub mod job;
 pub mod shard;
@@ -127,7 +128,7 @@ impl<'a> Run<'a> {
             Error::Config("no event log (--events, or input.events in the pipeline file)".into())
         })?;
         let spend = load_spend(&self.settings)?;
-        let log = self.phase("read", |s| {
+        let mut log = self.phase("read", |s| {
             let (mut scope, _) = scope_of(s);
             scope.shard = shard;
             scope.skip_user_names = !s.output.journey_credit;
@@ -142,7 +143,12 @@ impl<'a> Run<'a> {
             users = log.n_users,
             "read input"
         );
-        let (journeys, touch_campaign) = self.phase("journeys", |s| Ok(build_journeys(&log, s)))?;
+        let (journeys, touch_campaign, duplicates) =
+            self.phase("journeys", |s| Ok(build_journeys(&log, s)))?;
+        let groups = match self.settings.channel_groups.is_empty() {
+            true => None,
+            false => Some(self.phase("groups", |s| groups::analyze_groups(&mut log, s, &duplicates))?),
+        };
         let log_units = campaign_units(&log);
         let input = InputSummary {
             files: log.files.clone(),
@@ -175,7 +181,9 @@ impl<'a> Run<'a> {
         for w in &analysis.warnings {
             tracing::warn!("{w}");
         }
-        Ok(RunResult { analysis, campaign, users, input, spend })
+        let group_spend =
+            spend.as_ref().filter(|_| groups.is_some()).map(|sp| groups::group_spend(sp, &self.settings));
+        Ok(RunResult { analysis, campaign, users, input, spend, groups, group_spend })
     }
 
     /// Read an aggregated path table (ChannelAttribution's input) and run the models.
@@ -201,6 +209,8 @@ impl<'a> Run<'a> {
             spend: load_spend(&self.settings)?,
             analysis,
             campaign: None,
+            groups: None,
+            group_spend: None,
             users: UserNames::default(),
             input: InputSummary {
                 files: vec![InputFile { path: file.to_path_buf(), rows: n_rows }],
@@ -286,8 +296,11 @@ impl<'a> Run<'a> {
 }
 
 /// Sort the events and build the channel journeys; with a campaign column, also the
-/// campaign of every recorded touch.
-fn build_journeys(log: &crate::core::event_log::EventLog, s: &Settings) -> (Journeys, Option<Vec<u32>>) {
+/// campaign of every recorded touch; and the duplicate rows (for the group level).
+fn build_journeys(
+    log: &crate::core::event_log::EventLog,
+    s: &Settings,
+) -> (Journeys, Option<Vec<u32>>, Vec<u32>) {
     let campaign = log.campaign.as_ref();
     let record = s.output.journey_credit || s.has(Model::TimeDecay) || campaign.is_some();
     let mut opts = JourneyOptions::resolve(&s.journeys, log, record);
@@ -308,7 +321,7 @@ fn build_journeys(log: &crate::core::event_log::EventLog, s: &Settings) -> (Jour
     let touch_campaign = campaign.map(|c| {
         j.recorded.as_ref().map_or_else(Vec::new, |r| r.row.iter().map(|&row| c[row as usize]).collect())
     });
-    (j, touch_campaign)
+    (j, touch_campaign, order.duplicates)
 }
 
 /// The (channel, campaign) pairs of the log's touches, packed and sorted (empty without a

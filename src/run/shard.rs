@@ -277,7 +277,16 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
     };
     let analysis = analyze(journeys, &opts)?;
     let spend = load_spend(&settings)?;
-    Ok((RunResult { analysis, campaign: None, users: UserNames::default(), input, spend }, settings))
+    let result = RunResult {
+        analysis,
+        campaign: None,
+        users: UserNames::default(),
+        input,
+        spend,
+        groups: None,
+        group_spend: None,
+    };
+    Ok((result, settings))
 }
 
 fn merge_input(into: &mut InputSummary, m: &InputSummary) {

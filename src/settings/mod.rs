@@ -11,6 +11,7 @@ mod model;
 mod resolve;
 mod rules;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,10 @@ pub struct Settings {
     /// Checks that fail a run instead of publishing obviously wrong numbers.
     #[serde(default)]
     pub guards: Guards,
+    /// Channel groups: group name → its channels (e.g. `social = ["facebook", "tiktok"]`).
+    /// Adds `channel_group_attribution`; channels in no group are a group of their own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channel_groups: BTreeMap<String, Vec<String>>,
 }
 
 /// The `[guards]` section: a run that breaks one fails with 65 (`"kind": "guard"`) and
@@ -273,6 +278,7 @@ impl Default for Settings {
             window: WindowSpec::default(),
             output: Output::default(),
             guards: Guards::default(),
+            channel_groups: BTreeMap::new(),
         }
     }
 }
@@ -332,6 +338,7 @@ impl Settings {
             }
         }
         self.validate_columns()?;
+        self.validate_groups()?;
         Ok(self)
     }
 
@@ -369,6 +376,31 @@ impl Settings {
             return Err(Error::Config("window.days must be at least 1".into()));
         }
         Ok(())
+    }
+
+    fn validate_groups(&self) -> Result<()> {
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for (group, channels) in &self.channel_groups {
+            if group.trim().is_empty() || channels.is_empty() {
+                return Err(Error::Config(format!("channel group `{group}` needs a name and channels")));
+            }
+            for c in channels {
+                if let Some(other) = seen.insert(c, group) {
+                    return Err(Error::Config(format!(
+                        "channel `{c}` is in two channel groups (`{other}` and `{group}`); a channel belongs to one"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The group of a channel: its configured group, or the channel itself.
+    pub fn group_of<'a>(&'a self, channel: &'a str) -> &'a str {
+        self.channel_groups
+            .iter()
+            .find(|(_, cs)| cs.iter().any(|c| c == channel))
+            .map_or(channel, |(g, _)| g.as_str())
     }
 
     fn validate_columns(&self) -> Result<()> {

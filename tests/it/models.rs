@@ -473,3 +473,79 @@ fn touch_types_have_their_own_lookback() {
     let j = crate::common::journeys_of(&log, &rules);
     assert_eq!(j.paths.path_name(&j.paths.rows[0].path), "search > display");
 }
+
+/// Channel groups by hand: u1 facebook > instagram > paid_search converts, u2 instagram >
+/// facebook does not, u3 paid_search converts (conversion rows are not touches here);
+/// social = facebook + instagram.
+/// Group paths: social > social > search (1), social > social (0), search (1).
+/// linear: social 2/3, search 4/3 (the channel sums). Shapley on groups: u1 splits
+/// 1/2 : 1/2, so social 1/2, search 3/2 (on channels social would get 2/3).
+/// Markov on the group chain: start → social 2/3, start → search 1/3, social → search 1/2,
+/// social → null 1/2, search → conversion 1: P = 2/3, RE social 1/2, RE search 1:
+/// social 2/3, search 4/3. Spend 10 + 20 = 30 for social: CPA under linear 45.
+#[test]
+fn channel_groups_are_refitted_on_group_journeys() {
+    use crate::common::*;
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let day = 86_400_000_000i64;
+    let rows = [
+        ("u1", 0, "facebook", "touch"),
+        ("u1", 1, "instagram", "touch"),
+        ("u1", 2, "paid_search", "touch"),
+        ("u1", 3, "paid_search", "conversion"),
+        ("u2", 0, "instagram", "touch"),
+        ("u2", 1, "facebook", "touch"),
+        ("u3", 0, "paid_search", "touch"),
+        ("u3", 1, "paid_search", "conversion"),
+    ];
+    let ts: Column =
+        Series::new("ts".into(), rows.iter().map(|r| 1_700_000_000_000_000 + r.1 * day).collect::<Vec<_>>())
+            .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+            .unwrap()
+            .into();
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("user_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        ts,
+        Column::new("channel".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        Column::new("event".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+        Column::new("revenue".into(), vec![0.0; rows.len()]),
+    ])
+    .unwrap();
+    let events = dir.path().join("e.parquet");
+    write_events(&events, &mut df);
+    let spend = dir.path().join("spend.csv");
+    std::fs::write(&spend, "channel,spend\nfacebook,10\ninstagram,20\npaid_search,40\n").unwrap();
+    let out = dir.path().join("out");
+    let o = touchpoint(&[
+        "attribute",
+        "--events",
+        events.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--models",
+        "linear,shapley,markov",
+        "--conversion-is-touch",
+        "false",
+        "--channel-group",
+        "social=facebook,instagram",
+        "--channel-group",
+        "search=paid_search",
+        "--spend",
+        spend.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (cols, rows) = read_parquet(&out.join("channel_group_attribution.parquet"));
+    assert_eq!(&cols[..2], ["model", "group"]);
+    let get = |m: &str, g: &str| {
+        rows.iter().find(|r| r[0].str() == m && r[1].str() == g).map(|r| (r[2].num(), r[7].num())).unwrap()
+    };
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    close(get("linear", "social").0, 2.0 / 3.0);
+    close(get("linear", "search").0, 4.0 / 3.0);
+    close(get("shapley", "social").0, 0.5);
+    close(get("shapley", "search").0, 1.5);
+    close(get("markov", "social").0, 2.0 / 3.0);
+    close(get("markov", "search").0, 4.0 / 3.0);
+    close(get("linear", "social").1, 45.0);
+}

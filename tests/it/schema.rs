@@ -80,6 +80,8 @@ fn written() -> BTreeMap<String, Vec<(String, String)>> {
             "--journey-credit",
             "--spend",
             spend.to_str().unwrap(),
+            "--channel-group",
+            "social=facebook,instagram,tiktok",
             "-q",
         ];
         args.extend(extra);

@@ -1,0 +1,64 @@
+//! Channel groups (`[channel_groups]`): the models refitted on journeys whose touches are
+//! groups instead of channels, so Markov and Shapley see the group-level chain
+//! (`docs/models.md` § Channel groups). Summing `channel_attribution` over a group's
+//! channels gives the channel-level answer instead; both are offered.
+
+use std::collections::BTreeMap;
+
+use crate::core::analysis::{self, Analysis, AnalyzeOptions};
+use crate::core::event_log::{EventLog, NO_CHANNEL};
+use crate::core::journeys::{self, JourneyOptions};
+use crate::error::Result;
+use crate::settings::{Dedupe, Settings};
+
+/// Group names (sorted) and each channel's group id.
+fn group_ids(log: &EventLog, s: &Settings) -> (Vec<String>, Vec<u32>) {
+    let mut names: Vec<String> = log.channels.iter().map(|c| s.group_of(c).to_owned()).collect();
+    names.sort();
+    names.dedup();
+    let of = log
+        .channels
+        .iter()
+        .map(|c| names.binary_search_by(|g| g.as_str().cmp(s.group_of(c))).unwrap_or(0) as u32)
+        .collect();
+    (names, of)
+}
+
+/// The group-level analysis: the log's channel column is swapped for group ids while the
+/// journeys are built (no copy of the other columns), then restored. `duplicates` are the
+/// channel-level duplicate rows, so two touches of one group are never taken for copies.
+pub fn analyze_groups(log: &mut EventLog, s: &Settings, duplicates: &[u32]) -> Result<Analysis> {
+    let (names, of) = group_ids(log, s);
+    let grouped: Vec<u32> =
+        log.channel.iter().map(|&c| if c == NO_CHANNEL { c } else { of[c as usize] }).collect();
+    let channel = std::mem::replace(&mut log.channel, grouped);
+    let channels = std::mem::replace(&mut log.channels, names.clone());
+    let mut opts = JourneyOptions::resolve(&s.journeys, log, s.has(crate::settings::Model::TimeDecay));
+    opts.report = s.window().map(|w| w.range());
+    let mut order = journeys::sort_events(log);
+    order.duplicates = duplicates.to_vec();
+    let j = journeys::build(log, &order, &opts);
+    drop(order);
+    log.channel = channel;
+    log.channels = channels;
+    let a = analysis::analyze(
+        j,
+        &AnalyzeOptions {
+            base_names: &names,
+            models: &s.models,
+            time_decay_credit: None,
+            sequence_effects: false,
+            dedupe: s.journeys.dedupe != Dedupe::None,
+        },
+    )?;
+    Ok(a)
+}
+
+/// Spend per group: the sum of its channels' spend.
+pub fn group_spend(spend: &BTreeMap<String, f64>, s: &Settings) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for (c, x) in spend {
+        *out.entry(s.group_of(c).to_owned()).or_insert(0.0) += x;
+    }
+    out
+}
