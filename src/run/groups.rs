@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use crate::core::analysis::{self, Analysis, AnalyzeOptions};
-use crate::core::event_log::{EventLog, NO_CHANNEL};
+use crate::core::event_log::{reserved_name_problem, EventLog, NO_CHANNEL};
 use crate::core::journeys::{self, JourneyOptions};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::settings::{Dedupe, Settings};
 
 /// Group names (sorted) and each channel's group id.
@@ -28,6 +28,9 @@ fn group_ids(log: &EventLog, s: &Settings) -> (Vec<String>, Vec<u32>) {
 /// journeys are built (no copy of the other columns), then restored. `duplicates` are the
 /// channel-level duplicate rows, so two touches of one group are never taken for copies.
 pub fn analyze_groups(log: &mut EventLog, s: &Settings, duplicates: &[u32]) -> Result<Analysis> {
+    if let Some(p) = s.channel_groups.keys().find_map(|g| reserved_name_problem(g)) {
+        return Err(Error::Config(format!("channel group: {p}")));
+    }
     let (names, of) = group_ids(log, s);
     let grouped: Vec<u32> =
         log.channel.iter().map(|&c| if c == NO_CHANNEL { c } else { of[c as usize] }).collect();
