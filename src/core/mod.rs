@@ -8,5 +8,6 @@ pub mod journeys;
 pub mod markov;
 pub mod models;
 pub mod paths;
+pub mod roles;
 pub mod table;
 pub mod transforms;

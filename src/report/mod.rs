@@ -47,6 +47,7 @@ pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
     if let Some(c) = &run.campaign {
         t.push(tables::campaign_attribution(a, &c.credits, &c.units));
     }
+    t.push(tables::channel_roles(a));
     if let Some(r) = &a.markov {
         t.push(tables::markov_removal_effects(a, r));
         t.push(tables::markov_transitions(a, r));

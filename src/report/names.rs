@@ -13,6 +13,8 @@ pub enum TableName {
     /// Grain (model, channel, campaign).
     CampaignAttribution,
     /// Grain (channel).
+    ChannelRoles,
+    /// Grain (channel).
     MarkovRemovalEffects,
     /// Grain (from_state, to_state).
     MarkovTransitions,
@@ -34,10 +36,11 @@ pub enum TableName {
 
 impl TableName {
     /// Every table, in publication order.
-    pub const ALL: [TableName; 12] = [
+    pub const ALL: [TableName; 13] = [
         TableName::ChannelAttribution,
         TableName::ChannelGroupAttribution,
         TableName::CampaignAttribution,
+        TableName::ChannelRoles,
         TableName::MarkovRemovalEffects,
         TableName::MarkovTransitions,
         TableName::MarkovSequenceEffects,
@@ -55,6 +58,7 @@ impl TableName {
             TableName::ChannelAttribution => "channel_attribution",
             TableName::ChannelGroupAttribution => "channel_group_attribution",
             TableName::CampaignAttribution => "campaign_attribution",
+            TableName::ChannelRoles => "channel_roles",
             TableName::MarkovRemovalEffects => "markov_removal_effects",
             TableName::MarkovTransitions => "markov_transitions",
             TableName::MarkovSequenceEffects => "markov_sequence_effects",
@@ -78,6 +82,7 @@ impl TableName {
         if settings.columns.campaign.is_some() {
             t.push(TableName::CampaignAttribution);
         }
+        t.push(TableName::ChannelRoles);
         if settings.has(Model::Markov) {
             t.extend([TableName::MarkovRemovalEffects, TableName::MarkovTransitions]);
             let seq = match m.markov_order {

@@ -12,6 +12,7 @@ use crate::core::analysis::Analysis;
 use crate::core::event_log::{InputSummary, RejectReason, UNATTRIBUTED};
 use crate::core::markov::{MarkovResult, OrderScore};
 use crate::core::models::{time_decay_weights, Credits, RuleModel};
+use crate::core::roles::{channel_roles as channel_roles_of, Roles};
 use crate::core::table::{Table, Values};
 use crate::error::{Error, Result};
 use crate::settings::{Model, Settings};
@@ -132,6 +133,50 @@ pub fn campaign_attribution(a: &Analysis, credits: &[(Model, Credits)], units: &
     ];
     all.extend(rows.measures(a));
     Table::new(TableName::CampaignAttribution.as_str(), all)
+}
+
+/// `channel_roles`: grain (channel): which channels open, assist, close and lose journeys.
+pub fn channel_roles(a: &Analysis) -> Table {
+    let n = a.report_channels.len();
+    let mut r = vec![Roles::default(); n];
+    for (i, x) in channel_roles_of(&a.paths).into_iter().enumerate() {
+        let f = &mut r[a.report_of[i] as usize];
+        f.journeys += x.journeys;
+        f.converting_journeys += x.converting_journeys;
+        f.first += x.first;
+        f.assist += x.assist;
+        f.last += x.last;
+        f.only += x.only;
+        f.value += x.value;
+        f.early += x.early;
+        f.mid += x.mid;
+        f.late += x.late;
+        f.dropoffs += x.dropoffs;
+    }
+    let nulls = a.paths.total_nulls();
+    let col = |f: fn(&Roles) -> f64| Values::F64(r.iter().map(f).collect());
+    Table::new(
+        TableName::ChannelRoles.as_str(),
+        vec![
+            ("channel", Values::Str(a.report_channels.clone())),
+            ("journeys", col(|x| x.journeys)),
+            ("converting_journeys", col(|x| x.converting_journeys)),
+            ("first_touch_conversions", col(|x| x.first)),
+            ("assist_conversions", col(|x| x.assist)),
+            ("last_touch_conversions", col(|x| x.last)),
+            ("only_touch_conversions", col(|x| x.only)),
+            (
+                "assisted_to_last_ratio",
+                Values::OptF64(r.iter().map(|x| (x.last > 0.0).then(|| x.assist / x.last)).collect()),
+            ),
+            ("value", col(|x| x.value)),
+            ("early_credit", col(|x| x.early)),
+            ("mid_credit", col(|x| x.mid)),
+            ("late_credit", col(|x| x.late)),
+            ("dropoff_journeys", col(|x| x.dropoffs)),
+            ("dropoff_share", Values::OptF64(r.iter().map(|x| share(x.dropoffs, nulls)).collect())),
+        ],
+    )
 }
 
 /// `markov_removal_effects`: grain (channel).

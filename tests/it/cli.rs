@@ -5,8 +5,9 @@ use std::path::Path;
 use crate::common::*;
 use polars::prelude::*;
 
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
     "channel_attribution",
+    "channel_roles",
     "markov_removal_effects",
     "markov_transitions",
     "shapley_ordered",
@@ -86,7 +87,16 @@ fn sample_run_writes_standard_parquet_whose_credits_add_up() {
     assert_eq!(cols, ["path", "touches", "conversions", "nulls", "value"]);
     let c: f64 = rows.iter().map(|r| r[2].num()).sum();
     assert!((c + q["unattributed_conversions"] - conversions).abs() < 1e-9);
-    // P(conversion) from (start) equals the observed rate (SPEC §3 invariant).
+    // Channel roles add up: stage credit to the attributed conversions, first and only
+    // touches (one per converting journey) likewise, drop-offs to the non-converting journeys.
+    let (cols, rows) = read_parquet(&out.join("channel_roles.parquet"));
+    let col =
+        |n: &str| -> f64 { rows.iter().map(|r| r[cols.iter().position(|c| c == n).unwrap()].num()).sum() };
+    let attributed = conversions - q["unattributed_conversions"];
+    assert!((col("early_credit") + col("mid_credit") + col("late_credit") - attributed).abs() < 1e-9);
+    assert!((col("first_touch_conversions") + col("only_touch_conversions") - attributed).abs() < 1e-9);
+    assert!((col("dropoff_journeys") - q["non_converting_journeys"]).abs() < 1e-9);
+    // P(conversion) from (start) equals the observed rate (the Markov invariant).
     assert!((q["markov_p_conversion"] - q["markov_observed_conversion_rate"]).abs() < 1e-12);
 
     let manifest: serde_json::Value =

@@ -1,0 +1,127 @@
+//! Channel roles (`docs/models.md` § Channel roles): which channels open journeys, which
+//! assist, which close them, and where non-converting journeys end — counted on the path
+//! table, so every number is a sum over journeys.
+
+use crate::core::paths::PathTable;
+
+/// The roles of one channel (path-table channel id), summed over journeys.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Roles {
+    /// Journeys (converting or not) in which the channel appears.
+    pub journeys: f64,
+    /// Converting journeys in which it appears.
+    pub converting_journeys: f64,
+    /// Converting journeys it opens (paths of two or more touches).
+    pub first: f64,
+    /// Converting journeys in which it is a middle touch (an assist).
+    pub assist: f64,
+    /// Converting journeys it closes (paths of two or more touches).
+    pub last: f64,
+    /// Converting journeys of which it is the only touch.
+    pub only: f64,
+    /// Value of the converting journeys in which it appears.
+    pub value: f64,
+    /// Linear credit of its touches in the first quarter of their paths (GA4's early).
+    pub early: f64,
+    /// … in the middle half.
+    pub mid: f64,
+    /// … in the last quarter.
+    pub late: f64,
+    /// Non-converting journeys whose last touch it is (where journeys drop off).
+    pub dropoffs: f64,
+}
+
+/// The stage of touch `i` of `l` (GA4's 25/50/25 rule): early if the centre of its slot,
+/// (i + ½)/l, is at most ¼, late if at least ¾, else mid (symmetric at every length). A
+/// single touch closes its journey: late.
+pub fn stage(i: usize, l: usize) -> usize {
+    let centre = (2 * i + 1) as f64 / (2 * l) as f64;
+    if l == 1 || centre >= 0.75 {
+        2
+    } else if centre <= 0.25 {
+        0
+    } else {
+        1
+    }
+}
+
+/// Roles of every channel of the path table.
+pub fn channel_roles(pt: &PathTable) -> Vec<Roles> {
+    let mut r = vec![Roles::default(); pt.channels.len()];
+    let mut seen: Vec<u32> = Vec::new();
+    for row in &pt.rows {
+        let (c, n, l) = (row.conversions, row.nulls, row.path.len());
+        seen.clear();
+        seen.extend(&row.path);
+        seen.sort_unstable();
+        seen.dedup();
+        for &ch in &seen {
+            let x = &mut r[ch as usize];
+            x.journeys += c + n;
+            x.converting_journeys += c;
+            x.value += row.value;
+            if l == 1 {
+                x.only += c;
+            } else if row.path[1..l - 1].contains(&ch) {
+                x.assist += c;
+            }
+        }
+        if l >= 2 {
+            r[row.path[0] as usize].first += c;
+            r[row.path[l - 1] as usize].last += c;
+        }
+        r[row.path[l - 1] as usize].dropoffs += n;
+        for (i, &ch) in row.path.iter().enumerate() {
+            let share = c / l as f64;
+            let x = &mut r[ch as usize];
+            match stage(i, l) {
+                0 => x.early += share,
+                1 => x.mid += share,
+                _ => x.late += share,
+            }
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::paths::PathRow;
+
+    #[test]
+    fn stages_follow_the_quarter_rule() {
+        assert_eq!(stage(0, 1), 2);
+        assert_eq!((stage(0, 2), stage(1, 2)), (0, 2));
+        assert_eq!((stage(0, 3), stage(1, 3), stage(2, 3)), (0, 1, 2));
+        assert_eq!((0..4).map(|i| stage(i, 4)).collect::<Vec<_>>(), [0, 1, 1, 2]);
+        assert_eq!((0..8).map(|i| stage(i, 8)).collect::<Vec<_>>(), [0, 0, 1, 1, 1, 1, 2, 2]);
+        assert_eq!((0..6).map(|i| stage(i, 6)).collect::<Vec<_>>(), [0, 0, 1, 1, 2, 2]);
+    }
+
+    /// a > b > c converts twice (value 10), b converts once alone (value 4), a > b ends
+    /// without a conversion three times.
+    #[test]
+    fn roles_by_hand() {
+        let pt = PathTable {
+            channels: vec!["a".into(), "b".into(), "c".into()],
+            rows: vec![
+                PathRow { path: vec![0, 1, 2], conversions: 2.0, nulls: 0.0, value: 10.0 },
+                PathRow { path: vec![1], conversions: 1.0, nulls: 0.0, value: 4.0 },
+                PathRow { path: vec![0, 1], conversions: 0.0, nulls: 3.0, value: 0.0 },
+            ],
+        };
+        let r = channel_roles(&pt);
+        assert_eq!((r[0].journeys, r[0].converting_journeys, r[0].first, r[0].value), (5.0, 2.0, 2.0, 10.0));
+        assert_eq!(
+            (r[1].journeys, r[1].assist, r[1].only, r[1].last, r[1].dropoffs),
+            (6.0, 2.0, 1.0, 0.0, 3.0)
+        );
+        assert_eq!((r[2].last, r[2].dropoffs), (2.0, 0.0));
+        // Linear credit by stage: a > b > c gives 2/3 each to early a, mid b, late c; b alone
+        // is late.
+        assert_eq!((r[0].early, r[1].mid, r[2].late, r[1].late), (2.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0, 1.0));
+        let credit: f64 = r.iter().map(|x| x.early + x.mid + x.late).sum();
+        assert!((credit - 3.0).abs() < 1e-12, "stage credit adds up to the conversions");
+    }
+}
