@@ -45,41 +45,40 @@ pub fn stage(i: usize, l: usize) -> usize {
     }
 }
 
-/// Roles of every channel of the path table.
+/// Roles of every channel of the path table. One pass over each path: a stamp per channel
+/// (the row it was last counted for) finds its distinct channels without sorting.
 pub fn channel_roles(pt: &PathTable) -> Vec<Roles> {
     let mut r = vec![Roles::default(); pt.channels.len()];
-    let mut seen: Vec<u32> = Vec::new();
-    for row in &pt.rows {
+    let (mut seen, mut assisted) = (vec![0usize; pt.channels.len()], vec![0usize; pt.channels.len()]);
+    for (n_row, row) in pt.rows.iter().enumerate() {
+        let stamp = n_row + 1;
         let (c, n, l) = (row.conversions, row.nulls, row.path.len());
-        seen.clear();
-        seen.extend(&row.path);
-        seen.sort_unstable();
-        seen.dedup();
-        for &ch in &seen {
+        for (i, &ch) in row.path.iter().enumerate() {
             let x = &mut r[ch as usize];
-            x.journeys += c + n;
-            x.converting_journeys += c;
-            x.value += row.value;
-            if l == 1 {
-                x.only += c;
-            } else if row.path[1..l - 1].contains(&ch) {
+            if seen[ch as usize] != stamp {
+                seen[ch as usize] = stamp;
+                x.journeys += c + n;
+                x.converting_journeys += c;
+                x.value += row.value;
+            }
+            if i > 0 && i + 1 < l && assisted[ch as usize] != stamp {
+                assisted[ch as usize] = stamp;
                 x.assist += c;
             }
-        }
-        if l >= 2 {
-            r[row.path[0] as usize].first += c;
-            r[row.path[l - 1] as usize].last += c;
-        }
-        r[row.path[l - 1] as usize].dropoffs += n;
-        for (i, &ch) in row.path.iter().enumerate() {
             let share = c / l as f64;
-            let x = &mut r[ch as usize];
             match stage(i, l) {
                 0 => x.early += share,
                 1 => x.mid += share,
                 _ => x.late += share,
             }
         }
+        if l == 1 {
+            r[row.path[0] as usize].only += c;
+        } else {
+            r[row.path[0] as usize].first += c;
+            r[row.path[l - 1] as usize].last += c;
+        }
+        r[row.path[l - 1] as usize].dropoffs += n;
     }
     r
 }
