@@ -145,6 +145,10 @@ pub struct AttributeArgs {
     /// `spend` columns): adds `spend`, `cpa` and `roas` to `channel_attribution`.
     #[arg(long, value_name = "FILE")]
     pub spend: Option<PathBuf>,
+    /// With --run-date, which dated spend to compare with (input.spend_period): window (spend
+    /// dated inside the reporting window) or lookback (also the lookback before it).
+    #[arg(long)]
+    pub spend_period: Option<String>,
     /// Only report conversions of the --window-days UTC days ending on this date
     /// (window.run_date, YYYY-MM-DD); touches are read back as far as the lookback needs.
     #[arg(long)]

@@ -150,6 +150,7 @@ fn attribute_flags(a: &AttributeArgs) -> Result<Vec<Flag>> {
     put("input.paths", a.paths.as_deref().map(path), "--paths");
     put("output.root", a.out.as_deref().map(path), "--out");
     put("input.spend", a.spend.as_deref().map(path), "--spend");
+    put("input.spend_period", a.spend_period.as_deref().map(s), "--spend-period");
     put("input.partition_key", a.partition_key.as_deref().map(s), "--partition-key");
     let models = match &a.models {
         Some(m) => Some(list(m)),

@@ -9,5 +9,6 @@ pub mod markov;
 pub mod models;
 pub mod paths;
 pub mod roles;
+pub mod spend;
 pub mod table;
 pub mod transforms;

@@ -1,12 +1,12 @@
 //! Readers of the small side tables: aggregated path tables and spend.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use polars::prelude::*;
 
 use super::convert::cast_err;
 use super::schema::type_problem;
+use crate::core::spend::SpendRow;
 use crate::error::{Error, Result};
 use crate::settings::PathColumns;
 
@@ -106,41 +106,112 @@ fn read_side_table(file: &Path) -> Result<DataFrame> {
     ParquetReader::new(f).finish().map_err(|e| Error::bad_input(file, None, super::schema::open_problem(&e)))
 }
 
-/// Read a spend file: `channel` (string) and `spend` (number ≥ 0) columns, Parquet or CSV (by
-/// extension); rows of the same channel are summed.
-pub fn load_spend(file: &Path) -> Result<BTreeMap<String, f64>> {
+/// Read a spend file (`docs/models.md` § Spend): `channel` and `spend` (a number ≥ 0), and
+/// optionally `date` (a date, a timestamp or a `YYYY-MM-DD` string; without it every row is
+/// a total for the whole period), `campaign` and `currency` (one currency per file: touchpoint
+/// does not convert). Parquet, or CSV by extension.
+pub fn load_spend(file: &Path) -> Result<(Vec<SpendRow>, Option<String>)> {
     if !file.is_file() {
         return Err(Error::NotFound { path: file.into(), problem: "no such spend file".into() });
     }
     let df = read_side_table(file)?;
-    let col = |name: &str| {
-        df.column(name)
-            .map(|c| c.as_materialized_series())
-            .map_err(|_| Error::bad_input(file, Some(name), "missing column"))
+    let has = |name: &str| df.column(name).is_ok();
+    let text = |name: &str| -> Result<Vec<Option<String>>> {
+        let s = df.column(name).map_err(|_| Error::bad_input(file, Some(name), "missing column"))?;
+        let s = s.as_materialized_series().cast(&DataType::String).map_err(cast_err(file, name))?;
+        Ok(s.str().map_err(cast_err(file, name))?.iter().map(|v| v.map(str::to_owned)).collect())
     };
-    let ch = col("channel")?;
-    let ch = ch.cast(&DataType::String).map_err(cast_err(file, "channel"))?;
-    let ch = ch.str().map_err(cast_err(file, "channel"))?;
-    let sp = col("spend")?;
+    let channel = text("channel")?;
+    let amount = spend_amounts(&df, file)?;
+    let campaign = if has("campaign") { Some(text("campaign")?) } else { None };
+    let dates = if has("date") { Some(spend_dates(&df, file)?) } else { None };
+    let currency = if has("currency") { one_currency(&text("currency")?, file)? } else { None };
+    let mut rows = Vec::with_capacity(channel.len());
+    for (i, (c, x)) in channel.into_iter().zip(amount).enumerate() {
+        let c = c.ok_or_else(|| {
+            Error::bad_input(file, Some("channel"), format!("null channel at row {i} (counted from 0)"))
+        })?;
+        let date = dates.as_ref().and_then(|d| d[i]);
+        let campaign = campaign.as_ref().and_then(|k| k[i].clone());
+        rows.push(SpendRow { date, channel: c, campaign, amount: x });
+    }
+    Ok((rows, currency))
+}
+
+/// The `spend` column: finite and ≥ 0; null is 0.
+fn spend_amounts(df: &DataFrame, file: &Path) -> Result<Vec<f64>> {
+    let sp = df
+        .column("spend")
+        .map_err(|_| Error::bad_input(file, Some("spend"), "missing column"))?
+        .as_materialized_series();
     if !sp.dtype().is_primitive_numeric() && !matches!(sp.dtype(), DataType::Decimal(..)) {
         return Err(Error::bad_input(file, Some("spend"), type_problem(sp.dtype(), "a number")));
     }
     let sp = sp.cast(&DataType::Float64).map_err(cast_err(file, "spend"))?;
     let sp = sp.f64().map_err(cast_err(file, "spend"))?;
-    let mut out = BTreeMap::new();
-    for (i, (c, x)) in ch.iter().zip(sp.iter()).enumerate() {
-        let c = c.ok_or_else(|| {
-            Error::bad_input(file, Some("channel"), format!("null channel at row {i} (counted from 0)"))
-        })?;
-        let x = x.unwrap_or(0.0);
-        if !x.is_finite() || x < 0.0 {
-            return Err(Error::bad_input(
+    sp.iter()
+        .enumerate()
+        .map(|(i, x)| match x.unwrap_or(0.0) {
+            x if x.is_finite() && x >= 0.0 => Ok(x),
+            x => Err(Error::bad_input(
                 file,
                 Some("spend"),
                 format!("spend must be finite and ≥ 0, found {x} (row {i}, counted from 0)"),
-            ));
+            )),
+        })
+        .collect()
+}
+
+/// The `date` column as dates: a date, a timestamp (its UTC day) or a `YYYY-MM-DD` string.
+fn spend_dates(df: &DataFrame, file: &Path) -> Result<Vec<Option<chrono::NaiveDate>>> {
+    let s = df.column("date").map_err(|_| Error::bad_input(file, Some("date"), "missing column"))?;
+    let s = s.as_materialized_series();
+    let epoch = chrono::NaiveDate::default();
+    match s.dtype() {
+        DataType::Date | DataType::Datetime(..) => {
+            let d = s.cast(&DataType::Date).map_err(cast_err(file, "date"))?;
+            let phys = d.to_physical_repr();
+            let ca = phys.i32().map_err(cast_err(file, "date"))?;
+            Ok(ca.iter().map(|v| v.map(|x| epoch + chrono::Duration::days(x as i64))).collect())
         }
-        *out.entry(c.to_owned()).or_insert(0.0) += x;
+        DataType::String => {
+            let ca = s.str().map_err(cast_err(file, "date"))?;
+            ca.iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    None => Ok(None),
+                    Some(t) => {
+                        chrono::NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d").map(Some).map_err(|_| {
+                            Error::bad_input(
+                                file,
+                                Some("date"),
+                                format!("`{t}` at row {i} (counted from 0) is not a date like 2024-01-31"),
+                            )
+                        })
+                    }
+                })
+                .collect()
+        }
+        d => Err(Error::bad_input(
+            file,
+            Some("date"),
+            type_problem(d, "a date, a timestamp or a YYYY-MM-DD string"),
+        )),
     }
-    Ok(out)
+}
+
+/// The one currency of a spend file (touchpoint does not convert between currencies).
+fn one_currency(values: &[Option<String>], file: &Path) -> Result<Option<String>> {
+    let mut seen: Vec<&str> = values.iter().flatten().map(String::as_str).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    match seen[..] {
+        [] => Ok(None),
+        [one] => Ok(Some(one.to_owned())),
+        _ => Err(Error::bad_input(
+            file,
+            Some("currency"),
+            format!("spend in several currencies ({}); convert them to one first", seen.join(", ")),
+        )),
+    }
 }

@@ -35,7 +35,7 @@ pub fn html(run: &RunResult, settings: &Settings) -> String {
     let folded_all: Vec<(Model, Credits)> = a.credits.iter().map(|(m, c)| (*m, folded(a, c))).collect();
     credit_tables(a, &folded_all, &mut h);
     if let Some(sp) = &run.spend {
-        spend_table(a, &folded_all, sp, &mut h);
+        spend_table(a, &folded_all, &sp.channel, &mut h);
     }
     if let Some(r) = &a.markov {
         markov_table(a, r, &mut h);

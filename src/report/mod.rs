@@ -14,6 +14,7 @@ pub use tables::folded;
 
 use crate::core::analysis::{Analysis, CampaignCredits};
 use crate::core::event_log::{InputSummary, UserNames};
+use crate::core::spend::SpendTotals;
 use crate::core::table::{Table, Values};
 use crate::error::Result;
 use crate::settings::Settings;
@@ -29,8 +30,8 @@ pub struct RunResult {
     pub users: UserNames,
     /// What was read.
     pub input: InputSummary,
-    /// Spend per channel, when a spend file is configured.
-    pub spend: Option<BTreeMap<String, f64>>,
+    /// Spend over the run's period, when a spend file is configured.
+    pub spend: Option<SpendTotals>,
     /// The group-level analysis, when channel groups are configured.
     pub groups: Option<Analysis>,
     /// Spend per channel group.
@@ -40,12 +41,17 @@ pub struct RunResult {
 /// Every output table of a run, in [`TableName`] order.
 pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
     let a = &run.analysis;
-    let mut t = vec![tables::channel_attribution(a, run.spend.as_ref())];
+    let mut t = vec![tables::channel_attribution(a, run.spend.as_ref().map(|s| &s.channel))];
     if let Some(g) = &run.groups {
         t.push(tables::channel_group_attribution(g, run.group_spend.as_ref()));
     }
     if let Some(c) = &run.campaign {
-        t.push(tables::campaign_attribution(a, &c.credits, &c.units));
+        t.push(tables::campaign_attribution(
+            a,
+            &c.credits,
+            &c.units,
+            run.spend.as_ref().map(|s| &s.campaign),
+        ));
     }
     t.push(tables::channel_roles(a));
     if let Some(r) = &a.markov {

@@ -92,24 +92,26 @@ fn credit_table(
     a: &Analysis,
     spend: Option<&BTreeMap<String, f64>>,
 ) -> Table {
-    let credits: Vec<(Model, Credits)> = a.credits.iter().map(|(m, c)| (*m, folded(a, c))).collect();
-    let rows = credit_rows(a, &credits);
-    let channel: Vec<String> = rows
-        .key
+    // Channels with spend but no events are listed (with no credit) after the others, not
+    // dropped: money spent on a channel that brought nothing is the point of the table.
+    let mut names: Vec<&str> = a.report_channels.iter().map(String::as_str).collect();
+    let spend_only: Vec<&str> = spend
+        .map_or_else(Vec::new, |sp| sp.keys().map(String::as_str).filter(|c| !names.contains(c)).collect());
+    names.extend(&spend_only);
+    let credits: Vec<(Model, Credits)> = a
+        .credits
         .iter()
-        .map(|k| k.map_or(UNATTRIBUTED, |i| a.report_channels[i].as_str()).to_owned())
+        .map(|(m, c)| {
+            let mut f = folded(a, c);
+            f.conversions.resize(names.len(), 0.0);
+            f.value.resize(names.len(), 0.0);
+            (*m, f)
+        })
         .collect();
-    let mut extra = Vec::new();
-    if let Some(sp) = spend {
-        // Spend is per channel, the same under every model; CPA and ROAS follow each
-        // model's credit. `(unattributed)` and channels without spend get nulls.
-        let s: Vec<Option<f64>> = channel.iter().map(|c| sp.get(c).copied()).collect();
-        let cpa =
-            s.iter().zip(&rows.conversions).map(|(s, c)| s.and_then(|s| (*c > 0.0).then(|| s / c))).collect();
-        let roas = s.iter().zip(&rows.value).map(|(s, v)| s.and_then(|s| (s > 0.0).then(|| v / s))).collect();
-        extra =
-            vec![("spend", Values::OptF64(s)), ("cpa", Values::OptF64(cpa)), ("roas", Values::OptF64(roas))];
-    }
+    let rows = credit_rows(a, &credits);
+    let channel: Vec<String> =
+        rows.key.iter().map(|k| k.map_or(UNATTRIBUTED, |i| names[i]).to_owned()).collect();
+    let extra = spend.map(|sp| spend_columns(&channel, sp, &rows)).unwrap_or_default();
     let mut all = vec![
         ("model", Values::Str(rows.model.iter().map(|m| m.to_string()).collect())),
         (key, Values::Str(channel)),
@@ -119,9 +121,28 @@ fn credit_table(
     Table::new(name.as_str(), all)
 }
 
+/// `spend`, `cpa` and `roas` of credit rows. Spend is the same under every model; CPA and
+/// ROAS follow each model's credit; `(unattributed)` and keys without spend get nulls.
+fn spend_columns<K: Ord>(
+    keys: &[K],
+    sp: &BTreeMap<K, f64>,
+    rows: &CreditRows,
+) -> Vec<(&'static str, Values)> {
+    let s: Vec<Option<f64>> = keys.iter().map(|c| sp.get(c).copied()).collect();
+    let cpa =
+        s.iter().zip(&rows.conversions).map(|(s, c)| s.and_then(|s| (*c > 0.0).then(|| s / c))).collect();
+    let roas = s.iter().zip(&rows.value).map(|(s, v)| s.and_then(|s| (s > 0.0).then(|| v / s))).collect();
+    vec![("spend", Values::OptF64(s)), ("cpa", Values::OptF64(cpa)), ("roas", Values::OptF64(roas))]
+}
+
 /// `campaign_attribution`: grain (model, channel, campaign). `credits` are per unit,
 /// `units[i]` is unit i's (channel, campaign).
-pub fn campaign_attribution(a: &Analysis, credits: &[(Model, Credits)], units: &[(String, String)]) -> Table {
+pub fn campaign_attribution(
+    a: &Analysis,
+    credits: &[(Model, Credits)],
+    units: &[(String, String)],
+    spend: Option<&BTreeMap<(String, String), f64>>,
+) -> Table {
     let rows = credit_rows(a, credits);
     let channel =
         rows.key.iter().map(|k| k.map_or(UNATTRIBUTED, |i| units[i].0.as_str()).to_owned()).collect();
@@ -131,7 +152,15 @@ pub fn campaign_attribution(a: &Analysis, credits: &[(Model, Credits)], units: &
         ("channel", Values::Str(channel)),
         ("campaign", Values::OptStr(campaign)),
     ];
+    let keys: Vec<(String, String)> = rows
+        .key
+        .iter()
+        .map(|k| k.map_or_else(|| (UNATTRIBUTED.to_owned(), String::new()), |i| units[i].clone()))
+        .collect();
+    let extra =
+        spend.filter(|sp| !sp.is_empty()).map(|sp| spend_columns(&keys, sp, &rows)).unwrap_or_default();
     all.extend(rows.measures(a));
+    all.extend(extra);
     Table::new(TableName::CampaignAttribution.as_str(), all)
 }
 

@@ -8,7 +8,6 @@ mod guards;
 pub mod job;
 pub mod shard;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -18,11 +17,12 @@ use crate::core::analysis::{self, campaign_credits, AnalyzeOptions};
 use crate::core::event_log::{event_id_duplicates, InputFile, InputSummary, UserNames};
 use crate::core::journeys::{self, JourneyOptions, JourneyStats, Journeys};
 use crate::core::paths::PathTable;
+use crate::core::spend::{self, SpendTotals};
 use crate::engine::{self, LoadOptions, ReadScope};
 use crate::error::{Error, Result};
 use crate::publish::{DatedOutput, DirOutput, Output, WrittenFile};
 use crate::report::{self, RunResult};
-use crate::settings::{Dedupe, Model, Settings};
+use crate::settings::{Dedupe, Model, Settings, SpendPeriod};
 
 /// The outcome of a successful run, for the CLI's JSON summary line.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -181,8 +181,10 @@ impl<'a> Run<'a> {
         for w in &analysis.warnings {
             tracing::warn!("{w}");
         }
-        let group_spend =
-            spend.as_ref().filter(|_| groups.is_some()).map(|sp| groups::group_spend(sp, &self.settings));
+        let group_spend = spend
+            .as_ref()
+            .filter(|_| groups.is_some())
+            .map(|sp| groups::group_spend(&sp.channel, &self.settings));
         Ok(RunResult { analysis, campaign, users, input, spend, groups, group_spend })
     }
 
@@ -267,6 +269,7 @@ impl<'a> Run<'a> {
             "events": run.input.events,
             "markov_order_used": a.markov.as_ref().map(|m| m.chain.order),
             "totals": {"conversions": a.stats.total_conversions, "value": a.stats.total_value},
+            "spend_currency": run.spend.as_ref().and_then(|s| s.currency.clone()),
             "outputs": [],
             "warnings": a.warnings,
             "timings_ms": self.timings.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
@@ -370,9 +373,22 @@ fn journeys_of_path_rows(rows: &[engine::PathTableRow], separator: &str) -> Jour
     Journeys { paths, stats, fold: None, recorded: None }
 }
 
-/// Load the configured spend file (before any event is read, so a bad one fails fast).
-pub fn load_spend(settings: &Settings) -> Result<Option<BTreeMap<String, f64>>> {
-    settings.input.spend.as_ref().map(|p| engine::load_spend(p)).transpose()
+/// Load the configured spend file (before any event is read, so a bad one fails fast) and sum
+/// it over the run's spend period (`docs/models.md` § Spend).
+pub fn load_spend(settings: &Settings) -> Result<Option<SpendTotals>> {
+    let Some(p) = &settings.input.spend else { return Ok(None) };
+    let (rows, currency) = engine::load_spend(p)?;
+    let period = settings.window().map(|w| {
+        let (first, last) = w.dates();
+        match settings.input.spend_period {
+            SpendPeriod::Window => (first, last),
+            SpendPeriod::Lookback => {
+                let days = (settings.journeys.max_lookback_micros() as f64 / 86_400_000_000.0).ceil() as i64;
+                (first - chrono::Duration::days(days), last)
+            }
+        }
+    });
+    Ok(Some(spend::totals(&rows, period, currency)))
 }
 
 /// The read scope and the reporting range of a run's window (none: read and report all).

@@ -90,14 +90,34 @@ pub struct Input {
     /// Hive partition key of the input (`date` in `date=2024-01-05/`): partitions outside
     /// the window and lookback are not read.
     pub partition_key: String,
-    /// Optional spend per channel (`channel`, `spend` columns; Parquet or CSV): adds
-    /// `spend`, `cpa` and `roas` to `channel_attribution`.
+    /// Optional spend (`channel`, `spend`, and optionally `date`, `campaign`, `currency`
+    /// columns; Parquet or CSV): adds `spend`, `cpa` and `roas` to the credit tables.
     pub spend: Option<PathBuf>,
+    /// Which dated spend a windowed run compares its conversions with.
+    pub spend_period: SpendPeriod,
+}
+
+/// The spend period of a windowed run (without a window, all spend counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SpendPeriod {
+    /// Spend dated inside the reporting window.
+    #[default]
+    Window,
+    /// Spend dated inside the lookback before the window's conversions: from the window's
+    /// first day minus the longest lookback to its last day.
+    Lookback,
 }
 
 impl Default for Input {
     fn default() -> Self {
-        Input { events: None, paths: None, partition_key: "date".into(), spend: None }
+        Input {
+            events: None,
+            paths: None,
+            partition_key: "date".into(),
+            spend: None,
+            spend_period: SpendPeriod::Window,
+        }
     }
 }
 

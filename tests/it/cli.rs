@@ -515,6 +515,11 @@ fn spend_adds_cpa_and_roas_per_model() {
                 assert!((r[8].num() - r[3].num() / s).abs() < 1e-12, "roas = credited value / spend");
                 checked += 1;
             }
+            // Spend without events is listed, not dropped: no credit, no CPA, ROAS 0.
+            "not_in_data" => assert_eq!(
+                (r[2].num(), &r[6], &r[7], &r[8]),
+                (0.0, &Cell::Num(10.0), &Cell::Null, &Cell::Num(0.0))
+            ),
             _ => assert_eq!((&r[6], &r[7], &r[8]), (&Cell::Null, &Cell::Null, &Cell::Null)),
         }
     }

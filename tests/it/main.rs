@@ -16,3 +16,4 @@ mod robustness;
 mod scheduling;
 mod schema;
 mod shard;
+mod spend;

@@ -62,7 +62,7 @@ fn written() -> BTreeMap<String, Vec<(String, String)>> {
     let events = dir.path().join("events.parquet");
     write_events(&events, &mut df);
     let spend = dir.path().join("spend.csv");
-    std::fs::write(&spend, "channel,spend\nemail,100\npaid_search,2500\n").unwrap();
+    std::fs::write(&spend, "channel,campaign,spend\nemail,c0,100\npaid_search,c1,2500\n").unwrap();
     let mut out = BTreeMap::new();
     for (name, extra) in [
         ("o2", vec!["--markov-order", "2"]),
