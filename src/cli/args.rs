@@ -122,7 +122,7 @@ pub struct AttributeArgs {
     pub out: Option<PathBuf>,
     /// Models to run (models.run), comma-separated: first_touch, last_touch,
     /// last_non_direct, linear, position_based, time_decay, markov,
-    /// markov_journey, shapley. Default: all
+    /// markov_journey, shapley, shapley_rate. Default: all but shapley_rate
     /// (all but time_decay with --paths, which has no timestamps).
     #[arg(long, value_delimiter = ',')]
     pub models: Option<Vec<String>>,

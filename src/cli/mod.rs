@@ -156,7 +156,12 @@ fn attribute_flags(a: &AttributeArgs) -> Result<Vec<Flag>> {
         Some(m) => Some(list(m)),
         // A path table has no timestamps: by default every model but time_decay.
         None if a.paths.is_some() => Some(toml::Value::Array(
-            Model::ALL.iter().filter(|m| **m != Model::TimeDecay).map(|m| s(m.name())).collect(),
+            crate::settings::Models::default()
+                .run
+                .iter()
+                .filter(|m| **m != Model::TimeDecay)
+                .map(|m| s(m.name()))
+                .collect(),
         )),
         None => None,
     };

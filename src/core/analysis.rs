@@ -55,7 +55,7 @@ impl Analysis {
             Model::MarkovJourney => RuleModel::MarkovJourney(
                 self.markov.as_ref()?.removal_effects.iter().map(|r| r.unwrap_or(0.0)).collect(),
             ),
-            Model::TimeDecay | Model::Markov => return None,
+            Model::TimeDecay | Model::Markov | Model::ShapleyRate => return None,
         })
     }
 }
@@ -137,6 +137,17 @@ fn model_credits(a: &mut Analysis, m: Model, opts: &AnalyzeOptions) -> Result<Cr
             }
         },
         Model::Markov => markov_credits(a, opts)?,
+        Model::ShapleyRate => {
+            let (c, scaled) = crate::core::shapley::shapley_rate(&a.paths);
+            if !scaled {
+                a.warnings.push(
+                    "shapley_rate: the Shapley values of the conversion rates do not add up to a positive total; \
+                     its credits are 0"
+                        .into(),
+                );
+            }
+            c
+        }
         Model::MarkovJourney => {
             if a.markov.is_none() {
                 markov_credits(a, opts)?; // the removal effects it splits by

@@ -9,6 +9,7 @@ pub mod markov;
 pub mod models;
 pub mod paths;
 pub mod roles;
+pub mod shapley;
 pub mod spend;
 pub mod table;
 pub mod transforms;

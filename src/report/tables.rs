@@ -381,8 +381,8 @@ pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
         .models
         .run
         .iter()
-        .filter(|m| **m != Model::Markov)
         .map(|&m| (m, a.rule_model(m, &settings.models)))
+        .filter(|(m, rule)| rule.is_some() || *m == Model::TimeDecay)
         .collect();
     let h = settings.models.time_decay_half_life_days * 86_400_000_000.0;
     let (mut jid, mut uid, mut cts, mut model, mut channel, mut credit, mut value) =

@@ -24,13 +24,16 @@ pub enum Model {
     Markov,
     /// Each converting journey split among its channels by their Markov removal effects.
     MarkovJourney,
-    /// Zhao's simplified Shapley value.
+    /// Zhao's simplified Shapley value: each conversion split equally among the distinct
+    /// channels of its path.
     Shapley,
+    /// The Shapley value of channel sets' conversion rates, scaled to the totals.
+    ShapleyRate,
 }
 
 impl Model {
     /// Every model, in the canonical output order.
-    pub const ALL: [Model; 9] = [
+    pub const ALL: [Model; 10] = [
         Model::FirstTouch,
         Model::LastTouch,
         Model::LastNonDirect,
@@ -40,6 +43,7 @@ impl Model {
         Model::Markov,
         Model::MarkovJourney,
         Model::Shapley,
+        Model::ShapleyRate,
     ];
 
     /// The snake_case name used in flags and in the `model` column.
@@ -54,6 +58,7 @@ impl Model {
             Model::Markov => "markov",
             Model::MarkovJourney => "markov_journey",
             Model::Shapley => "shapley",
+            Model::ShapleyRate => "shapley_rate",
         }
     }
 
@@ -167,7 +172,9 @@ pub struct Models {
 impl Default for Models {
     fn default() -> Self {
         Models {
-            run: Model::ALL.to_vec(),
+            // shapley_rate is opt-in: on sparse channel sets its values swing widely (a set
+            // seen in a handful of journeys has a rate of 0 or 1) and can be negative.
+            run: Model::ALL.into_iter().filter(|m| *m != Model::ShapleyRate).collect(),
             markov_order: MarkovOrder::Fixed(1),
             markov_max_sequences: 100,
             direct_channels: vec!["direct".into(), "Direct".into(), "(direct)".into()],

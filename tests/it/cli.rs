@@ -523,7 +523,7 @@ fn spend_adds_cpa_and_roas_per_model() {
             _ => assert_eq!((&r[6], &r[7], &r[8]), (&Cell::Null, &Cell::Null, &Cell::Null)),
         }
     }
-    assert_eq!(checked, 18, "two channels × nine models");
+    assert_eq!(checked, 18, "two channels × the nine default models");
     assert!(std::fs::read_to_string(out.join("report.html")).unwrap().contains("Cost per acquisition"));
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "channel,spend\nfacebook,-5\n").unwrap();

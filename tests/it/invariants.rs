@@ -32,13 +32,19 @@ fn every_model_conserves_totals_on_generated_data() {
     let stats = j.stats.clone();
     assert!(stats.total_conversions > 50.0);
     let names = j.paths.channels.clone();
-    let a = analyze_journeys(j, &names, &Settings::default());
+    let mut s = Settings::default();
+    s.models.run = Model::ALL.to_vec();
+    let a = analyze_journeys(j, &names, &s);
     for (m, c) in &a.credits {
         let conv: f64 = c.conversions.iter().sum::<f64>() + stats.unattributed_conversions;
         let val: f64 = c.value.iter().sum::<f64>() + stats.unattributed_value;
         assert_close(conv, stats.total_conversions, m.name());
         assert_close(val, stats.total_value, m.name());
-        assert!(c.conversions.iter().all(|&x| x >= 0.0));
+        // Every model but shapley_rate (a channel that lowers the conversion rate of the sets
+        // it joins has a negative Shapley value, by definition) gives credit ≥ 0.
+        if *m != Model::ShapleyRate {
+            assert!(c.conversions.iter().all(|&x| x >= 0.0), "{}", m.name());
+        }
     }
     assert_eq!(a.credits.len(), Model::ALL.len());
 }
