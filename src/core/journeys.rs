@@ -49,7 +49,14 @@ pub struct JourneyStats {
     /// Exact duplicate events among those read (removed when `journeys.dedupe = "exact"`).
     #[serde(default)]
     pub duplicate_events: u64,
+    /// `lag_days[d]` = converting journeys whose first counted touch was d whole days
+    /// before the conversion (the last entry, [`MAX_LAG_DAYS`], holds every longer lag).
+    #[serde(default)]
+    pub lag_days: Vec<u64>,
 }
+
+/// The longest time to conversion counted on its own day (longer lags share this entry).
+pub const MAX_LAG_DAYS: usize = 365;
 
 impl JourneyStats {
     /// Add another chunk's (or shard's) counts.
@@ -65,6 +72,12 @@ impl JourneyStats {
         self.expired_touches += o.expired_touches;
         self.touches += o.touches;
         self.duplicate_events += o.duplicate_events;
+        if self.lag_days.len() < o.lag_days.len() {
+            self.lag_days.resize(o.lag_days.len(), 0);
+        }
+        for (a, b) in self.lag_days.iter_mut().zip(&o.lag_days) {
+            *a += b;
+        }
         if self.path_lengths.len() < o.path_lengths.len() {
             self.path_lengths.resize(o.path_lengths.len(), 0);
         }
@@ -278,7 +291,14 @@ impl Collector {
         self.paths.get_mut(self.scratch.as_slice()).expect("inserted above")
     }
 
-    fn converting(&mut self, touches: &[Touch], value: f64) {
+    fn converting(&mut self, touches: &[Touch], value: f64, ts: i64) {
+        if let Some(first) = touches.first() {
+            let days = (ts.saturating_sub(first.ts) / 86_400_000_000).clamp(0, MAX_LAG_DAYS as i64) as usize;
+            if self.stats.lag_days.len() <= days {
+                self.stats.lag_days.resize(days + 1, 0);
+            }
+            self.stats.lag_days[days] += 1;
+        }
         self.stats.journeys += 1;
         self.stats.converting_journeys += 1;
         self.stats.total_conversions += 1.0;
@@ -695,7 +715,7 @@ fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &Rows, opts: &Journey
                 if reported(ts) {
                     c.stats.expired_touches += within(&pending, ts, &mut kept);
                     apply_transforms(&mut kept, &opts.transforms, n_codes);
-                    c.converting(&kept, log.value[r]);
+                    c.converting(&kept, log.value[r], ts);
                     if opts.record && !kept.is_empty() {
                         c.recorded.push(user, seq, ts, log.value[r], &kept);
                     }

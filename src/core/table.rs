@@ -15,6 +15,8 @@ pub enum Values {
     OptF64(Vec<Option<f64>>),
     /// Small counts and positions.
     U32(Vec<u32>),
+    /// Small counts or null.
+    OptU32(Vec<Option<u32>>),
     /// Counts.
     U64(Vec<u64>),
     /// Flags.
@@ -34,6 +36,7 @@ impl Values {
             Values::F64(v) => v.len(),
             Values::OptF64(v) => v.len(),
             Values::U32(v) => v.len(),
+            Values::OptU32(v) => v.len(),
             Values::U64(v) => v.len(),
             Values::Bool(v) => v.len(),
             Values::Date(v) => v.len(),

@@ -30,6 +30,7 @@ pub fn to_frame(t: &Table) -> Result<DataFrame> {
             Values::F64(v) => Column::new(name, v),
             Values::OptF64(v) => Column::new(name, v),
             Values::U32(v) => Column::new(name, v),
+            Values::OptU32(v) => Column::new(name, v),
             Values::U64(v) => Column::new(name, v),
             Values::Bool(v) => Column::new(name, v),
             Values::Date(v) => Series::new(name, v).cast(&DataType::Date).map_err(internal)?.into(),

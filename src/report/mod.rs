@@ -5,6 +5,7 @@
 mod html;
 mod names;
 mod tables;
+mod timing;
 
 use std::collections::BTreeMap;
 
@@ -54,6 +55,7 @@ pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
         ));
     }
     t.push(tables::channel_roles(a));
+    t.push(timing::journey_timing(a));
     if let Some(r) = &a.markov {
         t.push(tables::markov_removal_effects(a, r));
         t.push(tables::markov_transitions(a, r));

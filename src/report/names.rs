@@ -14,6 +14,8 @@ pub enum TableName {
     CampaignAttribution,
     /// Grain (channel).
     ChannelRoles,
+    /// Grain (measure, bucket).
+    JourneyTiming,
     /// Grain (channel).
     MarkovRemovalEffects,
     /// Grain (from_state, to_state).
@@ -36,11 +38,12 @@ pub enum TableName {
 
 impl TableName {
     /// Every table, in publication order.
-    pub const ALL: [TableName; 13] = [
+    pub const ALL: [TableName; 14] = [
         TableName::ChannelAttribution,
         TableName::ChannelGroupAttribution,
         TableName::CampaignAttribution,
         TableName::ChannelRoles,
+        TableName::JourneyTiming,
         TableName::MarkovRemovalEffects,
         TableName::MarkovTransitions,
         TableName::MarkovSequenceEffects,
@@ -59,6 +62,7 @@ impl TableName {
             TableName::ChannelGroupAttribution => "channel_group_attribution",
             TableName::CampaignAttribution => "campaign_attribution",
             TableName::ChannelRoles => "channel_roles",
+            TableName::JourneyTiming => "journey_timing",
             TableName::MarkovRemovalEffects => "markov_removal_effects",
             TableName::MarkovTransitions => "markov_transitions",
             TableName::MarkovSequenceEffects => "markov_sequence_effects",
@@ -82,7 +86,7 @@ impl TableName {
         if settings.columns.campaign.is_some() {
             t.push(TableName::CampaignAttribution);
         }
-        t.push(TableName::ChannelRoles);
+        t.extend([TableName::ChannelRoles, TableName::JourneyTiming]);
         if settings.has(Model::Markov) {
             t.extend([TableName::MarkovRemovalEffects, TableName::MarkovTransitions]);
             let seq = match m.markov_order {

@@ -5,9 +5,10 @@ use std::path::Path;
 use crate::common::*;
 use polars::prelude::*;
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "channel_attribution",
     "channel_roles",
+    "journey_timing",
     "markov_removal_effects",
     "markov_transitions",
     "shapley_ordered",
@@ -96,6 +97,13 @@ fn sample_run_writes_standard_parquet_whose_credits_add_up() {
     assert!((col("early_credit") + col("mid_credit") + col("late_credit") - attributed).abs() < 1e-9);
     assert!((col("first_touch_conversions") + col("only_touch_conversions") - attributed).abs() < 1e-9);
     assert!((col("dropoff_journeys") - q["non_converting_journeys"]).abs() < 1e-9);
+    // Timing: both histograms count the attributed converting journeys.
+    let (cols, rows) = read_parquet(&out.join("journey_timing.parquet"));
+    assert_eq!(cols, ["measure", "bucket", "lower", "upper", "converting_journeys", "share"]);
+    for m in ["days_to_conversion", "touches_to_conversion"] {
+        let n: f64 = rows.iter().filter(|r| r[0].str() == m).map(|r| r[4].num()).sum();
+        assert!((n - attributed).abs() < 1e-9, "{m}: {n} vs {attributed}");
+    }
     // P(conversion) from (start) equals the observed rate (the Markov invariant).
     assert!((q["markov_p_conversion"] - q["markov_observed_conversion_rate"]).abs() < 1e-12);
 

@@ -99,6 +99,12 @@ fn dated_spend_follows_the_period_rule_and_lists_channels_without_events() {
     // Campaign grain: generic's spend 60 for its conversion.
     let camp = w.join("campaign_attribution/run_date=2024-02-10/part-0.parquet");
     assert_eq!(credit(&camp, "last_touch", "generic"), (1.0, Some(60.0), Some(60.0), Some(0.5)));
+    // Timing by hand: u2 converts 2 hours after its touch (0 days); u3's touch is 26 hours old,
+    // beyond the 1-day lookback, so its first counted touch is the conversion row itself (a
+    // touch, with a channel): 0 days too.
+    let (_, rows) = read_parquet(&w.join("journey_timing/run_date=2024-02-10/part-0.parquet"));
+    let days = |b: &str| rows.iter().find(|r| r[1].str() == "days_to_conversion" && r[2].str() == b).unwrap()[5].num();
+    assert_eq!((days("0"), days("1"), days("2")), (2.0, 0.0, 0.0));
     // Lookback rule (1 day): 2024-02-09 and 2024-02-10, so search's spend is 160.
     let l = run("lookback", "l");
     assert_eq!(credit(&ch(&l), "last_touch", "search").1, Some(160.0));
