@@ -55,6 +55,9 @@ pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
         ));
     }
     t.push(tables::channel_roles(a));
+    if let Some(g) = &run.groups {
+        t.push(tables::channel_group_roles(g));
+    }
     t.push(timing::journey_timing(a));
     if let Some(r) = &a.markov {
         t.push(tables::markov_removal_effects(a, r));

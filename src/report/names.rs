@@ -14,6 +14,8 @@ pub enum TableName {
     CampaignAttribution,
     /// Grain (channel).
     ChannelRoles,
+    /// Grain (group).
+    ChannelGroupRoles,
     /// Grain (measure, bucket).
     JourneyTiming,
     /// Grain (channel).
@@ -38,11 +40,12 @@ pub enum TableName {
 
 impl TableName {
     /// Every table, in publication order.
-    pub const ALL: [TableName; 14] = [
+    pub const ALL: [TableName; 15] = [
         TableName::ChannelAttribution,
         TableName::ChannelGroupAttribution,
         TableName::CampaignAttribution,
         TableName::ChannelRoles,
+        TableName::ChannelGroupRoles,
         TableName::JourneyTiming,
         TableName::MarkovRemovalEffects,
         TableName::MarkovTransitions,
@@ -63,6 +66,7 @@ impl TableName {
             TableName::CampaignAttribution => "campaign_attribution",
             TableName::ChannelRoles => "channel_roles",
             TableName::JourneyTiming => "journey_timing",
+            TableName::ChannelGroupRoles => "channel_group_roles",
             TableName::MarkovRemovalEffects => "markov_removal_effects",
             TableName::MarkovTransitions => "markov_transitions",
             TableName::MarkovSequenceEffects => "markov_sequence_effects",
@@ -86,7 +90,11 @@ impl TableName {
         if settings.columns.campaign.is_some() {
             t.push(TableName::CampaignAttribution);
         }
-        t.extend([TableName::ChannelRoles, TableName::JourneyTiming]);
+        t.push(TableName::ChannelRoles);
+        if !settings.channel_groups.is_empty() {
+            t.push(TableName::ChannelGroupRoles);
+        }
+        t.push(TableName::JourneyTiming);
         if settings.has(Model::Markov) {
             t.extend([TableName::MarkovRemovalEffects, TableName::MarkovTransitions]);
             let seq = match m.markov_order {

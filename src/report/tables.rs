@@ -166,6 +166,15 @@ pub fn campaign_attribution(
 
 /// `channel_roles`: grain (channel): which channels open, assist, close and lose journeys.
 pub fn channel_roles(a: &Analysis) -> Table {
+    roles_table(TableName::ChannelRoles, "channel", a)
+}
+
+/// `channel_group_roles`: the same on the group-level journeys, grain (group).
+pub fn channel_group_roles(a: &Analysis) -> Table {
+    roles_table(TableName::ChannelGroupRoles, "group", a)
+}
+
+fn roles_table(name: TableName, key: &'static str, a: &Analysis) -> Table {
     let n = a.report_channels.len();
     let mut r = vec![Roles::default(); n];
     for (i, x) in channel_roles_of(&a.paths).into_iter().enumerate() {
@@ -185,9 +194,9 @@ pub fn channel_roles(a: &Analysis) -> Table {
     let nulls = a.paths.total_nulls();
     let col = |f: fn(&Roles) -> f64| Values::F64(r.iter().map(f).collect());
     Table::new(
-        TableName::ChannelRoles.as_str(),
+        name.as_str(),
         vec![
-            ("channel", Values::Str(a.report_channels.clone())),
+            (key, Values::Str(a.report_channels.clone())),
             ("journeys", col(|x| x.journeys)),
             ("converting_journeys", col(|x| x.converting_journeys)),
             ("first_touch_conversions", col(|x| x.first)),

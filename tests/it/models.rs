@@ -548,4 +548,14 @@ fn channel_groups_are_refitted_on_group_journeys() {
     close(get("markov", "social").0, 2.0 / 3.0);
     close(get("markov", "search").0, 4.0 / 3.0);
     close(get("linear", "social").1, 45.0);
+    // Group roles: social opens u1's journey and is where u2's ends; search closes u1's and
+    // is u3's only touch.
+    let (cols, rows) = read_parquet(&out.join("channel_group_roles.parquet"));
+    let role = |g: &str, c: &str| {
+        let r = rows.iter().find(|r| r[0].str() == g).unwrap();
+        r[cols.iter().position(|x| x == c).unwrap()].num()
+    };
+    assert_eq!((role("social", "first_touch_conversions"), role("social", "dropoff_journeys")), (1.0, 1.0));
+    assert_eq!((role("search", "last_touch_conversions"), role("search", "only_touch_conversions")), (1.0, 1.0));
+    assert_eq!(role("social", "journeys"), 2.0);
 }

@@ -103,7 +103,9 @@ fn dated_spend_follows_the_period_rule_and_lists_channels_without_events() {
     // beyond the 1-day lookback, so its first counted touch is the conversion row itself (a
     // touch, with a channel): 0 days too.
     let (_, rows) = read_parquet(&w.join("journey_timing/run_date=2024-02-10/part-0.parquet"));
-    let days = |b: &str| rows.iter().find(|r| r[1].str() == "days_to_conversion" && r[2].str() == b).unwrap()[5].num();
+    let days = |b: &str| {
+        rows.iter().find(|r| r[1].str() == "days_to_conversion" && r[2].str() == b).unwrap()[5].num()
+    };
     assert_eq!((days("0"), days("1"), days("2")), (2.0, 0.0, 0.0));
     // Lookback rule (1 day): 2024-02-09 and 2024-02-10, so search's spend is 160.
     let l = run("lookback", "l");
