@@ -556,6 +556,9 @@ fn channel_groups_are_refitted_on_group_journeys() {
         r[cols.iter().position(|x| x == c).unwrap()].num()
     };
     assert_eq!((role("social", "first_touch_conversions"), role("social", "dropoff_journeys")), (1.0, 1.0));
-    assert_eq!((role("search", "last_touch_conversions"), role("search", "only_touch_conversions")), (1.0, 1.0));
+    assert_eq!(
+        (role("search", "last_touch_conversions"), role("search", "only_touch_conversions")),
+        (1.0, 1.0)
+    );
     assert_eq!(role("social", "journeys"), 2.0);
 }
