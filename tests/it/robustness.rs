@@ -173,6 +173,48 @@ const CASES: &[Case] = &[
     },
     Case {
         area: "schema",
+        case: "wrong type (integer channel)",
+        behaviour: "names the column and the types accepted",
+        exit: 65,
+        needle: "`channel`",
+        run: |d, o| {
+            attribute(
+                &write(d, "e.parquet", with(base(), Column::new("channel".into(), [1i64, 2, 2, 3]))),
+                o,
+                &[],
+            )
+        },
+    },
+    Case {
+        area: "schema",
+        case: "wrong type (float conversion marker)",
+        behaviour: "names the column and the types accepted",
+        exit: 65,
+        needle: "`event`",
+        run: |d, o| {
+            attribute(
+                &write(d, "e.parquet", with(base(), Column::new("event".into(), [0.0, 0.0, 1.0, 0.0]))),
+                o,
+                &[],
+            )
+        },
+    },
+    Case {
+        area: "schema",
+        case: "wrong type (string value)",
+        behaviour: "names the column and the types accepted",
+        exit: 65,
+        needle: "`revenue`",
+        run: |d, o| {
+            attribute(
+                &write(d, "e.parquet", with(base(), Column::new("revenue".into(), ["0", "0", "10", "0"]))),
+                o,
+                &[],
+            )
+        },
+    },
+    Case {
+        area: "schema",
         case: "duplicate column names",
         behaviour: "says so (not 'corrupt')",
         exit: 65,
@@ -815,6 +857,23 @@ const CASES: &[Case] = &[
         exit: 78,
         needle: "did you mean `linear`",
         run: |d, o| attribute(&write(d, "e.parquet", base()), o, &["--models", "lienar"]),
+    },
+    Case {
+        area: "configuration",
+        case: "unrelated TOUCHPOINT_* variables (TOUCHPOINT_HOME, Kubernetes' TOUCHPOINT_SERVICE_HOST)",
+        behaviour: "valid: ignored; only TOUCHPOINT_<SECTION>__<KEY> are settings",
+        exit: 0,
+        needle: "",
+        run: |d, o| {
+            let p = write(d, "e.parquet", base());
+            std::process::Command::new(env!("CARGO_BIN_EXE_touchpoint"))
+                .args(["attribute", "--events", p.to_str().unwrap(), "--out", o.to_str().unwrap()])
+                .env("TOUCHPOINT_HOME", "/opt/touchpoint")
+                .env("TOUCHPOINT_SERVICE_HOST", "10.0.0.1")
+                .env("TOUCHPOINT_SERVICE_PORT", "80")
+                .output()
+                .unwrap()
+        },
     },
     Case {
         area: "configuration",
