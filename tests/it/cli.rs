@@ -329,7 +329,7 @@ fn generator_is_deterministic() {
 fn aggregated_path_input_reproduces_the_oracles() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("paths.csv");
-    // Fixture B of research/algorithms.md §6.4 plus an empty path (unattributed) and a
+    // Fixture B (`common::fixture_b`) plus an empty path (unattributed) and a
     // fractional row, with ChannelAttribution-style spacing.
     std::fs::write(
         &csv,

@@ -110,7 +110,7 @@ pub fn table(rows: &[(&str, f64, f64, f64)]) -> touchpoint::core::paths::PathTab
     touchpoint::core::paths::PathTable::from_string_paths(">", rows.iter().copied())
 }
 
-/// Fixture B of research/algorithms.md §6.4: repeats, single touches, a channel seen only
+/// Fixture B, with hand-derived exact answers in `oracles.rs`: repeats, single touches, a channel seen only
 /// in non-converting paths, value.
 pub fn fixture_b() -> touchpoint::core::paths::PathTable {
     table(&[

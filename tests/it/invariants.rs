@@ -118,7 +118,7 @@ proptest! {
     #[test]
     fn removal_effect_equals_probability_a_converting_journey_visits_the_channel_when_k_covers_paths(pt in arb_table()) {
         // With k ≥ the longest path every path is its own state, so RE_c is the share of
-        // conversions whose path contains c (research/algorithms.md §3.3).
+        // conversions whose path contains c (`docs/models.md` § Markov).
         let tc = pt.total_conversions();
         prop_assume!(tc > 0.0);
         let r = markov::attribute(&pt, 8).unwrap();

@@ -1,4 +1,4 @@
-//! Journey rules (SPEC §2) on small hand-made event logs, with hand-computed expectations.
+//! Journey rules (`docs/models.md` § Journeys) on small hand-made event logs, with hand-computed expectations.
 
 use crate::common::journeys_of;
 use touchpoint::core::event_log::{EventLog, NO_CHANNEL};

@@ -1,6 +1,7 @@
-//! Oracles for the models beyond the core (research/algorithms.md §6.2–§6.9): last
-//! non-direct, position-based, time decay (T1–T3), Zhao and ordered Shapley, path
-//! transforms, sequence removal effects and automatic order selection.
+//! Oracles for the models beyond the core, from hand calculations and published worked
+//! examples: last non-direct, position-based, time decay (T1–T3), Zhao and ordered Shapley,
+//! path transforms (fractribution's example), sequence removal effects, automatic order
+//! selection, channel groups.
 
 use crate::common::{analyze_journeys, fixture_b, table};
 
@@ -241,7 +242,7 @@ fn time_decay_t1_t2_and_the_other_models_on_timed_journeys() {
     s.journeys.lookback_days = 38.0;
     let a = analyze(&t1, &s);
     let ch = &a.paths.channels;
-    // Published to the cent (research/algorithms.md §6.9).
+    // A published example, to the cent.
     let td = credit(&a, Model::TimeDecay);
     for (n, x) in
         [("Paid Social", 750.07), ("Organic", 287.44), ("Paid Search", 3417.05), ("Direct", 7545.45)]

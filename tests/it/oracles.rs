@@ -1,5 +1,7 @@
-//! The exact oracles of research/algorithms.md §6.1–§6.5 (rational values computed
-//! independently of this code), to 1e-9.
+//! Exact oracles: small path tables whose removal effects and credits were derived by hand
+//! as rational numbers (the classic three-path example, the Google Ads / mailing example,
+//! pychattr's example, fixtures B and E with repeats and loops), independently of this
+//! code, checked to 1e-9. The definitions are in `docs/models.md`.
 
 use crate::common::{fixture_b, table};
 
