@@ -37,6 +37,16 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// Credits folded into the report channels (base channels of `frequency` names).
+    pub fn folded(&self, c: &Credits) -> Credits {
+        let mut f = Credits::zeros(self.report_channels.len());
+        for (i, &b) in self.report_of.iter().enumerate() {
+            f.conversions[b as usize] += c.conversions[i];
+            f.value[b as usize] += c.value[i];
+        }
+        f
+    }
+
     /// The rule-based model of `m` in this analysis' channel space (None for Markov and
     /// time decay, which are not per-path rules).
     pub fn rule_model(&self, m: Model, params: &Models) -> Option<RuleModel> {
@@ -294,11 +304,7 @@ fn split_by_touch(
 
 /// A channel's credit split by its units' shares of its touches on converting journeys.
 fn split_by_share(a: &Analysis, c: &Credits, unit_of: &[u32], channel_of_unit: &[usize]) -> Credits {
-    let mut folded = Credits::zeros(a.report_channels.len());
-    for (i, &b) in a.report_of.iter().enumerate() {
-        folded.conversions[b as usize] += c.conversions[i];
-        folded.value[b as usize] += c.value[i];
-    }
+    let folded = a.folded(c);
     let mut touches = vec![0.0f64; channel_of_unit.len()];
     for &u in unit_of {
         touches[u as usize] += 1.0;

@@ -31,6 +31,23 @@ pub struct Roles {
     pub dropoffs: f64,
 }
 
+impl Roles {
+    /// Add another channel's roles (folding `frequency` names back to their channel).
+    pub fn add(&mut self, o: &Roles) {
+        self.journeys += o.journeys;
+        self.converting_journeys += o.converting_journeys;
+        self.first += o.first;
+        self.assist += o.assist;
+        self.last += o.last;
+        self.only += o.only;
+        self.value += o.value;
+        self.early += o.early;
+        self.mid += o.mid;
+        self.late += o.late;
+        self.dropoffs += o.dropoffs;
+    }
+}
+
 /// The stage of touch `i` of `l` (GA4's 25/50/25 rule): early if the centre of its slot,
 /// (i + ½)/l, is at most ¼, late if at least ¾, else mid (symmetric at every length). A
 /// single touch closes its journey: late.

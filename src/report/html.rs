@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use super::tables::folded;
 use super::RunResult;
 use crate::core::analysis::Analysis;
 use crate::core::event_log::UNATTRIBUTED;
@@ -32,7 +31,7 @@ pub fn html(run: &RunResult, settings: &Settings) -> String {
     h.push_str("body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2430;padding:0 1rem}\nh1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.1rem;margin-top:2rem}\n.kpis{display:flex;gap:1rem;flex-wrap:wrap;margin:1rem 0}.kpi{background:#f3f5f8;border-radius:8px;padding:.6rem .9rem;min-width:9rem}.kpi b{display:block;font-size:1.3rem}\ntable{border-collapse:collapse;width:100%}th,td{padding:.35rem .5rem;border-bottom:1px solid #e3e7ee;text-align:right;vertical-align:middle}th:first-child,td:first-child{text-align:left}\n.bar{display:inline-block;height:.55rem;background:#3b73d9;border-radius:3px;margin-right:.4rem;vertical-align:middle}.muted{color:#6b7480}.note{color:#6b7480;font-size:12px;margin-top:.5rem}\n");
     h.push_str("</style></head><body>\n<h1>Channel attribution</h1>\n");
     summary(run, settings, &mut h);
-    let folded_all: Vec<(Model, Credits)> = a.credits.iter().map(|(m, c)| (*m, folded(a, c))).collect();
+    let folded_all: Vec<(Model, Credits)> = a.credits.iter().map(|(m, c)| (*m, a.folded(c))).collect();
     credit_tables(a, &folded_all, &mut h);
     if let Some(sp) = &run.spend {
         spend_table(a, &folded_all, &sp.channel, &mut h);

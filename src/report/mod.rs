@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 
 pub use html::html;
 pub use names::TableName;
-pub use tables::folded;
 
 use crate::core::analysis::{Analysis, CampaignCredits};
 use crate::core::event_log::{InputSummary, UserNames};
@@ -35,8 +34,6 @@ pub struct RunResult {
     pub spend: Option<SpendTotals>,
     /// The group-level analysis, when channel groups are configured.
     pub groups: Option<Analysis>,
-    /// Spend per channel group.
-    pub group_spend: Option<BTreeMap<String, f64>>,
 }
 
 /// Every output table of a run, in [`TableName`] order.
@@ -44,7 +41,15 @@ pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
     let a = &run.analysis;
     let mut t = vec![tables::channel_attribution(a, run.spend.as_ref().map(|s| &s.channel))];
     if let Some(g) = &run.groups {
-        t.push(tables::channel_group_attribution(g, run.group_spend.as_ref()));
+        // A group's spend is the sum of its channels'.
+        let spend = run.spend.as_ref().map(|sp| {
+            let mut by_group = BTreeMap::new();
+            for (c, x) in &sp.channel {
+                *by_group.entry(settings.group_of(c).to_owned()).or_insert(0.0) += x;
+            }
+            by_group
+        });
+        t.push(tables::channel_group_attribution(g, spend.as_ref()));
     }
     if let Some(c) = &run.campaign {
         t.push(tables::campaign_attribution(

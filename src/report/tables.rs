@@ -21,16 +21,6 @@ fn share(x: f64, total: f64) -> Option<f64> {
     (total > 0.0).then(|| x / total)
 }
 
-/// Credits folded into the report channels (base channels of `frequency` names).
-pub fn folded(a: &Analysis, c: &Credits) -> Credits {
-    let mut f = Credits::zeros(a.report_channels.len());
-    for (i, &b) in a.report_of.iter().enumerate() {
-        f.conversions[b as usize] += c.conversions[i];
-        f.value[b as usize] += c.value[i];
-    }
-    f
-}
-
 /// The rows shared by the credit tables: one per (model, key), plus `(unattributed)` per
 /// model when there are such conversions (`key` None).
 pub(super) struct CreditRows {
@@ -102,7 +92,7 @@ fn credit_table(
         .credits
         .iter()
         .map(|(m, c)| {
-            let mut f = folded(a, c);
+            let mut f = a.folded(c);
             f.conversions.resize(names.len(), 0.0);
             f.value.resize(names.len(), 0.0);
             (*m, f)
@@ -178,18 +168,7 @@ fn roles_table(name: TableName, key: &'static str, a: &Analysis) -> Table {
     let n = a.report_channels.len();
     let mut r = vec![Roles::default(); n];
     for (i, x) in channel_roles_of(&a.paths).into_iter().enumerate() {
-        let f = &mut r[a.report_of[i] as usize];
-        f.journeys += x.journeys;
-        f.converting_journeys += x.converting_journeys;
-        f.first += x.first;
-        f.assist += x.assist;
-        f.last += x.last;
-        f.only += x.only;
-        f.value += x.value;
-        f.early += x.early;
-        f.mid += x.mid;
-        f.late += x.late;
-        f.dropoffs += x.dropoffs;
+        r[a.report_of[i] as usize].add(&x);
     }
     let nulls = a.paths.total_nulls();
     let col = |f: fn(&Roles) -> f64| Values::F64(r.iter().map(f).collect());

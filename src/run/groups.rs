@@ -3,8 +3,6 @@
 //! (`docs/models.md` § Channel groups). Summing `channel_attribution` over a group's
 //! channels gives the channel-level answer instead; both are offered.
 
-use std::collections::BTreeMap;
-
 use crate::core::analysis::{self, Analysis, AnalyzeOptions};
 use crate::core::event_log::{reserved_name_problem, EventLog, NO_CHANNEL};
 use crate::core::journeys::{self, JourneyOptions};
@@ -31,6 +29,15 @@ pub fn analyze_groups(log: &mut EventLog, s: &Settings, duplicates: &[u32]) -> R
     if let Some(p) = s.channel_groups.keys().find_map(|g| reserved_name_problem(g)) {
         return Err(Error::Config(format!("channel group: {p}")));
     }
+    // A channel in no group is a group of its own: one named like a group would be merged
+    // into it silently.
+    if let Some(c) =
+        log.channels.iter().find(|c| s.group_of(c) == c.as_str() && s.channel_groups.contains_key(*c))
+    {
+        return Err(Error::Config(format!(
+            "channel `{c}` is in no channel group but a group has its name; list it in the group or rename the group"
+        )));
+    }
     let (names, of) = group_ids(log, s);
     let grouped: Vec<u32> =
         log.channel.iter().map(|&c| if c == NO_CHANNEL { c } else { of[c as usize] }).collect();
@@ -55,13 +62,4 @@ pub fn analyze_groups(log: &mut EventLog, s: &Settings, duplicates: &[u32]) -> R
         },
     )?;
     Ok(a)
-}
-
-/// Spend per group: the sum of its channels' spend.
-pub fn group_spend(spend: &BTreeMap<String, f64>, s: &Settings) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    for (c, x) in spend {
-        *out.entry(s.group_of(c).to_owned()).or_insert(0.0) += x;
-    }
-    out
 }

@@ -181,11 +181,7 @@ impl<'a> Run<'a> {
         for w in &analysis.warnings {
             tracing::warn!("{w}");
         }
-        let group_spend = spend
-            .as_ref()
-            .filter(|_| groups.is_some())
-            .map(|sp| groups::group_spend(&sp.channel, &self.settings));
-        Ok(RunResult { analysis, campaign, users, input, spend, groups, group_spend })
+        Ok(RunResult { analysis, campaign, users, input, spend, groups })
     }
 
     /// Read an aggregated path table (ChannelAttribution's input) and run the models.
@@ -212,7 +208,6 @@ impl<'a> Run<'a> {
             analysis,
             campaign: None,
             groups: None,
-            group_spend: None,
             users: UserNames::default(),
             input: InputSummary {
                 files: vec![InputFile { path: file.to_path_buf(), rows: n_rows }],

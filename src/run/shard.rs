@@ -277,15 +277,8 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
     };
     let analysis = analyze(journeys, &opts)?;
     let spend = load_spend(&settings)?;
-    let result = RunResult {
-        analysis,
-        campaign: None,
-        users: UserNames::default(),
-        input,
-        spend,
-        groups: None,
-        group_spend: None,
-    };
+    let result =
+        RunResult { analysis, campaign: None, users: UserNames::default(), input, spend, groups: None };
     Ok((result, settings))
 }
 

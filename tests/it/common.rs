@@ -16,11 +16,17 @@ pub fn sample() -> PathBuf {
 
 /// Run the release binary with arguments.
 pub fn touchpoint(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_touchpoint"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run touchpoint")
+    touchpoint_env::<&str>(args, &[])
+}
+
+/// Run the release binary with arguments and extra environment variables.
+pub fn touchpoint_env<V: AsRef<std::ffi::OsStr>>(args: &[&str], env: &[(&str, V)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_touchpoint"));
+    c.args(args).env_remove("RUST_LOG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run touchpoint")
 }
 
 /// A cell read back by the arrow-rs `parquet` crate (an independent reader).

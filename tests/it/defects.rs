@@ -251,14 +251,15 @@ fn a_shard_run_reports_the_rows_of_other_shards_it_skipped() {
 fn unrelated_touchpoint_variables_are_not_settings() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_touchpoint"))
-        .args(["attribute", "--events", sample().to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
-        .env("TOUCHPOINT_HOME", "/opt/touchpoint")
-        .env("TOUCHPOINT_SERVICE_HOST", "10.0.0.1")
-        .env("TOUCHPOINT_PORT", "tcp://10.0.0.1:80")
-        .env("TOUCHPOINT_JOURNEYS__LOOKBACK_DAYS", "7")
-        .output()
-        .unwrap();
+    let o = touchpoint_env(
+        &["attribute", "--events", sample().to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"],
+        &[
+            ("TOUCHPOINT_HOME", "/opt/touchpoint"),
+            ("TOUCHPOINT_SERVICE_HOST", "10.0.0.1"),
+            ("TOUCHPOINT_PORT", "tcp://10.0.0.1:80"),
+            ("TOUCHPOINT_JOURNEYS__LOOKBACK_DAYS", "7"),
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();

@@ -379,10 +379,10 @@ fn frequency_credit_is_folded_back_to_the_channel() {
     s.journeys.transforms = vec![Transform::Frequency];
     let a = analyze(&log, &s);
     assert_eq!(a.paths.channels, vec!["email(2)", "seo(1)"]);
-    let f = touchpoint::report::folded(&a, credit(&a, Model::Linear));
+    let f = a.folded(credit(&a, Model::Linear));
     assert_eq!(a.report_channels, vec!["email", "seo"]);
     check(&a.report_channels, &f.conversions, &[("email", 0.5), ("seo", 0.5)], 1e-12);
-    let f = touchpoint::report::folded(&a, credit(&a, Model::TimeDecay));
+    let f = a.folded(credit(&a, Model::TimeDecay));
     close(f.conversions.iter().sum::<f64>(), 1.0, 1e-12);
 }
 

@@ -45,13 +45,11 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 fn attribute(out: &Path, extra: &[&str], env: &[(&str, String)]) -> std::process::Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_touchpoint"));
-    c.args(["attribute", "--events", sample().to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
-    c.args(extra).env_remove("RUST_LOG");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
+    let events = sample();
+    let mut args =
+        vec!["attribute", "--events", events.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"];
+    args.extend_from_slice(extra);
+    touchpoint_env(&args, env)
 }
 
 #[test]
@@ -195,12 +193,7 @@ fn pipeline(dir: &Path, journey_credit: bool, format: &str) -> PathBuf {
 }
 
 fn run(p: &Path, date: &str, env: &[(&str, String)]) -> std::process::Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_touchpoint"));
-    c.args(["run", p.to_str().unwrap(), "--run-date", date, "-q"]).env_remove("RUST_LOG");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
+    touchpoint_env(&["run", p.to_str().unwrap(), "--run-date", date, "-q"], env)
 }
 
 #[cfg(feature = "fault-injection")]

@@ -866,14 +866,31 @@ const CASES: &[Case] = &[
         needle: "",
         run: |d, o| {
             let p = write(d, "e.parquet", base());
-            std::process::Command::new(env!("CARGO_BIN_EXE_touchpoint"))
-                .args(["attribute", "--events", p.to_str().unwrap(), "--out", o.to_str().unwrap()])
-                .env("TOUCHPOINT_HOME", "/opt/touchpoint")
-                .env("TOUCHPOINT_SERVICE_HOST", "10.0.0.1")
-                .env("TOUCHPOINT_SERVICE_PORT", "80")
-                .output()
-                .unwrap()
+            touchpoint_env(
+                &["attribute", "--events", p.to_str().unwrap(), "--out", o.to_str().unwrap()],
+                &[
+                    ("TOUCHPOINT_HOME", "/opt/touchpoint"),
+                    ("TOUCHPOINT_SERVICE_HOST", "10.0.0.1"),
+                    ("TOUCHPOINT_SERVICE_PORT", "80"),
+                ],
+            )
         },
+    },
+    Case {
+        area: "configuration",
+        case: "a channel in no group named like a group",
+        behaviour: "refused: it would merge into the group silently",
+        exit: 78,
+        needle: "has its name",
+        run: |d, o| attribute(&write(d, "e.parquet", base()), o, &["--channel-group", "c=a"]),
+    },
+    Case {
+        area: "configuration",
+        case: "a channel group with a reserved name",
+        behaviour: "refused, naming the group",
+        exit: 78,
+        needle: "(null)",
+        run: |d, o| attribute(&write(d, "e.parquet", base()), o, &["--channel-group", "(null)=a"]),
     },
     Case {
         area: "configuration",

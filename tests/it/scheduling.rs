@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::common::*;
 use polars::prelude::*;
@@ -22,12 +21,7 @@ fn pipeline(dir: &Path, events: &Path, extra: &str) -> PathBuf {
 }
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_touchpoint"));
-    c.args(args).env_remove("RUST_LOG");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
+    touchpoint_env(args, env)
 }
 
 fn ok(o: &std::process::Output) {

@@ -7,7 +7,6 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use touchpoint::core::analysis::Analysis;
 use touchpoint::engine::generate::{generate, GenOptions};
-use touchpoint::report::folded;
 use touchpoint::run::shard;
 use touchpoint::settings::Settings;
 
@@ -26,7 +25,7 @@ fn events() -> &'static (tempfile::TempDir, PathBuf) {
 fn credits(a: &Analysis) -> BTreeMap<(String, String), (f64, f64)> {
     let mut m = BTreeMap::new();
     for (model, c) in &a.credits {
-        let f = folded(a, c);
+        let f = a.folded(c);
         for (i, ch) in a.report_channels.iter().enumerate() {
             m.insert((model.name().to_owned(), ch.clone()), (f.conversions[i], f.value[i]));
         }
