@@ -278,6 +278,15 @@ pub struct ModelArgs {
     /// time_decay half-life in days.
     #[arg(long, allow_negative_numbers = true)]
     pub half_life_days: Option<f64>,
+    /// Bootstrap replicates behind the interval columns (0 switches them off; default 200).
+    #[arg(long, value_name = "N")]
+    pub bootstrap: Option<u64>,
+    /// Central level of the intervals (default 0.9).
+    #[arg(long, value_name = "LEVEL")]
+    pub interval_level: Option<f64>,
+    /// Seed of the bootstrap (default 1).
+    #[arg(long, value_name = "SEED")]
+    pub bootstrap_seed: Option<u64>,
 }
 
 /// Columns of an aggregated path table (`[path_table]`, for --paths).

@@ -199,6 +199,13 @@ fn attribute_flags(a: &AttributeArgs) -> Result<Vec<Flag>> {
     put("models.direct_channels", m.direct_channels.as_deref().map(list), "--direct-channels");
     put("models.position_weights", m.position_weights.as_deref().map(s), "--position-weights");
     put("models.time_decay_half_life_days", m.half_life_days.map(toml::Value::Float), "--half-life-days");
+    put("models.bootstrap_replicates", m.bootstrap.map(|n| toml::Value::Integer(n as i64)), "--bootstrap");
+    put("models.interval_level", m.interval_level.map(toml::Value::Float), "--interval-level");
+    put(
+        "models.bootstrap_seed",
+        m.bootstrap_seed.map(|n| toml::Value::Integer(n as i64)),
+        "--bootstrap-seed",
+    );
     let p = &a.path_input;
     put("path_table.separator", p.path_sep.as_deref().map(s), "--path-sep");
     put("path_table.path", p.path_col.as_deref().map(s), "--path-col");

@@ -1,7 +1,8 @@
 //! Running the enabled models over one journey result: the step between journeys and
 //! tables. Plain Rust; the definitions are in `docs/models.md` § Models.
 
-use crate::core::journeys::{JourneyStats, Journeys, Recorded};
+use crate::core::bootstrap::Intervals;
+use crate::core::journeys::{JourneyIndex, JourneyStats, Journeys, Recorded};
 use crate::core::markov::{self, MarkovResult, OrderScore, SequenceEffect};
 use crate::core::models::{self, Credits, OrderedShare, RuleModel};
 use crate::core::paths::PathTable;
@@ -32,6 +33,12 @@ pub struct Analysis {
     pub shapley_ordered: Option<Vec<OrderedShare>>,
     /// Converting journeys one by one (event input only).
     pub recorded: Option<Recorded>,
+    /// Every modelled journey by user and path row (event input, when intervals are on).
+    pub index: Option<JourneyIndex>,
+    /// Bootstrap replicates of the credits (set by the run after the models).
+    pub intervals: Option<Intervals>,
+    /// What the training fit used, when `training_days` is set (set by the run).
+    pub training: Option<TrainingSummary>,
     /// Warnings for the log and the manifest.
     pub warnings: Vec<String>,
 }
@@ -70,6 +77,21 @@ impl Analysis {
     }
 }
 
+/// What the training fit used, for `data_quality`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrainingSummary {
+    /// Days merged from the store.
+    pub days_stored: u64,
+    /// Days computed in this run (the run date, and days missing from the store).
+    pub days_computed: u64,
+    /// Closed journeys of the period.
+    pub journeys: f64,
+    /// Their conversions.
+    pub conversions: f64,
+    /// Journeys still open at the end of the period (not counted as non-conversions).
+    pub open_journeys: u64,
+}
+
 /// What [`analyze`] needs besides the journeys.
 #[derive(Debug, Clone, Copy)]
 pub struct AnalyzeOptions<'a> {
@@ -84,12 +106,16 @@ pub struct AnalyzeOptions<'a> {
     pub sequence_effects: bool,
     /// Duplicates were dropped (no warning about them).
     pub dedupe: bool,
+    /// Journeys closed in the training period, in the same channel space: Markov and
+    /// `shapley_rate` are fitted on them and applied to these journeys (`docs/models.md`
+    /// § Training window).
+    pub training: Option<&'a PathTable>,
 }
 
 /// Run the enabled models on a journey result.
 pub fn analyze(journeys: Journeys, opts: &AnalyzeOptions) -> Result<Analysis> {
     let base_names = opts.base_names;
-    let Journeys { paths, stats, fold, recorded } = journeys;
+    let Journeys { paths, stats, fold, recorded, index } = journeys;
     let (report_channels, report_of) = match fold {
         Some(f) => (base_names.to_vec(), f),
         None => (paths.channels.clone(), (0..paths.channels.len() as u32).collect()),
@@ -105,6 +131,9 @@ pub fn analyze(journeys: Journeys, opts: &AnalyzeOptions) -> Result<Analysis> {
         sequences: Vec::new(),
         shapley_ordered: None,
         recorded,
+        index,
+        intervals: None,
+        training: None,
         warnings: Vec::new(),
     };
     if a.stats.duplicate_events > 0 && !opts.dedupe {
@@ -148,7 +177,11 @@ fn model_credits(a: &mut Analysis, m: Model, opts: &AnalyzeOptions) -> Result<Cr
         },
         Model::Markov => markov_credits(a, opts)?,
         Model::ShapleyRate => {
-            let (c, scaled) = crate::core::shapley::shapley_rate(&a.paths);
+            let (c, scaled) = crate::core::shapley::shapley_rate(opts.training.unwrap_or(&a.paths));
+            let c = match opts.training {
+                Some(_) => onto_window(&a.paths, &c.conversions, &c.value),
+                None => c,
+            };
             if !scaled {
                 a.warnings.push(
                     "shapley_rate: the Shapley values of the conversion rates do not add up to a positive total; \
@@ -174,16 +207,22 @@ fn model_credits(a: &mut Analysis, m: Model, opts: &AnalyzeOptions) -> Result<Cr
 }
 
 fn markov_credits(a: &mut Analysis, opts: &AnalyzeOptions) -> Result<Credits> {
+    let fit_on = opts.training.unwrap_or(&a.paths);
     let k = match opts.models.markov_order {
         MarkovOrder::Fixed(k) => k,
         MarkovOrder::Auto { max } => {
-            let (k, scores) = markov::choose_order(&a.paths, max);
+            let (k, scores) = markov::choose_order(fit_on, max);
             tracing::info!(order = k, "chose the Markov order by penalised out-of-sample AUC");
             a.order_scores = Some(scores);
             k
         }
     };
-    let r = markov::attribute(&a.paths, k)?;
+    let mut r = markov::attribute(fit_on, k)?;
+    if opts.training.is_some() {
+        let re = |x: &[Option<f64>]| x.iter().map(|r| r.unwrap_or(0.0)).collect::<Vec<_>>();
+        let c = onto_window(&a.paths, &re(&r.removal_effects), &re(&r.value_removal_effects));
+        (r.conversions, r.value) = (c.conversions, c.value);
+    }
     let gap = (r.p_conversion - r.observed_rate).abs();
     if gap > 1e-9 * r.observed_rate.max(1.0) {
         a.warnings.push(format!(
@@ -200,6 +239,27 @@ fn markov_credits(a: &mut Analysis, opts: &AnalyzeOptions) -> Result<Credits> {
     let c = Credits { conversions: r.conversions.clone(), value: r.value.clone() };
     a.markov = Some(r);
     Ok(c)
+}
+
+/// A fitted model's weights per channel applied to the window: the window's conversions and
+/// value split in proportion to the weights of the channels on its converting paths
+/// (channels seen only in training get none of the window's credit).
+pub fn onto_window(window: &PathTable, conv_weight: &[f64], value_weight: &[f64]) -> Credits {
+    let mut present = vec![false; window.channels.len()];
+    for r in window.rows.iter().filter(|r| r.conversions > 0.0) {
+        r.path.iter().for_each(|&c| present[c as usize] = true);
+    }
+    let split = |w: &[f64], total: f64| -> Vec<f64> {
+        let w: Vec<f64> = (0..present.len())
+            .map(|c| if present[c] { w.get(c).copied().unwrap_or(0.0).max(0.0) } else { 0.0 })
+            .collect();
+        let sum: f64 = w.iter().sum();
+        w.iter().map(|x| if sum > 0.0 { x / sum * total } else { 0.0 }).collect()
+    };
+    Credits {
+        conversions: split(conv_weight, window.total_conversions()),
+        value: split(value_weight, window.total_value()),
+    }
 }
 
 /// Time-decay credit over recorded journeys (Δ from the conversion to each touch).

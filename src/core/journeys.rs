@@ -18,6 +18,7 @@ use rustc_hash::FxHashMap;
 
 use crate::core::event_log::{EventLog, NO_CHANNEL};
 use crate::core::paths::{PathRow, PathTable};
+pub use crate::core::recorded::{JourneyIndex, Recorded};
 pub use crate::core::transforms::{apply_transforms, frequency_cap, frequency_name, ResolvedTransform};
 use crate::settings::{days_to_micros, Dedupe, JourneyRules, Transform};
 
@@ -53,6 +54,10 @@ pub struct JourneyStats {
     /// before the conversion (the last entry, [`MAX_LAG_DAYS`], holds every longer lag).
     #[serde(default)]
     pub lag_days: Vec<u64>,
+    /// Closing mode only: non-converting journeys still open at the end of the range (their
+    /// lookback has not passed), left out of the fit.
+    #[serde(default)]
+    pub open_journeys: u64,
 }
 
 /// The longest time to conversion counted on its own day (longer lags share this entry).
@@ -72,6 +77,7 @@ impl JourneyStats {
         self.expired_touches += o.expired_touches;
         self.touches += o.touches;
         self.duplicate_events += o.duplicate_events;
+        self.open_journeys += o.open_journeys;
         if self.lag_days.len() < o.lag_days.len() {
             self.lag_days.resize(o.lag_days.len(), 0);
         }
@@ -116,77 +122,8 @@ pub struct Journeys {
     pub fold: Option<Vec<u32>>,
     /// The converting, non-empty journeys one by one, when requested.
     pub recorded: Option<Recorded>,
-}
-
-/// Converting non-empty journeys, in (user, conversion number) order, with their touches.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Recorded {
-    /// Dense user id.
-    pub user: Vec<u32>,
-    /// 1 + the number of earlier conversions of the user at the same instant (almost always
-    /// 1), so `(user, conversion_ts, seq)` identifies a journey in every run.
-    pub seq: Vec<u32>,
-    /// Conversion time, µs.
-    pub conversion_ts: Vec<i64>,
-    /// Conversion value.
-    pub value: Vec<f64>,
-    /// `touches[offsets[i]..offsets[i + 1]]` are journey i's touches.
-    pub offsets: Vec<u32>,
-    /// Channel ids (path-table ids) of the touches.
-    pub channel: Vec<u32>,
-    /// Times of the touches, µs.
-    pub ts: Vec<i64>,
-    /// Rows of the touches in the event log (for per-touch attributes such as campaign).
-    pub row: Vec<u32>,
-}
-
-impl Recorded {
-    /// Number of journeys.
-    pub fn len(&self) -> usize {
-        self.user.len()
-    }
-
-    /// Whether there is none.
-    pub fn is_empty(&self) -> bool {
-        self.user.is_empty()
-    }
-
-    /// Touch range of journey i.
-    pub fn range(&self, i: usize) -> std::ops::Range<usize> {
-        self.offsets[i] as usize..self.offsets[i + 1] as usize
-    }
-
-    fn push(&mut self, user: u32, seq: u32, ts: i64, value: f64, touches: &[Touch]) {
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
-        }
-        self.user.push(user);
-        self.seq.push(seq);
-        self.conversion_ts.push(ts);
-        self.value.push(value);
-        self.channel.extend(touches.iter().map(|t| t.channel));
-        self.ts.extend(touches.iter().map(|t| t.ts));
-        self.row.extend(touches.iter().map(|t| t.row));
-        self.offsets.push(self.channel.len() as u32);
-    }
-
-    fn append(&mut self, o: Recorded) {
-        if o.is_empty() {
-            return;
-        }
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
-        }
-        let base = *self.offsets.last().expect("non-empty");
-        self.user.extend(o.user);
-        self.seq.extend(o.seq);
-        self.conversion_ts.extend(o.conversion_ts);
-        self.value.extend(o.value);
-        self.offsets.extend(o.offsets[1..].iter().map(|x| x + base));
-        self.channel.extend(o.channel);
-        self.ts.extend(o.ts);
-        self.row.extend(o.row);
-    }
+    /// Every modelled journey by user and path row, when requested (the bootstrap).
+    pub index: Option<JourneyIndex>,
 }
 
 /// Everything the journey pass needs, resolved against one channel space.
@@ -204,6 +141,14 @@ pub struct JourneyOptions {
     pub record: bool,
     /// Skip exact duplicate events (`journeys.dedupe = "exact"`).
     pub dedupe: bool,
+    /// Index every modelled journey by user and path row ([`JourneyIndex`]).
+    pub index: bool,
+    /// Closing mode (the training fit, `docs/models.md` § Training window), with this
+    /// lookback in µs: touches followed by no event within the lookback close as a
+    /// non-converting journey at `last touch + lookback`, and a journey counts when it
+    /// closes inside `report` (converting: at its conversion). Journeys still open at the
+    /// end of `report` are counted in `open_journeys`, never as non-conversions.
+    pub closing: Option<i64>,
     /// Reporting window `[start, end)` µs: only journeys ending inside it are counted
     /// (earlier conversions still cut the stream).
     pub report: Option<(i64, i64)>,
@@ -243,6 +188,8 @@ impl JourneyOptions {
             transforms,
             record,
             dedupe: rules.dedupe != Dedupe::None,
+            index: false,
+            closing: None,
             report: None,
         }
     }
@@ -261,6 +208,8 @@ pub struct Touch {
 
 #[derive(Default)]
 struct Agg {
+    /// Insertion number of the path in its chunk (the chunk's journey index refers to it).
+    id: u32,
     conversions: f64,
     nulls: f64,
     value: f64,
@@ -273,6 +222,8 @@ struct Collector {
     stats: JourneyStats,
     scratch: Vec<u32>,
     recorded: Recorded,
+    /// Journeys as (user, chunk path id, value if converted), when indexing.
+    index: Option<Vec<(u32, u32, Option<f64>)>>,
 }
 
 impl Collector {
@@ -286,12 +237,13 @@ impl Collector {
         self.stats.path_lengths[len] += 1;
         self.stats.touches += len as u64;
         if !self.paths.contains_key(self.scratch.as_slice()) {
-            self.paths.insert(self.scratch.clone().into_boxed_slice(), Agg::default());
+            let id = self.paths.len() as u32;
+            self.paths.insert(self.scratch.clone().into_boxed_slice(), Agg { id, ..Agg::default() });
         }
         self.paths.get_mut(self.scratch.as_slice()).expect("inserted above")
     }
 
-    fn converting(&mut self, touches: &[Touch], value: f64, ts: i64) {
+    fn converting(&mut self, user: u32, touches: &[Touch], value: f64, ts: i64) {
         if let Some(first) = touches.first() {
             let days = (ts.saturating_sub(first.ts) / 86_400_000_000).clamp(0, MAX_LAG_DAYS as i64) as usize;
             if self.stats.lag_days.len() <= days {
@@ -310,16 +262,25 @@ impl Collector {
             let a = self.path_agg(touches);
             a.conversions += 1.0;
             a.value += value;
+            let id = a.id;
+            if let Some(ix) = &mut self.index {
+                ix.push((user, id, Some(value)));
+            }
         }
     }
 
-    fn non_converting(&mut self, touches: &[Touch]) {
+    fn non_converting(&mut self, user: u32, touches: &[Touch]) {
         if touches.is_empty() {
             return;
         }
         self.stats.journeys += 1;
         self.stats.non_converting_journeys += 1;
-        self.path_agg(touches).nulls += 1.0;
+        let a = self.path_agg(touches);
+        a.nulls += 1.0;
+        let id = a.id;
+        if let Some(ix) = &mut self.index {
+            ix.push((user, id, None));
+        }
     }
 }
 
@@ -565,15 +526,26 @@ pub fn build(log: &EventLog, order: &EventOrder, opts: &JourneyOptions) -> Journ
     // Merge the chunks' paths: sort every (path, chunk) entry, then sum equal paths in chunk
     // order (fixed), which also leaves the rows sorted by path.
     let mut entries: Vec<(Box<[u32]>, usize, Agg)> = Vec::new();
+    let mut chunk_index = Vec::new();
+    let mut chunk_paths = Vec::new();
     for (ci, c) in collectors.into_iter().enumerate() {
         stats.merge(&c.stats);
+        chunk_paths.push(c.paths.len());
         entries.extend(c.paths.into_iter().map(|(k, a)| (k, ci, a)));
         recorded.append(c.recorded);
+        chunk_index.push(c.index.unwrap_or_default());
     }
     let order = path_order(&entries);
     let mut rows: Vec<PathRow> = Vec::new();
+    // Chunk path id → row, per chunk (for the journey index).
+    let mut row_of: Vec<Vec<u32>> =
+        chunk_paths.iter().map(|&n| vec![0; if opts.index { n } else { 0 }]).collect();
     for i in order {
-        let (k, _, a) = &mut entries[i];
+        let (k, ci, a) = &mut entries[i];
+        if opts.index {
+            let same = rows.last().is_some_and(|l| *l.path == **k);
+            row_of[*ci][a.id as usize] = (rows.len() - usize::from(same)) as u32;
+        }
         match rows.last_mut() {
             Some(last) if *last.path == **k => {
                 last.conversions += a.conversions;
@@ -611,10 +583,39 @@ pub fn build(log: &EventLog, order: &EventOrder, opts: &JourneyOptions) -> Journ
         (names.to_vec(), None)
     };
     if frequency {
-        rows.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        // Renamed ids change the order: sort a permutation, so the index can follow it.
+        let mut perm: Vec<u32> = (0..rows.len() as u32).collect();
+        perm.par_sort_unstable_by(|&a, &b| rows[a as usize].path.cmp(&rows[b as usize].path));
+        let mut new_of = vec![0u32; rows.len()];
+        for (new, &old) in perm.iter().enumerate() {
+            new_of[old as usize] = new as u32;
+        }
+        row_of.iter_mut().flatten().for_each(|r| *r = new_of[*r as usize]);
+        let mut old: Vec<Option<PathRow>> = rows.into_iter().map(Some).collect();
+        rows = perm.iter().map(|&o| old[o as usize].take().expect("a permutation")).collect();
     }
+    let index = opts.index.then(|| journey_index(chunk_index, &row_of));
     tracing::debug!(ms = t.elapsed().as_millis(), "merged paths");
-    Journeys { paths: PathTable { channels, rows }, stats, fold, recorded: opts.record.then_some(recorded) }
+    Journeys {
+        paths: PathTable { channels, rows },
+        stats,
+        fold,
+        recorded: opts.record.then_some(recorded),
+        index,
+    }
+}
+
+/// The chunks' journeys in chunk (= user) order, with their path ids mapped to rows.
+fn journey_index(chunks: Vec<Vec<(u32, u32, Option<f64>)>>, row_of: &[Vec<u32>]) -> JourneyIndex {
+    let mut ix = JourneyIndex::default();
+    for (ci, c) in chunks.into_iter().enumerate() {
+        for (user, id, value) in c {
+            ix.user.push(user);
+            ix.path.push(row_of[ci][id as usize]);
+            ix.value.push(value);
+        }
+    }
+    ix
 }
 
 /// The order of (path, chunk) entries by path, then chunk (entries are in chunk order).
@@ -678,7 +679,7 @@ struct Rows<'a> {
 /// Walk a run of sorted rows that holds whole users.
 fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &Rows, opts: &JourneyOptions) -> Collector {
     let Rows { keys, users, min_ts, skip } = *rows;
-    let mut c = Collector::default();
+    let mut c = Collector { index: opts.index.then(Vec::new), ..Collector::default() };
     let mut pending: Vec<Pending> = Vec::new();
     let mut kept: Vec<Touch> = Vec::new();
     let lookback_of = |r: usize| -> i64 {
@@ -703,6 +704,10 @@ fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &Rows, opts: &Journey
             }
             let ts = ((k >> 33) as i64).wrapping_add(min_ts);
             let ch = codes[r];
+            if opts.closing.is_some_and(|l| pending.last().is_some_and(|p| ts - p.touch.ts > l)) {
+                close_lapsed(&mut c, user, &pending, n_codes, opts, &mut kept);
+                pending.clear();
+            }
             if (k >> 32) & 1 == 1 {
                 if opts.conversion_is_touch && ch != NO_CHANNEL {
                     pending.push(Pending {
@@ -715,7 +720,7 @@ fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &Rows, opts: &Journey
                 if reported(ts) {
                     c.stats.expired_touches += within(&pending, ts, &mut kept);
                     apply_transforms(&mut kept, &opts.transforms, n_codes);
-                    c.converting(&kept, log.value[r], ts);
+                    c.converting(user, &kept, log.value[r], ts);
                     if opts.record && !kept.is_empty() {
                         c.recorded.push(user, seq, ts, log.value[r], &kept);
                     }
@@ -730,60 +735,45 @@ fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &Rows, opts: &Journey
             }
             i += 1;
         }
-        if let Some(last) = pending.last().filter(|p| reported(p.touch.ts)) {
-            c.stats.expired_touches += within(&pending, last.touch.ts, &mut kept);
-            apply_transforms(&mut kept, &opts.transforms, n_codes);
-            c.non_converting(&kept);
+        match (opts.closing, pending.last()) {
+            (Some(l), Some(last)) => {
+                let end = opts.report.map_or(i64::MAX, |r| r.1);
+                if last.touch.ts.saturating_add(l) < end {
+                    close_lapsed(&mut c, user, &pending, n_codes, opts, &mut kept);
+                } else if last.touch.ts < end {
+                    c.stats.open_journeys += 1;
+                }
+            }
+            (None, Some(last)) if reported(last.touch.ts) => {
+                c.stats.expired_touches += within(&pending, last.touch.ts, &mut kept);
+                apply_transforms(&mut kept, &opts.transforms, n_codes);
+                c.non_converting(user, &kept);
+            }
+            _ => {}
         }
     }
     c
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    #[should_panic(expected = "differ in length")]
-    fn sorting_a_log_with_columns_of_different_lengths_panics() {
-        let log = EventLog {
-            user: vec![0, 0, 1],
-            ts: vec![1, 2, 3],
-            channel: vec![0],
-            is_conversion: vec![false, true, false],
-            value: vec![0.0; 3],
-            ..EventLog::default()
-        };
-        let _ = sort_events(&log);
-    }
-
-    #[test]
-    fn path_order_is_the_order_of_the_slices_then_the_chunk() {
-        // Short and long paths (beyond the packed prefix), duplicates across chunks, and
-        // a large id so that few channels fit in the prefix.
-        let mut x = 7u64;
-        let mut next = |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
-        for max in [3u64, 12, 70_000] {
-            let mut entries: Vec<(Box<[u32]>, usize, Agg)> = Vec::new();
-            for chunk in 0..40 {
-                for _ in 0..50 {
-                    let len = 1 + next(25) as usize;
-                    let path: Vec<u32> = (0..len).map(|_| next(max.min(4)) as u32).collect();
-                    let mut path = path;
-                    if next(10) == 0 {
-                        path[0] = max as u32 - 1;
-                    }
-                    entries.push((path.into_boxed_slice(), chunk, Agg::default()));
-                }
-            }
-            let mut want: Vec<usize> = (0..entries.len()).collect();
-            want.sort_by(|&a, &b| entries[a].0.cmp(&entries[b].0).then(a.cmp(&b)));
-            assert_eq!(path_order(&entries), want, "max id {max}");
-        }
+/// Closing mode: pending touches with no event within the lookback `l` after the last one
+/// form a non-converting journey closed at `last + l`, counted when that is in the range.
+fn close_lapsed(
+    c: &mut Collector,
+    user: u32,
+    pending: &[Pending],
+    n_codes: u32,
+    opts: &JourneyOptions,
+    kept: &mut Vec<Touch>,
+) {
+    let (Some(last), Some(l)) = (pending.last(), opts.closing) else { return };
+    let closed = last.touch.ts.saturating_add(l);
+    if opts.report.is_none_or(|(a, b)| closed >= a && closed < b) {
+        c.stats.expired_touches += within(pending, last.touch.ts, kept);
+        apply_transforms(kept, &opts.transforms, n_codes);
+        c.non_converting(user, kept);
     }
 }
+
+#[cfg(test)]
+#[path = "journeys_tests.rs"]
+mod tests;

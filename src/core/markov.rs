@@ -80,7 +80,7 @@ impl Clone for Chain {
 }
 
 /// [`path_states`] without collecting them.
-fn for_each_state<'a>(path: &'a [u32], k: usize, mut f: impl FnMut(&'a [u32])) {
+pub(crate) fn for_each_state<'a>(path: &'a [u32], k: usize, mut f: impl FnMut(&'a [u32])) {
     if path.len() <= k {
         f(path);
         return;
@@ -129,12 +129,23 @@ impl Chain {
         let index = StateIndex::new(&tuples, packed);
         let parts: Vec<EdgePart> = chunks.par_iter().map(|rows| count_edges(rows, k, &index)).collect();
         let (transitions, last_state_value) = merge_edges(parts, states.len());
+        Chain::from_parts(k, states, transitions, last_state_value, pt.channels.len())
+    }
+
+    /// A chain from its parts (the bootstrap reweights a fitted chain's edges).
+    pub fn from_parts(
+        order: usize,
+        states: Vec<Vec<u32>>,
+        transitions: Vec<Transition>,
+        last_state_value: Vec<f64>,
+        n_channels: usize,
+    ) -> Chain {
         Chain {
-            order: k,
+            order,
             states,
             transitions,
             last_state_value,
-            n_channels: pt.channels.len(),
+            n_channels,
             solver: std::sync::OnceLock::new(),
             unconverged: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -496,11 +507,16 @@ pub struct MarkovResult {
 
 /// Fit the chain of order k and compute exact removal effects and credits.
 pub fn attribute(pt: &PathTable, k: usize) -> Result<MarkovResult> {
-    let chain = Chain::fit(pt, k);
-    let nc = pt.channels.len();
-    let total_conv = pt.total_conversions();
-    let total_value = pt.total_value();
-    let total_w = total_conv + pt.total_nulls();
+    let totals = (pt.total_conversions(), pt.total_value(), pt.total_nulls());
+    removal(Chain::fit(pt, k), totals)
+}
+
+/// Removal effects and credits of a fitted chain; `totals` are the (conversions, value,
+/// nulls) of the journeys it was fitted to.
+pub fn removal(chain: Chain, totals: (f64, f64, f64)) -> Result<MarkovResult> {
+    let (k, nc) = (chain.order, chain.n_channels);
+    let (total_conv, total_value, total_nulls) = totals;
+    let total_w = total_conv + total_nulls;
     let observed_rate = if total_w > 0.0 { total_conv / total_w } else { 0.0 };
     let (p, v) = if chain.states.len() > 1 { chain.solve(None)? } else { (0.0, 0.0) };
 

@@ -2,12 +2,14 @@
 //! I/O; everything here can be tested with hand-made data. Definitions: `docs/models.md`.
 
 pub mod analysis;
+pub mod bootstrap;
 pub mod event_log;
 pub mod intern;
 pub mod journeys;
 pub mod markov;
 pub mod models;
 pub mod paths;
+pub mod recorded;
 pub mod roles;
 pub mod shapley;
 pub mod spend;

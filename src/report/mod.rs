@@ -2,6 +2,7 @@
 //! and row order) and as `report.html`, the page for media buyers. Plain Rust: the engine
 //! encodes the tables.
 
+mod compare;
 mod html;
 mod names;
 mod tables;
@@ -9,6 +10,7 @@ mod timing;
 
 use std::collections::BTreeMap;
 
+pub use compare::{comparisons, Comparison};
 pub use html::html;
 pub use names::TableName;
 
@@ -41,15 +43,11 @@ pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
     let a = &run.analysis;
     let mut t = vec![tables::channel_attribution(a, run.spend.as_ref().map(|s| &s.channel))];
     if let Some(g) = &run.groups {
-        // A group's spend is the sum of its channels'.
-        let spend = run.spend.as_ref().map(|sp| {
-            let mut by_group = BTreeMap::new();
-            for (c, x) in &sp.channel {
-                *by_group.entry(settings.group_of(c).to_owned()).or_insert(0.0) += x;
-            }
-            by_group
-        });
+        let spend = group_spend(run, settings);
         t.push(tables::channel_group_attribution(g, spend.as_ref()));
+        if let (Some(sp), Some(_)) = (&spend, &g.intervals) {
+            t.push(compare::group_comparison(&comparisons(g, sp)));
+        }
     }
     if let Some(c) = &run.campaign {
         t.push(tables::campaign_attribution(
@@ -94,13 +92,29 @@ pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
     Ok(t)
 }
 
+/// Spend per channel group: the sum of its channels' (None without spend or groups).
+pub fn group_spend(run: &RunResult, settings: &Settings) -> Option<BTreeMap<String, f64>> {
+    run.groups.as_ref()?;
+    let sp = run.spend.as_ref()?;
+    let mut by_group = BTreeMap::new();
+    for (c, x) in &sp.channel {
+        *by_group.entry(settings.group_of(c).to_owned()).or_insert(0.0) += x;
+    }
+    Some(by_group)
+}
+
 /// The partial path table of a shard run: paths joined by the unit separator.
 pub fn partial_paths(a: &Analysis, separator: char) -> Table {
+    partial_paths_of(&a.paths, separator)
+}
+
+/// A path table in the partial format (shards, stored training days).
+pub fn partial_paths_of(pt: &crate::core::paths::PathTable, separator: char) -> Table {
     let sep = separator.to_string();
-    let rows = &a.paths.rows;
+    let rows = &pt.rows;
     let paths = rows
         .iter()
-        .map(|r| r.path.iter().map(|&c| a.paths.channels[c as usize].as_str()).collect::<Vec<_>>().join(&sep))
+        .map(|r| r.path.iter().map(|&c| pt.channels[c as usize].as_str()).collect::<Vec<_>>().join(&sep))
         .collect();
     Table::new(
         TableName::PartialPaths.as_str(),

@@ -10,6 +10,8 @@ pub enum TableName {
     ChannelAttribution,
     /// Grain (model, channel group).
     ChannelGroupAttribution,
+    /// Grain (model, group_a, group_b).
+    GroupComparison,
     /// Grain (model, channel, campaign).
     CampaignAttribution,
     /// Grain (channel).
@@ -40,9 +42,10 @@ pub enum TableName {
 
 impl TableName {
     /// Every table, in publication order.
-    pub const ALL: [TableName; 15] = [
+    pub const ALL: [TableName; 16] = [
         TableName::ChannelAttribution,
         TableName::ChannelGroupAttribution,
+        TableName::GroupComparison,
         TableName::CampaignAttribution,
         TableName::ChannelRoles,
         TableName::ChannelGroupRoles,
@@ -63,6 +66,7 @@ impl TableName {
         match self {
             TableName::ChannelAttribution => "channel_attribution",
             TableName::ChannelGroupAttribution => "channel_group_attribution",
+            TableName::GroupComparison => "group_comparison",
             TableName::CampaignAttribution => "campaign_attribution",
             TableName::ChannelRoles => "channel_roles",
             TableName::JourneyTiming => "journey_timing",
@@ -86,6 +90,9 @@ impl TableName {
         let mut t = vec![TableName::ChannelAttribution];
         if !settings.channel_groups.is_empty() {
             t.push(TableName::ChannelGroupAttribution);
+            if settings.input.spend.is_some() && m.bootstrap_replicates > 0 {
+                t.push(TableName::GroupComparison);
+            }
         }
         if settings.columns.campaign.is_some() {
             t.push(TableName::CampaignAttribution);

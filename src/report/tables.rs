@@ -102,13 +102,75 @@ fn credit_table(
     let channel: Vec<String> =
         rows.key.iter().map(|k| k.map_or(UNATTRIBUTED, |i| names[i]).to_owned()).collect();
     let extra = spend.map(|sp| spend_columns(&channel, sp, &rows)).unwrap_or_default();
+    let bounds = interval_rows(a, &rows, names.len());
+    let interval_extra = bounds.columns(spend.map(|sp| (sp, channel.as_slice())));
     let mut all = vec![
         ("model", Values::Str(rows.model.iter().map(|m| m.to_string()).collect())),
-        (key, Values::Str(channel)),
+        (key, Values::Str(channel.clone())),
     ];
     all.extend(rows.measures(a));
     all.extend(extra);
+    all.extend(interval_extra);
     Table::new(name.as_str(), all)
+}
+
+/// Bootstrap bounds of each credit row (None: no intervals, or the `(unattributed)` row,
+/// which no channel model credits).
+struct IntervalRows {
+    conversions: Vec<Option<(f64, f64)>>,
+    value: Vec<Option<(f64, f64)>>,
+}
+
+fn interval_rows(a: &Analysis, rows: &CreditRows, n_keys: usize) -> IntervalRows {
+    let mut bounds: Vec<(&str, Credits, Credits)> = Vec::new();
+    if let Some(iv) = &a.intervals {
+        for (m, _) in &a.credits {
+            if let Some((mut lo, mut hi)) = iv.bounds(*m) {
+                for c in [&mut lo, &mut hi] {
+                    c.conversions.resize(n_keys, 0.0);
+                    c.value.resize(n_keys, 0.0);
+                }
+                bounds.push((m.name(), lo, hi));
+            }
+        }
+    }
+    let at = |i: usize, f: fn(&Credits) -> &Vec<f64>| {
+        let b = bounds.iter().find(|b| b.0 == rows.model[i])?;
+        rows.key[i].map(|k| (f(&b.1)[k], f(&b.2)[k]))
+    };
+    IntervalRows {
+        conversions: (0..rows.model.len()).map(|i| at(i, |c| &c.conversions)).collect(),
+        value: (0..rows.model.len()).map(|i| at(i, |c| &c.value)).collect(),
+    }
+}
+
+impl IntervalRows {
+    /// `conversions_low` … `roas_high`: CPA's bounds come from the conversion bounds
+    /// (spend is a fixed amount, not resampled), ROAS's from the value bounds.
+    fn columns(self, spend: Option<(&BTreeMap<String, f64>, &[String])>) -> Vec<(&'static str, Values)> {
+        let lo = |v: &[Option<(f64, f64)>]| Values::OptF64(v.iter().map(|b| b.map(|b| b.0)).collect());
+        let hi = |v: &[Option<(f64, f64)>]| Values::OptF64(v.iter().map(|b| b.map(|b| b.1)).collect());
+        let mut out = vec![
+            ("conversions_low", lo(&self.conversions)),
+            ("conversions_high", hi(&self.conversions)),
+            ("value_low", lo(&self.value)),
+            ("value_high", hi(&self.value)),
+        ];
+        if let Some((sp, keys)) = spend {
+            let s: Vec<Option<f64>> = keys.iter().map(|k| sp.get(k).copied()).collect();
+            let ratio = |num: Option<f64>, den: Option<f64>| match (num, den) {
+                (Some(n), Some(d)) if d > 0.0 => Some(n / d),
+                _ => None,
+            };
+            let col = |f: &dyn Fn(usize) -> Option<f64>| Values::OptF64((0..keys.len()).map(f).collect());
+            let (c, v) = (&self.conversions, &self.value);
+            out.push(("cpa_low", col(&|i| ratio(s[i], c[i].map(|b| b.1)))));
+            out.push(("cpa_high", col(&|i| ratio(s[i], c[i].map(|b| b.0)))));
+            out.push(("roas_low", col(&|i| ratio(v[i].map(|b| b.0), s[i]))));
+            out.push(("roas_high", col(&|i| ratio(v[i].map(|b| b.1), s[i]))));
+        }
+        out
+    }
 }
 
 /// `spend`, `cpa` and `roas` of credit rows. Spend is the same under every model; CPA and
@@ -340,6 +402,15 @@ pub fn data_quality(a: &Analysis, input: &InputSummary) -> Table {
         ("expired_touches".into(), s.expired_touches as f64),
         ("distinct_paths".into(), a.paths.rows.len() as f64),
     ]);
+    if let Some(t) = &a.training {
+        m.extend([
+            ("training_days_stored".into(), t.days_stored as f64),
+            ("training_days_computed".into(), t.days_computed as f64),
+            ("training_journeys".into(), t.journeys),
+            ("training_conversions".into(), t.conversions),
+            ("training_open_journeys".into(), t.open_journeys as f64),
+        ]);
+    }
     for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)] {
         m.push((format!("path_length_{name}"), s.path_length_quantile(q).map(|x| x as f64).unwrap_or(0.0)));
     }

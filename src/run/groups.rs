@@ -25,7 +25,7 @@ fn group_ids(log: &EventLog, s: &Settings) -> (Vec<String>, Vec<u32>) {
 /// The group-level analysis: the log's channel column is swapped for group ids while the
 /// journeys are built (no copy of the other columns), then restored. `duplicates` are the
 /// channel-level duplicate rows, so two touches of one group are never taken for copies.
-pub fn analyze_groups(log: &mut EventLog, s: &Settings, duplicates: &[u32]) -> Result<Analysis> {
+pub fn analyze_groups(log: &mut EventLog, s: &Settings, duplicates: &[u32], index: bool) -> Result<Analysis> {
     if let Some(p) = s.channel_groups.keys().find_map(|g| reserved_name_problem(g)) {
         return Err(Error::Config(format!("channel group: {p}")));
     }
@@ -45,6 +45,7 @@ pub fn analyze_groups(log: &mut EventLog, s: &Settings, duplicates: &[u32]) -> R
     let channels = std::mem::replace(&mut log.channels, names.clone());
     let mut opts = JourneyOptions::resolve(&s.journeys, log, s.has(crate::settings::Model::TimeDecay));
     opts.report = s.window().map(|w| w.range());
+    opts.index = index;
     let mut order = journeys::sort_events(log);
     order.duplicates = duplicates.to_vec();
     let j = journeys::build(log, &order, &opts);
@@ -59,6 +60,7 @@ pub fn analyze_groups(log: &mut EventLog, s: &Settings, duplicates: &[u32]) -> R
             time_decay_credit: None,
             sequence_effects: false,
             dedupe: s.journeys.dedupe != Dedupe::None,
+            training: None,
         },
     )?;
     Ok(a)

@@ -7,6 +7,7 @@ mod groups;
 mod guards;
 pub mod job;
 pub mod shard;
+mod training;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -14,6 +15,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::core::analysis::{self, campaign_credits, AnalyzeOptions};
+use crate::core::bootstrap::{self, BootstrapOptions};
 use crate::core::event_log::{event_id_duplicates, InputFile, InputSummary, UserNames};
 use crate::core::journeys::{self, JourneyOptions, JourneyStats, Journeys};
 use crate::core::paths::PathTable;
@@ -23,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::publish::{DatedOutput, DirOutput, Output, WrittenFile};
 use crate::report::{self, RunResult};
 use crate::settings::{Dedupe, Model, Settings, SpendPeriod};
+use training::Training;
 
 /// The outcome of a successful run, for the CLI's JSON summary line.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -128,8 +131,21 @@ impl<'a> Run<'a> {
             Error::Config("no event log (--events, or input.events in the pipeline file)".into())
         })?;
         let spend = load_spend(&self.settings)?;
+        let training = match (self.settings.models.training_days, &self.settings.output.root, shard) {
+            (None, _, _) => None,
+            (Some(_), Some(root), None) => Training::of(&self.settings, root)?,
+            _ => {
+                return Err(Error::Config(
+                    "models.training_days needs an output root (it keeps each day's closed journeys there) and no --shard".into(),
+                ))
+            }
+        };
+        let missing = training.as_ref().map(Training::missing).unwrap_or_default();
         let mut log = self.phase("read", |s| {
             let (mut scope, _) = scope_of(s);
+            if let (Some(start), Some((a, b))) = (Training::read_start(&missing, s), scope.range) {
+                scope.range = Some((a.min(start), b));
+            }
             scope.shard = shard;
             scope.skip_user_names = !s.output.journey_credit;
             let opts =
@@ -143,11 +159,17 @@ impl<'a> Run<'a> {
             users = log.n_users,
             "read input"
         );
+        let fit = match &training {
+            Some(t) => Some(self.phase("training", |s| training::prepare(t, &mut log, s))?),
+            None => None,
+        };
+        // Intervals need every journey by user; a shard's partial table cannot carry them.
+        let index = shard.is_none() && self.settings.models.bootstrap_replicates > 0;
         let (journeys, touch_campaign, duplicates) =
-            self.phase("journeys", |s| Ok(build_journeys(&log, s)))?;
+            self.phase("journeys", |s| Ok(build_journeys(&log, s, index)))?;
         let groups = match self.settings.channel_groups.is_empty() {
             true => None,
-            false => Some(self.phase("groups", |s| groups::analyze_groups(&mut log, s, &duplicates))?),
+            false => Some(self.phase("groups", |s| groups::analyze_groups(&mut log, s, &duplicates, index))?),
         };
         let log_units = campaign_units(&log);
         let input = InputSummary {
@@ -168,15 +190,29 @@ impl<'a> Run<'a> {
                 time_decay_credit: None,
                 sequence_effects: true,
                 dedupe: s.journeys.dedupe != crate::settings::Dedupe::None,
+                training: fit.as_ref().map(|f| &f.0),
             };
-            let a = analysis::analyze(journeys, &opts)?;
+            let mut a = analysis::analyze(journeys, &opts)?;
+            a.training = fit.as_ref().map(|f| f.1.clone());
             let c = match &touch_campaign {
                 Some(tc) => Some(campaign_credits(&a, tc, &log_units, &campaigns, &s.models)?),
                 None => None,
             };
             Ok((a, c))
         })?;
-        let mut analysis = analysis;
+        let (mut analysis, mut groups) = (analysis, groups);
+        self.phase("bootstrap", |s| {
+            let opts = BootstrapOptions {
+                replicates: s.models.bootstrap_replicates,
+                level: s.models.interval_level,
+                seed: s.models.bootstrap_seed,
+            };
+            analysis.intervals = bootstrap::intervals(&analysis, &s.models, &opts)?;
+            if let Some(g) = groups.as_mut() {
+                g.intervals = bootstrap::intervals(g, &s.models, &opts)?;
+            }
+            Ok(())
+        })?;
         analysis.warnings.splice(0..0, read_warnings);
         for w in &analysis.warnings {
             tracing::warn!("{w}");
@@ -200,6 +236,7 @@ impl<'a> Run<'a> {
                 time_decay_credit: None,
                 sequence_effects: true,
                 dedupe: s.journeys.dedupe != crate::settings::Dedupe::None,
+                training: None,
             };
             analysis::analyze(journeys, &opts)
         })?;
@@ -298,16 +335,15 @@ impl<'a> Run<'a> {
 fn build_journeys(
     log: &crate::core::event_log::EventLog,
     s: &Settings,
+    index: bool,
 ) -> (Journeys, Option<Vec<u32>>, Vec<u32>) {
     let campaign = log.campaign.as_ref();
     let record = s.output.journey_credit || s.has(Model::TimeDecay) || campaign.is_some();
     let mut opts = JourneyOptions::resolve(&s.journeys, log, record);
     opts.report = s.window().map(|w| w.range());
+    opts.index = index;
     let t = Instant::now();
-    let mut order = journeys::sort_events(log);
-    if let (Dedupe::EventId, Some(keys)) = (s.journeys.dedupe, &log.event_key) {
-        order.duplicates = event_id_duplicates(keys);
-    }
+    let order = event_order(log, s);
     tracing::debug!(ms = t.elapsed().as_millis(), "sorted events");
     let j = journeys::build(log, &order, &opts);
     tracing::info!(
@@ -320,6 +356,15 @@ fn build_journeys(
         j.recorded.as_ref().map_or_else(Vec::new, |r| r.row.iter().map(|&row| c[row as usize]).collect())
     });
     (j, touch_campaign, order.duplicates)
+}
+
+/// The events in journey order, with the duplicates that `journeys.dedupe` skips.
+fn event_order(log: &crate::core::event_log::EventLog, s: &Settings) -> journeys::EventOrder {
+    let mut order = journeys::sort_events(log);
+    if let (Dedupe::EventId, Some(keys)) = (s.journeys.dedupe, &log.event_key) {
+        order.duplicates = event_id_duplicates(keys);
+    }
+    order
 }
 
 /// The (channel, campaign) pairs of the log's touches, packed and sorted (empty without a
@@ -365,7 +410,7 @@ fn journeys_of_path_rows(rows: &[engine::PathTableRow], separator: &str) -> Jour
         stats.path_lengths[len] += (r.conversions + r.nulls).round() as u64;
         stats.touches += ((r.conversions + r.nulls) * len as f64).round() as u64;
     }
-    Journeys { paths, stats, fold: None, recorded: None }
+    Journeys { paths, stats, fold: None, recorded: None, index: None }
 }
 
 /// Load the configured spend file (before any event is read, so a bad one fails fast) and sum

@@ -267,13 +267,15 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
     input.files.dedup_by(|a, b| a.path == b.path);
     let frequency = path_channels != base;
     let paths = PathTable { channels: path_channels, rows };
-    let journeys = Journeys { paths, stats, fold: frequency.then_some(report_of), recorded: None };
+    let journeys =
+        Journeys { paths, stats, fold: frequency.then_some(report_of), recorded: None, index: None };
     let opts = AnalyzeOptions {
         base_names: &base,
         models: &settings.models,
         time_decay_credit: td.as_ref(),
         sequence_effects: true,
         dedupe: settings.journeys.dedupe != crate::settings::Dedupe::None,
+        training: None,
     };
     let analysis = analyze(journeys, &opts)?;
     let spend = load_spend(&settings)?;

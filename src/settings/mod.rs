@@ -379,6 +379,26 @@ impl Settings {
         if !(h.is_finite() && h > 0.0) {
             return Err(Error::Config(format!("models.time_decay_half_life_days must be > 0, got {h}")));
         }
+        let l = self.models.interval_level;
+        if !(l > 0.0 && l < 1.0) {
+            return Err(Error::Config(format!("models.interval_level must be between 0 and 1, got {l}")));
+        }
+        if let Some(t) = self.models.training_days {
+            if (t as f64) < self.journeys.lookback_days.max(1.0) {
+                return Err(Error::Config(format!(
+                    "models.training_days ({t}) must be at least the lookback ({} days)",
+                    self.journeys.lookback_days
+                )));
+            }
+            if self.journeys.transforms.contains(&Transform::Frequency) {
+                return Err(Error::Config(
+                    "models.training_days cannot be combined with the frequency transform".into(),
+                ));
+            }
+        }
+        if self.models.bootstrap_replicates > 100_000 {
+            return Err(Error::Config("models.bootstrap_replicates must be at most 100000".into()));
+        }
         for (t, d) in &self.journeys.lookback_by_type {
             if !(d.is_finite() && *d >= 0.0) {
                 return Err(Error::Config(format!(

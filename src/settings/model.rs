@@ -167,6 +167,16 @@ pub struct Models {
     pub position_weights: PositionWeights,
     /// Half-life of `time_decay`, in days.
     pub time_decay_half_life_days: f64,
+    /// Bootstrap replicates behind the `_low`/`_high` interval columns (0: no intervals).
+    pub bootstrap_replicates: usize,
+    /// Central level of the intervals (0.9: the 5th to the 95th percentile).
+    pub interval_level: f64,
+    /// Seed of the bootstrap's user weights (same seed and input, same intervals).
+    pub bootstrap_seed: u64,
+    /// Fit Markov and `shapley_rate` on the journeys closed in this many days ending with
+    /// the run date (scheduled runs; at least the lookback), instead of the window's alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_days: Option<u32>,
 }
 
 impl Default for Models {
@@ -180,6 +190,10 @@ impl Default for Models {
             direct_channels: vec!["direct".into(), "Direct".into(), "(direct)".into()],
             position_weights: PositionWeights::default(),
             time_decay_half_life_days: 7.0,
+            bootstrap_replicates: 200,
+            interval_level: 0.9,
+            bootstrap_seed: 1,
+            training_days: None,
         }
     }
 }

@@ -141,6 +141,7 @@ pub fn analyze_journeys(
         time_decay_credit: None,
         sequence_effects: true,
         dedupe: false,
+        training: None,
     };
     touchpoint::core::analysis::analyze(j, &opts).unwrap()
 }

@@ -17,3 +17,5 @@ mod scheduling;
 mod schema;
 mod shard;
 mod spend;
+mod training;
+mod uncertainty;

@@ -1,0 +1,536 @@
+//! Uncertainty of every credit: a seeded Poisson bootstrap over users
+//! (`docs/models.md` § Uncertainty).
+//!
+//! One person's journeys are not independent (a heavy buyer converts again and again), so
+//! users, not journeys, are resampled: in replicate r user u carries the weight
+//! `Poisson(1)` drawn from a counter-based hash of (seed, r, u), the large-sample form of
+//! drawing n users with replacement. A weight applies to all of the user's journeys.
+//!
+//! Why this is cheap: journeys are never rebuilt. The [`JourneyIndex`] maps every journey to
+//! its path-table row, so a replicate is the same path table with reweighted counts. What
+//! depends only on the path (each rule model's split of a path among its channels, the
+//! Markov edges a path walks, each recorded touch's time-decay weight) is computed once; a
+//! replicate then only sums weights and, for Markov, solves the reweighted chain, whose
+//! states and sparsity pattern are those of the full-data fit.
+//!
+//! Determinism: a replicate's weights depend only on (seed, replicate, user), and every sum
+//! inside a replicate runs in a fixed order, so the intervals are identical at any thread
+//! count.
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use crate::core::analysis::Analysis;
+use crate::core::markov::{self, Chain, MarkovResult, Target, Transition};
+use crate::core::models::{self, Credits, RuleModel};
+use crate::core::paths::{PathRow, PathTable};
+use crate::core::recorded::JourneyIndex;
+use crate::error::{Error, Result};
+use crate::settings::{Model, Models};
+
+/// How many replicates, at which level, from which seed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BootstrapOptions {
+    /// Replicates (0: no intervals).
+    pub replicates: usize,
+    /// Central interval level, e.g. 0.9 for the 5th to 95th percentile.
+    pub level: f64,
+    /// Seed of the user weights.
+    pub seed: u64,
+}
+
+/// The replicates of every model's credits, folded into the report channels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Intervals {
+    /// Central interval level.
+    pub level: f64,
+    /// Per model, in the order of [`Analysis::credits`]: one [`Credits`] per replicate.
+    pub draws: Vec<(Model, Vec<Credits>)>,
+}
+
+impl Intervals {
+    /// Percentile bounds (low, high) of a model's conversions and value per report channel.
+    pub fn bounds(&self, m: Model) -> Option<(Credits, Credits)> {
+        let draws = &self.draws.iter().find(|(x, _)| *x == m)?.1;
+        let n = draws.first()?.conversions.len();
+        let (mut lo, mut hi) = (Credits::zeros(n), Credits::zeros(n));
+        let q = (1.0 - self.level) / 2.0;
+        for ch in 0..n {
+            let conv: Vec<f64> = draws.iter().map(|d| d.conversions[ch]).collect();
+            let value: Vec<f64> = draws.iter().map(|d| d.value[ch]).collect();
+            (lo.conversions[ch], hi.conversions[ch]) = (quantile(&conv, q), quantile(&conv, 1.0 - q));
+            (lo.value[ch], hi.value[ch]) = (quantile(&value, q), quantile(&value, 1.0 - q));
+        }
+        Some((lo, hi))
+    }
+}
+
+/// The q-quantile of `xs` with linear interpolation between order statistics (Hyndman and
+/// Fan's type 7, the default of R and NumPy).
+pub fn quantile(xs: &[f64], q: f64) -> f64 {
+    let mut s = xs.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let h = (s.len() - 1) as f64 * q;
+    let (i, f) = (h.floor() as usize, h - h.floor());
+    if i + 1 < s.len() {
+        s[i] + f * (s[i + 1] - s[i])
+    } else {
+        s[i]
+    }
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// P(Poisson(1) ≤ k) for k = 0, 1, …: the inverse-CDF table of the user weights.
+const POISSON1_CDF: [f64; 12] = [
+    0.36787944117144233,
+    0.7357588823428847,
+    0.9196986029286058,
+    0.9810118431238463,
+    0.9963401531726563,
+    0.9994058151824183,
+    0.999916758850712,
+    0.9999897508033253,
+    0.999998874797402,
+    0.9999998885745216,
+    0.9999999899522336,
+    0.9999999991683892,
+];
+
+/// User `user`'s weight in replicate `replicate`: a Poisson(1) draw from a hash of
+/// (seed, replicate, user), so it never depends on which thread computes it.
+pub fn poisson_weight(seed: u64, replicate: u32, user: u32) -> u32 {
+    Draws::new(seed, replicate).weight(user)
+}
+
+/// The weights of one replicate: the seed and replicate mixed once, then one mix per user.
+#[derive(Clone, Copy)]
+struct Draws {
+    key: u64,
+}
+
+impl Draws {
+    fn new(seed: u64, replicate: u32) -> Self {
+        Draws { key: splitmix64(splitmix64(seed) ^ replicate as u64) }
+    }
+
+    fn weight(self, user: u32) -> u32 {
+        let u = (splitmix64(self.key ^ ((user as u64) << 20)) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        // Counting the thresholds below u, without branches (they would mispredict).
+        POISSON1_CDF.iter().map(|&c| u32::from(u >= c)).sum()
+    }
+}
+
+/// Per path-table row: the weighted conversions, nulls and value of one replicate (a
+/// buffer reused by the replicates a thread computes, so no page is zeroed twice).
+struct Weighted {
+    conversions: Vec<f64>,
+    nulls: Vec<f64>,
+    value: Vec<f64>,
+}
+
+/// The journeys grouped by path row, so a replicate reads them in one sequential pass.
+struct ByPath {
+    offsets: Vec<u32>,
+    user: Vec<u32>,
+    /// 1 for a converting journey, else 0 (sums without branches).
+    converted: Vec<f64>,
+    value: Vec<f64>,
+}
+
+impl ByPath {
+    fn new(index: &JourneyIndex, n_paths: usize) -> Self {
+        let mut offsets = vec![0u32; n_paths + 1];
+        for &p in &index.path {
+            offsets[p as usize + 1] += 1;
+        }
+        for p in 0..n_paths {
+            offsets[p + 1] += offsets[p];
+        }
+        let mut next: Vec<u32> = offsets[..n_paths].to_vec();
+        let n = index.len();
+        let (mut user, mut converted, mut value) = (vec![0u32; n], vec![0.0; n], vec![0.0; n]);
+        for j in 0..n {
+            let slot = &mut next[index.path[j] as usize];
+            let i = *slot as usize;
+            user[i] = index.user[j];
+            converted[i] = f64::from(u8::from(index.value[j].is_some()));
+            value[i] = index.value[j].unwrap_or(0.0);
+            *slot += 1;
+        }
+        ByPath { offsets, user, converted, value }
+    }
+
+    /// Fill `w` with replicate r's weighted counts (summed in index order within a path).
+    fn reweight(&self, draws: Draws, w: &mut Weighted) {
+        for p in 0..self.offsets.len() - 1 {
+            let (mut all, mut conv, mut value) = (0.0, 0.0, 0.0);
+            for j in self.offsets[p] as usize..self.offsets[p + 1] as usize {
+                let x = draws.weight(self.user[j]) as f64;
+                all += x;
+                conv += x * self.converted[j];
+                value += x * self.value[j];
+            }
+            (w.conversions[p], w.nulls[p], w.value[p]) = (conv, all - conv, value);
+        }
+    }
+}
+
+/// What a replicate needs that does not change between replicates.
+struct Plan<'a> {
+    a: &'a Analysis,
+    journeys: ByPath,
+    /// Rows with conversions, and for each its distinct channels (`split_offsets`).
+    converting: Vec<u32>,
+    split_offsets: Vec<u32>,
+    split_channel: Vec<u32>,
+    /// Positions in `a.credits` of the path-determined rule models, and for entry k of the
+    /// split arrays the share of its channel under each: `shares[k * rules.len() + m]`.
+    rules: Vec<usize>,
+    shares: Vec<f64>,
+    markov: Option<MarkovPlan>,
+    /// Time-decay weight of every recorded touch.
+    time_decay: Option<Vec<f64>>,
+}
+
+/// Compute the replicates of every model of `a`. None when the analysis has no journey
+/// index (an aggregated path table) or replicates are off.
+pub fn intervals(a: &Analysis, params: &Models, opts: &BootstrapOptions) -> Result<Option<Intervals>> {
+    let Some(index) = a.index.as_ref().filter(|_| opts.replicates > 0) else { return Ok(None) };
+    let plan = Plan::new(a, index, params)?;
+    let n = a.paths.rows.len();
+    let buffer = || Weighted { conversions: vec![0.0; n], nulls: vec![0.0; n], value: vec![0.0; n] };
+    let reps: Vec<Vec<Credits>> = (0..opts.replicates as u32)
+        .into_par_iter()
+        .map_init(buffer, |w, r| plan.replicate(opts.seed, r, w))
+        .collect::<Result<_>>()?;
+    let draws = a
+        .credits
+        .iter()
+        .enumerate()
+        .map(|(i, (m, _))| (*m, reps.iter().map(|rep| a.folded(&rep[i])).collect()))
+        .collect();
+    Ok(Some(Intervals { level: opts.level, draws }))
+}
+
+impl<'a> Plan<'a> {
+    fn new(a: &'a Analysis, index: &'a JourneyIndex, params: &Models) -> Result<Self> {
+        let rows = &a.paths.rows;
+        let converting: Vec<u32> =
+            (0..rows.len() as u32).filter(|&p| rows[p as usize].conversions > 0.0).collect();
+        let (mut split_offsets, mut split_channel) = (vec![0u32], Vec::new());
+        let fixed: Vec<(usize, RuleModel)> = a
+            .credits
+            .iter()
+            .enumerate()
+            .filter(|(_, (m, _))| *m != Model::MarkovJourney)
+            .filter_map(|(i, (m, _))| Some((i, a.rule_model(*m, params)?)))
+            .collect();
+        let nr = fixed.len();
+        let mut shares = Vec::new();
+        let mut w = Vec::new();
+        for &p in &converting {
+            let path = &rows[p as usize].path;
+            let mut distinct = path.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let base = shares.len();
+            shares.resize(base + distinct.len() * nr, 0.0);
+            for (m, (_, rule)) in fixed.iter().enumerate() {
+                rule.weights(path, &mut w);
+                for (&ch, &wi) in path.iter().zip(&w) {
+                    shares[base + distinct.binary_search(&ch).expect("its own channel") * nr + m] += wi;
+                }
+            }
+            split_channel.extend(distinct);
+            split_offsets.push(split_channel.len() as u32);
+        }
+        let rules = fixed.iter().map(|(i, _)| *i).collect();
+        // With a training window the chain is the training period's: the window's paths may
+        // walk states it does not have, and it is not refitted per replicate anyway.
+        let markov =
+            a.markov.as_ref().filter(|_| a.training.is_none()).map(|m| MarkovPlan::new(&m.chain, &a.paths));
+        let time_decay = a.credits.iter().any(|(m, _)| *m == Model::TimeDecay).then(|| {
+            let h = params.time_decay_half_life_days * 86_400_000_000.0;
+            let rec = a.recorded.as_ref();
+            let mut all = Vec::new();
+            let mut w = Vec::new();
+            for i in 0..rec.map_or(0, |r| r.len()) {
+                let rec = rec.expect("counted above");
+                let r = rec.range(i);
+                models::time_decay_weights(&rec.ts[r], rec.conversion_ts[i], h, &mut w);
+                all.extend_from_slice(&w);
+            }
+            all
+        });
+        let journeys = ByPath::new(index, rows.len());
+        Ok(Plan { a, journeys, converting, split_offsets, split_channel, rules, shares, markov, time_decay })
+    }
+
+    /// Every model's credits (path-table channel ids) in replicate r.
+    fn replicate(&self, seed: u64, r: u32, w: &mut Weighted) -> Result<Vec<Credits>> {
+        let a = self.a;
+        let n = a.paths.channels.len();
+        let draws = Draws::new(seed, r);
+        self.journeys.reweight(draws, w);
+        let w = &*w;
+        let mut out: Vec<Credits> = vec![Credits::zeros(n); a.credits.len()];
+        for (m, c) in self.split_rules(w).into_iter().enumerate() {
+            out[self.rules[m]] = c;
+        }
+        let trained = a.training.is_some();
+        if trained {
+            self.apply_training_fit(w, &mut out);
+        }
+        let mut fit: Option<MarkovResult> = None;
+        for (i, (m, _)) in a.credits.iter().enumerate() {
+            if *m == Model::TimeDecay {
+                out[i] = self.time_decay(draws, n);
+            }
+            if trained {
+                continue;
+            }
+            if matches!(m, Model::Markov | Model::MarkovJourney) && fit.is_none() {
+                let plan = self.markov.as_ref().ok_or_else(|| Error::Internal("no Markov plan".into()))?;
+                fit = Some(plan.solve(w)?);
+            }
+            match m {
+                Model::Markov => {
+                    let f = fit.as_ref().expect("fitted above");
+                    out[i] = Credits { conversions: f.conversions.clone(), value: f.value.clone() };
+                }
+                Model::MarkovJourney => {
+                    let f = fit.as_ref().expect("fitted above");
+                    let re: Vec<f64> = f.removal_effects.iter().map(|x| x.unwrap_or(0.0).max(0.0)).collect();
+                    out[i] = self.split_markov_journey(w, &re);
+                }
+                Model::ShapleyRate => {
+                    out[i] = crate::core::shapley::shapley_rate(&weighted_table(&a.paths, w)).0
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// With a training window the fitted models are fixed (fitted on the training period,
+    /// `docs/models.md` § Training window); a replicate only reweights the window's journeys
+    /// they are applied to.
+    fn apply_training_fit(&self, w: &Weighted, out: &mut [Credits]) {
+        let a = self.a;
+        let table = weighted_table(&a.paths, w);
+        for (i, (m, point)) in a.credits.iter().enumerate() {
+            match m {
+                Model::Markov | Model::ShapleyRate => {
+                    out[i] = crate::core::analysis::onto_window(&table, &point.conversions, &point.value)
+                }
+                Model::MarkovJourney => {
+                    let re: Vec<f64> = a.markov.as_ref().map_or_else(Vec::new, |r| {
+                        r.removal_effects.iter().map(|x| x.unwrap_or(0.0).max(0.0)).collect()
+                    });
+                    out[i] = self.split_markov_journey(w, &re);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Every path-determined rule model's credits in one pass over the converting paths.
+    fn split_rules(&self, w: &Weighted) -> Vec<Credits> {
+        let (nr, n) = (self.rules.len(), self.a.paths.channels.len());
+        let (mut conv_acc, mut value_acc) = (vec![0.0; nr * n], vec![0.0; nr * n]);
+        for (j, &p) in self.converting.iter().enumerate() {
+            let (conv, value) = (w.conversions[p as usize], w.value[p as usize]);
+            if conv == 0.0 {
+                continue;
+            }
+            for k in self.split_offsets[j] as usize..self.split_offsets[j + 1] as usize {
+                let ch = self.split_channel[k] as usize;
+                for m in 0..nr {
+                    let s = self.shares[k * nr + m];
+                    conv_acc[m * n + ch] += s * conv;
+                    value_acc[m * n + ch] += s * value;
+                }
+            }
+        }
+        (0..nr)
+            .map(|m| Credits {
+                conversions: conv_acc[m * n..(m + 1) * n].to_vec(),
+                value: value_acc[m * n..(m + 1) * n].to_vec(),
+            })
+            .collect()
+    }
+
+    /// `markov_journey`: each path's distinct channels in proportion to the replicate's
+    /// removal effects (equal shares where they are all 0).
+    fn split_markov_journey(&self, w: &Weighted, re: &[f64]) -> Credits {
+        let mut c = Credits::zeros(self.a.paths.channels.len());
+        for (j, &p) in self.converting.iter().enumerate() {
+            let (conv, value) = (w.conversions[p as usize], w.value[p as usize]);
+            if conv == 0.0 {
+                continue;
+            }
+            let entries =
+                &self.split_channel[self.split_offsets[j] as usize..self.split_offsets[j + 1] as usize];
+            let total: f64 = entries.iter().map(|&ch| re[ch as usize]).sum();
+            for &ch in entries {
+                let s = if total > 0.0 { re[ch as usize] / total } else { 1.0 / entries.len() as f64 };
+                c.add(ch, s, conv, value);
+            }
+        }
+        c
+    }
+
+    fn time_decay(&self, draws: Draws, n: usize) -> Credits {
+        let mut c = Credits::zeros(n);
+        let (Some(rec), Some(tw)) = (self.a.recorded.as_ref(), self.time_decay.as_ref()) else { return c };
+        for i in 0..rec.len() {
+            let x = draws.weight(rec.user[i]) as f64;
+            if x == 0.0 {
+                continue;
+            }
+            for j in rec.range(i) {
+                c.add(rec.channel[j], tw[j], x, x * rec.value[i]);
+            }
+        }
+        c
+    }
+}
+
+/// The path table with a replicate's counts (for models that need the table itself).
+fn weighted_table(pt: &PathTable, w: &Weighted) -> PathTable {
+    let rows = pt
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(p, r)| PathRow {
+            path: r.path.clone(),
+            conversions: w.conversions[p],
+            nulls: w.nulls[p],
+            value: w.value[p],
+        })
+        .collect();
+    PathTable { channels: pt.channels.clone(), rows }
+}
+
+/// The edges each path walks in the full-data chain, so a replicate's transition counts
+/// are sums of path weights.
+struct MarkovPlan {
+    order: usize,
+    states: Vec<Vec<u32>>,
+    /// (from, to) of every transition of the full-data fit, sorted.
+    edges: Vec<(u32, Target)>,
+    n_channels: usize,
+    /// Per row: `path_edges[offsets[p]..offsets[p + 1]]` are the transient edges it walks.
+    offsets: Vec<u32>,
+    path_edges: Vec<u32>,
+    /// Per row: its last state and its edges into `(conversion)` and `(null)` (`u32::MAX`:
+    /// none).
+    end: Vec<(u32, u32, u32)>,
+}
+
+impl MarkovPlan {
+    fn new(chain: &Chain, pt: &PathTable) -> Self {
+        let edges: Vec<(u32, Target)> = chain.transitions.iter().map(|t| (t.from, t.to)).collect();
+        let state_of: FxHashMap<&[u32], u32> =
+            chain.states.iter().enumerate().skip(1).map(|(i, s)| (s.as_slice(), i as u32)).collect();
+        let edge = |from: u32, to: Target| edges.binary_search(&(from, to)).map_or(u32::MAX, |e| e as u32);
+        let (mut offsets, mut path_edges, mut end) = (vec![0u32], Vec::new(), Vec::new());
+        for r in &pt.rows {
+            let mut prev = 0u32;
+            markov::for_each_state(&r.path, chain.order, |st| {
+                let s = state_of[st];
+                path_edges.push(edge(prev, Target::State(s)));
+                prev = s;
+            });
+            offsets.push(path_edges.len() as u32);
+            end.push((prev, edge(prev, Target::Conversion), edge(prev, Target::Null)));
+        }
+        MarkovPlan {
+            order: chain.order,
+            states: chain.states.clone(),
+            edges,
+            n_channels: chain.n_channels,
+            offsets,
+            path_edges,
+            end,
+        }
+    }
+
+    /// The chain refitted with a replicate's counts (same states and edges; an edge no
+    /// weighted journey walks has probability 0), and its removal effects.
+    fn solve(&self, w: &Weighted) -> Result<MarkovResult> {
+        let n_states = self.states.len();
+        let mut count = vec![0.0; self.edges.len()];
+        let (mut last_val, mut last_conv) = (vec![0.0; n_states], vec![0.0; n_states]);
+        for p in 0..self.end.len() {
+            let (conv, nulls) = (w.conversions[p], w.nulls[p]);
+            if conv + nulls == 0.0 {
+                continue;
+            }
+            for &e in &self.path_edges[self.offsets[p] as usize..self.offsets[p + 1] as usize] {
+                count[e as usize] += conv + nulls;
+            }
+            let (s, ce, ne) = self.end[p];
+            if conv > 0.0 {
+                count[ce as usize] += conv;
+                last_val[s as usize] += w.value[p];
+                last_conv[s as usize] += conv;
+            }
+            if nulls > 0.0 {
+                count[ne as usize] += nulls;
+            }
+        }
+        let mut out_total = vec![0.0; n_states];
+        for (e, &(from, _)) in self.edges.iter().enumerate() {
+            out_total[from as usize] += count[e];
+        }
+        let transitions = self
+            .edges
+            .iter()
+            .zip(&count)
+            .map(|(&(from, to), &c)| {
+                let t = out_total[from as usize];
+                Transition { from, to, count: c, probability: if t > 0.0 { c / t } else { 0.0 } }
+            })
+            .collect();
+        let lsv = last_val.iter().zip(&last_conv).map(|(v, c)| if *c > 0.0 { v / c } else { 0.0 }).collect();
+        let chain = Chain::from_parts(self.order, self.states.clone(), transitions, lsv, self.n_channels);
+        let totals = (w.conversions.iter().sum(), w.value.iter().sum(), w.nulls.iter().sum());
+        markov::removal(chain, totals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poisson_weights_have_the_moments_of_poisson_one() {
+        let n = 200_000u32;
+        let xs: Vec<f64> = (0..n).map(|u| poisson_weight(7, 3, u) as f64).collect();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!((mean - 1.0).abs() < 0.01, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.02, "variance {var}");
+        let zeros = xs.iter().filter(|&&x| x == 0.0).count() as f64 / n as f64;
+        assert!((zeros - (-1f64).exp()).abs() < 0.005, "P(0) {zeros}");
+    }
+
+    #[test]
+    fn quantiles_interpolate_between_order_statistics() {
+        let xs = [4.0, 1.0, 3.0, 2.0, 5.0];
+        assert_eq!(quantile(&xs, 0.0), 1.0);
+        assert_eq!(quantile(&xs, 0.5), 3.0);
+        assert_eq!(quantile(&xs, 0.9), 4.6);
+        assert_eq!(quantile(&xs, 1.0), 5.0);
+    }
+}
