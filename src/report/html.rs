@@ -1,17 +1,19 @@
-//! `report.html`: the channel × model comparison as one self-contained page.
+//! `report.html`: the page for media buyers, rendered from a template
+//! (`report.html.j2`, auto-escaped) with inline SVG charts (`charts.rs`). Self-contained:
+//! no external assets, no network; deterministic like every other output.
 
-use std::collections::BTreeMap;
+use serde_json::{json, Value};
 
-use super::RunResult;
+use super::charts::{self, Bar};
+use super::{comparisons, group_spend, timing, RunResult};
 use crate::core::analysis::Analysis;
 use crate::core::event_log::UNATTRIBUTED;
-use crate::core::markov::MarkovResult;
+use crate::core::markov::Target;
 use crate::core::models::Credits;
+use crate::core::roles::{channel_roles, Roles};
 use crate::settings::{Model, Settings};
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
+const TEMPLATE: &str = include_str!("report.html.j2");
 
 fn num(x: f64) -> String {
     if x.abs() >= 100.0 {
@@ -21,147 +23,272 @@ fn num(x: f64) -> String {
     }
 }
 
-/// `report.html`: the channel × model comparison as a page a media buyer would rather look
-/// at than read — one self-contained file (no scripts, no external assets), deterministic
-/// like every other output.
-pub fn html(run: &RunResult, settings: &Settings) -> String {
-    let a = &run.analysis;
-    let mut h = String::new();
-    h.push_str("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>touchpoint attribution report</title>\n<style>\n");
-    h.push_str("body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2430;padding:0 1rem}\nh1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.1rem;margin-top:2rem}\n.kpis{display:flex;gap:1rem;flex-wrap:wrap;margin:1rem 0}.kpi{background:#f3f5f8;border-radius:8px;padding:.6rem .9rem;min-width:9rem}.kpi b{display:block;font-size:1.3rem}\ntable{border-collapse:collapse;width:100%}th,td{padding:.35rem .5rem;border-bottom:1px solid #e3e7ee;text-align:right;vertical-align:middle}th:first-child,td:first-child{text-align:left}\n.bar{display:inline-block;height:.55rem;background:#3b73d9;border-radius:3px;margin-right:.4rem;vertical-align:middle}.muted{color:#6b7480}.note{color:#6b7480;font-size:12px;margin-top:.5rem}\n");
-    h.push_str("</style></head><body>\n<h1>Channel attribution</h1>\n");
-    summary(run, settings, &mut h);
-    let folded_all: Vec<(Model, Credits)> = a.credits.iter().map(|(m, c)| (*m, a.folded(c))).collect();
-    credit_tables(a, &folded_all, &mut h);
-    if let Some(sp) = &run.spend {
-        spend_table(a, &folded_all, &sp.channel, &mut h);
-    }
-    if let Some(r) = &a.markov {
-        markov_table(a, r, &mut h);
-    }
-    h.push_str("<p class=\"note\">first_touch / last_touch: all credit to one touch · last_non_direct: the last touch that is not direct · linear: equal credit per touch · position_based: U-shaped · time_decay: halves every half-life before the conversion · markov: removal effects normalised to the conversions · markov_journey: each journey split by its channels' removal effects · shapley: each conversion split equally among the distinct channels of its path. Every model's column sums to the totals above; <code>(unattributed)</code> holds conversions no touch within the lookback can explain. The same numbers, exactly, are in <code>channel_attribution</code>.</p>\n");
-    for w in &a.warnings {
-        h.push_str(&format!("<p class=\"note\">⚠ {}</p>\n", esc(w)));
-    }
-    h.push_str("</body></html>\n");
-    h
+fn ratio(x: f64) -> String {
+    format!("{x:.2}")
 }
 
-/// The run's scope and its key figures.
-fn summary(run: &RunResult, settings: &Settings, h: &mut String) {
-    let s = &run.analysis.stats;
+/// The models drawn in the credit chart: the classic contrast (first vs last touch, the
+/// even split, the data-driven Markov), those of them that ran.
+const CHART_MODELS: [Model; 4] = [Model::FirstTouch, Model::LastTouch, Model::Linear, Model::Markov];
+
+/// Render `report.html`.
+pub fn html(run: &RunResult, settings: &Settings) -> String {
+    let a = &run.analysis;
+    let folded: Vec<(Model, Credits)> = a.credits.iter().map(|(m, c)| (*m, a.folded(c))).collect();
+    let bounds: Vec<Option<(Credits, Credits)>> =
+        folded.iter().map(|(m, _)| a.intervals.as_ref().and_then(|iv| iv.bounds(*m))).collect();
+    let mut ctx = json!({
+        "scope": scope(run, settings),
+        "kpis": kpis(a),
+        "level": format!("{:.0}%", settings.models.interval_level * 100.0),
+        "has_intervals": a.intervals.is_some(),
+        "models": folded.iter().map(|(m, _)| m.name()).collect::<Vec<_>>(),
+        "credit_rows": credit_rows(a, &folded),
+        "top_paths": top_paths(a),
+        "quality": quality(run),
+        "warnings": a.warnings,
+    });
+    let (roles_chart, roles_table) = roles(a);
+    ctx["roles"] = roles_table;
+    ctx["roles_chart"] = json!(roles_chart);
+    let (chart_models, credit_chart) = credit_chart(a, &folded, &bounds);
+    ctx["chart_models"] = json!(chart_models);
+    ctx["credit_chart"] = json!(credit_chart);
+    let hist = timing::histograms(a);
+    ctx["days_chart"] = json!(charts::histogram("days to conversion", &hist[0].1));
+    ctx["touches_chart"] = json!(charts::histogram("touches to conversion", &hist[1].1));
+    if let Some(sp) = &run.spend {
+        ctx["spend_rows"] = spend_rows(a, &folded, &sp.channel);
+    }
+    if let (Some(g), Some(sp)) = (&run.groups, group_spend(run, settings)) {
+        let cs: Vec<_> =
+            comparisons(g, &sp).into_iter().filter(|c| c.model == Model::Markov.name()).collect();
+        ctx["comparisons"] = cs
+            .iter()
+            .map(|c| json!({"a": c.a, "b": c.b, "verdict": c.verdict, "statement": c.statement(), "prob": format!("{:.0}%", c.prob_a_higher * 100.0)}))
+            .collect();
+        ctx["roas_chart"] = json!(roas_chart(g, &sp));
+    }
+    if let Some(r) = &a.markov {
+        ctx["markov_order"] = json!(r.chain.order);
+        let rows: Vec<(String, Vec<Bar>)> = a
+            .paths
+            .channels
+            .iter()
+            .zip(&r.removal_effects)
+            .map(|(c, re)| (c.clone(), vec![Bar { value: re.unwrap_or(0.0), interval: None }]))
+            .collect();
+        ctx["removal_chart"] =
+            json!(charts::grouped_bars("removal effects", &["removal effect".into()], &rows, ratio));
+        ctx["transitions"] = transitions(a);
+    }
+    let mut env = minijinja::Environment::new();
+    env.add_template("report.html", TEMPLATE).expect("the bundled template parses");
+    env.get_template("report.html").and_then(|t| t.render(ctx)).expect("the bundled template renders")
+}
+
+fn scope(run: &RunResult, settings: &Settings) -> String {
     let window = match settings.window() {
         Some(w) => format!("conversions of the {} day(s) ending {}", w.days, w.run_date),
         None => "all conversions of the input".into(),
     };
-    h.push_str(&format!(
-        "<p class=\"muted\">{window} · lookback {} days · {} input file(s), {} events, {} users</p>\n",
+    format!(
+        "{window} · lookback {} days · {} input file(s), {} events, {} users",
         settings.journeys.lookback_days,
         run.input.files.len(),
         run.input.events,
-        s.users
-    ));
-    h.push_str("<div class=\"kpis\">");
-    for (label, v) in [
-        ("conversions", num(s.total_conversions)),
-        ("conversion value", num(s.total_value)),
-        ("journeys", s.journeys.to_string()),
-        (
-            "conversion rate",
-            if s.journeys > 0 {
-                format!("{:.2}%", 100.0 * s.converting_journeys as f64 / s.journeys as f64)
-            } else {
-                "–".into()
-            },
-        ),
-        ("unattributed conversions", num(s.unattributed_conversions)),
-    ] {
-        h.push_str(&format!("<div class=\"kpi\"><span class=\"muted\">{label}</span><b>{v}</b></div>"));
-    }
-    h.push_str("</div>\n");
+        run.analysis.stats.users
+    )
 }
 
-/// Conversions and value credited, channel × model, with shares and bars.
-fn credit_tables(a: &Analysis, folded_all: &[(Model, Credits)], h: &mut String) {
+fn kpis(a: &Analysis) -> Value {
     let s = &a.stats;
-    let mut channels: Vec<String> = a.report_channels.clone();
-    if s.unattributed_conversions > 0.0 {
-        channels.push(UNATTRIBUTED.into());
-    }
-    for (title, total, pick) in [
-        ("Conversions credited, by model", s.total_conversions, 0usize),
-        ("Value credited, by model", s.total_value, 1usize),
-    ] {
-        h.push_str(&format!("<h2>{title}</h2>\n<table><tr><th>channel</th>"));
-        for (m, _) in folded_all {
-            h.push_str(&format!("<th>{}</th>", m.name()));
-        }
-        h.push_str("</tr>\n");
-        for (ci, ch) in channels.iter().enumerate() {
-            h.push_str(&format!("<tr><td>{}</td>", esc(ch)));
-            for (_, c) in folded_all {
-                let v = if ci < a.report_channels.len() {
-                    if pick == 0 {
-                        c.conversions[ci]
-                    } else {
-                        c.value[ci]
-                    }
-                } else if pick == 0 {
-                    s.unattributed_conversions
-                } else {
-                    s.unattributed_value
-                };
-                let share = if total > 0.0 { v / total } else { 0.0 };
-                h.push_str(&format!(
-                    "<td><span class=\"bar\" style=\"width:{:.1}px\"></span>{} <span class=\"muted\">{:.1}%</span></td>",
-                    (share * 60.0).max(0.0),
-                    num(v),
-                    100.0 * share
-                ));
-            }
-            h.push_str("</tr>\n");
-        }
-        h.push_str("</table>\n");
-    }
+    let rate = if s.journeys > 0 { s.converting_journeys as f64 / s.journeys as f64 } else { 0.0 };
+    json!([
+        {"key": "conversions", "label": "conversions", "value": num(s.total_conversions), "raw": s.total_conversions},
+        {"key": "value", "label": "conversion value", "value": num(s.total_value), "raw": s.total_value},
+        {"key": "journeys", "label": "journeys", "value": s.journeys.to_string(), "raw": s.journeys},
+        {"key": "rate", "label": "conversion rate", "value": format!("{:.2}%", rate * 100.0), "raw": rate},
+        {"key": "unattributed", "label": "unattributed conversions", "value": num(s.unattributed_conversions), "raw": s.unattributed_conversions},
+    ])
 }
 
-/// CPA and ROAS per channel and model.
-fn spend_table(a: &Analysis, folded_all: &[(Model, Credits)], sp: &BTreeMap<String, f64>, h: &mut String) {
-    h.push_str("<h2>Cost per acquisition (CPA) and return on ad spend (ROAS), by model</h2>\n<table><tr><th>channel</th><th>spend</th>");
-    for (m, _) in folded_all {
-        h.push_str(&format!("<th>{}<br><span class=\"muted\">CPA · ROAS</span></th>", m.name()));
-    }
-    h.push_str("</tr>\n");
-    for (ci, ch) in a.report_channels.iter().enumerate() {
-        let Some(&spend) = sp.get(ch) else { continue };
-        h.push_str(&format!("<tr><td>{}</td><td>{}</td>", esc(ch), num(spend)));
-        for (_, c) in folded_all {
-            let cpa = if c.conversions[ci] > 0.0 { num(spend / c.conversions[ci]) } else { "–".into() };
-            let roas = if spend > 0.0 { format!("{:.2}", c.value[ci] / spend) } else { "–".into() };
-            h.push_str(&format!("<td>{cpa} · {roas}</td>"));
-        }
-        h.push_str("</tr>\n");
-    }
-    h.push_str("</table>\n<p class=\"note\">CPA = spend / credited conversions; ROAS = credited value / spend. The spread across models is how much the answer depends on the attribution rule.</p>\n");
+/// Grouped bars of the chart models, channels by Markov (else the first model's) credit.
+fn credit_chart(
+    a: &Analysis,
+    folded: &[(Model, Credits)],
+    bounds: &[Option<(Credits, Credits)>],
+) -> (Vec<&'static str>, String) {
+    let picked: Vec<usize> =
+        CHART_MODELS.iter().filter_map(|m| folded.iter().position(|(x, _)| x == m)).collect();
+    let picked = if picked.is_empty() { vec![0] } else { picked };
+    let key = *picked.last().expect("one model");
+    let mut order: Vec<usize> = (0..a.report_channels.len()).collect();
+    order.sort_by(|&x, &y| {
+        folded[key].1.conversions[y].total_cmp(&folded[key].1.conversions[x]).then(x.cmp(&y))
+    });
+    let rows: Vec<(String, Vec<Bar>)> = order
+        .iter()
+        .map(|&c| {
+            let bars = picked
+                .iter()
+                .map(|&m| Bar {
+                    value: folded[m].1.conversions[c],
+                    interval: bounds[m].as_ref().map(|(lo, hi)| (lo.conversions[c], hi.conversions[c])),
+                })
+                .collect();
+            (a.report_channels[c].clone(), bars)
+        })
+        .collect();
+    let series: Vec<String> = picked.iter().map(|&m| folded[m].0.name().to_owned()).collect();
+    let names = picked.iter().map(|&m| folded[m].0.name()).collect();
+    (names, charts::grouped_bars("conversions credited by channel and model", &series, &rows, num))
 }
 
-/// Removal effects of the Markov fit.
-fn markov_table(a: &Analysis, r: &MarkovResult, h: &mut String) {
-    h.push_str(&format!(
-            "<h2>Markov removal effects (order {})</h2>\n<p class=\"note\">The share of conversions lost if the channel disappeared: exact, from the absorbing chain (P(conversion) {:.4} = the observed rate).</p>\n<table><tr><th>channel</th><th>removal effect</th><th>value removal effect</th></tr>\n",
-            r.chain.order, r.p_conversion
-        ));
-    for (i, ch) in a.paths.channels.iter().enumerate() {
-        let cell = |x: Option<f64>| match x {
-            Some(x) => format!("<span class=\"bar\" style=\"width:{:.1}px\"></span>{:.3}", x * 80.0, x),
-            None => "–".into(),
-        };
-        h.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            esc(ch),
-            cell(r.removal_effects[i]),
-            cell(r.value_removal_effects[i])
-        ));
+fn credit_rows(a: &Analysis, folded: &[(Model, Credits)]) -> Value {
+    let total = a.stats.total_conversions;
+    let mut rows: Vec<Value> = Vec::new();
+    let n = a.report_channels.len();
+    for c in 0..=n {
+        if c == n && a.stats.unattributed_conversions == 0.0 {
+            break;
+        }
+        let name = if c < n { a.report_channels[c].as_str() } else { UNATTRIBUTED };
+        let cells: Vec<Value> = folded
+            .iter()
+            .map(|(m, cr)| {
+                let v = if c < n { cr.conversions[c] } else { a.stats.unattributed_conversions };
+                let share = if total > 0.0 { v / total * 100.0 } else { 0.0 };
+                json!({"model": m.name(), "raw": v, "text": format!("{} ({share:.1}%)", num(v))})
+            })
+            .collect();
+        rows.push(json!({"channel": name, "cells": cells}));
     }
-    h.push_str("</table>\n");
+    json!(rows)
+}
+
+fn spend_rows(
+    a: &Analysis,
+    folded: &[(Model, Credits)],
+    sp: &std::collections::BTreeMap<String, f64>,
+) -> Value {
+    let rows: Vec<Value> = a
+        .report_channels
+        .iter()
+        .enumerate()
+        .filter_map(|(ci, ch)| {
+            let spend = *sp.get(ch)?;
+            let cells: Vec<String> = folded
+                .iter()
+                .map(|(_, c)| {
+                    let cpa =
+                        if c.conversions[ci] > 0.0 { num(spend / c.conversions[ci]) } else { "–".into() };
+                    let roas = if spend > 0.0 { ratio(c.value[ci] / spend) } else { "–".into() };
+                    format!("{cpa} · {roas}")
+                })
+                .collect();
+            Some(json!({"channel": ch, "spend": num(spend), "cells": cells}))
+        })
+        .collect();
+    json!(rows)
+}
+
+/// ROAS with intervals per group under Markov.
+fn roas_chart(g: &Analysis, sp: &std::collections::BTreeMap<String, f64>) -> String {
+    let Some(m) = g.credits.iter().position(|(m, _)| *m == Model::Markov) else { return String::new() };
+    let point = g.folded(&g.credits[m].1);
+    let bounds = g.intervals.as_ref().and_then(|iv| iv.bounds(Model::Markov));
+    let rows: Vec<(String, f64, (f64, f64))> = g
+        .report_channels
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let s = *sp.get(name).filter(|s| **s > 0.0)?;
+            let iv = bounds
+                .as_ref()
+                .map_or((point.value[i], point.value[i]), |(lo, hi)| (lo.value[i], hi.value[i]));
+            Some((name.clone(), point.value[i] / s, (iv.0 / s, iv.1 / s)))
+        })
+        .collect();
+    charts::dot_intervals("ROAS by group (Markov)", &rows, ratio)
+}
+
+fn roles(a: &Analysis) -> (String, Value) {
+    let mut r = vec![Roles::default(); a.report_channels.len()];
+    for (i, x) in channel_roles(&a.paths).into_iter().enumerate() {
+        r[a.report_of[i] as usize].add(&x);
+    }
+    let nulls = a.paths.total_nulls();
+    let parts: Vec<String> =
+        ["only touch", "first", "assist", "last"].iter().map(|s| s.to_string()).collect();
+    let rows: Vec<(String, Vec<f64>)> = a
+        .report_channels
+        .iter()
+        .zip(&r)
+        .map(|(c, x)| (c.clone(), vec![x.only, x.first, x.assist, x.last]))
+        .collect();
+    let table = a
+        .report_channels
+        .iter()
+        .zip(&r)
+        .map(|(c, x)| {
+            json!({
+                "channel": c, "journeys": num(x.journeys), "first": num(x.first), "assist": num(x.assist),
+                "last": num(x.last), "only": num(x.only),
+                "ratio": if x.last > 0.0 { ratio(x.assist / x.last) } else { "–".into() },
+                "dropoff": if nulls > 0.0 { format!("{:.1}%", x.dropoffs / nulls * 100.0) } else { "–".into() },
+            })
+        })
+        .collect();
+    (charts::stacked_bars("converting journeys by the channel's role", &parts, &rows), table)
+}
+
+fn top_paths(a: &Analysis) -> Value {
+    let mut rows: Vec<&crate::core::paths::PathRow> =
+        a.paths.rows.iter().filter(|r| r.conversions > 0.0).collect();
+    rows.sort_by(|x, y| y.conversions.total_cmp(&x.conversions).then(x.path.cmp(&y.path)));
+    rows.iter()
+        .take(15)
+        .map(|r| {
+            json!({
+                "path": a.paths.path_name(&r.path), "conversions": num(r.conversions), "nulls": num(r.nulls),
+                "rate": format!("{:.1}%", r.conversions / (r.conversions + r.nulls) * 100.0), "value": num(r.value),
+            })
+        })
+        .collect()
+}
+
+/// The 15 transitions most journeys walk (between states, into conversion or null).
+fn transitions(a: &Analysis) -> Value {
+    let Some(r) = &a.markov else { return json!([]) };
+    let mut ts: Vec<&crate::core::markov::Transition> = r.chain.transitions.iter().collect();
+    ts.sort_by(|x, y| y.count.total_cmp(&x.count).then((x.from, x.to).cmp(&(y.from, y.to))));
+    let pt = &a.paths;
+    ts.iter()
+        .take(15)
+        .map(|t| {
+            let to = match t.to {
+                Target::State(s) => r.chain.state_name(pt, s),
+                other => r.chain.target_name(pt, other),
+            };
+            json!({"from": r.chain.state_name(pt, t.from), "to": to, "count": num(t.count), "p": format!("{:.3}", t.probability)})
+        })
+        .collect()
+}
+
+fn quality(run: &RunResult) -> Vec<(String, String)> {
+    let (a, input) = (&run.analysis, &run.input);
+    let s = &a.stats;
+    let rejected: u64 = input.rejected.values().sum();
+    vec![
+        ("rows read".into(), input.rows_read.to_string()),
+        ("rows rejected".into(), rejected.to_string()),
+        ("events".into(), input.events.to_string()),
+        ("exact duplicate events".into(), s.duplicate_events.to_string()),
+        ("users".into(), s.users.to_string()),
+        ("journeys".into(), s.journeys.to_string()),
+        ("touches outside the lookback".into(), s.expired_touches.to_string()),
+        ("unattributed conversions".into(), num(s.unattributed_conversions)),
+        ("distinct paths".into(), a.paths.rows.len().to_string()),
+    ]
 }

@@ -2,6 +2,7 @@
 //! and row order) and as `report.html`, the page for media buyers. Plain Rust: the engine
 //! encodes the tables.
 
+mod charts;
 mod compare;
 mod html;
 mod names;

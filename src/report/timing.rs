@@ -43,8 +43,8 @@ fn bucket_of(x: u32, buckets: &[(u32, Option<u32>)]) -> usize {
     buckets.iter().rposition(|(lo, _)| x >= *lo).unwrap_or(0)
 }
 
-/// Grain (measure, bucket): converting journeys by days and by touches to conversion.
-pub fn journey_timing(a: &Analysis) -> Table {
+/// Converting journeys per bucket: days to conversion, then touches to conversion.
+fn counts(a: &Analysis) -> (Vec<f64>, Vec<f64>) {
     let mut days = vec![0.0f64; DAY_BUCKETS.len()];
     for (d, n) in a.stats.lag_days.iter().enumerate() {
         days[bucket_of(d as u32, &DAY_BUCKETS)] += *n as f64;
@@ -53,6 +53,22 @@ pub fn journey_timing(a: &Analysis) -> Table {
     for r in &a.paths.rows {
         touches[bucket_of(r.path.len() as u32, &TOUCH_BUCKETS)] += r.conversions;
     }
+    (days, touches)
+}
+
+/// The two histograms as (measure, [(bucket label, journeys)]) for the report's charts.
+pub fn histograms(a: &Analysis) -> Vec<(&'static str, Vec<(String, f64)>)> {
+    let (days, touches) = counts(a);
+    let label_all = |b: &[(u32, Option<u32>)], c: Vec<f64>| b.iter().map(|x| label(*x)).zip(c).collect();
+    vec![
+        ("days_to_conversion", label_all(&DAY_BUCKETS, days)),
+        ("touches_to_conversion", label_all(&TOUCH_BUCKETS, touches)),
+    ]
+}
+
+/// Grain (measure, bucket): converting journeys by days and by touches to conversion.
+pub fn journey_timing(a: &Analysis) -> Table {
+    let (days, touches) = counts(a);
     let (mut measure, mut bucket, mut lower, mut upper, mut count, mut share) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (name, buckets, counts) in [

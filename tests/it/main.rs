@@ -1,6 +1,7 @@
 //! The integration tests, one binary (one link of Polars): the binary end to end, the
 //! journey and model oracles, invariants, scheduling, shards and the layering rules.
 
+mod browser;
 mod cli;
 mod common;
 mod defects;

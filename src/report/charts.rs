@@ -1,0 +1,214 @@
+//! Inline SVG charts for `report.html`: no script, no network, readable when printed.
+//!
+//! Why hand-written: the page needs four plain shapes (bars, interval whiskers, stacked
+//! bars, histograms); a plotting crate would add a font stack and a raster pipeline for
+//! what is a few `<rect>` and `<line>` elements. Every number is formatted with a fixed
+//! precision, so the page is byte-identical across runs like every other output.
+
+use std::fmt::Write;
+
+/// Colours of the series (colour-blind safe, Okabe–Ito).
+pub const PALETTE: [&str; 8] =
+    ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// One bar: its value and, when known, its interval.
+#[derive(Debug, Clone, Copy)]
+pub struct Bar {
+    /// Value.
+    pub value: f64,
+    /// Interval (low, high).
+    pub interval: Option<(f64, f64)>,
+}
+
+const LABEL_W: f64 = 150.0;
+const PLOT_W: f64 = 520.0;
+
+fn open(h: f64, title: &str, class: &str) -> String {
+    format!(
+        "<svg class=\"chart {class}\" role=\"img\" aria-label=\"{}\" viewBox=\"0 0 {:.0} {h:.0}\" width=\"100%\" xmlns=\"http://www.w3.org/2000/svg\">",
+        esc(title),
+        LABEL_W + PLOT_W + 70.0
+    )
+}
+
+fn legend(s: &mut String, series: &[String], y: f64) {
+    for (i, name) in series.iter().enumerate() {
+        let x = LABEL_W + i as f64 * 110.0;
+        let _ = write!(
+            s,
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>",
+            y - 9.0,
+            PALETTE[i % PALETTE.len()],
+            x + 14.0,
+            y,
+            esc(name)
+        );
+    }
+}
+
+/// Horizontal bars, grouped by row label, one bar per series, with interval whiskers.
+/// `rows[i] = (label, bars per series)`.
+pub fn grouped_bars(
+    title: &str,
+    series: &[String],
+    rows: &[(String, Vec<Bar>)],
+    fmt: fn(f64) -> String,
+) -> String {
+    let n = series.len().max(1) as f64;
+    let (bar_h, gap) = (9.0, 8.0);
+    let group_h = n * bar_h + gap;
+    let h = 26.0 + rows.len() as f64 * group_h + 10.0;
+    let max = rows
+        .iter()
+        .flat_map(|(_, b)| b.iter().map(|x| x.interval.map_or(x.value, |i| i.1.max(x.value))))
+        .fold(0.0f64, f64::max)
+        .max(1e-12);
+    let sx = |v: f64| LABEL_W + (v.max(0.0) / max) * PLOT_W;
+    let mut s = open(h, title, "grouped-bars");
+    legend(&mut s, series, 14.0);
+    for (r, (label, bars)) in rows.iter().enumerate() {
+        let y0 = 26.0 + r as f64 * group_h;
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\">{}</text>",
+            LABEL_W - 6.0,
+            y0 + n * bar_h / 2.0 + 4.0,
+            esc(label)
+        );
+        for (k, b) in bars.iter().enumerate() {
+            let y = y0 + k as f64 * bar_h;
+            let _ = write!(
+                s,
+                "<rect class=\"bar\" data-series=\"{}\" data-row=\"{}\" data-value=\"{:.6}\" x=\"{LABEL_W:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{} · {}: {}</title></rect>",
+                esc(&series[k]),
+                esc(label),
+                b.value,
+                sx(b.value) - LABEL_W,
+                bar_h - 1.5,
+                PALETTE[k % PALETTE.len()],
+                esc(label),
+                esc(&series[k]),
+                fmt(b.value)
+            );
+            if let Some((lo, hi)) = b.interval {
+                let ym = y + (bar_h - 1.5) / 2.0;
+                let _ = write!(
+                    s,
+                    "<line class=\"whisker\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{ym:.1}\" y2=\"{ym:.1}\" stroke=\"#222\" stroke-width=\"1\"/>",
+                    sx(lo),
+                    sx(hi)
+                );
+            }
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Dots with interval whiskers, one row per label (ROAS by group and model).
+pub fn dot_intervals(title: &str, rows: &[(String, f64, (f64, f64))], fmt: fn(f64) -> String) -> String {
+    let row_h = 22.0;
+    let h = 20.0 + rows.len() as f64 * row_h + 20.0;
+    let max = rows.iter().map(|r| r.2 .1.max(r.1)).fold(0.0f64, f64::max).max(1e-12);
+    let sx = |v: f64| LABEL_W + (v.max(0.0) / max) * PLOT_W;
+    let mut s = open(h, title, "dot-intervals");
+    for (i, (label, v, (lo, hi))) in rows.iter().enumerate() {
+        let y = 20.0 + i as f64 * row_h;
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\">{}</text><line class=\"whisker\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#0072B2\" stroke-width=\"2\"/><circle class=\"dot\" data-row=\"{}\" data-value=\"{v:.6}\" cx=\"{:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"#0072B2\"><title>{}: {} ({} – {})</title></circle><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#555\">{}</text>",
+            LABEL_W - 6.0,
+            y + 4.0,
+            esc(label),
+            sx(*lo),
+            sx(*hi),
+            esc(label),
+            sx(*v),
+            esc(label),
+            fmt(*v),
+            fmt(*lo),
+            fmt(*hi),
+            sx(*hi) + 6.0,
+            y + 4.0,
+            fmt(*v)
+        );
+    }
+    let _ = write!(
+        s,
+        "<line x1=\"{LABEL_W:.1}\" x2=\"{LABEL_W:.1}\" y1=\"8\" y2=\"{:.1}\" stroke=\"#999\"/>",
+        h - 12.0
+    );
+    s.push_str("</svg>");
+    s
+}
+
+/// Horizontal stacked bars: each row's parts, one colour per part.
+pub fn stacked_bars(title: &str, parts: &[String], rows: &[(String, Vec<f64>)]) -> String {
+    let row_h = 18.0;
+    let h = 26.0 + rows.len() as f64 * row_h + 8.0;
+    let max = rows.iter().map(|r| r.1.iter().sum::<f64>()).fold(0.0f64, f64::max).max(1e-12);
+    let mut s = open(h, title, "stacked-bars");
+    legend(&mut s, parts, 14.0);
+    for (i, (label, xs)) in rows.iter().enumerate() {
+        let y = 26.0 + i as f64 * row_h;
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\">{}</text>",
+            LABEL_W - 6.0,
+            y + 11.0,
+            esc(label)
+        );
+        let mut x = LABEL_W;
+        for (k, v) in xs.iter().enumerate() {
+            let w = v.max(0.0) / max * PLOT_W;
+            let _ = write!(
+                s,
+                "<rect class=\"bar\" data-series=\"{}\" data-row=\"{}\" data-value=\"{v:.6}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{} · {}: {v:.1}</title></rect>",
+                esc(&parts[k]),
+                esc(label),
+                row_h - 4.0,
+                PALETTE[k % PALETTE.len()],
+                esc(label),
+                esc(&parts[k])
+            );
+            x += w;
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// A vertical histogram.
+pub fn histogram(title: &str, bins: &[(String, f64)]) -> String {
+    let (w, h, top) = (44.0, 150.0, 10.0);
+    let max = bins.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-12);
+    let total_w = 40.0 + bins.len() as f64 * w;
+    let mut s = format!(
+        "<svg class=\"chart histogram\" role=\"img\" aria-label=\"{}\" viewBox=\"0 0 {total_w:.0} {:.0}\" width=\"{total_w:.0}\" xmlns=\"http://www.w3.org/2000/svg\">",
+        esc(title),
+        h + 40.0
+    );
+    for (i, (label, v)) in bins.iter().enumerate() {
+        let bh = v / max * h;
+        let x = 20.0 + i as f64 * w;
+        let _ = write!(
+            s,
+            "<rect class=\"bar\" data-row=\"{}\" data-value=\"{v:.6}\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"#0072B2\"><title>{}: {v:.0}</title></rect><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"9\" fill=\"#555\">{v:.0}</text>",
+            esc(label),
+            top + h - bh,
+            w - 6.0,
+            esc(label),
+            x + (w - 6.0) / 2.0,
+            top + h + 14.0,
+            esc(label),
+            x + (w - 6.0) / 2.0,
+            top + h - bh - 3.0
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
