@@ -2,7 +2,9 @@
 //! assist, which close them, and where non-converting journeys end — counted on the path
 //! table, so every number is a sum over journeys.
 
+use crate::core::bootstrap::quantile;
 use crate::core::paths::PathTable;
+use crate::core::recorded::Recorded;
 
 /// The roles of one channel (path-table channel id), summed over journeys.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -100,6 +102,30 @@ pub fn channel_roles(pt: &PathTable) -> Vec<Roles> {
     r
 }
 
+/// Median and 90th percentile of the days and of the touches from a channel's touches to
+/// the conversion they led to: `[days p50, days p90, touches p50, touches p90]` per channel
+/// (`channel_of` maps a recorded channel id to the reported one; None: no such touch).
+/// Every touch of a converting journey counts once; touches are counted to the conversion
+/// inclusive (the last touch is 1); days are fractional. Quantiles interpolate (type 7).
+pub fn time_to_conversion(rec: &Recorded, channel_of: impl Fn(u32) -> usize, n: usize) -> Vec<Option<[f64; 4]>> {
+    let (mut days, mut touches) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+    for i in 0..rec.len() {
+        let r = rec.range(i);
+        let end = r.end;
+        for j in r {
+            let c = channel_of(rec.channel[j]);
+            days[c].push((rec.conversion_ts[i] - rec.ts[j]) as f64 / 86_400_000_000.0);
+            touches[c].push((end - j) as f64);
+        }
+    }
+    days.iter()
+        .zip(&touches)
+        .map(|(d, t)| {
+            (!d.is_empty()).then(|| [quantile(d, 0.5), quantile(d, 0.9), quantile(t, 0.5), quantile(t, 0.9)])
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +165,30 @@ mod tests {
         assert_eq!((r[0].early, r[1].mid, r[2].late, r[1].late), (2.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0, 1.0));
         let credit: f64 = r.iter().map(|x| x.early + x.mid + x.late).sum();
         assert!((credit - 3.0).abs() < 1e-12, "stage credit adds up to the conversions");
+    }
+
+    /// Journey 1: a (day 0) > b (day 2) > a (day 3), converting on day 4. Journey 2: a on
+    /// day 10, converting on day 11. a's touches are 4, 1 and 1 days and 3, 1 and 1 touches
+    /// from their conversions.
+    #[test]
+    fn time_and_touches_to_conversion_by_hand() {
+        let day = 86_400_000_000i64;
+        let rec = Recorded {
+            user: vec![0, 1],
+            seq: vec![1, 1],
+            conversion_ts: vec![4 * day, 11 * day],
+            value: vec![1.0, 1.0],
+            offsets: vec![0, 3, 4],
+            channel: vec![0, 1, 0, 0],
+            ts: vec![0, 2 * day, 3 * day, 10 * day],
+            row: vec![0, 1, 2, 3],
+        };
+        let q = time_to_conversion(&rec, |c| c as usize, 3);
+        // a: days [4, 1, 1] → median 1, p90 1 + 0.8·3 = 3.4; touches [3, 1, 1] → 1 and 2.6.
+        let a = q[0].unwrap();
+        assert!((a[0] - 1.0).abs() < 1e-12 && (a[1] - 3.4).abs() < 1e-12, "{a:?}");
+        assert!((a[2] - 1.0).abs() < 1e-12 && (a[3] - 2.6).abs() < 1e-12, "{a:?}");
+        assert_eq!(q[1], Some([2.0, 2.0, 2.0, 2.0]));
+        assert_eq!(q[2], None);
     }
 }

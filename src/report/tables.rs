@@ -12,7 +12,7 @@ use crate::core::analysis::Analysis;
 use crate::core::event_log::{InputSummary, RejectReason, UNATTRIBUTED};
 use crate::core::markov::{MarkovResult, OrderScore};
 use crate::core::models::{time_decay_weights, Credits, RuleModel};
-use crate::core::roles::{channel_roles as channel_roles_of, Roles};
+use crate::core::roles::{channel_roles as channel_roles_of, time_to_conversion, Roles};
 use crate::core::table::{Table, Values};
 use crate::error::{Error, Result};
 use crate::settings::{Model, Settings};
@@ -233,6 +233,8 @@ fn roles_table(name: TableName, key: &'static str, a: &Analysis) -> Table {
         r[a.report_of[i] as usize].add(&x);
     }
     let nulls = a.paths.total_nulls();
+    let lags = a.recorded.as_ref().map(|rec| time_to_conversion(rec, |c| a.report_of[c as usize] as usize, n));
+    let lag = |k: usize| Values::OptF64((0..n).map(|c| lags.as_ref().and_then(|l| l[c]).map(|q| q[k])).collect());
     let col = |f: fn(&Roles) -> f64| Values::F64(r.iter().map(f).collect());
     Table::new(
         name.as_str(),
@@ -254,6 +256,10 @@ fn roles_table(name: TableName, key: &'static str, a: &Analysis) -> Table {
             ("late_credit", col(|x| x.late)),
             ("dropoff_journeys", col(|x| x.dropoffs)),
             ("dropoff_share", Values::OptF64(r.iter().map(|x| share(x.dropoffs, nulls)).collect())),
+            ("days_to_conversion_p50", lag(0)),
+            ("days_to_conversion_p90", lag(1)),
+            ("touches_to_conversion_p50", lag(2)),
+            ("touches_to_conversion_p90", lag(3)),
         ],
     )
 }
