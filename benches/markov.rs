@@ -27,7 +27,12 @@ fn event_log() -> &'static EventLog {
         touchpoint::engine::write_frame(&mut df, &path, touchpoint::settings::Format::Parquet).unwrap();
         let s = Settings::default();
         let scope = ReadScope::default();
-        let opts = LoadOptions { columns: &s.columns, on_invalid: s.journeys.on_invalid_rows, scope: &scope };
+        let opts = LoadOptions {
+            columns: &s.columns,
+            on_invalid: s.journeys.on_invalid_rows,
+            scope: &scope,
+            channel_rules: None,
+        };
         load_events(path.to_str().unwrap(), &opts).unwrap()
     })
 }

@@ -59,6 +59,8 @@ pub struct EventLog {
     pub rejected: BTreeMap<RejectReason, u64>,
     /// Rows of other shards skipped by a `--shard` run.
     pub other_shards: u64,
+    /// Rows whose channel no `[channel_rules]` rule matched (given the channel `unassigned`).
+    pub unmatched_channel_rule: u64,
     /// What the reader noticed that is worth a warning in the summary and the manifest.
     pub warnings: Vec<String>,
 }
@@ -215,6 +217,9 @@ pub struct InputSummary {
     /// Rows of other shards that a `--shard` run skipped.
     #[serde(default)]
     pub other_shards: u64,
+    /// Rows whose channel no `[channel_rules]` rule matched.
+    #[serde(default)]
+    pub unmatched_channel_rule: u64,
 }
 
 /// The shard of a user id among `n`: Spark SQL's `pmod(xxhash64(id), n)` (XXH64, seed 42)

@@ -107,7 +107,11 @@ pub fn channel_roles(pt: &PathTable) -> Vec<Roles> {
 /// (`channel_of` maps a recorded channel id to the reported one; None: no such touch).
 /// Every touch of a converting journey counts once; touches are counted to the conversion
 /// inclusive (the last touch is 1); days are fractional. Quantiles interpolate (type 7).
-pub fn time_to_conversion(rec: &Recorded, channel_of: impl Fn(u32) -> usize, n: usize) -> Vec<Option<[f64; 4]>> {
+pub fn time_to_conversion(
+    rec: &Recorded,
+    channel_of: impl Fn(u32) -> usize,
+    n: usize,
+) -> Vec<Option<[f64; 4]>> {
     let (mut days, mut touches) = (vec![Vec::new(); n], vec![Vec::new(); n]);
     for i in 0..rec.len() {
         let r = rec.range(i);

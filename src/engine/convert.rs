@@ -7,6 +7,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
+use super::channel_rules::RuleSet;
 use super::discover::ReadScope;
 use super::read::{Interner, LoadState, UserKeys};
 use super::schema::{type_problem, FilePlan, MarkerKind, UserKind};
@@ -173,8 +174,22 @@ fn convert_columns<'a>(
         Some(v) => Some(conversion_values(series(df, v, path)?, path, v, row_at)?),
         None => None,
     };
-    let chan_ca = series(df, &cols.channel, path)?.str().map_err(cast_err(path, &cols.channel))?;
-    let channel = channel_ids(chan_ca, &mut state.channels);
+    let channel = match state.rules.as_ref() {
+        None => {
+            let chan_ca = series(df, &cols.channel, path)?.str().map_err(cast_err(path, &cols.channel))?;
+            channel_ids(chan_ca, &mut state.channels)
+        }
+        Some(rules) => {
+            let utm: Vec<&StringChunked> = rules
+                .columns
+                .iter()
+                .map(|c| series(df, c, path)?.str().map_err(cast_err(path, c)))
+                .collect::<Result<_>>()?;
+            let (ids, unmatched) = rule_channel_ids(rules, &utm, &conv, &mut state.channels);
+            state.unmatched_channel_rule += unmatched;
+            ids
+        }
+    };
     let tie = match &cols.tie_breaker {
         Some(t) => Some(tie_values(series(df, t, path)?, path, t, state)?),
         None => None,
@@ -523,6 +538,44 @@ fn shard_rows(df: DataFrame, ctx: &BatchContext, (i, k): (u32, u32)) -> Result<(
         .filter(&BooleanChunked::from_slice("in_shard".into(), &mask))
         .map_err(|e| Error::bad_input(path, None, format!("cannot select the shard's rows: {e}")))?;
     Ok((df, rows))
+}
+
+/// Channel ids derived by `[channel_rules]` from the UTM columns the rules read (`utm`, in
+/// source, medium, campaign order). A conversion row whose UTM columns are all null has no
+/// channel; any other row takes the first matching rule's channel, or `unassigned` (counted).
+/// Rules run once per distinct combination of values.
+fn rule_channel_ids(
+    rules: &RuleSet,
+    utm: &[&StringChunked],
+    conv: &[u8],
+    channels: &mut Interner<String>,
+) -> (Vec<u32>, u64) {
+    let n = conv.len();
+    let uses = rules.uses();
+    let mut memo: FxHashMap<[Option<&str>; 3], (u32, bool)> = FxHashMap::default();
+    let mut ids = vec![NO_CHANNEL; n];
+    let mut unmatched = 0u64;
+    let mut iters: Vec<_> = utm.iter().map(|ca| ca.iter()).collect();
+    for (i, id) in ids.iter_mut().enumerate() {
+        let mut vals: [Option<&str>; 3] = [None; 3];
+        let mut k = 0;
+        for (slot, used) in vals.iter_mut().zip(uses) {
+            if used {
+                *slot = iters[k].next().flatten();
+                k += 1;
+            }
+        }
+        if conv[i] == CONVERSION && vals.iter().all(Option::is_none) {
+            continue;
+        }
+        let (c, matched) = *memo.entry(vals).or_insert_with(|| {
+            let name = rules.channel(vals.map(|v| v.unwrap_or("")));
+            (channels.intern_str(name.unwrap_or(super::channel_rules::UNASSIGNED)), name.is_some())
+        });
+        *id = c;
+        unmatched += u64::from(!matched);
+    }
+    (ids, unmatched)
 }
 
 /// Channel ids of a column through per-piece dictionaries of the (few) distinct names.

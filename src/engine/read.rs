@@ -13,13 +13,14 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
+use super::channel_rules::RuleSet;
 use super::convert::{append_batch, BatchContext};
 use super::discover::{date_of, scoped_inputs, ReadScope};
 use super::schema::{check_schema, FilePlan, MarkerKind, TimeKind, UserKind};
 use crate::core::event_log::{reserved_name_problem, EventLog, InputFile, UserNames, NO_CHANNEL};
 use crate::core::intern::PIECE;
 use crate::error::{Error, Result};
-use crate::settings::{Columns, InvalidRows};
+use crate::settings::{ChannelRules, Columns, InvalidRows};
 
 /// Rows read at a time from a file: the Polars frame of one batch (~70 bytes a row) lives
 /// next to the compact columns (~25 bytes a row), never the frame of a whole large file.
@@ -94,6 +95,10 @@ pub(super) struct LoadState {
     pub(super) marker_values: std::collections::BTreeSet<String>,
     /// XXH3-128 of each kept row's event id (0: none), when an event id column is mapped.
     pub(super) event_keys: Vec<u128>,
+    /// Compiled `[channel_rules]`, when the channel is derived.
+    pub(super) rules: Option<RuleSet>,
+    /// Rows no rule matched.
+    pub(super) unmatched_channel_rule: u64,
 }
 
 /// What to read and how to treat invalid rows.
@@ -105,6 +110,8 @@ pub struct LoadOptions<'a> {
     pub on_invalid: InvalidRows,
     /// The part of the input the run needs.
     pub scope: &'a ReadScope,
+    /// Derive the channel by rules from UTM-style columns (None: read `columns.channel`).
+    pub channel_rules: Option<&'a ChannelRules>,
 }
 
 /// Load the events a scope needs (see [`ReadScope`]): schemas of all files first, then the
@@ -112,7 +119,10 @@ pub struct LoadOptions<'a> {
 pub fn load_events(spec: &str, opts: &LoadOptions) -> Result<EventLog> {
     let (cols, scope) = (opts.columns, opts.scope);
     let files = scoped_inputs(spec, scope)?;
-    let plans: Vec<FilePlan> = files.iter().map(|f| check_schema(f, cols)).collect::<Result<_>>()?;
+    let rules = opts.channel_rules.filter(|r| r.enabled()).map(RuleSet::compile).transpose()?;
+    let rule_cols: Vec<String> = rules.as_ref().map_or_else(Vec::new, |r| r.columns.clone());
+    let plans: Vec<FilePlan> =
+        files.iter().map(|f| check_schema(f, cols, &rule_cols)).collect::<Result<_>>()?;
     check_plans_agree(&plans, cols)?;
     let total: u64 = plans.iter().map(|p| p.rows).sum();
     if total > MAX_EVENTS && scope.shard.is_none() {
@@ -138,6 +148,8 @@ pub fn load_events(spec: &str, opts: &LoadOptions) -> Result<EventLog> {
         names: (!scope.skip_user_names).then(FxHashMap::default),
         marker_values: Default::default(),
         event_keys: Vec::new(),
+        rules,
+        unmatched_channel_rule: 0,
     };
     log.reserve(total as usize);
     let user_int32 = plans.iter().all(|p| p.user_int32);
@@ -211,7 +223,8 @@ fn read_plan(
         let t = std::time::Instant::now();
         let len = batch_rows.min(plan.rows - offset);
         let batch = (plan.rows > batch_rows).then_some((offset, len));
-        let df = read_file(plan, opts.columns, opts.scope.range, batch)?;
+        let rule_cols = state.rules.as_ref().map_or(&[][..], |r| &r.columns[..]);
+        let df = read_file(plan, (opts.columns, rule_cols), opts.scope.range, batch)?;
         tracing::debug!(file = %plan.path.display(), offset, rows = df.height(), ms = t.elapsed().as_millis(), "scanned");
         log.rows_read += df.height() as u64;
         let ctx = BatchContext {
@@ -283,6 +296,7 @@ fn check_channels(spec: &str, cols: &Columns, log: &EventLog) -> Result<()> {
 /// Renumber every id in sorted order now that all files are read.
 fn finish(log: &mut EventLog, state: LoadState, cols: &Columns) {
     let t = std::time::Instant::now();
+    log.unmatched_channel_rule = state.unmatched_channel_rule;
     let LoadState { channels, str_ties, tie_is_str, mut ties, extra, users, names, event_keys, .. } = state;
     if cols.event_id.is_some() {
         log.event_key = Some(event_keys);
@@ -369,7 +383,7 @@ fn number_users(log: &mut EventLog, users: UserKeys, mut names: Option<FxHashMap
 /// `batch = (offset, len)` reads only those rows of the file (before the range filter).
 fn read_file(
     plan: &FilePlan,
-    cols: &Columns,
+    (cols, rule_cols): (&Columns, &[String]),
     range: Option<(i64, i64)>,
     batch: Option<(u64, u64)>,
 ) -> Result<DataFrame> {
@@ -390,7 +404,10 @@ fn read_file(
         ),
         _ => time,
     });
-    exprs.push(col(cols.channel.as_str()).cast(DataType::String));
+    if rule_cols.is_empty() {
+        exprs.push(col(cols.channel.as_str()).cast(DataType::String));
+    }
+    exprs.extend(rule_cols.iter().map(|c| col(c.as_str()).cast(DataType::String)));
     exprs.push(match plan.marker {
         MarkerKind::Str => col(cols.conversion.as_str()).cast(DataType::String),
         _ => col(cols.conversion.as_str()),

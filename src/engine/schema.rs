@@ -8,7 +8,7 @@ use polars::prelude::*;
 use super::discover::{scoped_inputs, ReadScope};
 use crate::core::event_log::InputFile;
 use crate::error::{Error, Result};
-use crate::settings::Columns;
+use crate::settings::{ChannelRules, Columns};
 
 /// The kind of the user column, which must agree across files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,9 +78,20 @@ pub(super) struct FilePlan {
 }
 
 /// Check the schemas of the files a scope needs, without reading any data.
-pub fn validate_inputs(spec: &str, cols: &Columns, scope: &ReadScope) -> Result<Vec<InputFile>> {
+pub fn validate_inputs(
+    spec: &str,
+    (cols, rules): (&Columns, &ChannelRules),
+    scope: &ReadScope,
+) -> Result<Vec<InputFile>> {
     let files = scoped_inputs(spec, scope)?;
-    files.iter().map(|f| check_schema(f, cols).map(|p| InputFile { path: p.path, rows: p.rows })).collect()
+    let rule_cols = match rules.enabled() {
+        true => super::channel_rules::RuleSet::compile(rules)?.columns,
+        false => Vec::new(),
+    };
+    files
+        .iter()
+        .map(|f| check_schema(f, cols, &rule_cols).map(|p| InputFile { path: p.path, rows: p.rows }))
+        .collect()
 }
 
 pub(super) fn type_problem(dt: &DataType, expected: &str) -> String {
@@ -99,7 +110,7 @@ pub(super) fn open_problem(e: &PolarsError) -> String {
 }
 
 /// Read a file's footer and check that every mapped column exists with an accepted type.
-pub(super) fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
+pub(super) fn check_schema(path: &Path, cols: &Columns, rule_cols: &[String]) -> Result<FilePlan> {
     let (schema, rows) = read_footer(path)?;
     let f = Footer { path, schema: &schema };
     let text = |d: &DataType| matches!(d, DataType::String | DataType::Categorical(..) | DataType::Enum(..));
@@ -114,7 +125,12 @@ pub(super) fn check_schema(path: &Path, cols: &Columns) -> Result<FilePlan> {
         DataType::String => Some(TimeKind::Str),
         _ => None,
     })?;
-    f.role(&cols.channel, "a string or categorical channel", |d| text(d).then_some(()))?;
+    if rule_cols.is_empty() {
+        f.role(&cols.channel, "a string or categorical channel", |d| text(d).then_some(()))?;
+    }
+    for c in rule_cols {
+        f.role(c, "a string or categorical column (read by channel_rules)", |d| text(d).then_some(()))?;
+    }
     let marker =
         f.role(&cols.conversion, "a string, boolean or 0/1 integer conversion marker", |d| match d {
             d if text(d) => Some(MarkerKind::Str),

@@ -233,8 +233,10 @@ fn roles_table(name: TableName, key: &'static str, a: &Analysis) -> Table {
         r[a.report_of[i] as usize].add(&x);
     }
     let nulls = a.paths.total_nulls();
-    let lags = a.recorded.as_ref().map(|rec| time_to_conversion(rec, |c| a.report_of[c as usize] as usize, n));
-    let lag = |k: usize| Values::OptF64((0..n).map(|c| lags.as_ref().and_then(|l| l[c]).map(|q| q[k])).collect());
+    let lags =
+        a.recorded.as_ref().map(|rec| time_to_conversion(rec, |c| a.report_of[c as usize] as usize, n));
+    let lag =
+        |k: usize| Values::OptF64((0..n).map(|c| lags.as_ref().and_then(|l| l[c]).map(|q| q[k])).collect());
     let col = |f: fn(&Roles) -> f64| Values::F64(r.iter().map(f).collect());
     Table::new(
         name.as_str(),
@@ -393,6 +395,7 @@ pub fn data_quality(a: &Analysis, input: &InputSummary) -> Table {
     }
     m.extend([
         ("rows_rejected".into(), rejected as f64),
+        ("rows_unmatched_channel_rule".into(), input.unmatched_channel_rule as f64),
         ("events".into(), input.events as f64),
         ("duplicate_events".into(), s.duplicate_events as f64),
         ("users".into(), s.users as f64),

@@ -70,7 +70,11 @@ impl Job {
     /// Check the settings and every input file's schema without reading any data.
     pub fn validate(&self) -> Result<serde_json::Value> {
         let (scope, _) = scope_of(&self.settings);
-        let files = engine::validate_inputs(self.events(), &self.settings.columns, &scope)?;
+        let files = engine::validate_inputs(
+            self.events(),
+            (&self.settings.columns, &self.settings.channel_rules),
+            &scope,
+        )?;
         Ok(json!({
             "status": "ok",
             "pipeline": self.file.display().to_string(),
@@ -82,7 +86,11 @@ impl Job {
     /// The plan of a run: window, files to read, paths to write. Reads only file footers.
     pub fn plan(&self) -> Result<serde_json::Value> {
         let (scope, report) = scope_of(&self.settings);
-        let files = engine::validate_inputs(self.events(), &self.settings.columns, &scope)?;
+        let files = engine::validate_inputs(
+            self.events(),
+            (&self.settings.columns, &self.settings.channel_rules),
+            &scope,
+        )?;
         let iso =
             |us: i64| chrono::DateTime::from_timestamp_micros(us).map(|d| d.to_rfc3339()).unwrap_or_default();
         let root = self.settings.output.root.clone().unwrap_or_default();

@@ -148,8 +148,12 @@ impl<'a> Run<'a> {
             }
             scope.shard = shard;
             scope.skip_user_names = !s.output.journey_credit;
-            let opts =
-                LoadOptions { columns: &s.columns, on_invalid: s.journeys.on_invalid_rows, scope: &scope };
+            let opts = LoadOptions {
+                columns: &s.columns,
+                on_invalid: s.journeys.on_invalid_rows,
+                scope: &scope,
+                channel_rules: Some(&s.channel_rules),
+            };
             engine::load_events(&events, &opts)
         })?;
         tracing::info!(
@@ -178,6 +182,7 @@ impl<'a> Run<'a> {
             events: log.len() as u64,
             rejected: log.rejected.clone(),
             other_shards: log.other_shards,
+            unmatched_channel_rule: log.unmatched_channel_rule,
         };
         let users = log.user_names.clone();
         let read_warnings = log.warnings.clone();

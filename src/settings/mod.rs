@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 pub use model::{MarkovOrder, Model, Models, PositionWeights};
 pub use resolve::{parse_set, parse_value, path_value, resolve, Layers, Resolved, SECTIONS};
-pub use rules::{days_to_micros, Columns, Dedupe, InvalidRows, JourneyRules, Transform};
+pub use rules::{
+    days_to_micros, ChannelRule, ChannelRules, Columns, Dedupe, InvalidRows, JourneyRules, Transform,
+};
 
 use crate::error::{Error, Result};
 
@@ -60,6 +62,10 @@ pub struct Settings {
     /// Adds `channel_group_attribution`; channels in no group are a group of their own.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub channel_groups: BTreeMap<String, Vec<String>>,
+    /// Derive the channel from UTM-style columns by ordered rules (`docs/models.md`
+    /// § Channel rules) instead of reading `columns.channel`.
+    #[serde(default, skip_serializing_if = "ChannelRules::is_off")]
+    pub channel_rules: ChannelRules,
 }
 
 /// The `[guards]` section: a run that breaks one fails with 65 (`"kind": "guard"`) and
@@ -299,6 +305,7 @@ impl Default for Settings {
             output: Output::default(),
             guards: Guards::default(),
             channel_groups: BTreeMap::new(),
+            channel_rules: ChannelRules::default(),
         }
     }
 }

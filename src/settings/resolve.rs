@@ -17,8 +17,18 @@ use crate::error::{Error, Result};
 /// these sections, so unrelated variables (`TOUCHPOINT_HOME`, or the
 /// `TOUCHPOINT_SERVICE_HOST` Kubernetes injects for a Service named `touchpoint`) are
 /// ignored.
-pub const SECTIONS: [&str; 9] =
-    ["input", "columns", "path_table", "journeys", "models", "window", "output", "guards", "channel_groups"];
+pub const SECTIONS: [&str; 10] = [
+    "input",
+    "columns",
+    "path_table",
+    "journeys",
+    "models",
+    "window",
+    "output",
+    "guards",
+    "channel_groups",
+    "channel_rules",
+];
 
 /// Keys of the file that are paths, relative to the file itself.
 const FILE_PATHS: [(&str, &str); 4] =

@@ -215,3 +215,64 @@ impl Transform {
         }
     }
 }
+
+/// `[channel_rules]`: derive the channel from UTM-style columns instead of reading a channel
+/// column (`docs/models.md` § Channel rules). Rules are tried in order, first match wins;
+/// a rule matches when every pattern it gives matches its column (regular expressions,
+/// case-insensitive, a null value matched as the empty string). Rows no rule matches get
+/// the channel `unassigned` and are counted in `data_quality`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelRules {
+    /// Column of the traffic source (`utm_source`).
+    pub source: String,
+    /// Column of the medium (`utm_medium`).
+    pub medium: String,
+    /// Column of the campaign (`utm_campaign`).
+    pub campaign: String,
+    /// A built-in rule set tried after `rules`: `"ga4"` (GA4's default channel groups).
+    pub preset: Option<String>,
+    /// The rules, in order.
+    pub rules: Vec<ChannelRule>,
+}
+
+impl Default for ChannelRules {
+    fn default() -> Self {
+        ChannelRules {
+            source: "utm_source".into(),
+            medium: "utm_medium".into(),
+            campaign: "utm_campaign".into(),
+            preset: None,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl ChannelRules {
+    /// Whether the channel is derived by rules at all.
+    pub fn enabled(&self) -> bool {
+        self.preset.is_some() || !self.rules.is_empty()
+    }
+
+    /// Nothing configured (left out of `--show-settings` and the manifest).
+    pub fn is_off(&self) -> bool {
+        *self == ChannelRules::default()
+    }
+}
+
+/// One rule: the channel it assigns and the patterns that must all match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelRule {
+    /// Channel name given to matching rows.
+    pub channel: String,
+    /// Pattern for the source column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Pattern for the medium column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium: Option<String>,
+    /// Pattern for the campaign column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+}

@@ -153,6 +153,7 @@ pub fn load_log(path: &str, s: &touchpoint::settings::Settings) -> touchpoint::c
         columns: &s.columns,
         on_invalid: s.journeys.on_invalid_rows,
         scope: &scope,
+        channel_rules: None,
     };
     touchpoint::engine::load_events(path, &opts).unwrap()
 }

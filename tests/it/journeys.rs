@@ -187,8 +187,16 @@ fn reading_in_batches_gives_the_same_log_and_journeys() {
     let cols = Columns::default();
     let read = |batch_rows: Option<u64>, range: Option<(i64, i64)>| {
         let scope = ReadScope { batch_rows, range, ..ReadScope::default() };
-        load_events(sample, &LoadOptions { columns: &cols, on_invalid: InvalidRows::Fail, scope: &scope })
-            .unwrap()
+        load_events(
+            sample,
+            &LoadOptions {
+                columns: &cols,
+                on_invalid: InvalidRows::Fail,
+                scope: &scope,
+                channel_rules: None,
+            },
+        )
+        .unwrap()
     };
     let mid = 1_704_067_200_000_000 + 20 * 86_400_000_000; // 2024-01-21
     for range in [None, Some((mid, mid + 25 * 86_400_000_000))] {
