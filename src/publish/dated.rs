@@ -136,7 +136,7 @@ impl DatedOutput {
         &self,
         run_date: &str,
         format: Format,
-        tables: &[Table],
+        (tables, documents): (&[Table], &[(&str, Vec<u8>)]),
         manifest: impl FnOnce(&[WrittenFile]) -> serde_json::Value,
     ) -> Result<Vec<WrittenFile>> {
         let part = format!("run_date={run_date}");
@@ -148,14 +148,24 @@ impl DatedOutput {
             let name = format!("{}/{part}/{file}", t.name);
             written.push(write_described(t, &dir, &format!("{}/{file}", t.name), name, format)?);
         }
+        // Documents (`report.html`) get a directory of their own stem, partitioned like a table.
+        let doc_dirs: Vec<&str> = documents
+            .iter()
+            .map(|(n, _)| Path::new(n).file_stem().and_then(|s| s.to_str()).unwrap_or(n))
+            .collect();
+        for ((name, bytes), stem) in documents.iter().zip(&doc_dirs) {
+            let shown = format!("{stem}/{part}/{name}");
+            written.push(super::write_document(&dir.join(stem).join(name), &shown, bytes)?);
+        }
         let mdir = dir.join(MANIFESTS);
         std::fs::create_dir_all(&mdir).map_err(|e| Error::io(&mdir, e))?;
         write_manifest(&mdir.join("_manifest.json"), &manifest(&written))?;
-        for sub in std::iter::once(dir.clone()).chain(tables.iter().map(|t| dir.join(t.name))).chain([mdir]) {
+        let names: Vec<&str> = tables.iter().map(|t| t.name).chain(doc_dirs.iter().copied()).collect();
+        for sub in std::iter::once(dir.clone()).chain(names.iter().map(|n| dir.join(n))).chain([mdir]) {
             sync_dir(&sub)?;
         }
         fault::step("version complete");
-        for name in tables.iter().map(|t| t.name).chain([MANIFESTS]) {
+        for name in names.into_iter().chain([MANIFESTS]) {
             self.ensure_link(name, &part)?;
         }
         let pointer = self.dates().join(&part);

@@ -90,6 +90,23 @@ pub enum Output {
 }
 
 /// Write one table into `dir/file` and describe it for the manifest.
+/// Write a document (`report.html`), synced, described for the manifest as `name`.
+fn write_document(path: &Path, name: &str, bytes: &[u8]) -> Result<WrittenFile> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))?;
+    File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, e))?;
+    let stem = Path::new(name).file_stem().and_then(|s| s.to_str()).unwrap_or(name);
+    Ok(WrittenFile {
+        table: stem.to_string(),
+        file: name.to_string(),
+        rows: 0,
+        bytes: bytes.len() as u64,
+        sha256: sha256_bytes(bytes),
+    })
+}
+
 fn write_described(
     t: &Table,
     dir: &Path,
@@ -207,16 +224,7 @@ impl DirOutput {
             written.push(write_described(t, &dir, &file, file.clone(), format)?);
         }
         for (name, bytes) in documents {
-            let path = dir.join(name);
-            std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
-            File::open(&path).and_then(|f| f.sync_all()).map_err(|e| Error::io(&path, e))?;
-            written.push(WrittenFile {
-                table: name.split('.').next().unwrap_or(name).to_string(),
-                file: name.to_string(),
-                rows: 0,
-                bytes: bytes.len() as u64,
-                sha256: sha256_bytes(bytes),
-            });
+            written.push(write_document(&dir.join(name), name, bytes)?);
         }
         write_manifest(&dir.join(MANIFEST), &manifest(&written))?;
         sync_dir(&dir)?;

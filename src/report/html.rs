@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::charts::{self, Bar};
-use super::{comparisons, group_spend, timing, RunResult};
+use super::{comparisons, group_spend, timing, Headline, RunResult};
 use crate::core::analysis::Analysis;
 use crate::core::event_log::UNATTRIBUTED;
 use crate::core::markov::Target;
@@ -31,8 +31,8 @@ fn ratio(x: f64) -> String {
 /// even split, the data-driven Markov), those of them that ran.
 const CHART_MODELS: [Model; 4] = [Model::FirstTouch, Model::LastTouch, Model::Linear, Model::Markov];
 
-/// Render `report.html`.
-pub fn html(run: &RunResult, settings: &Settings) -> String {
+/// Render `report.html`; `previous` is the previous run date's headline (scheduled runs).
+pub fn html(run: &RunResult, settings: &Settings, previous: Option<&Headline>) -> String {
     let a = &run.analysis;
     let folded: Vec<(Model, Credits)> = a.credits.iter().map(|(m, c)| (*m, a.folded(c))).collect();
     let bounds: Vec<Option<(Credits, Credits)>> =
@@ -82,9 +82,28 @@ pub fn html(run: &RunResult, settings: &Settings) -> String {
             json!(charts::grouped_bars("removal effects", &["removal effect".into()], &rows, ratio));
         ctx["transitions"] = transitions(a);
     }
+    if let (Some(p), Some(now)) = (previous, super::headline(a)) {
+        ctx["night"] = night_over_night(p, &now);
+    }
     let mut env = minijinja::Environment::new();
     env.add_template("report.html", TEMPLATE).expect("the bundled template parses");
     env.get_template("report.html").and_then(|t| t.render(ctx)).expect("the bundled template renders")
+}
+
+/// Tonight against the previous run date, per channel, under the headline model.
+fn night_over_night(prev: &Headline, now: &Headline) -> Value {
+    let mut names: Vec<&String> = now.conversions.keys().chain(prev.conversions.keys()).collect();
+    names.sort();
+    names.dedup();
+    let rows: Vec<Value> = names
+        .iter()
+        .map(|c| {
+            let (a, b) = (prev.conversions.get(*c).copied().unwrap_or(0.0), now.conversions.get(*c).copied().unwrap_or(0.0));
+            let pct = if a > 0.0 { format!("{:+.0}%", (b - a) / a * 100.0) } else { "–".into() };
+            json!({"channel": c, "before": num(a), "now": num(b), "change": format!("{:+.1}", b - a), "pct": pct})
+        })
+        .collect();
+    json!({"model": now.model, "same_model": prev.model == now.model, "rows": rows})
 }
 
 fn scope(run: &RunResult, settings: &Settings) -> String {

@@ -93,6 +93,27 @@ pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
     Ok(t)
 }
 
+/// One model's conversions per channel, kept in each manifest so the next night's page can
+/// show the change (`headline` in the manifest).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Headline {
+    /// The model (Markov when it ran, else the first model).
+    pub model: String,
+    /// Credited conversions per channel.
+    pub conversions: BTreeMap<String, f64>,
+}
+
+/// The headline numbers of a result.
+pub fn headline(a: &Analysis) -> Option<Headline> {
+    let (m, c) =
+        a.credits.iter().find(|(m, _)| *m == crate::settings::Model::Markov).or(a.credits.first())?;
+    let f = a.folded(c);
+    Some(Headline {
+        model: m.name().to_owned(),
+        conversions: a.report_channels.iter().cloned().zip(f.conversions).collect(),
+    })
+}
+
 /// Spend per channel group: the sum of its channels' (None without spend or groups).
 pub fn group_spend(run: &RunResult, settings: &Settings) -> Option<BTreeMap<String, f64>> {
     run.groups.as_ref()?;

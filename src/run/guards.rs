@@ -33,6 +33,17 @@ pub fn check(settings: &Settings, run: &RunResult) -> Result<()> {
     Ok(())
 }
 
+/// The headline credits of the previous run date's manifest (for the page's
+/// night-over-night table), when there is one.
+pub fn previous_headline(settings: &Settings) -> Option<crate::report::Headline> {
+    let (root, w) = (settings.output.root.as_deref()?, settings.window()?);
+    let prev = w.run_date.0.pred_opt()?;
+    let manifest =
+        root.join("_manifest").join(format!("run_date={}", prev.format("%Y-%m-%d"))).join("_manifest.json");
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(manifest).ok()?).ok()?;
+    serde_json::from_value(doc.get("headline")?.clone()).ok()
+}
+
 /// Total conversions of the previous publication: the previous run date's partition for
 /// windowed runs, the output directory's present manifest otherwise.
 fn previous_conversions(settings: &Settings) -> Option<(f64, String)> {

@@ -278,10 +278,12 @@ impl<'a> Run<'a> {
         };
         let written = match (&self.output, self.settings.window()) {
             (Some(Output::Dated(o)), Some(w)) => {
-                o.publish(&w.run_date.to_string(), format, &tables, with_outputs)?
+                let previous = guards::previous_headline(&self.settings);
+                let html = report::html(run, &self.settings, previous.as_ref()).into_bytes();
+                o.publish(&w.run_date.to_string(), format, (&tables, &[("report.html", html)]), with_outputs)?
             }
             (Some(Output::Dir(o)), None) => {
-                let html = report::html(run, &self.settings).into_bytes();
+                let html = report::html(run, &self.settings, None).into_bytes();
                 o.publish(format, &tables, &[("report.html", html)], with_outputs)?
             }
             _ => return Err(Error::Internal("the output does not match the window setting".into())),
@@ -307,6 +309,7 @@ impl<'a> Run<'a> {
             "markov_order_used": a.markov.as_ref().map(|m| m.chain.order),
             "totals": {"conversions": a.stats.total_conversions, "value": a.stats.total_value},
             "spend_currency": run.spend.as_ref().and_then(|s| s.currency.clone()),
+            "headline": report::headline(a),
             "outputs": [],
             "warnings": a.warnings,
             "timings_ms": self.timings.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),

@@ -142,3 +142,44 @@ fn the_browser_check_sees_a_console_error_and_a_script_error() {
     assert!(console.iter().any(|l| l.contains("boom")), "{console:?}");
     assert!(console.iter().any(|l| l.contains("Uncaught ReferenceError")), "{console:?}");
 }
+
+#[test]
+fn a_scheduled_run_publishes_its_page_with_the_change_since_the_previous_night() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("nightly");
+    for d in ["2024-02-14", "2024-02-15"] {
+        let o = touchpoint(&[
+            "run",
+            "pipelines/sample_nightly.toml",
+            "--run-date",
+            d,
+            "-q",
+            "--set",
+            &format!("output.root={}", root.display()),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let first = std::fs::read_to_string(root.join("report/run_date=2024-02-14/report.html")).unwrap();
+    assert!(!first.contains("id=\"night\""), "the first night has nothing to compare with");
+    let (dom, console) = load(&root.join("report/run_date=2024-02-15/report.html"), &["--dump-dom"]);
+    assert!(console.is_empty(), "{console:#?}");
+    let night = dom.split("<table id=\"night\">").nth(1).expect("a night-over-night table");
+    let night = &night[..night.find("</table>").unwrap()];
+    // One row per channel; the previous night's column is 02-14's Markov credit.
+    let f = root.join("channel_attribution/run_date=2024-02-14/part-0.parquet");
+    let (names, rows) = read_parquet(&f);
+    let col = |n: &str| names.iter().position(|x| x == n).unwrap();
+    let markov: Vec<_> = rows
+        .iter()
+        .filter(|r| r[col("model")].str() == "markov" && r[col("channel")].str() != "(unattributed)")
+        .collect();
+    assert_eq!(night.matches("<tr><td>").count(), markov.len());
+    for r in markov {
+        let (ch, c) = (r[col("channel")].str(), r[col("conversions")].num());
+        let cell = format!(
+            "<tr><td>{ch}</td><td>{}</td>",
+            if c.abs() >= 100.0 { format!("{c:.0}") } else { format!("{c:.2}") }
+        );
+        assert!(night.contains(&cell), "{cell} not in {night}");
+    }
+}
