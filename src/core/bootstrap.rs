@@ -105,6 +105,18 @@ const POISSON1_CDF: [f64; 12] = [
     0.9999999991683892,
 ];
 
+/// [`POISSON1_CDF`] scaled to the range of a 64-bit hash: a uniform draw `h` is below the
+/// k-th threshold with probability P(Poisson(1) ≤ k).
+const THRESHOLDS: [u64; 12] = {
+    let mut t = [0u64; 12];
+    let mut k = 0;
+    while k < 12 {
+        t[k] = (POISSON1_CDF[k] * 18_446_744_073_709_551_616.0) as u64;
+        k += 1;
+    }
+    t
+};
+
 /// User `user`'s weight in replicate `replicate`: a Poisson(1) draw from a hash of
 /// (seed, replicate, user), so it never depends on which thread computes it.
 pub fn poisson_weight(seed: u64, replicate: u32, user: u32) -> u32 {
@@ -123,9 +135,9 @@ impl Draws {
     }
 
     fn weight(self, user: u32) -> u32 {
-        let u = (splitmix64(self.key ^ ((user as u64) << 20)) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-        // Counting the thresholds below u, without branches (they would mispredict).
-        POISSON1_CDF.iter().map(|&c| u32::from(u >= c)).sum()
+        let h = splitmix64(self.key ^ ((user as u64) << 20));
+        // Counting the thresholds below the draw, without branches (they would mispredict).
+        THRESHOLDS.iter().map(|&c| u32::from(h >= c)).sum()
     }
 }
 
