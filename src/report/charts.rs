@@ -212,3 +212,60 @@ pub fn histogram(title: &str, bins: &[(String, f64)]) -> String {
     s.push_str("</svg>");
     s
 }
+
+/// The strongest transitions as a two-column graph: sources on the left, targets on the
+/// right, one curve per transition, its width in proportion to the journeys that walk it.
+pub fn transition_graph(title: &str, edges: &[(String, String, f64)]) -> String {
+    let mut left: Vec<&str> = Vec::new();
+    let mut right: Vec<&str> = Vec::new();
+    for (a, b, _) in edges {
+        if !left.contains(&a.as_str()) {
+            left.push(a);
+        }
+        if !right.contains(&b.as_str()) {
+            right.push(b);
+        }
+    }
+    let row_h = 24.0;
+    let h = 20.0 + left.len().max(right.len()) as f64 * row_h;
+    let max = edges.iter().map(|e| e.2).fold(0.0f64, f64::max).max(1e-12);
+    let (x1, x2) = (LABEL_W, LABEL_W + PLOT_W - 100.0);
+    let y = |i: usize| 20.0 + i as f64 * row_h;
+    let mut s = open(h, title, "transition-graph");
+    for (a, b, c) in edges {
+        let (ya, yb) = (
+            y(left.iter().position(|x| x == a).unwrap_or(0)),
+            y(right.iter().position(|x| x == b).unwrap_or(0)),
+        );
+        let xm = (x1 + x2) / 2.0;
+        let _ = write!(
+            s,
+            "<path class=\"edge\" data-from=\"{}\" data-to=\"{}\" data-value=\"{c:.6}\" d=\"M{x1:.1},{ya:.1} C{xm:.1},{ya:.1} {xm:.1},{yb:.1} {x2:.1},{yb:.1}\" fill=\"none\" stroke=\"#0072B2\" stroke-opacity=\"0.45\" stroke-width=\"{:.1}\"><title>{} → {}: {c:.0}</title></path>",
+            esc(a),
+            esc(b),
+            1.0 + 11.0 * c / max,
+            esc(a),
+            esc(b)
+        );
+    }
+    for (i, n) in left.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\">{}</text>",
+            x1 - 6.0,
+            y(i) + 4.0,
+            esc(n)
+        );
+    }
+    for (i, n) in right.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>",
+            x2 + 6.0,
+            y(i) + 4.0,
+            esc(n)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}

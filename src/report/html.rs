@@ -81,6 +81,7 @@ pub fn html(run: &RunResult, settings: &Settings, previous: Option<&Headline>) -
         ctx["removal_chart"] =
             json!(charts::grouped_bars("removal effects", &["removal effect".into()], &rows, ratio));
         ctx["transitions"] = transitions(a);
+        ctx["transition_graph"] = json!(transition_graph(a));
     }
     if let (Some(p), Some(now)) = (previous, super::headline(a)) {
         ctx["night"] = night_over_night(p, &now);
@@ -293,6 +294,19 @@ fn transitions(a: &Analysis) -> Value {
             json!({"from": r.chain.state_name(pt, t.from), "to": to, "count": num(t.count), "p": format!("{:.3}", t.probability)})
         })
         .collect()
+}
+
+/// The graph of the same 15 transitions.
+fn transition_graph(a: &Analysis) -> String {
+    let Some(r) = &a.markov else { return String::new() };
+    let mut ts: Vec<&crate::core::markov::Transition> = r.chain.transitions.iter().collect();
+    ts.sort_by(|x, y| y.count.total_cmp(&x.count).then((x.from, x.to).cmp(&(y.from, y.to))));
+    let edges: Vec<(String, String, f64)> = ts
+        .iter()
+        .take(15)
+        .map(|t| (r.chain.state_name(&a.paths, t.from), r.chain.target_name(&a.paths, t.to), t.count))
+        .collect();
+    charts::transition_graph("strongest transitions", &edges)
 }
 
 fn quality(run: &RunResult) -> Vec<(String, String)> {

@@ -98,7 +98,7 @@ fn the_report_renders_without_console_errors_and_its_numbers_equal_the_tables() 
     let (dom, console) = load(&out.join("report.html"), &["--dump-dom"]);
     assert!(console.is_empty(), "console output: {console:#?}");
     assert!(dom.contains("data-ready=\"1\""), "the page's script did not run");
-    for chart in ["grouped-bars", "dot-intervals", "stacked-bars", "histogram"] {
+    for chart in ["grouped-bars", "dot-intervals", "stacked-bars", "histogram", "transition-graph"] {
         assert!(dom.contains(&format!("class=\"chart {chart}\"")), "no {chart} chart");
     }
     assert!(dom.matches("class=\"whisker\"").count() > 20, "interval whiskers are drawn");

@@ -150,3 +150,22 @@ fn rerunning_a_date_drops_the_stored_days_it_makes_stale() {
         markov_credit(&fresh, "2024-02-12")
     });
 }
+
+#[test]
+fn a_training_window_needs_a_run_date_and_at_least_the_lookback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, events) = (dir.path().join("o"), sample());
+    let run = |extra: &[&str]| {
+        let mut args =
+            vec!["attribute", "--events", events.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"];
+        args.extend_from_slice(extra);
+        touchpoint(&args)
+    };
+    let o = run(&["--set", "models.training_days=60"]);
+    assert_eq!(o.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs a scheduled run with a run date"));
+    let o = run(&["--set", "models.training_days=10", "--run-date", "2024-02-10"]);
+    assert_eq!(o.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at least the lookback (30 days)"));
+    assert!(!out.exists(), "nothing written");
+}
