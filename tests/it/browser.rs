@@ -12,6 +12,9 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// Chromium, installed from Debian's packages when missing (the test set-up of the README's
 /// test command; needs root, as on CI).
 fn chromium() -> &'static str {
+    // One installation at a time: the tests of this file run in parallel, dpkg takes a lock.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     if !Path::new(CHROMIUM).exists() {
         let apt = |args: &[&str]| {
             Command::new("apt-get")
