@@ -286,6 +286,12 @@ pub struct CampaignCredits {
     pub units: Vec<(String, String)>,
     /// Credits per unit, one entry per model of the channel analysis.
     pub credits: Vec<(Model, Credits)>,
+    /// The unit of every recorded touch.
+    pub unit_of: Vec<u32>,
+    /// The report channel of every unit.
+    pub channel_of_unit: Vec<usize>,
+    /// Bootstrap replicates per unit (set by the run after the channel intervals).
+    pub intervals: Option<Intervals>,
 }
 
 /// Split the channel analysis' credits over campaigns. `touch_campaign[j]` is the campaign
@@ -341,7 +347,7 @@ pub fn campaign_credits(
         };
         credits.push((*m, per_unit));
     }
-    Ok(CampaignCredits { units, credits })
+    Ok(CampaignCredits { units, credits, unit_of, channel_of_unit, intervals: None })
 }
 
 fn split_by_touch(

@@ -51,12 +51,7 @@ pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
         }
     }
     if let Some(c) = &run.campaign {
-        t.push(tables::campaign_attribution(
-            a,
-            &c.credits,
-            &c.units,
-            run.spend.as_ref().map(|s| &s.campaign),
-        ));
+        t.push(tables::campaign_attribution(a, c, run.spend.as_ref().map(|s| &s.campaign)));
     }
     t.push(tables::channel_roles(a));
     if let Some(g) = &run.groups {

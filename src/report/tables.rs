@@ -8,7 +8,8 @@ use rayon::prelude::*;
 
 use super::names::TableName;
 use super::RunResult;
-use crate::core::analysis::Analysis;
+use crate::core::analysis::{Analysis, CampaignCredits};
+use crate::core::bootstrap::Intervals;
 use crate::core::event_log::{InputSummary, RejectReason, UNATTRIBUTED};
 use crate::core::markov::{MarkovResult, OrderScore};
 use crate::core::models::{time_decay_weights, Credits, RuleModel};
@@ -102,7 +103,7 @@ fn credit_table(
     let channel: Vec<String> =
         rows.key.iter().map(|k| k.map_or(UNATTRIBUTED, |i| names[i]).to_owned()).collect();
     let extra = spend.map(|sp| spend_columns(&channel, sp, &rows)).unwrap_or_default();
-    let bounds = interval_rows(a, &rows, names.len());
+    let bounds = interval_rows((a, a.intervals.as_ref()), &rows, names.len());
     let interval_extra = bounds.columns(spend.map(|sp| (sp, channel.as_slice())));
     let mut all = vec![
         ("model", Values::Str(rows.model.iter().map(|m| m.to_string()).collect())),
@@ -121,9 +122,9 @@ struct IntervalRows {
     value: Vec<Option<(f64, f64)>>,
 }
 
-fn interval_rows(a: &Analysis, rows: &CreditRows, n_keys: usize) -> IntervalRows {
+fn interval_rows((a, iv): (&Analysis, Option<&Intervals>), rows: &CreditRows, n_keys: usize) -> IntervalRows {
     let mut bounds: Vec<(&str, Credits, Credits)> = Vec::new();
-    if let Some(iv) = &a.intervals {
+    if let Some(iv) = iv {
         for (m, _) in &a.credits {
             if let Some((mut lo, mut hi)) = iv.bounds(*m) {
                 for c in [&mut lo, &mut hi] {
@@ -147,7 +148,7 @@ fn interval_rows(a: &Analysis, rows: &CreditRows, n_keys: usize) -> IntervalRows
 impl IntervalRows {
     /// `conversions_low` … `roas_high`: CPA's bounds come from the conversion bounds
     /// (spend is a fixed amount, not resampled), ROAS's from the value bounds.
-    fn columns(self, spend: Option<(&BTreeMap<String, f64>, &[String])>) -> Vec<(&'static str, Values)> {
+    fn columns<K: Ord>(self, spend: Option<(&BTreeMap<K, f64>, &[K])>) -> Vec<(&'static str, Values)> {
         let lo = |v: &[Option<(f64, f64)>]| Values::OptF64(v.iter().map(|b| b.map(|b| b.0)).collect());
         let hi = |v: &[Option<(f64, f64)>]| Values::OptF64(v.iter().map(|b| b.map(|b| b.1)).collect());
         let mut out = vec![
@@ -191,11 +192,12 @@ fn spend_columns<K: Ord>(
 /// `units[i]` is unit i's (channel, campaign).
 pub fn campaign_attribution(
     a: &Analysis,
-    credits: &[(Model, Credits)],
-    units: &[(String, String)],
+    c: &CampaignCredits,
     spend: Option<&BTreeMap<(String, String), f64>>,
 ) -> Table {
+    let (credits, units) = (&c.credits, &c.units);
     let rows = credit_rows(a, credits);
+    let bounds = interval_rows((a, c.intervals.as_ref()), &rows, units.len());
     let channel =
         rows.key.iter().map(|k| k.map_or(UNATTRIBUTED, |i| units[i].0.as_str()).to_owned()).collect();
     let campaign = rows.key.iter().map(|k| k.map(|i| units[i].1.clone())).collect();
@@ -209,10 +211,12 @@ pub fn campaign_attribution(
         .iter()
         .map(|k| k.map_or_else(|| (UNATTRIBUTED.to_owned(), String::new()), |i| units[i].clone()))
         .collect();
-    let extra =
-        spend.filter(|sp| !sp.is_empty()).map(|sp| spend_columns(&keys, sp, &rows)).unwrap_or_default();
+    let spend = spend.filter(|sp| !sp.is_empty());
+    let extra = spend.map(|sp| spend_columns(&keys, sp, &rows)).unwrap_or_default();
+    let interval_extra = bounds.columns(spend.map(|sp| (sp, keys.as_slice())));
     all.extend(rows.measures(a));
     all.extend(extra);
+    all.extend(interval_extra);
     Table::new(TableName::CampaignAttribution.as_str(), all)
 }
 

@@ -205,7 +205,7 @@ impl<'a> Run<'a> {
             };
             Ok((a, c))
         })?;
-        let (mut analysis, mut groups) = (analysis, groups);
+        let (mut analysis, mut groups, mut campaign) = (analysis, groups, campaign);
         self.phase("bootstrap", |s| {
             let opts = BootstrapOptions {
                 replicates: s.models.bootstrap_replicates,
@@ -215,6 +215,9 @@ impl<'a> Run<'a> {
             analysis.intervals = bootstrap::intervals(&analysis, &s.models, &opts)?;
             if let Some(g) = groups.as_mut() {
                 g.intervals = bootstrap::intervals(g, &s.models, &opts)?;
+            }
+            if let Some(c) = campaign.as_mut() {
+                c.intervals = bootstrap::campaign_intervals(&analysis, c, &s.models, opts.seed);
             }
             Ok(())
         })?;

@@ -461,7 +461,19 @@ fn campaign_grain_touch_types_and_journey_credit() {
     let (cols, rows) = read_parquet(&out.join("campaign_attribution.parquet"));
     assert_eq!(
         cols,
-        ["model", "channel", "campaign", "conversions", "value", "conversion_share", "value_share"]
+        [
+            "model",
+            "channel",
+            "campaign",
+            "conversions",
+            "value",
+            "conversion_share",
+            "value_share",
+            "conversions_low",
+            "conversions_high",
+            "value_low",
+            "value_high"
+        ]
     );
     let get = |model: &str, ch: &str, camp: &str| {
         rows.iter()

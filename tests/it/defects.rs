@@ -358,3 +358,81 @@ fn an_output_that_is_a_file_fails_before_reading() {
     assert_eq!(o.status.code(), Some(78), "the output is checked before the input: {}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "not a directory");
 }
+
+/// (model, channel) → (conversions_low, conversions_high, value_low, value_high), summed
+/// over campaigns (one campaign per channel: the sum is that row).
+fn bounds(file: &Path) -> BTreeMap<(String, String), [f64; 4]> {
+    let (cols, rows) = read_parquet(file);
+    let at = |n: &str| cols.iter().position(|c| c == n).unwrap();
+    let idx = [at("conversions_low"), at("conversions_high"), at("value_low"), at("value_high")];
+    let (m, ch) = (at("model"), at("channel"));
+    let mut out: BTreeMap<(String, String), [f64; 4]> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r[ch].str() != "(unattributed)") {
+        let e = out.entry((r[m].str().to_owned(), r[ch].str().to_owned())).or_default();
+        for (k, &i) in idx.iter().enumerate() {
+            e[k] += r[i].num();
+        }
+    }
+    out
+}
+
+/// Campaign intervals split each replicate's channel credit over its campaigns: with one
+/// campaign the split is the whole, so the campaign rows' bounds are the channel rows'.
+#[test]
+fn campaign_intervals_are_the_channel_replicates_split_by_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut df = ParquetReader::new(std::fs::File::open(sample()).unwrap()).finish().unwrap();
+    let n = df.height();
+    df.with_column(Column::new("campaign".into(), vec!["only"; n])).unwrap();
+    let events = dir.path().join("one.parquet");
+    write_events(&events, &mut df);
+    let out = dir.path().join("o");
+    let o = touchpoint(&[
+        "attribute",
+        "--events",
+        events.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+        "--campaign-col",
+        "campaign",
+        "--bootstrap",
+        "60",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (ch, camp) =
+        (bounds(&out.join("channel_attribution.parquet")), bounds(&out.join("campaign_attribution.parquet")));
+    assert_eq!(ch.keys().collect::<Vec<_>>(), camp.keys().collect::<Vec<_>>());
+    for (k, a) in &ch {
+        for (x, y) in a.iter().zip(&camp[k]) {
+            assert!(
+                (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                "{k:?}: channel {a:?} vs campaign {:?}",
+                camp[k]
+            );
+        }
+    }
+    // With five campaigns every attributed row has an interval around its own credit's order.
+    let events = sample_with_campaigns(dir.path());
+    let out = dir.path().join("five");
+    let o = touchpoint(&[
+        "attribute",
+        "--events",
+        events.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+        "--campaign-col",
+        "campaign",
+        "--bootstrap",
+        "60",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (cols, rows) = read_parquet(&out.join("campaign_attribution.parquet"));
+    let at = |n: &str| cols.iter().position(|c| c == n).unwrap();
+    for r in rows.iter().filter(|r| r[at("channel")].str() != "(unattributed)") {
+        let (c, lo, hi) =
+            (r[at("conversions")].num(), r[at("conversions_low")].num(), r[at("conversions_high")].num());
+        assert!(lo <= hi && lo <= c * 1.5 + 1.0 && hi >= c * 0.5 - 1.0, "{c} outside [{lo}, {hi}]");
+    }
+}
