@@ -84,6 +84,13 @@ impl RuleSet {
             if rule.channel.trim().is_empty() {
                 return Err(Error::Config(format!("channel rule {} has no channel", n + 1)));
             }
+            if let Some(p) = crate::core::event_log::reserved_name_problem(&rule.channel) {
+                return Err(Error::Config(format!(
+                    "channel rule {}: {}",
+                    n + 1,
+                    p.replace("in the input", "in the rule")
+                )));
+            }
             let mut pats: [Option<Regex>; 3] = [None, None, None];
             for (k, p) in [&rule.source, &rule.medium, &rule.campaign].into_iter().enumerate() {
                 if let Some(p) = p {
@@ -171,6 +178,16 @@ mod tests {
         assert_eq!(r.channel(["google", "cpc", "brand-2024"]), Some("brand_search"));
         assert_eq!(r.channel(["google", "cpc", "generic"]), Some("paid_search"));
         assert_eq!(r.columns, ["utm_source", "utm_medium", "utm_campaign"]);
+    }
+
+    #[test]
+    fn a_rule_may_not_give_a_reserved_channel_name() {
+        let cfg = ChannelRules {
+            rules: vec![ChannelRule { channel: "(unattributed)".into(), ..Default::default() }],
+            ..ChannelRules::default()
+        };
+        let e = RuleSet::compile(&cfg).unwrap_err().to_string();
+        assert!(e.contains("channel rule 1") && e.contains("reserves"), "{e}");
     }
 
     #[test]
