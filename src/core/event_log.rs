@@ -81,6 +81,15 @@ impl Default for UserNames {
 }
 
 impl UserNames {
+    /// Every name replaced by `f(name)` (pseudonyms), as strings.
+    pub fn mapped(&self, f: impl Fn(&str) -> String + Sync) -> UserNames {
+        use rayon::prelude::*;
+        match self {
+            UserNames::Str(v) => UserNames::Str(v.par_iter().map(|s| f(s)).collect()),
+            UserNames::Int(v) => UserNames::Str(v.par_iter().map(|x| f(&x.to_string())).collect()),
+        }
+    }
+
     /// The user value of a dense id, as text.
     pub fn name(&self, id: u32) -> String {
         match self {

@@ -9,6 +9,7 @@ pub mod journeys;
 pub mod markov;
 pub mod models;
 pub mod paths;
+pub mod privacy;
 pub mod recorded;
 pub mod roles;
 pub mod shapley;

@@ -461,10 +461,15 @@ pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut w = Vec::new();
     let mut per: Vec<(u32, f64)> = Vec::new();
+    // Omitted persons: journeys are numbered in their canonical order (user, time, seq).
+    let omitted = settings.output.person_ids == crate::settings::PersonIds::Omitted;
     for i in 0..rec.len() {
         let r = rec.range(i);
-        let user = run.users.name(rec.user[i]);
-        let journey = format!("{user}#{}", rec.seq[i]);
+        let user = (!omitted).then(|| run.users.name(rec.user[i]));
+        let journey = match &user {
+            Some(u) => format!("{u}#{}", rec.seq[i]),
+            None => format!("j{}", i + 1),
+        };
         for (m, rule) in &models {
             match rule {
                 Some(rule) => rule.weights(&rec.channel[r.clone()], &mut w),
@@ -494,7 +499,7 @@ pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
         TableName::JourneyCredit.as_str(),
         vec![
             ("journey_id", Values::Str(jid)),
-            ("user_id", Values::Str(uid)),
+            ("user_id", Values::OptStr(uid)),
             ("conversion_ts", Values::TimestampUs(cts)),
             ("model", Values::Str(model)),
             ("channel", Values::Str(channel)),

@@ -19,12 +19,13 @@ use crate::core::bootstrap::{self, BootstrapOptions};
 use crate::core::event_log::{event_id_duplicates, InputFile, InputSummary, UserNames};
 use crate::core::journeys::{self, JourneyOptions, JourneyStats, Journeys};
 use crate::core::paths::PathTable;
+use crate::core::privacy::PseudonymKey;
 use crate::core::spend::{self, SpendTotals};
 use crate::engine::{self, LoadOptions, ReadScope};
 use crate::error::{Error, Result};
 use crate::publish::{DatedOutput, DirOutput, Output, WrittenFile};
 use crate::report::{self, RunResult};
-use crate::settings::{Dedupe, Settings, SpendPeriod};
+use crate::settings::{Dedupe, PersonIds, Settings, SpendPeriod};
 use training::Training;
 
 /// The outcome of a successful run, for the CLI's JSON summary line.
@@ -147,7 +148,7 @@ impl<'a> Run<'a> {
                 scope.range = Some((a.min(start), b));
             }
             scope.shard = shard;
-            scope.skip_user_names = !s.output.journey_credit;
+            scope.skip_user_names = !s.output.journey_credit || s.output.person_ids == PersonIds::Omitted;
             let opts = LoadOptions {
                 columns: &s.columns,
                 on_invalid: s.journeys.on_invalid_rows,
@@ -184,7 +185,13 @@ impl<'a> Run<'a> {
             other_shards: log.other_shards,
             unmatched_channel_rule: log.unmatched_channel_rule,
         };
-        let users = log.user_names.clone();
+        let users = match self.person_key()? {
+            Some(key) => {
+                self.manifest.insert("pseudonym_key_fingerprint".into(), json!(key.fingerprint()));
+                log.user_names.mapped(|id| key.pseudonym(id))
+            }
+            None => log.user_names.clone(),
+        };
         let read_warnings = log.warnings.clone();
         let (channels, campaigns) = (log.channels.clone(), log.campaigns.clone());
         drop(log);
@@ -226,6 +233,23 @@ impl<'a> Run<'a> {
             tracing::warn!("{w}");
         }
         Ok(RunResult { analysis, campaign, users, input, spend, groups })
+    }
+
+    /// The pseudonymization key, when `journey_credit` names persons by pseudonym: read from
+    /// the environment variable the settings name, never from a file or a flag.
+    fn person_key(&self) -> Result<Option<PseudonymKey>> {
+        let o = &self.settings.output;
+        if !o.journey_credit || o.person_ids != PersonIds::Pseudonymized {
+            return Ok(None);
+        }
+        match std::env::var(&o.pseudonym_key_env) {
+            Ok(k) if !k.is_empty() => Ok(Some(PseudonymKey::new(k.as_bytes()))),
+            _ => Err(Error::Config(format!(
+                "output.person_ids = \"pseudonymized\" needs a key in the environment variable {} \
+                 (output.pseudonym_key_env); or set output.person_ids to \"omitted\"",
+                o.pseudonym_key_env
+            ))),
+        }
     }
 
     /// Read an aggregated path table (ChannelAttribution's input) and run the models.

@@ -180,9 +180,15 @@ pub struct Output {
     pub root: Option<PathBuf>,
     /// Table format.
     pub format: Format,
-    /// Also write `journey_credit` (one row per converting journey, model and channel; it
-    /// holds user ids, which are personal data).
+    /// Also write `journey_credit` (one row per converting journey, model and channel).
     pub journey_credit: bool,
+    /// How `journey_credit` names the person (`docs/privacy.md`): `omitted` (default),
+    /// `pseudonymized` (a keyed hash, HMAC-SHA-256) or `raw` (the input's id, only when
+    /// asked for explicitly).
+    pub person_ids: PersonIds,
+    /// The environment variable holding the pseudonymization key (never a file or a flag:
+    /// the key must not land in shell history, pipeline files or the manifest).
+    pub pseudonym_key_env: String,
     /// How long to wait for another run on the same output to finish (0: fail at once
     /// with 75, which schedulers retry).
     pub lock_timeout_seconds: u64,
@@ -190,8 +196,28 @@ pub struct Output {
 
 impl Default for Output {
     fn default() -> Self {
-        Output { root: None, format: Format::Parquet, journey_credit: false, lock_timeout_seconds: 0 }
+        Output {
+            root: None,
+            format: Format::Parquet,
+            journey_credit: false,
+            person_ids: PersonIds::Omitted,
+            pseudonym_key_env: "TOUCHPOINT_PSEUDONYM_KEY".into(),
+            lock_timeout_seconds: 0,
+        }
     }
+}
+
+/// How an output that holds a person names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PersonIds {
+    /// Left out: `user_id` is null and journeys are numbered.
+    #[default]
+    Omitted,
+    /// HMAC-SHA-256 of the id under the key in `pseudonym_key_env` (hex, 32 characters).
+    Pseudonymized,
+    /// The input's id as it is: personal data in the output.
+    Raw,
 }
 
 /// The candidate closest to a misspelt word (at most two edits away), for "did you mean".

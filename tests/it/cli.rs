@@ -451,6 +451,8 @@ fn campaign_grain_touch_types_and_journey_credit() {
             "--campaign-col",
             "campaign",
             "--journey-credit",
+            "--set",
+            "output.person_ids=\"raw\"",
             "--touch-type-col",
             "kind",
             "--lookback-by-type",
@@ -597,8 +599,9 @@ fn integer_user_ids_over_several_files_give_the_same_credits_as_strings() {
     write_events(&parts.join("a.parquet"), &mut int_df.filter(&even).unwrap());
     write_events(&parts.join("b.parquet"), &mut int_df.filter(&!&even).unwrap());
     let (s, i) = (dir.path().join("s"), dir.path().join("i"));
-    run_ok(&sample(), &s, &["--journey-credit", "-q"]);
-    run_ok(&parts, &i, &["--journey-credit", "-q"]);
+    let raw = ["--journey-credit", "-q", "--set", "output.person_ids=\"raw\""];
+    run_ok(&sample(), &s, &raw);
+    run_ok(&parts, &i, &raw);
     // User ids are keys: their type does not matter (values are float sums in user order,
     // so equal to rounding).
     for t in ["channel_attribution", "markov_removal_effects", "markov_transitions", "path_summary"] {

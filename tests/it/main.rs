@@ -13,6 +13,7 @@ mod layers;
 mod messages;
 mod models;
 mod oracles;
+mod privacy;
 mod publication;
 mod robustness;
 mod scheduling;
