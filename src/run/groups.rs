@@ -43,7 +43,7 @@ pub fn analyze_groups(log: &mut EventLog, s: &Settings, duplicates: &[u32], inde
         log.channel.iter().map(|&c| if c == NO_CHANNEL { c } else { of[c as usize] }).collect();
     let channel = std::mem::replace(&mut log.channel, grouped);
     let channels = std::mem::replace(&mut log.channels, names.clone());
-    let mut opts = JourneyOptions::resolve(&s.journeys, log, true);
+    let mut opts = JourneyOptions::resolve(&s.journeys, log, s.has(crate::settings::Model::TimeDecay));
     opts.report = s.window().map(|w| w.range());
     opts.index = index;
     let mut order = journeys::sort_events(log);
