@@ -226,6 +226,9 @@ pub struct ColumnArgs {
     /// Optional event id column (string or integer), for --dedupe event_id.
     #[arg(long)]
     pub event_id_col: Option<String>,
+    /// Optional consent column (boolean or 0/1): rows without consent are dropped and counted.
+    #[arg(long)]
+    pub consent_col: Option<String>,
 }
 
 /// Journey rules (`[journeys]`).

@@ -178,6 +178,7 @@ fn attribute_flags(a: &AttributeArgs) -> Result<Vec<Flag>> {
     put("columns.touch_type", c.touch_type_col.as_deref().map(s), "--touch-type-col");
     put("columns.campaign", c.campaign_col.as_deref().map(s), "--campaign-col");
     put("columns.event_id", c.event_id_col.as_deref().map(s), "--event-id-col");
+    put("columns.consent", c.consent_col.as_deref().map(s), "--consent-col");
     let j = &a.journeys;
     put("journeys.lookback_days", j.lookback_days.map(toml::Value::Float), "--lookback-days");
     put("journeys.lookback_by_type", lookback_by_type(&j.lookback_by_type)?, "--lookback-by-type");

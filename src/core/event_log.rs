@@ -61,6 +61,8 @@ pub struct EventLog {
     pub other_shards: u64,
     /// Rows whose channel no `[channel_rules]` rule matched (given the channel `unassigned`).
     pub unmatched_channel_rule: u64,
+    /// Rows dropped for want of consent (`columns.consent`).
+    pub rows_without_consent: u64,
     /// What the reader noticed that is worth a warning in the summary and the manifest.
     pub warnings: Vec<String>,
 }
@@ -229,6 +231,9 @@ pub struct InputSummary {
     /// Rows whose channel no `[channel_rules]` rule matched.
     #[serde(default)]
     pub unmatched_channel_rule: u64,
+    /// Rows dropped for want of consent.
+    #[serde(default)]
+    pub rows_without_consent: u64,
 }
 
 /// The shard of a user id among `n`: Spark SQL's `pmod(xxhash64(id), n)` (XXH64, seed 42)

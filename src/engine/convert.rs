@@ -88,6 +88,8 @@ struct BatchColumns<'a> {
     touch_type: Option<&'a StringChunked>,
     campaign: Option<&'a StringChunked>,
     event: Option<Vec<u128>>,
+    /// Consent per row (false for false or null), when a consent column is mapped.
+    consent: Option<Vec<bool>>,
 }
 
 /// The user key of each row of a batch, [`None`] for a null user or another shard's.
@@ -210,7 +212,26 @@ fn convert_columns<'a>(
         }
         None => None,
     };
-    Ok(BatchColumns { keys, null_users, ts, conv, values, channel, tie, touch_type, campaign, event })
+    let consent = match &cols.consent {
+        Some(k) => {
+            let ca = series(df, k, path)?.bool().map_err(cast_err(path, k))?;
+            Some(ca.iter().map(|v| v.unwrap_or(false)).collect())
+        }
+        None => None,
+    };
+    Ok(BatchColumns {
+        keys,
+        null_users,
+        ts,
+        conv,
+        values,
+        channel,
+        tie,
+        touch_type,
+        campaign,
+        event,
+        consent,
+    })
 }
 
 impl BatchColumns<'_> {
@@ -252,6 +273,7 @@ fn append_clean(ctx: &BatchContext, c: &BatchColumns, log: &mut EventLog, state:
     let scope = ctx.scope;
     if c.touch_type.is_some()
         || c.campaign.is_some()
+        || c.consent.is_some()
         || !(0..n).into_par_iter().with_min_len(PIECE).all(|i| c.outside(i, scope) || c.clean(i))
     {
         return false;
@@ -321,6 +343,14 @@ fn append_checked(
             continue;
         }
         let t = c.ts[i];
+        if c.consent.as_ref().is_some_and(|k| !k[i]) {
+            // Dropped before any check of its other columns: never processed.
+            match scope.range.is_some_and(|(a, b)| t != NULL_TIME && (t < a || t >= b)) {
+                true => not_ours += 1,
+                false => log.rows_without_consent += 1,
+            }
+            continue;
+        }
         if t == NULL_TIME {
             reject(RejectReason::NullTime, i, &cols.time)?;
             continue;

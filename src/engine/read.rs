@@ -421,6 +421,9 @@ fn read_file(
     for c in [&cols.touch_type, &cols.campaign, &cols.event_id].into_iter().flatten() {
         exprs.push(col(c.as_str()).cast(DataType::String));
     }
+    if let Some(c) = &cols.consent {
+        exprs.push(col(c.as_str()).cast(DataType::Boolean));
+    }
     let mut lf = lf.select(exprs);
     if let Some((start, end)) = range {
         // A literal of the column's own type keeps the predicate pushable to row-group

@@ -145,6 +145,11 @@ pub(super) fn check_schema(path: &Path, cols: &Columns, rule_cols: &[String]) ->
     for c in [&cols.touch_type, &cols.campaign].into_iter().flatten() {
         f.role(c, "a string or categorical column", |d| text(d).then_some(()))?;
     }
+    if let Some(c) = &cols.consent {
+        f.role(c, "a boolean or 0/1 integer consent flag", |d| {
+            (matches!(d, DataType::Boolean) || d.is_integer()).then_some(())
+        })?;
+    }
     if let Some(c) = &cols.event_id {
         f.role(c, "a string or integer event id", |d| (text(d) || d.is_integer()).then_some(()))?;
     }

@@ -400,6 +400,7 @@ pub fn data_quality(a: &Analysis, input: &InputSummary) -> Table {
     m.extend([
         ("rows_rejected".into(), rejected as f64),
         ("rows_unmatched_channel_rule".into(), input.unmatched_channel_rule as f64),
+        ("rows_without_consent".into(), input.rows_without_consent as f64),
         ("events".into(), input.events as f64),
         ("duplicate_events".into(), s.duplicate_events as f64),
         ("users".into(), s.users as f64),

@@ -184,6 +184,7 @@ impl<'a> Run<'a> {
             rejected: log.rejected.clone(),
             other_shards: log.other_shards,
             unmatched_channel_rule: log.unmatched_channel_rule,
+            rows_without_consent: log.rows_without_consent,
         };
         let users = match self.person_key()? {
             Some(key) => {

@@ -385,7 +385,14 @@ impl Settings {
         self.models.run.dedup();
         // An empty string switches an optional column off (TOML has no null).
         let c = &mut self.columns;
-        for o in [&mut c.value, &mut c.tie_breaker, &mut c.touch_type, &mut c.campaign, &mut c.event_id] {
+        for o in [
+            &mut c.value,
+            &mut c.tie_breaker,
+            &mut c.touch_type,
+            &mut c.campaign,
+            &mut c.event_id,
+            &mut c.consent,
+        ] {
             if o.as_deref() == Some("") {
                 *o = None;
             }
@@ -484,6 +491,7 @@ impl Settings {
         names.extend(c.event_id.iter());
         names.extend(c.touch_type.iter());
         names.extend(c.campaign.iter());
+        names.extend(c.consent.iter());
         for (i, a) in names.iter().enumerate() {
             if a.is_empty() {
                 return Err(Error::Config("column names must not be empty".into()));

@@ -31,6 +31,10 @@ pub struct Columns {
     /// `journeys.dedupe = "event_id"`.
     #[serde(default)]
     pub event_id: Option<String>,
+    /// Optional consent column (boolean, or 0/1 integer): rows whose value is false or null
+    /// are dropped before anything is computed and counted (`docs/privacy.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<String>,
 }
 
 impl Default for Columns {
@@ -46,6 +50,7 @@ impl Default for Columns {
             touch_type: None,
             campaign: None,
             event_id: None,
+            consent: None,
         }
     }
 }

@@ -89,3 +89,44 @@ fn pseudonymizing_without_a_key_is_a_configuration_error_and_writes_nothing() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("TOUCHPOINT_PSEUDONYM_KEY"));
     assert!(!out.exists());
 }
+
+/// Rows without consent (false or null) are dropped before anything is computed: the
+/// tables equal those of the same log with those rows removed by hand, and the dropped rows
+/// are counted.
+#[test]
+fn rows_without_consent_are_dropped_and_counted() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let mut df = ParquetReader::new(std::fs::File::open(sample()).unwrap()).finish().unwrap();
+    let n = df.height();
+    // Every 5th row has no consent, every 11th a null one; a bad time on a no-consent row is
+    // never looked at.
+    let consent: Vec<Option<bool>> =
+        (0..n).map(|i| if i % 11 == 3 { None } else { Some(i % 5 != 0) }).collect();
+    let dropped = consent.iter().filter(|c| **c != Some(true)).count();
+    df.with_column(Column::new("consent".into(), consent.clone())).unwrap();
+    let with = dir.path().join("with.parquet");
+    write_events(&with, &mut df);
+    let mask: BooleanChunked = consent.iter().map(|c| Some(*c == Some(true))).collect();
+    let mut kept = df.filter(&mask).unwrap().drop("consent").unwrap();
+    let without = dir.path().join("without.parquet");
+    write_events(&without, &mut kept);
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let attribute = |events: &Path, out: &Path, extra: &[&str]| {
+        let mut args =
+            vec!["attribute", "--events", events.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"];
+        args.extend_from_slice(extra);
+        let o = touchpoint(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    attribute(&with, &a, &["--consent-col", "consent"]);
+    attribute(&without, &b, &[]);
+    for t in ["channel_attribution", "channel_roles", "path_summary", "markov_transitions"] {
+        let f = format!("{t}.parquet");
+        assert!(read_parquet(&a.join(&f)) == read_parquet(&b.join(&f)), "{t} differs");
+    }
+    let (qa, qb) = (quality(&a), quality(&b));
+    assert_eq!(qa["rows_without_consent"], dropped as f64);
+    assert_eq!(qa["rows_read"], n as f64);
+    assert_eq!(qa["events"], qb["events"]);
+}
