@@ -54,6 +54,16 @@ impl Analysis {
         f
     }
 
+    /// Channel roles folded into the report channels (`frequency` names counted with
+    /// their base channel).
+    pub fn folded_roles(&self) -> Vec<crate::core::roles::Roles> {
+        let mut r = vec![crate::core::roles::Roles::default(); self.report_channels.len()];
+        for (i, x) in crate::core::roles::channel_roles(&self.paths).into_iter().enumerate() {
+            r[self.report_of[i] as usize].add(&x);
+        }
+        r
+    }
+
     /// The rule-based model of `m` in this analysis' channel space (None for Markov and
     /// time decay, which are not per-path rules).
     pub fn rule_model(&self, m: Model, params: &Models) -> Option<RuleModel> {

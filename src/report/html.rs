@@ -10,7 +10,6 @@ use crate::core::analysis::Analysis;
 use crate::core::event_log::UNATTRIBUTED;
 use crate::core::markov::Target;
 use crate::core::models::Credits;
-use crate::core::roles::{channel_roles, Roles};
 use crate::settings::{Model, Settings};
 
 const TEMPLATE: &str = include_str!("report.html.j2");
@@ -234,10 +233,7 @@ fn roas_chart(g: &Analysis, sp: &std::collections::BTreeMap<String, f64>) -> Str
 }
 
 fn roles(a: &Analysis) -> (String, Value) {
-    let mut r = vec![Roles::default(); a.report_channels.len()];
-    for (i, x) in channel_roles(&a.paths).into_iter().enumerate() {
-        r[a.report_of[i] as usize].add(&x);
-    }
+    let r = a.folded_roles();
     let nulls = a.paths.total_nulls();
     let parts: Vec<String> =
         ["only touch", "first", "assist", "last"].iter().map(|s| s.to_string()).collect();
@@ -278,14 +274,20 @@ fn top_paths(a: &Analysis) -> Value {
         .collect()
 }
 
+/// The 15 transitions most journeys walk, strongest first (ties by state order).
+fn strongest(r: &crate::core::markov::MarkovResult) -> Vec<&crate::core::markov::Transition> {
+    let mut ts: Vec<&crate::core::markov::Transition> = r.chain.transitions.iter().collect();
+    ts.sort_by(|x, y| y.count.total_cmp(&x.count).then((x.from, x.to).cmp(&(y.from, y.to))));
+    ts.truncate(15);
+    ts
+}
+
 /// The 15 transitions most journeys walk (between states, into conversion or null).
 fn transitions(a: &Analysis) -> Value {
     let Some(r) = &a.markov else { return json!([]) };
-    let mut ts: Vec<&crate::core::markov::Transition> = r.chain.transitions.iter().collect();
-    ts.sort_by(|x, y| y.count.total_cmp(&x.count).then((x.from, x.to).cmp(&(y.from, y.to))));
     let pt = &a.paths;
-    ts.iter()
-        .take(15)
+    strongest(r)
+        .iter()
         .map(|t| {
             let to = match t.to {
                 Target::State(s) => r.chain.state_name(pt, s),
@@ -299,11 +301,8 @@ fn transitions(a: &Analysis) -> Value {
 /// The graph of the same 15 transitions.
 fn transition_graph(a: &Analysis) -> String {
     let Some(r) = &a.markov else { return String::new() };
-    let mut ts: Vec<&crate::core::markov::Transition> = r.chain.transitions.iter().collect();
-    ts.sort_by(|x, y| y.count.total_cmp(&x.count).then((x.from, x.to).cmp(&(y.from, y.to))));
-    let edges: Vec<(String, String, f64)> = ts
+    let edges: Vec<(String, String, f64)> = strongest(r)
         .iter()
-        .take(15)
         .map(|t| (r.chain.state_name(&a.paths, t.from), r.chain.target_name(&a.paths, t.to), t.count))
         .collect();
     charts::transition_graph("strongest transitions", &edges)

@@ -13,7 +13,7 @@ use crate::core::bootstrap::Intervals;
 use crate::core::event_log::{InputSummary, RejectReason, UNATTRIBUTED};
 use crate::core::markov::{MarkovResult, OrderScore};
 use crate::core::models::{time_decay_weights, Credits, RuleModel};
-use crate::core::roles::{channel_roles as channel_roles_of, time_to_conversion, Roles};
+use crate::core::roles::{time_to_conversion, Roles};
 use crate::core::table::{Table, Values};
 use crate::error::{Error, Result};
 use crate::settings::{Model, Settings};
@@ -232,10 +232,7 @@ pub fn channel_group_roles(a: &Analysis) -> Table {
 
 fn roles_table(name: TableName, key: &'static str, a: &Analysis) -> Table {
     let n = a.report_channels.len();
-    let mut r = vec![Roles::default(); n];
-    for (i, x) in channel_roles_of(&a.paths).into_iter().enumerate() {
-        r[a.report_of[i] as usize].add(&x);
-    }
+    let r = a.folded_roles();
     let nulls = a.paths.total_nulls();
     let lags =
         a.recorded.as_ref().map(|rec| time_to_conversion(rec, |c| a.report_of[c as usize] as usize, n));

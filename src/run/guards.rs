@@ -36,10 +36,8 @@ pub fn check(settings: &Settings, run: &RunResult) -> Result<()> {
 /// The headline credits of the previous run date's manifest (for the page's
 /// night-over-night table), when there is one.
 pub fn previous_headline(settings: &Settings) -> Option<crate::report::Headline> {
-    let (root, w) = (settings.output.root.as_deref()?, settings.window()?);
-    let prev = w.run_date.0.pred_opt()?;
-    let manifest =
-        root.join("_manifest").join(format!("run_date={}", prev.format("%Y-%m-%d"))).join("_manifest.json");
+    settings.window()?;
+    let manifest = previous_manifest(settings)?;
     let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(manifest).ok()?).ok()?;
     serde_json::from_value(doc.get("headline")?.clone()).ok()
 }
@@ -47,8 +45,16 @@ pub fn previous_headline(settings: &Settings) -> Option<crate::report::Headline>
 /// Total conversions of the previous publication: the previous run date's partition for
 /// windowed runs, the output directory's present manifest otherwise.
 fn previous_conversions(settings: &Settings) -> Option<(f64, String)> {
+    let manifest = previous_manifest(settings)?;
+    let c = read_total(&manifest)?;
+    Some((c, manifest.display().to_string()))
+}
+
+/// The manifest of the previous publication: the previous run date's for windowed runs,
+/// the output directory's present one otherwise.
+fn previous_manifest(settings: &Settings) -> Option<std::path::PathBuf> {
     let root = settings.output.root.as_deref()?;
-    let manifest = match settings.window() {
+    Some(match settings.window() {
         Some(w) => {
             let prev = w.run_date.0.pred_opt()?;
             root.join("_manifest")
@@ -56,9 +62,7 @@ fn previous_conversions(settings: &Settings) -> Option<(f64, String)> {
                 .join("_manifest.json")
         }
         None => root.join("manifest.json"),
-    };
-    let c = read_total(&manifest)?;
-    Some((c, manifest.display().to_string()))
+    })
 }
 
 fn read_total(manifest: &Path) -> Option<f64> {
