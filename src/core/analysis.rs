@@ -43,6 +43,19 @@ pub struct Analysis {
     pub warnings: Vec<String>,
 }
 
+/// The models of one customer segment (`docs/models.md` § Segments).
+#[derive(Debug, Clone)]
+pub struct SegmentAnalysis {
+    /// The segmentation: the segment column's name, or `customer_status`.
+    pub segmentation: String,
+    /// The segment.
+    pub segment: String,
+    /// Its models.
+    pub analysis: Analysis,
+    /// Markov and Shapley took the pooled fit (too few conversions).
+    pub pooled: bool,
+}
+
 impl Analysis {
     /// Credits folded into the report channels (base channels of `frequency` names).
     pub fn folded(&self, c: &Credits) -> Credits {

@@ -65,6 +65,70 @@ pub struct EventLog {
     pub rows_without_consent: u64,
     /// What the reader noticed that is worth a warning in the summary and the manifest.
     pub warnings: Vec<String>,
+    /// The source of each row (`columns.source`, or the staged sources).
+    pub source: Option<Tags>,
+    /// The customer segment of each row (`columns.segment`, or the customers table).
+    pub segment: Option<Tags>,
+    /// The conversion type of each row (null on touches).
+    pub conversion_type: Option<Tags>,
+    /// The conversion id of each row (null on touches).
+    pub conversion_id: Option<Tags>,
+    /// What staging the sources counted (`docs/sources.md`), when the input was staged.
+    pub staged: Option<StagedSummary>,
+}
+
+/// A string attribute of each row as dense ids into sorted names; [`NO_CHANNEL`] is null.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Tags {
+    /// Id per row.
+    pub ids: Vec<u32>,
+    /// Names, sorted.
+    pub names: Vec<String>,
+}
+
+impl Tags {
+    /// The name of row `r`'s value, if not null.
+    pub fn name_of(&self, r: usize) -> Option<&str> {
+        self.ids.get(r).and_then(|&i| self.names.get(i as usize)).map(String::as_str)
+    }
+}
+
+/// Rows read, rejected and kept of one source.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SourceCounts {
+    /// The source name.
+    pub source: String,
+    /// Rows read (after the erasure list, which is as if they never were).
+    pub rows_read: u64,
+    /// Rows rejected as invalid (`on_invalid_rows = "drop"`).
+    pub rows_rejected: u64,
+    /// Rows dropped for want of consent.
+    pub rows_without_consent: u64,
+    /// Conversion rows dropped as repeats of an earlier conversion id.
+    pub duplicate_conversions: u64,
+    /// Rows kept as events.
+    pub rows_kept: u64,
+}
+
+/// What staging the input counted: per source, the identity map and the erasure list.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StagedSummary {
+    /// Per source, in the order of the settings (event log, `[[sources]]`, conversions).
+    pub sources: Vec<SourceCounts>,
+    /// Distinct ids of kept rows that the identity map mapped to one person.
+    pub aliases_mapped: u64,
+    /// Distinct ids of kept rows the map does not know (each its own person).
+    pub aliases_unmapped: u64,
+    /// Distinct ids with rows the map gives two or more persons at once (kept unmapped).
+    pub aliases_conflicting: u64,
+    /// Entries of the identity map.
+    pub identity_entries: u64,
+    /// Persons of the customers table, and kept persons it does not list.
+    pub customers: u64,
+    /// Kept persons without a row in the customers table (segment `(none)`).
+    pub persons_without_customer_row: u64,
+    /// Rows dropped by the erasure list (manifest only: the tables must not show it).
+    pub rows_erased: u64,
 }
 
 /// The original user id values, in sorted order (index = dense user id).
@@ -234,6 +298,9 @@ pub struct InputSummary {
     /// Rows dropped for want of consent.
     #[serde(default)]
     pub rows_without_consent: u64,
+    /// What staging the sources counted, when the input was staged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<StagedSummary>,
 }
 
 /// The shard of a user id among `n`: Spark SQL's `pmod(xxhash64(id), n)` (XXH64, seed 42)

@@ -131,8 +131,13 @@ pub struct Journeys {
 pub struct JourneyOptions {
     /// Default lookback, µs.
     pub lookback: i64,
-    /// Lookback per touch-type id, µs (types without an entry use `lookback`).
-    pub lookback_by_type: Vec<i64>,
+    /// Lookback per touch-type id, µs (`None`: the type has no lookback of its own).
+    pub lookback_by_type: Vec<Option<i64>>,
+    /// Lookback per conversion-type id, µs: how far back a conversion of the type looks
+    /// (types without an entry use `lookback`).
+    pub lookback_by_conversion_type: Vec<i64>,
+    /// Count only the journeys of one segment (they still cut the stream).
+    pub segment: Option<SegmentFilter>,
     /// Conversion rows with a channel are touches.
     pub conversion_is_touch: bool,
     /// Transforms in order.
@@ -179,11 +184,20 @@ impl JourneyOptions {
         let lookback_by_type = log
             .touch_types
             .iter()
-            .map(|t| rules.lookback_by_type.get(t).map(|d| days_to_micros(*d)).unwrap_or(lookback))
+            .map(|t| rules.lookback_by_type.get(t).map(|d| days_to_micros(*d)))
             .collect();
+        let by_conversion = |names: &[String]| -> Vec<i64> {
+            let of = |t: &String| rules.lookback_by_conversion_type.get(t).map(|d| days_to_micros(*d));
+            names.iter().map(|t| of(t).unwrap_or(lookback)).collect()
+        };
         JourneyOptions {
             lookback,
             lookback_by_type,
+            lookback_by_conversion_type: log
+                .conversion_type
+                .as_ref()
+                .map_or_else(Vec::new, |t| by_conversion(&t.names)),
+            segment: None,
             conversion_is_touch: rules.conversion_is_touch,
             transforms,
             record,
@@ -193,6 +207,16 @@ impl JourneyOptions {
             report: None,
         }
     }
+}
+
+/// Which journeys a segment's pass counts (`docs/models.md` § Segments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentFilter {
+    /// Journeys whose last event has this id of the log's segment column.
+    Column(u32),
+    /// Journeys of persons with (`true`: returning) or without (`false`: new) a conversion
+    /// before the journey's end, among the events read.
+    Returning(bool),
 }
 
 /// One touch of a journey: channel id, event row and time (µs).
@@ -652,20 +676,34 @@ fn path_order(entries: &[(Box<[u32]>, usize, Agg)]) -> Vec<usize> {
     keys.into_iter().map(idx).collect()
 }
 
-/// A pending touch: channel, time and its own lookback (by touch type).
+/// A pending touch: channel, time and its touch type's own lookback, if it has one.
 #[derive(Clone, Copy)]
 struct Pending {
     touch: Touch,
-    lookback: i64,
+    lookback: Option<i64>,
 }
 
-/// Keep the pending touches within their lookback of `reference`; returns how many expired.
-fn within(pending: &[Pending], reference: i64, out: &mut Vec<Touch>) -> u64 {
+/// Keep the pending touches within their lookback of `reference` (a touch type's own
+/// lookback wins over `default`, the conversion's); returns how many expired.
+fn within(pending: &[Pending], reference: i64, default: i64, out: &mut Vec<Touch>) -> u64 {
     out.clear();
     out.extend(
-        pending.iter().filter(|p| reference.saturating_sub(p.touch.ts) <= p.lookback).map(|p| p.touch),
+        pending
+            .iter()
+            .filter(|p| reference.saturating_sub(p.touch.ts) <= p.lookback.unwrap_or(default))
+            .map(|p| p.touch),
     );
     (pending.len() - out.len()) as u64
+}
+
+/// Whether a journey ending at row `last` (with or without an earlier conversion of its
+/// person) is one the pass counts.
+fn counted(log: &EventLog, opts: &JourneyOptions, last: usize, returning: bool) -> bool {
+    match opts.segment {
+        None => true,
+        Some(SegmentFilter::Returning(r)) => r == returning,
+        Some(SegmentFilter::Column(s)) => log.segment.as_ref().is_some_and(|t| t.ids[last] == s),
+    }
 }
 
 /// A run of sorted rows holding whole users, and the duplicate rows to skip.
@@ -682,9 +720,15 @@ fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &Rows, opts: &Journey
     let mut c = Collector { index: opts.index.then(Vec::new), ..Collector::default() };
     let mut pending: Vec<Pending> = Vec::new();
     let mut kept: Vec<Touch> = Vec::new();
-    let lookback_of = |r: usize| -> i64 {
+    let lookback_of = |r: usize| -> Option<i64> {
         match &log.touch_type {
             Some(tt) if tt[r] != NO_CHANNEL => opts.lookback_by_type[tt[r] as usize],
+            _ => None,
+        }
+    };
+    let conversion_lookback = |r: usize| -> i64 {
+        match &log.conversion_type {
+            Some(t) if t.ids[r] != NO_CHANNEL => opts.lookback_by_conversion_type[t.ids[r] as usize],
             _ => opts.lookback,
         }
     };
@@ -693,7 +737,7 @@ fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &Rows, opts: &Journey
         let user = users[i];
         c.stats.users += 1;
         pending.clear();
-        let (mut seq, mut last_conv) = (0u32, i64::MIN);
+        let (mut seq, mut last_conv, mut returning) = (0u32, i64::MIN, false);
         let reported = |ts: i64| opts.report.is_none_or(|(a, b)| ts >= a && ts < b);
         while i < keys.len() && users[i] == user {
             let k = keys[i];
@@ -705,7 +749,9 @@ fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &Rows, opts: &Journey
             let ts = ((k >> 33) as i64).wrapping_add(min_ts);
             let ch = codes[r];
             if opts.closing.is_some_and(|l| pending.last().is_some_and(|p| ts - p.touch.ts > l)) {
-                close_lapsed(&mut c, user, &pending, n_codes, opts, &mut kept);
+                if pending.last().is_some_and(|p| counted(log, opts, p.touch.row as usize, returning)) {
+                    close_lapsed(&mut c, user, &pending, n_codes, opts, &mut kept);
+                }
                 pending.clear();
             }
             if (k >> 32) & 1 == 1 {
@@ -717,14 +763,15 @@ fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &Rows, opts: &Journey
                 }
                 seq = if ts == last_conv { seq + 1 } else { 1 };
                 last_conv = ts;
-                if reported(ts) {
-                    c.stats.expired_touches += within(&pending, ts, &mut kept);
+                if reported(ts) && counted(log, opts, r, returning) {
+                    c.stats.expired_touches += within(&pending, ts, conversion_lookback(r), &mut kept);
                     apply_transforms(&mut kept, &opts.transforms, n_codes);
                     c.converting(user, &kept, log.value[r], ts);
                     if opts.record && !kept.is_empty() {
-                        c.recorded.push(user, seq, ts, log.value[r], &kept);
+                        c.recorded.push((user, seq, r as u32), ts, log.value[r], &kept);
                     }
                 }
+                returning = true;
                 pending.clear();
             } else {
                 debug_assert!(ch != NO_CHANNEL, "the input layer rejects touches without a channel");
@@ -735,7 +782,10 @@ fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &Rows, opts: &Journey
             }
             i += 1;
         }
+        let last_counted =
+            pending.last().is_some_and(|p| counted(log, opts, p.touch.row as usize, returning));
         match (opts.closing, pending.last()) {
+            _ if !last_counted => {}
             (Some(l), Some(last)) => {
                 let end = opts.report.map_or(i64::MAX, |r| r.1);
                 if last.touch.ts.saturating_add(l) < end {
@@ -745,7 +795,7 @@ fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &Rows, opts: &Journey
                 }
             }
             (None, Some(last)) if reported(last.touch.ts) => {
-                c.stats.expired_touches += within(&pending, last.touch.ts, &mut kept);
+                c.stats.expired_touches += within(&pending, last.touch.ts, opts.lookback, &mut kept);
                 apply_transforms(&mut kept, &opts.transforms, n_codes);
                 c.non_converting(user, &kept);
             }
@@ -768,7 +818,7 @@ fn close_lapsed(
     let (Some(last), Some(l)) = (pending.last(), opts.closing) else { return };
     let closed = last.touch.ts.saturating_add(l);
     if opts.report.is_none_or(|(a, b)| closed >= a && closed < b) {
-        c.stats.expired_touches += within(pending, last.touch.ts, kept);
+        c.stats.expired_touches += within(pending, last.touch.ts, l, kept);
         apply_transforms(kept, &opts.transforms, n_codes);
         c.non_converting(user, kept);
     }

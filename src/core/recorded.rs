@@ -14,6 +14,8 @@ pub struct Recorded {
     pub seq: Vec<u32>,
     /// Conversion time, µs.
     pub conversion_ts: Vec<i64>,
+    /// Row of the conversion in the event log (its id, type and segment).
+    pub conversion_row: Vec<u32>,
     /// Conversion value.
     pub value: Vec<f64>,
     /// `touches[offsets[i]..offsets[i + 1]]` are journey i's touches.
@@ -42,13 +44,14 @@ impl Recorded {
         self.offsets[i] as usize..self.offsets[i + 1] as usize
     }
 
-    pub(crate) fn push(&mut self, user: u32, seq: u32, ts: i64, value: f64, touches: &[Touch]) {
+    pub(crate) fn push(&mut self, (user, seq, row): (u32, u32, u32), ts: i64, value: f64, touches: &[Touch]) {
         if self.offsets.is_empty() {
             self.offsets.push(0);
         }
         self.user.push(user);
         self.seq.push(seq);
         self.conversion_ts.push(ts);
+        self.conversion_row.push(row);
         self.value.push(value);
         self.channel.extend(touches.iter().map(|t| t.channel));
         self.ts.extend(touches.iter().map(|t| t.ts));
@@ -67,6 +70,7 @@ impl Recorded {
         self.user.extend(o.user);
         self.seq.extend(o.seq);
         self.conversion_ts.extend(o.conversion_ts);
+        self.conversion_row.extend(o.conversion_row);
         self.value.extend(o.value);
         self.offsets.extend(o.offsets[1..].iter().map(|x| x + base));
         self.channel.extend(o.channel);

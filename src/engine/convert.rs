@@ -87,6 +87,8 @@ struct BatchColumns<'a> {
     tie: Option<Vec<Option<i64>>>,
     touch_type: Option<&'a StringChunked>,
     campaign: Option<&'a StringChunked>,
+    /// [`Columns::tags`].
+    tags: [Option<&'a StringChunked>; 4],
     event: Option<Vec<u128>>,
     /// Consent per row (false for false or null), when a consent column is mapped.
     consent: Option<Vec<bool>>,
@@ -203,6 +205,8 @@ fn convert_columns<'a>(
         }
     };
     let (touch_type, campaign) = (optional(&cols.touch_type)?, optional(&cols.campaign)?);
+    let t = cols.tags().map(|c| c.cloned());
+    let tags = [optional(&t[0])?, optional(&t[1])?, optional(&t[2])?, optional(&t[3])?];
     let event = match optional(&cols.event_id)? {
         Some(ca) => {
             let mut keys = vec![0u128; ca.len()];
@@ -229,6 +233,7 @@ fn convert_columns<'a>(
         tie,
         touch_type,
         campaign,
+        tags,
         event,
         consent,
     })
@@ -273,6 +278,7 @@ fn append_clean(ctx: &BatchContext, c: &BatchColumns, log: &mut EventLog, state:
     let scope = ctx.scope;
     if c.touch_type.is_some()
         || c.campaign.is_some()
+        || c.tags.iter().any(Option::is_some)
         || c.consent.is_some()
         || !(0..n).into_par_iter().with_min_len(PIECE).all(|i| c.outside(i, scope) || c.clean(i))
     {
@@ -389,6 +395,12 @@ fn append_checked(
         }
         if let Some(ca) = c.campaign {
             extra.campaign_ids.push(extra.campaigns.intern_str(ca.get(i).unwrap_or(NO_CAMPAIGN)));
+        }
+        for (k, ca) in c.tags.iter().enumerate() {
+            if let Some(ca) = ca {
+                let id = ca.get(i).map_or(NO_CHANNEL, |v| extra.tags[k].intern_str(v));
+                extra.tag_ids[k].push(id);
+            }
         }
     }
     // Rows of other shards, or outside the scope, were never this run's to read.

@@ -16,8 +16,8 @@ use rustc_hash::FxHashMap;
 use super::channel_rules::RuleSet;
 use super::convert::{append_batch, BatchContext};
 use super::discover::{date_of, scoped_inputs, ReadScope};
-use super::schema::{check_schema, FilePlan, MarkerKind, TimeKind, UserKind};
-use crate::core::event_log::{reserved_name_problem, EventLog, InputFile, UserNames, NO_CHANNEL};
+use super::schema::{check_schema, check_schema_of, FilePlan, MarkerKind, TimeKind, UserKind};
+use crate::core::event_log::{reserved_name_problem, EventLog, InputFile, Tags, UserNames, NO_CHANNEL};
 use crate::core::intern::PIECE;
 use crate::error::{Error, Result};
 use crate::settings::{ChannelRules, Columns, InvalidRows};
@@ -79,6 +79,9 @@ pub(super) struct Extra {
     pub(super) type_ids: Vec<u32>,
     pub(super) campaigns: Interner<String>,
     pub(super) campaign_ids: Vec<u32>,
+    /// Source, segment, conversion type and conversion id ([`Columns::tags`]).
+    pub(super) tags: [Interner<String>; 4],
+    pub(super) tag_ids: [Vec<u32>; 4],
 }
 
 /// What outlives one batch: the vocabularies, the user keys and the optional columns.
@@ -117,12 +120,31 @@ pub struct LoadOptions<'a> {
 /// Load the events a scope needs (see [`ReadScope`]): schemas of all files first, then the
 /// files one at a time, in batches.
 pub fn load_events(spec: &str, opts: &LoadOptions) -> Result<EventLog> {
-    let (cols, scope) = (opts.columns, opts.scope);
-    let files = scoped_inputs(spec, scope)?;
+    let files = scoped_inputs(spec, opts.scope)?;
     let rules = opts.channel_rules.filter(|r| r.enabled()).map(RuleSet::compile).transpose()?;
     let rule_cols: Vec<String> = rules.as_ref().map_or_else(Vec::new, |r| r.columns.clone());
     let plans: Vec<FilePlan> =
-        files.iter().map(|f| check_schema(f, cols, &rule_cols)).collect::<Result<_>>()?;
+        files.iter().map(|f| check_schema(f, opts.columns, &rule_cols)).collect::<Result<_>>()?;
+    load_plans(spec, plans, rules, opts)
+}
+
+/// Load the events of a frame already in memory (the staged sources, `docs/sources.md`),
+/// named `label` in messages, exactly as a file of that content would be read.
+pub fn load_frame(frame: DataFrame, label: &str, opts: &LoadOptions) -> Result<EventLog> {
+    let schema = frame.schema().as_ref().clone();
+    let mut plan =
+        check_schema_of(std::path::Path::new(label), &schema, frame.height() as u64, opts.columns, &[])?;
+    plan.frame = Some(frame);
+    load_plans(label, vec![plan], None, opts)
+}
+
+fn load_plans(
+    spec: &str,
+    plans: Vec<FilePlan>,
+    rules: Option<RuleSet>,
+    opts: &LoadOptions,
+) -> Result<EventLog> {
+    let (cols, scope) = (opts.columns, opts.scope);
     check_plans_agree(&plans, cols)?;
     let total: u64 = plans.iter().map(|p| p.rows).sum();
     if total > MAX_EVENTS && scope.shard.is_none() {
@@ -313,6 +335,15 @@ fn finish(log: &mut EventLog, state: LoadState, cols: &Columns) {
         log.touch_type = Some(v);
         log.touch_types = names;
     }
+    let mut tags = extra.tags.into_iter().zip(extra.tag_ids).map(|(interner, mut ids)| {
+        let (r, names) = interner.sorted_remap();
+        ids.iter_mut().filter(|t| **t != NO_CHANNEL).for_each(|t| *t = r[*t as usize]);
+        Tags { ids, names }
+    });
+    let present = cols.tags().map(|c| c.is_some());
+    let mut next = |on: bool| tags.next().filter(|_| on);
+    (log.source, log.segment, log.conversion_type, log.conversion_id) =
+        (next(present[0]), next(present[1]), next(present[2]), next(present[3]));
     if cols.campaign.is_some() {
         let (r, names) = extra.campaigns.sorted_remap();
         let mut v = extra.campaign_ids;
@@ -388,8 +419,11 @@ fn read_file(
     batch: Option<(u64, u64)>,
 ) -> Result<DataFrame> {
     let path_str = plan.path.to_string_lossy().to_string();
-    let mut lf = LazyFrame::scan_parquet(PlRefPath::new(path_str.as_str()), ScanArgsParquet::default())
-        .map_err(|e| Error::bad_input(&plan.path, None, format!("cannot scan: {e}")))?;
+    let mut lf = match &plan.frame {
+        Some(df) => df.clone().lazy(),
+        None => LazyFrame::scan_parquet(PlRefPath::new(path_str.as_str()), ScanArgsParquet::default())
+            .map_err(|e| Error::bad_input(&plan.path, None, format!("cannot scan: {e}")))?,
+    };
     if let Some((offset, len)) = batch {
         lf = lf.slice(offset as i64, len as IdxSize);
     }
@@ -418,7 +452,12 @@ fn read_file(
     if let Some(t) = &cols.tie_breaker {
         exprs.push(col(t.as_str()));
     }
-    for c in [&cols.touch_type, &cols.campaign, &cols.event_id].into_iter().flatten() {
+    let tags = cols.tags();
+    for c in [&cols.touch_type, &cols.campaign, &cols.event_id]
+        .into_iter()
+        .flatten()
+        .chain(tags.into_iter().flatten())
+    {
         exprs.push(col(c.as_str()).cast(DataType::String));
     }
     if let Some(c) = &cols.consent {

@@ -75,6 +75,8 @@ pub(super) struct FilePlan {
     pub(super) time_dtype: DataType,
     pub(super) marker: MarkerKind,
     pub(super) tie: Option<TieKind>,
+    /// The data itself, when the input is a staged frame rather than a file.
+    pub(super) frame: Option<DataFrame>,
 }
 
 /// Check the schemas of the files a scope needs, without reading any data.
@@ -112,7 +114,18 @@ pub(super) fn open_problem(e: &PolarsError) -> String {
 /// Read a file's footer and check that every mapped column exists with an accepted type.
 pub(super) fn check_schema(path: &Path, cols: &Columns, rule_cols: &[String]) -> Result<FilePlan> {
     let (schema, rows) = read_footer(path)?;
-    let f = Footer { path, schema: &schema };
+    check_schema_of(path, &schema, rows, cols, rule_cols)
+}
+
+/// Check a schema (of a file named `path`) against the column mapping.
+pub(super) fn check_schema_of(
+    path: &Path,
+    schema: &Schema,
+    rows: u64,
+    cols: &Columns,
+    rule_cols: &[String],
+) -> Result<FilePlan> {
+    let f = Footer { path, schema };
     let text = |d: &DataType| matches!(d, DataType::String | DataType::Categorical(..) | DataType::Enum(..));
     let user = f.role(&cols.user, "a string or integer user id", |d| match d {
         DataType::String => Some(UserKind::Str),
@@ -153,6 +166,12 @@ pub(super) fn check_schema(path: &Path, cols: &Columns, rule_cols: &[String]) ->
     if let Some(c) = &cols.event_id {
         f.role(c, "a string or integer event id", |d| (text(d) || d.is_integer()).then_some(()))?;
     }
+    for (c, role) in cols.tags().into_iter().zip(crate::settings::TAGS) {
+        if let Some(c) = c {
+            let expected = format!("a string or integer {role}");
+            f.role(c, &expected, |d| (text(d) || d.is_integer()).then_some(()))?;
+        }
+    }
     let tie = match &cols.tie_breaker {
         Some(t) => Some(tie_kind(path, t, &f.column(t)?)?),
         None => None,
@@ -163,7 +182,17 @@ pub(super) fn check_schema(path: &Path, cols: &Columns, rule_cols: &[String]) ->
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16
     );
     let time_dtype = f.column(&cols.time)?;
-    Ok(FilePlan { path: path.to_path_buf(), rows, user, user_int32, time, time_dtype, marker, tie })
+    Ok(FilePlan {
+        path: path.to_path_buf(),
+        rows,
+        user,
+        user_int32,
+        time,
+        time_dtype,
+        marker,
+        tie,
+        frame: None,
+    })
 }
 
 /// The schema and row count of a Parquet file, from its footer.

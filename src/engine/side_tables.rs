@@ -89,7 +89,7 @@ pub fn load_paths(file: &Path, cols: &PathColumns) -> Result<(Vec<PathTableRow>,
 
 /// A whole side table: CSV when the name ends in `.csv` (types inferred from every row),
 /// Parquet otherwise.
-fn read_side_table(file: &Path) -> Result<DataFrame> {
+pub(super) fn read_side_table(file: &Path) -> Result<DataFrame> {
     let is_csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
         return CsvReadOptions::default()

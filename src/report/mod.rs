@@ -6,6 +6,7 @@ mod charts;
 mod compare;
 mod html;
 mod names;
+mod relationship;
 mod tables;
 mod timing;
 
@@ -37,6 +38,36 @@ pub struct RunResult {
     pub spend: Option<SpendTotals>,
     /// The group-level analysis, when channel groups are configured.
     pub groups: Option<Analysis>,
+    /// Per customer segment, when segments are configured.
+    pub segments: Vec<crate::core::analysis::SegmentAnalysis>,
+    /// The conversion id and type of each recorded journey, when the input has them.
+    pub journey_conversions: JourneyConversions,
+    /// Touches per (source, channel), when the input has sources.
+    pub source_touches: Option<SourceTouches>,
+}
+
+/// The conversion id and type of each recorded journey (`journey_credit`).
+#[derive(Debug, Clone, Default)]
+pub struct JourneyConversions {
+    /// Conversion id per recorded journey, when the input has ids.
+    pub id: Option<Vec<Option<String>>>,
+    /// Conversion type per recorded journey, when the input has types.
+    pub r#type: Option<Vec<Option<String>>>,
+}
+
+/// What each source's touches did, per (source, channel), sorted.
+#[derive(Debug, Clone, Default)]
+pub struct SourceTouches {
+    /// (source, channel) keys.
+    pub keys: Vec<(String, String)>,
+    /// Touches kept as events.
+    pub touches: Vec<u64>,
+    /// Touches counted in converting journeys.
+    pub converting_touches: Vec<u64>,
+    /// Converting journeys the touch opened.
+    pub first_touches: Vec<u64>,
+    /// Converting journeys the touch closed.
+    pub last_touches: Vec<u64>,
 }
 
 /// Every output table of a run, in [`TableName`] order.
@@ -57,6 +88,10 @@ pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
     if let Some(g) = &run.groups {
         t.push(tables::channel_group_roles(g));
     }
+    if settings.segments.any(settings.columns.segment.is_some()) {
+        t.push(relationship::segment_attribution(&run.segments));
+        t.push(relationship::segment_roles(&run.segments));
+    }
     t.push(timing::journey_timing(a));
     if let Some(r) = &a.markov {
         t.push(tables::markov_removal_effects(a, r));
@@ -73,6 +108,12 @@ pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
     }
     t.push(tables::path_summary(a));
     t.push(tables::data_quality(a, &run.input));
+    if let Some(st) = &run.input.staged {
+        t.push(relationship::source_quality(st));
+    }
+    if let Some(st) = &run.source_touches {
+        t.push(relationship::source_channel_touches(st));
+    }
     if settings.output.journey_credit {
         t.push(tables::journey_credit(run, settings)?);
     }

@@ -18,6 +18,10 @@ pub enum TableName {
     ChannelRoles,
     /// Grain (group).
     ChannelGroupRoles,
+    /// Grain (segmentation, segment, model, channel).
+    SegmentAttribution,
+    /// Grain (segmentation, segment, channel).
+    SegmentRoles,
     /// Grain (measure, bucket).
     JourneyTiming,
     /// Grain (channel).
@@ -34,6 +38,10 @@ pub enum TableName {
     PathSummary,
     /// Grain (metric).
     DataQuality,
+    /// Grain (source).
+    SourceQuality,
+    /// Grain (source, channel).
+    SourceChannelTouches,
     /// Grain (journey, model, channel).
     JourneyCredit,
     /// The partial path table of a shard run.
@@ -42,13 +50,15 @@ pub enum TableName {
 
 impl TableName {
     /// Every table, in publication order.
-    pub const ALL: [TableName; 16] = [
+    pub const ALL: [TableName; 20] = [
         TableName::ChannelAttribution,
         TableName::ChannelGroupAttribution,
         TableName::GroupComparison,
         TableName::CampaignAttribution,
         TableName::ChannelRoles,
         TableName::ChannelGroupRoles,
+        TableName::SegmentAttribution,
+        TableName::SegmentRoles,
         TableName::JourneyTiming,
         TableName::MarkovRemovalEffects,
         TableName::MarkovTransitions,
@@ -57,6 +67,8 @@ impl TableName {
         TableName::ShapleyOrdered,
         TableName::PathSummary,
         TableName::DataQuality,
+        TableName::SourceQuality,
+        TableName::SourceChannelTouches,
         TableName::JourneyCredit,
         TableName::PartialPaths,
     ];
@@ -71,6 +83,10 @@ impl TableName {
             TableName::ChannelRoles => "channel_roles",
             TableName::JourneyTiming => "journey_timing",
             TableName::ChannelGroupRoles => "channel_group_roles",
+            TableName::SegmentAttribution => "segment_attribution",
+            TableName::SegmentRoles => "segment_roles",
+            TableName::SourceQuality => "source_quality",
+            TableName::SourceChannelTouches => "source_channel_touches",
             TableName::MarkovRemovalEffects => "markov_removal_effects",
             TableName::MarkovTransitions => "markov_transitions",
             TableName::MarkovSequenceEffects => "markov_sequence_effects",
@@ -101,6 +117,9 @@ impl TableName {
         if !settings.channel_groups.is_empty() {
             t.push(TableName::ChannelGroupRoles);
         }
+        if settings.segments.any(settings.columns.segment.is_some()) {
+            t.extend([TableName::SegmentAttribution, TableName::SegmentRoles]);
+        }
         t.push(TableName::JourneyTiming);
         if settings.has(Model::Markov) {
             t.extend([TableName::MarkovRemovalEffects, TableName::MarkovTransitions]);
@@ -119,6 +138,12 @@ impl TableName {
             t.push(TableName::ShapleyOrdered);
         }
         t.extend([TableName::PathSummary, TableName::DataQuality]);
+        if settings.staged() {
+            t.push(TableName::SourceQuality);
+        }
+        if settings.staged() || settings.columns.source.is_some() {
+            t.push(TableName::SourceChannelTouches);
+        }
         if settings.output.journey_credit {
             t.push(TableName::JourneyCredit);
         }

@@ -413,6 +413,17 @@ pub fn data_quality(a: &Analysis, input: &InputSummary) -> Table {
         ("expired_touches".into(), s.expired_touches as f64),
         ("distinct_paths".into(), a.paths.rows.len() as f64),
     ]);
+    if let Some(st) = &input.staged {
+        let dups: u64 = st.sources.iter().map(|c| c.duplicate_conversions).sum();
+        m.extend([
+            ("duplicate_conversion_ids".into(), dups as f64),
+            ("identity_map_entries".into(), st.identity_entries as f64),
+            ("ids_mapped".into(), st.aliases_mapped as f64),
+            ("ids_unmapped".into(), st.aliases_unmapped as f64),
+            ("ids_conflicting".into(), st.aliases_conflicting as f64),
+            ("persons_without_customer_row".into(), st.persons_without_customer_row as f64),
+        ]);
+    }
     if let Some(t) = &a.training {
         m.extend([
             ("training_days_stored".into(), t.days_stored as f64),
@@ -457,6 +468,8 @@ pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
     let h = settings.models.time_decay_half_life_days * 86_400_000_000.0;
     let (mut jid, mut uid, mut cts, mut model, mut channel, mut credit, mut value) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut conv_id, mut conv_type) = (Vec::new(), Vec::new());
+    let jc = &run.journey_conversions;
     let mut w = Vec::new();
     let mut per: Vec<(u32, f64)> = Vec::new();
     // Omitted persons: journeys are numbered in their canonical order (user, time, seq).
@@ -490,19 +503,27 @@ pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
                 channel.push(a.report_channels[b as usize].clone());
                 credit.push(wi);
                 value.push(wi * rec.value[i]);
+                conv_id.push(jc.id.as_ref().and_then(|v| v[i].clone()));
+                conv_type.push(jc.r#type.as_ref().and_then(|v| v[i].clone()));
             }
         }
     }
-    Ok(Table::new(
-        TableName::JourneyCredit.as_str(),
-        vec![
-            ("journey_id", Values::Str(jid)),
-            ("user_id", Values::OptStr(uid)),
-            ("conversion_ts", Values::TimestampUs(cts)),
-            ("model", Values::Str(model)),
-            ("channel", Values::Str(channel)),
-            ("credit", Values::F64(credit)),
-            ("value", Values::F64(value)),
-        ],
-    ))
+    let mut columns = vec![
+        ("journey_id", Values::Str(jid)),
+        ("user_id", Values::OptStr(uid)),
+        ("conversion_ts", Values::TimestampUs(cts)),
+    ];
+    if jc.id.is_some() {
+        columns.push(("conversion_id", Values::OptStr(conv_id)));
+    }
+    if jc.r#type.is_some() {
+        columns.push(("conversion_type", Values::OptStr(conv_type)));
+    }
+    columns.extend([
+        ("model", Values::Str(model)),
+        ("channel", Values::Str(channel)),
+        ("credit", Values::F64(credit)),
+        ("value", Values::F64(value)),
+    ]);
+    Ok(Table::new(TableName::JourneyCredit.as_str(), columns))
 }

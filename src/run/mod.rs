@@ -6,6 +6,8 @@ pub mod doctor;
 mod groups;
 mod guards;
 pub mod job;
+mod relationship;
+mod segments;
 pub mod shard;
 mod training;
 
@@ -149,13 +151,7 @@ impl<'a> Run<'a> {
             }
             scope.shard = shard;
             scope.skip_user_names = !s.output.journey_credit || s.output.person_ids == PersonIds::Omitted;
-            let opts = LoadOptions {
-                columns: &s.columns,
-                on_invalid: s.journeys.on_invalid_rows,
-                scope: &scope,
-                channel_rules: Some(&s.channel_rules),
-            };
-            engine::load_events(&events, &opts)
+            read_events(s, &events, &scope)
         })?;
         tracing::info!(
             files = log.files.len(),
@@ -185,6 +181,7 @@ impl<'a> Run<'a> {
             other_shards: log.other_shards,
             unmatched_channel_rule: log.unmatched_channel_rule,
             rows_without_consent: log.rows_without_consent,
+            staged: log.staged.clone(),
         };
         let users = match self.person_key()? {
             Some(key) => {
@@ -195,6 +192,12 @@ impl<'a> Run<'a> {
         };
         let read_warnings = log.warnings.clone();
         let (channels, campaigns) = (log.channels.clone(), log.campaigns.clone());
+        let seg_journeys =
+            self.phase("segments", |s| Ok(segments::segment_journeys(&log, s, &segmentation_name(s))))?;
+        let rec = journeys.recorded.as_ref();
+        let journey_conversions = relationship::journey_conversions(&log, rec);
+        let source_touches =
+            relationship::source_touches(&log, rec, self.settings.journeys.conversion_is_touch);
         drop(log);
         let (analysis, campaign) = self.phase("models", |s| {
             let opts = AnalyzeOptions {
@@ -229,11 +232,23 @@ impl<'a> Run<'a> {
             }
             Ok(())
         })?;
+        let segments = self
+            .phase("segment models", |s| segments::analyze_segments(seg_journeys, &analysis, s, &channels))?;
         analysis.warnings.splice(0..0, read_warnings);
         for w in &analysis.warnings {
             tracing::warn!("{w}");
         }
-        Ok(RunResult { analysis, campaign, users, input, spend, groups })
+        Ok(RunResult {
+            analysis,
+            campaign,
+            users,
+            input,
+            spend,
+            groups,
+            segments,
+            journey_conversions,
+            source_touches,
+        })
     }
 
     /// The pseudonymization key, when `journey_credit` names persons by pseudonym: read from
@@ -279,6 +294,9 @@ impl<'a> Run<'a> {
             campaign: None,
             groups: None,
             users: UserNames::default(),
+            segments: Vec::new(),
+            journey_conversions: Default::default(),
+            source_touches: None,
             input: InputSummary {
                 files: vec![InputFile { path: file.to_path_buf(), rows: n_rows }],
                 rows_read: n_rows,
@@ -376,7 +394,8 @@ fn build_journeys(
     let campaign = log.campaign.as_ref();
     // Recorded journeys also give channel_roles its days and touches to conversion (null
     // without them: recording costs ~5% of a 10M-event run that needs it for nothing else).
-    let record = s.output.journey_credit || s.has(Model::TimeDecay) || campaign.is_some();
+    let record =
+        s.output.journey_credit || s.has(Model::TimeDecay) || campaign.is_some() || log.source.is_some();
     let mut opts = JourneyOptions::resolve(&s.journeys, log, record);
     opts.report = s.window().map(|w| w.range());
     opts.index = index;
@@ -449,6 +468,41 @@ fn journeys_of_path_rows(rows: &[engine::PathTableRow], separator: &str) -> Jour
         stats.touches += ((r.conversions + r.nulls) * len as f64).round() as u64;
     }
     Journeys { paths, stats, fold: None, recorded: None, index: None }
+}
+
+/// The name of the segment column's segmentation: the event log's column, or the
+/// customers table's.
+fn segmentation_name(s: &Settings) -> String {
+    match (&s.segments.customers, &s.columns.segment) {
+        (Some(_), _) => s.segments.segment.clone(),
+        (None, Some(c)) => c.clone(),
+        (None, None) => "segment".into(),
+    }
+}
+
+/// Read the event log, or stage every source into one frame and read that
+/// (`docs/sources.md`); staged reads report the sources' files and counts.
+fn read_events(s: &Settings, events: &str, scope: &ReadScope) -> Result<crate::core::event_log::EventLog> {
+    let mut opts = LoadOptions {
+        columns: &s.columns,
+        on_invalid: s.journeys.on_invalid_rows,
+        scope,
+        channel_rules: Some(&s.channel_rules),
+    };
+    if !s.staged() {
+        return engine::load_events(events, &opts);
+    }
+    let staged = engine::sources::stage(s, scope)?;
+    opts.columns = &staged.columns;
+    opts.channel_rules = None;
+    let mut log = engine::load_frame(staged.frame, "the staged sources", &opts)?;
+    let sum = &staged.summary;
+    log.files = staged.files;
+    log.rows_read = sum.sources.iter().map(|c| c.rows_read).sum();
+    log.rows_without_consent = sum.sources.iter().map(|c| c.rows_without_consent).sum();
+    log.rejected = staged.rejected;
+    log.staged = Some(staged.summary);
+    Ok(log)
 }
 
 /// Load the configured spend file (before any event is read, so a bad one fails fast) and sum

@@ -279,8 +279,17 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
     };
     let analysis = analyze(journeys, &opts)?;
     let spend = load_spend(&settings)?;
-    let result =
-        RunResult { analysis, campaign: None, users: UserNames::default(), input, spend, groups: None };
+    let result = RunResult {
+        analysis,
+        campaign: None,
+        users: UserNames::default(),
+        input,
+        spend,
+        groups: None,
+        segments: Vec::new(),
+        journey_conversions: Default::default(),
+        source_touches: None,
+    };
     Ok((result, settings))
 }
 

@@ -10,6 +10,7 @@
 mod model;
 mod resolve;
 mod rules;
+mod sources;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,8 +20,9 @@ use serde::{Deserialize, Serialize};
 pub use model::{MarkovOrder, Model, Models, PositionWeights};
 pub use resolve::{parse_set, parse_value, path_value, resolve, Layers, Resolved, SECTIONS};
 pub use rules::{
-    days_to_micros, ChannelRule, ChannelRules, Columns, Dedupe, InvalidRows, JourneyRules, Transform,
+    days_to_micros, ChannelRule, ChannelRules, Columns, Dedupe, InvalidRows, JourneyRules, Transform, TAGS,
 };
+pub use sources::{ConversionsTable, IdentityMap, Segments, Source};
 
 use crate::error::{Error, Result};
 
@@ -66,6 +68,18 @@ pub struct Settings {
     /// § Channel rules) instead of reading `columns.channel`.
     #[serde(default, skip_serializing_if = "ChannelRules::is_off")]
     pub channel_rules: ChannelRules,
+    /// Touch sources beside the event log (`[[sources]]`, `docs/sources.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Source>,
+    /// Conversions kept apart from the touches.
+    #[serde(default, skip_serializing_if = "ConversionsTable::is_off")]
+    pub conversions: ConversionsTable,
+    /// Alias id → person id.
+    #[serde(default, skip_serializing_if = "IdentityMap::is_off")]
+    pub identity: IdentityMap,
+    /// Credit and roles by customer segment.
+    #[serde(default, skip_serializing_if = "Segments::is_default")]
+    pub segments: Segments,
 }
 
 /// The `[guards]` section: a run that breaks one fails with 65 (`"kind": "guard"`) and
@@ -101,6 +115,14 @@ pub struct Input {
     pub spend: Option<PathBuf>,
     /// Which dated spend a windowed run compares its conversions with.
     pub spend_period: SpendPeriod,
+    /// The `source` value of the event log's rows (`web`).
+    pub source_name: String,
+    /// Persons to forget (`docs/privacy.md`): a Parquet or CSV file whose
+    /// `erasure_column` lists person ids; their rows are dropped before anything is computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erasure_list: Option<String>,
+    /// The erasure list's id column.
+    pub erasure_column: String,
 }
 
 /// The spend period of a windowed run (without a window, all spend counts).
@@ -123,6 +145,9 @@ impl Default for Input {
             partition_key: "date".into(),
             spend: None,
             spend_period: SpendPeriod::Window,
+            source_name: "events".into(),
+            erasure_list: None,
+            erasure_column: "person_id".into(),
         }
     }
 }
@@ -164,11 +189,17 @@ pub struct WindowSpec {
     /// The run date; `touchpoint run` defaults it to yesterday (UTC), `attribute` without
     /// it reports every conversion of the input.
     pub run_date: Option<RunDate>,
+    /// IANA time zone of the day boundaries (windows, run dates, spend dates), so results
+    /// reconcile with ad platforms reporting in the account's zone.
+    pub timezone: String,
+    /// Scheduled runs also restate the N run dates before the run date (late events), each
+    /// its own atomic publication.
+    pub restate_days: u32,
 }
 
 impl Default for WindowSpec {
     fn default() -> Self {
-        WindowSpec { days: 1, run_date: None }
+        WindowSpec { days: 1, run_date: None, timezone: "UTC".into(), restate_days: 0 }
     }
 }
 
@@ -292,7 +323,7 @@ impl Format {
     }
 }
 
-/// The reporting window of a run: conversions on the `days` UTC days ending with
+/// The reporting window of a run: conversions on the `days` days (in `tz`) ending with
 /// `run_date` (inclusive); touches are read as far back as the lookback needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -300,6 +331,8 @@ pub struct Window {
     pub run_date: RunDate,
     /// Length of the window in days (≥ 1).
     pub days: u32,
+    /// The time zone of its day boundaries.
+    pub tz: chrono_tz::Tz,
 }
 
 impl Window {
@@ -309,12 +342,43 @@ impl Window {
         (end - chrono::Duration::days(self.days.max(1) as i64 - 1), end)
     }
 
-    /// The window as µs `[start, end)`.
+    /// The window as µs `[start, end)`: from the first day's midnight in the zone to the
+    /// midnight after the last day.
     pub fn range(&self) -> (i64, i64) {
         let (a, b) = self.dates();
-        let us = |d: chrono::NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
-        (us(a), us(b + chrono::Duration::days(1)))
+        (midnight(a, self.tz), midnight(b + chrono::Duration::days(1), self.tz))
     }
+}
+
+/// The first instant (µs since the epoch) of a date in a zone. A midnight skipped by a
+/// daylight-saving jump starts the day at the first instant that exists.
+pub fn midnight(d: chrono::NaiveDate, tz: chrono_tz::Tz) -> i64 {
+    use chrono::TimeZone;
+    let local = d.and_time(chrono::NaiveTime::MIN);
+    let mut t = local;
+    loop {
+        if let Some(z) = tz.from_local_datetime(&t).earliest() {
+            return z.timestamp_micros();
+        }
+        t += chrono::Duration::minutes(15);
+        if t - local > chrono::Duration::hours(3) {
+            return local.and_utc().timestamp_micros();
+        }
+    }
+}
+
+/// The date in a zone of a µs timestamp.
+pub fn date_in(us: i64, tz: chrono_tz::Tz) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp_micros(us).map(|d| d.with_timezone(&tz).date_naive()).unwrap_or_default()
+}
+
+/// Parse an IANA time zone name.
+pub fn parse_tz(name: &str) -> Result<chrono_tz::Tz> {
+    name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+        Error::Config(format!(
+            "window.timezone `{name}` is not an IANA time zone name (like UTC or Europe/Rome)"
+        ))
+    })
 }
 
 impl Default for Settings {
@@ -332,6 +396,10 @@ impl Default for Settings {
             guards: Guards::default(),
             channel_groups: BTreeMap::new(),
             channel_rules: ChannelRules::default(),
+            sources: Vec::new(),
+            conversions: ConversionsTable::default(),
+            identity: IdentityMap::default(),
+            segments: Segments::default(),
         }
     }
 }
@@ -344,7 +412,23 @@ impl Settings {
 
     /// The reporting window, when a run date is set.
     pub fn window(&self) -> Option<Window> {
-        self.window.run_date.map(|run_date| Window { run_date, days: self.window.days })
+        self.window.run_date.map(|run_date| Window { run_date, days: self.window.days, tz: self.tz() })
+    }
+
+    /// The time zone of day boundaries (validated, so never a bad name here).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        parse_tz(&self.window.timezone).unwrap_or(chrono_tz::UTC)
+    }
+
+    /// Whether the input is more than one event log read as it is: other sources, a
+    /// conversions table, an identity map, a customers table or an erasure list. Then the
+    /// engine stages every source into one event frame first (`docs/sources.md`).
+    pub fn staged(&self) -> bool {
+        !self.sources.is_empty()
+            || self.conversions.path.is_some()
+            || self.identity.path.is_some()
+            || self.segments.customers.is_some()
+            || self.input.erasure_list.is_some()
     }
 
     /// The parts of the settings that decide the numbers (not where files are read from or
@@ -356,6 +440,10 @@ impl Settings {
             "models": self.models,
             "window": self.window,
             "spend": self.input.spend,
+            "sources": self.sources,
+            "conversions": self.conversions,
+            "identity": self.identity,
+            "segments": self.segments,
         })
     }
 
@@ -397,8 +485,14 @@ impl Settings {
                 *o = None;
             }
         }
+        for o in [&mut c.source, &mut c.segment, &mut c.conversion_id, &mut c.conversion_type] {
+            if o.as_deref() == Some("") {
+                *o = None;
+            }
+        }
         self.validate_columns()?;
         self.validate_groups()?;
+        self.validate_sources()?;
         Ok(self)
     }
 
@@ -452,6 +546,14 @@ impl Settings {
         {
             return Err(Error::Config("guards must be finite numbers ≥ 0".into()));
         }
+        parse_tz(&self.window.timezone)?;
+        for (t, d) in &self.journeys.lookback_by_conversion_type {
+            if !(d.is_finite() && *d >= 0.0) {
+                return Err(Error::Config(format!(
+                    "lookback for conversion type `{t}` must be ≥ 0 days, got {d}"
+                )));
+            }
+        }
         if self.window.days == 0 {
             return Err(Error::Config("window.days must be at least 1".into()));
         }
@@ -492,6 +594,10 @@ impl Settings {
         names.extend(c.touch_type.iter());
         names.extend(c.campaign.iter());
         names.extend(c.consent.iter());
+        names.extend(c.source.iter());
+        names.extend(c.segment.iter());
+        names.extend(c.conversion_id.iter());
+        names.extend(c.conversion_type.iter());
         for (i, a) in names.iter().enumerate() {
             if a.is_empty() {
                 return Err(Error::Config("column names must not be empty".into()));
@@ -501,6 +607,54 @@ impl Settings {
                     "column `{a}` is mapped to two roles; each role needs its own column"
                 )));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// What the staged input (`docs/sources.md`) needs and cannot combine with.
+    fn validate_sources(&self) -> Result<()> {
+        let conv_type = self.columns.conversion_type.is_some() || self.conversions.r#type.is_some();
+        if !self.journeys.lookback_by_conversion_type.is_empty() && !conv_type {
+            return Err(Error::Config(
+                "journeys.lookback_by_conversion_type needs a conversion type (columns.conversion_type or conversions.type)".into(),
+            ));
+        }
+        let mut names = vec![self.input.source_name.as_str()];
+        if self.conversions.path.is_some() {
+            names.push(&self.conversions.name);
+        }
+        for s in &self.sources {
+            if s.channel.is_some() == s.channel_column.is_some() {
+                return Err(Error::Config(format!(
+                    "source `{}`: give exactly one of channel (one channel for every row) or channel_column",
+                    s.name
+                )));
+            }
+            names.push(&s.name);
+        }
+        for (i, n) in names.iter().enumerate() {
+            if n.trim().is_empty() || names[..i].contains(n) {
+                return Err(Error::Config(format!("source names must be non-empty and distinct (`{n}`)")));
+            }
+        }
+        if !self.staged() {
+            return Ok(());
+        }
+        let c = &self.columns;
+        let unsupported = [
+            (c.tie_breaker.is_some(), "columns.tie_breaker"),
+            (c.event_id.is_some(), "columns.event_id"),
+            (self.channel_rules.enabled(), "[channel_rules]"),
+        ];
+        if let Some((_, what)) = unsupported.iter().find(|(on, _)| *on) {
+            return Err(Error::Config(format!(
+                "{what} cannot be combined with [[sources]], [conversions], [identity], segments.customers or an erasure list yet"
+            )));
+        }
+        if self.segments.min_conversions < 0.0 || !self.segments.min_conversions.is_finite() {
+            return Err(Error::Config("segments.min_conversions must be a number ≥ 0".into()));
         }
         Ok(())
     }

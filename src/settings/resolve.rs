@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 /// these sections, so unrelated variables (`TOUCHPOINT_HOME`, or the
 /// `TOUCHPOINT_SERVICE_HOST` Kubernetes injects for a Service named `touchpoint`) are
 /// ignored.
-pub const SECTIONS: [&str; 10] = [
+pub const SECTIONS: [&str; 13] = [
     "input",
     "columns",
     "path_table",
@@ -28,11 +28,22 @@ pub const SECTIONS: [&str; 10] = [
     "guards",
     "channel_groups",
     "channel_rules",
+    "conversions",
+    "identity",
+    "segments",
 ];
 
 /// Keys of the file that are paths, relative to the file itself.
-const FILE_PATHS: [(&str, &str); 4] =
-    [("input", "events"), ("input", "paths"), ("input", "spend"), ("output", "root")];
+const FILE_PATHS: [(&str, &str); 8] = [
+    ("input", "events"),
+    ("input", "paths"),
+    ("input", "spend"),
+    ("input", "erasure_list"),
+    ("output", "root"),
+    ("conversions", "path"),
+    ("identity", "path"),
+    ("segments", "customers"),
+];
 
 /// The layers of one resolution, lowest first.
 #[derive(Debug, Default)]
@@ -95,10 +106,20 @@ fn read_file(file: &Path) -> Result<toml::Table> {
         .and_then(|t: toml::Table| toml::from_str::<Settings>(&text).map(|_| t))
         .map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
     let base = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let relative = |p: &mut String| {
+        if Path::new(p.as_str()).is_relative() {
+            *p = base.join(p.as_str()).to_string_lossy().into_owned();
+        }
+    };
     for (section, key) in FILE_PATHS {
         if let Some(toml::Value::String(p)) = table.get_mut(section).and_then(|s| s.get_mut(key)) {
-            if Path::new(p.as_str()).is_relative() {
-                *p = base.join(p.as_str()).to_string_lossy().into_owned();
+            relative(p);
+        }
+    }
+    if let Some(toml::Value::Array(sources)) = table.get_mut("sources") {
+        for s in sources {
+            if let Some(toml::Value::String(p)) = s.get_mut("path") {
+                relative(p);
             }
         }
     }

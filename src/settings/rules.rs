@@ -35,7 +35,36 @@ pub struct Columns {
     /// are dropped before anything is computed and counted (`docs/privacy.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<String>,
+    /// Optional source column (`web`, `app`): a dimension of `source_summary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Optional customer segment column: credit and roles split by the segment of each
+    /// journey's last event (`docs/models.md` § Segments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    /// Optional conversion id column, carried into `journey_credit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversion_id: Option<String>,
+    /// Optional conversion type column (`purchase`, `lead`): per-type lookbacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversion_type: Option<String>,
 }
+
+impl Columns {
+    /// The optional per-row attribute columns read as [`crate::core::event_log::Tags`], in
+    /// the order of [`TAGS`]: source, segment, conversion type, conversion id.
+    pub fn tags(&self) -> [Option<&String>; 4] {
+        [
+            self.source.as_ref(),
+            self.segment.as_ref(),
+            self.conversion_type.as_ref(),
+            self.conversion_id.as_ref(),
+        ]
+    }
+}
+
+/// The roles of [`Columns::tags`], for messages.
+pub const TAGS: [&str; 4] = ["source", "segment", "conversion type", "conversion id"];
 
 impl Default for Columns {
     fn default() -> Self {
@@ -51,6 +80,10 @@ impl Default for Columns {
             campaign: None,
             event_id: None,
             consent: None,
+            source: None,
+            segment: None,
+            conversion_id: None,
+            conversion_type: None,
         }
     }
 }
@@ -81,6 +114,10 @@ pub struct JourneyRules {
     /// clicks 30, impressions 1 — the view-through windows of ad platforms.
     #[serde(default)]
     pub lookback_by_type: std::collections::BTreeMap<String, f64>,
+    /// Lookback per conversion type in days (`purchase = 30`, `lead = 90`): how far back a
+    /// conversion of that type looks; a touch type's own lookback, where set, still wins.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub lookback_by_conversion_type: std::collections::BTreeMap<String, f64>,
     /// Exact duplicate events (equal in every mapped column): `none` counts them in
     /// `data_quality` and warns; `exact` also drops every copy but the first (in file and
     /// row order).
@@ -98,6 +135,7 @@ impl Default for JourneyRules {
             conversion_is_touch: true,
             on_invalid_rows: InvalidRows::Fail,
             lookback_by_type: Default::default(),
+            lookback_by_conversion_type: Default::default(),
             dedupe: Dedupe::None,
             transforms: Vec::new(),
         }
@@ -131,7 +169,11 @@ impl JourneyRules {
 
     /// The longest lookback of any touch type, µs (how far back a window run must read).
     pub fn max_lookback_micros(&self) -> i64 {
-        self.lookback_by_type.values().map(|d| days_to_micros(*d)).fold(self.lookback_micros(), i64::max)
+        self.lookback_by_type
+            .values()
+            .chain(self.lookback_by_conversion_type.values())
+            .map(|d| days_to_micros(*d))
+            .fold(self.lookback_micros(), i64::max)
     }
 }
 

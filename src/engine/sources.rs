@@ -1,0 +1,425 @@
+//! Staging the whole customer relationship into one event frame (`docs/sources.md`): the
+//! event log, the `[[sources]]` touch tables and the `[conversions]` table are mapped onto
+//! one set of columns, ids go through the identity map, erased persons are dropped, rows
+//! without consent and invalid rows are counted per source, repeated conversion ids are
+//! dropped, and the customers table gives each row its segment. The reader then reads the
+//! frame like any event file ([`super::read::load_frame`]).
+//!
+//! Rules owned here: ids of every source are compared as text; an alias maps to a person
+//! when exactly one identity-map entry of one person covers the row's time, and stays its
+//! own person when none does or when entries of two persons do (a conflict: never merge two
+//! people on ambiguous evidence); of the rows sharing a conversion id the earliest is kept
+//! (then by source order, person and value), so the choice never depends on row order.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::convert::cast_err;
+use super::discover::{resolve_inputs, scoped_inputs, ReadScope};
+use super::side_tables::read_side_table;
+use crate::core::event_log::{InputFile, RejectReason, StagedSummary};
+use crate::error::{Error, Result};
+use crate::settings::{Columns, Settings};
+
+/// The canonical columns of the staged frame.
+const PERSON: &str = "person";
+const TIME: &str = "time";
+const CHANNEL: &str = "channel";
+const CONVERSION: &str = "is_conversion";
+const VALUE: &str = "value";
+const OPTIONAL: [&str; 7] =
+    ["source", "segment", "conversion_type", "conversion_id", "campaign", "touch_type", "consent"];
+
+/// The staged frame, the column mapping to read it with, and what staging counted.
+pub struct Staged {
+    /// One row per kept event, canonical columns.
+    pub frame: DataFrame,
+    /// How [`super::read::load_frame`] reads it.
+    pub columns: Columns,
+    /// Every file read, with its rows (after the erasure list).
+    pub files: Vec<InputFile>,
+    /// Rows dropped as invalid, by reason (with `on_invalid_rows = "drop"`).
+    pub rejected: std::collections::BTreeMap<RejectReason, u64>,
+    /// Per-source counts, the identity map's and the erasure's.
+    pub summary: StagedSummary,
+}
+
+/// One source as the stager sees it: its name, files and the expressions of its columns.
+struct SourcePlan {
+    name: String,
+    files: Vec<PathBuf>,
+    /// Original column names of user, time, channel and marker (for messages).
+    user: String,
+    time: String,
+    channel: String,
+    marker: String,
+    kind: Kind,
+}
+
+enum Kind {
+    /// The event log, mapped by `[columns]`.
+    Events(Columns),
+    /// Touches: a channel column or one channel, and an optional campaign column.
+    Touches { channel: Result<String, String>, campaign: Option<String> },
+    /// Conversions: id, optional type and value columns.
+    Conversions { id: String, r#type: Option<String>, value: Option<String> },
+}
+
+/// Stage every configured source within a read scope.
+pub fn stage(settings: &Settings, scope: &ReadScope) -> Result<Staged> {
+    let plans = source_plans(settings, scope)?;
+    let mut frames = Vec::new();
+    let mut files = Vec::new();
+    for (si, p) in plans.iter().enumerate() {
+        for f in &p.files {
+            frames.push(read_source_file(p, f, (si, files.len()), scope)?);
+            files.push(InputFile { path: f.clone(), rows: 0 });
+        }
+    }
+    let with_options = UnionArgs { rechunk: true, ..Default::default() };
+    let frame = concat(frames.into_iter().map(|f| f.lazy()).collect::<Vec<_>>(), with_options)
+        .and_then(|lf| lf.collect())
+        .map_err(|e| Error::Internal(format!("staging the sources: {e}")))?;
+    let identity = load_identity(settings)?;
+    let erased = load_id_set(settings.input.erasure_list.as_deref(), &settings.input.erasure_column)?;
+    let customers = load_customers(settings)?;
+    let pass =
+        RowPass { settings, plans: &plans, identity: &identity, erased: &erased, customers: &customers };
+    pass.run(frame, files)
+}
+
+/// The sources of the settings, in a fixed order: the event log, `[[sources]]`, conversions.
+fn source_plans(s: &Settings, scope: &ReadScope) -> Result<Vec<SourcePlan>> {
+    let mut plans = Vec::new();
+    if let Some(events) = &s.input.events {
+        let c = &s.columns;
+        plans.push(SourcePlan {
+            name: s.input.source_name.clone(),
+            files: scoped_inputs(events, scope)?,
+            user: c.user.clone(),
+            time: c.time.clone(),
+            channel: c.channel.clone(),
+            marker: c.conversion.clone(),
+            kind: Kind::Events(c.clone()),
+        });
+    }
+    for src in &s.sources {
+        plans.push(SourcePlan {
+            name: src.name.clone(),
+            files: source_files(&src.path)?,
+            user: src.user.clone(),
+            time: src.time.clone(),
+            channel: src.channel_column.clone().unwrap_or_default(),
+            marker: String::new(),
+            kind: Kind::Touches {
+                channel: src.channel_column.clone().ok_or_else(|| src.channel.clone().unwrap_or_default()),
+                campaign: src.campaign.clone(),
+            },
+        });
+    }
+    let cv = &s.conversions;
+    if let Some(path) = &cv.path {
+        plans.push(SourcePlan {
+            name: cv.name.clone(),
+            files: source_files(path)?,
+            user: cv.user.clone(),
+            time: cv.time.clone(),
+            channel: String::new(),
+            marker: String::new(),
+            kind: Kind::Conversions { id: cv.id.clone(), r#type: cv.r#type.clone(), value: cv.value.clone() },
+        });
+    }
+    if plans.is_empty() {
+        return Err(Error::Config("no event log (--events, or input.events in the pipeline file)".into()));
+    }
+    Ok(plans)
+}
+
+/// A source's files: a CSV file as it is, else what `--events` accepts.
+fn source_files(spec: &str) -> Result<Vec<PathBuf>> {
+    let p = Path::new(spec);
+    if p.is_file() {
+        return Ok(vec![p.to_path_buf()]);
+    }
+    resolve_inputs(spec)
+}
+
+/// A file as a lazy frame: CSV by extension (types inferred), Parquet otherwise.
+fn scan(file: &Path) -> Result<LazyFrame> {
+    let is_csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        return Ok(read_side_table(file)?.lazy());
+    }
+    let path = file.to_string_lossy().to_string();
+    LazyFrame::scan_parquet(PlRefPath::new(path.as_str()), ScanArgsParquet::default())
+        .map_err(|e| Error::bad_input(file, None, super::schema::open_problem(&e)))
+}
+
+/// Read one file of a source into the canonical columns, plus its file index and row.
+fn read_source_file(
+    p: &SourcePlan,
+    file: &Path,
+    (si, fi): (usize, usize),
+    scope: &ReadScope,
+) -> Result<DataFrame> {
+    let mut lf = scan(file)?;
+    let schema =
+        lf.collect_schema().map_err(|e| Error::bad_input(file, None, super::schema::open_problem(&e)))?;
+    let need = |name: &str| -> Result<DataType> {
+        schema.get(name).cloned().ok_or_else(|| {
+            let mut have: Vec<&str> = schema.iter_names().map(|s| s.as_str()).collect();
+            have.sort();
+            Error::bad_input(file, Some(name), format!("missing column (the file has: {})", have.join(", ")))
+        })
+    };
+    let text = |name: &str| -> Result<Expr> {
+        need(name)?;
+        Ok(col(name).cast(DataType::String))
+    };
+    let user_dt = need(&p.user)?;
+    if !(user_dt.is_integer() || matches!(user_dt, DataType::String | DataType::Categorical(..))) {
+        return Err(Error::bad_input(
+            file,
+            Some(&p.user),
+            super::schema::type_problem(&user_dt, "a string or integer id"),
+        ));
+    }
+    let mut exprs = vec![
+        col(p.user.as_str()).cast(DataType::String).alias(PERSON),
+        time_expr(&p.time, &need(&p.time)?, file)?.alias(TIME),
+        lit(p.name.as_str()).alias("source"),
+        lit(fi as u32).cast(DataType::UInt32).alias("__file"),
+        lit(si as u32).cast(DataType::UInt32).alias("__source"),
+    ];
+    let null_text = || lit(NULL).cast(DataType::String);
+    let mut optional: FxHashMap<&str, Expr> = FxHashMap::default();
+    match &p.kind {
+        Kind::Events(c) => {
+            exprs.push(text(&c.channel)?.alias(CHANNEL));
+            exprs.push(marker_expr(c, &need(&c.conversion)?, file)?.alias(CONVERSION));
+            exprs.push(value_expr(c.value.as_deref(), &need)?);
+            for (key, name) in [
+                ("segment", &c.segment),
+                ("conversion_type", &c.conversion_type),
+                ("conversion_id", &c.conversion_id),
+                ("campaign", &c.campaign),
+                ("touch_type", &c.touch_type),
+            ] {
+                if let Some(n) = name {
+                    optional.insert(key, text(n)?);
+                }
+            }
+            if let Some(k) = &c.consent {
+                need(k)?;
+                optional.insert("consent", col(k.as_str()).cast(DataType::Boolean));
+            }
+        }
+        Kind::Touches { channel, campaign } => {
+            exprs.push(match channel {
+                Ok(column) => text(column)?.alias(CHANNEL),
+                Err(constant) => lit(constant.as_str()).alias(CHANNEL),
+            });
+            exprs.push(lit(false).alias(CONVERSION));
+            exprs.push(lit(0.0f64).alias(VALUE));
+            if let Some(k) = campaign {
+                optional.insert("campaign", text(k)?);
+            }
+        }
+        Kind::Conversions { id, r#type, value } => {
+            exprs.push(null_text().alias(CHANNEL));
+            exprs.push(lit(true).alias(CONVERSION));
+            exprs.push(value_expr(value.as_deref(), &need)?);
+            optional.insert("conversion_id", text(id)?);
+            if let Some(t) = r#type {
+                optional.insert("conversion_type", text(t)?);
+            }
+        }
+    }
+    for key in OPTIONAL.into_iter().filter(|k| *k != "source") {
+        let e = optional.remove(key).unwrap_or_else(|| match key {
+            "consent" => lit(true),
+            _ => null_text(),
+        });
+        exprs.push(e.alias(key));
+    }
+    lf = lf
+        .with_row_index("__row", None)
+        .select(std::iter::once(col("__row").cast(DataType::UInt32)).chain(exprs).collect::<Vec<_>>());
+    if let Some((a, b)) = scope.range {
+        let t = col(TIME);
+        lf = lf.filter(t.clone().is_null().or(t.clone().gt_eq(lit(a)).and(t.lt(lit(b)))));
+    }
+    lf.collect().map_err(|e| read_problem(&e, file, &p.time))
+}
+
+/// A time column as µs since the epoch (Int64, UTC): timestamps of any unit (zoned ones
+/// are instants), dates (midnight UTC), ISO-8601 strings parsed strictly.
+fn time_expr(name: &str, dt: &DataType, file: &Path) -> Result<Expr> {
+    let c = col(name);
+    let micros = |unit: &TimeUnit, e: Expr| match unit {
+        TimeUnit::Nanoseconds => e.cast(DataType::Int64) / lit(1000i64),
+        TimeUnit::Microseconds => e.cast(DataType::Int64),
+        TimeUnit::Milliseconds => e.cast(DataType::Int64) * lit(1000i64),
+    };
+    Ok(match dt {
+        DataType::Datetime(unit, _) => micros(unit, c),
+        DataType::Date => c.cast(DataType::Int64) * lit(86_400_000_000i64),
+        DataType::String => {
+            let opts = StrptimeOptions { strict: true, ..Default::default() };
+            c.str()
+                .to_datetime(Some(TimeUnit::Microseconds), Some(TimeZone::UTC), opts, lit("raise"))
+                .cast(DataType::Int64)
+        }
+        d => {
+            return Err(Error::bad_input(
+                file,
+                Some(name),
+                super::schema::type_problem(d, "a timestamp, a date or an ISO-8601 string"),
+            ))
+        }
+    })
+}
+
+/// The conversion marker of the event log: a string equal to `conversion_value`, a
+/// boolean, or a 0/1 integer.
+fn marker_expr(c: &Columns, dt: &DataType, file: &Path) -> Result<Expr> {
+    let m = col(c.conversion.as_str());
+    Ok(match dt {
+        DataType::Boolean => m,
+        d if d.is_integer() => m.cast(DataType::Int64).eq(lit(1i64)),
+        DataType::String | DataType::Categorical(..) => {
+            m.cast(DataType::String).eq(lit(c.conversion_value.as_str()))
+        }
+        d => {
+            return Err(Error::bad_input(
+                file,
+                Some(&c.conversion),
+                super::schema::type_problem(d, "a string, boolean or 0/1 integer conversion marker"),
+            ))
+        }
+    })
+}
+
+fn value_expr(value: Option<&str>, need: &dyn Fn(&str) -> Result<DataType>) -> Result<Expr> {
+    Ok(match value {
+        Some(v) => {
+            need(v)?;
+            col(v).cast(DataType::Float64).alias(VALUE)
+        }
+        None => lit(0.0f64).alias(VALUE),
+    })
+}
+
+fn read_problem(e: &PolarsError, file: &Path, time: &str) -> Error {
+    let m = e.to_string();
+    if m.contains("strict") || m.contains("conversion") && m.contains("failed") {
+        let first = m.lines().next().unwrap_or_default();
+        return Error::bad_input(
+            file,
+            Some(time),
+            format!("time strings that are not ISO-8601 timestamps ({first}); write them like 2024-01-31T12:00:00Z"),
+        );
+    }
+    Error::bad_input(file, None, format!("cannot read the data: {m}"))
+}
+
+/// The identity map: alias → its entries (valid from, valid to, person).
+type Identity = FxHashMap<String, Vec<(i64, i64, String)>>;
+
+fn load_identity(s: &Settings) -> Result<Identity> {
+    let id = &s.identity;
+    let Some(path) = &id.path else { return Ok(Identity::default()) };
+    let file = Path::new(path);
+    let df = read_side_table(file)?;
+    let alias = text_column(&df, file, &id.alias)?;
+    let person = text_column(&df, file, &id.person)?;
+    let bound = |c: &Option<String>, default: i64| -> Result<Vec<i64>> {
+        match c {
+            None => Ok(vec![default; df.height()]),
+            Some(name) => {
+                let dt = df.column(name).map_err(|_| missing(file, name, &df))?.dtype().clone();
+                let out = df.clone().lazy().select([time_expr(name, &dt, file)?]).collect();
+                let out = out.map_err(|e| read_problem(&e, file, name))?;
+                let ca =
+                    out.columns()[0].as_materialized_series().i64().map_err(cast_err(file, name))?.clone();
+                Ok(ca.iter().map(|v| v.unwrap_or(default)).collect())
+            }
+        }
+    };
+    let (from, to) = (bound(&id.valid_from, i64::MIN)?, bound(&id.valid_to, i64::MAX)?);
+    let mut map = Identity::default();
+    for (i, (a, p)) in alias.into_iter().zip(person).enumerate() {
+        let (Some(a), Some(p)) = (a, p) else {
+            return Err(Error::bad_input(
+                file,
+                Some(&id.alias),
+                format!("null alias or person at row {i} (counted from 0)"),
+            ));
+        };
+        map.entry(a).or_default().push((from[i], to[i], p));
+    }
+    Ok(map)
+}
+
+fn missing(file: &Path, name: &str, df: &DataFrame) -> Error {
+    let mut have: Vec<&str> = df.get_column_names().into_iter().map(|s| s.as_str()).collect();
+    have.sort();
+    Error::bad_input(file, Some(name), format!("missing column (the file has: {})", have.join(", ")))
+}
+
+fn text_column(df: &DataFrame, file: &Path, name: &str) -> Result<Vec<Option<String>>> {
+    let s = df.column(name).map_err(|_| missing(file, name, df))?.as_materialized_series();
+    let s = s.cast(&DataType::String).map_err(cast_err(file, name))?;
+    Ok(s.str().map_err(cast_err(file, name))?.iter().map(|v| v.map(str::to_owned)).collect())
+}
+
+/// The ids listed in one column of a file (the erasure list).
+fn load_id_set(path: Option<&str>, column: &str) -> Result<FxHashSet<String>> {
+    let Some(path) = path else { return Ok(FxHashSet::default()) };
+    let file = Path::new(path);
+    if !file.is_file() {
+        return Err(Error::NotFound { path: file.into(), problem: "no such erasure list".into() });
+    }
+    let df = read_side_table(file)?;
+    Ok(text_column(&df, file, column)?.into_iter().flatten().collect())
+}
+
+/// The customers table: person → segment. A person listed twice with two segments is an
+/// error (rows named by number, never by id).
+fn load_customers(s: &Settings) -> Result<Option<FxHashMap<String, String>>> {
+    let sg = &s.segments;
+    let Some(path) = &sg.customers else { return Ok(None) };
+    let file = Path::new(path);
+    let df = read_side_table(file)?;
+    let persons = text_column(&df, file, &sg.person)?;
+    let segments = text_column(&df, file, &sg.segment)?;
+    let mut map: FxHashMap<String, (String, usize)> = FxHashMap::default();
+    for (i, (p, g)) in persons.into_iter().zip(segments).enumerate() {
+        let Some(p) = p else {
+            return Err(Error::bad_input(
+                file,
+                Some(&sg.person),
+                format!("null person at row {i} (counted from 0)"),
+            ));
+        };
+        let g = g.unwrap_or_else(|| crate::core::event_log::NO_CAMPAIGN.to_owned());
+        if let Some((other, at)) = map.get(&p) {
+            if *other != g {
+                return Err(Error::bad_input(
+                    file,
+                    Some(&sg.segment),
+                    format!("row {i} gives the person of row {at} another segment (rows counted from 0)"),
+                ));
+            }
+            continue;
+        }
+        map.insert(p, (g, i));
+    }
+    Ok(Some(map.into_iter().map(|(k, (g, _))| (k, g)).collect()))
+}
+
+#[path = "sources_pass.rs"]
+mod pass;
+use pass::RowPass;

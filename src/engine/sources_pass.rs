@@ -1,0 +1,296 @@
+//! The row pass of staging: identity map, erasure, consent, invalid rows, repeated
+//! conversion ids and segments, over the concatenated canonical frame, in plain Rust so
+//! every rule is a line to read (see the module documentation of `sources.rs`).
+
+use std::collections::BTreeMap;
+
+use polars::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::{Identity, SourcePlan, Staged, CHANNEL, CONVERSION, PERSON, TIME, VALUE};
+use crate::core::event_log::{InputFile, RejectReason, SourceCounts, StagedSummary, NO_CAMPAIGN};
+use crate::error::{Error, Result};
+use crate::settings::{Columns, InvalidRows, Settings};
+
+/// Identity-map status of a row's id.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Status {
+    Unmapped,
+    Mapped,
+    Conflict,
+}
+
+pub(super) struct RowPass<'a> {
+    pub(super) settings: &'a Settings,
+    pub(super) plans: &'a [SourcePlan],
+    pub(super) identity: &'a Identity,
+    pub(super) erased: &'a FxHashSet<String>,
+    pub(super) customers: &'a Option<FxHashMap<String, String>>,
+}
+
+/// The frame's columns the pass reads.
+struct Cols<'a> {
+    id: &'a StringChunked,
+    time: &'a Int64Chunked,
+    file: &'a UInt32Chunked,
+    row: &'a UInt32Chunked,
+    source: &'a UInt32Chunked,
+    conv: &'a BooleanChunked,
+    channel: &'a StringChunked,
+    value: &'a Float64Chunked,
+    consent: &'a BooleanChunked,
+    conv_id: &'a StringChunked,
+}
+
+fn internal(e: PolarsError) -> Error {
+    Error::Internal(format!("staging the sources: {e}"))
+}
+
+impl RowPass<'_> {
+    pub(super) fn run(&self, frame: DataFrame, mut files: Vec<InputFile>) -> Result<Staged> {
+        let get = |n: &str| frame.column(n).map(|c| c.as_materialized_series()).map_err(internal);
+        let c = Cols {
+            id: get(PERSON)?.str().map_err(internal)?,
+            time: get(TIME)?.i64().map_err(internal)?,
+            file: get("__file")?.u32().map_err(internal)?,
+            row: get("__row")?.u32().map_err(internal)?,
+            source: get("__source")?.u32().map_err(internal)?,
+            conv: get(CONVERSION)?.bool().map_err(internal)?,
+            channel: get(CHANNEL)?.str().map_err(internal)?,
+            value: get(VALUE)?.f64().map_err(internal)?,
+            consent: get("consent")?.bool().map_err(internal)?,
+            conv_id: get("conversion_id")?.str().map_err(internal)?,
+        };
+        let n = frame.height();
+        let mut counts: Vec<SourceCounts> = self
+            .plans
+            .iter()
+            .map(|p| SourceCounts { source: p.name.clone(), ..Default::default() })
+            .collect();
+        let mut summary = StagedSummary {
+            identity_entries: self.identity.values().map(|v| v.len() as u64).sum(),
+            ..Default::default()
+        };
+        let mut rejected = BTreeMap::new();
+        let mut keep = vec![false; n];
+        let mut person: Vec<Option<String>> = vec![None; n];
+        let mut status: Vec<Status> = vec![Status::Unmapped; n];
+        for i in 0..n {
+            let (src, f) = (c.source.get(i).unwrap_or(0) as usize, c.file.get(i).unwrap_or(0) as usize);
+            let t = c.time.get(i);
+            let id = c.id.get(i);
+            let (p, st) = match (id, t) {
+                (Some(a), Some(t)) => self.map_id(a, t),
+                (Some(a), None) => (a.to_owned(), Status::Unmapped),
+                _ => (String::new(), Status::Unmapped),
+            };
+            if id.is_some_and(|a| self.erased.contains(a) || self.erased.contains(&p)) {
+                summary.rows_erased += 1;
+                continue;
+            }
+            files[f].rows += 1;
+            counts[src].rows_read += 1;
+            if !c.consent.get(i).unwrap_or(false) {
+                counts[src].rows_without_consent += 1;
+                continue;
+            }
+            if let Some((reason, column)) = self.invalid(&c, i, src) {
+                if self.settings.journeys.on_invalid_rows == InvalidRows::Fail {
+                    let row = c.row.get(i).unwrap_or(0);
+                    return Err(Error::bad_input(
+                        &files[f].path,
+                        Some(&column),
+                        format!(
+                            "{} at row {row} (rows counted from 0; set on_invalid_rows = \"drop\" to drop and count such rows)",
+                            reason.text()
+                        ),
+                    ));
+                }
+                *rejected.entry(reason).or_insert(0u64) += 1;
+                counts[src].rows_rejected += 1;
+                continue;
+            }
+            self.check_value(&c, i, &files[f].path, src)?;
+            keep[i] = true;
+            person[i] = Some(p);
+            status[i] = st;
+        }
+        self.drop_repeated_conversions(&c, &person, &mut keep, &mut counts);
+        self.alias_counts(&c, &keep, &status, &mut summary);
+        for i in (0..n).filter(|&i| keep[i]) {
+            counts[c.source.get(i).unwrap_or(0) as usize].rows_kept += 1;
+        }
+        summary.sources = counts;
+        let frame = self.build(frame.clone(), &keep, person, &mut summary)?;
+        Ok(Staged { frame, columns: self.columns(), files, rejected, summary })
+    }
+
+    /// The person of an alias at time `t`: one person's entry covers it → that person;
+    /// none, or entries of several persons → the alias itself (unmapped / conflict).
+    fn map_id(&self, alias: &str, t: i64) -> (String, Status) {
+        let Some(entries) = self.identity.get(alias) else { return (alias.to_owned(), Status::Unmapped) };
+        let mut found: Option<&str> = None;
+        for (from, to, p) in entries {
+            if t >= *from && t < *to {
+                match found {
+                    Some(q) if q != p => return (alias.to_owned(), Status::Conflict),
+                    _ => found = Some(p),
+                }
+            }
+        }
+        match found {
+            Some(p) => (p.to_owned(), Status::Mapped),
+            None => (alias.to_owned(), Status::Unmapped),
+        }
+    }
+
+    /// Why row `i` is invalid, with the source's own column name, if it is.
+    fn invalid(&self, c: &Cols, i: usize, src: usize) -> Option<(RejectReason, String)> {
+        let p = &self.plans[src];
+        if c.id.get(i).is_none() {
+            Some((RejectReason::NullUser, p.user.clone()))
+        } else if c.time.get(i).is_none() {
+            Some((RejectReason::NullTime, p.time.clone()))
+        } else if c.conv.get(i).is_none() {
+            Some((RejectReason::NullMarker, p.marker.clone()))
+        } else if c.conv.get(i) == Some(false) && c.channel.get(i).is_none() {
+            Some((RejectReason::NullChannel, p.channel.clone()))
+        } else {
+            None
+        }
+    }
+
+    fn check_value(&self, c: &Cols, i: usize, path: &std::path::Path, src: usize) -> Result<()> {
+        match c.value.get(i) {
+            Some(x) if c.conv.get(i) == Some(true) && (!x.is_finite() || x < 0.0) => {
+                let column = match &self.plans[src].kind {
+                    super::Kind::Events(cols) => cols.value.clone(),
+                    super::Kind::Conversions { value, .. } => value.clone(),
+                    super::Kind::Touches { .. } => None,
+                };
+                Err(Error::bad_input(
+                    path,
+                    column.as_deref(),
+                    format!(
+                        "conversion values must be finite and ≥ 0, found {x} (row {}, counted from 0)",
+                        c.row.get(i).unwrap_or(0)
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Of the kept conversions sharing an id, keep the earliest (then by source order,
+    /// person, value): a fixed choice whatever the row order.
+    fn drop_repeated_conversions(
+        &self,
+        c: &Cols,
+        person: &[Option<String>],
+        keep: &mut [bool],
+        counts: &mut [SourceCounts],
+    ) {
+        let mut rows: Vec<(&str, i64, u32, &str, u64, usize)> = (0..keep.len())
+            .filter(|&i| keep[i] && c.conv.get(i) == Some(true))
+            .filter_map(|i| {
+                let id = c.conv_id.get(i)?;
+                let value = c.value.get(i).unwrap_or(0.0).to_bits();
+                Some((id, c.time.get(i)?, c.source.get(i)?, person[i].as_deref()?, value, i))
+            })
+            .collect();
+        rows.sort_unstable();
+        for w in rows.windows(2) {
+            if w[0].0 == w[1].0 {
+                keep[w[1].5] = false;
+                counts[w[1].2 as usize].duplicate_conversions += 1;
+            }
+        }
+    }
+
+    /// Distinct ids of kept rows by identity status (an id with any conflicting row is
+    /// conflicting; else mapped if any row mapped).
+    fn alias_counts(&self, c: &Cols, keep: &[bool], status: &[Status], s: &mut StagedSummary) {
+        if self.identity.is_empty() {
+            return;
+        }
+        let mut by_id: FxHashMap<&str, Status> = FxHashMap::default();
+        for i in (0..keep.len()).filter(|&i| keep[i]) {
+            if let Some(id) = c.id.get(i) {
+                let e = by_id.entry(id).or_insert(Status::Unmapped);
+                *e = (*e).max(status[i]);
+            }
+        }
+        for st in by_id.values() {
+            match st {
+                Status::Unmapped => s.aliases_unmapped += 1,
+                Status::Mapped => s.aliases_mapped += 1,
+                Status::Conflict => s.aliases_conflicting += 1,
+            }
+        }
+    }
+
+    /// The kept rows with their persons (and segments), in the reader's column types.
+    fn build(
+        &self,
+        frame: DataFrame,
+        keep: &[bool],
+        person: Vec<Option<String>>,
+        summary: &mut StagedSummary,
+    ) -> Result<DataFrame> {
+        let mut df = frame;
+        if let Some(customers) = self.customers {
+            let mut seen: FxHashSet<&str> = FxHashSet::default();
+            let seg: Vec<Option<&str>> = person
+                .iter()
+                .map(|p| {
+                    let p = p.as_deref()?;
+                    let s = customers.get(p).map(String::as_str);
+                    if s.is_none() && seen.insert(p) {
+                        summary.persons_without_customer_row += 1;
+                    }
+                    Some(s.unwrap_or(NO_CAMPAIGN))
+                })
+                .collect();
+            summary.customers = customers.len() as u64;
+            df.with_column(Column::new("segment".into(), seg)).map_err(internal)?;
+        }
+        df.with_column(Column::new(PERSON.into(), person)).map_err(internal)?;
+        let time = df.column(TIME).map_err(internal)?.cast(&DataType::Datetime(TimeUnit::Microseconds, None));
+        df.with_column(time.map_err(internal)?).map_err(internal)?;
+        let value = df.column(VALUE).map_err(internal)?.fill_null(FillNullStrategy::Zero);
+        df.with_column(value.map_err(internal)?).map_err(internal)?;
+        let mask = BooleanChunked::from_slice("keep".into(), keep);
+        let df = df.filter(&mask).map_err(internal)?;
+        Ok(df.drop_many(["__file", "__row", "__source", "consent"]))
+    }
+
+    /// How the reader reads the staged frame.
+    fn columns(&self) -> Columns {
+        let s = self.settings;
+        let on = |b: bool, name: &str| b.then(|| name.to_owned());
+        let campaign = s.columns.campaign.is_some() || s.sources.iter().any(|x| x.campaign.is_some());
+        Columns {
+            user: PERSON.into(),
+            time: TIME.into(),
+            channel: CHANNEL.into(),
+            conversion: CONVERSION.into(),
+            conversion_value: String::new(),
+            value: Some(VALUE.into()),
+            tie_breaker: None,
+            touch_type: on(s.columns.touch_type.is_some(), "touch_type"),
+            campaign: on(campaign, "campaign"),
+            event_id: None,
+            consent: None,
+            source: Some("source".into()),
+            segment: on(s.columns.segment.is_some() || s.segments.customers.is_some(), "segment"),
+            conversion_id: on(
+                s.columns.conversion_id.is_some() || s.conversions.path.is_some(),
+                "conversion_id",
+            ),
+            conversion_type: on(
+                s.columns.conversion_type.is_some() || s.conversions.r#type.is_some(),
+                "conversion_type",
+            ),
+        }
+    }
+}
