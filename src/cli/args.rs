@@ -134,6 +134,8 @@ pub struct AttributeArgs {
     pub model_params: ModelArgs,
     #[command(flatten)]
     pub path_input: PathInputArgs,
+    #[command(flatten)]
+    pub relationship: RelationshipArgs,
     /// Output format of the tables (output.format): parquet or csv.
     #[arg(long)]
     pub format: Option<String>,
@@ -229,6 +231,52 @@ pub struct ColumnArgs {
     /// Optional consent column (boolean or 0/1): rows without consent are dropped and counted.
     #[arg(long)]
     pub consent_col: Option<String>,
+}
+
+/// The whole customer relationship (`docs/sources.md`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sources, identity, segments and privacy")]
+pub struct RelationshipArgs {
+    /// Another touch source, repeatable: NAME=PATH[,user=COL][,time=COL][,channel=NAME |
+    /// ,channel_column=COL][,campaign=COL] (CSV or Parquet; [[sources]] in a pipeline file).
+    #[arg(long = "source", value_name = "NAME=PATH,…")]
+    pub sources: Vec<String>,
+    /// The event log's own source name (input.source_name).
+    #[arg(long)]
+    pub source_name: Option<String>,
+    /// A conversions table (orders): PATH (columns set by --set conversions.KEY=…).
+    #[arg(long)]
+    pub conversions: Option<PathBuf>,
+    /// An identity map (alias id -> person id; CSV or Parquet).
+    #[arg(long)]
+    pub identity_map: Option<PathBuf>,
+    /// A CRM customers table giving each person a segment (segments.customers).
+    #[arg(long)]
+    pub customers: Option<PathBuf>,
+    /// The event log's segment column (columns.segment).
+    #[arg(long)]
+    pub segment_col: Option<String>,
+    /// Also split by customer status: new until the first conversion seen, then returning.
+    #[arg(long)]
+    pub customer_status: bool,
+    /// The event log's conversion id column (carried into journey_credit).
+    #[arg(long)]
+    pub conversion_id_col: Option<String>,
+    /// The event log's conversion type column (purchase, lead, …).
+    #[arg(long)]
+    pub conversion_type_col: Option<String>,
+    /// The event log's source column (web, app, …).
+    #[arg(long)]
+    pub source_col: Option<String>,
+    /// Lookback per conversion type in days, e.g. 'purchase=30,lead=90'.
+    #[arg(long, value_delimiter = ',', value_name = "TYPE=DAYS")]
+    pub lookback_by_conversion_type: Vec<String>,
+    /// IANA time zone of day boundaries: windows, run dates, spend dates (window.timezone).
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Persons to forget: a CSV or Parquet file with a person_id column (input.erasure_list).
+    #[arg(long)]
+    pub erasure_list: Option<PathBuf>,
 }
 
 /// Journey rules (`[journeys]`).

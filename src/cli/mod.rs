@@ -190,6 +190,7 @@ fn attribute_flags(a: &AttributeArgs) -> Result<Vec<Flag>> {
     put("journeys.on_invalid_rows", j.on_invalid_rows.as_deref().map(s), "--on-invalid-rows");
     put("journeys.transforms", (!j.transforms.is_empty()).then(|| list(&j.transforms)), "--transforms");
     put("journeys.dedupe", j.dedupe.as_deref().map(s), "--dedupe");
+    relationship_flags(&a.relationship, &mut put)?;
     let m = &a.model_params;
     put("models.markov_order", m.markov_order.as_deref().map(settings::parse_value), "--markov-order");
     put(
@@ -243,7 +244,61 @@ fn attribute_flags(a: &AttributeArgs) -> Result<Vec<Flag>> {
     Ok(f)
 }
 
+/// The customer-relationship flags as dotted settings keys.
+fn relationship_flags(
+    r: &args::RelationshipArgs,
+    put: &mut dyn FnMut(&str, Option<toml::Value>, &str),
+) -> Result<()> {
+    if !r.sources.is_empty() {
+        let list: Vec<toml::Value> = r.sources.iter().map(|x| source_flag(x)).collect::<Result<_>>()?;
+        put("sources", Some(toml::Value::Array(list)), "--source");
+    }
+    put("input.source_name", r.source_name.as_deref().map(s), "--source-name");
+    put("conversions.path", r.conversions.as_deref().map(path), "--conversions");
+    put("identity.path", r.identity_map.as_deref().map(path), "--identity-map");
+    put("segments.customers", r.customers.as_deref().map(path), "--customers");
+    put("columns.segment", r.segment_col.as_deref().map(s), "--segment-col");
+    put(
+        "segments.customer_status",
+        r.customer_status.then_some(toml::Value::Boolean(true)),
+        "--customer-status",
+    );
+    put("columns.conversion_id", r.conversion_id_col.as_deref().map(s), "--conversion-id-col");
+    put("columns.conversion_type", r.conversion_type_col.as_deref().map(s), "--conversion-type-col");
+    put("columns.source", r.source_col.as_deref().map(s), "--source-col");
+    let by_type = typed_days(&r.lookback_by_conversion_type, "--lookback-by-conversion-type")?;
+    put("journeys.lookback_by_conversion_type", by_type, "--lookback-by-conversion-type");
+    put("window.timezone", r.timezone.as_deref().map(s), "--timezone");
+    put("input.erasure_list", r.erasure_list.as_deref().map(path), "--erasure-list");
+    Ok(())
+}
+
+/// `--source NAME=PATH[,key=value…]` as one `[[sources]]` table.
+fn source_flag(x: &str) -> Result<toml::Value> {
+    let bad = |why: &str| {
+        Error::Config(format!("--source `{x}`: {why} (NAME=PATH[,user=COL][,time=COL][,channel=NAME])"))
+    };
+    let mut parts = x.split(',');
+    let (name, p) = parts.next().and_then(|h| h.split_once('=')).ok_or_else(|| bad("expected NAME=PATH"))?;
+    let mut t = toml::Table::new();
+    t.insert("name".into(), s(name.trim()));
+    t.insert("path".into(), s(p.trim()));
+    for kv in parts {
+        let (k, v) = kv.split_once('=').ok_or_else(|| bad("expected key=value after the path"))?;
+        if !["user", "time", "channel", "channel_column", "campaign"].contains(&k.trim()) {
+            return Err(bad(&format!("unknown key `{}`", k.trim())));
+        }
+        t.insert(k.trim().into(), s(v.trim()));
+    }
+    Ok(toml::Value::Table(t))
+}
+
 fn lookback_by_type(items: &[String]) -> Result<Option<toml::Value>> {
+    typed_days(items, "--lookback-by-type")
+}
+
+/// `TYPE=DAYS` items as a table of days.
+fn typed_days(items: &[String], flag: &str) -> Result<Option<toml::Value>> {
     if items.is_empty() {
         return Ok(None);
     }
@@ -251,11 +306,9 @@ fn lookback_by_type(items: &[String]) -> Result<Option<toml::Value>> {
     for item in items {
         let (k, d) = item
             .split_once('=')
-            .ok_or_else(|| Error::Config(format!("--lookback-by-type `{item}`: expected TYPE=DAYS")))?;
-        let d: f64 = d
-            .trim()
-            .parse()
-            .map_err(|_| Error::Config(format!("--lookback-by-type `{item}`: bad number of days")))?;
+            .ok_or_else(|| Error::Config(format!("{flag} `{item}`: expected TYPE=DAYS")))?;
+        let d: f64 =
+            d.trim().parse().map_err(|_| Error::Config(format!("{flag} `{item}`: bad number of days")))?;
         t.insert(k.trim().to_owned(), toml::Value::Float(d));
     }
     Ok(Some(toml::Value::Table(t)))

@@ -35,9 +35,10 @@ impl Job {
             return Err(Error::Config(format!("{}: output.root is required", file.display())));
         }
         if settings.window.run_date.is_none() {
-            let yesterday = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
-            settings.window.run_date = Some(RunDate(yesterday));
-            sources.insert("window.run_date".into(), "default (yesterday, UTC)".into());
+            let today = chrono::Utc::now().with_timezone(&settings.tz()).date_naive();
+            settings.window.run_date = Some(RunDate(today - chrono::Duration::days(1)));
+            let zone = &settings.window.timezone;
+            sources.insert("window.run_date".into(), format!("default (yesterday, {zone})"));
         }
         Ok(Job { file, settings, sources })
     }
@@ -115,9 +116,29 @@ impl Job {
         }))
     }
 
-    /// Run the job: compute and publish the run date's partitions.
+    /// Run the job: restate the `window.restate_days` run dates before the run date (late
+    /// events), each its own atomic publication, then compute and publish the run date's
+    /// partitions; its manifest lists the dates restated. A failing restatement stops the
+    /// job with its error; the dates published before it stay published.
     pub fn run(&self, progress: &dyn Fn(&'static str)) -> Result<RunSummary> {
+        let Some(date) = self.settings.window.run_date else { return self.run_one(progress, &[]) };
+        let mut restated = Vec::new();
+        for k in (1..=self.settings.window.restate_days as i64).rev() {
+            let mut job = self.clone();
+            let d = RunDate(date.0 - chrono::Duration::days(k));
+            job.settings.window.run_date = Some(d);
+            job.run_one(progress, &[])?;
+            tracing::info!(run_date = %d, "restated");
+            restated.push(d.to_string());
+        }
+        self.run_one(progress, &restated)
+    }
+
+    fn run_one(&self, progress: &dyn Fn(&'static str), restated: &[String]) -> Result<RunSummary> {
         let mut run = Run::new(self.settings.clone(), "run", progress);
+        if !restated.is_empty() {
+            run.manifest.insert("restated".into(), json!(restated));
+        }
         run.manifest.insert("pipeline".into(), json!(self.file.display().to_string()));
         run.manifest.insert("name".into(), json!(self.settings.name));
         run.manifest.insert("run_date".into(), json!(self.run_date()));

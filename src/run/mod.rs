@@ -356,6 +356,7 @@ impl<'a> Run<'a> {
             "totals": {"conversions": a.stats.total_conversions, "value": a.stats.total_value},
             "spend_currency": run.spend.as_ref().and_then(|s| s.currency.clone()),
             "headline": report::headline(a),
+            "sources": run.input.staged,
             "outputs": [],
             "warnings": a.warnings,
             "timings_ms": self.timings.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),

@@ -34,11 +34,49 @@ pub struct Training {
     /// Last day of the period: the run date.
     pub last: NaiveDate,
     dir: PathBuf,
+    tz: chrono_tz::Tz,
 }
 
-fn day_range(d: NaiveDate) -> (i64, i64) {
-    let us = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros();
-    (us(d), us(d + chrono::Duration::days(1)))
+/// A day as µs `[start, end)` in the run's time zone.
+fn day_range(d: NaiveDate, tz: chrono_tz::Tz) -> (i64, i64) {
+    (crate::settings::midnight(d, tz), crate::settings::midnight(d + chrono::Duration::days(1), tz))
+}
+
+/// The store's fingerprint: every setting that shapes journeys (columns, journey rules,
+/// sources, identity map, time zone) and the content of the erasure list, so an erasure
+/// starts a store without the erased persons.
+fn fingerprint(s: &Settings) -> Result<String> {
+    let erasure = match &s.input.erasure_list {
+        Some(p) => {
+            let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+            format!("{:x}", Sha256::digest(&bytes))
+        }
+        None => String::new(),
+    };
+    let shape = serde_json::json!({
+        "columns": s.columns,
+        "journeys": s.journeys,
+        "sources": s.sources,
+        "conversions": s.conversions,
+        "identity": s.identity,
+        "customers": s.segments.customers,
+        "timezone": s.window.timezone,
+        "erasure": erasure,
+    });
+    Ok(Sha256::digest(shape.to_string().as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Delete the stores of other fingerprints: they were cut under other settings or before
+/// an erasure, and may hold journeys of persons since erased.
+fn prune_other_stores(root: &Path, keep: &str) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(root) else { return Ok(()) };
+    for e in entries.flatten() {
+        if e.file_name() != keep && e.path().is_dir() {
+            std::fs::remove_dir_all(e.path()).map_err(|err| Error::io(e.path(), err))?;
+            tracing::info!(store = %e.file_name().to_string_lossy(), "deleted a training store of other settings");
+        }
+    }
+    Ok(())
 }
 
 impl Training {
@@ -52,10 +90,9 @@ impl Training {
         })?;
         let last = w.run_date.0;
         let first = last - chrono::Duration::days(days as i64 - 1);
-        let shape = serde_json::json!({"columns": s.columns, "journeys": s.journeys});
-        let fp: String =
-            Sha256::digest(shape.to_string().as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Some(Training { first, last, dir: root.join("_training").join(fp) }))
+        let fp = fingerprint(s)?;
+        prune_other_stores(&root.join("_training"), &fp)?;
+        Ok(Some(Training { first, last, dir: root.join("_training").join(fp), tz: s.tz() }))
     }
 
     fn file(&self, d: NaiveDate) -> PathBuf {
@@ -76,7 +113,7 @@ impl Training {
     /// day d started at most two lookbacks before it.
     pub fn read_start(missing: &[NaiveDate], s: &Settings) -> Option<i64> {
         let first = missing.first()?;
-        Some(day_range(*first).0 - 2 * s.journeys.max_lookback_micros())
+        Some(day_range(*first, s.tz()).0 - 2 * s.journeys.max_lookback_micros())
     }
 
     /// Compute and store the missing days from the log, drop the stored days a rerun of the
@@ -92,7 +129,7 @@ impl Training {
         for d in self.missing() {
             let mut opts = JourneyOptions::resolve(&s.journeys, log, false);
             opts.closing = Some(s.journeys.lookback_micros());
-            opts.report = Some(day_range(d));
+            opts.report = Some(day_range(d, self.tz));
             let j = journeys::build(log, order, &opts);
             if d == self.last {
                 sum.open_journeys = j.stats.open_journeys;

@@ -639,6 +639,11 @@ impl Settings {
                 return Err(Error::Config(format!("source names must be non-empty and distinct (`{n}`)")));
             }
         }
+        if self.segments.any(self.columns.segment.is_some())
+            && self.journeys.transforms.contains(&Transform::Frequency)
+        {
+            return Err(Error::Config("segments cannot be combined with the frequency transform yet".into()));
+        }
         if !self.staged() {
             return Ok(());
         }
