@@ -82,8 +82,9 @@ pub fn stage(settings: &Settings, scope: &ReadScope) -> Result<Staged> {
     let frame = concat(frames.into_iter().map(|f| f.lazy()).collect::<Vec<_>>(), with_options)
         .and_then(|lf| lf.collect())
         .map_err(|e| Error::Internal(format!("staging the sources: {e}")))?;
-    let identity = load_identity(settings)?;
-    let erased = load_id_set(settings.input.erasure_list.as_deref(), &settings.input.erasure_column)?;
+    let mut identity = load_identity(settings)?;
+    let mut erased = load_id_set(settings.input.erasure_list.as_deref(), &settings.input.erasure_column)?;
+    forget_in_identity(&mut identity, &mut erased);
     let customers = load_customers(settings)?;
     let pass =
         RowPass { settings, plans: &plans, identity: &identity, erased: &erased, customers: &customers };
@@ -361,6 +362,22 @@ fn load_identity(s: &Settings) -> Result<Identity> {
         map.entry(a).or_default().push((from[i], to[i], p));
     }
     Ok(map)
+}
+
+/// An erased person's aliases are erased too (every row under them is dropped, even
+/// where the alias was shared), and the map forgets the person's entries, so the counts
+/// equal those of a map that never held the person.
+fn forget_in_identity(identity: &mut Identity, erased: &mut FxHashSet<String>) {
+    if erased.is_empty() {
+        return;
+    }
+    let aliases: Vec<String> = identity
+        .iter()
+        .filter(|(_, v)| v.iter().any(|(_, _, p)| erased.contains(p)))
+        .map(|(a, _)| a.clone())
+        .collect();
+    erased.extend(aliases);
+    identity.retain(|a, v| !erased.contains(a) && !v.is_empty());
 }
 
 fn missing(file: &Path, name: &str, df: &DataFrame) -> Error {

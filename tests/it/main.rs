@@ -15,6 +15,7 @@ mod models;
 mod oracles;
 mod privacy;
 mod publication;
+mod relationship;
 mod robustness;
 mod scheduling;
 mod schema;

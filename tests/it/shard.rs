@@ -96,6 +96,7 @@ fn frequency_transform_and_windows_merge_too() {
     settings.window = touchpoint::settings::WindowSpec {
         run_date: Some(touchpoint::settings::RunDate::parse("2024-02-10").unwrap()),
         days: 7,
+        ..Default::default()
     };
     let dir = tempfile::tempdir().unwrap();
     assert_same(&single(&settings), &sharded(&settings, 3, dir.path()));
