@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod bootstrap;
 pub mod event_log;
 pub mod intern;
+pub mod journey_stats;
 pub mod journeys;
 pub mod markov;
 pub mod models;

@@ -181,6 +181,7 @@ mod tests {
             user: vec![0, 1],
             seq: vec![1, 1],
             conversion_ts: vec![4 * day, 11 * day],
+            conversion_row: vec![9, 9],
             value: vec![1.0, 1.0],
             offsets: vec![0, 3, 4],
             channel: vec![0, 1, 0, 0],

@@ -60,7 +60,7 @@ struct SourcePlan {
 
 enum Kind {
     /// The event log, mapped by `[columns]`.
-    Events(Columns),
+    Events(Box<Columns>),
     /// Touches: a channel column or one channel, and an optional campaign column.
     Touches { channel: Result<String, String>, campaign: Option<String> },
     /// Conversions: id, optional type and value columns.
@@ -103,7 +103,7 @@ fn source_plans(s: &Settings, scope: &ReadScope) -> Result<Vec<SourcePlan>> {
             time: c.time.clone(),
             channel: c.channel.clone(),
             marker: c.conversion.clone(),
-            kind: Kind::Events(c.clone()),
+            kind: Kind::Events(Box::new(c.clone())),
         });
     }
     for src in &s.sources {

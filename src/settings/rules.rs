@@ -51,7 +51,7 @@ pub struct Columns {
 }
 
 impl Columns {
-    /// The optional per-row attribute columns read as [`crate::core::event_log::Tags`], in
+    /// The optional per-row attribute columns read as tags (dense ids per row), in
     /// the order of [`TAGS`]: source, segment, conversion type, conversion id.
     pub fn tags(&self) -> [Option<&String>; 4] {
         [

@@ -100,7 +100,35 @@ fn written() -> BTreeMap<String, Vec<(String, String)>> {
             }
         }
     }
+    relationship_tables(dir.path(), &mut out);
     out
+}
+
+/// The tables of the whole customer relationship (sources, segments), and `journey_credit`
+/// with the conversion id and type, from the bundled CRM pipeline.
+fn relationship_tables(dir: &Path, out: &mut BTreeMap<String, Vec<(String, String)>>) {
+    let o = dir.join("crm");
+    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/sample_crm.toml");
+    let root = format!("output.root=\"{}\"", o.display());
+    let r = touchpoint(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--run-date",
+        "2024-02-29",
+        "--set",
+        &root,
+        "--set",
+        "models.bootstrap_replicates=0",
+        "-q",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stdout));
+    for t in
+        ["segment_attribution", "segment_roles", "source_quality", "source_channel_touches", "journey_credit"]
+    {
+        let mut cols = columns(&o.join(t).join("run_date=2024-02-29/part-0.parquet"));
+        cols.remove(0);
+        out.insert(t.to_owned(), cols);
+    }
 }
 
 #[test]
