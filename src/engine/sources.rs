@@ -73,8 +73,28 @@ pub fn stage(settings: &Settings, scope: &ReadScope) -> Result<Staged> {
     let mut frames = Vec::new();
     let mut files = Vec::new();
     for (si, p) in plans.iter().enumerate() {
+        let mut first: Option<(&Path, bool)> = None;
         for f in &p.files {
-            frames.push(read_source_file(p, f, (si, files.len()), scope)?);
+            let (frame, numeric) = read_source_file(p, f, (si, files.len()), scope)?;
+            match first {
+                Some((other, n)) if n != numeric => {
+                    let kind = |n: bool| if n { "integer" } else { "string" };
+                    return Err(Error::bad_input(
+                        f,
+                        Some(&p.user),
+                        format!(
+                            "id type differs between the files of source `{}` ({} here, {} in {})",
+                            p.name,
+                            kind(numeric),
+                            kind(n),
+                            other.display()
+                        ),
+                    ));
+                }
+                None => first = Some((f, numeric)),
+                _ => {}
+            }
+            frames.push(frame);
             files.push(InputFile { path: f.clone(), rows: 0 });
         }
     }
@@ -107,6 +127,9 @@ fn source_plans(s: &Settings, scope: &ReadScope) -> Result<Vec<SourcePlan>> {
         });
     }
     for src in &s.sources {
+        if let Some(p) = src.channel.as_deref().and_then(crate::core::event_log::reserved_name_problem) {
+            return Err(Error::Config(format!("source `{}`: channel {p}", src.name)));
+        }
         plans.push(SourcePlan {
             name: src.name.clone(),
             files: source_files(&src.path)?,
@@ -158,13 +181,14 @@ fn scan(file: &Path) -> Result<LazyFrame> {
         .map_err(|e| Error::bad_input(file, None, super::schema::open_problem(&e)))
 }
 
-/// Read one file of a source into the canonical columns, plus its file index and row.
+/// Read one file of a source into the canonical columns, plus its file index and row;
+/// and whether its id column is an integer (one type across a source's files).
 fn read_source_file(
     p: &SourcePlan,
     file: &Path,
     (si, fi): (usize, usize),
     scope: &ReadScope,
-) -> Result<DataFrame> {
+) -> Result<(DataFrame, bool)> {
     let mut lf = scan(file)?;
     let schema =
         lf.collect_schema().map_err(|e| Error::bad_input(file, None, super::schema::open_problem(&e)))?;
@@ -200,7 +224,7 @@ fn read_source_file(
         Kind::Events(c) => {
             exprs.push(text(&c.channel)?.alias(CHANNEL));
             exprs.push(marker_expr(c, &need(&c.conversion)?, file)?.alias(CONVERSION));
-            exprs.push(value_expr(c.value.as_deref(), &need)?);
+            exprs.push(value_expr(c.value.as_deref(), &need, file)?);
             for (key, name) in [
                 ("segment", &c.segment),
                 ("conversion_type", &c.conversion_type),
@@ -231,7 +255,7 @@ fn read_source_file(
         Kind::Conversions { id, r#type, value } => {
             exprs.push(null_text().alias(CHANNEL));
             exprs.push(lit(true).alias(CONVERSION));
-            exprs.push(value_expr(value.as_deref(), &need)?);
+            exprs.push(value_expr(value.as_deref(), &need, file)?);
             optional.insert("conversion_id", text(id)?);
             if let Some(t) = r#type {
                 optional.insert("conversion_type", text(t)?);
@@ -252,7 +276,8 @@ fn read_source_file(
         let t = col(TIME);
         lf = lf.filter(t.clone().is_null().or(t.clone().gt_eq(lit(a)).and(t.lt(lit(b)))));
     }
-    lf.collect().map_err(|e| read_problem(&e, file, &p.time))
+    let df = lf.collect().map_err(|e| read_problem(&e, file, &p.time))?;
+    Ok((df, user_dt.is_integer()))
 }
 
 /// A time column as µs since the epoch (Int64, UTC): timestamps of any unit (zoned ones
@@ -303,10 +328,15 @@ fn marker_expr(c: &Columns, dt: &DataType, file: &Path) -> Result<Expr> {
     })
 }
 
-fn value_expr(value: Option<&str>, need: &dyn Fn(&str) -> Result<DataType>) -> Result<Expr> {
+/// A value column: numbers only (a text value is refused, never read as 0).
+fn value_expr(value: Option<&str>, need: &dyn Fn(&str) -> Result<DataType>, file: &Path) -> Result<Expr> {
     Ok(match value {
         Some(v) => {
-            need(v)?;
+            let dt = need(v)?;
+            if !(dt.is_primitive_numeric() || matches!(dt, DataType::Decimal(..))) {
+                let problem = super::schema::type_problem(&dt, "a float, integer or decimal value");
+                return Err(Error::bad_input(file, Some(v), problem));
+            }
             col(v).cast(DataType::Float64).alias(VALUE)
         }
         None => lit(0.0f64).alias(VALUE),
@@ -315,7 +345,8 @@ fn value_expr(value: Option<&str>, need: &dyn Fn(&str) -> Result<DataType>) -> R
 
 fn read_problem(e: &PolarsError, file: &Path, time: &str) -> Error {
     let m = e.to_string();
-    if m.contains("strict") || m.contains("conversion") && m.contains("failed") {
+    let about_time = ["strptime", "to_datetime", "format to parse dates", "datetime"];
+    if about_time.iter().any(|w| m.contains(w)) {
         let first = m.lines().next().unwrap_or_default();
         return Error::bad_input(
             file,

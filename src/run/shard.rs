@@ -63,6 +63,13 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
     if settings.columns.campaign.is_some() {
         return Err(Error::Config("the campaign grain is not supported with --shard yet".into()));
     }
+    if settings.staged() || settings.segments.any(settings.columns.segment.is_some()) {
+        return Err(Error::Config(
+            "[[sources]], [conversions], [identity], [segments] and erasure lists are not supported with --shard yet: \
+             run them on one machine (docs/sources.md)"
+                .into(),
+        ));
+    }
     let mut run = Run::new(settings, "attribute --shard", &|_| {});
     let wait = std::time::Duration::from_secs(run.settings.output.lock_timeout_seconds);
     run.set_output(Output::Dir(DirOutput::open(&run.out()?, wait)?));

@@ -617,3 +617,61 @@ fn restated_dates_are_published_each_as_a_standalone_run_would() {
         }
     }
 }
+
+#[test]
+fn row_order_of_every_source_does_not_change_a_byte() {
+    let f = Fixture::new();
+    let run = |out: &Path| {
+        let mut args = vec!["attribute".to_owned(), "--out".into(), out.to_string_lossy().into_owned()];
+        args.extend(f.staged_args());
+        args.extend(MODELS.map(str::to_owned));
+        args.push("--journey-credit".into());
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&touchpoint(&argv));
+    };
+    let (a, b) = (f.dir.path().join("a"), f.dir.path().join("b"));
+    run(&a);
+    for file in ["calls.csv", "orders.csv", "identity.csv"] {
+        let p = f.dir.path().join(file);
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[1..].reverse();
+        write_csv(&p, &(lines.join("\n") + "\n"));
+    }
+    run(&b);
+    let (fa, fb) = (files(&a), files(&b));
+    for (name, bytes) in &fa {
+        if name != "manifest.json" {
+            assert!(*bytes == fb[name], "{name} depends on the row order");
+        }
+    }
+}
+
+#[test]
+fn bad_source_files_name_the_file_and_column_and_never_read_text_as_zero() {
+    let f = Fixture::new();
+    let p = f.dir.path();
+    write_csv(
+        &p.join("orders.csv"),
+        "order_id,customer_ref,ordered_at,type,amount\nO1,100,2024-01-02T00:00:00Z,purchase,abc\n",
+    );
+    let mut args = vec!["attribute".to_owned(), "--out".into(), p.join("o").to_string_lossy().into_owned()];
+    args.extend(f.staged_args());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = touchpoint(&argv);
+    assert_eq!(o.status.code(), Some(65));
+    let msg = String::from_utf8_lossy(&o.stdout);
+    assert!(msg.contains("orders.csv") && msg.contains("`amount`"), "{msg}");
+    // One source, two files, two id types.
+    std::fs::create_dir_all(p.join("calls")).unwrap();
+    write_csv(&p.join("calls/a.csv"), "crm_id,called_at\n100,2024-01-02T00:00:00Z\n");
+    write_csv(&p.join("calls/b.csv"), "crm_id,called_at\nx7,2024-01-02T00:00:00Z\n");
+    let calls =
+        format!("call_centre={},user=crm_id,time=called_at,channel=phone", p.join("calls/*.csv").display());
+    let o =
+        touchpoint(&["attribute", "--events", &f.path("web.parquet"), "--out", "unused", "--source", &calls]);
+    assert_eq!(o.status.code(), Some(65));
+    let msg = String::from_utf8_lossy(&o.stdout);
+    assert!(msg.contains("b.csv") && msg.contains("id type differs"), "{msg}");
+    assert!(!p.join("o").exists() && !Path::new("unused").exists(), "nothing written");
+}
