@@ -44,8 +44,8 @@ card = {p: f"L-{7000 + i}" for i, p in enumerate(persons) if i % 4 == 0}
 identity = [(cookie[p], p, "", "") for p in persons]
 identity += [(card[p], p, "", "") for p in sorted(card)]
 # A shared family laptop: one cookie mapped to two persons over overlapping periods.
-identity.append((cookie["C00002"], "C00005", "2024-02-01T00:00:00Z", ""))
-identity[2] = (cookie["C00002"], "C00002", "", "2024-03-01T00:00:00Z")
+identity.append((cookie["C00000"], "C00003", "2024-02-01T00:00:00Z", ""))
+identity[0] = (cookie["C00000"], "C00000", "", "2024-03-01T00:00:00Z")
 write("identity_map.csv", ["alias_id", "person_id", "valid_from", "valid_to"], identity)
 
 segments = ["loyal", "regular", "occasional"]
