@@ -71,26 +71,22 @@ impl RowPass<'_> {
             identity_entries: self.identity.values().map(|v| v.len() as u64).sum(),
             ..Default::default()
         };
+        let mapped = self.map_all(&c);
+        let withdrawn = self.withdrawn(&c, &mapped);
         let mut rejected = BTreeMap::new();
         let mut keep = vec![false; n];
         let mut person: Vec<Option<String>> = vec![None; n];
         let mut status: Vec<Status> = vec![Status::Unmapped; n];
-        for i in 0..n {
+        for (i, (p, st)) in mapped.into_iter().enumerate() {
             let (src, f) = (c.source.get(i).unwrap_or(0) as usize, c.file.get(i).unwrap_or(0) as usize);
-            let t = c.time.get(i);
             let id = c.id.get(i);
-            let (p, st) = match (id, t) {
-                (Some(a), Some(t)) => self.map_id(a, t),
-                (Some(a), None) => (a.to_owned(), Status::Unmapped),
-                _ => (String::new(), Status::Unmapped),
-            };
             if id.is_some_and(|a| self.erased.contains(a) || self.erased.contains(&p)) {
                 summary.rows_erased += 1;
                 continue;
             }
             files[f].rows += 1;
             counts[src].rows_read += 1;
-            if !c.consent.get(i).unwrap_or(false) {
+            if !c.consent.get(i).unwrap_or(false) || (id.is_some() && withdrawn.contains(&p)) {
                 counts[src].rows_without_consent += 1;
                 continue;
             }
@@ -123,6 +119,29 @@ impl RowPass<'_> {
         summary.sources = counts;
         let frame = self.build(frame.clone(), &keep, person, &mut summary)?;
         Ok(Staged { frame, columns: self.columns(), files, rejected, summary })
+    }
+
+    /// Every row's person (the id itself where it has no time or no map entry).
+    fn map_all(&self, c: &Cols) -> Vec<(String, Status)> {
+        (0..c.id.len())
+            .map(|i| match (c.id.get(i), c.time.get(i)) {
+                (Some(a), Some(t)) => self.map_id(a, t),
+                (Some(a), None) => (a.to_owned(), Status::Unmapped),
+                _ => (String::new(), Status::Unmapped),
+            })
+            .collect()
+    }
+
+    /// With `consent_scope = "person"`: the persons with any row without consent, all of
+    /// whose rows are then dropped.
+    fn withdrawn(&self, c: &Cols, mapped: &[(String, Status)]) -> FxHashSet<String> {
+        if self.settings.input.consent_scope != crate::settings::ConsentScope::Person {
+            return FxHashSet::default();
+        }
+        (0..mapped.len())
+            .filter(|&i| c.id.get(i).is_some() && !c.consent.get(i).unwrap_or(false))
+            .map(|i| mapped[i].0.clone())
+            .collect()
     }
 
     /// The person of an alias at time `t`: one person's entry covers it → that person;

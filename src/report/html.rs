@@ -82,6 +82,12 @@ pub fn html(run: &RunResult, settings: &Settings, previous: Option<&Headline>) -
         ctx["transitions"] = transitions(a);
         ctx["transition_graph"] = json!(transition_graph(a));
     }
+    if !run.segments.is_empty() {
+        ctx["segments"] = segment_sections(run);
+    }
+    if let Some(st) = &run.source_touches {
+        ctx["sources"] = source_rows(st);
+    }
     if let (Some(p), Some(now)) = (previous, super::headline(a)) {
         ctx["night"] = night_over_night(p, &now);
     }
@@ -323,4 +329,61 @@ fn quality(run: &RunResult) -> Vec<(String, String)> {
         ("unattributed conversions".into(), num(s.unattributed_conversions)),
         ("distinct paths".into(), a.paths.rows.len().to_string()),
     ]
+}
+
+/// The model the segment sections show: Markov when it ran, else the first model.
+fn segment_model(run: &RunResult) -> Option<Model> {
+    let ms: Vec<Model> = run.analysis.credits.iter().map(|(m, _)| *m).collect();
+    ms.iter().copied().find(|m| *m == Model::Markov).or(ms.first().copied())
+}
+
+/// One section per segmentation: each segment's credit under the headline model, by
+/// channel, as shares of the segment's conversions (a stacked bar each) and as a table.
+fn segment_sections(run: &RunResult) -> Value {
+    let Some(model) = segment_model(run) else { return json!([]) };
+    let channels = &run.analysis.report_channels;
+    let mut names: Vec<&str> = run.segments.iter().map(|s| s.segmentation.as_str()).collect();
+    names.dedup();
+    let sections: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            let segs: Vec<_> = run.segments.iter().filter(|s| s.segmentation == *name).collect();
+            let mut bars = Vec::new();
+            let rows: Vec<Value> = segs
+                .iter()
+                .map(|s| {
+                    let a = &s.analysis;
+                    let credit = a.credits.iter().find(|(m, _)| *m == model).map(|(_, c)| a.folded(c));
+                    let of = |c: usize| credit.as_ref().map_or(0.0, |cr| cr.conversions[c]);
+                    let total = a.stats.total_conversions;
+                    bars.push((
+                        s.segment.clone(),
+                        (0..channels.len()).map(|c| of(c) / total.max(1e-300)).collect(),
+                    ));
+                    let cells: Vec<Value> = (0..channels.len())
+                        .map(|c| json!({"channel": channels[c], "raw": of(c), "text": num(of(c))}))
+                        .collect();
+                    let fit = if s.pooled { "pooled (too few conversions)" } else { "segment" };
+                    json!({"segment": s.segment, "conversions": num(total), "cells": cells, "fit": fit})
+                })
+                .collect();
+            let chart = charts::stacked_bars(&format!("{} credit by {name}", model.name()), channels, &bars);
+            json!({"name": name, "model": model.name(), "channels": channels, "rows": rows, "chart": chart})
+        })
+        .collect();
+    json!(sections)
+}
+
+/// Touches per source and channel, for the page.
+fn source_rows(st: &super::SourceTouches) -> Value {
+    st.keys
+        .iter()
+        .enumerate()
+        .map(|(i, (s, c))| {
+            json!({
+                "source": s, "channel": c, "touches": st.touches[i], "converting": st.converting_touches[i],
+                "first": st.first_touches[i], "last": st.last_touches[i],
+            })
+        })
+        .collect()
 }

@@ -123,6 +123,20 @@ pub struct Input {
     pub erasure_list: Option<String>,
     /// The erasure list's id column.
     pub erasure_column: String,
+    /// What a row without consent (`columns.consent`) withdraws: the row, or every row of
+    /// its person (after the identity map).
+    pub consent_scope: ConsentScope,
+}
+
+/// What a row without consent withdraws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentScope {
+    /// The row only.
+    #[default]
+    Row,
+    /// Every row of its person.
+    Person,
 }
 
 /// The spend period of a windowed run (without a window, all spend counts).
@@ -148,6 +162,7 @@ impl Default for Input {
             source_name: "events".into(),
             erasure_list: None,
             erasure_column: "person_id".into(),
+            consent_scope: ConsentScope::Row,
         }
     }
 }
@@ -429,6 +444,7 @@ impl Settings {
             || self.identity.path.is_some()
             || self.segments.customers.is_some()
             || self.input.erasure_list.is_some()
+            || self.input.consent_scope == ConsentScope::Person
     }
 
     /// The parts of the settings that decide the numbers (not where files are read from or
@@ -638,6 +654,11 @@ impl Settings {
             if n.trim().is_empty() || names[..i].contains(n) {
                 return Err(Error::Config(format!("source names must be non-empty and distinct (`{n}`)")));
             }
+        }
+        if self.input.consent_scope == ConsentScope::Person && self.columns.consent.is_none() {
+            return Err(Error::Config(
+                "input.consent_scope = \"person\" needs a consent column (columns.consent)".into(),
+            ));
         }
         if self.segments.any(self.columns.segment.is_some())
             && self.journeys.transforms.contains(&Transform::Frequency)

@@ -186,3 +186,44 @@ fn a_scheduled_run_publishes_its_page_with_the_change_since_the_previous_night()
         assert!(night.contains(&cell), "{cell} not in {night}");
     }
 }
+
+#[test]
+fn the_crm_page_shows_credit_by_segment_equal_to_segment_attribution() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("crm");
+    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/sample_crm.toml");
+    let root = format!("output.root=\"{}\"", out.display());
+    let o = touchpoint(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--run-date",
+        "2024-02-29",
+        "--set",
+        &root,
+        "--set",
+        "models.bootstrap_replicates=20",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let page = out.join("report/run_date=2024-02-29/report.html");
+    let (dom, console) = load(&page, &["--dump-dom"]);
+    assert!(console.is_empty(), "console output: {console:#?}");
+    assert!(dom.contains("data-ready=\"1\"") && dom.contains("id=\"sources\""));
+    let (segs, chans, vals) = (
+        attr_values(&dom, "data-segment"),
+        attr_values(&dom, "data-seg-channel"),
+        attr_values(&dom, "data-seg-conversions"),
+    );
+    let (_, rows) = read_parquet(&out.join("segment_attribution/run_date=2024-02-29/part-0.parquet"));
+    let markov: Vec<_> =
+        rows.iter().filter(|r| r[3].str() == "markov" && r[4].str() != "(unattributed)").collect();
+    assert_eq!(segs.len(), markov.len(), "one cell per (segment, channel)");
+    for r in markov {
+        let (seg, ch, c) = (r[2].str(), r[4].str(), r[5].num());
+        let i = (0..segs.len())
+            .find(|&i| segs[i] == seg && chans[i] == ch)
+            .unwrap_or_else(|| panic!("{seg} {ch}"));
+        let shown: f64 = vals[i].parse().unwrap();
+        assert!((shown - c).abs() <= 1e-9 * c.abs().max(1.0), "{seg} {ch}: page {shown} vs table {c}");
+    }
+}

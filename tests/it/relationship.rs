@@ -675,3 +675,82 @@ fn bad_source_files_name_the_file_and_column_and_never_read_text_as_zero() {
     assert!(msg.contains("b.csv") && msg.contains("id type differs"), "{msg}");
     assert!(!p.join("o").exists() && !Path::new("unused").exists(), "nothing written");
 }
+
+#[test]
+fn consent_withdrawn_by_a_person_drops_every_row_of_theirs() {
+    // ck1 (person 100) has one row without consent: with consent_scope = "person" all of
+    // person 100's rows go, including the calls and orders under the CRM id.
+    let f = Fixture::new();
+    let p = f.dir.path();
+    let mut web = ParquetReader::new(std::fs::File::open(p.join("web.parquet")).unwrap()).finish().unwrap();
+    web.with_column(Column::new("ok".into(), [true, false, true, true, true, true])).unwrap();
+    write_events(&p.join("web.parquet"), &mut web);
+    let out = p.join("person");
+    let mut args = vec!["attribute".to_owned(), "--out".into(), out.to_string_lossy().into_owned()];
+    args.extend(f.staged_args());
+    args.extend(MODELS.map(str::to_owned));
+    args.extend(["--consent-col", "ok", "--set", "input.consent_scope=\"person\""].map(str::to_owned));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&touchpoint(&argv));
+    // By hand: the merged log without person 100.
+    let merged = f.merged();
+    let mut df = ParquetReader::new(std::fs::File::open(&merged).unwrap()).finish().unwrap();
+    df = df.lazy().filter(col("user_id").neq(lit("100"))).collect().unwrap();
+    write_events(&merged, &mut df);
+    let hand = p.join("hand");
+    let mut argv = vec!["attribute", "--events", merged.to_str().unwrap(), "--out", hand.to_str().unwrap()];
+    argv.extend(MODELS);
+    ok(&touchpoint(&argv));
+    for t in ["channel_attribution", "path_summary"] {
+        let file = format!("{t}.parquet");
+        assert_eq!(read_parquet(&out.join(&file)), read_parquet(&hand.join(&file)), "{t}");
+    }
+    // ck1's 2 web rows, the call and the two order rows of person 100.
+    assert_eq!(quality(&out)["rows_without_consent"], 5.0);
+}
+
+#[test]
+fn rule_based_credit_by_an_event_log_segment_adds_up_to_the_channel_table() {
+    // A segment column in the event log itself (no staging): each user's tier.
+    let dir = tempfile::tempdir().unwrap();
+    let mut df = ParquetReader::new(std::fs::File::open(sample()).unwrap()).finish().unwrap();
+    let users = df.column("user_id").unwrap().str().unwrap().clone();
+    let digit = |u: &str| u.chars().last().and_then(|c| c.to_digit(10)).unwrap_or(0) as usize;
+    let tier: Vec<&str> = users.iter().map(|u| ["gold", "silver", "bronze"][digit(u.unwrap()) % 3]).collect();
+    df.with_column(Column::new("tier".into(), tier)).unwrap();
+    let events = dir.path().join("e.parquet");
+    write_events(&events, &mut df);
+    let out = dir.path().join("o");
+    ok(&touchpoint(&[
+        "attribute",
+        "--events",
+        events.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--segment-col",
+        "tier",
+        "--customer-status",
+        "--models",
+        "first_touch,last_touch,linear,position_based,markov",
+        "--bootstrap",
+        "0",
+    ]));
+    let (_, pooled) = read_parquet(&out.join("channel_attribution.parquet"));
+    let want: BTreeMap<(String, String), f64> =
+        pooled.iter().map(|r| ((r[0].str().to_owned(), r[1].str().to_owned()), r[2].num())).collect();
+    let (_, seg) = read_parquet(&out.join("segment_attribution.parquet"));
+    for segmentation in ["tier", "customer_status"] {
+        let mut got: BTreeMap<(String, String), f64> = BTreeMap::new();
+        for r in seg.iter().filter(|r| r[0].str() == segmentation) {
+            *got.entry((r[2].str().to_owned(), r[3].str().to_owned())).or_default() += r[4].num();
+        }
+        for ((model, channel), x) in &want {
+            let g = got.get(&(model.clone(), channel.clone())).copied().unwrap_or(0.0);
+            if model != "markov" {
+                assert!((g - x).abs() < 1e-9, "{segmentation} {model} {channel}: {g} vs {x}");
+            }
+        }
+        let total = |m: &str| -> f64 { got.iter().filter(|(k, _)| k.0 == m).map(|(_, v)| v).sum() };
+        assert!((total("markov") - total("linear")).abs() < 1e-6, "Markov sums to the totals too");
+    }
+}
