@@ -70,12 +70,44 @@ enum Kind {
 /// Stage every configured source within a read scope.
 pub fn stage(settings: &Settings, scope: &ReadScope) -> Result<Staged> {
     let plans = source_plans(settings, scope)?;
+    let (frames, files) = read_sources(&plans, scope, false)?;
+    let with_options = UnionArgs { rechunk: true, ..Default::default() };
+    let frame = concat(frames.into_iter().map(|f| f.lazy()).collect::<Vec<_>>(), with_options)
+        .and_then(|lf| lf.collect())
+        .map_err(|e| Error::Internal(format!("staging the sources: {e}")))?;
+    let mut identity = load_identity(settings)?;
+    let mut erased = load_id_set(settings.input.erasure_list.as_deref(), &settings.input.erasure_column)?;
+    forget_in_identity(&mut identity, &mut erased);
+    let customers = load_customers(settings)?;
+    let pass =
+        RowPass { settings, plans: &plans, identity: &identity, erased: &erased, customers: &customers };
+    pass.run(frame, files)
+}
+
+/// Check every source without reading its rows (`touchpoint validate`, `--dry-run`): the
+/// files exist, have the mapped columns with accepted types, one id type per source; the
+/// identity map, customers table and erasure list are read (they are small).
+pub fn check(settings: &Settings, scope: &ReadScope) -> Result<Vec<InputFile>> {
+    let plans = source_plans(settings, scope)?;
+    let (_, files) = read_sources(&plans, scope, true)?;
+    load_identity(settings)?;
+    load_id_set(settings.input.erasure_list.as_deref(), &settings.input.erasure_column)?;
+    load_customers(settings)?;
+    Ok(files)
+}
+
+/// Every file of every source as canonical columns (`dry`: no rows, the checks only).
+fn read_sources(
+    plans: &[SourcePlan],
+    scope: &ReadScope,
+    dry: bool,
+) -> Result<(Vec<DataFrame>, Vec<InputFile>)> {
     let mut frames = Vec::new();
     let mut files = Vec::new();
     for (si, p) in plans.iter().enumerate() {
         let mut first: Option<(&Path, bool)> = None;
         for f in &p.files {
-            let (frame, numeric) = read_source_file(p, f, (si, files.len()), scope)?;
+            let (frame, numeric) = read_source_file(p, f, (si, files.len(), dry), scope)?;
             match first {
                 Some((other, n)) if n != numeric => {
                     let kind = |n: bool| if n { "integer" } else { "string" };
@@ -98,17 +130,7 @@ pub fn stage(settings: &Settings, scope: &ReadScope) -> Result<Staged> {
             files.push(InputFile { path: f.clone(), rows: 0 });
         }
     }
-    let with_options = UnionArgs { rechunk: true, ..Default::default() };
-    let frame = concat(frames.into_iter().map(|f| f.lazy()).collect::<Vec<_>>(), with_options)
-        .and_then(|lf| lf.collect())
-        .map_err(|e| Error::Internal(format!("staging the sources: {e}")))?;
-    let mut identity = load_identity(settings)?;
-    let mut erased = load_id_set(settings.input.erasure_list.as_deref(), &settings.input.erasure_column)?;
-    forget_in_identity(&mut identity, &mut erased);
-    let customers = load_customers(settings)?;
-    let pass =
-        RowPass { settings, plans: &plans, identity: &identity, erased: &erased, customers: &customers };
-    pass.run(frame, files)
+    Ok((frames, files))
 }
 
 /// The sources of the settings, in a fixed order: the event log, `[[sources]]`, conversions.
@@ -186,7 +208,7 @@ fn scan(file: &Path) -> Result<LazyFrame> {
 fn read_source_file(
     p: &SourcePlan,
     file: &Path,
-    (si, fi): (usize, usize),
+    (si, fi, dry): (usize, usize, bool),
     scope: &ReadScope,
 ) -> Result<(DataFrame, bool)> {
     let mut lf = scan(file)?;
@@ -272,6 +294,9 @@ fn read_source_file(
     lf = lf
         .with_row_index("__row", None)
         .select(std::iter::once(col("__row").cast(DataType::UInt32)).chain(exprs).collect::<Vec<_>>());
+    if dry {
+        lf = lf.slice(0, 0);
+    }
     if let Some((a, b)) = scope.range {
         let t = col(TIME);
         lf = lf.filter(t.clone().is_null().or(t.clone().gt_eq(lit(a)).and(t.lt(lit(b)))));

@@ -68,14 +68,22 @@ impl Job {
         self.settings.input.events.as_deref().unwrap_or_default()
     }
 
+    /// The input files of a scope, their schemas checked: the event log's from the footers,
+    /// every source's (`docs/sources.md`) without reading its rows.
+    fn check_inputs(
+        &self,
+        scope: &crate::engine::ReadScope,
+    ) -> Result<Vec<crate::core::event_log::InputFile>> {
+        if self.settings.staged() {
+            return engine::sources::check(&self.settings, scope);
+        }
+        engine::validate_inputs(self.events(), (&self.settings.columns, &self.settings.channel_rules), scope)
+    }
+
     /// Check the settings and every input file's schema without reading any data.
     pub fn validate(&self) -> Result<serde_json::Value> {
         let (scope, _) = scope_of(&self.settings);
-        let files = engine::validate_inputs(
-            self.events(),
-            (&self.settings.columns, &self.settings.channel_rules),
-            &scope,
-        )?;
+        let files = self.check_inputs(&scope)?;
         Ok(json!({
             "status": "ok",
             "pipeline": self.file.display().to_string(),
@@ -87,11 +95,7 @@ impl Job {
     /// The plan of a run: window, files to read, paths to write. Reads only file footers.
     pub fn plan(&self) -> Result<serde_json::Value> {
         let (scope, report) = scope_of(&self.settings);
-        let files = engine::validate_inputs(
-            self.events(),
-            (&self.settings.columns, &self.settings.channel_rules),
-            &scope,
-        )?;
+        let files = self.check_inputs(&scope)?;
         let iso =
             |us: i64| chrono::DateTime::from_timestamp_micros(us).map(|d| d.to_rfc3339()).unwrap_or_default();
         let root = self.settings.output.root.clone().unwrap_or_default();
