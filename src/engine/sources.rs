@@ -69,8 +69,10 @@ enum Kind {
 
 /// Stage every configured source within a read scope.
 pub fn stage(settings: &Settings, scope: &ReadScope) -> Result<Staged> {
+    let t = std::time::Instant::now();
     let plans = source_plans(settings, scope)?;
     let (frames, files) = read_sources(&plans, scope, false)?;
+    tracing::debug!(ms = t.elapsed().as_millis(), "scanned the sources");
     let with_options = UnionArgs { rechunk: true, ..Default::default() };
     let frame = concat(frames.into_iter().map(|f| f.lazy()).collect::<Vec<_>>(), with_options)
         .and_then(|lf| lf.collect())

@@ -71,22 +71,24 @@ impl RowPass<'_> {
             identity_entries: self.identity.values().map(|v| v.len() as u64).sum(),
             ..Default::default()
         };
+        let t = std::time::Instant::now();
         let mapped = self.map_all(&c);
+        tracing::debug!(ms = t.elapsed().as_millis(), "mapped ids");
         let withdrawn = self.withdrawn(&c, &mapped);
         let mut rejected = BTreeMap::new();
         let mut keep = vec![false; n];
-        let mut person: Vec<Option<String>> = vec![None; n];
+        let mut person: Vec<Option<&str>> = vec![None; n];
         let mut status: Vec<Status> = vec![Status::Unmapped; n];
         for (i, (p, st)) in mapped.into_iter().enumerate() {
             let (src, f) = (c.source.get(i).unwrap_or(0) as usize, c.file.get(i).unwrap_or(0) as usize);
             let id = c.id.get(i);
-            if id.is_some_and(|a| self.erased.contains(a) || self.erased.contains(&p)) {
+            if id.is_some_and(|a| self.erased.contains(a) || self.erased.contains(p)) {
                 summary.rows_erased += 1;
                 continue;
             }
             files[f].rows += 1;
             counts[src].rows_read += 1;
-            if !c.consent.get(i).unwrap_or(false) || (id.is_some() && withdrawn.contains(&p)) {
+            if !c.consent.get(i).unwrap_or(false) || (id.is_some() && withdrawn.contains(p)) {
                 counts[src].rows_without_consent += 1;
                 continue;
             }
@@ -111,55 +113,62 @@ impl RowPass<'_> {
             person[i] = Some(p);
             status[i] = st;
         }
+        tracing::debug!(ms = t.elapsed().as_millis(), "checked rows");
         self.drop_repeated_conversions(&c, &person, &mut keep, &mut counts);
         self.alias_counts(&c, &keep, &status, &mut summary);
         for i in (0..n).filter(|&i| keep[i]) {
             counts[c.source.get(i).unwrap_or(0) as usize].rows_kept += 1;
         }
         summary.sources = counts;
+        tracing::debug!(ms = t.elapsed().as_millis(), "counted");
         let frame = self.build(frame.clone(), &keep, person, &mut summary)?;
+        tracing::debug!(ms = t.elapsed().as_millis(), "built the staged frame");
         Ok(Staged { frame, columns: self.columns(), files, rejected, summary })
     }
 
-    /// Every row's person (the id itself where it has no time or no map entry).
-    fn map_all(&self, c: &Cols) -> Vec<(String, Status)> {
+    /// Every row's person (the id itself where it has no time or no map entry), borrowed
+    /// from the frame or the map: no string is copied per row.
+    fn map_all<'s>(&'s self, c: &Cols<'s>) -> Vec<(&'s str, Status)> {
+        use rayon::prelude::*;
         (0..c.id.len())
+            .into_par_iter()
+            .with_min_len(1 << 16)
             .map(|i| match (c.id.get(i), c.time.get(i)) {
                 (Some(a), Some(t)) => self.map_id(a, t),
-                (Some(a), None) => (a.to_owned(), Status::Unmapped),
-                _ => (String::new(), Status::Unmapped),
+                (Some(a), None) => (a, Status::Unmapped),
+                _ => ("", Status::Unmapped),
             })
             .collect()
     }
 
     /// With `consent_scope = "person"`: the persons with any row without consent, all of
     /// whose rows are then dropped.
-    fn withdrawn(&self, c: &Cols, mapped: &[(String, Status)]) -> FxHashSet<String> {
+    fn withdrawn<'s>(&self, c: &Cols, mapped: &[(&'s str, Status)]) -> FxHashSet<&'s str> {
         if self.settings.input.consent_scope != crate::settings::ConsentScope::Person {
             return FxHashSet::default();
         }
         (0..mapped.len())
             .filter(|&i| c.id.get(i).is_some() && !c.consent.get(i).unwrap_or(false))
-            .map(|i| mapped[i].0.clone())
+            .map(|i| mapped[i].0)
             .collect()
     }
 
     /// The person of an alias at time `t`: one person's entry covers it → that person;
     /// none, or entries of several persons → the alias itself (unmapped / conflict).
-    fn map_id(&self, alias: &str, t: i64) -> (String, Status) {
-        let Some(entries) = self.identity.get(alias) else { return (alias.to_owned(), Status::Unmapped) };
+    fn map_id<'s>(&'s self, alias: &'s str, t: i64) -> (&'s str, Status) {
+        let Some(entries) = self.identity.get(alias) else { return (alias, Status::Unmapped) };
         let mut found: Option<&str> = None;
         for (from, to, p) in entries {
             if t >= *from && t < *to {
                 match found {
-                    Some(q) if q != p => return (alias.to_owned(), Status::Conflict),
+                    Some(q) if q != p => return (alias, Status::Conflict),
                     _ => found = Some(p),
                 }
             }
         }
         match found {
-            Some(p) => (p.to_owned(), Status::Mapped),
-            None => (alias.to_owned(), Status::Unmapped),
+            Some(p) => (p, Status::Mapped),
+            None => (alias, Status::Unmapped),
         }
     }
 
@@ -205,7 +214,7 @@ impl RowPass<'_> {
     fn drop_repeated_conversions(
         &self,
         c: &Cols,
-        person: &[Option<String>],
+        person: &[Option<&str>],
         keep: &mut [bool],
         counts: &mut [SourceCounts],
     ) {
@@ -214,7 +223,7 @@ impl RowPass<'_> {
             .filter_map(|i| {
                 let id = c.conv_id.get(i)?;
                 let value = c.value.get(i).unwrap_or(0.0).to_bits();
-                Some((id, c.time.get(i)?, c.source.get(i)?, person[i].as_deref()?, value, i))
+                Some((id, c.time.get(i)?, c.source.get(i)?, person[i]?, value, i))
             })
             .collect();
         rows.sort_unstable();
@@ -253,7 +262,7 @@ impl RowPass<'_> {
         &self,
         frame: DataFrame,
         keep: &[bool],
-        person: Vec<Option<String>>,
+        person: Vec<Option<&str>>,
         summary: &mut StagedSummary,
     ) -> Result<DataFrame> {
         let mut df = frame;

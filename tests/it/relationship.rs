@@ -754,3 +754,46 @@ fn rule_based_credit_by_an_event_log_segment_adds_up_to_the_channel_table() {
         assert!((total("markov") - total("linear")).abs() < 1e-6, "Markov sums to the totals too");
     }
 }
+
+#[test]
+fn an_erasure_invalidates_the_training_store_that_held_the_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, never) = (dir.path().join("root"), dir.path().join("never"));
+    let list = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/crm/erasure_request.csv");
+    let training = ["--set", "models.training_days=35"];
+    // A first night stores training days that hold C00042; the night after the erasure
+    // request must not use them.
+    run_crm(&root, &training);
+    let stores = |r: &Path| -> Vec<String> {
+        std::fs::read_dir(r.join("_training"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into())
+            .collect()
+    };
+    let before = stores(&root);
+    let erasure = format!("input.erasure_list=\"{}\"", list.display());
+    let mut extra = training.to_vec();
+    extra.extend(["--set", &erasure]);
+    run_crm(&root, &extra);
+    let after = stores(&root);
+    assert_eq!((before.len(), after.len()), (1, 1));
+    assert_ne!(before, after, "a new store, the old one deleted");
+    let pipeline = without_person(dir.path(), "C00042", "u0000127");
+    let r = format!("output.root=\"{}\"", never.display());
+    ok(&touchpoint(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--run-date",
+        "2024-02-29",
+        "--set",
+        &r,
+        "--set",
+        "models.bootstrap_replicates=0",
+        "--set",
+        "models.training_days=35",
+    ]));
+    for t in ["channel_attribution", "markov_removal_effects", "data_quality", "segment_attribution"] {
+        let part = |x: &Path| std::fs::read(x.join(t).join("run_date=2024-02-29/part-0.parquet")).unwrap();
+        assert!(part(&root) == part(&never), "{t} differs from a run on data that never held the person");
+    }
+}
