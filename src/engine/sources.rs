@@ -19,7 +19,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::convert::cast_err;
 use super::discover::{resolve_inputs, scoped_inputs, ReadScope};
 use super::side_tables::read_side_table;
-use crate::core::event_log::{InputFile, RejectReason, StagedSummary};
+use crate::core::event_log::{InputFile, RejectReason, StagedSummary, NO_CAMPAIGN};
 use crate::error::{Error, Result};
 use crate::settings::{Columns, Settings};
 
@@ -73,14 +73,17 @@ pub fn stage(settings: &Settings, scope: &ReadScope) -> Result<Staged> {
     let plans = source_plans(settings, scope)?;
     let (frames, files) = read_sources(&plans, scope, false)?;
     tracing::debug!(ms = t.elapsed().as_millis(), "scanned the sources");
+    // One chunk per column: the row pass reads rows by index.
     let with_options = UnionArgs { rechunk: true, ..Default::default() };
     let frame = concat(frames.into_iter().map(|f| f.lazy()).collect::<Vec<_>>(), with_options)
         .and_then(|lf| lf.collect())
         .map_err(|e| Error::Internal(format!("staging the sources: {e}")))?;
+    tracing::debug!(ms = t.elapsed().as_millis(), "concatenated the sources");
     let mut identity = load_identity(settings)?;
     let mut erased = load_id_set(settings.input.erasure_list.as_deref(), &settings.input.erasure_column)?;
     forget_in_identity(&mut identity, &mut erased);
     let customers = load_customers(settings)?;
+    tracing::debug!(ms = t.elapsed().as_millis(), rows = frame.height(), "loaded the side tables");
     let pass =
         RowPass { settings, plans: &plans, identity: &identity, erased: &erased, customers: &customers };
     pass.run(frame, files)
@@ -294,8 +297,10 @@ fn read_source_file(
         exprs.push(e.alias(key));
     }
     lf = lf
+        .select(exprs)
+        // After the projection, so an input column named `__row` cannot collide.
         .with_row_index("__row", None)
-        .select(std::iter::once(col("__row").cast(DataType::UInt32)).chain(exprs).collect::<Vec<_>>());
+        .with_column(col("__row").cast(DataType::UInt32));
     if dry {
         lf = lf.slice(0, 0);
     }
@@ -471,6 +476,7 @@ fn load_customers(s: &Settings) -> Result<Option<FxHashMap<String, String>>> {
     let persons = text_column(&df, file, &sg.person)?;
     let segments = text_column(&df, file, &sg.segment)?;
     let mut map: FxHashMap<String, (String, usize)> = FxHashMap::default();
+    let segments_named_none = segments.iter().any(|g| g.as_deref() == Some(NO_CAMPAIGN));
     for (i, (p, g)) in persons.into_iter().zip(segments).enumerate() {
         let Some(p) = p else {
             return Err(Error::bad_input(
@@ -479,7 +485,14 @@ fn load_customers(s: &Settings) -> Result<Option<FxHashMap<String, String>>> {
                 format!("null person at row {i} (counted from 0)"),
             ));
         };
-        let g = g.unwrap_or_else(|| crate::core::event_log::NO_CAMPAIGN.to_owned());
+        let g = g.unwrap_or_else(|| NO_CAMPAIGN.to_owned());
+        if g == NO_CAMPAIGN && segments_named_none {
+            return Err(Error::bad_input(
+                file,
+                Some(&sg.segment),
+                format!("row {i}: `{NO_CAMPAIGN}` is the segment touchpoint gives persons without a row; rename it"),
+            ));
+        }
         if let Some((other, at)) = map.get(&p) {
             if *other != g {
                 return Err(Error::bad_input(

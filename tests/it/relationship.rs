@@ -797,3 +797,33 @@ fn an_erasure_invalidates_the_training_store_that_held_the_person() {
         assert!(part(&root) == part(&never), "{t} differs from a run on data that never held the person");
     }
 }
+
+#[test]
+fn source_columns_named_like_touchpoints_own_do_not_collide() {
+    let f = Fixture::new();
+    let p = f.dir.path();
+    // The calls with extra columns named like the staged frame's, and the id and time in
+    // columns called `time` and `person`.
+    let text = std::fs::read_to_string(p.join("calls.csv")).unwrap();
+    let mut out = String::from("time,person,__row,__file,is_conversion,source,channel\n");
+    for line in text.lines().skip(1) {
+        let (id, t) = line.split_once(',').unwrap();
+        out.push_str(&format!("{id},{t},x,y,z,w,v\n"));
+    }
+    write_csv(&p.join("calls.csv"), &out);
+    let odd = format!("call_centre={},user=time,time=person,channel=phone", p.join("calls.csv").display());
+    let mut args = f.staged_args();
+    args[3] = odd;
+    let (a, b) = (p.join("a"), p.join("b"));
+    let mut argv = vec!["attribute".to_owned(), "--out".into(), a.to_string_lossy().into_owned()];
+    argv.extend(args);
+    argv.extend(MODELS.map(str::to_owned));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    ok(&touchpoint(&argv));
+    let merged = f.merged();
+    let mut argv = vec!["attribute", "--events", merged.to_str().unwrap(), "--out", b.to_str().unwrap()];
+    argv.extend(MODELS);
+    ok(&touchpoint(&argv));
+    let file = "channel_attribution.parquet";
+    assert_eq!(read_parquet(&a.join(file)), read_parquet(&b.join(file)));
+}
