@@ -20,6 +20,7 @@ mod robustness;
 mod scheduling;
 mod schema;
 mod shard;
+mod spark;
 mod spend;
 mod training;
 mod uncertainty;
