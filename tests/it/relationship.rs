@@ -427,6 +427,28 @@ fn segments_sum_to_the_totals_and_name_the_pooled_fallback() {
         assert_eq!(fits[&(seg.clone(), name.clone(), "linear".into())], "rules");
     }
     assert!(pooled >= 1, "the sample has a segment below the threshold");
+    totals_agree_across_tables(&out, metric("converting_journeys") - metric("unattributed_conversions"));
+}
+
+/// The same totals seen from every table that carries them: segments partition the
+/// journeys, and the sources' touches add up to the path table's.
+fn totals_agree_across_tables(out: &Path, attributed: f64) {
+    let (_, roles) = read_parquet(&partition(out, "channel_roles"));
+    let (_, seg) = read_parquet(&partition(out, "segment_roles"));
+    for segmentation in ["segment", "customer_status"] {
+        for r in &roles {
+            let ch = r[1].str();
+            let rows = seg.iter().filter(|x| x[1].str() == segmentation && x[3].str() == ch);
+            let (j, c) = rows.fold((0.0, 0.0), |(j, c), x| (j + x[4].num(), c + x[5].num()));
+            assert_eq!((j, c), (r[2].num(), r[3].num()), "{segmentation} {ch}: journeys, converting");
+        }
+    }
+    let (_, src) = read_parquet(&partition(out, "source_channel_touches"));
+    let sum = |k: usize| src.iter().map(|r| r[k].num()).sum::<f64>();
+    assert_eq!((sum(5), sum(6)), (attributed, attributed), "each attributed journey opens and closes once");
+    let (_, paths) = read_parquet(&partition(out, "path_summary"));
+    let touches: f64 = paths.iter().map(|r| r[2].num() * r[3].num()).sum();
+    assert_eq!(sum(4), touches, "touches of converting journeys");
 }
 
 /// Every id of the CRM export and the web log that a run could leak.
