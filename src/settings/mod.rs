@@ -685,3 +685,29 @@ impl Settings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_micros()
+    }
+
+    /// Midnight in a zone, by hand: Rome is UTC+1 in winter and UTC+2 in summer; Santiago
+    /// skips from 00:00 to 01:00 on 2024-09-08 (UTC-4 to UTC-3), so that day starts at 01:00.
+    #[test]
+    fn days_start_at_local_midnight_or_the_first_instant_that_exists() {
+        let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let tz = |s: &str| parse_tz(s).unwrap();
+        assert_eq!(midnight(d("2024-02-02"), tz("Europe/Rome")), utc("2024-02-01T23:00:00Z"));
+        assert_eq!(midnight(d("2024-07-01"), tz("Europe/Rome")), utc("2024-06-30T22:00:00Z"));
+        assert_eq!(midnight(d("2024-09-08"), tz("America/Santiago")), utc("2024-09-08T04:00:00Z"));
+        assert_eq!(midnight(d("2024-02-02"), tz("UTC")), utc("2024-02-02T00:00:00Z"));
+        assert_eq!(date_in(utc("2024-02-01T23:30:00Z"), tz("Europe/Rome")), d("2024-02-02"));
+        assert!(parse_tz("Mars/Olympus").is_err());
+        let w = Window { run_date: RunDate(d("2024-03-31")), days: 1, tz: tz("Europe/Rome") };
+        let (a, b) = w.range();
+        assert_eq!(b - a, 23 * 3_600_000_000, "the day clocks go forward has 23 hours");
+    }
+}
