@@ -901,6 +901,99 @@ const CASES: &[Case] = &[
         run: |d, o| attribute(&write(d, "e.parquet", base()), o, &["--run-date", "2024-02-30"]),
     },
     Case {
+        area: "sources",
+        case: "a source file without its id column",
+        behaviour: "names the source's file and column and the columns it has",
+        exit: 65,
+        needle: "`crm_id`",
+        run: |d, o| {
+            std::fs::write(d.join("calls.csv"), "who,called_at\n1,2023-11-15T00:00:00Z\n").unwrap();
+            let src =
+                format!("cc={},user=crm_id,time=called_at,channel=phone", d.join("calls.csv").display());
+            attribute(&write(d, "e.parquet", base()), o, &["--source", &src])
+        },
+    },
+    Case {
+        area: "sources",
+        case: "string ids in one file of a source, integer ids in another",
+        behaviour: "names the source and both files",
+        exit: 65,
+        needle: "id type differs",
+        run: |d, o| {
+            std::fs::create_dir_all(d.join("calls")).unwrap();
+            std::fs::write(d.join("calls/a.csv"), "crm_id,called_at\n1,2023-11-15T00:00:00Z\n").unwrap();
+            std::fs::write(d.join("calls/b.csv"), "crm_id,called_at\nx,2023-11-15T00:00:00Z\n").unwrap();
+            let src =
+                format!("cc={},user=crm_id,time=called_at,channel=phone", d.join("calls/*.csv").display());
+            attribute(&write(d, "e.parquet", base()), o, &["--source", &src])
+        },
+    },
+    Case {
+        area: "sources",
+        case: "a text value column in the conversions table",
+        behaviour: "refused, naming the file and the column (never read as 0)",
+        exit: 65,
+        needle: "`value`",
+        run: |d, o| {
+            std::fs::write(
+                d.join("orders.csv"),
+                "conversion_id,user_id,ts,value\nO1,u1,2023-11-15T00:00:00Z,ten\n",
+            )
+            .unwrap();
+            let orders = d.join("orders.csv");
+            attribute(&write(d, "e.parquet", base()), o, &["--conversions", orders.to_str().unwrap()])
+        },
+    },
+    Case {
+        area: "sources",
+        case: "a conversion id repeated in the conversions table",
+        behaviour: "valid: the earliest row kept, the others counted (duplicate_conversion_ids)",
+        exit: 0,
+        needle: "",
+        run: |d, o| {
+            let rows = "conversion_id,user_id,ts,value\nO1,u2,2023-11-15T00:00:00Z,5\nO1,u2,2023-11-15T01:00:00Z,5\n";
+            std::fs::write(d.join("orders.csv"), rows).unwrap();
+            let orders = d.join("orders.csv");
+            attribute(&write(d, "e.parquet", base()), o, &["--conversions", orders.to_str().unwrap()])
+        },
+    },
+    Case {
+        area: "sources",
+        case: "a customers table giving one person two segments",
+        behaviour: "names the two rows, never the person",
+        exit: 65,
+        needle: "another segment",
+        run: |d, o| {
+            std::fs::write(d.join("customers.csv"), "person_id,segment\nu1,gold\nu1,silver\n").unwrap();
+            let c = d.join("customers.csv");
+            attribute(&write(d, "e.parquet", base()), o, &["--customers", c.to_str().unwrap()])
+        },
+    },
+    Case {
+        area: "sources",
+        case: "several sources with --shard",
+        behaviour: "refused: not carried by shards yet",
+        exit: 78,
+        needle: "--shard",
+        run: |d, o| {
+            std::fs::write(d.join("erase.csv"), "person_id\nnobody\n").unwrap();
+            let e = d.join("erase.csv");
+            attribute(
+                &write(d, "e.parquet", base()),
+                o,
+                &["--erasure-list", e.to_str().unwrap(), "--shard", "0/2"],
+            )
+        },
+    },
+    Case {
+        area: "configuration",
+        case: "an unknown time zone",
+        behaviour: "names the zone and the expected form",
+        exit: 78,
+        needle: "Mars/Olympus",
+        run: |d, o| attribute(&write(d, "e.parquet", base()), o, &["--timezone", "Mars/Olympus"]),
+    },
+    Case {
         area: "process",
         case: "another run holds the output",
         behaviour: "fails at once naming the lock (or waits --lock-timeout)",
