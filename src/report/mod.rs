@@ -53,6 +53,10 @@ pub struct JourneyConversions {
     pub id: Option<Vec<Option<String>>>,
     /// Conversion type per recorded journey, when the input has types.
     pub r#type: Option<Vec<Option<String>>>,
+    /// Segment per recorded journey (of its conversion), when segments are configured.
+    pub segment: Option<Vec<Option<String>>>,
+    /// `new` or `returning` per recorded journey, with `segments.customer_status`.
+    pub status: Option<Vec<&'static str>>,
 }
 
 /// What each source's touches did, per (source, channel), sorted.

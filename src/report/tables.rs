@@ -468,7 +468,8 @@ pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
     let h = settings.models.time_decay_half_life_days * 86_400_000_000.0;
     let (mut jid, mut uid, mut cts, mut model, mut channel, mut credit, mut value) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut conv_id, mut conv_type) = (Vec::new(), Vec::new());
+    let (mut conv_id, mut conv_type, mut segment, mut status) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let jc = &run.journey_conversions;
     let mut w = Vec::new();
     let mut per: Vec<(u32, f64)> = Vec::new();
@@ -505,6 +506,8 @@ pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
                 value.push(wi * rec.value[i]);
                 conv_id.push(jc.id.as_ref().and_then(|v| v[i].clone()));
                 conv_type.push(jc.r#type.as_ref().and_then(|v| v[i].clone()));
+                segment.push(jc.segment.as_ref().and_then(|v| v[i].clone()));
+                status.push(jc.status.as_ref().map_or("", |v| v[i]).to_owned());
             }
         }
     }
@@ -518,6 +521,12 @@ pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
     }
     if jc.r#type.is_some() {
         columns.push(("conversion_type", Values::OptStr(conv_type)));
+    }
+    if jc.segment.is_some() {
+        columns.push(("segment", Values::OptStr(segment)));
+    }
+    if jc.status.is_some() {
+        columns.push(("customer_status", Values::Str(status)));
     }
     columns.extend([
         ("model", Values::Str(model)),

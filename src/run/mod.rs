@@ -195,7 +195,8 @@ impl<'a> Run<'a> {
         let seg_journeys =
             self.phase("segments", |s| Ok(segments::segment_journeys(&log, s, &segmentation_name(s))))?;
         let rec = journeys.recorded.as_ref();
-        let journey_conversions = relationship::journey_conversions(&log, rec);
+        let status = self.settings.segments.customer_status;
+        let journey_conversions = relationship::journey_conversions(&log, rec, status);
         let source_touches =
             relationship::source_touches(&log, rec, self.settings.journeys.conversion_is_touch);
         drop(log);

@@ -8,13 +8,33 @@ use crate::core::event_log::{EventLog, Tags, NO_CHANNEL};
 use crate::core::journeys::Recorded;
 use crate::report::{JourneyConversions, SourceTouches};
 
-/// The conversion id and type of each recorded journey.
-pub fn journey_conversions(log: &EventLog, rec: Option<&Recorded>) -> JourneyConversions {
+/// The conversion id, type and segment of each recorded journey, and with `status` its
+/// customer status (`new` for the person's first conversion among the events read, as the
+/// segment walk decides it: the earliest conversion, first at its instant).
+pub fn journey_conversions(log: &EventLog, rec: Option<&Recorded>, status: bool) -> JourneyConversions {
     let of = |t: &Option<Tags>| -> Option<Vec<Option<String>>> {
         let (t, rec) = (t.as_ref()?, rec?);
         Some(rec.conversion_row.iter().map(|&r| t.name_of(r as usize).map(str::to_owned)).collect())
     };
-    JourneyConversions { id: of(&log.conversion_id), r#type: of(&log.conversion_type) }
+    let status = rec.filter(|_| status).map(|rec| {
+        let mut first = vec![i64::MAX; log.n_users];
+        for r in (0..log.len()).filter(|&r| log.is_conversion[r]) {
+            let u = log.user[r] as usize;
+            first[u] = first[u].min(log.ts[r]);
+        }
+        (0..rec.len())
+            .map(|i| match rec.conversion_ts[i] == first[rec.user[i] as usize] && rec.seq[i] == 1 {
+                true => "new",
+                false => "returning",
+            })
+            .collect()
+    });
+    JourneyConversions {
+        id: of(&log.conversion_id),
+        r#type: of(&log.conversion_type),
+        segment: of(&log.segment),
+        status,
+    }
 }
 
 /// Touches per (source, channel): all kept touches, and the touches, openers and closers

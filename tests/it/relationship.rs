@@ -428,6 +428,34 @@ fn segments_sum_to_the_totals_and_name_the_pooled_fallback() {
     }
     assert!(pooled >= 1, "the sample has a segment below the threshold");
     totals_agree_across_tables(&out, metric("converting_journeys") - metric("unattributed_conversions"));
+    journey_credit_agrees_with_segments(&out, &rows);
+}
+
+/// `journey_credit`'s segment and customer status per journey, summed for a rule-based
+/// model, give `segment_attribution`'s rows (journey by journey against the pooled split).
+fn journey_credit_agrees_with_segments(out: &Path, seg_rows: &[Vec<Cell>]) {
+    let (cols, rows) = read_parquet(&partition(out, "journey_credit"));
+    let at = |n: &str| cols.iter().position(|c| c == n).unwrap();
+    for (segmentation, column) in [("segment", "segment"), ("customer_status", "customer_status")] {
+        let mut got: BTreeMap<(String, String), f64> = BTreeMap::new();
+        for r in rows.iter().filter(|r| r[at("model")].str() == "last_touch") {
+            *got.entry((r[at(column)].str().to_owned(), r[at("channel")].str().to_owned())).or_default() +=
+                r[at("credit")].num();
+        }
+        for r in seg_rows.iter().filter(|r| r[1].str() == segmentation && r[3].str() == "last_touch") {
+            if r[4].str() == "(unattributed)" {
+                continue;
+            }
+            let g = got.get(&(r[2].str().to_owned(), r[4].str().to_owned())).copied().unwrap_or(0.0);
+            assert!(
+                (g - r[5].num()).abs() < 1e-9,
+                "{segmentation} {} {}: {g} vs {}",
+                r[2].str(),
+                r[4].str(),
+                r[5].num()
+            );
+        }
+    }
 }
 
 /// The same totals seen from every table that carries them: segments partition the
