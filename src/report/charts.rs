@@ -35,9 +35,19 @@ fn open(h: f64, title: &str, class: &str) -> String {
     )
 }
 
-fn legend(s: &mut String, series: &[String], y: f64) {
+/// Legend entries per line (the plot's width), and the height each further line adds.
+const LEGEND_PER_LINE: usize = 5;
+const LEGEND_LINE_H: f64 = 14.0;
+
+/// The height a legend of `n` entries adds beyond its first line.
+fn legend_extra(n: usize) -> f64 {
+    n.saturating_sub(1).div_euclid(LEGEND_PER_LINE) as f64 * LEGEND_LINE_H
+}
+
+fn legend(s: &mut String, series: &[String], y0: f64) {
     for (i, name) in series.iter().enumerate() {
-        let x = LABEL_W + i as f64 * 110.0;
+        let x = LABEL_W + (i % LEGEND_PER_LINE) as f64 * 110.0;
+        let y = y0 + (i / LEGEND_PER_LINE) as f64 * LEGEND_LINE_H;
         let _ = write!(
             s,
             "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>",
@@ -149,12 +159,13 @@ pub fn dot_intervals(title: &str, rows: &[(String, f64, (f64, f64))], fmt: fn(f6
 /// Horizontal stacked bars: each row's parts, one colour per part.
 pub fn stacked_bars(title: &str, parts: &[String], rows: &[(String, Vec<f64>)]) -> String {
     let row_h = 18.0;
-    let h = 26.0 + rows.len() as f64 * row_h + 8.0;
+    let top = 26.0 + legend_extra(parts.len());
+    let h = top + rows.len() as f64 * row_h + 8.0;
     let max = rows.iter().map(|r| r.1.iter().sum::<f64>()).fold(0.0f64, f64::max).max(1e-12);
     let mut s = open(h, title, "stacked-bars");
     legend(&mut s, parts, 14.0);
     for (i, (label, xs)) in rows.iter().enumerate() {
-        let y = 26.0 + i as f64 * row_h;
+        let y = top + i as f64 * row_h;
         let _ = write!(
             s,
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\">{}</text>",

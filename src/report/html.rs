@@ -337,41 +337,64 @@ fn segment_model(run: &RunResult) -> Option<Model> {
     ms.iter().copied().find(|m| *m == Model::Markov).or(ms.first().copied())
 }
 
-/// One section per segmentation: each segment's credit under the headline model, by
-/// channel, as shares of the segment's conversions (a stacked bar each) and as a table.
+/// The channels the segment sections name one by one: the pooled fit's largest (the rest
+/// are `other`), so the bars keep a readable legend whatever the number of channels.
+const SEGMENT_CHANNELS: usize = 6;
+
+/// One section per segmentation: each segment's conversions under the headline model,
+/// split over the largest channels, `other` and `(unattributed)`, as shares of the
+/// segment's conversions (a stacked bar each, summing to 100%) and as a table.
 fn segment_sections(run: &RunResult) -> Value {
     let Some(model) = segment_model(run) else { return json!([]) };
-    let channels = &run.analysis.report_channels;
+    let a = &run.analysis;
+    let channels = &a.report_channels;
+    let pooled = a.credits.iter().find(|(m, _)| *m == model).map(|(_, c)| a.folded(c));
+    let mut top: Vec<usize> = (0..channels.len()).collect();
+    let weight = |c: usize| pooled.as_ref().map_or(0.0, |p| p.conversions[c]);
+    top.sort_by(|&x, &y| weight(y).total_cmp(&weight(x)).then(x.cmp(&y)));
+    top.truncate(SEGMENT_CHANNELS);
+    let mut parts: Vec<String> = top.iter().map(|&c| channels[c].clone()).collect();
+    parts.extend(["other".to_owned(), crate::core::event_log::UNATTRIBUTED.to_owned()]);
     let mut names: Vec<&str> = run.segments.iter().map(|s| s.segmentation.as_str()).collect();
     names.dedup();
     let sections: Vec<Value> = names
         .iter()
         .map(|name| {
-            let segs: Vec<_> = run.segments.iter().filter(|s| s.segmentation == *name).collect();
             let mut bars = Vec::new();
-            let rows: Vec<Value> = segs
+            let rows: Vec<Value> = run
+                .segments
                 .iter()
+                .filter(|s| s.segmentation == *name)
                 .map(|s| {
-                    let a = &s.analysis;
-                    let credit = a.credits.iter().find(|(m, _)| *m == model).map(|(_, c)| a.folded(c));
-                    let of = |c: usize| credit.as_ref().map_or(0.0, |cr| cr.conversions[c]);
-                    let total = a.stats.total_conversions;
-                    bars.push((
-                        s.segment.clone(),
-                        (0..channels.len()).map(|c| of(c) / total.max(1e-300)).collect(),
-                    ));
-                    let cells: Vec<Value> = (0..channels.len())
-                        .map(|c| json!({"channel": channels[c], "raw": of(c), "text": num(of(c))}))
+                    let values = segment_parts(s, model, &top);
+                    let total = s.analysis.stats.total_conversions;
+                    bars.push((s.segment.clone(), values.iter().map(|x| x / total.max(1e-300)).collect()));
+                    let cells: Vec<Value> = parts
+                        .iter()
+                        .zip(&values)
+                        .map(|(p, x)| json!({"channel": p, "raw": x, "text": num(*x)}))
                         .collect();
-                    let fit = if s.pooled { "pooled (too few conversions)" } else { "segment" };
+                    let fit = if s.pooled { "pooled" } else { "segment" };
                     json!({"segment": s.segment, "conversions": num(total), "cells": cells, "fit": fit})
                 })
                 .collect();
-            let chart = charts::stacked_bars(&format!("{} credit by {name}", model.name()), channels, &bars);
-            json!({"name": name, "model": model.name(), "channels": channels, "rows": rows, "chart": chart})
+            let chart = charts::stacked_bars(&format!("{} credit by {name}", model.name()), &parts, &bars);
+            json!({"name": name, "model": model.name(), "channels": parts, "rows": rows, "chart": chart})
         })
         .collect();
     json!(sections)
+}
+
+/// A segment's credit under `model` on the `top` channels, then the other channels
+/// together, then its unattributed conversions.
+fn segment_parts(s: &crate::core::analysis::SegmentAnalysis, model: Model, top: &[usize]) -> Vec<f64> {
+    let a = &s.analysis;
+    let credit = a.credits.iter().find(|(m, _)| *m == model).map(|(_, c)| a.folded(c));
+    let of = |c: usize| credit.as_ref().map_or(0.0, |cr| cr.conversions[c]);
+    let mut v: Vec<f64> = top.iter().map(|&c| of(c)).collect();
+    v.push((0..a.report_channels.len()).filter(|c| !top.contains(c)).map(of).sum());
+    v.push(a.stats.unattributed_conversions);
+    v
 }
 
 /// Touches per source and channel, for the page.

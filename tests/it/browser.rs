@@ -215,15 +215,25 @@ fn the_crm_page_shows_credit_by_segment_equal_to_segment_attribution() {
         attr_values(&dom, "data-seg-conversions"),
     );
     let (_, rows) = read_parquet(&out.join("segment_attribution/run_date=2024-02-29/part-0.parquet"));
-    let markov: Vec<_> =
-        rows.iter().filter(|r| r[3].str() == "markov" && r[4].str() != "(unattributed)").collect();
-    assert_eq!(segs.len(), markov.len(), "one cell per (segment, channel)");
-    for r in markov {
-        let (seg, ch, c) = (r[2].str(), r[4].str(), r[5].num());
-        let i = (0..segs.len())
-            .find(|&i| segs[i] == seg && chans[i] == ch)
-            .unwrap_or_else(|| panic!("{seg} {ch}"));
+    // The page names the largest channels, then `other`, then `(unattributed)`: each cell
+    // equals the table's row, or the sum of the channels it does not name.
+    let named: Vec<&str> = chans.iter().copied().filter(|c| *c != "other").collect();
+    assert!(chans.contains(&"other") && chans.contains(&"(unattributed)"));
+    for i in 0..segs.len() {
+        let want: f64 = rows
+            .iter()
+            .filter(|r| r[3].str() == "markov" && r[2].str() == segs[i])
+            .filter(
+                |r| if chans[i] == "other" { !named.contains(&r[4].str()) } else { r[4].str() == chans[i] },
+            )
+            .map(|r| r[5].num())
+            .sum();
         let shown: f64 = vals[i].parse().unwrap();
-        assert!((shown - c).abs() <= 1e-9 * c.abs().max(1.0), "{seg} {ch}: page {shown} vs table {c}");
+        let (seg, ch) = (segs[i], chans[i]);
+        assert!(
+            (shown - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "{seg} {ch}: page {shown} vs table {want}"
+        );
     }
+    assert_eq!(segs.len(), 6 * 8, "six segments (four CRM segments, new, returning) × eight parts");
 }
