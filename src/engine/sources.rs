@@ -94,11 +94,22 @@ pub fn stage(settings: &Settings, scope: &ReadScope) -> Result<Staged> {
 /// identity map, customers table and erasure list are read (they are small).
 pub fn check(settings: &Settings, scope: &ReadScope) -> Result<Vec<InputFile>> {
     let plans = source_plans(settings, scope)?;
-    let (_, files) = read_sources(&plans, scope, true)?;
+    let (_, mut files) = read_sources(&plans, scope, true)?;
+    for f in &mut files {
+        f.rows = file_rows(&f.path)?;
+    }
     load_identity(settings)?;
     load_id_set(settings.input.erasure_list.as_deref(), &settings.input.erasure_column)?;
     load_customers(settings)?;
     Ok(files)
+}
+
+/// Rows of a source file (all of them, before any range): Parquet from its footer.
+fn file_rows(file: &Path) -> Result<u64> {
+    let df = scan(file)?.select([len().alias("rows")]).collect();
+    let df = df.map_err(|e| Error::bad_input(file, None, super::schema::open_problem(&e)))?;
+    let rows = df.column("rows").ok().and_then(|c| c.get(0).ok()).and_then(|v| v.extract::<u64>());
+    Ok(rows.unwrap_or(0))
 }
 
 /// Every file of every source as canonical columns (`dry`: no rows, the checks only).

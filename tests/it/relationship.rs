@@ -877,3 +877,23 @@ fn source_columns_named_like_touchpoints_own_do_not_collide() {
     let file = "channel_attribution.parquet";
     assert_eq!(read_parquet(&a.join(file)), read_parquet(&b.join(file)));
 }
+
+#[test]
+fn validate_checks_every_source_and_counts_its_rows_without_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("never");
+    let pipeline = crm_pipeline();
+    let root = format!("output.root=\"{}\"", out.display());
+    let args = ["validate", pipeline.to_str().unwrap(), "--run-date", "2024-02-29", "--set", &root];
+    let o = touchpoint(&args);
+    ok(&o);
+    let doc: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    let rows: Vec<u64> =
+        doc["inputs"].as_array().unwrap().iter().map(|f| f["rows"].as_u64().unwrap()).collect();
+    let crm = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/crm");
+    let lines = |f: &str| std::fs::read_to_string(crm.join(f)).unwrap().lines().count() as u64 - 1;
+    assert_eq!(rows[1..], [lines("calls.csv"), lines("store_visits.csv"), lines("orders.csv")]);
+    assert!(rows[0] > 90_000, "the web log's rows from its footer");
+    assert!(!out.exists(), "validate writes nothing");
+}
