@@ -43,6 +43,10 @@ pub struct Analysis {
     pub warnings: Vec<String>,
 }
 
+/// The models fitted on the journeys as a whole (per segment, or the pooled fit for a
+/// small segment); the others are rules applied journey by journey.
+pub const FITTED: [Model; 4] = [Model::Markov, Model::MarkovJourney, Model::Shapley, Model::ShapleyRate];
+
 /// The models of one customer segment (`docs/models.md` § Segments).
 #[derive(Debug, Clone)]
 pub struct SegmentAnalysis {

@@ -1,14 +1,10 @@
 //! The tables of the whole customer relationship (`docs/sources.md`): credit and roles by
 //! customer segment, and what each source brought.
 
-use crate::core::analysis::SegmentAnalysis;
+use crate::core::analysis::{SegmentAnalysis, FITTED};
 use crate::core::event_log::{StagedSummary, UNATTRIBUTED};
 use crate::core::table::{Table, Values};
 use crate::report::{SourceTouches, TableName};
-use crate::settings::Model;
-
-/// The models whose fit is per segment or pooled (the others are rules per journey).
-const FITTED: [Model; 4] = [Model::Markov, Model::MarkovJourney, Model::Shapley, Model::ShapleyRate];
 
 /// `segment_attribution`: grain (segmentation, segment, model, channel). Within one
 /// segmentation and model, the rows sum to the run's conversions and value; `fit` says

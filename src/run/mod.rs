@@ -166,8 +166,14 @@ impl<'a> Run<'a> {
         };
         // Intervals need every journey by user; a shard's partial table cannot carry them.
         let index = shard.is_none() && self.settings.models.bootstrap_replicates > 0;
-        let (journeys, touch_campaign, duplicates) =
+        let (journeys, touch_campaign, order) =
             self.phase("journeys", |s| Ok(build_journeys(&log, s, index)))?;
+        // The sorted order is kept for the segments' walks only (16 bytes an event).
+        let segmenting = self.settings.segments.any(self.settings.columns.segment.is_some());
+        let (duplicates, order) = match segmenting {
+            true => (order.duplicates.clone(), Some(order)),
+            false => (order.duplicates, None),
+        };
         let groups = match self.settings.channel_groups.is_empty() {
             true => None,
             false => Some(self.phase("groups", |s| groups::analyze_groups(&mut log, s, &duplicates, index))?),
@@ -192,8 +198,12 @@ impl<'a> Run<'a> {
         };
         let read_warnings = log.warnings.clone();
         let (channels, campaigns) = (log.channels.clone(), log.campaigns.clone());
-        let seg_journeys =
-            self.phase("segments", |s| Ok(segments::segment_journeys(&log, s, &segmentation_name(s))))?;
+        let seg_journeys = match order {
+            Some(order) => self.phase("segments", |s| {
+                Ok(segments::segment_journeys(&log, s, &order, &segmentation_name(s)))
+            })?,
+            None => Vec::new(),
+        };
         let rec = journeys.recorded.as_ref();
         let status = self.settings.segments.customer_status;
         let journey_conversions = relationship::journey_conversions(&log, rec, status);
@@ -387,12 +397,13 @@ impl<'a> Run<'a> {
 }
 
 /// Sort the events and build the channel journeys; with a campaign column, also the
-/// campaign of every recorded touch; and the duplicate rows (for the group level).
+/// campaign of every recorded touch; and the sorted order (its duplicate rows serve the
+/// group level, the order itself the segments' walks).
 fn build_journeys(
     log: &crate::core::event_log::EventLog,
     s: &Settings,
     index: bool,
-) -> (Journeys, Option<Vec<u32>>, Vec<u32>) {
+) -> (Journeys, Option<Vec<u32>>, journeys::EventOrder) {
     let campaign = log.campaign.as_ref();
     // Recorded journeys also give channel_roles its days and touches to conversion (null
     // without them: recording costs ~5% of a 10M-event run that needs it for nothing else).
@@ -414,7 +425,7 @@ fn build_journeys(
     let touch_campaign = campaign.map(|c| {
         j.recorded.as_ref().map_or_else(Vec::new, |r| r.row.iter().map(|&row| c[row as usize]).collect())
     });
-    (j, touch_campaign, order.duplicates)
+    (j, touch_campaign, order)
 }
 
 /// The events in journey order, with the duplicates that `journeys.dedupe` skips.

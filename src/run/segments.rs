@@ -5,9 +5,9 @@
 //! segment only when it has enough conversions, else the pooled fit's shares are scaled to
 //! the segment's totals, and the `fit` column says so.
 
-use crate::core::analysis::{self, Analysis, AnalyzeOptions, SegmentAnalysis};
+use crate::core::analysis::{self, Analysis, AnalyzeOptions, SegmentAnalysis, FITTED};
 use crate::core::event_log::EventLog;
-use crate::core::journeys::{self, JourneyOptions, Journeys, SegmentFilter};
+use crate::core::journeys::{self, EventOrder, JourneyOptions, Journeys, SegmentFilter};
 use crate::error::Result;
 use crate::settings::{Dedupe, Model, Settings};
 
@@ -20,11 +20,13 @@ pub struct SegmentJourneys {
     journeys: Journeys,
 }
 
-/// The models whose fit is per segment or pooled (the others are rules per journey).
-const FITTED: [Model; 4] = [Model::Markov, Model::MarkovJourney, Model::Shapley, Model::ShapleyRate];
-
-/// Build every segment's journeys (one sort, one walk per segment).
-pub fn segment_journeys(log: &EventLog, s: &Settings, segmentation: &str) -> Vec<SegmentJourneys> {
+/// Build every segment's journeys: one walk per segment over the run's sorted events.
+pub fn segment_journeys(
+    log: &EventLog,
+    s: &Settings,
+    order: &EventOrder,
+    segmentation: &str,
+) -> Vec<SegmentJourneys> {
     let mut filters: Vec<(String, String, SegmentFilter)> = Vec::new();
     if let Some(t) = &log.segment {
         for (i, name) in t.names.iter().enumerate() {
@@ -39,14 +41,13 @@ pub fn segment_journeys(log: &EventLog, s: &Settings, segmentation: &str) -> Vec
     if filters.is_empty() {
         return Vec::new();
     }
-    let order = super::event_order(log, s);
     filters
         .into_iter()
         .map(|(segmentation, segment, f)| {
             let mut opts = JourneyOptions::resolve(&s.journeys, log, s.has(Model::TimeDecay));
             opts.report = s.window().map(|w| w.range());
             opts.segment = Some(f);
-            SegmentJourneys { segmentation, segment, journeys: journeys::build(log, &order, &opts) }
+            SegmentJourneys { segmentation, segment, journeys: journeys::build(log, order, &opts) }
         })
         .collect()
 }

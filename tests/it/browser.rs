@@ -16,18 +16,8 @@ fn chromium() -> &'static str {
     static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     if !Path::new(CHROMIUM).exists() {
-        let apt = |args: &[&str]| {
-            Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .map(|s| s.success())
-        };
-        let ok = apt(&["install", "-y", "--no-install-recommends", "chromium"]).unwrap_or(false)
-            || (apt(&["update"]).unwrap_or(false)
-                && apt(&["install", "-y", "--no-install-recommends", "chromium"]).unwrap_or(false));
         assert!(
-            ok && Path::new(CHROMIUM).exists(),
+            apt_install("chromium") && Path::new(CHROMIUM).exists(),
             "could not install Debian's chromium for the browser test"
         );
     }

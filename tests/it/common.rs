@@ -173,3 +173,17 @@ pub fn journeys_with(
 ) -> touchpoint::core::journeys::Journeys {
     touchpoint::core::journeys::build(log, &touchpoint::core::journeys::sort_events(log), opts)
 }
+
+/// Install a Debian package (the test set-up of tests that need one; needs root, as on
+/// CI), refreshing the package lists once if the first attempt fails.
+pub fn apt_install(package: &str) -> bool {
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    apt(&["install", "-y", "--no-install-recommends", package])
+        || (apt(&["update"]) && apt(&["install", "-y", "--no-install-recommends", package]))
+}

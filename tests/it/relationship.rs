@@ -104,6 +104,14 @@ impl Fixture {
         .to_vec()
     }
 
+    /// `attribute` over the staged sources into `out`, with more flags.
+    fn attribute(&self, out: &Path, extra: &[&str]) -> std::process::Output {
+        let mut args = vec!["attribute".to_owned(), "--out".into(), out.to_string_lossy().into_owned()];
+        args.extend(self.staged_args());
+        args.extend(extra.iter().map(|x| x.to_string()));
+        touchpoint(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     /// The same events merged by hand: persons instead of aliases, calls as `phone`
     /// touches, the orders once each as conversions without a channel.
     fn merged(&self) -> PathBuf {
@@ -144,15 +152,8 @@ const MODELS: [&str; 4] =
 fn two_sources_and_a_conversions_table_equal_one_log_merged_by_hand() {
     let f = Fixture::new();
     let (a, b) = (f.dir.path().join("a"), f.dir.path().join("b"));
-    let mut args = vec!["attribute".to_owned(), "--out".into(), a.to_string_lossy().into_owned()];
-    args.extend(f.staged_args());
-    args.extend(MODELS.map(str::to_owned));
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&touchpoint(&argv));
-    let merged = f.merged();
-    let mut argv = vec!["attribute", "--events", merged.to_str().unwrap(), "--out", b.to_str().unwrap()];
-    argv.extend(MODELS);
-    ok(&touchpoint(&argv));
+    ok(&f.attribute(&a, &MODELS));
+    ok(&attribute_events(&f.merged(), &b, &MODELS));
     for t in ["channel_attribution", "channel_roles", "path_summary", "journey_timing", "markov_transitions"]
     {
         let file = format!("{t}.parquet");
@@ -198,16 +199,7 @@ fn two_sources_and_a_conversions_table_equal_one_log_merged_by_hand() {
 fn journey_credit_carries_the_conversion_id_and_type() {
     let f = Fixture::new();
     let out = f.dir.path().join("jc");
-    let mut args = vec![
-        "attribute".to_owned(),
-        "--out".into(),
-        out.to_string_lossy().into_owned(),
-        "--journey-credit".into(),
-    ];
-    args.extend(f.staged_args());
-    args.extend(["--models", "last_touch", "--bootstrap", "0"].map(str::to_owned));
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&touchpoint(&argv));
+    ok(&f.attribute(&out, &["--journey-credit", "--models", "last_touch", "--bootstrap", "0"]));
     let (cols, rows) = read_parquet(&out.join("journey_credit.parquet"));
     let at = |n: &str| cols.iter().position(|c| c == n).unwrap();
     let got: BTreeSet<(String, String, String)> = rows
@@ -242,19 +234,11 @@ fn an_alias_of_two_persons_at_once_stays_its_own_person_and_is_counted() {
         &format!("alias_id,person_id,valid_from\nck1,100,\nck2,200,\nck2,100,{}\n", iso(us(6, 0))),
     );
     let out = f.dir.path().join("c");
-    let mut args = vec![
-        "attribute".to_owned(),
-        "--out".into(),
-        out.to_string_lossy().into_owned(),
-        "--journey-credit".into(),
-    ];
-    args.extend(f.staged_args());
-    args.extend(
-        ["--models", "linear", "--bootstrap", "0", "--set", "output.person_ids=\"raw\""].map(str::to_owned),
-    );
-    args.extend(["--set".to_owned(), "identity.valid_from=\"valid_from\"".to_owned()]);
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&touchpoint(&argv));
+    let raw = ["--set", "output.person_ids=\"raw\"", "--set", "identity.valid_from=\"valid_from\""];
+    ok(&f.attribute(
+        &out,
+        &[&["--journey-credit", "--models", "linear", "--bootstrap", "0"][..], &raw].concat(),
+    ));
     let q = quality(&out);
     assert_eq!((q["ids_mapped"], q["ids_conflicting"]), (1.0, 1.0), "ck1 mapped; ck2 conflicting");
     // Person 200's lead (day 7) has only the call of day 6: the conflicting email touch
@@ -671,14 +655,7 @@ fn restated_dates_are_published_each_as_a_standalone_run_would() {
 #[test]
 fn row_order_of_every_source_does_not_change_a_byte() {
     let f = Fixture::new();
-    let run = |out: &Path| {
-        let mut args = vec!["attribute".to_owned(), "--out".into(), out.to_string_lossy().into_owned()];
-        args.extend(f.staged_args());
-        args.extend(MODELS.map(str::to_owned));
-        args.push("--journey-credit".into());
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        ok(&touchpoint(&argv));
-    };
+    let run = |out: &Path| ok(&f.attribute(out, &[&MODELS[..], &["--journey-credit"]].concat()));
     let (a, b) = (f.dir.path().join("a"), f.dir.path().join("b"));
     run(&a);
     for file in ["calls.csv", "orders.csv", "identity.csv"] {
@@ -705,10 +682,7 @@ fn bad_source_files_name_the_file_and_column_and_never_read_text_as_zero() {
         &p.join("orders.csv"),
         "order_id,customer_ref,ordered_at,type,amount\nO1,100,2024-01-02T00:00:00Z,purchase,abc\n",
     );
-    let mut args = vec!["attribute".to_owned(), "--out".into(), p.join("o").to_string_lossy().into_owned()];
-    args.extend(f.staged_args());
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = touchpoint(&argv);
+    let o = f.attribute(&p.join("o"), &[]);
     assert_eq!(o.status.code(), Some(65));
     let msg = String::from_utf8_lossy(&o.stdout);
     assert!(msg.contains("orders.csv") && msg.contains("`amount`"), "{msg}");
@@ -736,21 +710,15 @@ fn consent_withdrawn_by_a_person_drops_every_row_of_theirs() {
     web.with_column(Column::new("ok".into(), [true, false, true, true, true, true])).unwrap();
     write_events(&p.join("web.parquet"), &mut web);
     let out = p.join("person");
-    let mut args = vec!["attribute".to_owned(), "--out".into(), out.to_string_lossy().into_owned()];
-    args.extend(f.staged_args());
-    args.extend(MODELS.map(str::to_owned));
-    args.extend(["--consent-col", "ok", "--set", "input.consent_scope=\"person\""].map(str::to_owned));
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&touchpoint(&argv));
+    let consent = ["--consent-col", "ok", "--set", "input.consent_scope=\"person\""];
+    ok(&f.attribute(&out, &[&MODELS[..], &consent].concat()));
     // By hand: the merged log without person 100.
     let merged = f.merged();
     let mut df = ParquetReader::new(std::fs::File::open(&merged).unwrap()).finish().unwrap();
     df = df.lazy().filter(col("user_id").neq(lit("100"))).collect().unwrap();
     write_events(&merged, &mut df);
     let hand = p.join("hand");
-    let mut argv = vec!["attribute", "--events", merged.to_str().unwrap(), "--out", hand.to_str().unwrap()];
-    argv.extend(MODELS);
-    ok(&touchpoint(&argv));
+    ok(&attribute_events(&merged, &hand, &MODELS));
     for t in ["channel_attribution", "path_summary"] {
         let file = format!("{t}.parquet");
         assert_eq!(read_parquet(&out.join(&file)), read_parquet(&hand.join(&file)), "{t}");
@@ -870,10 +838,7 @@ fn source_columns_named_like_touchpoints_own_do_not_collide() {
     argv.extend(MODELS.map(str::to_owned));
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     ok(&touchpoint(&argv));
-    let merged = f.merged();
-    let mut argv = vec!["attribute", "--events", merged.to_str().unwrap(), "--out", b.to_str().unwrap()];
-    argv.extend(MODELS);
-    ok(&touchpoint(&argv));
+    ok(&attribute_events(&f.merged(), &b, &MODELS));
     let file = "channel_attribution.parquet";
     assert_eq!(read_parquet(&a.join(file)), read_parquet(&b.join(file)));
 }
@@ -896,4 +861,11 @@ fn validate_checks_every_source_and_counts_its_rows_without_running() {
     assert_eq!(rows[1..], [lines("calls.csv"), lines("store_visits.csv"), lines("orders.csv")]);
     assert!(rows[0] > 90_000, "the web log's rows from its footer");
     assert!(!out.exists(), "validate writes nothing");
+}
+
+/// `attribute` over one event log into `out`, with more flags.
+fn attribute_events(events: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut argv = vec!["attribute", "--events", events.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    argv.extend(extra);
+    touchpoint(&argv)
 }

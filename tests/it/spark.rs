@@ -20,18 +20,6 @@ use crate::common::*;
 /// The PySpark version the tests run (Spark 4.x).
 const PYSPARK: &str = "pyspark==4.0.1";
 
-fn apt_install(package: &str) -> bool {
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    apt(&["install", "-y", "--no-install-recommends", package])
-        || (apt(&["update"]) && apt(&["install", "-y", "--no-install-recommends", package]))
-}
-
 /// Python with PySpark, and a JDK: installed once per machine when missing.
 fn spark_python() -> &'static Path {
     static PY: OnceLock<PathBuf> = OnceLock::new();
