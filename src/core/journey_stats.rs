@@ -37,6 +37,10 @@ pub struct JourneyStats {
     /// lookback has not passed), left out of the fit.
     #[serde(default)]
     pub open_journeys: u64,
+    /// Distinct paths, when the path table is not on this machine (the distributed fit
+    /// counts them where they are); `None`: the path table's rows are counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct_paths: Option<u64>,
 }
 
 /// The longest time to conversion counted on its own day (longer lags share this entry).

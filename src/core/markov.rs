@@ -376,15 +376,15 @@ impl<'a> StateIndex<'a> {
 }
 
 /// Edge targets beyond the transient states.
-const CONV: u32 = u32::MAX - 1;
-const NULL: u32 = u32::MAX;
+pub(crate) const CONV: u32 = u32::MAX - 1;
+pub(crate) const NULL: u32 = u32::MAX;
 
 /// One chunk's edge counts keyed by (from, to), and the value and conversions of the
 /// journeys ending in each state.
 #[derive(Default)]
-struct EdgePart {
-    counts: FxHashMap<u64, f64>,
-    ends: FxHashMap<u32, (f64, f64)>,
+pub(crate) struct EdgePart {
+    pub(crate) counts: FxHashMap<u64, f64>,
+    pub(crate) ends: FxHashMap<u32, (f64, f64)>,
 }
 
 fn count_edges(rows: &[PathRow], k: usize, index: &StateIndex) -> EdgePart {
@@ -418,7 +418,7 @@ fn count_edges(rows: &[PathRow], k: usize, index: &StateIndex) -> EdgePart {
 
 /// Sum the chunks' counts in chunk order and key order (so every sum runs in the same order
 /// in every run), normalise the rows, and the mean value per conversion of each last state.
-fn merge_edges(parts: Vec<EdgePart>, n_states: usize) -> (Vec<Transition>, Vec<f64>) {
+pub(crate) fn merge_edges(parts: Vec<EdgePart>, n_states: usize) -> (Vec<Transition>, Vec<f64>) {
     let mut counts: FxHashMap<u64, f64> = FxHashMap::default();
     let mut last_val = vec![0.0; n_states];
     let mut last_conv = vec![0.0; n_states];

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod bootstrap;
+pub mod chain_counts;
 pub mod event_log;
 pub mod intern;
 pub mod journey_stats;

@@ -2,6 +2,7 @@
 //! converts them into the core's plain columns, reads the side tables (path tables, spend,
 //! partials) and writes tables as Parquet or CSV.
 
+pub mod arrow;
 pub mod channel_rules;
 mod convert;
 pub mod discover;

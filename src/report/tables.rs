@@ -411,7 +411,7 @@ pub fn data_quality(a: &Analysis, input: &InputSummary) -> Table {
         ("unattributed_value".into(), s.unattributed_value),
         ("touches".into(), s.touches as f64),
         ("expired_touches".into(), s.expired_touches as f64),
-        ("distinct_paths".into(), a.paths.rows.len() as f64),
+        ("distinct_paths".into(), s.distinct_paths.unwrap_or(a.paths.rows.len() as u64) as f64),
     ]);
     if let Some(st) = &input.staged {
         let dups: u64 = st.sources.iter().map(|c| c.duplicate_conversions).sum();

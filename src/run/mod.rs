@@ -2,6 +2,7 @@
 //! settings and records the phases; the commands (`attribute`, `run`, `merge`, shards) are
 //! thin uses of it.
 
+pub mod arrow;
 pub mod doctor;
 mod groups;
 mod guards;
@@ -68,6 +69,8 @@ pub struct Run<'a> {
     t0: Instant,
     progress: &'a dyn Fn(&'static str),
     output: Option<Output>,
+    /// Events handed over as an Arrow stream instead of `input.events` (`run::arrow`).
+    stream: Option<engine::arrow::ArrowInput>,
 }
 
 impl<'a> Run<'a> {
@@ -81,6 +84,7 @@ impl<'a> Run<'a> {
             t0: Instant::now(),
             progress,
             output: None,
+            stream: None,
         }
     }
 
@@ -130,9 +134,16 @@ impl<'a> Run<'a> {
         if self.settings.output.root.is_some() {
             self.open_output()?;
         }
-        let events = self.settings.input.events.clone().ok_or_else(|| {
-            Error::Config("no event log (--events, or input.events in the pipeline file)".into())
-        })?;
+        let stream = self.stream.take();
+        let events = match (&stream, &self.settings.input.events) {
+            (Some(_), _) => String::new(),
+            (None, Some(e)) => e.clone(),
+            (None, None) => {
+                return Err(Error::Config(
+                    "no event log (--events, or input.events in the pipeline file)".into(),
+                ))
+            }
+        };
         let spend = load_spend(&self.settings)?;
         let training = match (self.settings.models.training_days, &self.settings.output.root, shard) {
             (None, _, _) => None,
@@ -151,7 +162,10 @@ impl<'a> Run<'a> {
             }
             scope.shard = shard;
             scope.skip_user_names = !s.output.journey_credit || s.output.person_ids == PersonIds::Omitted;
-            read_events(s, &events, &scope)
+            match stream {
+                Some(st) => read_stream(s, st, &scope),
+                None => read_events(s, &events, &scope),
+            }
         })?;
         tracing::info!(
             files = log.files.len(),
@@ -516,6 +530,29 @@ fn read_events(s: &Settings, events: &str, scope: &ReadScope) -> Result<crate::c
     log.rejected = staged.rejected;
     log.staged = Some(staged.summary);
     Ok(log)
+}
+
+/// Read events handed over as an Arrow stream (the Python package): the file reader's
+/// rules, with "the events" in messages where a file name would be.
+fn read_stream(
+    s: &Settings,
+    stream: engine::arrow::ArrowInput,
+    scope: &ReadScope,
+) -> Result<crate::core::event_log::EventLog> {
+    if s.staged() {
+        return Err(Error::Config(
+            "[[sources]], [conversions], [identity], customers and erasure lists are read from files: \
+             run them with the CLI (docs/sources.md)"
+                .into(),
+        ));
+    }
+    let opts = LoadOptions {
+        columns: &s.columns,
+        on_invalid: s.journeys.on_invalid_rows,
+        scope,
+        channel_rules: Some(&s.channel_rules),
+    };
+    engine::arrow::load_stream(stream, "the events", &opts)
 }
 
 /// Load the configured spend file (before any event is read, so a bad one fails fast) and sum

@@ -57,41 +57,13 @@ pub struct PartialMeta {
 
 /// Run shard `i` of `n` and write its partial aggregate to `output.root`.
 pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSummary> {
-    if settings.output.journey_credit {
-        return Err(Error::Config("--journey-credit is per journey: run it without --shard".into()));
-    }
-    if settings.columns.campaign.is_some() {
-        return Err(Error::Config("the campaign grain is not supported with --shard yet".into()));
-    }
-    if settings.staged() || settings.segments.any(settings.columns.segment.is_some()) {
-        return Err(Error::Config(
-            "[[sources]], [conversions], [identity], [segments] and erasure lists are not supported with --shard yet: \
-             run them on one machine (docs/sources.md)"
-                .into(),
-        ));
-    }
+    check_partial(&settings)?;
     let mut run = Run::new(settings, "attribute --shard", &|_| {});
     let wait = std::time::Duration::from_secs(run.settings.output.lock_timeout_seconds);
     run.set_output(Output::Dir(DirOutput::open(&run.out()?, wait)?));
     let result = run.compute_events(Some(shard))?;
+    let meta = partial_meta(&run.settings, &result, shard);
     let a = &result.analysis;
-    let time_decay = a
-        .credits
-        .iter()
-        .find(|(m, _)| *m == Model::TimeDecay)
-        .map(|(_, c)| c.conversions.iter().copied().zip(c.value.iter().copied()).collect());
-    let meta = PartialMeta {
-        format_version: PARTIAL_FORMAT,
-        shard: shard.0,
-        shards: shard.1,
-        settings: run.settings.clone(),
-        channels: a.report_channels.clone(),
-        path_channels: a.paths.channels.clone(),
-        report_of: a.report_of.clone(),
-        stats: a.stats.clone(),
-        time_decay,
-        input: result.input.clone(),
-    };
     let tables = vec![report::partial_paths(a, UNIT_SEPARATOR)];
     // Partials are always Parquet: they are machine-to-machine.
     let Some(Output::Dir(output)) = run.output() else {
@@ -108,6 +80,46 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
         })
     })?;
     Ok(run.summary("partial", &result, written))
+}
+
+/// What a partial cannot carry: refused before anything is read.
+pub(crate) fn check_partial(settings: &Settings) -> Result<()> {
+    if settings.output.journey_credit {
+        return Err(Error::Config("--journey-credit is per journey: run it without --shard".into()));
+    }
+    if settings.columns.campaign.is_some() {
+        return Err(Error::Config("the campaign grain is not supported with --shard yet".into()));
+    }
+    if settings.staged() || settings.segments.any(settings.columns.segment.is_some()) {
+        return Err(Error::Config(
+            "[[sources]], [conversions], [identity], [segments] and erasure lists are not supported with --shard yet: \
+             run them on one machine (docs/sources.md)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The metadata of a partial computed from `result`.
+pub(crate) fn partial_meta(settings: &Settings, result: &RunResult, shard: (u32, u32)) -> PartialMeta {
+    let a = &result.analysis;
+    let time_decay = a
+        .credits
+        .iter()
+        .find(|(m, _)| *m == Model::TimeDecay)
+        .map(|(_, c)| c.conversions.iter().copied().zip(c.value.iter().copied()).collect());
+    PartialMeta {
+        format_version: PARTIAL_FORMAT,
+        shard: shard.0,
+        shards: shard.1,
+        settings: settings.clone(),
+        channels: a.report_channels.clone(),
+        path_channels: a.paths.channels.clone(),
+        report_of: a.report_of.clone(),
+        stats: a.stats.clone(),
+        time_decay,
+        input: result.input.clone(),
+    }
 }
 
 fn read_meta(dir: &Path) -> Result<PartialMeta> {
@@ -245,33 +257,14 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
     parts.sort_by_key(|p| p.1.shard);
     check_set(&parts)?;
     let settings = parts[0].1.settings.clone();
-    let base = union(parts.iter().map(|p| p.1.channels.clone()));
-    let path_channels = union(parts.iter().map(|p| p.1.path_channels.clone()));
-    let mut report_of = vec![0u32; path_channels.len()];
-    let mut stats = JourneyStats::default();
+    let metas: Vec<PartialMeta> = parts.iter().map(|p| p.1.clone()).collect();
+    let merged = merge_metas(&metas);
     let mut tables: Vec<Vec<PathRow>> = Vec::new();
-    let mut td: Option<Credits> = None;
-    let mut input = InputSummary::default();
     for (d, m) in &parts {
-        for (i, name) in m.path_channels.iter().enumerate() {
-            report_of[index_of(&path_channels, name) as usize] =
-                index_of(&base, &m.channels[m.report_of[i] as usize]);
-        }
-        stats.merge(&m.stats);
-        merge_input(&mut input, &m.input);
-        if let Some(t) = &m.time_decay {
-            let c = td.get_or_insert_with(|| Credits::zeros(path_channels.len()));
-            for (i, (conv, val)) in t.iter().enumerate() {
-                let j = index_of(&path_channels, &m.path_channels[i]) as usize;
-                c.conversions[j] += conv;
-                c.value[j] += val;
-            }
-        }
-        tables.push(read_part(d, m, &path_channels)?);
+        tables.push(read_part(d, m, &merged.path_channels)?);
     }
     let rows = merge_sorted(tables);
-    input.files.sort_by(|a, b| a.path.cmp(&b.path));
-    input.files.dedup_by(|a, b| a.path == b.path);
+    let Merged { base, path_channels, report_of, stats, time_decay, input } = merged;
     let frequency = path_channels != base;
     let paths = PathTable { channels: path_channels, rows };
     let journeys =
@@ -279,7 +272,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
     let opts = AnalyzeOptions {
         base_names: &base,
         models: &settings.models,
-        time_decay_credit: td.as_ref(),
+        time_decay_credit: time_decay.as_ref(),
         sequence_effects: true,
         dedupe: settings.journeys.dedupe != crate::settings::Dedupe::None,
         training: None,
@@ -298,6 +291,51 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
         source_touches: None,
     };
     Ok((result, settings))
+}
+
+/// What the partials' metadata adds up to (everything but the path tables).
+pub(crate) struct Merged {
+    /// Base channels, sorted (report names).
+    pub base: Vec<String>,
+    /// Path-table channels, sorted.
+    pub path_channels: Vec<String>,
+    /// Path-table channel → index into `base`.
+    pub report_of: Vec<u32>,
+    /// Journey counts, summed.
+    pub stats: JourneyStats,
+    /// Time-decay credit per path-table channel, summed.
+    pub time_decay: Option<Credits>,
+    /// What was read, summed (files listed once).
+    pub input: InputSummary,
+}
+
+/// Add up the metadata of partials (in the given order).
+pub(crate) fn merge_metas(metas: &[PartialMeta]) -> Merged {
+    let base = union(metas.iter().map(|m| m.channels.clone()));
+    let path_channels = union(metas.iter().map(|m| m.path_channels.clone()));
+    let mut report_of = vec![0u32; path_channels.len()];
+    let mut stats = JourneyStats::default();
+    let mut td: Option<Credits> = None;
+    let mut input = InputSummary::default();
+    for m in metas {
+        for (i, name) in m.path_channels.iter().enumerate() {
+            report_of[index_of(&path_channels, name) as usize] =
+                index_of(&base, &m.channels[m.report_of[i] as usize]);
+        }
+        stats.merge(&m.stats);
+        merge_input(&mut input, &m.input);
+        if let Some(t) = &m.time_decay {
+            let c = td.get_or_insert_with(|| Credits::zeros(path_channels.len()));
+            for (i, (conv, val)) in t.iter().enumerate() {
+                let j = index_of(&path_channels, &m.path_channels[i]) as usize;
+                c.conversions[j] += conv;
+                c.value[j] += val;
+            }
+        }
+    }
+    input.files.sort_by(|a, b| a.path.cmp(&b.path));
+    input.files.dedup_by(|a, b| a.path == b.path);
+    Merged { base, path_channels, report_of, stats, time_decay: td, input }
 }
 
 fn merge_input(into: &mut InputSummary, m: &InputSummary) {

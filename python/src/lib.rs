@@ -1,0 +1,183 @@
+//! `touchpoint._touchpoint`: the extension module behind the `touchpoint` Python package.
+//!
+//! A thin edge, like the CLI: Arrow streams cross as PyCapsules of the Arrow C stream
+//! interface (`arrow_array_stream`), settings as JSON of `section.key` overrides resolved by
+//! the library's one settings schema, and `touchpoint::Error` becomes `TouchpointError`
+//! with the CLI's message, `exit_code` and `kind`. The logic is all in the library.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyCapsule;
+use touchpoint::engine::arrow::{ArrowArrayStream, ArrowInput};
+use touchpoint::run::arrow as api;
+use touchpoint::settings::Settings;
+
+create_exception!(
+    _touchpoint,
+    TouchpointError,
+    PyException,
+    "A run failed; `exit_code` and `kind` are the CLI's (docs/scheduling.md § Exit codes)."
+);
+
+const STREAM: &str = "arrow_array_stream";
+
+fn py_err(py: Python<'_>, e: touchpoint::Error) -> PyErr {
+    let err = TouchpointError::new_err(e.to_string());
+    let value = err.value(py);
+    // Setting two attributes on a fresh exception instance cannot fail in practice; if it
+    // did, the error still carries its message.
+    let _ = value.setattr("exit_code", e.exit_status().code());
+    let _ = value.setattr("kind", e.kind());
+    err
+}
+
+/// Take over the stream inside a capsule (the producer's struct is left released).
+fn take_stream(capsule: &Bound<'_, PyAny>) -> PyResult<ArrowInput> {
+    let capsule = capsule.cast::<PyCapsule>()?;
+    let name = CString::new(STREAM).expect("no NUL in the name");
+    // Checks the name, so only a stream capsule is read as one.
+    let ptr = capsule.pointer_checked(Some(&name))?.as_ptr() as *mut ArrowArrayStream;
+    // SAFETY: a capsule named `arrow_array_stream` holds a valid ArrowArrayStream (the
+    // PyCapsule interface); it is consumed once, here, and left released.
+    Ok(unsafe { ArrowInput::from_raw(ptr) })
+}
+
+/// The stream is moved into the capsule; whoever imports it (pyarrow) moves it out and
+/// leaves it released, otherwise dropping it here releases it.
+#[repr(transparent)]
+struct SendStream(#[allow(dead_code)] ArrowArrayStream); // read through the capsule pointer, or dropped
+                                                         // SAFETY: an Arrow C stream may be moved between threads (the interface does not tie it to
+                                                         // the producing thread); it is only ever used by one thread at a time.
+unsafe impl Send for SendStream {}
+
+fn give_stream(py: Python<'_>, stream: SendStream) -> PyResult<Bound<'_, PyCapsule>> {
+    let name = CString::new(STREAM).expect("no NUL in the name");
+    PyCapsule::new_with_destructor(py, stream, Some(name), |s, _| drop(s))
+}
+
+/// Run `f` without the GIL (other Python threads go on), its streams made sendable.
+fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> touchpoint::Result<T> + Send) -> PyResult<T> {
+    py.detach(f).map_err(|e| py_err(py, e))
+}
+
+fn sendable(named: api::NamedStreams) -> Vec<(String, SendStream)> {
+    named.into_iter().map(|(n, s)| (n, SendStream(s))).collect()
+}
+
+/// Settings resolved by [`resolve_settings`] (JSON of the pipeline file's shape), checked
+/// again here because a caller may have edited them.
+fn settings_of(py: Python<'_>, json: &str) -> PyResult<Settings> {
+    let s: Settings = serde_json::from_str(json)
+        .map_err(|e| py_err(py, touchpoint::Error::Config(format!("settings: {e}"))))?;
+    s.validate().map_err(|e| py_err(py, e))
+}
+
+/// Settings from an optional pipeline file and `section.key` overrides (a JSON object).
+fn resolve(py: Python<'_>, pipeline: Option<PathBuf>, overrides: &str) -> PyResult<Settings> {
+    let doc: serde_json::Map<String, serde_json::Value> = serde_json::from_str(overrides)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("settings: {e}")))?;
+    let mut pairs = Vec::new();
+    for (k, v) in doc {
+        let v = toml::Value::try_from(v)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("setting {k}: {e}")))?;
+        pairs.push((k, v));
+    }
+    api::settings(pipeline.as_deref(), pairs).map_err(|e| py_err(py, e))
+}
+
+type Tables<'py> = Vec<(String, Bound<'py, PyCapsule>)>;
+
+fn give_all(py: Python<'_>, named: Vec<(String, SendStream)>) -> PyResult<Tables<'_>> {
+    named.into_iter().map(|(n, s)| Ok((n, give_stream(py, s)?))).collect()
+}
+
+/// Every table of `attribute` over an Arrow stream of events.
+#[pyfunction]
+fn attribute<'py>(py: Python<'py>, events: &Bound<'py, PyAny>, settings: &str) -> PyResult<Tables<'py>> {
+    let settings = settings_of(py, settings)?;
+    let input = take_stream(events)?;
+    let named = detached(py, || api::attribute(settings, input).map(sendable))?;
+    give_all(py, named)
+}
+
+/// The partial path table of a group of whole users, and its metadata (JSON).
+#[pyfunction]
+fn partial<'py>(
+    py: Python<'py>,
+    events: &Bound<'py, PyAny>,
+    settings: &str,
+) -> PyResult<(String, Bound<'py, PyCapsule>)> {
+    let settings = settings_of(py, settings)?;
+    let input = take_stream(events)?;
+    let (meta, stream) = detached(py, || api::partial(settings, input).map(|(m, s)| (m, SendStream(s))))?;
+    Ok((meta, give_stream(py, stream)?))
+}
+
+/// Additive statistics of a group of distinct merged paths.
+#[pyfunction]
+fn path_statistics<'py>(
+    py: Python<'py>,
+    paths: &Bound<'py, PyAny>,
+    settings: &str,
+) -> PyResult<Bound<'py, PyCapsule>> {
+    let settings = settings_of(py, settings)?;
+    let input = take_stream(paths)?;
+    let stream = detached(py, || api::path_statistics(&settings, input).map(SendStream))?;
+    give_stream(py, stream)
+}
+
+/// The tables of the summed statistics and the partials' metadata.
+#[pyfunction]
+fn solve<'py>(
+    py: Python<'py>,
+    statistics: &Bound<'py, PyAny>,
+    metas: Vec<String>,
+    settings: &str,
+) -> PyResult<Tables<'py>> {
+    let settings = settings_of(py, settings)?;
+    let input = take_stream(statistics)?;
+    let named = detached(py, || api::solve(settings, &metas, input).map(sendable))?;
+    give_all(py, named)
+}
+
+/// The resolved settings as JSON (the Spark job reads column names and the window).
+#[pyfunction]
+#[pyo3(signature = (overrides, pipeline=None))]
+fn resolve_settings(py: Python<'_>, overrides: &str, pipeline: Option<PathBuf>) -> PyResult<String> {
+    let s = resolve(py, pipeline, overrides)?;
+    serde_json::to_string(&s).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+}
+
+/// Refuse, on the driver, settings the distributed fit cannot carry.
+#[pyfunction]
+fn check_distributed(py: Python<'_>, settings: &str) -> PyResult<()> {
+    let s = settings_of(py, settings)?;
+    api::distributed_models(&s).map(|_| ()).map_err(|e| py_err(py, e))
+}
+
+/// The shard of each id of a one-column Arrow stream.
+#[pyfunction]
+fn shard_of(py: Python<'_>, ids: &Bound<'_, PyAny>, n: u32) -> PyResult<Vec<Option<u32>>> {
+    let input = take_stream(ids)?;
+    detached(py, || api::shard_of(input, n))
+}
+
+#[pymodule]
+fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("TouchpointError", m.py().get_type::<TouchpointError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("DISTRIBUTED_MODELS", api::DISTRIBUTED.iter().map(|m| m.name()).collect::<Vec<_>>())?;
+    m.add("DISTRIBUTED_TABLES", api::DISTRIBUTED_TABLES.to_vec())?;
+    m.add_function(wrap_pyfunction!(attribute, m)?)?;
+    m.add_function(wrap_pyfunction!(partial, m)?)?;
+    m.add_function(wrap_pyfunction!(path_statistics, m)?)?;
+    m.add_function(wrap_pyfunction!(solve, m)?)?;
+    m.add_function(wrap_pyfunction!(resolve_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(shard_of, m)?)?;
+    m.add_function(wrap_pyfunction!(check_distributed, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,217 @@
+"""touchpoint on Apache Spark: the same numbers as one machine, from a Spark DataFrame.
+
+The job (``docs/scale.md`` § Spark):
+
+1. repartition the events by user and sort each partition by user and time, so every
+   user's events are contiguous;
+2. ``mapInArrow``: each partition is cut into chunks of whole users (the last user of a
+   chunk is carried into the next), and each chunk becomes a partial path table with its
+   metadata, computed by the Rust library exactly as ``--shard`` computes one;
+3. a Spark ``groupBy(path)`` sums the partial path tables (never collected);
+4. ``mapInArrow`` again: each group of distinct paths becomes additive statistics (credit
+   per rule model and channel, Markov edge counts of order k, totals), summed by a second
+   ``groupBy``;
+5. the driver collects those small tables and the partials' metadata and solves.
+
+Only DataFrame APIs are used (no RDDs), so the job can run over Spark Connect.
+
+Run it with ``spark-submit`` (or ``touchpoint-spark``)::
+
+    spark-submit -m touchpoint.spark pipelines/nightly.toml --run-date 2024-02-29 --out s3://.../attribution
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import touchpoint
+from touchpoint import _touchpoint
+
+#: Rows handed to the Rust library at a time inside a partition (whole users only).
+CHUNK_ROWS = 1_000_000
+
+_PARTIAL_SCHEMA = "path string, conversions double, nulls double, value double, meta string"
+_STATISTICS_SCHEMA = "kind string, model string, `from` string, `to` string, conversions double, nulls double, value double"
+_PARTIAL_ARROW = pa.schema(
+    [("path", pa.string()), ("conversions", pa.float64()), ("nulls", pa.float64()), ("value", pa.float64()), ("meta", pa.string())]
+)
+_STATISTICS_ARROW = pa.schema(
+    [("kind", pa.string()), ("model", pa.string()), ("from", pa.string()), ("to", pa.string())]
+    + [(c, pa.float64()) for c in ("conversions", "nulls", "value")]
+)
+
+
+def _chunks(batches: Iterator[pa.RecordBatch], user: str, chunk_rows: int) -> Iterator[pa.Table]:
+    """Tables of whole users from user-sorted batches: a chunk ends where the last user
+    of its batches starts, and that user's rows go on into the next chunk."""
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows < chunk_rows:
+            continue
+        table = pa.Table.from_batches(pending)
+        users = table.column(user)
+        cut = pc.index(users, users[-1]).as_py()
+        if cut > 0:
+            yield table.slice(0, cut)
+            rest = table.slice(cut)
+            pending, rows = rest.to_batches(), rest.num_rows
+    if rows:
+        yield pa.Table.from_batches(pending)
+
+
+def _partials(settings: str, user: str, chunk_rows: int):
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for chunk in _chunks(batches, user, chunk_rows):
+            meta, capsule = _touchpoint.partial(chunk.__arrow_c_stream__(), settings)
+            paths = touchpoint._table(capsule)
+            n = paths.num_rows
+            yield pa.RecordBatch.from_arrays(
+                [
+                    paths.column("path").cast(pa.string()).combine_chunks(),
+                    paths.column("conversions").combine_chunks(),
+                    paths.column("nulls").combine_chunks(),
+                    paths.column("value").combine_chunks(),
+                    pa.nulls(n, pa.string()),
+                ],
+                schema=_PARTIAL_ARROW,
+            )
+            yield pa.RecordBatch.from_pylist(
+                [{"path": None, "conversions": 0.0, "nulls": 0.0, "value": 0.0, "meta": meta}], schema=_PARTIAL_ARROW
+            )
+
+    return run
+
+
+def _statistics(settings: str):
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        table = pa.Table.from_batches(list(batches))
+        if table.num_rows == 0:
+            return
+        stats = touchpoint._table(_touchpoint.path_statistics(table.__arrow_c_stream__(), settings))
+        yield from stats.cast(_STATISTICS_ARROW).to_batches()
+
+    return run
+
+
+def _arrow(df: Any) -> pa.Table:
+    """A small Spark DataFrame on the driver as Arrow (``toArrow`` from Spark 4)."""
+    if hasattr(df, "toArrow"):
+        return df.toArrow()
+    return pa.Table.from_pylist([r.asDict() for r in df.collect()])
+
+
+def attribute(
+    events: Any,
+    *,
+    pipeline: str | None = None,
+    partitions: int | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    **sections: Mapping[str, Any],
+) -> dict[str, pa.Table]:
+    """Attribute a Spark DataFrame of events; the tables of
+    :data:`touchpoint._touchpoint.DISTRIBUTED_TABLES`, equal to the CLI's.
+
+    ``partitions`` defaults to ``spark.sql.shuffle.partitions``; each partition is read in
+    chunks of about ``chunk_rows`` rows of whole users.
+    """
+    from pyspark.sql import functions as F
+
+    settings = touchpoint._resolved(pipeline, sections)
+    _touchpoint.check_distributed(settings)
+    columns = json.loads(settings)["columns"]
+    user, time = columns["user"], columns["time"]
+    spark = events.sparkSession
+    n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
+    keyed = events.repartition(n, F.col(user)).sortWithinPartitions(F.col(user), F.col(time))
+    parts = keyed.mapInArrow(_partials(settings, user, chunk_rows), _PARTIAL_SCHEMA).cache()
+    try:
+        metas = [r["meta"] for r in parts.where(F.col("meta").isNotNull()).select("meta").collect()]
+        merged = (
+            parts.where(F.col("meta").isNull())
+            .groupBy("path")
+            .agg(F.sum("conversions").alias("conversions"), F.sum("nulls").alias("nulls"), F.sum("value").alias("value"))
+        )
+        stats = (
+            merged.mapInArrow(_statistics(settings), _STATISTICS_SCHEMA)
+            .groupBy("kind", "model", "from", "to")
+            .agg(F.sum("conversions").alias("conversions"), F.sum("nulls").alias("nulls"), F.sum("value").alias("value"))
+        )
+        collected = _arrow(stats).cast(_STATISTICS_ARROW)
+    finally:
+        parts.unpersist()
+    # A fixed order of the collected rows: the driver's sums do not depend on Spark's.
+    collected = collected.sort_by([(c, "ascending") for c in ("kind", "model", "from", "to")])
+    metas.sort()
+    return {
+        name: touchpoint._table(c)
+        for name, c in _touchpoint.solve(collected.__arrow_c_stream__(), metas, settings)
+    }
+
+
+def write(tables: Mapping[str, pa.Table], out: str, run_date: str | None = None) -> list[str]:
+    """Write the tables as Parquet under ``out`` (``out/run_date=YYYY-MM-DD/`` for a
+    scheduled run), each file written beside and renamed into place."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    target = Path(out) / f"run_date={run_date}" if run_date else Path(out)
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, table in sorted(tables.items()):
+        final = target / f"{name}.parquet"
+        tmp = target / f".{name}.parquet.tmp"
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, final)
+        written.append(str(final))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``touchpoint-spark PIPELINE [--run-date D] --out DIR``: one JSON line, the CLI's exit codes."""
+    p = argparse.ArgumentParser(prog="touchpoint-spark", description="touchpoint's Spark job")
+    p.add_argument("pipeline", help="pipeline file (input.events is read with spark.read.parquet)")
+    p.add_argument("--run-date", help="the run date of a scheduled run (window.run_date)")
+    p.add_argument("--events", help="override input.events")
+    p.add_argument("--out", help="override output.root")
+    p.add_argument("--partitions", type=int, help="partitions of the events (default: spark.sql.shuffle.partitions)")
+    a = p.parse_args(argv)
+    from pyspark.sql import SparkSession
+
+    sections: dict[str, dict[str, Any]] = {}
+    if a.run_date:
+        sections["window"] = {"run_date": a.run_date}
+    if a.events:
+        sections["input"] = {"events": a.events}
+    try:
+        s = touchpoint.settings(a.pipeline, **sections)
+        out = a.out or s["output"].get("root")
+        if not s["input"].get("events") or not out:
+            raise touchpoint.TouchpointError("the Spark job needs input.events and an output (--out or output.root)")
+        spark = SparkSession.builder.appName("touchpoint").getOrCreate()
+        events = spark.read.parquet(s["input"]["events"])
+        tables = attribute(events, pipeline=a.pipeline, partitions=a.partitions, **sections)
+        files = write(tables, out, a.run_date if s["window"].get("run_date") else None)
+    except touchpoint.TouchpointError as e:
+        code = getattr(e, "exit_code", 78)
+        print(json.dumps({"status": "error", "kind": getattr(e, "kind", "config"), "exit_code": code, "message": str(e)}))
+        return code
+    print(json.dumps({"status": "ok", "outputs": files}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
