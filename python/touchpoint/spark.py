@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,8 @@ import pyarrow.compute as pc
 
 import touchpoint
 from touchpoint import _touchpoint
+
+log = logging.getLogger("touchpoint.spark")
 
 #: Rows handed to the Rust library at a time inside a partition (whole users only).
 CHUNK_ROWS = 1_000_000
@@ -132,13 +136,16 @@ def attribute(
     settings = touchpoint._resolved(pipeline, sections)
     _touchpoint.check_distributed(settings)
     columns = json.loads(settings)["columns"]
-    user, time = columns["user"], columns["time"]
+    user, when = columns["user"], columns["time"]
     spark = events.sparkSession
     n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
-    keyed = events.repartition(n, F.col(user)).sortWithinPartitions(F.col(user), F.col(time))
+    keyed = events.repartition(n, F.col(user)).sortWithinPartitions(F.col(user), F.col(when))
     parts = keyed.mapInArrow(_partials(settings, user, chunk_rows), _PARTIAL_SCHEMA).cache()
+    t = time.time()
     try:
         metas = [r["meta"] for r in parts.where(F.col("meta").isNotNull()).select("meta").collect()]
+        log.info("partials (repartition, sort, mapInArrow): %.2f s, %d chunks", time.time() - t, len(metas))
+        t = time.time()
         merged = (
             parts.where(F.col("meta").isNull())
             .groupBy("path")
@@ -150,30 +157,35 @@ def attribute(
             .agg(F.sum("conversions").alias("conversions"), F.sum("nulls").alias("nulls"), F.sum("value").alias("value"))
         )
         collected = _arrow(stats).cast(_STATISTICS_ARROW)
+        log.info("paths summed, statistics summed and collected: %.2f s, %d rows", time.time() - t, collected.num_rows)
     finally:
         parts.unpersist()
+    t = time.time()
     # A fixed order of the collected rows: the driver's sums do not depend on Spark's.
     collected = collected.sort_by([(c, "ascending") for c in ("kind", "model", "from", "to")])
     metas.sort()
-    return {
+    tables = {
         name: touchpoint._table(c)
         for name, c in _touchpoint.solve(collected.__arrow_c_stream__(), metas, settings)
     }
+    log.info("solved on the driver: %.2f s", time.time() - t)
+    return tables
 
 
 def write(tables: Mapping[str, pa.Table], out: str, run_date: str | None = None) -> list[str]:
-    """Write the tables as Parquet under ``out`` (``out/run_date=YYYY-MM-DD/`` for a
-    scheduled run), each file written beside and renamed into place."""
+    """Write the tables as Parquet in the CLI's layout: ``out/<table>.parquet``, or for a
+    scheduled run ``out/<table>/run_date=<date>/part-0.parquet`` (hive partitions). Each
+    file is written beside its final name and renamed into place, so a reader never sees
+    half a file; a rerun of a date replaces that date's files."""
     import os
 
     import pyarrow.parquet as pq
 
-    target = Path(out) / f"run_date={run_date}" if run_date else Path(out)
-    target.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in sorted(tables.items()):
-        final = target / f"{name}.parquet"
-        tmp = target / f".{name}.parquet.tmp"
+        final = Path(out) / name / f"run_date={run_date}" / "part-0.parquet" if run_date else Path(out) / f"{name}.parquet"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.tmp")
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, final)
         written.append(str(final))

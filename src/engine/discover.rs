@@ -95,6 +95,9 @@ pub struct ReadScope {
     pub skip_user_names: bool,
     /// Rows per read batch (default [`READ_BATCH`]).
     pub batch_rows: Option<u64>,
+    /// A read that keeps nothing is not an error: one chunk of a distributed run may hold
+    /// no event of the window (the driver checks the whole).
+    pub allow_empty: bool,
 }
 
 /// The `key=YYYY-MM-DD` partition date of a file path, if any.
@@ -173,6 +176,7 @@ mod tests {
         let day = 86_400_000_000i64;
         let feb10 = 19_763 * day;
         let scope = |a: i64, b: i64, need: (u32, u32)| ReadScope {
+            allow_empty: false,
             range: Some((a, b)),
             partition_key: Some("date".into()),
             required_dates: Some((

@@ -265,9 +265,36 @@ fn read_plan(
     }
 }
 
+fn check_read(spec: &str, scope: &ReadScope, log: &EventLog) -> Result<()> {
+    if scope.allow_empty {
+        return Ok(());
+    }
+    let kept = Kept { rows_read: log.rows_read, events: log.len() as u64, other_shards: log.other_shards };
+    check_kept(spec, scope, &kept)?;
+    if log.len() as u64 > MAX_EVENTS {
+        return Err(Error::bad_input(
+            PathBuf::from(spec),
+            None,
+            format!("one run holds at most {MAX_EVENTS} events; split the users with --shard i/N"),
+        ));
+    }
+    Ok(())
+}
+
+/// What a read (or all chunks of a distributed one) kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Kept {
+    /// Rows read in the scope.
+    pub rows_read: u64,
+    /// Rows kept as events.
+    pub events: u64,
+    /// Rows of other shards skipped.
+    pub other_shards: u64,
+}
+
 /// What a read that kept nothing means: no rows in the window (the data may not have
 /// landed yet: 66, retried by schedulers), no rows at all, or only invalid rows (65).
-fn check_read(spec: &str, scope: &ReadScope, log: &EventLog) -> Result<()> {
+pub fn check_kept(spec: &str, scope: &ReadScope, log: &Kept) -> Result<()> {
     if log.rows_read == 0 {
         if let Some((a, b)) = scope.range {
             return Err(Error::NotFound {
@@ -282,18 +309,11 @@ fn check_read(spec: &str, scope: &ReadScope, log: &EventLog) -> Result<()> {
         let problem = if log.other_shards > 0 { "no rows of this shard" } else { "the input has no rows" };
         return Err(Error::bad_input(PathBuf::from(spec), None, problem));
     }
-    if log.is_empty() {
+    if log.events == 0 {
         return Err(Error::bad_input(
             PathBuf::from(spec),
             None,
             "every row was rejected as invalid; nothing to attribute",
-        ));
-    }
-    if log.len() as u64 > MAX_EVENTS {
-        return Err(Error::bad_input(
-            PathBuf::from(spec),
-            None,
-            format!("one run holds at most {MAX_EVENTS} events; split the users with --shard i/N"),
         ));
     }
     Ok(())

@@ -18,6 +18,7 @@ use crate::core::markov::{self, Chain};
 use crate::core::models::Credits;
 use crate::core::paths::{PathRow, PathTable};
 use crate::core::table::{Table, Values};
+use crate::engine;
 use crate::engine::arrow::{self as ffi, ArrowArrayStream, ArrowInput};
 use crate::error::{Error, Result};
 use crate::report::{self, RunResult};
@@ -72,15 +73,20 @@ fn export(tables: &[Table]) -> Result<NamedStreams> {
 
 /// One group of whole users (a Spark partition's chunk): the partial path table, and its
 /// metadata as JSON (the shard format's `partial` object).
-pub fn partial(mut settings: Settings, events: ArrowInput) -> Result<(String, ArrowArrayStream)> {
+pub fn partial(settings: Settings, events: ArrowInput) -> Result<(String, ArrowArrayStream)> {
     check_partial(&settings)?;
     distributed_models(&settings)?;
-    settings.output.root = None;
-    settings.models.bootstrap_replicates = 0;
-    let mut run = Run::new(settings, "partial", &|_| {});
+    // A chunk needs only its path table and time decay (touch times); the models run on
+    // the driver, once.
+    let mut chunk = settings.clone();
+    chunk.output.root = None;
+    chunk.models.bootstrap_replicates = 0;
+    chunk.models.run.retain(|m| *m == Model::TimeDecay);
+    let mut run = Run::new(chunk, "partial", &|_| {});
     run.stream = Some(events);
+    run.chunk = true;
     let result = run.compute_events(None)?;
-    let meta = partial_meta(&run.settings, &result, (0, 1));
+    let meta = partial_meta(&settings, &result, (0, 1));
     let json = serde_json::to_string(&meta).map_err(|e| Error::Internal(format!("partial metadata: {e}")))?;
     Ok((json, ffi::export_table(&report::partial_paths(&result.analysis, UNIT_SEPARATOR))?))
 }
@@ -281,6 +287,10 @@ pub fn solve(settings: Settings, metas: &[String], statistics: ArrowInput) -> Re
         .map(|m| serde_json::from_str(m).map_err(|e| Error::Config(format!("not a partial's metadata: {e}"))))
         .collect::<Result<_>>()?;
     let Merged { base, path_channels, report_of, mut stats, time_decay, input } = merge_metas(&metas);
+    // Chunks may keep nothing; the whole may not, with the reader's own messages.
+    let kept =
+        engine::Kept { rows_read: input.rows_read, events: input.events, other_shards: input.other_shards };
+    engine::check_kept("the events", &super::scope_of(&settings).0, &kept)?;
     let rows = ffi::read_statistics(statistics, "the path statistics")?;
     let s = sums(&rows, &path_channels)?;
     let n = path_channels.len();

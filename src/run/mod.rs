@@ -71,6 +71,8 @@ pub struct Run<'a> {
     output: Option<Output>,
     /// Events handed over as an Arrow stream instead of `input.events` (`run::arrow`).
     stream: Option<engine::arrow::ArrowInput>,
+    /// One chunk of a distributed run: reading nothing is not an error here.
+    pub(crate) chunk: bool,
 }
 
 impl<'a> Run<'a> {
@@ -85,6 +87,7 @@ impl<'a> Run<'a> {
             progress,
             output: None,
             stream: None,
+            chunk: false,
         }
     }
 
@@ -135,6 +138,7 @@ impl<'a> Run<'a> {
             self.open_output()?;
         }
         let stream = self.stream.take();
+        let chunk = self.chunk;
         let events = match (&stream, &self.settings.input.events) {
             (Some(_), _) => String::new(),
             (None, Some(e)) => e.clone(),
@@ -161,6 +165,7 @@ impl<'a> Run<'a> {
                 scope.range = Some((a.min(start), b));
             }
             scope.shard = shard;
+            scope.allow_empty = chunk;
             scope.skip_user_names = !s.output.journey_credit || s.output.person_ids == PersonIds::Omitted;
             match stream {
                 Some(st) => read_stream(s, st, &scope),
@@ -584,6 +589,7 @@ pub fn scope_of(settings: &Settings) -> (ReadScope, Option<(i64, i64)>) {
         shard: None,
         skip_user_names: false,
         batch_rows: None,
+        allow_empty: false,
     };
     (scope, Some((start, end)))
 }

@@ -1,0 +1,38 @@
+"""The Spark job on one log, timed by phase, and compared with the CLI's tables.
+
+usage: spark_job.py EVENTS CLI_OUT MASTER
+"""
+
+import logging
+import sys
+import time
+
+t0 = time.time()
+from pyspark.sql import SparkSession  # noqa: E402
+
+import pyarrow.parquet as pq  # noqa: E402
+import touchpoint.spark as ts  # noqa: E402
+
+events, cli_out, master = sys.argv[1:4]
+spark = (
+    SparkSession.builder.master(master)
+    .config("spark.driver.memory", "6g")
+    .config("spark.sql.shuffle.partitions", "8")
+    .config("spark.ui.enabled", "false")
+    .getOrCreate()
+)
+spark.sparkContext.setLogLevel("ERROR")
+t_jvm = time.time()
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+tables = ts.attribute(
+    spark.read.parquet(events),
+    models={"run": ["first_touch", "last_touch", "linear", "markov"], "bootstrap_replicates": 0},
+)
+t_end = time.time()
+print(f"spark: session start            {t_jvm - t0:8.2f} s")
+print(f"spark: the job                  {t_end - t_jvm:8.2f} s")
+want = pq.read_table(f"{cli_out}/channel_attribution.parquet").to_pylist()
+got = tables["channel_attribution"].to_pylist()
+worst = max(abs(a["conversions"] - b["conversions"]) / max(1.0, abs(b["conversions"])) for a, b in zip(got, want))
+print(f"largest relative difference of a credit to the CLI's: {worst:.1e}")
+spark.stop()

@@ -1,0 +1,87 @@
+"""The Spark job against one machine: real PySpark (local[2]) on the sample and on a
+generated log, every distributed model, Markov orders 1-3, a reporting window; counts
+exactly, values to 1e-9 relative. And Spark's own hash is `shard_of`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import SAMPLE, assert_tables_equal, cli_tables
+
+import touchpoint
+import touchpoint.spark as ts
+
+MODELS = ["first_touch", "last_touch", "last_non_direct", "linear", "position_based", "time_decay",
+          "markov", "shapley"]
+
+
+def _compare(got: dict, want: dict) -> None:
+    assert sorted(got) == sorted(touchpoint._touchpoint.DISTRIBUTED_TABLES)
+    for name, table in got.items():
+        assert_tables_equal(table, want[name], name, rel=1e-9)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_sample_equals_the_cli(spark, tmp_path, order):
+    sections = {"models": {"run": MODELS, "markov_order": order, "bootstrap_replicates": 0}}
+    want = cli_tables(SAMPLE, tmp_path / "cli", sections)
+    got = ts.attribute(spark.read.parquet(str(SAMPLE)), chunk_rows=2000, **sections)
+    _compare(got, want)
+
+
+def test_generated_log_with_a_window_equals_the_cli(spark, tmp_path, generated):
+    sections = {"models": {"run": MODELS, "markov_order": 2, "bootstrap_replicates": 0},
+                "window": {"run_date": "2024-01-20", "days": 7}, "journeys": {"lookback_days": 14}}
+    want = cli_tables(generated, tmp_path / "cli", sections)
+    got = ts.attribute(spark.read.parquet(str(generated)), chunk_rows=5000, **sections)
+    _compare(got, want)
+    # Chunks of whole users: a chunk size smaller than a user changes nothing.
+    tiny = ts.attribute(spark.read.parquet(str(generated)), chunk_rows=1, **sections)
+    for name in got:
+        assert_tables_equal(tiny[name], got[name], name, rel=1e-12)
+
+
+def test_spark_xxhash64_is_shard_of(spark):
+    from pyspark.sql import functions as F
+    ids = [f"user-{i}" for i in range(200)] + ["", "Ümlaut ☃"]
+    ints = [i * 7919 - 500_000 for i in range(200)] + [-(2**31), 2**31 - 1]
+    longs = [i * 1_000_000_007 - 2**40 for i in range(200)] + [-(2**63), 2**63 - 1]
+    table = pa.table({"s": ids, "i": pa.array(ints, pa.int32()), "l": pa.array(longs, pa.int64())})
+    df = spark.createDataFrame(table.to_pylist(), "s string, i int, l bigint")
+    for n in (2, 3, 7, 16):
+        rows = df.select(*[F.expr(f"pmod(xxhash64({c}), {n})").alias(c) for c in "sil"]).collect()
+        for c in "sil":
+            assert [r[c] for r in rows] == touchpoint.shard_of(table.column(c), n), (c, n)
+
+
+def test_spark_submit_entry_point_writes_the_date_partition(tmp_path, generated, spark):
+    pipeline = tmp_path / "nightly.toml"
+    pipeline.write_text(
+        f'version = 1\n[input]\nevents = "{generated}"\n[models]\nrun = ["linear", "markov"]\n'
+        'bootstrap_replicates = 0\n[window]\ndays = 3\n'
+    )
+    out = tmp_path / "out"
+    env_py = [sys.executable, "-m", "touchpoint.spark", str(pipeline), "--run-date", "2024-01-15",
+              "--out", str(out), "--partitions", "2"]
+    p = subprocess.run(env_py, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout.strip().splitlines()[-1])["status"] == "ok"
+    want = cli_tables(generated, tmp_path / "cli", {"models": {"run": ["linear", "markov"],
+                      "bootstrap_replicates": 0}, "window": {"days": 3, "run_date": "2024-01-15"}})
+    for name in touchpoint._touchpoint.DISTRIBUTED_TABLES:
+        got = pq.read_table(out / name / "run_date=2024-01-15" / "part-0.parquet")
+        assert_tables_equal(got, want[name], name, rel=1e-9)
+    bad = subprocess.run([*env_py[:3], str(pipeline), "--run-date", "2024-13-01", "--out", str(out)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 78, bad.stdout + bad.stderr
+
+
+def test_models_the_job_cannot_carry_are_refused_before_spark_runs(spark):
+    with pytest.raises(touchpoint.TouchpointError) as e:
+        ts.attribute(spark.read.parquet(str(SAMPLE)), models={"run": ["markov_journey"]})
+    assert e.value.exit_code == 78 and "markov_journey" in str(e.value)
