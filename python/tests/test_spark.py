@@ -85,3 +85,22 @@ def test_models_the_job_cannot_carry_are_refused_before_spark_runs(spark):
     with pytest.raises(touchpoint.TouchpointError) as e:
         ts.attribute(spark.read.parquet(str(SAMPLE)), models={"run": ["markov_journey"]})
     assert e.value.exit_code == 78 and "markov_journey" in str(e.value)
+
+
+def test_renamed_columns_integer_ids_and_invalid_rows_equal_the_cli(spark, tmp_path):
+    """Chunks that hold invalid rows count them: data_quality sums to the CLI's."""
+    from conftest import read_plain
+
+    import pyarrow.compute as pc
+
+    t = read_plain(SAMPLE)
+    t = t.set_column(0, "customer", pc.cast(pc.utf8_slice_codeunits(t.column("user_id"), 1), pa.int64()))
+    mask = pa.array([i % 89 == 0 for i in range(t.num_rows)])
+    t = t.set_column(1, "at", pc.if_else(mask, pa.scalar(None, t.schema.field("ts").type), t.column("ts")))
+    path = tmp_path / "odd.parquet"
+    pq.write_table(t, path)
+    sections = {"models": {"run": MODELS, "markov_order": 2, "bootstrap_replicates": 0},
+                "columns": {"user": "customer", "time": "at"}, "journeys": {"on_invalid_rows": "drop"}}
+    want = cli_tables(path, tmp_path / "cli", sections)
+    got = ts.attribute(spark.read.parquet(str(path)), chunk_rows=3000, **sections)
+    _compare(got, want)
