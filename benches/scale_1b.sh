@@ -3,6 +3,7 @@
 #
 #   benches/scale_1b.sh                      # 100 files x ~10.2M events = ~1.02B events
 #   FILES=10 SHARDS=2 benches/scale_1b.sh    # ~100M events, to try it quickly
+#   SKIP_MERGE=1 benches/scale_1b.sh         # the shards only (then: touchpoint merge …)
 #
 # Generates FILES Parquet files with `touchpoint generate` (1,050,000 users each, disjoint
 # user ranges via --first-user, ~10.2M events and ~70 MB per file; skipped when present),
@@ -40,6 +41,7 @@ for i in $(seq 0 $((SHARDS - 1))); do
   timed "shard-$i" "$TP" attribute --events "$WORK/events" --shard "$i/$SHARDS" \
     --out "$WORK/partials/$i" --models "$MODELS" -q
 done
+[ -n "${SKIP_MERGE:-}" ] && exit 0
 timed merge "$TP" merge "$WORK"/partials/* --out "$WORK/out" -q
 end=$(date +%s.%N)
 events=$(python3 -c "import json;print(json.load(open('$WORK/merge.json'))['events'])")

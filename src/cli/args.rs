@@ -79,6 +79,10 @@ pub struct MergeArgs {
     /// Output directory (or root of date partitions when the shards ran with --run-date).
     #[arg(long)]
     pub out: PathBuf,
+    /// Stream the partials a block at a time and keep only sums: memory no longer grows with
+    /// the distinct paths. Writes the Spark job's five tables (docs/scale.md), no page.
+    #[arg(long)]
+    pub bounded_memory: bool,
 }
 
 /// `touchpoint run` / `touchpoint validate`.

@@ -41,6 +41,11 @@ fn run_command(cli: &Cli, phase: &dyn Fn(&'static str)) -> Result<serde_json::Va
     match &cli.command {
         Command::Run(r) => run_pipeline(r, phase),
         Command::Validate(r) => job(r)?.validate(),
+        Command::Merge(m) if m.bounded_memory => to_json(&run::merge_bounded::merge_bounded_and_publish(
+            &m.partials,
+            &m.out,
+            run::merge_bounded::BLOCK,
+        )?),
         Command::Merge(m) => to_json(&run::shard::merge_and_publish(&m.partials, &m.out)?),
         Command::Attribute(a) => {
             if a.out.is_none() {

@@ -81,6 +81,28 @@ pub fn read_partial_paths(path: &Path) -> Result<PartialRows> {
     let df = ParquetReader::new(file)
         .finish()
         .map_err(|e| Error::bad_input(path, None, format!("cannot read the partial path table: {e}")))?;
+    partial_rows(path, &df)
+}
+
+/// Rows `offset..offset + len` of a partial path table: the bounded-memory merge reads each
+/// partial a block at a time (the scan skips the row groups outside the block).
+pub fn read_partial_block(path: &Path, offset: u64, len: u64) -> Result<PartialRows> {
+    let p = path.to_string_lossy().into_owned();
+    let df = LazyFrame::scan_parquet(PlRefPath::new(p.as_str()), ScanArgsParquet::default())
+        .and_then(|lf| lf.slice(offset as i64, len as IdxSize).collect())
+        .map_err(|e| Error::bad_input(path, None, format!("cannot read the partial path table: {e}")))?;
+    partial_rows(path, &df)
+}
+
+/// The number of rows of a Parquet file (from its footer).
+pub fn parquet_rows(path: &Path) -> Result<u64> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = ParquetReader::new(file);
+    let rows = reader.num_rows().map_err(|e| Error::bad_input(path, None, format!("not Parquet: {e}")))?;
+    Ok(rows as u64)
+}
+
+fn partial_rows(path: &Path, df: &DataFrame) -> Result<PartialRows> {
     let err = |e: PolarsError| Error::bad_input(path, None, format!("bad partial path table: {e}"));
     let paths: Vec<String> = df
         .column("path")

@@ -116,6 +116,11 @@ pub fn distributed_models(s: &Settings) -> Result<usize> {
 pub fn path_statistics(settings: &Settings, paths: ArrowInput) -> Result<ArrowArrayStream> {
     let k = distributed_models(settings)?;
     let pt = read_paths(paths)?;
+    ffi::export_table(&statistics_of(settings, pt, k)?.table())
+}
+
+/// The additive statistics of one group of distinct paths (see [`path_statistics`]).
+pub(crate) fn statistics_of(settings: &Settings, pt: PathTable, k: usize) -> Result<Statistics> {
     let mut st = Statistics::default();
     st.push("total", "", "", "", (pt.total_conversions(), pt.total_nulls(), pt.total_value()));
     st.push("distinct_paths", "", "", "", (pt.rows.len() as f64, 0.0, 0.0));
@@ -159,12 +164,12 @@ pub fn path_statistics(settings: &Settings, paths: ArrowInput) -> Result<ArrowAr
             st.push("end", "", &name(&e.state), "", (e.conversions, 0.0, e.value));
         }
     }
-    ffi::export_table(&st.table())
+    Ok(st)
 }
 
 /// Rows of the statistics table, column by column.
 #[derive(Default)]
-struct Statistics {
+pub(crate) struct Statistics {
     kind: Vec<String>,
     model: Vec<String>,
     from: Vec<String>,
@@ -181,6 +186,15 @@ impl Statistics {
         self.numbers[0].push(n.0);
         self.numbers[1].push(n.1);
         self.numbers[2].push(n.2);
+    }
+
+    /// The rows, keyed for summing.
+    pub(crate) fn rows(self) -> impl Iterator<Item = ffi::StatisticsRow> {
+        let [c, n, v] = self.numbers;
+        let keys = self.kind.into_iter().zip(self.model).zip(self.from).zip(self.to);
+        keys.zip(c.into_iter().zip(n).zip(v)).map(|((((kind, model), from), to), ((c, n), v))| {
+            ffi::StatisticsRow { kind, model, from, to, numbers: (c, n, v) }
+        })
     }
 
     fn table(self) -> Table {
@@ -281,18 +295,27 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
 /// The driver's step: the summed statistics and every partial's metadata become the
 /// tables of [`DISTRIBUTED_TABLES`].
 pub fn solve(settings: Settings, metas: &[String], statistics: ArrowInput) -> Result<NamedStreams> {
-    let k = distributed_models(&settings)?;
     let metas: Vec<PartialMeta> = metas
         .iter()
         .map(|m| serde_json::from_str(m).map_err(|e| Error::Config(format!("not a partial's metadata: {e}"))))
         .collect::<Result<_>>()?;
-    let Merged { base, path_channels, report_of, mut stats, time_decay, input } = merge_metas(&metas);
+    let rows = ffi::read_statistics(statistics, "the path statistics")?;
+    export(&solve_rows(&settings, &metas, &rows)?.1)
+}
+
+/// [`solve`] over statistics rows already summed: the result and its tables.
+pub(crate) fn solve_rows(
+    settings: &Settings,
+    metas: &[PartialMeta],
+    rows: &[ffi::StatisticsRow],
+) -> Result<(RunResult, Vec<Table>)> {
+    let k = distributed_models(settings)?;
+    let Merged { base, path_channels, report_of, mut stats, time_decay, input } = merge_metas(metas);
     // Chunks may keep nothing; the whole may not, with the reader's own messages.
     let kept =
         engine::Kept { rows_read: input.rows_read, events: input.events, other_shards: input.other_shards };
-    engine::check_kept("the events", &super::scope_of(&settings).0, &kept)?;
-    let rows = ffi::read_statistics(statistics, "the path statistics")?;
-    let s = sums(&rows, &path_channels)?;
+    engine::check_kept("the events", &super::scope_of(settings).0, &kept)?;
+    let s = sums(rows, &path_channels)?;
     let n = path_channels.len();
     let markov = match settings.models.run.contains(&Model::Markov) {
         true => Some(markov::removal(chain_counts::from_edge_counts(k, n, &s.edges, &s.ends), s.totals)?),
@@ -331,16 +354,16 @@ pub fn solve(settings: Settings, metas: &[String], statistics: ArrowInput) -> Re
         campaign: None,
         users: Default::default(),
         input,
-        spend: load_spend(&settings)?,
+        spend: load_spend(settings)?,
         groups: None,
         segments: Vec::new(),
         journey_conversions: Default::default(),
         source_touches: None,
     };
-    guards::check(&settings, &result)?;
-    let mut tables = report::tables(&result, &settings)?;
+    guards::check(settings, &result)?;
+    let mut tables = report::tables(&result, settings)?;
     tables.retain(|t| DISTRIBUTED_TABLES.contains(&t.name));
-    export(&tables)
+    Ok((result, tables))
 }
 
 /// The shard of each id of a one-column stream (string, 32- or 64-bit integer ids), as

@@ -7,6 +7,7 @@ pub mod doctor;
 mod groups;
 mod guards;
 pub mod job;
+pub mod merge_bounded;
 mod relationship;
 mod segments;
 pub mod shard;
@@ -340,10 +341,21 @@ impl<'a> Run<'a> {
     pub fn publish(mut self, run: &RunResult) -> Result<RunSummary> {
         (self.progress)("write");
         self.open_output()?;
-        let out = self.out()?;
         guards::check(&self.settings, run)?;
-        let t = Instant::now();
         let tables = report::tables(run, &self.settings)?;
+        self.publish_tables(run, tables, true)
+    }
+
+    /// Publish these tables of a result (and `report.html` when `page`), with its manifest.
+    pub fn publish_tables(
+        mut self,
+        run: &RunResult,
+        tables: Vec<crate::core::table::Table>,
+        page: bool,
+    ) -> Result<RunSummary> {
+        self.open_output()?;
+        let out = self.out()?;
+        let t = Instant::now();
         let a = &run.analysis;
         let status = if a.stats.total_conversions > 0.0 { "ok" } else { "ok_no_conversions" };
         let mut doc = self.manifest_doc(run, status);
@@ -355,12 +367,15 @@ impl<'a> Run<'a> {
         let written = match (&self.output, self.settings.window()) {
             (Some(Output::Dated(o)), Some(w)) => {
                 let previous = guards::previous_headline(&self.settings);
-                let html = report::html(run, &self.settings, previous.as_ref()).into_bytes();
-                o.publish(&w.run_date.to_string(), format, (&tables, &[("report.html", html)]), with_outputs)?
+                let html = page.then(|| {
+                    ("report.html", report::html(run, &self.settings, previous.as_ref()).into_bytes())
+                });
+                o.publish(&w.run_date.to_string(), format, (&tables, html.as_slice()), with_outputs)?
             }
             (Some(Output::Dir(o)), None) => {
-                let html = report::html(run, &self.settings, None).into_bytes();
-                o.publish(format, &tables, &[("report.html", html)], with_outputs)?
+                let html =
+                    page.then(|| ("report.html", report::html(run, &self.settings, None).into_bytes()));
+                o.publish(format, &tables, html.as_slice(), with_outputs)?
             }
             _ => return Err(Error::Internal("the output does not match the window setting".into())),
         };

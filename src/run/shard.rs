@@ -122,7 +122,7 @@ pub(crate) fn partial_meta(settings: &Settings, result: &RunResult, shard: (u32,
     }
 }
 
-fn read_meta(dir: &Path) -> Result<PartialMeta> {
+pub(crate) fn read_meta(dir: &Path) -> Result<PartialMeta> {
     let mpath = dir.join(publish::MANIFEST);
     let text = std::fs::read_to_string(&mpath).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound {
@@ -169,7 +169,7 @@ fn check_meta(mpath: &Path, m: &PartialMeta) -> Result<()> {
 }
 
 /// Check that a set of partials is complete and consistent (before any table is read).
-fn check_set(parts: &[(PathBuf, PartialMeta)]) -> Result<()> {
+pub(crate) fn check_set(parts: &[(PathBuf, PartialMeta)]) -> Result<()> {
     let (first_dir, first) = &parts[0];
     let n = first.shards;
     let computation = first.settings.computation();
@@ -213,7 +213,7 @@ fn union(lists: impl Iterator<Item = Vec<String>>) -> Vec<String> {
     all
 }
 
-fn index_of(names: &[String], name: &str) -> u32 {
+pub(crate) fn index_of(names: &[String], name: &str) -> u32 {
     names.binary_search_by(|c| c.as_str().cmp(name)).unwrap_or_else(|_| unreachable!("a name of the union"))
         as u32
 }

@@ -1,0 +1,166 @@
+//! `merge --bounded-memory`: the merge of partials whose distinct paths do not fit in memory
+//! (47M at 1B generated events).
+//!
+//! The partials' path tables are sorted by path, so one streaming k-way pass reads each a
+//! block at a time and yields every distinct path once, in order. Blocks of merged paths
+//! become the distributed fit's additive statistics (`run::arrow`, `docs/scale.md`
+//! § Spark), summed as they come; only the sums are kept. Memory is a block per partial
+//! plus the sums, whatever the number of paths. The tables are the distributed fit's.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap};
+use std::path::{Path, PathBuf};
+
+use super::arrow::{distributed_models, solve_rows, statistics_of};
+use super::shard::{check_set, index_of, read_meta, PartialMeta};
+use super::{Run, RunSummary};
+use crate::core::event_log::UNIT_SEPARATOR;
+use crate::core::paths::{PathRow, PathTable};
+use crate::engine::{self, arrow::StatisticsRow};
+use crate::error::{Error, Result};
+
+/// Rows read from each partial at a time, and merged paths per statistics block (the CLI's;
+/// tests pass small blocks to cross many block boundaries).
+pub const BLOCK: u64 = 1 << 19;
+
+/// A path compared channel by channel (the order of the partials' sorted path tables).
+#[derive(PartialEq, Eq)]
+struct PathKey(String);
+
+impl Ord for PathKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.split(UNIT_SEPARATOR).cmp(other.0.split(UNIT_SEPARATOR))
+    }
+}
+
+impl PartialOrd for PathKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One partial's path table, read a block at a time.
+struct Cursor {
+    file: PathBuf,
+    rows: u64,
+    read: u64,
+    block: engine::write::PartialRows,
+    at: usize,
+    size: u64,
+}
+
+impl Cursor {
+    fn open(dir: &Path, size: u64) -> Result<Cursor> {
+        let file = dir.join("partial_paths.parquet");
+        let rows = engine::parquet_rows(&file)?;
+        let mut c = Cursor { file, rows, read: 0, block: Default::default(), at: 0, size };
+        c.fill()?;
+        Ok(c)
+    }
+
+    fn fill(&mut self) -> Result<()> {
+        if self.at >= self.block.0.len() && self.read < self.rows {
+            self.block = engine::read_partial_block(&self.file, self.read, self.size)?;
+            self.read += self.block.0.len() as u64;
+            self.at = 0;
+        }
+        Ok(())
+    }
+
+    /// The next row (path, conversions, nulls, value), if any.
+    fn next(&mut self) -> Result<Option<(String, f64, f64, f64)>> {
+        self.fill()?;
+        let b = &mut self.block;
+        if self.at >= b.0.len() {
+            return Ok(None);
+        }
+        let i = self.at;
+        self.at += 1;
+        Ok(Some((std::mem::take(&mut b.0[i]), b.1[i], b.2[i], b.3[i])))
+    }
+}
+
+/// Sums of statistics rows by key.
+type Sums = BTreeMap<(String, String, String, String), (f64, f64, f64)>;
+
+fn add_block(
+    sums: &mut Sums,
+    meta: &PartialMeta,
+    channels: &[String],
+    rows: Vec<PathRow>,
+    k: usize,
+) -> Result<()> {
+    let pt = PathTable { channels: channels.to_vec(), rows };
+    for r in statistics_of(&meta.settings, pt, k)?.rows() {
+        let e = sums.entry((r.kind, r.model, r.from, r.to)).or_insert((0.0, 0.0, 0.0));
+        e.0 += r.numbers.0;
+        e.1 += r.numbers.1;
+        e.2 += r.numbers.2;
+    }
+    Ok(())
+}
+
+/// Merge the partials in `dirs`, `block` rows at a time, and publish the distributed fit's
+/// tables to `out`.
+pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) -> Result<RunSummary> {
+    let t = std::time::Instant::now();
+    let mut parts: Vec<(PathBuf, PartialMeta)> = Vec::new();
+    for d in dirs {
+        parts.push((d.clone(), read_meta(d)?));
+    }
+    parts.sort_by_key(|p| p.1.shard);
+    check_set(&parts)?;
+    let first = &parts[0].1;
+    let k = distributed_models(&first.settings)?;
+    let metas: Vec<PartialMeta> = parts.iter().map(|p| p.1.clone()).collect();
+    let channels = super::shard::merge_metas(&metas).path_channels;
+    let mut cursors: Vec<Cursor> =
+        parts.iter().map(|p| Cursor::open(&p.0, block_rows.max(1))).collect::<Result<_>>()?;
+    // The heap orders (path, partial); each partial's head numbers wait in `heads`.
+    let mut heap: BinaryHeap<Reverse<(PathKey, usize)>> = BinaryHeap::new();
+    let mut heads = vec![(0.0, 0.0, 0.0); cursors.len()];
+    for (i, c) in cursors.iter_mut().enumerate() {
+        if let Some((p, a, b, v)) = c.next()? {
+            heads[i] = (a, b, v);
+            heap.push(Reverse((PathKey(p), i)));
+        }
+    }
+    let (mut sums, mut block): (Sums, Vec<PathRow>) = (BTreeMap::new(), Vec::new());
+    let mut last: Option<String> = None;
+    while let Some(Reverse((PathKey(path), i))) = heap.pop() {
+        let (c, n, v) = heads[i];
+        if let Some((p, a, b, x)) = cursors[i].next()? {
+            heads[i] = (a, b, x);
+            heap.push(Reverse((PathKey(p), i)));
+        }
+        if last.as_deref() == Some(path.as_str()) {
+            let r = block.last_mut().expect("a row for the last path");
+            (r.conversions, r.nulls, r.value) = (r.conversions + c, r.nulls + n, r.value + v);
+            continue;
+        }
+        if block.len() as u64 >= block_rows {
+            add_block(&mut sums, first, &channels, std::mem::take(&mut block), k)?;
+        }
+        let ids = path.split(UNIT_SEPARATOR).map(|name| {
+            match channels.binary_search_by(|c| c.as_str().cmp(name)) {
+                Ok(_) => Ok(index_of(&channels, name)),
+                Err(_) => {
+                    Err(Error::bad_input(&cursors[i].file, Some("path"), "a channel no manifest lists"))
+                }
+            }
+        });
+        block.push(PathRow { path: ids.collect::<Result<_>>()?, conversions: c, nulls: n, value: v });
+        last = Some(path);
+    }
+    add_block(&mut sums, first, &channels, block, k)?;
+    let rows: Vec<StatisticsRow> = sums
+        .into_iter()
+        .map(|((kind, model, from, to), numbers)| StatisticsRow { kind, model, from, to, numbers })
+        .collect();
+    let mut settings = first.settings.clone();
+    let (result, tables) = solve_rows(&settings, &metas, &rows)?;
+    settings.output.root = Some(out.to_path_buf());
+    let mut run = Run::new(settings, "merge --bounded-memory", &|_| {});
+    run.phase("merge", |_| Ok(t.elapsed()))?;
+    run.publish_tables(&result, tables, false)
+}
