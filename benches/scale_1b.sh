@@ -3,7 +3,7 @@
 #
 #   benches/scale_1b.sh                      # 100 files x ~10.2M events = ~1.02B events
 #   FILES=10 SHARDS=2 benches/scale_1b.sh    # ~100M events, to try it quickly
-#   SKIP_MERGE=1 benches/scale_1b.sh         # the shards only (then: touchpoint merge …)
+#   SKIP_MERGE=1 benches/scale_1b.sh         # the shards only (then: touchpoint merge --bounded-memory …)
 #
 # Generates FILES Parquet files with `touchpoint generate` (1,050,000 users each, disjoint
 # user ranges via --first-user, ~10.2M events and ~70 MB per file; skipped when present),
@@ -42,7 +42,9 @@ for i in $(seq 0 $((SHARDS - 1))); do
     --out "$WORK/partials/$i" --models "$MODELS" -q
 done
 [ -n "${SKIP_MERGE:-}" ] && exit 0
-timed merge "$TP" merge "$WORK"/partials/* --out "$WORK/out" -q
+# --bounded-memory: the in-memory merge of 47M distinct paths does not fit 24 GB
+# (MERGE_FLAGS= runs it anyway).
+timed merge "$TP" merge "$WORK"/partials/* --out "$WORK/out" ${MERGE_FLAGS---bounded-memory} -q
 end=$(date +%s.%N)
 events=$(python3 -c "import json;print(json.load(open('$WORK/merge.json'))['events'])")
 printf 'total      %8.1f s for %s events (%s files, %s shards)\n' \
