@@ -95,7 +95,7 @@ pub fn partial(settings: Settings, events: ArrowInput) -> Result<(String, ArrowA
 pub fn distributed_models(s: &Settings) -> Result<usize> {
     if let Some(m) = s.models.run.iter().find(|m| !DISTRIBUTED.contains(m)) {
         return Err(Error::Config(format!(
-            "model {} needs every path on one machine: the Spark job runs {} (docs/scale.md)",
+            "model {} needs every path at once: the Spark job and merge --bounded-memory run {} (docs/scale.md)",
             m.name(),
             DISTRIBUTED.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
         )));
@@ -103,7 +103,7 @@ pub fn distributed_models(s: &Settings) -> Result<usize> {
     match s.models.markov_order {
         MarkovOrder::Fixed(k) => Ok(k),
         MarkovOrder::Auto { .. } => Err(Error::Config(
-            "markov_order = \"auto\" scores orders on held-out paths: give the Spark job a fixed order"
+            "markov_order = \"auto\" scores orders on held-out paths: give the Spark job or merge --bounded-memory a fixed order"
                 .into(),
         )),
     }
@@ -145,26 +145,32 @@ pub(crate) fn statistics_of(settings: &Settings, pt: PathTable, k: usize) -> Res
         training: None,
     };
     let a = analyze(journeys, &opts)?;
-    let name = |t: &[u32]| t.iter().map(|&c| names[c as usize].as_str()).collect::<Vec<_>>().join("\u{1f}");
     for (m, c) in &a.credits {
         for (i, ch) in names.iter().enumerate() {
             st.push("credit", m.name(), ch, "", (c.conversions[i], 0.0, c.value[i]));
         }
     }
     if settings.models.run.contains(&Model::Markov) {
-        for e in chain_counts::edge_counts(&Chain::fit(&a.paths, k)) {
-            let (kind, to) = match &e.to {
-                End::State(s) => ("edge", name(s)),
-                End::Conversion => ("edge_conversion", String::new()),
-                End::Null => ("edge_null", String::new()),
-            };
-            st.push(kind, "", &name(&e.from), &to, (e.count, 0.0, 0.0));
-        }
-        for e in chain_counts::end_values(&a.paths, k) {
-            st.push("end", "", &name(&e.state), "", (e.conversions, 0.0, e.value));
-        }
+        markov_statistics(&mut st, &a.paths, k);
     }
     Ok(st)
+}
+
+/// The Markov chain's edge counts and end values, states named by their channels.
+fn markov_statistics(st: &mut Statistics, pt: &PathTable, k: usize) {
+    let sep = UNIT_SEPARATOR.to_string();
+    let name = |t: &[u32]| t.iter().map(|&c| pt.channels[c as usize].as_str()).collect::<Vec<_>>().join(&sep);
+    for e in chain_counts::edge_counts(&Chain::fit(pt, k)) {
+        let (kind, to) = match &e.to {
+            End::State(s) => ("edge", name(s)),
+            End::Conversion => ("edge_conversion", String::new()),
+            End::Null => ("edge_null", String::new()),
+        };
+        st.push(kind, "", &name(&e.from), &to, (e.count, 0.0, 0.0));
+    }
+    for e in chain_counts::end_values(pt, k) {
+        st.push("end", "", &name(&e.state), "", (e.conversions, 0.0, e.value));
+    }
 }
 
 /// Rows of the statistics table, column by column.
