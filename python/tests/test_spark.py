@@ -5,8 +5,10 @@ exactly, values to 1e-9 relative. And Spark's own hash is `shard_of`."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -66,9 +68,12 @@ def test_spark_submit_entry_point_writes_the_date_partition(tmp_path, generated,
         'bootstrap_replicates = 0\n[window]\ndays = 3\n'
     )
     out = tmp_path / "out"
-    env_py = [sys.executable, "-m", "touchpoint.spark", str(pipeline), "--run-date", "2024-01-15",
-              "--out", str(out), "--partitions", "2"]
-    p = subprocess.run(env_py, capture_output=True, text=True)
+    # As documented: spark-submit with the job's own file as the application.
+    submit = Path(sys.executable).parent / "spark-submit"
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    args = [str(pipeline), "--run-date", "2024-01-15", "--out", str(out), "--partitions", "2"]
+    p = subprocess.run([str(submit), "--master", "local[2]", "--driver-memory", "1g", ts.__file__, *args],
+                       capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     assert json.loads(p.stdout.strip().splitlines()[-1])["status"] == "ok"
     want = cli_tables(generated, tmp_path / "cli", {"models": {"run": ["linear", "markov"],
@@ -76,8 +81,8 @@ def test_spark_submit_entry_point_writes_the_date_partition(tmp_path, generated,
     for name in touchpoint._touchpoint.DISTRIBUTED_TABLES:
         got = pq.read_table(out / name / "run_date=2024-01-15" / "part-0.parquet")
         assert_tables_equal(got, want[name], name, rel=1e-9)
-    bad = subprocess.run([*env_py[:3], str(pipeline), "--run-date", "2024-13-01", "--out", str(out)],
-                         capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "touchpoint.spark", str(pipeline), "--run-date", "2024-13-01",
+                          "--out", str(out)], capture_output=True, text=True)
     assert bad.returncode == 78, bad.stdout + bad.stderr
 
 

@@ -15,9 +15,10 @@ The job (``docs/scale.md`` § Spark):
 
 Only DataFrame APIs are used (no RDDs), so the job can run over Spark Connect.
 
-Run it with ``spark-submit`` (or ``touchpoint-spark``)::
+Run it with ``spark-submit``, this file being the application (or ``touchpoint-spark``)::
 
-    spark-submit -m touchpoint.spark pipelines/nightly.toml --run-date 2024-02-29 --out s3://.../attribution
+    spark-submit "$(python -c 'import touchpoint.spark as s; print(s.__file__)')" \
+        pipelines/nightly.toml --run-date 2024-02-29 --out s3://.../attribution
 """
 
 from __future__ import annotations
