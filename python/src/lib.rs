@@ -172,6 +172,7 @@ fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DISTRIBUTED_MODELS", api::DISTRIBUTED.iter().map(|m| m.name()).collect::<Vec<_>>())?;
     m.add("DISTRIBUTED_TABLES", api::DISTRIBUTED_TABLES.to_vec())?;
+    m.add("SECTIONS", touchpoint::settings::SECTIONS.to_vec())?;
     m.add_function(wrap_pyfunction!(attribute, m)?)?;
     m.add_function(wrap_pyfunction!(partial, m)?)?;
     m.add_function(wrap_pyfunction!(path_statistics, m)?)?;

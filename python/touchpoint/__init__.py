@@ -38,22 +38,9 @@ __all__ = [
     "SECTIONS",
 ]
 
-#: The pipeline file's sections, each a keyword argument taking a mapping of its keys.
-SECTIONS = (
-    "input",
-    "columns",
-    "path_table",
-    "journeys",
-    "models",
-    "window",
-    "output",
-    "guards",
-    "channel_groups",
-    "channel_rules",
-    "conversions",
-    "identity",
-    "segments",
-)
+#: The pipeline file's sections, each a keyword argument taking a mapping of its keys (the
+#: library's own list, the one the environment variables are checked against).
+SECTIONS = tuple(_touchpoint.SECTIONS)
 
 
 class _Capsule:

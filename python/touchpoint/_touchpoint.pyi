@@ -3,6 +3,7 @@ from typing import Any
 __version__: str
 DISTRIBUTED_MODELS: list[str]
 DISTRIBUTED_TABLES: list[str]
+SECTIONS: list[str]
 
 class TouchpointError(Exception):
     exit_code: int

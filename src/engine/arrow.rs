@@ -123,28 +123,11 @@ fn str_column(df: &DataFrame, name: &str, label: &str) -> Result<Vec<String>> {
     Ok(ca.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
 }
 
-/// The columns of a partial path table.
-#[derive(Debug, Clone, Default)]
-pub struct PartialRows {
-    /// Paths, channels joined by the unit separator.
-    pub path: Vec<String>,
-    /// Converting journeys per path.
-    pub conversions: Vec<f64>,
-    /// Non-converting journeys per path.
-    pub nulls: Vec<f64>,
-    /// Conversion value per path.
-    pub value: Vec<f64>,
-}
-
-/// Rows of a partial path table (`path`, `conversions`, `nulls`, `value`).
-pub fn read_path_rows(input: ArrowInput, label: &str) -> Result<PartialRows> {
+/// Rows of a partial path table (`path`, `conversions`, `nulls`, `value`): the shard
+/// format's reader, over a stream.
+pub fn read_path_rows(input: ArrowInput, label: &str) -> Result<super::write::PartialRows> {
     let df = import_stream(input, label)?;
-    Ok(PartialRows {
-        path: str_column(&df, "path", label)?,
-        conversions: f64_column(&df, "conversions", label)?,
-        nulls: f64_column(&df, "nulls", label)?,
-        value: f64_column(&df, "value", label)?,
-    })
+    super::write::partial_rows(std::path::Path::new(label), &df)
 }
 
 /// One row of the path statistics (`run::arrow::path_statistics`).

@@ -102,7 +102,8 @@ pub fn parquet_rows(path: &Path) -> Result<u64> {
     Ok(rows as u64)
 }
 
-fn partial_rows(path: &Path, df: &DataFrame) -> Result<PartialRows> {
+/// The rows of a partial path table already in a frame; `path` names it in errors.
+pub(crate) fn partial_rows(path: &Path, df: &DataFrame) -> Result<PartialRows> {
     let err = |e: PolarsError| Error::bad_input(path, None, format!("bad partial path table: {e}"));
     let paths: Vec<String> = df
         .column("path")

@@ -222,17 +222,17 @@ impl Statistics {
 
 /// A path table from a stream of (path, conversions, nulls, value) rows.
 fn read_paths(paths: ArrowInput) -> Result<PathTable> {
-    let r = ffi::read_path_rows(paths, "the paths")?;
-    let mut names: Vec<&str> = r.path.iter().flat_map(|s| s.split(UNIT_SEPARATOR)).collect();
+    let (path, conversions, nulls, value) = ffi::read_path_rows(paths, "the paths")?;
+    let mut names: Vec<&str> = path.iter().flat_map(|s| s.split(UNIT_SEPARATOR)).collect();
     names.sort_unstable();
     names.dedup();
     let channels: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let id = |s: &str| names.binary_search(&s).map_or(0, |i| i as u32);
-    let rows = r.path.iter().enumerate().filter(|(_, s)| !s.is_empty()).map(|(i, s)| PathRow {
+    let rows = path.iter().enumerate().filter(|(_, s)| !s.is_empty()).map(|(i, s)| PathRow {
         path: s.split(UNIT_SEPARATOR).map(id).collect(),
-        conversions: r.conversions[i],
-        nulls: r.nulls[i],
-        value: r.value[i],
+        conversions: conversions[i],
+        nulls: nulls[i],
+        value: value[i],
     });
     Ok(PathTable::from_rows(channels, rows))
 }

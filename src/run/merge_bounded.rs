@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::path::{Path, PathBuf};
 
 use super::arrow::{distributed_models, solve_rows, statistics_of};
-use super::shard::{check_set, index_of, read_meta, PartialMeta};
+use super::shard::{check_set, read_meta, PartialMeta};
 use super::{Run, RunSummary};
 use crate::core::event_log::UNIT_SEPARATOR;
 use crate::core::paths::{PathRow, PathTable};
@@ -142,12 +142,10 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
             add_block(&mut sums, first, &channels, std::mem::take(&mut block), k)?;
         }
         let ids = path.split(UNIT_SEPARATOR).map(|name| {
-            match channels.binary_search_by(|c| c.as_str().cmp(name)) {
-                Ok(_) => Ok(index_of(&channels, name)),
-                Err(_) => {
-                    Err(Error::bad_input(&cursors[i].file, Some("path"), "a channel no manifest lists"))
-                }
-            }
+            channels
+                .binary_search_by(|c| c.as_str().cmp(name))
+                .map(|id| id as u32)
+                .map_err(|_| Error::bad_input(&cursors[i].file, Some("path"), "a channel no manifest lists"))
         });
         block.push(PathRow { path: ids.collect::<Result<_>>()?, conversions: c, nulls: n, value: v });
         last = Some(path);

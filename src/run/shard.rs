@@ -213,7 +213,7 @@ fn union(lists: impl Iterator<Item = Vec<String>>) -> Vec<String> {
     all
 }
 
-pub(crate) fn index_of(names: &[String], name: &str) -> u32 {
+fn index_of(names: &[String], name: &str) -> u32 {
     names.binary_search_by(|c| c.as_str().cmp(name)).unwrap_or_else(|_| unreachable!("a name of the union"))
         as u32
 }

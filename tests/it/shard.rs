@@ -198,5 +198,12 @@ fn the_bounded_memory_merge_equals_the_merge_across_block_boundaries() {
             }
         }
         assert!(!bounded.join("report.html").exists());
+        // An incomplete set is refused (a sum of some users only would be a wrong answer),
+        // and the bounded merge names the missing shard as the in-memory one does.
+        let err =
+            touchpoint::run::merge_bounded::merge_bounded_and_publish(&parts[..2], &bounded, 7).unwrap_err();
+        assert_eq!(err.exit_status().code(), 65);
+        assert!(err.to_string().contains("missing shard(s) 2 of 3"), "{err}");
+        assert!(bounded.join("channel_attribution.parquet").exists(), "the previous output stays");
     }
 }
