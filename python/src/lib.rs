@@ -170,7 +170,10 @@ fn shard_of(py: Python<'_>, ids: &Bound<'_, PyAny>, n: u32) -> PyResult<Vec<Opti
 fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TouchpointError", m.py().get_type::<TouchpointError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("DISTRIBUTED_MODELS", api::DISTRIBUTED.iter().map(|m| m.name()).collect::<Vec<_>>())?;
+    m.add(
+        "DISTRIBUTED_MODELS",
+        touchpoint::settings::Model::ALL.iter().map(|m| m.name()).collect::<Vec<_>>(),
+    )?;
     m.add("DISTRIBUTED_TABLES", api::DISTRIBUTED_TABLES.to_vec())?;
     m.add("SECTIONS", touchpoint::settings::SECTIONS.to_vec())?;
     m.add_function(wrap_pyfunction!(attribute, m)?)?;

@@ -86,10 +86,10 @@ def test_spark_submit_entry_point_writes_the_date_partition(tmp_path, generated,
     assert bad.returncode == 78, bad.stdout + bad.stderr
 
 
-def test_models_the_job_cannot_carry_are_refused_before_spark_runs(spark):
+def test_settings_the_job_cannot_carry_are_refused_before_spark_runs(spark):
     with pytest.raises(touchpoint.TouchpointError) as e:
-        ts.attribute(spark.read.parquet(str(SAMPLE)), models={"run": ["markov_journey"]})
-    assert e.value.exit_code == 78 and "markov_journey" in str(e.value)
+        ts.attribute(spark.read.parquet(str(SAMPLE)), models={"markov_order": "auto"})
+    assert e.value.exit_code == 78 and "auto" in str(e.value)
 
 
 def test_renamed_columns_integer_ids_and_invalid_rows_equal_the_cli(spark, tmp_path):

@@ -41,6 +41,12 @@ pub struct Analysis {
     pub training: Option<TrainingSummary>,
     /// Warnings for the log and the manifest.
     pub warnings: Vec<String>,
+    /// Channel roles summed elsewhere (a distributed fit, whose paths are not in memory);
+    /// None: counted on `paths`.
+    pub roles: Option<Vec<crate::core::roles::Roles>>,
+    /// Per report channel, the lags of its touches to their conversions (from the recorded
+    /// journeys, or summed over partitions); None when journeys were not recorded.
+    pub lags: Option<Vec<crate::core::roles::ChannelLags>>,
 }
 
 /// The models fitted on the journeys as a whole (per segment, or the pooled fit for a
@@ -75,7 +81,8 @@ impl Analysis {
     /// their base channel).
     pub fn folded_roles(&self) -> Vec<crate::core::roles::Roles> {
         let mut r = vec![crate::core::roles::Roles::default(); self.report_channels.len()];
-        for (i, x) in crate::core::roles::channel_roles(&self.paths).into_iter().enumerate() {
+        let counted = self.roles.clone().unwrap_or_else(|| crate::core::roles::channel_roles(&self.paths));
+        for (i, x) in counted.into_iter().enumerate() {
             r[self.report_of[i] as usize].add(&x);
         }
         r
@@ -162,7 +169,12 @@ pub fn analyze(journeys: Journeys, opts: &AnalyzeOptions) -> Result<Analysis> {
         intervals: None,
         training: None,
         warnings: Vec::new(),
+        roles: None,
+        lags: None,
     };
+    a.lags = a.recorded.as_ref().map(|rec| {
+        crate::core::roles::lag_counts(rec, |c| a.report_of[c as usize] as usize, a.report_channels.len())
+    });
     if a.stats.duplicate_events > 0 && !opts.dedupe {
         a.warnings.push(format!(
             "{} exact duplicate event(s) (equal in every mapped column) are counted as separate events; \

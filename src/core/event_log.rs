@@ -49,6 +49,10 @@ pub struct EventLog {
     pub user_names: UserNames,
     /// Number of distinct users.
     pub n_users: usize,
+    /// A key of each user (index = dense id) that does not depend on which other users were
+    /// read: the integer id, or the low half of the string id's XXH3-128. The bootstrap
+    /// weights persons by it, so a shard weights its persons as the whole run does.
+    pub user_key: Vec<u64>,
     /// The files read, in the order read (sorted by path).
     pub files: Vec<InputFile>,
     /// Rows read from all files.

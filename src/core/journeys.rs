@@ -531,7 +531,7 @@ pub fn build(log: &EventLog, order: &EventOrder, opts: &JourneyOptions) -> Journ
         let mut old: Vec<Option<PathRow>> = rows.into_iter().map(Some).collect();
         rows = perm.iter().map(|&o| old[o as usize].take().expect("a permutation")).collect();
     }
-    let index = opts.index.then(|| journey_index(chunk_index, &row_of));
+    let index = opts.index.then(|| journey_index(chunk_index, &row_of, log));
     tracing::debug!(ms = t.elapsed().as_millis(), "merged paths");
     Journeys {
         paths: PathTable { channels, rows },
@@ -543,8 +543,13 @@ pub fn build(log: &EventLog, order: &EventOrder, opts: &JourneyOptions) -> Journ
 }
 
 /// The chunks' journeys in chunk (= user) order, with their path ids mapped to rows.
-fn journey_index(chunks: Vec<Vec<(u32, u32, Option<f64>)>>, row_of: &[Vec<u32>]) -> JourneyIndex {
-    let mut ix = JourneyIndex::default();
+fn journey_index(
+    chunks: Vec<Vec<(u32, u32, Option<f64>)>>,
+    row_of: &[Vec<u32>],
+    log: &EventLog,
+) -> JourneyIndex {
+    let person = (0..log.n_users as u32).map(|u| crate::core::bootstrap::person_key(log, u)).collect();
+    let mut ix = JourneyIndex { person, ..Default::default() };
     for (ci, c) in chunks.into_iter().enumerate() {
         for (user, id, value) in c {
             ix.user.push(user);

@@ -13,6 +13,7 @@ pub mod models;
 pub mod paths;
 pub mod privacy;
 pub mod recorded;
+pub mod replicates;
 pub mod roles;
 pub mod shapley;
 pub mod spend;

@@ -89,6 +89,9 @@ pub struct JourneyIndex {
     pub path: Vec<u32>,
     /// Conversion value; `None` for a non-converting journey.
     pub value: Vec<Option<f64>>,
+    /// The stable key of every dense user id ([`crate::core::event_log::EventLog::user_key`]),
+    /// mixed once: what the bootstrap's weights are drawn from.
+    pub person: Vec<u64>,
 }
 
 impl JourneyIndex {

@@ -2,7 +2,6 @@
 //! assist, which close them, and where non-converting journeys end — counted on the path
 //! table, so every number is a sum over journeys.
 
-use crate::core::bootstrap::quantile;
 use crate::core::paths::PathTable;
 use crate::core::recorded::Recorded;
 
@@ -34,6 +33,57 @@ pub struct Roles {
 }
 
 impl Roles {
+    /// The names of the sums, in the order of [`Roles::values`] (the distributed fit's
+    /// `role` statistics).
+    pub const NAMES: [&'static str; 11] = [
+        "journeys",
+        "converting_journeys",
+        "first",
+        "assist",
+        "last",
+        "only",
+        "value",
+        "early",
+        "mid",
+        "late",
+        "dropoffs",
+    ];
+
+    /// The sums, in the order of [`Roles::NAMES`].
+    pub fn values(&self) -> [f64; 11] {
+        [
+            self.journeys,
+            self.converting_journeys,
+            self.first,
+            self.assist,
+            self.last,
+            self.only,
+            self.value,
+            self.early,
+            self.mid,
+            self.late,
+            self.dropoffs,
+        ]
+    }
+
+    /// The sum named `Roles::NAMES[i]`.
+    pub fn value_mut(&mut self, i: usize) -> Option<&mut f64> {
+        Some(match i {
+            0 => &mut self.journeys,
+            1 => &mut self.converting_journeys,
+            2 => &mut self.first,
+            3 => &mut self.assist,
+            4 => &mut self.last,
+            5 => &mut self.only,
+            6 => &mut self.value,
+            7 => &mut self.early,
+            8 => &mut self.mid,
+            9 => &mut self.late,
+            10 => &mut self.dropoffs,
+            _ => return None,
+        })
+    }
+
     /// Add another channel's roles (folding `frequency` names back to their channel).
     pub fn add(&mut self, o: &Roles) {
         self.journeys += o.journeys;
@@ -102,31 +152,89 @@ pub fn channel_roles(pt: &PathTable) -> Vec<Roles> {
     r
 }
 
-/// Median and 90th percentile of the days and of the touches from a channel's touches to
-/// the conversion they led to: `[days p50, days p90, touches p50, touches p90]` per channel
-/// (`channel_of` maps a recorded channel id to the reported one; None: no such touch).
-/// Every touch of a converting journey counts once; touches are counted to the conversion
-/// inclusive (the last touch is 1); days are fractional. Quantiles interpolate (type 7).
-pub fn time_to_conversion(
-    rec: &Recorded,
-    channel_of: impl Fn(u32) -> usize,
-    n: usize,
-) -> Vec<Option<[f64; 4]>> {
-    let (mut days, mut touches) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+/// Microseconds in the unit days to conversion are counted in (a minute): fine enough
+/// for a median of days, and few enough distinct values per channel (43,200 in 30 days)
+/// that the counts of every value add up across shards and stay small.
+pub const LAG_UNIT_MICROS: i64 = 60_000_000;
+
+/// How far a channel's touches were from the conversions they led to, as counts of each
+/// distinct value: whole minutes (floored) and touches to the conversion (the last touch
+/// is 1). Counts add up across partitions of whole persons, and the quantiles of the
+/// counts are the quantiles of the values, so every merge has one run's quantiles.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChannelLags {
+    /// (minutes, touches at that lag), sorted by minutes.
+    pub minutes: Vec<(i64, u64)>,
+    /// (touches to conversion, touches at that count), sorted.
+    pub touches: Vec<(i64, u64)>,
+}
+
+impl ChannelLags {
+    /// Add another partition's counts.
+    pub fn add(&mut self, o: &ChannelLags) {
+        self.minutes = merge_counts(&self.minutes, &o.minutes);
+        self.touches = merge_counts(&self.touches, &o.touches);
+    }
+
+    /// `[days p50, days p90, touches p50, touches p90]`; None without touches.
+    pub fn quantiles(&self) -> Option<[f64; 4]> {
+        let minutes_per_day = (crate::settings::DAY_MICROS / LAG_UNIT_MICROS) as f64;
+        let day = |q| counted_quantile(&self.minutes, q).map(|m| m / minutes_per_day);
+        let touch = |q| counted_quantile(&self.touches, q);
+        Some([day(0.5)?, day(0.9)?, touch(0.5)?, touch(0.9)?])
+    }
+}
+
+fn merge_counts<K: Ord + Copy>(a: &[(K, u64)], b: &[(K, u64)]) -> Vec<(K, u64)> {
+    let mut m: std::collections::BTreeMap<K, u64> = a.iter().copied().collect();
+    for &(k, n) in b {
+        *m.entry(k).or_insert(0) += n;
+    }
+    m.into_iter().collect()
+}
+
+/// The q-quantile of the values that `counts` (sorted by value) counts, as [`quantile`]
+/// computes it on the values themselves (type 7: interpolated between order statistics).
+pub fn counted_quantile(counts: &[(i64, u64)], q: f64) -> Option<f64> {
+    let total: u64 = counts.iter().map(|c| c.1).sum();
+    if total == 0 {
+        return None;
+    }
+    let h = (total - 1) as f64 * q;
+    let (i, f) = (h.floor() as u64, h - h.floor());
+    let at = |rank: u64| -> f64 {
+        let mut seen = 0;
+        for &(v, n) in counts {
+            seen += n;
+            if rank < seen {
+                return v as f64;
+            }
+        }
+        counts.last().map_or(f64::NAN, |c| c.0 as f64)
+    };
+    let lo = at(i);
+    Some(if i + 1 < total { lo + f * (at(i + 1) - lo) } else { lo })
+}
+
+/// Per channel (`channel_of` maps a recorded channel id to one of `n` reported channels),
+/// the lags of every touch of a converting journey to its conversion.
+pub fn lag_counts(rec: &Recorded, channel_of: impl Fn(u32) -> usize, n: usize) -> Vec<ChannelLags> {
+    let mut minutes = vec![std::collections::BTreeMap::<i64, u64>::new(); n];
+    let mut touches = vec![std::collections::BTreeMap::<i64, u64>::new(); n];
     for i in 0..rec.len() {
         let r = rec.range(i);
         let end = r.end;
         for j in r {
             let c = channel_of(rec.channel[j]);
-            days[c].push((rec.conversion_ts[i] - rec.ts[j]) as f64 / 86_400_000_000.0);
-            touches[c].push((end - j) as f64);
+            *minutes[c].entry((rec.conversion_ts[i] - rec.ts[j]).div_euclid(LAG_UNIT_MICROS)).or_insert(0) +=
+                1;
+            *touches[c].entry((end - j) as i64).or_insert(0) += 1;
         }
     }
-    days.iter()
-        .zip(&touches)
-        .map(|(d, t)| {
-            (!d.is_empty()).then(|| [quantile(d, 0.5), quantile(d, 0.9), quantile(t, 0.5), quantile(t, 0.9)])
-        })
+    minutes
+        .into_iter()
+        .zip(touches)
+        .map(|(m, t)| ChannelLags { minutes: m.into_iter().collect(), touches: t.into_iter().collect() })
         .collect()
 }
 
@@ -188,12 +296,35 @@ mod tests {
             ts: vec![0, 2 * day, 3 * day, 10 * day],
             row: vec![0, 1, 2, 3],
         };
-        let q = time_to_conversion(&rec, |c| c as usize, 3);
+        let q: Vec<Option<[f64; 4]>> =
+            lag_counts(&rec, |c| c as usize, 3).iter().map(|l| l.quantiles()).collect();
         // a: days [4, 1, 1] → median 1, p90 1 + 0.8·3 = 3.4; touches [3, 1, 1] → 1 and 2.6.
         let a = q[0].unwrap();
         assert!((a[0] - 1.0).abs() < 1e-12 && (a[1] - 3.4).abs() < 1e-12, "{a:?}");
         assert!((a[2] - 1.0).abs() < 1e-12 && (a[3] - 2.6).abs() < 1e-12, "{a:?}");
         assert_eq!(q[1], Some([2.0, 2.0, 2.0, 2.0]));
         assert_eq!(q[2], None);
+    }
+
+    /// Counted quantiles equal the quantiles of the values, and the counts of two halves
+    /// add up to the counts of the whole.
+    #[test]
+    fn counted_quantiles_equal_the_values_quantiles() {
+        use crate::core::bootstrap::quantile;
+        let values: Vec<i64> = (0..500).map(|i| (i * 7919 % 263) as i64 % 41).collect();
+        let count = |v: &[i64]| {
+            let mut m = std::collections::BTreeMap::new();
+            v.iter().for_each(|&x| *m.entry(x).or_insert(0u64) += 1);
+            m.into_iter().collect::<Vec<_>>()
+        };
+        let mut halves = ChannelLags { minutes: count(&values[..200]), touches: Vec::new() };
+        halves.add(&ChannelLags { minutes: count(&values[200..]), touches: Vec::new() });
+        assert_eq!(halves.minutes, count(&values));
+        let xs: Vec<f64> = values.iter().map(|&x| x as f64).collect();
+        for q in [0.0, 0.1, 0.5, 0.9, 0.97, 1.0] {
+            let got = counted_quantile(&halves.minutes, q).unwrap();
+            assert!((got - quantile(&xs, q)).abs() < 1e-12, "q {q}: {got} vs {}", quantile(&xs, q));
+        }
+        assert_eq!(counted_quantile(&[], 0.5), None);
     }
 }

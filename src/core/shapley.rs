@@ -60,9 +60,13 @@ pub fn shapley_rate(pt: &PathTable) -> (Credits, bool) {
         }
         set.iter().for_each(|&c| member[c as usize] = false);
     }
+    // The values add up to v(all channels) (efficiency), which is 0 when no journey has
+    // every channel: a sum that small is rounding noise, and scaling by it would give any
+    // sign and any size. It counts as zero.
     let scale = |v: &mut Vec<f64>, total: f64| -> bool {
         let sum: f64 = v.iter().sum();
-        if sum > 0.0 {
+        let size: f64 = v.iter().map(|x| x.abs()).sum();
+        if sum > 1e-9 * size {
             v.iter_mut().for_each(|x| *x *= total / sum);
             true
         } else {

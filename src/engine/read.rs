@@ -408,6 +408,9 @@ fn number_users(log: &mut EventLog, users: UserKeys, mut names: Option<FxHashMap
             drop(keys);
             log.user = dense.ids;
             log.n_users = dense.keys.len();
+            // The low half of the id's XXH3-128: the same person has the same key in
+            // every shard and partition (the bootstrap weights persons by it).
+            log.user_key = dense.keys.iter().map(|&h| h as u64).collect();
             if let Some(names) = &mut names {
                 log.user_names = UserNames::Str(
                     dense.keys.iter().map(|h| names.remove(h).expect("every user named")).collect(),
@@ -423,6 +426,7 @@ fn number_users(log: &mut EventLog, users: UserKeys, mut names: Option<FxHashMap
             drop(keys);
             log.user = dense.ids;
             log.n_users = dense.keys.len();
+            log.user_key = dense.keys.iter().map(|&k| k as u64).collect();
             log.user_names = UserNames::Int(dense.keys);
         }
     }

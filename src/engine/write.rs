@@ -7,6 +7,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
+use crate::core::replicates::{Kind as StatKind, NamedRow};
 use crate::core::table::{Table, Values};
 use crate::error::{Error, Result};
 use crate::settings::Format;
@@ -100,6 +101,46 @@ pub fn parquet_rows(path: &Path) -> Result<u64> {
     let mut reader = ParquetReader::new(file);
     let rows = reader.num_rows().map_err(|e| Error::bad_input(path, None, format!("not Parquet: {e}")))?;
     Ok(rows as u64)
+}
+
+/// Read the replicate statistics a shard run wrote (`partial_replicates.parquet`).
+pub fn read_partial_replicates(path: &Path) -> Result<Vec<NamedRow>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let df = ParquetReader::new(file)
+        .finish()
+        .map_err(|e| Error::bad_input(path, None, format!("cannot read the replicate statistics: {e}")))?;
+    let err =
+        |c: &str, e: PolarsError| Error::bad_input(path, Some(c), format!("bad replicate statistics: {e}"));
+    let text = |c: &str| -> Result<Vec<String>> {
+        let col = df.column(c).map_err(|e| err(c, e))?.str().map_err(|e| err(c, e))?;
+        Ok(col.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
+    };
+    let num = |c: &str| -> Result<Vec<f64>> {
+        let col = df.column(c).map_err(|e| err(c, e))?.f64().map_err(|e| err(c, e))?;
+        if col.null_count() > 0 {
+            return Err(Error::bad_input(path, Some(c), "nulls in replicate statistics"));
+        }
+        Ok(col.into_no_null_iter().collect())
+    };
+    let rep = df.column("replicate").map_err(|e| err("replicate", e))?;
+    let rep: Vec<u32> =
+        rep.u32().map_err(|e| err("replicate", e))?.iter().map(|v| v.unwrap_or(u32::MAX)).collect();
+    let (kind, model, from, to) = (text("kind")?, text("model")?, text("from")?, text("to")?);
+    let (c, n, v) = (num("conversions")?, num("nulls")?, num("value")?);
+    (0..df.height())
+        .map(|i| {
+            let k = StatKind::parse(&kind[i])
+                .ok_or_else(|| Error::bad_input(path, Some("kind"), format!("row {i}: unknown kind")))?;
+            Ok(NamedRow {
+                replicate: rep[i],
+                kind: k,
+                model: model[i].clone(),
+                from: from[i].clone(),
+                to: to[i].clone(),
+                numbers: [c[i], n[i], v[i]],
+            })
+        })
+        .collect()
 }
 
 /// The rows of a partial path table already in a frame; `path` names it in errors.

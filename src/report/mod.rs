@@ -170,6 +170,27 @@ pub fn partial_paths(a: &Analysis, separator: char) -> Table {
     partial_paths_of(&a.paths, separator)
 }
 
+/// The named replicate statistics of a shard run ([`crate::core::replicates`]), one row per
+/// (replicate, statistic).
+pub fn partial_replicates(rows: &[crate::core::replicates::NamedRow]) -> Table {
+    let text =
+        |f: fn(&crate::core::replicates::NamedRow) -> String| Values::Str(rows.iter().map(f).collect());
+    let num = |i: usize| Values::F64(rows.iter().map(|r| r.numbers[i]).collect());
+    Table::new(
+        TableName::PartialReplicates.as_str(),
+        vec![
+            ("replicate", Values::U32(rows.iter().map(|r| r.replicate).collect())),
+            ("kind", text(|r| r.kind.name().to_owned())),
+            ("model", text(|r| r.model.clone())),
+            ("from", text(|r| r.from.clone())),
+            ("to", text(|r| r.to.clone())),
+            ("conversions", num(0)),
+            ("nulls", num(1)),
+            ("value", num(2)),
+        ],
+    )
+}
+
 /// A path table in the partial format (shards, stored training days).
 pub fn partial_paths_of(pt: &crate::core::paths::PathTable, separator: char) -> Table {
     let sep = separator.to_string();

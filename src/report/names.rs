@@ -46,11 +46,13 @@ pub enum TableName {
     JourneyCredit,
     /// The partial path table of a shard run.
     PartialPaths,
+    /// The bootstrap replicates' additive statistics of a shard run.
+    PartialReplicates,
 }
 
 impl TableName {
     /// Every table, in publication order.
-    pub const ALL: [TableName; 20] = [
+    pub const ALL: [TableName; 21] = [
         TableName::ChannelAttribution,
         TableName::ChannelGroupAttribution,
         TableName::GroupComparison,
@@ -71,6 +73,7 @@ impl TableName {
         TableName::SourceChannelTouches,
         TableName::JourneyCredit,
         TableName::PartialPaths,
+        TableName::PartialReplicates,
     ];
 
     /// The name of the table, also its file stem.
@@ -96,6 +99,7 @@ impl TableName {
             TableName::DataQuality => "data_quality",
             TableName::JourneyCredit => "journey_credit",
             TableName::PartialPaths => "partial_paths",
+            TableName::PartialReplicates => "partial_replicates",
         }
     }
 

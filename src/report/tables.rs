@@ -13,7 +13,7 @@ use crate::core::bootstrap::Intervals;
 use crate::core::event_log::{InputSummary, RejectReason, UNATTRIBUTED};
 use crate::core::markov::{MarkovResult, OrderScore};
 use crate::core::models::{time_decay_weights, Credits, RuleModel};
-use crate::core::roles::{time_to_conversion, Roles};
+use crate::core::roles::Roles;
 use crate::core::table::{Table, Values};
 use crate::error::{Error, Result};
 use crate::settings::{Model, Settings};
@@ -234,8 +234,8 @@ fn roles_table(name: TableName, key: &'static str, a: &Analysis) -> Table {
     let n = a.report_channels.len();
     let r = a.folded_roles();
     let nulls = a.paths.total_nulls();
-    let lags =
-        a.recorded.as_ref().map(|rec| time_to_conversion(rec, |c| a.report_of[c as usize] as usize, n));
+    let lags: Option<Vec<Option<[f64; 4]>>> =
+        a.lags.as_ref().map(|l| l.iter().map(|x| x.quantiles()).collect());
     let lag =
         |k: usize| Values::OptF64((0..n).map(|c| lags.as_ref().and_then(|l| l[c]).map(|q| q[k])).collect());
     let col = |f: fn(&Roles) -> f64| Values::F64(r.iter().map(f).collect());

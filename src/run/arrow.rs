@@ -8,6 +8,7 @@
 //! channel, Markov edge counts, totals: all additive), and [`solve`] on the driver over the
 //! summed statistics.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::core::analysis::{analyze, Analysis, AnalyzeOptions};
@@ -15,8 +16,11 @@ use crate::core::chain_counts::{self, EdgeCount, End, EndValue};
 use crate::core::event_log::UNIT_SEPARATOR;
 use crate::core::journeys::{JourneyStats, Journeys};
 use crate::core::markov::{self, Chain};
-use crate::core::models::Credits;
+use crate::core::models::{Credits, OrderedShare};
 use crate::core::paths::{PathRow, PathTable};
+use crate::core::replicates::{self, Kind};
+use crate::core::roles::{self, Roles};
+use crate::core::shapley;
 use crate::core::table::{Table, Values};
 use crate::engine;
 use crate::engine::arrow::{self as ffi, ArrowArrayStream, ArrowInput};
@@ -31,23 +35,18 @@ use super::{guards, load_spend, Run};
 /// Tables by name, each an Arrow stream.
 pub type NamedStreams = Vec<(String, ArrowArrayStream)>;
 
-/// The models the distributed fit carries: sums over paths, time decay (carried in the
-/// partials' metadata) and Markov of a fixed order (summed edge counts).
-pub const DISTRIBUTED: [Model; 8] = [
-    Model::FirstTouch,
-    Model::LastTouch,
-    Model::LastNonDirect,
-    Model::Linear,
-    Model::PositionBased,
-    Model::TimeDecay,
-    Model::Markov,
-    Model::Shapley,
+/// The tables the distributed fit writes (`path_summary` is one row per distinct path, and
+/// the distributed fit keeps only sums; `docs/scale.md` says why the others are left out).
+pub const DISTRIBUTED_TABLES: [&str; 8] = [
+    "channel_attribution",
+    "channel_roles",
+    "journey_timing",
+    "markov_removal_effects",
+    "markov_transitions",
+    "markov_sequence_effects",
+    "shapley_ordered",
+    "data_quality",
 ];
-
-/// The tables the distributed fit writes (the others need every path or every journey on
-/// one machine; `docs/scale.md` lists them).
-pub const DISTRIBUTED_TABLES: [&str; 5] =
-    ["channel_attribution", "journey_timing", "markov_removal_effects", "markov_transitions", "data_quality"];
 
 /// Settings from an optional pipeline file and overrides given as `section.key` values
 /// (the Python package's keyword arguments); each override is blamed by `blame(key)`.
@@ -93,13 +92,6 @@ pub fn partial(settings: Settings, events: ArrowInput) -> Result<(String, ArrowA
 
 /// Refuse settings the distributed fit cannot carry, naming what to change.
 pub fn distributed_models(s: &Settings) -> Result<usize> {
-    if let Some(m) = s.models.run.iter().find(|m| !DISTRIBUTED.contains(m)) {
-        return Err(Error::Config(format!(
-            "model {} needs every path at once: the Spark job and merge --bounded-memory run {} (docs/scale.md)",
-            m.name(),
-            DISTRIBUTED.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
-        )));
-    }
     match s.models.markov_order {
         MarkovOrder::Fixed(k) => Ok(k),
         MarkovOrder::Auto { .. } => Err(Error::Config(
@@ -122,20 +114,41 @@ pub fn path_statistics(settings: &Settings, paths: ArrowInput) -> Result<ArrowAr
 /// The additive statistics of one group of distinct paths (see [`path_statistics`]).
 pub(crate) fn statistics_of(settings: &Settings, pt: PathTable, k: usize) -> Result<Statistics> {
     let mut st = Statistics::default();
-    st.push("total", "", "", "", (pt.total_conversions(), pt.total_nulls(), pt.total_value()));
-    st.push("distinct_paths", "", "", "", (pt.rows.len() as f64, 0.0, 0.0));
-    let mut by_length: std::collections::BTreeMap<usize, f64> = Default::default();
+    let totals = (pt.total_conversions(), pt.total_nulls(), pt.total_value());
+    st.push(Kind::Total, "", "", "", totals);
+    st.push(Kind::DistinctPaths, "", "", "", (pt.rows.len() as f64, 0.0, 0.0));
+    let mut by_length: std::collections::BTreeMap<usize, (f64, f64)> = Default::default();
     for r in &pt.rows {
-        *by_length.entry(r.path.len()).or_default() += r.conversions;
+        let e = by_length.entry(r.path.len()).or_default();
+        (e.0, e.1) = (e.0 + r.conversions, e.1 + r.nulls);
     }
-    for (len, conversions) in by_length {
-        st.push("length", "", &len.to_string(), "", (conversions, 0.0, 0.0));
+    for (len, (conversions, nulls)) in by_length {
+        st.push(Kind::Length, "", &len.to_string(), "", (conversions, nulls, 0.0));
+    }
+    let names = pt.channels.clone();
+    for (i, r) in roles::channel_roles(&pt).iter().enumerate() {
+        for (name, x) in Roles::NAMES.iter().zip(r.values()) {
+            if x != 0.0 {
+                st.push(Kind::Role, name, &names[i], "", (x, 0.0, 0.0));
+            }
+        }
+    }
+    let name = |t: &[u32]| t.iter().map(|&c| names[c as usize].as_str()).collect::<Vec<_>>().join(SEP);
+    if replicates::needs_coalitions(&settings.models.run) {
+        let (of, sets) = replicates::coalitions(&pt);
+        let mut sums = vec![[0.0; 3]; sets.len()];
+        for (r, &c) in pt.rows.iter().zip(&of) {
+            let x = &mut sums[c as usize];
+            (x[0], x[1], x[2]) = (x[0] + r.conversions, x[1] + r.nulls, x[2] + r.value);
+        }
+        for (set, [c, n, v]) in sets.iter().zip(sums) {
+            st.push(Kind::Coalition, "", &name(set), "", (c, n, v));
+        }
     }
     let mut models = settings.models.clone();
-    models.run.retain(|m| !matches!(m, Model::Markov | Model::TimeDecay));
+    models.run.retain(|&m| replicates::summed(m) && m != Model::TimeDecay);
     let journeys =
         Journeys { paths: pt, stats: JourneyStats::default(), fold: None, recorded: None, index: None };
-    let names = journeys.paths.channels.clone();
     let opts = AnalyzeOptions {
         base_names: &names,
         models: &models,
@@ -147,36 +160,46 @@ pub(crate) fn statistics_of(settings: &Settings, pt: PathTable, k: usize) -> Res
     let a = analyze(journeys, &opts)?;
     for (m, c) in &a.credits {
         for (i, ch) in names.iter().enumerate() {
-            st.push("credit", m.name(), ch, "", (c.conversions[i], 0.0, c.value[i]));
+            st.push(Kind::Credit, m.name(), ch, "", (c.conversions[i], 0.0, c.value[i]));
         }
     }
-    if settings.models.run.contains(&Model::Markov) {
+    for o in a.shapley_ordered.iter().flatten() {
+        st.push(
+            Kind::Ordered,
+            "",
+            &names[o.channel as usize],
+            &o.position.to_string(),
+            (o.conversions, 0.0, o.value),
+        );
+    }
+    if settings.models.run.iter().any(|m| matches!(m, Model::Markov | Model::MarkovJourney)) {
         markov_statistics(&mut st, &a.paths, k);
     }
     Ok(st)
 }
 
+const SEP: &str = "\u{1f}";
+
 /// The Markov chain's edge counts and end values, states named by their channels.
 fn markov_statistics(st: &mut Statistics, pt: &PathTable, k: usize) {
-    let sep = UNIT_SEPARATOR.to_string();
-    let name = |t: &[u32]| t.iter().map(|&c| pt.channels[c as usize].as_str()).collect::<Vec<_>>().join(&sep);
+    let name = |t: &[u32]| t.iter().map(|&c| pt.channels[c as usize].as_str()).collect::<Vec<_>>().join(SEP);
     for e in chain_counts::edge_counts(&Chain::fit(pt, k)) {
         let (kind, to) = match &e.to {
-            End::State(s) => ("edge", name(s)),
-            End::Conversion => ("edge_conversion", String::new()),
-            End::Null => ("edge_null", String::new()),
+            End::State(s) => (Kind::Edge, name(s)),
+            End::Conversion => (Kind::EdgeConversion, String::new()),
+            End::Null => (Kind::EdgeNull, String::new()),
         };
         st.push(kind, "", &name(&e.from), &to, (e.count, 0.0, 0.0));
     }
     for e in chain_counts::end_values(pt, k) {
-        st.push("end", "", &name(&e.state), "", (e.conversions, 0.0, e.value));
+        st.push(Kind::End, "", &name(&e.state), "", (e.conversions, 0.0, e.value));
     }
 }
 
 /// Rows of the statistics table, column by column.
 #[derive(Default)]
 pub(crate) struct Statistics {
-    kind: Vec<String>,
+    kind: Vec<Kind>,
     model: Vec<String>,
     from: Vec<String>,
     to: Vec<String>,
@@ -184,8 +207,8 @@ pub(crate) struct Statistics {
 }
 
 impl Statistics {
-    fn push(&mut self, kind: &str, model: &str, from: &str, to: &str, n: (f64, f64, f64)) {
-        self.kind.push(kind.into());
+    fn push(&mut self, kind: Kind, model: &str, from: &str, to: &str, n: (f64, f64, f64)) {
+        self.kind.push(kind);
         self.model.push(model.into());
         self.from.push(from.into());
         self.to.push(to.into());
@@ -199,7 +222,7 @@ impl Statistics {
         let [c, n, v] = self.numbers;
         let keys = self.kind.into_iter().zip(self.model).zip(self.from).zip(self.to);
         keys.zip(c.into_iter().zip(n).zip(v)).map(|((((kind, model), from), to), ((c, n), v))| {
-            ffi::StatisticsRow { kind, model, from, to, numbers: (c, n, v) }
+            ffi::StatisticsRow { kind: kind.name().to_owned(), model, from, to, numbers: (c, n, v) }
         })
     }
 
@@ -208,7 +231,7 @@ impl Statistics {
         Table::new(
             "path_statistics",
             vec![
-                ("kind", Values::Str(self.kind)),
+                ("kind", Values::Str(self.kind.iter().map(|k| k.name().to_owned()).collect())),
                 ("model", Values::Str(self.model)),
                 ("from", Values::Str(self.from)),
                 ("to", Values::Str(self.to)),
@@ -246,8 +269,11 @@ struct Sums {
     /// (conversions, value, nulls) of the modelled journeys.
     totals: (f64, f64, f64),
     distinct: f64,
-    /// One row per path length with the converting journeys of that length.
+    /// One row per path length with the converting and the other journeys of that length.
     lengths: Vec<PathRow>,
+    roles: Vec<Roles>,
+    coalitions: BTreeMap<Vec<u32>, [f64; 3]>,
+    ordered: BTreeMap<(u32, u32), (f64, f64)>,
 }
 
 fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
@@ -262,36 +288,51 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
                 .map_err(|_| bad("a channel no partial saw")),
         }
     };
-    let mut s = Sums::default();
+    let channel = |s: &str| -> Result<usize> {
+        Ok(*tuple(s)?.first().ok_or_else(|| bad("a channel row without a channel"))? as usize)
+    };
+    let mut s = Sums { roles: vec![Roles::default(); channels.len()], ..Default::default() };
     for r in rows {
         let (c, n, v) = r.numbers;
-        match r.kind.as_str() {
-            "total" => s.totals = (s.totals.0 + c, s.totals.1 + v, s.totals.2 + n),
-            "distinct_paths" => s.distinct += c,
-            "length" => {
+        let kind = Kind::parse(&r.kind).ok_or_else(|| bad(&format!("unknown kind `{}`", r.kind)))?;
+        match kind {
+            Kind::Total => s.totals = (s.totals.0 + c, s.totals.1 + v, s.totals.2 + n),
+            Kind::DistinctPaths => s.distinct += c,
+            Kind::Length => {
                 let len: usize = r.from.parse().map_err(|_| bad("a length row without a length"))?;
-                s.lengths.push(PathRow { path: vec![0; len], conversions: c, nulls: 0.0, value: 0.0 });
+                s.lengths.push(PathRow { path: vec![0; len], conversions: c, nulls: n, value: 0.0 });
             }
-            "credit" => {
+            Kind::Credit => {
                 let m = Model::parse(&r.model)?;
                 let at = s.credits.iter().position(|(x, _)| *x == m).unwrap_or_else(|| {
                     s.credits.push((m, Credits::zeros(channels.len())));
                     s.credits.len() - 1
                 });
-                let i =
-                    *tuple(&r.from)?.first().ok_or_else(|| bad("a credit row without a channel"))? as usize;
-                s.credits[at].1.conversions[i] += c;
-                s.credits[at].1.value[i] += v;
+                s.credits[at].1.add(channel(&r.from)? as u32, 1.0, c, v);
             }
-            "end" => s.ends.push(EndValue { state: tuple(&r.from)?, value: v, conversions: c }),
-            kind => {
+            Kind::End => s.ends.push(EndValue { state: tuple(&r.from)?, value: v, conversions: c }),
+            Kind::Edge | Kind::EdgeConversion | Kind::EdgeNull => {
                 let to = match kind {
-                    "edge" => End::State(tuple(&r.to)?),
-                    "edge_conversion" => End::Conversion,
-                    "edge_null" => End::Null,
-                    other => return Err(bad(&format!("unknown kind `{other}`"))),
+                    Kind::Edge => End::State(tuple(&r.to)?),
+                    Kind::EdgeConversion => End::Conversion,
+                    _ => End::Null,
                 };
                 s.edges.push(EdgeCount { from: tuple(&r.from)?, to, count: c });
+            }
+            Kind::Role => {
+                let i =
+                    Roles::NAMES.iter().position(|x| *x == r.model).ok_or_else(|| bad("an unknown role"))?;
+                let ch = channel(&r.from)?;
+                *s.roles[ch].value_mut(i).expect("a known role") += c;
+            }
+            Kind::Coalition => {
+                let x = s.coalitions.entry(tuple(&r.from)?).or_default();
+                (x[0], x[1], x[2]) = (x[0] + c, x[1] + n, x[2] + v);
+            }
+            Kind::Ordered => {
+                let pos: u32 = r.to.parse().map_err(|_| bad("an ordered row without a position"))?;
+                let x = s.ordered.entry((channel(&r.from)? as u32, pos)).or_default();
+                (x.0, x.1) = (x.0 + c, x.1 + v);
             }
         }
     }
@@ -306,40 +347,77 @@ pub fn solve(settings: Settings, metas: &[String], statistics: ArrowInput) -> Re
         .map(|m| serde_json::from_str(m).map_err(|e| Error::Config(format!("not a partial's metadata: {e}"))))
         .collect::<Result<_>>()?;
     let rows = ffi::read_statistics(statistics, "the path statistics")?;
-    export(&solve_rows(&settings, &metas, &rows)?.1)
+    let result = solve_rows(&settings, &metas, &rows)?.0;
+    export(&distributed_tables(&result, &settings)?)
 }
 
-/// [`solve`] over statistics rows already summed: the result and its tables.
+/// The tables of a distributed fit's result, after its guards.
+pub(crate) fn distributed_tables(result: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
+    guards::check(settings, result)?;
+    let mut tables = report::tables(result, settings)?;
+    tables.retain(|t| DISTRIBUTED_TABLES.contains(&t.name));
+    Ok(tables)
+}
+
+/// [`solve`] over statistics rows already summed: the result, before its tables, and the
+/// coalitions the statistics hold (what replicates are solved on; the paths are not here).
 pub(crate) fn solve_rows(
     settings: &Settings,
     metas: &[PartialMeta],
     rows: &[ffi::StatisticsRow],
-) -> Result<(RunResult, Vec<Table>)> {
+) -> Result<(RunResult, Vec<Vec<u32>>)> {
     let k = distributed_models(settings)?;
-    let Merged { base, path_channels, report_of, mut stats, time_decay, input } = merge_metas(metas);
+    let Merged { base, path_channels, report_of, mut stats, time_decay, input, lags } = merge_metas(metas);
     // Chunks may keep nothing; the whole may not, with the reader's own messages.
     let kept =
         engine::Kept { rows_read: input.rows_read, events: input.events, other_shards: input.other_shards };
     engine::check_kept("the events", &super::scope_of(settings).0, &kept)?;
     let s = sums(rows, &path_channels)?;
     let n = path_channels.len();
-    let markov = match settings.models.run.contains(&Model::Markov) {
+    let m = &settings.models;
+    let markov = match m.run.iter().any(|x| matches!(x, Model::Markov | Model::MarkovJourney)) {
         true => Some(markov::removal(chain_counts::from_edge_counts(k, n, &s.edges, &s.ends), s.totals)?),
         false => None,
     };
-    let credit_of = |m: Model| match m {
+    let (sets, set_sums): (Vec<Vec<u32>>, Vec<[f64; 3]>) = s.coalitions.into_iter().unzip();
+    let mut warnings = Vec::new();
+    let credit_of = |x: Model| match x {
         Model::TimeDecay => time_decay.clone(),
         Model::Markov => {
             markov.as_ref().map(|r| Credits { conversions: r.conversions.clone(), value: r.value.clone() })
         }
-        _ => s.credits.iter().find(|(x, _)| *x == m).map(|(_, c)| c.clone()),
+        Model::MarkovJourney => markov.as_ref().map(|r| {
+            let re: Vec<f64> = r.removal_effects.iter().map(|e| e.unwrap_or(0.0)).collect();
+            replicates::split_by_removal(&sets, &set_sums, &re, n)
+        }),
+        Model::ShapleyRate => {
+            Some(shapley::shapley_rate(&replicates::coalition_table(&path_channels, &sets, &set_sums)).0)
+        }
+        _ => s.credits.iter().find(|(y, _)| *y == x).map(|(_, c)| c.clone()),
     };
-    let credits =
-        settings.models.run.iter().map(|&m| (m, credit_of(m).unwrap_or_else(|| Credits::zeros(n)))).collect();
+    let credits = m.run.iter().map(|&x| (x, credit_of(x).unwrap_or_else(|| Credits::zeros(n)))).collect();
+    let sequences = match (&markov, k >= 2 && m.markov_max_sequences > 0) {
+        (Some(r), true) => markov::sequence_effects(r, m.markov_max_sequences)?,
+        _ => Vec::new(),
+    };
+    if let Some(w) = markov.as_ref().and_then(|r| r.warning.clone()) {
+        warnings.push(w);
+    }
+    let shapley_ordered = m.run.contains(&Model::Shapley).then(|| {
+        s.ordered
+            .into_iter()
+            .map(|((channel, position), (conversions, value))| OrderedShare {
+                channel,
+                position,
+                conversions,
+                value,
+            })
+            .collect()
+    });
     stats.distinct_paths = Some(s.distinct as u64);
     let analysis = Analysis {
-        // The distinct paths stay in Spark: one row per path length stands in for them, which
-        // is all `journey_timing` reads (the other tables read the statistics).
+        // The distinct paths stay where they were summed: one row per path length stands in
+        // for them, which is all `journey_timing` reads (the other tables read the sums).
         paths: PathTable { channels: path_channels, rows: s.lengths },
         stats,
         report_channels: base,
@@ -347,13 +425,15 @@ pub(crate) fn solve_rows(
         credits,
         markov,
         order_scores: None,
-        sequences: Vec::new(),
-        shapley_ordered: None,
+        sequences,
+        shapley_ordered,
         recorded: None,
         index: None,
         intervals: None,
         training: None,
-        warnings: Vec::new(),
+        warnings,
+        roles: Some(s.roles),
+        lags,
     };
     let result = RunResult {
         analysis,
@@ -366,10 +446,7 @@ pub(crate) fn solve_rows(
         journey_conversions: Default::default(),
         source_touches: None,
     };
-    guards::check(settings, &result)?;
-    let mut tables = report::tables(&result, settings)?;
-    tables.retain(|t| DISTRIBUTED_TABLES.contains(&t.name));
-    Ok((result, tables))
+    Ok((result, sets))
 }
 
 /// The shard of each id of a one-column stream (string, 32- or 64-bit integer ids), as

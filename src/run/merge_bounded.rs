@@ -11,11 +11,12 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
 use std::path::{Path, PathBuf};
 
-use super::arrow::{distributed_models, solve_rows, statistics_of};
+use super::arrow::{distributed_models, distributed_tables, solve_rows, statistics_of};
 use super::shard::{check_set, read_meta, PartialMeta};
 use super::{Run, RunSummary};
 use crate::core::event_log::UNIT_SEPARATOR;
 use crate::core::paths::{PathRow, PathTable};
+use crate::core::replicates::Frame;
 use crate::engine::{self, arrow::StatisticsRow};
 use crate::error::{Error, Result};
 
@@ -156,7 +157,11 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
         .map(|((kind, model, from, to), numbers)| StatisticsRow { kind, model, from, to, numbers })
         .collect();
     let mut settings = first.settings.clone();
-    let (result, tables) = solve_rows(&settings, &metas, &rows)?;
+    let (mut result, coalitions) = solve_rows(&settings, &metas, &rows)?;
+    let mut frame = Frame::of(&result.analysis);
+    frame.coalitions = coalitions;
+    result.analysis.intervals = super::shard::merged_intervals(&result.analysis, frame, &settings, &parts)?;
+    let tables = distributed_tables(&result, &settings)?;
     settings.output.root = Some(out.to_path_buf());
     let mut run = Run::new(settings, "merge --bounded-memory", &|_| {});
     run.phase("merge", |_| Ok(t.elapsed()))?;

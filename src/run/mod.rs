@@ -24,6 +24,7 @@ use crate::core::event_log::{event_id_duplicates, InputFile, InputSummary, UserN
 use crate::core::journeys::{self, JourneyOptions, JourneyStats, Journeys};
 use crate::core::paths::PathTable;
 use crate::core::privacy::PseudonymKey;
+use crate::core::replicates::NamedRow;
 use crate::core::spend::{self, SpendTotals};
 use crate::engine::{self, LoadOptions, ReadScope};
 use crate::error::{Error, Result};
@@ -74,6 +75,8 @@ pub struct Run<'a> {
     stream: Option<engine::arrow::ArrowInput>,
     /// One chunk of a distributed run: reading nothing is not an error here.
     pub(crate) chunk: bool,
+    /// A shard's bootstrap statistics, named (set by [`Run::compute_events`] for a shard).
+    pub(crate) replicates: Option<Vec<NamedRow>>,
 }
 
 impl<'a> Run<'a> {
@@ -89,6 +92,7 @@ impl<'a> Run<'a> {
             output: None,
             stream: None,
             chunk: false,
+            replicates: None,
         }
     }
 
@@ -184,8 +188,8 @@ impl<'a> Run<'a> {
             Some(t) => Some(self.phase("training", |s| training::prepare(t, &mut log, s))?),
             None => None,
         };
-        // Intervals need every journey by user; a shard's partial table cannot carry them.
-        let index = shard.is_none() && self.settings.models.bootstrap_replicates > 0;
+        // Intervals need every journey by person (a shard's become its replicate statistics).
+        let index = self.settings.models.bootstrap_replicates > 0;
         let (journeys, touch_campaign, order) =
             self.phase("journeys", |s| Ok(build_journeys(&log, s, index)))?;
         // The sorted order is kept for the segments' walks only (16 bytes an event).
@@ -248,12 +252,19 @@ impl<'a> Run<'a> {
             Ok((a, c))
         })?;
         let (mut analysis, mut groups, mut campaign) = (analysis, groups, campaign);
-        self.phase("bootstrap", |s| {
+        self.replicates = self.phase("bootstrap", |s| {
             let opts = BootstrapOptions {
                 replicates: s.models.bootstrap_replicates,
                 level: s.models.interval_level,
                 seed: s.models.bootstrap_seed,
             };
+            if shard.is_some() {
+                // A shard's replicates are solved by the merge, with every other shard's.
+                return match crate::core::replicates::mergeable(&s.models) {
+                    true => bootstrap::named_sums(&analysis, &s.models, &opts),
+                    false => Ok(None),
+                };
+            }
             analysis.intervals = bootstrap::intervals(&analysis, &s.models, &opts)?;
             if let Some(g) = groups.as_mut() {
                 g.intervals = bootstrap::intervals(g, &s.models, &opts)?;
@@ -261,7 +272,7 @@ impl<'a> Run<'a> {
             if let Some(c) = campaign.as_mut() {
                 c.intervals = bootstrap::campaign_intervals(&analysis, c, &s.models, opts.seed);
             }
-            Ok(())
+            Ok(None)
         })?;
         let segments = self
             .phase("segment models", |s| segments::analyze_segments(seg_journeys, &analysis, s, &channels))?;

@@ -15,19 +15,23 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{load_spend, Run, RunSummary};
-use crate::core::analysis::{analyze, AnalyzeOptions};
+use crate::core::analysis::{analyze, Analysis, AnalyzeOptions};
+use crate::core::bootstrap::{self, Intervals};
 use crate::core::event_log::{InputSummary, UserNames, UNIT_SEPARATOR};
 use crate::core::journeys::{JourneyStats, Journeys};
 use crate::core::models::Credits;
 use crate::core::paths::{merge_sorted, PathRow, PathTable};
+use crate::core::replicates::{Frame, ReplicateSums};
+use crate::core::roles::ChannelLags;
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::publish::{self, DirOutput, Output};
-use crate::report::{self, RunResult};
+use crate::report::{self, RunResult, TableName};
 use crate::settings::{Format, Model, Settings};
 
-/// The version of the partial format this touchpoint writes and reads.
-pub const PARTIAL_FORMAT: u32 = 1;
+/// The version of the partial format this touchpoint writes and reads (2: the bootstrap's
+/// replicate statistics, `partial_replicates.parquet`, and persons weighted by a stable key).
+pub const PARTIAL_FORMAT: u32 = 2;
 
 /// The metadata of a partial aggregate (in its `manifest.json`, under `partial`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +57,9 @@ pub struct PartialMeta {
     pub time_decay: Option<Vec<(f64, f64)>>,
     /// What this shard read (including the rows of other shards it skipped).
     pub input: InputSummary,
+    /// Per report channel, the counted lags of its touches to their conversions (when the
+    /// journeys were recorded).
+    pub lags: Option<Vec<(String, ChannelLags)>>,
 }
 
 /// Run shard `i` of `n` and write its partial aggregate to `output.root`.
@@ -64,7 +71,10 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
     let result = run.compute_events(Some(shard))?;
     let meta = partial_meta(&run.settings, &result, shard);
     let a = &result.analysis;
-    let tables = vec![report::partial_paths(a, UNIT_SEPARATOR)];
+    let mut tables = vec![report::partial_paths(a, UNIT_SEPARATOR)];
+    if let Some(rows) = run.replicates.take() {
+        tables.push(report::partial_replicates(&rows));
+    }
     // Partials are always Parquet: they are machine-to-machine.
     let Some(Output::Dir(output)) = run.output() else {
         return Err(Error::Internal("a shard's output is a plain directory".into()));
@@ -119,6 +129,7 @@ pub(crate) fn partial_meta(settings: &Settings, result: &RunResult, shard: (u32,
         stats: a.stats.clone(),
         time_decay,
         input: result.input.clone(),
+        lags: a.lags.as_ref().map(|l| a.report_channels.iter().cloned().zip(l.iter().cloned()).collect()),
     }
 }
 
@@ -164,6 +175,9 @@ fn check_meta(mpath: &Path, m: &PartialMeta) -> Result<()> {
     }
     if m.time_decay.as_ref().is_some_and(|t| t.len() != m.path_channels.len()) {
         return bad("time_decay does not match path_channels");
+    }
+    if m.lags.iter().flatten().any(|(name, _)| !m.channels.contains(name)) {
+        return bad("lags of a channel the partial does not list");
     }
     Ok(())
 }
@@ -264,7 +278,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
         tables.push(read_part(d, m, &merged.path_channels)?);
     }
     let rows = merge_sorted(tables);
-    let Merged { base, path_channels, report_of, stats, time_decay, input } = merged;
+    let Merged { base, path_channels, report_of, stats, time_decay, input, lags } = merged;
     let frequency = path_channels != base;
     let paths = PathTable { channels: path_channels, rows };
     let journeys =
@@ -277,7 +291,15 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
         dedupe: settings.journeys.dedupe != crate::settings::Dedupe::None,
         training: None,
     };
-    let analysis = analyze(journeys, &opts)?;
+    let mut analysis = analyze(journeys, &opts)?;
+    analysis.lags = lags;
+    analysis.intervals = merged_intervals(&analysis, Frame::of(&analysis), &settings, &parts)?;
+    if analysis.intervals.is_none() && settings.models.bootstrap_replicates > 0 {
+        analysis.warnings.push(
+            "no intervals: a merge carries them for a fixed Markov order only (markov_order = \"auto\" picks an order per shard)"
+                .into(),
+        );
+    }
     let spend = load_spend(&settings)?;
     let result = RunResult {
         analysis,
@@ -291,6 +313,37 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
         source_touches: None,
     };
     Ok((result, settings))
+}
+
+/// The intervals of a merge: every partial's named replicate statistics added up in the
+/// merged analysis' frame, in shard order, and solved replicate by replicate as one run
+/// solves them (`core::replicates`).
+pub(crate) fn merged_intervals(
+    a: &Analysis,
+    frame: Frame,
+    settings: &Settings,
+    parts: &[(PathBuf, PartialMeta)],
+) -> Result<Option<Intervals>> {
+    let reps = settings.models.bootstrap_replicates;
+    if reps == 0 || !crate::core::replicates::mergeable(&settings.models) {
+        return Ok(None);
+    }
+    let names = frame.names();
+    let mut sums = vec![ReplicateSums::zeros(&frame); reps];
+    for (d, _) in parts {
+        let file = d.join(format!("{}.parquet", TableName::PartialReplicates.as_str()));
+        if !file.exists() {
+            return Err(Error::bad_input(&file, None, "missing: the partial has no replicate statistics"));
+        }
+        for (i, row) in engine::read_partial_replicates(&file)?.iter().enumerate() {
+            let s = sums.get_mut(row.replicate as usize).ok_or_else(|| {
+                Error::bad_input(&file, Some("replicate"), format!("row {i}: out of range"))
+            })?;
+            names.add_row(s, row).map_err(|p| Error::bad_input(&file, None, format!("row {i}: {p}")))?;
+        }
+    }
+    let solved: Vec<Vec<Credits>> = sums.par_iter().map(|s| frame.solve(s)).collect::<Result<_>>()?;
+    Ok(Some(bootstrap::fold(a, settings.models.interval_level, solved)))
 }
 
 /// What the partials' metadata adds up to (everything but the path tables).
@@ -307,6 +360,8 @@ pub(crate) struct Merged {
     pub time_decay: Option<Credits>,
     /// What was read, summed (files listed once).
     pub input: InputSummary,
+    /// Lags to conversion per base channel, summed (when the partials counted them).
+    pub lags: Option<Vec<ChannelLags>>,
 }
 
 /// Add up the metadata of partials (in the given order).
@@ -317,7 +372,12 @@ pub(crate) fn merge_metas(metas: &[PartialMeta]) -> Merged {
     let mut stats = JourneyStats::default();
     let mut td: Option<Credits> = None;
     let mut input = InputSummary::default();
+    let mut lags: Option<Vec<ChannelLags>> = None;
     for m in metas {
+        for (name, l) in m.lags.iter().flatten() {
+            let all = lags.get_or_insert_with(|| vec![ChannelLags::default(); base.len()]);
+            all[index_of(&base, name) as usize].add(l);
+        }
         for (i, name) in m.path_channels.iter().enumerate() {
             report_of[index_of(&path_channels, name) as usize] =
                 index_of(&base, &m.channels[m.report_of[i] as usize]);
@@ -335,7 +395,10 @@ pub(crate) fn merge_metas(metas: &[PartialMeta]) -> Merged {
     }
     input.files.sort_by(|a, b| a.path.cmp(&b.path));
     input.files.dedup_by(|a, b| a.path == b.path);
-    Merged { base, path_channels, report_of, stats, time_decay: td, input }
+    if metas.iter().any(|m| m.lags.is_some()) && lags.is_none() {
+        lags = Some(vec![ChannelLags::default(); base.len()]);
+    }
+    Merged { base, path_channels, report_of, stats, time_decay: td, input, lags }
 }
 
 fn merge_input(into: &mut InputSummary, m: &InputSummary) {

@@ -26,6 +26,9 @@ pub use sources::{ConversionsTable, IdentityMap, Segments, Source};
 
 use crate::error::{Error, Result};
 
+/// Microseconds in a day: time is µs since the epoch everywhere after the engine.
+pub const DAY_MICROS: i64 = 86_400_000_000;
+
 /// Everything one run needs; the shape of a pipeline file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -35,7 +35,7 @@ fn every_replicate_is_the_models_refitted_on_a_reweighted_path_table() {
             .map(|x| PathRow { path: x.path.clone(), conversions: 0.0, nulls: 0.0, value: 0.0 })
             .collect();
         for j in 0..index.len() {
-            let w = poisson_weight(42, r, index.user[j]) as f64;
+            let w = poisson_weight(42, r, index.person[index.user[j] as usize]) as f64;
             let row = &mut rows[index.path[j] as usize];
             match index.value[j] {
                 Some(v) => {
