@@ -47,6 +47,9 @@ pub struct Analysis {
     /// Per report channel, the lags of its touches to their conversions (from the recorded
     /// journeys, or summed over partitions); None when journeys were not recorded.
     pub lags: Option<Vec<crate::core::roles::ChannelLags>>,
+    /// The converting paths with the most conversions, when `paths` does not hold them (a
+    /// distributed fit keeps them while it streams the paths).
+    pub top_paths: Option<Vec<crate::core::paths::PathRow>>,
 }
 
 /// The models fitted on the journeys as a whole (per segment, or the pooled fit for a
@@ -171,27 +174,12 @@ pub fn analyze(journeys: Journeys, opts: &AnalyzeOptions) -> Result<Analysis> {
         warnings: Vec::new(),
         roles: None,
         lags: None,
+        top_paths: None,
     };
     a.lags = a.recorded.as_ref().map(|rec| {
         crate::core::roles::lag_counts(rec, |c| a.report_of[c as usize] as usize, a.report_channels.len())
     });
-    if a.stats.duplicate_events > 0 && !opts.dedupe {
-        a.warnings.push(format!(
-            "{} exact duplicate event(s) (equal in every mapped column) are counted as separate events; \
-             set journeys.dedupe = \"exact\" to keep only the first copy",
-            a.stats.duplicate_events
-        ));
-    }
-    if a.stats.total_conversions == 0.0 {
-        a.warnings
-            .push("the input has no conversions: every credit is 0 and removal effects are null".into());
-    } else if a.paths.total_nulls() == 0.0 && opts.models.run.contains(&Model::Markov) {
-        a.warnings.push(
-            "no non-converting journeys: the Markov chain has no (null) state, so removal effects only \
-             measure how often a channel appears on converting paths"
-                .into(),
-        );
-    }
+    a.warnings = input_warnings(&a.stats, a.paths.total_nulls(), opts.models, opts.dedupe);
     for &m in &opts.models.run {
         let c = model_credits(&mut a, m, opts)?;
         a.credits.push((m, c));
@@ -222,11 +210,7 @@ fn model_credits(a: &mut Analysis, m: Model, opts: &AnalyzeOptions) -> Result<Cr
                 None => c,
             };
             if !scaled {
-                a.warnings.push(
-                    "shapley_rate: the Shapley values of the conversion rates do not add up to a positive total; \
-                     its credits are 0"
-                        .into(),
-                );
+                a.warnings.push(SHAPLEY_RATE_UNSCALED.into());
             }
             c
         }
@@ -262,22 +246,55 @@ fn markov_credits(a: &mut Analysis, opts: &AnalyzeOptions) -> Result<Credits> {
         let c = onto_window(&a.paths, &re(&r.removal_effects), &re(&r.value_removal_effects));
         (r.conversions, r.value) = (c.conversions, c.value);
     }
-    let gap = (r.p_conversion - r.observed_rate).abs();
-    if gap > 1e-9 * r.observed_rate.max(1.0) {
-        a.warnings.push(format!(
-            "Markov invariant off by {gap:e}: P(conversion) {} vs observed rate {}",
-            r.p_conversion, r.observed_rate
-        ));
-    }
-    if let Some(w) = &r.warning {
-        a.warnings.push(w.clone());
-    }
+    a.warnings.extend(markov_warnings(&r));
     if opts.sequence_effects {
         a.sequences = markov::sequence_effects(&r, opts.models.markov_max_sequences)?;
     }
     let c = Credits { conversions: r.conversions.clone(), value: r.value.clone() };
     a.markov = Some(r);
     Ok(c)
+}
+
+/// The warning of a `shapley_rate` whose values cannot be scaled.
+pub const SHAPLEY_RATE_UNSCALED: &str =
+    "shapley_rate: the Shapley values of the conversion rates do not add up to a positive total; its credits are 0";
+
+/// What a Markov fit warns of: its invariant (P(conversion) from `(start)` is the observed
+/// rate) off, or the solver's own warning.
+pub fn markov_warnings(r: &MarkovResult) -> Vec<String> {
+    let mut w = Vec::new();
+    let gap = (r.p_conversion - r.observed_rate).abs();
+    if gap > 1e-9 * r.observed_rate.max(1.0) {
+        w.push(format!(
+            "Markov invariant off by {gap:e}: P(conversion) {} vs observed rate {}",
+            r.p_conversion, r.observed_rate
+        ));
+    }
+    w.extend(r.warning.clone());
+    w
+}
+
+/// What the journeys themselves warn of (duplicates, no conversions, no nulls), wherever
+/// the models run: one run, a merge, a distributed fit.
+pub fn input_warnings(stats: &JourneyStats, total_nulls: f64, models: &Models, dedupe: bool) -> Vec<String> {
+    let mut w = Vec::new();
+    if stats.duplicate_events > 0 && !dedupe {
+        w.push(format!(
+            "{} exact duplicate event(s) (equal in every mapped column) are counted as separate events; \
+             set journeys.dedupe = \"exact\" to keep only the first copy",
+            stats.duplicate_events
+        ));
+    }
+    if stats.total_conversions == 0.0 {
+        w.push("the input has no conversions: every credit is 0 and removal effects are null".into());
+    } else if total_nulls == 0.0 && models.run.contains(&Model::Markov) {
+        w.push(
+            "no non-converting journeys: the Markov chain has no (null) state, so removal effects only \
+             measure how often a channel appears on converting paths"
+                .into(),
+        );
+    }
+    w
 }
 
 /// A fitted model's weights per channel applied to the window: the window's conversions and

@@ -146,3 +146,12 @@ pub fn merge_sorted(parts: Vec<Vec<PathRow>>) -> Vec<PathRow> {
     }
     out
 }
+
+/// The `n` converting paths with the most conversions (ties by path), most first: what the
+/// page lists. `top` may hold an earlier block's answer, so blocks can be folded in one by
+/// one (the bounded merge never holds every path).
+pub fn top_converting<'a>(top: &mut Vec<PathRow>, rows: impl Iterator<Item = &'a PathRow>, n: usize) {
+    top.extend(rows.filter(|r| r.conversions > 0.0).cloned());
+    top.sort_by(|x, y| y.conversions.total_cmp(&x.conversions).then(x.path.cmp(&y.path)));
+    top.truncate(n);
+}

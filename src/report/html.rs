@@ -265,12 +265,16 @@ fn roles(a: &Analysis) -> (String, Value) {
     (charts::stacked_bars("converting journeys by the channel's role", &parts, &rows), table)
 }
 
+/// How many paths the page lists.
+pub const TOP_PATHS: usize = 15;
+
 fn top_paths(a: &Analysis) -> Value {
-    let mut rows: Vec<&crate::core::paths::PathRow> =
-        a.paths.rows.iter().filter(|r| r.conversions > 0.0).collect();
-    rows.sort_by(|x, y| y.conversions.total_cmp(&x.conversions).then(x.path.cmp(&y.path)));
+    let rows = a.top_paths.clone().unwrap_or_else(|| {
+        let mut top = Vec::new();
+        crate::core::paths::top_converting(&mut top, a.paths.rows.iter(), TOP_PATHS);
+        top
+    });
     rows.iter()
-        .take(15)
         .map(|r| {
             json!({
                 "path": a.paths.path_name(&r.path), "conversions": num(r.conversions), "nulls": num(r.nulls),
@@ -327,7 +331,7 @@ fn quality(run: &RunResult) -> Vec<(String, String)> {
         ("journeys".into(), s.journeys.to_string()),
         ("touches outside the lookback".into(), s.expired_touches.to_string()),
         ("unattributed conversions".into(), num(s.unattributed_conversions)),
-        ("distinct paths".into(), a.paths.rows.len().to_string()),
+        ("distinct paths".into(), s.distinct_paths.unwrap_or(a.paths.rows.len() as u64).to_string()),
     ]
 }
 

@@ -13,7 +13,7 @@ mod timing;
 use std::collections::BTreeMap;
 
 pub use compare::{comparisons, Comparison};
-pub use html::html;
+pub use html::{html, TOP_PATHS};
 pub use names::TableName;
 
 use crate::core::analysis::{Analysis, CampaignCredits};

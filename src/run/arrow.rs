@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::core::analysis::{analyze, Analysis, AnalyzeOptions};
+use crate::core::analysis::{self, analyze, Analysis, AnalyzeOptions};
 use crate::core::chain_counts::{self, EdgeCount, End, EndValue};
 use crate::core::event_log::UNIT_SEPARATOR;
 use crate::core::journeys::{JourneyStats, Journeys};
@@ -372,37 +372,27 @@ pub(crate) fn solve_rows(
     let kept =
         engine::Kept { rows_read: input.rows_read, events: input.events, other_shards: input.other_shards };
     engine::check_kept("the events", &super::scope_of(settings).0, &kept)?;
-    let s = sums(rows, &path_channels)?;
+    let mut s = sums(rows, &path_channels)?;
     let n = path_channels.len();
     let m = &settings.models;
     let markov = match m.run.iter().any(|x| matches!(x, Model::Markov | Model::MarkovJourney)) {
         true => Some(markov::removal(chain_counts::from_edge_counts(k, n, &s.edges, &s.ends), s.totals)?),
         false => None,
     };
-    let (sets, set_sums): (Vec<Vec<u32>>, Vec<[f64; 3]>) = s.coalitions.into_iter().unzip();
-    let mut warnings = Vec::new();
-    let credit_of = |x: Model| match x {
-        Model::TimeDecay => time_decay.clone(),
-        Model::Markov => {
-            markov.as_ref().map(|r| Credits { conversions: r.conversions.clone(), value: r.value.clone() })
-        }
-        Model::MarkovJourney => markov.as_ref().map(|r| {
-            let re: Vec<f64> = r.removal_effects.iter().map(|e| e.unwrap_or(0.0)).collect();
-            replicates::split_by_removal(&sets, &set_sums, &re, n)
-        }),
-        Model::ShapleyRate => {
-            Some(shapley::shapley_rate(&replicates::coalition_table(&path_channels, &sets, &set_sums)).0)
-        }
-        _ => s.credits.iter().find(|(y, _)| *y == x).map(|(_, c)| c.clone()),
-    };
-    let credits = m.run.iter().map(|&x| (x, credit_of(x).unwrap_or_else(|| Credits::zeros(n)))).collect();
+    let (sets, set_sums): (Vec<Vec<u32>>, Vec<[f64; 3]>) = std::mem::take(&mut s.coalitions).into_iter().unzip();
+    let dedupe = settings.journeys.dedupe != crate::settings::Dedupe::None;
+    let mut warnings = crate::core::analysis::input_warnings(&stats, s.totals.2, m, dedupe);
+    let (credits, fit_warnings) = distributed_credits(
+        m,
+        (&s, &sets, &set_sums),
+        (markov.as_ref(), time_decay.as_ref()),
+        &path_channels,
+    );
+    warnings.extend(fit_warnings);
     let sequences = match (&markov, k >= 2 && m.markov_max_sequences > 0) {
         (Some(r), true) => markov::sequence_effects(r, m.markov_max_sequences)?,
         _ => Vec::new(),
     };
-    if let Some(w) = markov.as_ref().and_then(|r| r.warning.clone()) {
-        warnings.push(w);
-    }
     let shapley_ordered = m.run.contains(&Model::Shapley).then(|| {
         s.ordered
             .into_iter()
@@ -434,6 +424,7 @@ pub(crate) fn solve_rows(
         warnings,
         roles: Some(s.roles),
         lags,
+        top_paths: None,
     };
     let result = RunResult {
         analysis,
@@ -447,6 +438,44 @@ pub(crate) fn solve_rows(
         source_touches: None,
     };
     Ok((result, sets))
+}
+
+/// Every model's credit from the sums, in the settings' order, and what the fits warn of
+/// (as one run's analysis warns).
+fn distributed_credits(
+    m: &crate::settings::Models,
+    (s, sets, set_sums): (&Sums, &[Vec<u32>], &[[f64; 3]]),
+    (markov, time_decay): (Option<&markov::MarkovResult>, Option<&Credits>),
+    channels: &[String],
+) -> (Vec<(Model, Credits)>, Vec<String>) {
+    let n = channels.len();
+    let (mut credits, mut warnings): (Vec<(Model, Credits)>, Vec<String>) = (Vec::new(), Vec::new());
+    for &x in &m.run {
+        let c = match x {
+            Model::TimeDecay => time_decay.cloned(),
+            Model::Markov | Model::MarkovJourney => markov.map(|r| {
+                if !credits.iter().any(|(y, _)| matches!(y, Model::Markov | Model::MarkovJourney)) {
+                    warnings.extend(analysis::markov_warnings(r));
+                }
+                let re: Vec<f64> = r.removal_effects.iter().map(|e| e.unwrap_or(0.0)).collect();
+                match x {
+                    Model::Markov => Credits { conversions: r.conversions.clone(), value: r.value.clone() },
+                    _ => replicates::split_by_removal(sets, set_sums, &re, n),
+                }
+            }),
+            Model::ShapleyRate => {
+                let (c, scaled) =
+                    shapley::shapley_rate(&replicates::coalition_table(channels, sets, set_sums));
+                if !scaled {
+                    warnings.push(analysis::SHAPLEY_RATE_UNSCALED.into());
+                }
+                Some(c)
+            }
+            _ => s.credits.iter().find(|(y, _)| *y == x).map(|(_, c)| c.clone()),
+        };
+        credits.push((x, c.unwrap_or_else(|| Credits::zeros(n))));
+    }
+    (credits, warnings)
 }
 
 /// The shard of each id of a one-column stream (string, 32- or 64-bit integer ids), as

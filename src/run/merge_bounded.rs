@@ -15,10 +15,11 @@ use super::arrow::{distributed_models, distributed_tables, solve_rows, statistic
 use super::shard::{check_set, read_meta, PartialMeta};
 use super::{Run, RunSummary};
 use crate::core::event_log::UNIT_SEPARATOR;
-use crate::core::paths::{PathRow, PathTable};
+use crate::core::paths::{top_converting, PathRow, PathTable};
 use crate::core::replicates::Frame;
 use crate::engine::{self, arrow::StatisticsRow};
 use crate::error::{Error, Result};
+use crate::report;
 
 /// Rows read from each partial at a time, and merged paths per statistics block (the CLI's;
 /// tests pass small blocks to cross many block boundaries).
@@ -85,12 +86,13 @@ impl Cursor {
 type Sums = BTreeMap<(String, String, String, String), (f64, f64, f64)>;
 
 fn add_block(
-    sums: &mut Sums,
+    (sums, top): (&mut Sums, &mut Vec<PathRow>),
     meta: &PartialMeta,
     channels: &[String],
     rows: Vec<PathRow>,
     k: usize,
 ) -> Result<()> {
+    top_converting(top, rows.iter(), report::TOP_PATHS);
     let pt = PathTable { channels: channels.to_vec(), rows };
     for r in statistics_of(&meta.settings, pt, k)?.rows() {
         let e = sums.entry((r.kind, r.model, r.from, r.to)).or_insert((0.0, 0.0, 0.0));
@@ -127,6 +129,7 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
         }
     }
     let (mut sums, mut block): (Sums, Vec<PathRow>) = (BTreeMap::new(), Vec::new());
+    let mut top = Vec::new();
     let mut last: Option<String> = None;
     while let Some(Reverse((PathKey(path), i))) = heap.pop() {
         let (c, n, v) = heads[i];
@@ -140,7 +143,7 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
             continue;
         }
         if block.len() as u64 >= block_rows {
-            add_block(&mut sums, first, &channels, std::mem::take(&mut block), k)?;
+            add_block((&mut sums, &mut top), first, &channels, std::mem::take(&mut block), k)?;
         }
         let ids = path.split(UNIT_SEPARATOR).map(|name| {
             channels
@@ -151,13 +154,14 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
         block.push(PathRow { path: ids.collect::<Result<_>>()?, conversions: c, nulls: n, value: v });
         last = Some(path);
     }
-    add_block(&mut sums, first, &channels, block, k)?;
+    add_block((&mut sums, &mut top), first, &channels, block, k)?;
     let rows: Vec<StatisticsRow> = sums
         .into_iter()
         .map(|((kind, model, from, to), numbers)| StatisticsRow { kind, model, from, to, numbers })
         .collect();
     let mut settings = first.settings.clone();
     let (mut result, coalitions) = solve_rows(&settings, &metas, &rows)?;
+    result.analysis.top_paths = Some(top);
     let mut frame = Frame::of(&result.analysis);
     frame.coalitions = coalitions;
     result.analysis.intervals = super::shard::merged_intervals(&result.analysis, frame, &settings, &parts)?;
@@ -165,5 +169,5 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
     settings.output.root = Some(out.to_path_buf());
     let mut run = Run::new(settings, "merge --bounded-memory", &|_| {});
     run.phase("merge", |_| Ok(t.elapsed()))?;
-    run.publish_tables(&result, tables, false)
+    run.publish_tables(&result, tables, true)
 }
