@@ -497,6 +497,8 @@ fn conversion_values(
 fn tie_values(s: &Series, path: &Path, name: &str, state: &mut LoadState) -> Result<Vec<Option<i64>>> {
     let err = cast_err(path, name);
     Ok(match s.dtype() {
+        // A column of type null: every row's tie-breaker is null (an invalid row).
+        DataType::Null => vec![None; s.len()],
         DataType::String => {
             state.tie_is_str = true;
             let str_ties = &mut state.str_ties;

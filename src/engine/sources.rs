@@ -18,6 +18,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::convert::cast_err;
 use super::discover::{resolve_inputs, scoped_inputs, ReadScope};
+use super::schema::null_typed;
 use super::side_tables::read_side_table;
 use crate::core::event_log::{InputFile, RejectReason, StagedSummary, NO_CAMPAIGN};
 use crate::error::{Error, Result};
@@ -371,12 +372,13 @@ fn marker_expr(c: &Columns, dt: &DataType, file: &Path) -> Result<Expr> {
     })
 }
 
-/// A value column: numbers only (a text value is refused, never read as 0).
+/// A value column: numbers only (a text value is refused, never read as 0); a column of
+/// type null is read as null values, as the reader does ([`null_typed`]).
 fn value_expr(value: Option<&str>, need: &dyn Fn(&str) -> Result<DataType>, file: &Path) -> Result<Expr> {
     Ok(match value {
         Some(v) => {
             let dt = need(v)?;
-            if !(dt.is_primitive_numeric() || matches!(dt, DataType::Decimal(..))) {
+            if !(dt.is_primitive_numeric() || matches!(dt, DataType::Decimal(..)) || null_typed(&dt)) {
                 let problem = super::schema::type_problem(&dt, "a float, integer or decimal value");
                 return Err(Error::bad_input(file, Some(v), problem));
             }
@@ -415,6 +417,9 @@ fn load_identity(s: &Settings) -> Result<Identity> {
             None => Ok(vec![default; df.height()]),
             Some(name) => {
                 let dt = df.column(name).map_err(|_| missing(file, name, &df))?.dtype().clone();
+                if null_typed(&dt) {
+                    return Ok(vec![default; df.height()]); // every bound open
+                }
                 let out = df.clone().lazy().select([time_expr(name, &dt, file)?]).collect();
                 let out = out.map_err(|e| read_problem(&e, file, name))?;
                 let ca =
