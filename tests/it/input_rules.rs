@@ -228,3 +228,68 @@ fn a_user_id_time_or_marker_of_arrow_type_null_names_the_file_and_the_column() {
         }
     }
 }
+
+/// One file with an integer conversion flag holding a 2: read directly, and staged with a
+/// `[[sources]]` table of calls, the same error (65, the file, the column and the row).
+#[test]
+fn an_integer_marker_other_than_0_or_1_is_refused_directly_and_staged_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let calls = d.join("calls.csv");
+    std::fs::write(&calls, "crm_id,called_at\nu1,2023-11-15T00:00:00Z\n").unwrap();
+    let source = format!("call_centre={},user=crm_id,time=called_at,channel=phone", calls.display());
+    let erase = erasure_list(d);
+    let events = |name: &str, flags: [i64; 4]| -> PathBuf {
+        let p = d.join(name);
+        write(
+            &p,
+            vec![
+                Column::new("user_id".into(), ["u1", "u1", "u1", "u2"]),
+                ts(&[0, 1, 2, 0]),
+                Column::new("channel".into(), ["a", "b", "b", "c"]),
+                Column::new("converted".into(), flags),
+                Column::new("revenue".into(), [0.0, 0.0, 10.0, 0.0]),
+            ],
+        );
+        p
+    };
+    let marker = ["--conversion-col", "converted"];
+    let bad = events("flags.parquet", [0, 0, 2, 0]);
+    let runs: Vec<(&str, Vec<&str>)> = vec![
+        ("direct", vec![]),
+        ("staged with a source", vec!["--source", source.as_str()]),
+        ("staged with an erasure list", vec!["--set", erase.as_str()]),
+    ];
+    let mut messages = Vec::new();
+    for (name, extra) in &runs {
+        let mut args = marker.to_vec();
+        args.extend(extra);
+        let o = attribute(&bad, &d.join("out"), &args);
+        let json = last_json(&o);
+        assert_eq!(o.status.code(), Some(65), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            (json["kind"].as_str(), json["exit_code"].as_i64()),
+            (Some("bad_input"), Some(65)),
+            "{name}"
+        );
+        let message = json["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.contains(&bad.display().to_string())
+                && message.contains("`converted`")
+                && message.contains("must be 0 or 1, found 2 at row 2"),
+            "{name}: {message}"
+        );
+        messages.push(message);
+    }
+    assert!(messages.iter().all(|m| *m == messages[0]), "{messages:#?}");
+    assert!(!d.join("out/channel_attribution.parquet").exists(), "nothing published");
+    // With 0/1 both paths read the conversion: the same tables.
+    let good = events("good.parquet", [0, 0, 1, 0]);
+    let (a, b) = (d.join("direct"), d.join("staged"));
+    ok(&attribute(&good, &a, &marker));
+    ok(&attribute(&good, &b, &[&marker[..], &["--set", erase.as_str()]].concat()));
+    assert_eq!(quality(&b)["conversions"], 1.0);
+    assert_eq!(quality(&b)["conversion_value"], 10.0);
+    let t = "channel_attribution.parquet";
+    assert_eq!(tables(&a)[t], tables(&b)[t]);
+}
