@@ -14,7 +14,8 @@ class TouchpointError(Exception):
 
     #: The CLI's exit status: 65 bad data, 66 missing input, 74 I/O, 78 bad settings, 70 bug.
     exit_code: int
-    #: The CLI's error kind: "bad_input", "config", "guard", "not_found", "io", ...
+    #: The CLI's error kind (`Error::kind` in src/error.rs): "bad_input", "input_not_found",
+    #: "bad_configuration", "usage", "io_error", "locked", "guard", "internal_error".
     kind: str
 
 # An Arrow table or stream: anything with ``__arrow_c_stream__`` (pyarrow.Table,

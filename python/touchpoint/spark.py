@@ -219,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         tables = attribute(events, pipeline=a.pipeline, partitions=a.partitions, **sections)
         files = write(tables, out, a.run_date if s["window"].get("run_date") else None)
     except touchpoint.TouchpointError as e:
+        # Errors raised here carry no kind: they are settings problems, in the library's
+        # words (`Error::kind` in src/error.rs: 78 is "bad_configuration").
         code = getattr(e, "exit_code", 78)
-        print(json.dumps({"status": "error", "kind": getattr(e, "kind", "config"), "exit_code": code, "message": str(e)}))
+        kind = getattr(e, "kind", "bad_configuration")
+        print(json.dumps({"status": "error", "kind": kind, "exit_code": code, "message": str(e)}))
         return code
     print(json.dumps({"status": "ok", "outputs": files}))
     return 0

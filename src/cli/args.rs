@@ -13,6 +13,7 @@ Exit status:
   66  input not found (no such file, empty directory, glob matched nothing, no events in the window)
   70  internal error (a bug: please report it)
   74  I/O error (cannot read or write a file)
+  75  another run holds the output's lock (temporary: retry later, or --lock-timeout SECONDS)
   78  bad configuration (invalid settings)
 
 Every flag is a setting of the pipeline-file schema; precedence: default < environment

@@ -159,7 +159,7 @@ fn convert_columns<'a>(
     let (keys, null_users) = batch_user_keys(series(df, &cols.user, path)?, ctx, state.names.as_mut())?;
     let ts = time_micros(series(df, &cols.time, path)?, path, &cols.time)?;
     let marker_s = series(df, &cols.conversion, path)?;
-    let conv = markers(marker_s, ctx)?;
+    let conv = markers(marker_s, ctx, row_at)?;
     if ctx.plan.marker == MarkerKind::Str
         && state.marker_values.len() < MARKER_EXAMPLES
         && !conv.contains(&CONVERSION)
@@ -432,8 +432,25 @@ fn time_micros(s: &Series, path: &Path, name: &str) -> Result<Vec<i64>> {
     Ok(out)
 }
 
+/// The one rule for an integer conversion marker, of a file read directly and of a staged
+/// source alike: 0 is a touch, 1 a conversion, anything else bad input naming the file, the
+/// column and the row (`Ok(true)`: a conversion).
+pub(super) fn int_marker(x: i64, file: &Path, column: &str, row: usize) -> Result<bool> {
+    match x {
+        0 => Ok(false),
+        1 => Ok(true),
+        x => Err(Error::bad_input(
+            file,
+            Some(column),
+            format!(
+                "an integer conversion marker must be 0 or 1, found {x} at row {row} (rows counted from 0)"
+            ),
+        )),
+    }
+}
+
 /// Conversion markers: a string compared to the configured value, a boolean, or 0/1.
-fn markers(s: &Series, ctx: &BatchContext) -> Result<Vec<u8>> {
+fn markers(s: &Series, ctx: &BatchContext, row_at: &(dyn Fn(usize) -> usize + Sync)) -> Result<Vec<u8>> {
     let (path, name) = (ctx.plan.path.as_path(), ctx.cols.conversion.as_str());
     let mut conv = vec![NULL_MARKER; s.len()];
     let as_marker = |b: bool| if b { CONVERSION } else { TOUCH };
@@ -450,17 +467,9 @@ fn markers(s: &Series, ctx: &BatchContext) -> Result<Vec<u8>> {
         MarkerKind::Int => {
             let c = s.cast(&DataType::Int64).map_err(cast_err(path, name))?;
             let ca = c.i64().map_err(cast_err(path, name))?;
-            par_convert!(&mut conv, ca, |_row, v| match v {
+            par_convert!(&mut conv, ca, |row, v| match v {
                 None => NULL_MARKER,
-                Some(0) => TOUCH,
-                Some(1) => CONVERSION,
-                Some(x) => {
-                    return Err(Error::bad_input(
-                        path,
-                        Some(name),
-                        format!("an integer conversion marker must be 0 or 1, found {x}"),
-                    ));
-                }
+                Some(x) => as_marker(int_marker(x, path, name, row_at(row))?),
             })?;
         }
     }
@@ -497,6 +506,8 @@ fn conversion_values(
 fn tie_values(s: &Series, path: &Path, name: &str, state: &mut LoadState) -> Result<Vec<Option<i64>>> {
     let err = cast_err(path, name);
     Ok(match s.dtype() {
+        // A column of type null: every row's tie-breaker is null (an invalid row).
+        DataType::Null => vec![None; s.len()],
         DataType::String => {
             state.tie_is_str = true;
             let str_ties = &mut state.str_ties;

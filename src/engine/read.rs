@@ -195,9 +195,11 @@ fn load_plans(
 }
 
 /// One role, one type across all files: user ids are all strings or all integers, and a
-/// tie-breaker orders values of one kind (else two files' rows would compare unlike values).
+/// tie-breaker orders values of one kind (else two files' rows would compare unlike values;
+/// a tie-breaker of type null has no kind, so the first file with one sets it).
 fn check_plans_agree(plans: &[FilePlan], cols: &Columns) -> Result<()> {
     let first = &plans[0];
+    let first_tie = plans.iter().find_map(|p| Some((p.tie?, &p.path)));
     for p in &plans[1..] {
         if p.user != first.user {
             return Err(Error::bad_input(
@@ -211,7 +213,7 @@ fn check_plans_agree(plans: &[FilePlan], cols: &Columns) -> Result<()> {
                 ),
             ));
         }
-        if let (Some(a), Some(b)) = (p.tie, first.tie) {
+        if let (Some(a), Some((b, b_path))) = (p.tie, first_tie) {
             if a != b {
                 return Err(Error::bad_input(
                     &p.path,
@@ -221,7 +223,7 @@ fn check_plans_agree(plans: &[FilePlan], cols: &Columns) -> Result<()> {
                          type in every file",
                         a.describe(),
                         b.describe(),
-                        first.path.display()
+                        b_path.display()
                     ),
                 ));
             }

@@ -74,6 +74,8 @@ pub(super) struct FilePlan {
     pub(super) time: TimeKind,
     pub(super) time_dtype: DataType,
     pub(super) marker: MarkerKind,
+    /// The tie-breaker's kind (none without a tie-breaker, or for one of type null: its
+    /// values are all null, so it has no order to agree on).
     pub(super) tie: Option<TieKind>,
     /// The data itself, when the input is a staged frame rather than a file.
     pub(super) frame: Option<DataFrame>,
@@ -96,8 +98,24 @@ pub fn validate_inputs(
         .collect()
 }
 
+/// A column of the wrong type, in words; a column of Arrow type `null` is read as nulls
+/// where its role may be null ([`null_typed`]), so here it is one whose role may not be.
 pub(super) fn type_problem(dt: &DataType, expected: &str) -> String {
-    format!("has type {dt}, expected {expected}")
+    match dt {
+        DataType::Null => format!(
+            "has type null (every value is null: what pandas and pyarrow write for a column of \
+             None), expected {expected}; this column may not be null"
+        ),
+        _ => format!("has type {dt}, expected {expected}"),
+    }
+}
+
+/// Arrow type `null`: every value null (what pandas and pyarrow write for a column of None,
+/// e.g. the revenue of an hour without conversions). Read as nulls of the role's type
+/// wherever the role may be null (value, channel, the optional columns, the tie-breaker);
+/// the user id, the time and the conversion marker may not be null ([`type_problem`]).
+pub(super) fn null_typed(dt: &DataType) -> bool {
+    matches!(dt, DataType::Null)
 }
 
 /// A Polars error met while opening a file, in touchpoint's words, by its kind.
@@ -138,11 +156,15 @@ pub(super) fn check_schema_of(
         DataType::String => Some(TimeKind::Str),
         _ => None,
     })?;
+    // The roles other than user, time and marker may be null: a column of type null reads
+    // as nulls there.
+    let nullable_text = |d: &DataType| text(d) || null_typed(d);
     if rule_cols.is_empty() {
-        f.role(&cols.channel, "a string or categorical channel", |d| text(d).then_some(()))?;
+        f.role(&cols.channel, "a string or categorical channel", |d| nullable_text(d).then_some(()))?;
     }
     for c in rule_cols {
-        f.role(c, "a string or categorical column (read by channel_rules)", |d| text(d).then_some(()))?;
+        let expected = "a string or categorical column (read by channel_rules)";
+        f.role(c, expected, |d| nullable_text(d).then_some(()))?;
     }
     let marker =
         f.role(&cols.conversion, "a string, boolean or 0/1 integer conversion marker", |d| match d {
@@ -152,28 +174,29 @@ pub(super) fn check_schema_of(
             _ => None,
         })?;
     if let Some(v) = &cols.value {
-        let numeric = |d: &DataType| d.is_primitive_numeric() || matches!(d, DataType::Decimal(..));
+        let numeric =
+            |d: &DataType| d.is_primitive_numeric() || matches!(d, DataType::Decimal(..)) || null_typed(d);
         f.role(v, "a float, integer or decimal value", |d| numeric(d).then_some(()))?;
     }
     for c in [&cols.touch_type, &cols.campaign].into_iter().flatten() {
-        f.role(c, "a string or categorical column", |d| text(d).then_some(()))?;
+        f.role(c, "a string or categorical column", |d| nullable_text(d).then_some(()))?;
     }
     if let Some(c) = &cols.consent {
         f.role(c, "a boolean or 0/1 integer consent flag", |d| {
-            (matches!(d, DataType::Boolean) || d.is_integer()).then_some(())
+            (matches!(d, DataType::Boolean) || d.is_integer() || null_typed(d)).then_some(())
         })?;
     }
     if let Some(c) = &cols.event_id {
-        f.role(c, "a string or integer event id", |d| (text(d) || d.is_integer()).then_some(()))?;
+        f.role(c, "a string or integer event id", |d| (nullable_text(d) || d.is_integer()).then_some(()))?;
     }
     for (c, role) in cols.tags().into_iter().zip(crate::settings::TAGS) {
         if let Some(c) = c {
             let expected = format!("a string or integer {role}");
-            f.role(c, &expected, |d| (text(d) || d.is_integer()).then_some(()))?;
+            f.role(c, &expected, |d| (nullable_text(d) || d.is_integer()).then_some(()))?;
         }
     }
     let tie = match &cols.tie_breaker {
-        Some(t) => Some(tie_kind(path, t, &f.column(t)?)?),
+        Some(t) => tie_kind(path, t, &f.column(t)?)?,
         None => None,
     };
     let user_dt = f.column(&cols.user)?;
@@ -236,12 +259,13 @@ impl Footer<'_> {
     }
 }
 
-fn tie_kind(path: &Path, name: &str, dt: &DataType) -> Result<TieKind> {
+fn tie_kind(path: &Path, name: &str, dt: &DataType) -> Result<Option<TieKind>> {
     match dt {
-        DataType::String => Ok(TieKind::Str),
-        d if d.is_float() => Ok(TieKind::Float),
+        d if null_typed(d) => Ok(None),
+        DataType::String => Ok(Some(TieKind::Str)),
+        d if d.is_float() => Ok(Some(TieKind::Float)),
         d if d.is_primitive_numeric() || d.is_temporal() || matches!(d, DataType::Boolean) => {
-            Ok(TieKind::Int)
+            Ok(Some(TieKind::Int))
         }
         d => Err(Error::bad_input(
             path,
@@ -268,10 +292,12 @@ mod tests {
     #[test]
     fn tie_breakers_of_one_kind_only() {
         let p = Path::new("f.parquet");
-        assert_eq!(tie_kind(p, "t", &DataType::String).unwrap(), TieKind::Str);
-        assert_eq!(tie_kind(p, "t", &DataType::Float32).unwrap(), TieKind::Float);
-        assert_eq!(tie_kind(p, "t", &DataType::Int16).unwrap(), TieKind::Int);
-        assert_eq!(tie_kind(p, "t", &DataType::Boolean).unwrap(), TieKind::Int);
+        assert_eq!(tie_kind(p, "t", &DataType::String).unwrap(), Some(TieKind::Str));
+        assert_eq!(tie_kind(p, "t", &DataType::Float32).unwrap(), Some(TieKind::Float));
+        assert_eq!(tie_kind(p, "t", &DataType::Int16).unwrap(), Some(TieKind::Int));
+        assert_eq!(tie_kind(p, "t", &DataType::Boolean).unwrap(), Some(TieKind::Int));
+        // All null: no kind of its own, so any other file's kind agrees with it.
+        assert_eq!(tie_kind(p, "t", &DataType::Null).unwrap(), None);
         assert!(tie_kind(p, "t", &DataType::List(Box::new(DataType::Int8))).is_err());
     }
 }

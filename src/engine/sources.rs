@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::convert::cast_err;
+use super::convert::{cast_err, int_marker};
 use super::discover::{resolve_inputs, scoped_inputs, ReadScope};
+use super::schema::null_typed;
 use super::side_tables::read_side_table;
 use crate::core::event_log::{InputFile, RejectReason, StagedSummary, NO_CAMPAIGN};
 use crate::error::{Error, Result};
@@ -320,6 +321,10 @@ fn read_source_file(
         lf = lf.filter(t.clone().is_null().or(t.clone().gt_eq(lit(a)).and(t.lt(lit(b)))));
     }
     let df = lf.collect().map_err(|e| read_problem(&e, file, &p.time))?;
+    let df = match &p.kind {
+        Kind::Events(c) if need(&c.conversion)?.is_integer() => int_markers(df, file, &c.conversion)?,
+        _ => df,
+    };
     Ok((df, user_dt.is_integer()))
 }
 
@@ -352,12 +357,13 @@ fn time_expr(name: &str, dt: &DataType, file: &Path) -> Result<Expr> {
 }
 
 /// The conversion marker of the event log: a string equal to `conversion_value`, a
-/// boolean, or a 0/1 integer.
+/// boolean, or a 0/1 integer. Integers stay integers here, checked by the reader's own rule
+/// once the file is read ([`int_markers`]).
 fn marker_expr(c: &Columns, dt: &DataType, file: &Path) -> Result<Expr> {
     let m = col(c.conversion.as_str());
     Ok(match dt {
         DataType::Boolean => m,
-        d if d.is_integer() => m.cast(DataType::Int64).eq(lit(1i64)),
+        d if d.is_integer() => m.cast(DataType::Int64),
         DataType::String | DataType::Categorical(..) => {
             m.cast(DataType::String).eq(lit(c.conversion_value.as_str()))
         }
@@ -371,12 +377,13 @@ fn marker_expr(c: &Columns, dt: &DataType, file: &Path) -> Result<Expr> {
     })
 }
 
-/// A value column: numbers only (a text value is refused, never read as 0).
+/// A value column: numbers only (a text value is refused, never read as 0); a column of
+/// type null is read as null values, as the reader does ([`null_typed`]).
 fn value_expr(value: Option<&str>, need: &dyn Fn(&str) -> Result<DataType>, file: &Path) -> Result<Expr> {
     Ok(match value {
         Some(v) => {
             let dt = need(v)?;
-            if !(dt.is_primitive_numeric() || matches!(dt, DataType::Decimal(..))) {
+            if !(dt.is_primitive_numeric() || matches!(dt, DataType::Decimal(..)) || null_typed(&dt)) {
                 let problem = super::schema::type_problem(&dt, "a float, integer or decimal value");
                 return Err(Error::bad_input(file, Some(v), problem));
             }
@@ -384,6 +391,21 @@ fn value_expr(value: Option<&str>, need: &dyn Fn(&str) -> Result<DataType>, file
         }
         None => lit(0.0f64).alias(VALUE),
     })
+}
+
+/// A staged file's integer conversion markers as booleans, by the rule of files read
+/// directly ([`int_marker`]: 0 or 1, anything else an error naming the file's row).
+fn int_markers(mut df: DataFrame, file: &Path, column: &str) -> Result<DataFrame> {
+    let internal = |e: PolarsError| Error::Internal(format!("staging the sources: {e}"));
+    let ints = df.column(CONVERSION).map_err(internal)?.as_materialized_series().i64().map_err(internal)?;
+    let rows = df.column("__row").map_err(internal)?.as_materialized_series().u32().map_err(internal)?;
+    let conv: BooleanChunked = ints
+        .iter()
+        .zip(rows.iter())
+        .map(|(v, row)| v.map(|x| int_marker(x, file, column, row.unwrap_or(0) as usize)).transpose())
+        .collect::<Result<_>>()?;
+    df.with_column(conv.with_name(CONVERSION.into()).into_series().into()).map_err(internal)?;
+    Ok(df)
 }
 
 fn read_problem(e: &PolarsError, file: &Path, time: &str) -> Error {
@@ -415,6 +437,9 @@ fn load_identity(s: &Settings) -> Result<Identity> {
             None => Ok(vec![default; df.height()]),
             Some(name) => {
                 let dt = df.column(name).map_err(|_| missing(file, name, &df))?.dtype().clone();
+                if null_typed(&dt) {
+                    return Ok(vec![default; df.height()]); // every bound open
+                }
                 let out = df.clone().lazy().select([time_expr(name, &dt, file)?]).collect();
                 let out = out.map_err(|e| read_problem(&e, file, name))?;
                 let ca =

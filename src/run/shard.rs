@@ -182,9 +182,12 @@ fn check_meta(mpath: &Path, m: &PartialMeta) -> Result<()> {
     Ok(())
 }
 
-/// Check that a set of partials is complete and consistent (before any table is read).
+/// Check that a set of partials is complete and consistent (before any table is read); an
+/// empty set is a configuration error, for every merge that calls this.
 pub(crate) fn check_set(parts: &[(PathBuf, PartialMeta)]) -> Result<()> {
-    let (first_dir, first) = &parts[0];
+    let Some((first_dir, first)) = parts.first() else {
+        return Err(Error::Config("merge needs at least one partial".into()));
+    };
     let n = first.shards;
     let computation = first.settings.computation();
     for (d, m) in parts {

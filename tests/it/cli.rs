@@ -643,3 +643,28 @@ fn integer_user_ids_over_several_files_give_the_same_credits_as_strings() {
     assert!(!from_string.is_empty());
     assert_eq!(from_string, rows(&i, &|u| u.to_owned()));
 }
+
+#[test]
+fn the_help_and_the_architecture_list_every_exit_status() {
+    use touchpoint::ExitStatus as S;
+    // The match is exhaustive: a new status does not compile until it is listed here.
+    let user_caused = |s: S| match s {
+        S::DataError | S::NoInput | S::IoError | S::TempFail | S::Config => true,
+        S::Ok | S::Usage | S::Software => false,
+    };
+    let all = [S::Ok, S::Usage, S::DataError, S::NoInput, S::Software, S::IoError, S::TempFail, S::Config];
+    let o = touchpoint(&["--help"]);
+    assert!(o.status.success());
+    let help = String::from_utf8_lossy(&o.stdout);
+    for s in all {
+        let line = format!("\n  {:<3} ", s.code());
+        assert!(help.contains(&line), "--help does not list exit status {}:\n{help}", s.code());
+    }
+    assert!(help.contains("75  another run holds the output's lock"), "{help}");
+    // ARCHITECTURE.md's error line lists the user-caused statuses, in order.
+    let arch =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md")).unwrap();
+    let codes: Vec<String> = all.iter().filter(|s| user_caused(**s)).map(|s| s.code().to_string()).collect();
+    let listed = format!("({}; 70 = bug)", codes.join("/"));
+    assert!(arch.contains(&listed), "ARCHITECTURE.md's error line should read {listed}");
+}

@@ -303,6 +303,35 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        area: "schema",
+        case: "a column of Arrow type null (pandas' all-None revenue) in one file, float in another",
+        behaviour: "valid: read as nulls (a null value is 0)",
+        exit: 0,
+        needle: "",
+        run: |d, o| {
+            let dir = d.join("logs");
+            std::fs::create_dir_all(&dir).unwrap();
+            write(&dir, "a.parquet", base());
+            let users = Column::new("user_id".into(), ["v1", "v1", "v1", "v2"]);
+            let revenue = Column::full_null("revenue".into(), 4, &DataType::Null);
+            write(&dir, "b.parquet", with(with(base(), users), revenue));
+            let r = attribute(&dir, o, &[]);
+            assert_eq!((ok_conversions(o), quality_of(o)["conversion_value"]), (2.0, 10.0));
+            r
+        },
+    },
+    Case {
+        area: "schema",
+        case: "a user id of Arrow type null",
+        behaviour: "names the file and the column: a user id may not be null",
+        exit: 65,
+        needle: "`user_id`: has type null",
+        run: |d, o| {
+            let users = Column::full_null("user_id".into(), 4, &DataType::Null);
+            attribute(&write(d, "e.parquet", with(base(), users)), o, &[])
+        },
+    },
+    Case {
         area: "values",
         case: "null user id",
         behaviour: "fails by default, naming the row (counted from 0)",

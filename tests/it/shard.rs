@@ -299,3 +299,26 @@ fn the_bounded_memory_merge_equals_the_merge_across_block_boundaries() {
         assert!(bounded.join("channel_attribution.parquet").exists(), "the previous output stays");
     }
 }
+
+/// Every merge entry point of the library refuses an empty set of partials with a typed
+/// configuration error (78), the CLI's wording, before anything is read or written; none
+/// panics.
+#[test]
+fn every_merge_refuses_zero_partials_with_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // (The results' Ok types are not Debug: no `unwrap_err`.)
+    let check = |what: &str, r: Result<(), touchpoint::Error>| {
+        let Err(e) = r else { panic!("{what}: merged zero partials") };
+        assert_eq!(e.exit_status(), touchpoint::ExitStatus::Config, "{what}: {e}");
+        assert_eq!(e.kind(), "bad_configuration", "{what}");
+        assert!(e.to_string().contains("merge needs at least one partial"), "{what}: {e}");
+    };
+    check("merge", shard::merge(&[]).map(|_| ()));
+    check("merge_and_publish", shard::merge_and_publish(&[], &out).map(|_| ()));
+    for block in [1, touchpoint::run::merge_bounded::BLOCK] {
+        let r = touchpoint::run::merge_bounded::merge_bounded_and_publish(&[], &out, block);
+        check("merge_bounded_and_publish", r.map(|_| ()));
+    }
+    assert!(!out.exists(), "nothing is written");
+}
