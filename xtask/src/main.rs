@@ -7,8 +7,9 @@
 //!    the Polars the tests just compiled), installed into the venv;
 //! 3. the Python tests (`python/tests`, pytest), Spark's included.
 //!
-//! The cargo target directory defaults to `~/.cache/touchpoint-target` (outside the clone);
-//! the venv to `~/.cache/touchpoint-spark-venv` (`TOUCHPOINT_VENV` overrides it).
+//! The cargo target directory is the one `cargo xtask` was built in (that of `cargo run`,
+//! so the README's two commands share one build; `CARGO_TARGET_DIR` overrides it); the venv
+//! is `~/.cache/touchpoint-spark-venv` (`TOUCHPOINT_VENV` overrides it).
 //! Arguments after `test` go to pytest (`cargo xtask test -k spark`).
 
 use std::path::{Path, PathBuf};
@@ -41,9 +42,15 @@ fn home() -> PathBuf {
     PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
 }
 
+/// The target directory `cargo xtask` itself was built in (`<target>/release/xtask`): the
+/// one `cargo run --release` used too, so the README's two commands compile Polars once.
+/// CI sets `CARGO_TARGET_DIR` outside the clone.
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| home().join(".cache/touchpoint-target"), PathBuf::from)
+    if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.parent().and_then(Path::parent).map_or_else(|| root().join("target"), Path::to_path_buf)
 }
 
 /// What `cargo run` sets for the xtask binary itself. Left in a nested cargo's environment
