@@ -7,6 +7,7 @@ use crate::core::markov::{self, MarkovResult, OrderScore, SequenceEffect};
 use crate::core::models::{self, Credits, OrderedShare, RuleModel};
 use crate::core::paths::PathTable;
 use crate::error::{Error, Result};
+use crate::settings::DAY_MICROS;
 use crate::settings::{MarkovOrder, Model, Models};
 
 /// Everything the models computed over one channel space, before it becomes tables.
@@ -320,7 +321,7 @@ pub fn onto_window(window: &PathTable, conv_weight: &[f64], value_weight: &[f64]
 
 /// Time-decay credit over recorded journeys (Δ from the conversion to each touch).
 pub fn time_decay(rec: &Recorded, n_channels: usize, half_life_days: f64) -> Credits {
-    let h = half_life_days * 86_400_000_000.0;
+    let h = half_life_days * DAY_MICROS as f64;
     let mut c = Credits::zeros(n_channels);
     let mut w = Vec::new();
     for i in 0..rec.len() {
@@ -387,7 +388,7 @@ pub fn campaign_credits(
         let per_unit = match a.rule_model(*m, models) {
             Some(rule) => split_by_touch(rec, &unit_of, units.len(), |path, w| rule.weights(path, w)),
             None if *m == Model::TimeDecay => {
-                let h = models.time_decay_half_life_days * 86_400_000_000.0;
+                let h = models.time_decay_half_life_days * DAY_MICROS as f64;
                 let mut w = Vec::new();
                 let mut out = Credits::zeros(units.len());
                 for i in 0..rec.len() {

@@ -21,6 +21,7 @@ pub use crate::core::journey_stats::{JourneyStats, MAX_LAG_DAYS};
 use crate::core::paths::{PathRow, PathTable};
 pub use crate::core::recorded::{JourneyIndex, Recorded};
 pub use crate::core::transforms::{apply_transforms, frequency_cap, frequency_name, ResolvedTransform};
+use crate::settings::DAY_MICROS;
 use crate::settings::{days_to_micros, Dedupe, JourneyRules, Transform};
 
 /// The result of the journey layer.
@@ -182,7 +183,7 @@ impl Collector {
 
     fn converting(&mut self, user: u32, touches: &[Touch], value: f64, ts: i64) {
         if let Some(first) = touches.first() {
-            let days = (ts.saturating_sub(first.ts) / 86_400_000_000).clamp(0, MAX_LAG_DAYS as i64) as usize;
+            let days = (ts.saturating_sub(first.ts) / DAY_MICROS).clamp(0, MAX_LAG_DAYS as i64) as usize;
             if self.stats.lag_days.len() <= days {
                 self.stats.lag_days.resize(days + 1, 0);
             }

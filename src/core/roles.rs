@@ -284,7 +284,7 @@ mod tests {
     /// from their conversions.
     #[test]
     fn time_and_touches_to_conversion_by_hand() {
-        let day = 86_400_000_000i64;
+        let day = crate::settings::DAY_MICROS;
         let rec = Recorded {
             user: vec![0, 1],
             seq: vec![1, 1],

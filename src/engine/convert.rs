@@ -16,6 +16,7 @@ use crate::core::event_log::{
 };
 use crate::core::intern::PIECE;
 use crate::error::{Error, Result};
+use crate::settings::DAY_MICROS;
 use crate::settings::{Columns, InvalidRows};
 
 /// How many distinct values of a string marker column a message shows.
@@ -425,7 +426,7 @@ fn time_micros(s: &Series, path: &Path, name: &str) -> Result<Vec<i64>> {
         }
         DataType::Date => {
             let ca = phys.i32().map_err(&err)?;
-            par_convert!(&mut out, ca, |_row, v| v.map_or(NULL_TIME, |d| d as i64 * 86_400_000_000))?;
+            par_convert!(&mut out, ca, |_row, v| v.map_or(NULL_TIME, |d| d as i64 * DAY_MICROS))?;
         }
         d => return Err(Error::bad_input(path, Some(name), type_problem(d, "a timestamp"))),
     }

@@ -159,7 +159,10 @@ mod tests {
         assert_eq!(partition_date(p, "date"), chrono::NaiveDate::from_ymd_opt(2024, 2, 10));
         assert_eq!(partition_date(p, "day"), None);
         assert_eq!(partition_date(Path::new("/x/date=2024-02-30/a.parquet"), "date"), None);
-        assert_eq!(date_of(86_400_000_000 - 1), chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap());
+        assert_eq!(
+            date_of(crate::settings::DAY_MICROS - 1),
+            chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
+        );
         assert_eq!(date_of(-1), chrono::NaiveDate::from_ymd_opt(1969, 12, 31).unwrap());
     }
 
@@ -173,7 +176,7 @@ mod tests {
         std::fs::write(dir.path().join("date=2024-02-10/_SUCCESS"), b"").unwrap();
         let spec = dir.path().to_str().unwrap();
         assert_eq!(resolve_inputs(spec).unwrap().len(), 2);
-        let day = 86_400_000_000i64;
+        let day = crate::settings::DAY_MICROS;
         let feb10 = 19_763 * day;
         let scope = |a: i64, b: i64, need: (u32, u32)| ReadScope {
             allow_empty: false,

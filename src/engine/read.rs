@@ -20,6 +20,7 @@ use super::schema::{check_schema, check_schema_of, FilePlan, MarkerKind, TimeKin
 use crate::core::event_log::{reserved_name_problem, EventLog, InputFile, Tags, UserNames, NO_CHANNEL};
 use crate::core::intern::PIECE;
 use crate::error::{Error, Result};
+use crate::settings::DAY_MICROS;
 use crate::settings::{ChannelRules, Columns, InvalidRows};
 
 /// Rows read at a time from a file: the Polars frame of one batch (~70 bytes a row) lives
@@ -503,7 +504,7 @@ fn read_file(
                     };
                     lit(v).cast(DataType::Datetime(*unit, tz.clone()))
                 }
-                DataType::Date => lit(us.div_euclid(86_400_000_000) as i32).cast(DataType::Date),
+                DataType::Date => lit(us.div_euclid(DAY_MICROS) as i32).cast(DataType::Date),
                 _ => lit(us).cast(DataType::Datetime(TimeUnit::Microseconds, None)),
             }
         };

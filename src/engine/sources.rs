@@ -22,6 +22,7 @@ use super::schema::null_typed;
 use super::side_tables::read_side_table;
 use crate::core::event_log::{InputFile, RejectReason, StagedSummary, NO_CAMPAIGN};
 use crate::error::{Error, Result};
+use crate::settings::DAY_MICROS;
 use crate::settings::{Columns, Settings};
 
 /// The canonical columns of the staged frame.
@@ -339,7 +340,7 @@ fn time_expr(name: &str, dt: &DataType, file: &Path) -> Result<Expr> {
     };
     Ok(match dt {
         DataType::Datetime(unit, _) => micros(unit, c),
-        DataType::Date => c.cast(DataType::Int64) * lit(86_400_000_000i64),
+        DataType::Date => c.cast(DataType::Int64) * lit(DAY_MICROS),
         DataType::String => {
             let opts = StrptimeOptions { strict: true, ..Default::default() };
             c.str()

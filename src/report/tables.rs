@@ -16,6 +16,7 @@ use crate::core::models::{time_decay_weights, Credits, RuleModel};
 use crate::core::roles::Roles;
 use crate::core::table::{Table, Values};
 use crate::error::{Error, Result};
+use crate::settings::DAY_MICROS;
 use crate::settings::{Model, Settings};
 
 fn share(x: f64, total: f64) -> Option<f64> {
@@ -465,7 +466,7 @@ pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
         .map(|&m| (m, a.rule_model(m, &settings.models)))
         .filter(|(m, rule)| rule.is_some() || *m == Model::TimeDecay)
         .collect();
-    let h = settings.models.time_decay_half_life_days * 86_400_000_000.0;
+    let h = settings.models.time_decay_half_life_days * DAY_MICROS as f64;
     let (mut jid, mut uid, mut cts, mut model, mut channel, mut credit, mut value) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut conv_id, mut conv_type, mut segment, mut status) =

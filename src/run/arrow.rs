@@ -379,7 +379,8 @@ pub(crate) fn solve_rows(
         true => Some(markov::removal(chain_counts::from_edge_counts(k, n, &s.edges, &s.ends), s.totals)?),
         false => None,
     };
-    let (sets, set_sums): (Vec<Vec<u32>>, Vec<[f64; 3]>) = std::mem::take(&mut s.coalitions).into_iter().unzip();
+    let (sets, set_sums): (Vec<Vec<u32>>, Vec<[f64; 3]>) =
+        std::mem::take(&mut s.coalitions).into_iter().unzip();
     let dedupe = settings.journeys.dedupe != crate::settings::Dedupe::None;
     let mut warnings = crate::core::analysis::input_warnings(&stats, s.totals.2, m, dedupe);
     let (credits, fit_warnings) = distributed_credits(

@@ -165,6 +165,8 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
     let mut frame = Frame::of(&result.analysis);
     frame.coalitions = coalitions;
     result.analysis.intervals = super::shard::merged_intervals(&result.analysis, frame, &settings, &parts)?;
+    let missing = super::shard::merge_warnings(&settings, result.analysis.intervals.is_some());
+    result.analysis.warnings.extend(missing);
     let tables = distributed_tables(&result, &settings)?;
     settings.output.root = Some(out.to_path_buf());
     let mut run = Run::new(settings, "merge --bounded-memory", &|_| {});

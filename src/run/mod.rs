@@ -30,6 +30,7 @@ use crate::engine::{self, LoadOptions, ReadScope};
 use crate::error::{Error, Result};
 use crate::publish::{DatedOutput, DirOutput, Output, WrittenFile};
 use crate::report::{self, RunResult};
+use crate::settings::DAY_MICROS;
 use crate::settings::{Dedupe, Model, PersonIds, Settings, SpendPeriod};
 use training::Training;
 
@@ -596,7 +597,7 @@ pub fn load_spend(settings: &Settings) -> Result<Option<SpendTotals>> {
         match settings.input.spend_period {
             SpendPeriod::Window => (first, last),
             SpendPeriod::Lookback => {
-                let days = (settings.journeys.max_lookback_micros() as f64 / 86_400_000_000.0).ceil() as i64;
+                let days = (settings.journeys.max_lookback_micros() as f64 / DAY_MICROS as f64).ceil() as i64;
                 (first - chrono::Duration::days(days), last)
             }
         }

@@ -297,12 +297,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
     let mut analysis = analyze(journeys, &opts)?;
     analysis.lags = lags;
     analysis.intervals = merged_intervals(&analysis, Frame::of(&analysis), &settings, &parts)?;
-    if analysis.intervals.is_none() && settings.models.bootstrap_replicates > 0 {
-        analysis.warnings.push(
-            "no intervals: a merge carries them for a fixed Markov order only (markov_order = \"auto\" picks an order per shard)"
-                .into(),
-        );
-    }
+    analysis.warnings.extend(merge_warnings(&settings, analysis.intervals.is_some()));
     let spend = load_spend(&settings)?;
     let result = RunResult {
         analysis,
@@ -347,6 +342,25 @@ pub(crate) fn merged_intervals(
     }
     let solved: Vec<Vec<Credits>> = sums.par_iter().map(|s| frame.solve(s)).collect::<Result<_>>()?;
     Ok(Some(bootstrap::fold(a, settings.models.interval_level, solved)))
+}
+
+/// What a merge leaves out that one run would write, said in its summary and manifest.
+pub(crate) fn merge_warnings(settings: &Settings, intervals: bool) -> Vec<String> {
+    let mut w = Vec::new();
+    if !intervals && settings.models.bootstrap_replicates > 0 {
+        w.push(
+            "no intervals: a merge carries them for a fixed Markov order only (markov_order = \"auto\" picks an order per shard)"
+                .into(),
+        );
+    }
+    if !settings.channel_groups.is_empty() {
+        w.push(
+            "no channel_group_attribution: a merge does not carry [channel_groups] yet; sum channel_attribution over \
+             each group's channels, or run the groups on one machine (docs/scale.md)"
+                .into(),
+        );
+    }
+    w
 }
 
 /// What the partials' metadata adds up to (everything but the path tables).

@@ -158,7 +158,7 @@ pub enum Dedupe {
 
 /// Days to microseconds (the time unit of the whole pipeline).
 pub fn days_to_micros(days: f64) -> i64 {
-    (days * 86_400_000_000.0).round() as i64
+    (days * super::DAY_MICROS as f64).round() as i64
 }
 
 impl JourneyRules {
