@@ -146,6 +146,7 @@ fn ninety_percent_intervals_cover_the_large_sample_answer_about_ninety_percent_o
     }
     for (model, (hit, n)) in &hits {
         let rate = *hit as f64 / *n as f64;
+        eprintln!("coverage {model}: {hit}/{n} = {rate:.3}");
         assert!(
             (0.80..=0.97).contains(&rate),
             "{model}: the 90% intervals cover the truth in {hit}/{n} = {rate:.3}"
