@@ -8,6 +8,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::core::replicates::{Kind as StatKind, NamedRow};
+use crate::core::roles::ChannelLags;
 use crate::core::table::{Table, Values};
 use crate::error::{Error, Result};
 use crate::settings::Format;
@@ -141,6 +142,41 @@ pub fn read_partial_replicates(path: &Path) -> Result<Vec<NamedRow>> {
             })
         })
         .collect()
+}
+
+/// Read the counted lags to conversion a shard run wrote (`partial_lags.parquet`), by channel.
+pub fn read_partial_lags(path: &Path) -> Result<Vec<(String, ChannelLags)>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let df = ParquetReader::new(file)
+        .finish()
+        .map_err(|e| Error::bad_input(path, None, format!("cannot read the lags: {e}")))?;
+    let err = |c: &str, e: PolarsError| Error::bad_input(path, Some(c), format!("bad lags: {e}"));
+    let text = |c: &str| -> Result<Vec<String>> {
+        let col = df.column(c).map_err(|e| err(c, e))?.str().map_err(|e| err(c, e))?;
+        Ok(col.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
+    };
+    let num = |c: &str| -> Result<Vec<u64>> {
+        let col = df.column(c).map_err(|e| err(c, e))?.u64().map_err(|e| err(c, e))?;
+        if col.null_count() > 0 {
+            return Err(Error::bad_input(path, Some(c), "nulls in the lags"));
+        }
+        Ok(col.into_no_null_iter().collect())
+    };
+    let (channel, measure, value, count) = (text("channel")?, text("measure")?, num("value")?, num("count")?);
+    let mut out: Vec<(String, ChannelLags)> = Vec::new();
+    for i in 0..df.height() {
+        if out.last().is_none_or(|(c, _)| *c != channel[i]) {
+            out.push((channel[i].clone(), ChannelLags::default()));
+        }
+        let l = &mut out.last_mut().expect("pushed above").1;
+        let entry = (value[i] as i64, count[i]);
+        match measure[i].as_str() {
+            "minutes" => l.minutes.push(entry),
+            "touches" => l.touches.push(entry),
+            _ => return Err(Error::bad_input(path, Some("measure"), format!("row {i}: unknown measure"))),
+        }
+    }
+    Ok(out)
 }
 
 /// The rows of a partial path table already in a frame; `path` names it in errors.

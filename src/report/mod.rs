@@ -191,6 +191,31 @@ pub fn partial_replicates(rows: &[crate::core::replicates::NamedRow]) -> Table {
     )
 }
 
+/// The counted lags to conversion of a shard run, one row per (channel, measure, value):
+/// `measure` is `minutes` or `touches` (`core::roles::ChannelLags`).
+pub fn partial_lags(lags: &[(String, crate::core::roles::ChannelLags)]) -> Table {
+    let (mut channel, mut measure, mut value, mut count) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (name, l) in lags {
+        for (m, counts) in [("minutes", &l.minutes), ("touches", &l.touches)] {
+            for &(v, n) in counts {
+                channel.push(name.clone());
+                measure.push(m.to_owned());
+                value.push(v.max(0) as u64);
+                count.push(n);
+            }
+        }
+    }
+    Table::new(
+        TableName::PartialLags.as_str(),
+        vec![
+            ("channel", Values::Str(channel)),
+            ("measure", Values::Str(measure)),
+            ("value", Values::U64(value)),
+            ("count", Values::U64(count)),
+        ],
+    )
+}
+
 /// A path table in the partial format (shards, stored training days).
 pub fn partial_paths_of(pt: &crate::core::paths::PathTable, separator: char) -> Table {
     let sep = separator.to_string();

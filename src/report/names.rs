@@ -48,11 +48,13 @@ pub enum TableName {
     PartialPaths,
     /// The bootstrap replicates' additive statistics of a shard run.
     PartialReplicates,
+    /// The counted lags to conversion of a shard run.
+    PartialLags,
 }
 
 impl TableName {
     /// Every table, in publication order.
-    pub const ALL: [TableName; 21] = [
+    pub const ALL: [TableName; 22] = [
         TableName::ChannelAttribution,
         TableName::ChannelGroupAttribution,
         TableName::GroupComparison,
@@ -74,6 +76,7 @@ impl TableName {
         TableName::JourneyCredit,
         TableName::PartialPaths,
         TableName::PartialReplicates,
+        TableName::PartialLags,
     ];
 
     /// The name of the table, also its file stem.
@@ -100,6 +103,7 @@ impl TableName {
             TableName::JourneyCredit => "journey_credit",
             TableName::PartialPaths => "partial_paths",
             TableName::PartialReplicates => "partial_replicates",
+            TableName::PartialLags => "partial_lags",
         }
     }
 

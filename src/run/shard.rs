@@ -69,9 +69,13 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
     let wait = std::time::Duration::from_secs(run.settings.output.lock_timeout_seconds);
     run.set_output(Output::Dir(DirOutput::open(&run.out()?, wait)?));
     let result = run.compute_events(Some(shard))?;
-    let meta = partial_meta(&run.settings, &result, shard);
+    let mut meta = partial_meta(&run.settings, &result, shard);
     let a = &result.analysis;
     let mut tables = vec![report::partial_paths(a, UNIT_SEPARATOR)];
+    // Tens of thousands of (channel, minute) counts: a table, not the manifest.
+    if let Some(lags) = meta.lags.take() {
+        tables.push(report::partial_lags(&lags));
+    }
     if let Some(rows) = run.replicates.take() {
         tables.push(report::partial_replicates(&rows));
     }
@@ -156,8 +160,12 @@ pub(crate) fn read_meta(dir: &Path) -> Result<PartialMeta> {
             ),
         ));
     }
-    let meta: PartialMeta = serde_json::from_value(doc["partial"].clone())
+    let mut meta: PartialMeta = serde_json::from_value(doc["partial"].clone())
         .map_err(|e| Error::bad_input(&mpath, None, format!("not a touchpoint partial aggregate: {e}")))?;
+    let lags = dir.join(format!("{}.parquet", TableName::PartialLags.as_str()));
+    if meta.lags.is_none() && lags.exists() {
+        meta.lags = Some(engine::read_partial_lags(&lags)?);
+    }
     check_meta(&mpath, &meta)?;
     Ok(meta)
 }
