@@ -50,11 +50,17 @@ pub enum TableName {
     PartialReplicates,
     /// The counted lags to conversion of a shard run.
     PartialLags,
+    /// The group-level partial path table of a shard run (`[channel_groups]`).
+    PartialGroupPaths,
+    /// The group-level replicate statistics of a shard run.
+    PartialGroupReplicates,
+    /// The group-level counted lags of a shard run.
+    PartialGroupLags,
 }
 
 impl TableName {
     /// Every table, in publication order.
-    pub const ALL: [TableName; 22] = [
+    pub const ALL: [TableName; 25] = [
         TableName::ChannelAttribution,
         TableName::ChannelGroupAttribution,
         TableName::GroupComparison,
@@ -77,6 +83,9 @@ impl TableName {
         TableName::PartialPaths,
         TableName::PartialReplicates,
         TableName::PartialLags,
+        TableName::PartialGroupPaths,
+        TableName::PartialGroupReplicates,
+        TableName::PartialGroupLags,
     ];
 
     /// The name of the table, also its file stem.
@@ -104,6 +113,9 @@ impl TableName {
             TableName::PartialPaths => "partial_paths",
             TableName::PartialReplicates => "partial_replicates",
             TableName::PartialLags => "partial_lags",
+            TableName::PartialGroupPaths => "partial_group_paths",
+            TableName::PartialGroupReplicates => "partial_group_replicates",
+            TableName::PartialGroupLags => "partial_group_lags",
         }
     }
 

@@ -164,8 +164,10 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
     result.analysis.top_paths = Some(top);
     let mut frame = Frame::of(&result.analysis);
     frame.coalitions = coalitions;
-    result.analysis.intervals = super::shard::merged_intervals(&result.analysis, frame, &settings, &parts)?;
-    let missing = super::shard::merge_warnings(&settings, result.analysis.intervals.is_some());
+    let file = |d: &Path| d.join(format!("{}.parquet", report::TableName::PartialReplicates.as_str()));
+    result.analysis.intervals =
+        super::shard::merged_intervals(&result.analysis, frame, &settings, &parts, file)?;
+    let missing = super::shard::merge_warnings(&settings, result.analysis.intervals.is_some(), false);
     result.analysis.warnings.extend(missing);
     let tables = distributed_tables(&result, &settings)?;
     settings.output.root = Some(out.to_path_buf());

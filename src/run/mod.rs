@@ -76,8 +76,9 @@ pub struct Run<'a> {
     stream: Option<engine::arrow::ArrowInput>,
     /// One chunk of a distributed run: reading nothing is not an error here.
     pub(crate) chunk: bool,
-    /// A shard's bootstrap statistics, named (set by [`Run::compute_events`] for a shard).
-    pub(crate) replicates: Option<Vec<NamedRow>>,
+    /// A shard's bootstrap statistics, named, of the channels and of the channel groups (set
+    /// by [`Run::compute_events`] for a shard).
+    pub(crate) replicates: (Option<Vec<NamedRow>>, Option<Vec<NamedRow>>),
 }
 
 impl<'a> Run<'a> {
@@ -93,7 +94,7 @@ impl<'a> Run<'a> {
             output: None,
             stream: None,
             chunk: false,
-            replicates: None,
+            replicates: (None, None),
         }
     }
 
@@ -261,10 +262,15 @@ impl<'a> Run<'a> {
             };
             if shard.is_some() {
                 // A shard's replicates are solved by the merge, with every other shard's.
-                return match crate::core::replicates::mergeable(&s.models) {
-                    true => bootstrap::named_sums(&analysis, &s.models, &opts),
-                    false => Ok(None),
+                if !crate::core::replicates::mergeable(&s.models) {
+                    return Ok((None, None));
+                }
+                let main = bootstrap::named_sums(&analysis, &s.models, &opts)?;
+                let group = match groups.as_ref() {
+                    Some(g) => bootstrap::named_sums(g, &s.models, &opts)?,
+                    None => None,
                 };
+                return Ok((main, group));
             }
             analysis.intervals = bootstrap::intervals(&analysis, &s.models, &opts)?;
             if let Some(g) = groups.as_mut() {
@@ -273,7 +279,7 @@ impl<'a> Run<'a> {
             if let Some(c) = campaign.as_mut() {
                 c.intervals = bootstrap::campaign_intervals(&analysis, c, &s.models, opts.seed);
             }
-            Ok(None)
+            Ok((None, None))
         })?;
         let segments = self
             .phase("segment models", |s| segments::analyze_segments(seg_journeys, &analysis, s, &channels))?;

@@ -21,8 +21,9 @@ use crate::core::event_log::{InputSummary, UserNames, UNIT_SEPARATOR};
 use crate::core::journeys::{JourneyStats, Journeys};
 use crate::core::models::Credits;
 use crate::core::paths::{merge_sorted, PathRow, PathTable};
-use crate::core::replicates::{Frame, ReplicateSums};
+use crate::core::replicates::{Frame, NamedRow, ReplicateSums};
 use crate::core::roles::ChannelLags;
+use crate::core::table::Table;
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::publish::{self, DirOutput, Output};
@@ -60,6 +61,50 @@ pub struct PartialMeta {
     /// Per report channel, the counted lags of its touches to their conversions (when the
     /// journeys were recorded).
     pub lags: Option<Vec<(String, ChannelLags)>>,
+    /// The channel-group level (`[channel_groups]`): the same metadata over the group
+    /// journeys, whose tables are the `partial_group_*` files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Box<PartialMeta>>,
+}
+
+/// The files of one level of a partial: the channels, or the channel groups.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layer {
+    paths: TableName,
+    replicates: TableName,
+    lags: TableName,
+}
+
+/// The channel level of a partial.
+pub(crate) const CHANNELS: Layer = Layer {
+    paths: TableName::PartialPaths,
+    replicates: TableName::PartialReplicates,
+    lags: TableName::PartialLags,
+};
+/// The channel-group level of a partial.
+pub(crate) const GROUPS: Layer = Layer {
+    paths: TableName::PartialGroupPaths,
+    replicates: TableName::PartialGroupReplicates,
+    lags: TableName::PartialGroupLags,
+};
+
+impl Layer {
+    fn file(self, dir: &Path, t: fn(Layer) -> TableName) -> PathBuf {
+        dir.join(format!("{}.parquet", t(self).as_str()))
+    }
+
+    /// The tables of one level of a shard: its path table, its lags (tens of thousands of
+    /// (channel, minute) counts: a table, not the manifest) and its replicate statistics.
+    fn tables(self, a: &Analysis, meta: &mut PartialMeta, replicates: Option<Vec<NamedRow>>) -> Vec<Table> {
+        let named = |mut t: Table, n: TableName| {
+            t.name = n.as_str();
+            t
+        };
+        let mut t = vec![named(report::partial_paths(a, UNIT_SEPARATOR), self.paths)];
+        t.extend(meta.lags.take().map(|l| named(report::partial_lags(&l), self.lags)));
+        t.extend(replicates.map(|r| named(report::partial_replicates(&r), self.replicates)));
+        t
+    }
 }
 
 /// Run shard `i` of `n` and write its partial aggregate to `output.root`.
@@ -70,14 +115,10 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
     run.set_output(Output::Dir(DirOutput::open(&run.out()?, wait)?));
     let result = run.compute_events(Some(shard))?;
     let mut meta = partial_meta(&run.settings, &result, shard);
-    let a = &result.analysis;
-    let mut tables = vec![report::partial_paths(a, UNIT_SEPARATOR)];
-    // Tens of thousands of (channel, minute) counts: a table, not the manifest.
-    if let Some(lags) = meta.lags.take() {
-        tables.push(report::partial_lags(&lags));
-    }
-    if let Some(rows) = run.replicates.take() {
-        tables.push(report::partial_replicates(&rows));
+    let (channel_reps, group_reps) = std::mem::take(&mut run.replicates);
+    let mut tables = CHANNELS.tables(&result.analysis, &mut meta, channel_reps);
+    if let (Some(g), Some(gm)) = (&result.groups, meta.groups.as_mut()) {
+        tables.extend(GROUPS.tables(g, gm, group_reps));
     }
     // Partials are always Parquet: they are machine-to-machine.
     let Some(Output::Dir(output)) = run.output() else {
@@ -116,7 +157,13 @@ pub(crate) fn check_partial(settings: &Settings) -> Result<()> {
 
 /// The metadata of a partial computed from `result`.
 pub(crate) fn partial_meta(settings: &Settings, result: &RunResult, shard: (u32, u32)) -> PartialMeta {
-    let a = &result.analysis;
+    let mut meta = layer_meta(settings, &result.analysis, &result.input, shard);
+    meta.groups = result.groups.as_ref().map(|g| Box::new(layer_meta(settings, g, &result.input, shard)));
+    meta
+}
+
+/// The metadata of one level (channels or channel groups) of a partial.
+fn layer_meta(settings: &Settings, a: &Analysis, input: &InputSummary, shard: (u32, u32)) -> PartialMeta {
     let time_decay = a
         .credits
         .iter()
@@ -132,8 +179,9 @@ pub(crate) fn partial_meta(settings: &Settings, result: &RunResult, shard: (u32,
         report_of: a.report_of.clone(),
         stats: a.stats.clone(),
         time_decay,
-        input: result.input.clone(),
+        input: input.clone(),
         lags: a.lags.as_ref().map(|l| a.report_channels.iter().cloned().zip(l.iter().cloned()).collect()),
+        groups: None,
     }
 }
 
@@ -162,12 +210,21 @@ pub(crate) fn read_meta(dir: &Path) -> Result<PartialMeta> {
     }
     let mut meta: PartialMeta = serde_json::from_value(doc["partial"].clone())
         .map_err(|e| Error::bad_input(&mpath, None, format!("not a touchpoint partial aggregate: {e}")))?;
-    let lags = dir.join(format!("{}.parquet", TableName::PartialLags.as_str()));
-    if meta.lags.is_none() && lags.exists() {
-        meta.lags = Some(engine::read_partial_lags(&lags)?);
+    load_lags(dir, &mut meta, CHANNELS)?;
+    if let Some(g) = meta.groups.as_deref_mut() {
+        load_lags(dir, g, GROUPS)?;
+        check_meta(&mpath, g)?;
     }
     check_meta(&mpath, &meta)?;
     Ok(meta)
+}
+
+fn load_lags(dir: &Path, meta: &mut PartialMeta, layer: Layer) -> Result<()> {
+    let file = layer.file(dir, |l| l.lags);
+    if meta.lags.is_none() && file.exists() {
+        meta.lags = Some(engine::read_partial_lags(&file)?);
+    }
+    Ok(())
 }
 
 /// A hand-edited or corrupted manifest must fail with a message, never a panic.
@@ -243,9 +300,9 @@ fn index_of(names: &[String], name: &str) -> u32 {
         as u32
 }
 
-/// Read one partial's path table into merged channel ids.
-fn read_part(d: &Path, m: &PartialMeta, path_channels: &[String]) -> Result<Vec<PathRow>> {
-    let file = d.join("partial_paths.parquet");
+/// Read one partial's path table (`file`) into merged channel ids.
+fn read_part(file: &Path, m: &PartialMeta, path_channels: &[String]) -> Result<Vec<PathRow>> {
+    let file = file.to_path_buf();
     let (paths, conv, nulls, value) = engine::read_partial_paths(&file)?;
     let mut part: Vec<PathRow> = Vec::with_capacity(paths.len());
     for (i, path) in paths.iter().enumerate() {
@@ -282,11 +339,41 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
     parts.sort_by_key(|p| p.1.shard);
     check_set(&parts)?;
     let settings = parts[0].1.settings.clone();
+    let (mut analysis, input) = merge_layer(&parts, CHANNELS, &settings)?;
+    // The group level, when every shard has one (they ran with the same settings).
+    let group_parts: Option<Vec<(PathBuf, PartialMeta)>> =
+        parts.iter().map(|(d, m)| m.groups.as_ref().map(|g| (d.clone(), (**g).clone()))).collect();
+    let groups = match group_parts {
+        Some(g) => Some(merge_layer(&g, GROUPS, &settings)?.0),
+        None => None,
+    };
+    analysis.warnings.extend(merge_warnings(&settings, analysis.intervals.is_some(), groups.is_some()));
+    let result = RunResult {
+        analysis,
+        campaign: None,
+        users: UserNames::default(),
+        input,
+        spend: load_spend(&settings)?,
+        groups,
+        segments: Vec::new(),
+        journey_conversions: Default::default(),
+        source_touches: None,
+    };
+    Ok((result, settings))
+}
+
+/// One level (channels or channel groups) of the partials merged: the path tables merged
+/// and analysed, the lags and the replicates summed and solved.
+fn merge_layer(
+    parts: &[(PathBuf, PartialMeta)],
+    layer: Layer,
+    settings: &Settings,
+) -> Result<(Analysis, InputSummary)> {
     let metas: Vec<PartialMeta> = parts.iter().map(|p| p.1.clone()).collect();
     let merged = merge_metas(&metas);
     let mut tables: Vec<Vec<PathRow>> = Vec::new();
-    for (d, m) in &parts {
-        tables.push(read_part(d, m, &merged.path_channels)?);
+    for (d, m) in parts {
+        tables.push(read_part(&layer.file(d, |l| l.paths), m, &merged.path_channels)?);
     }
     let rows = merge_sorted(tables);
     let Merged { base, path_channels, report_of, stats, time_decay, input, lags } = merged;
@@ -298,27 +385,16 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
         base_names: &base,
         models: &settings.models,
         time_decay_credit: time_decay.as_ref(),
-        sequence_effects: true,
+        // As one run: the sequences of channels, not of groups.
+        sequence_effects: matches!(layer.paths, TableName::PartialPaths),
         dedupe: settings.journeys.dedupe != crate::settings::Dedupe::None,
         training: None,
     };
     let mut analysis = analyze(journeys, &opts)?;
     analysis.lags = lags;
-    analysis.intervals = merged_intervals(&analysis, Frame::of(&analysis), &settings, &parts)?;
-    analysis.warnings.extend(merge_warnings(&settings, analysis.intervals.is_some()));
-    let spend = load_spend(&settings)?;
-    let result = RunResult {
-        analysis,
-        campaign: None,
-        users: UserNames::default(),
-        input,
-        spend,
-        groups: None,
-        segments: Vec::new(),
-        journey_conversions: Default::default(),
-        source_touches: None,
-    };
-    Ok((result, settings))
+    let file = |d: &Path| layer.file(d, |l| l.replicates);
+    analysis.intervals = merged_intervals(&analysis, Frame::of(&analysis), settings, parts, file)?;
+    Ok((analysis, input))
 }
 
 /// The intervals of a merge: every partial's named replicate statistics added up in the
@@ -329,6 +405,7 @@ pub(crate) fn merged_intervals(
     frame: Frame,
     settings: &Settings,
     parts: &[(PathBuf, PartialMeta)],
+    file_of: impl Fn(&Path) -> PathBuf,
 ) -> Result<Option<Intervals>> {
     let reps = settings.models.bootstrap_replicates;
     if reps == 0 || !crate::core::replicates::mergeable(&settings.models) {
@@ -337,7 +414,7 @@ pub(crate) fn merged_intervals(
     let names = frame.names();
     let mut sums = vec![ReplicateSums::zeros(&frame); reps];
     for (d, _) in parts {
-        let file = d.join(format!("{}.parquet", TableName::PartialReplicates.as_str()));
+        let file = file_of(d);
         if !file.exists() {
             return Err(Error::bad_input(&file, None, "missing: the partial has no replicate statistics"));
         }
@@ -353,7 +430,7 @@ pub(crate) fn merged_intervals(
 }
 
 /// What a merge leaves out that one run would write, said in its summary and manifest.
-pub(crate) fn merge_warnings(settings: &Settings, intervals: bool) -> Vec<String> {
+pub(crate) fn merge_warnings(settings: &Settings, intervals: bool, groups: bool) -> Vec<String> {
     let mut w = Vec::new();
     if !intervals && settings.models.bootstrap_replicates > 0 {
         w.push(
@@ -361,10 +438,10 @@ pub(crate) fn merge_warnings(settings: &Settings, intervals: bool) -> Vec<String
                 .into(),
         );
     }
-    if !settings.channel_groups.is_empty() {
+    if !settings.channel_groups.is_empty() && !groups {
         w.push(
-            "no channel_group_attribution: a merge does not carry [channel_groups] yet; sum channel_attribution over \
-             each group's channels, or run the groups on one machine (docs/scale.md)"
+            "no channel_group_attribution: merge --bounded-memory does not carry [channel_groups] yet; use merge, \
+             or sum channel_attribution over each group's channels (docs/scale.md)"
                 .into(),
         );
     }

@@ -322,3 +322,72 @@ fn every_merge_refuses_zero_partials_with_a_configuration_error() {
     }
     assert!(!out.exists(), "nothing is written");
 }
+
+/// Every table of a Parquet output directory (plain or one run date), by name.
+fn tables_of(dir: &Path) -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+        if p.extension().is_some_and(|x| x == "parquet") {
+            out.insert(name, p);
+        } else if p.is_dir() && !name.starts_with('_') && !name.starts_with('.') {
+            for d in std::fs::read_dir(&p).unwrap().flatten() {
+                let f = d.path().join("part-0.parquet");
+                if f.exists() {
+                    out.insert(name.clone(), f);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The bundled nightly pipeline (channel groups, spend, a one-day window, eight models,
+/// 200 replicates) through 1, 3 and 7 shards and `merge`: every table one run writes, with
+/// the same rows, counts equal and values to 1e-9, interval columns and `group_comparison`
+/// included.
+#[test]
+fn the_nightly_pipeline_through_shards_writes_every_table_of_one_run() {
+    use crate::common::{read_parquet, Cell};
+    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/sample_nightly.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let settings_to = |out: &Path| {
+        let flags = vec![
+            ("window.run_date".to_owned(), toml::Value::String("2024-02-15".into()), "--run-date".to_owned()),
+            ("output.root".to_owned(), toml::Value::String(out.display().to_string()), "--out".to_owned()),
+        ];
+        let layers = touchpoint::settings::Layers { file: Some(&pipeline), env: &[], flags };
+        touchpoint::settings::resolve(&layers).unwrap().settings
+    };
+    let one = dir.path().join("one");
+    touchpoint::run::attribute(settings_to(&one), None, &|_| {}).unwrap();
+    let want = tables_of(&one.join("channel_attribution").parent().unwrap().to_path_buf());
+    assert!(want.contains_key("channel_group_attribution") && want.contains_key("group_comparison"), "{want:?}");
+    for n in [1u32, 3, 7] {
+        let parts: Vec<PathBuf> = (0..n)
+            .map(|i| {
+                let d = dir.path().join(format!("n{n}-{i}"));
+                shard::attribute_shard(settings_to(&d), (i, n)).unwrap();
+                d
+            })
+            .collect();
+        let merged = dir.path().join(format!("merged-{n}"));
+        shard::merge_and_publish(&parts, &merged).unwrap();
+        let got = tables_of(&merged);
+        assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>(), "{n} shards: the tables");
+        for (t, f) in &want {
+            let ((na, ra), (nb, rb)) = (read_parquet(f), read_parquet(&got[t]));
+            assert_eq!(na, nb, "{t}");
+            assert_eq!(ra.len(), rb.len(), "{n} shards: rows of {t}");
+            for (x, y) in ra.iter().zip(&rb) {
+                for (c, (a, b)) in x.iter().zip(y).enumerate() {
+                    match (a, b) {
+                        (Cell::Num(p), Cell::Num(q)) => assert!(close(*p, *q), "{n} shards: {t}.{}: {p} vs {q}", na[c]),
+                        _ => assert_eq!(a, b, "{n} shards: {t}.{}", na[c]),
+                    }
+                }
+            }
+        }
+    }
+}
