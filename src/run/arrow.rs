@@ -48,6 +48,10 @@ pub const DISTRIBUTED_TABLES: [&str; 8] = [
     "data_quality",
 ];
 
+/// The channel-group tables, written by a distributed fit that has the group level (the
+/// bounded merge of shards; not the Spark job yet).
+pub const GROUP_TABLES: [&str; 3] = ["channel_group_attribution", "channel_group_roles", "group_comparison"];
+
 /// Settings from an optional pipeline file and overrides given as `section.key` values
 /// (the Python package's keyword arguments); each override is blamed by `blame(key)`.
 pub fn settings(file: Option<&Path>, overrides: Vec<(String, toml::Value)>) -> Result<Settings> {
@@ -355,7 +359,8 @@ pub fn solve(settings: Settings, metas: &[String], statistics: ArrowInput) -> Re
 pub(crate) fn distributed_tables(result: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
     guards::check(settings, result)?;
     let mut tables = report::tables(result, settings)?;
-    tables.retain(|t| DISTRIBUTED_TABLES.contains(&t.name));
+    let groups = result.groups.is_some();
+    tables.retain(|t| DISTRIBUTED_TABLES.contains(&t.name) || (groups && GROUP_TABLES.contains(&t.name)));
     Ok(tables)
 }
 

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::path::{Path, PathBuf};
 
 use super::arrow::{distributed_models, distributed_tables, solve_rows, statistics_of};
-use super::shard::{check_set, read_meta, PartialMeta};
+use super::shard::{check_set, read_meta, Layer, PartialMeta, CHANNELS, GROUPS};
 use super::{Run, RunSummary};
 use crate::core::event_log::UNIT_SEPARATOR;
 use crate::core::paths::{top_converting, PathRow, PathTable};
@@ -20,6 +20,7 @@ use crate::core::replicates::Frame;
 use crate::engine::{self, arrow::StatisticsRow};
 use crate::error::{Error, Result};
 use crate::report;
+use crate::report::RunResult;
 
 /// Rows read from each partial at a time, and merged paths per statistics block (the CLI's;
 /// tests pass small blocks to cross many block boundaries).
@@ -52,8 +53,7 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn open(dir: &Path, size: u64) -> Result<Cursor> {
-        let file = dir.join("partial_paths.parquet");
+    fn open(file: PathBuf, size: u64) -> Result<Cursor> {
         let rows = engine::parquet_rows(&file)?;
         let mut c = Cursor { file, rows, read: 0, block: Default::default(), at: 0, size };
         c.fill()?;
@@ -104,7 +104,7 @@ fn add_block(
 }
 
 /// Merge the partials in `dirs`, `block` rows at a time, and publish the distributed fit's
-/// tables to `out`.
+/// tables to `out`: the channel level, and the channel-group level when the shards have one.
 pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) -> Result<RunSummary> {
     let t = std::time::Instant::now();
     let mut parts: Vec<(PathBuf, PartialMeta)> = Vec::new();
@@ -113,12 +113,53 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
     }
     parts.sort_by_key(|p| p.1.shard);
     check_set(&parts)?;
+    let mut settings = parts[0].1.settings.clone();
+    let mut result = bounded_layer(&parts, CHANNELS, block_rows)?;
+    let group_parts: Option<Vec<(PathBuf, PartialMeta)>> =
+        parts.iter().map(|(d, m)| m.groups.as_ref().map(|g| (d.clone(), (**g).clone()))).collect();
+    if let Some(g) = group_parts {
+        result.groups = Some(bounded_layer(&g, GROUPS, block_rows)?.analysis);
+    }
+    let (intervals, groups) = (result.analysis.intervals.is_some(), result.groups.is_some());
+    result.analysis.warnings.extend(super::shard::merge_warnings(&settings, intervals, groups));
+    let tables = distributed_tables(&result, &settings)?;
+    settings.output.root = Some(out.to_path_buf());
+    let mut run = Run::new(settings, "merge --bounded-memory", &|_| {});
+    run.phase("merge", |_| Ok(t.elapsed()))?;
+    run.publish_tables(&result, tables, true)
+}
+
+/// One level (channels or channel groups) of the partials, streamed, summed and solved,
+/// with the page's top paths and the intervals.
+fn bounded_layer(parts: &[(PathBuf, PartialMeta)], layer: Layer, block_rows: u64) -> Result<RunResult> {
+    let settings = &parts[0].1.settings;
+    let metas: Vec<PartialMeta> = parts.iter().map(|p| p.1.clone()).collect();
+    let (rows, top) = stream_statistics(parts, layer, block_rows)?;
+    let (mut result, coalitions) = solve_rows(settings, &metas, &rows)?;
+    result.analysis.top_paths = Some(top);
+    let mut frame = Frame::of(&result.analysis);
+    frame.coalitions = coalitions;
+    let file = |d: &Path| layer.replicates_file(d);
+    result.analysis.intervals =
+        super::shard::merged_intervals(&result.analysis, frame, settings, parts, file)?;
+    Ok(result)
+}
+
+/// The k-way merge of the partials' sorted path tables of one level, a block of merged
+/// paths at a time, summed into the distributed fit's statistics; and the top paths.
+fn stream_statistics(
+    parts: &[(PathBuf, PartialMeta)],
+    layer: Layer,
+    block_rows: u64,
+) -> Result<(Vec<StatisticsRow>, Vec<PathRow>)> {
     let first = &parts[0].1;
     let k = distributed_models(&first.settings)?;
     let metas: Vec<PartialMeta> = parts.iter().map(|p| p.1.clone()).collect();
     let channels = super::shard::merge_metas(&metas).path_channels;
-    let mut cursors: Vec<Cursor> =
-        parts.iter().map(|p| Cursor::open(&p.0, block_rows.max(1))).collect::<Result<_>>()?;
+    let mut cursors: Vec<Cursor> = parts
+        .iter()
+        .map(|p| Cursor::open(layer.paths_file(&p.0), block_rows.max(1)))
+        .collect::<Result<_>>()?;
     // The heap orders (path, partial); each partial's head numbers wait in `heads`.
     let mut heap: BinaryHeap<Reverse<(PathKey, usize)>> = BinaryHeap::new();
     let mut heads = vec![(0.0, 0.0, 0.0); cursors.len()];
@@ -155,23 +196,9 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
         last = Some(path);
     }
     add_block((&mut sums, &mut top), first, &channels, block, k)?;
-    let rows: Vec<StatisticsRow> = sums
+    let rows = sums
         .into_iter()
         .map(|((kind, model, from, to), numbers)| StatisticsRow { kind, model, from, to, numbers })
         .collect();
-    let mut settings = first.settings.clone();
-    let (mut result, coalitions) = solve_rows(&settings, &metas, &rows)?;
-    result.analysis.top_paths = Some(top);
-    let mut frame = Frame::of(&result.analysis);
-    frame.coalitions = coalitions;
-    let file = |d: &Path| d.join(format!("{}.parquet", report::TableName::PartialReplicates.as_str()));
-    result.analysis.intervals =
-        super::shard::merged_intervals(&result.analysis, frame, &settings, &parts, file)?;
-    let missing = super::shard::merge_warnings(&settings, result.analysis.intervals.is_some(), false);
-    result.analysis.warnings.extend(missing);
-    let tables = distributed_tables(&result, &settings)?;
-    settings.output.root = Some(out.to_path_buf());
-    let mut run = Run::new(settings, "merge --bounded-memory", &|_| {});
-    run.phase("merge", |_| Ok(t.elapsed()))?;
-    run.publish_tables(&result, tables, true)
+    Ok((rows, top))
 }

@@ -93,6 +93,16 @@ impl Layer {
         dir.join(format!("{}.parquet", t(self).as_str()))
     }
 
+    /// This level's path table in a partial.
+    pub(crate) fn paths_file(self, dir: &Path) -> PathBuf {
+        self.file(dir, |l| l.paths)
+    }
+
+    /// This level's replicate statistics in a partial.
+    pub(crate) fn replicates_file(self, dir: &Path) -> PathBuf {
+        self.file(dir, |l| l.replicates)
+    }
+
     /// The tables of one level of a shard: its path table, its lags (tens of thousands of
     /// (channel, minute) counts: a table, not the manifest) and its replicate statistics.
     fn tables(self, a: &Analysis, meta: &mut PartialMeta, replicates: Option<Vec<NamedRow>>) -> Vec<Table> {
@@ -440,8 +450,8 @@ pub(crate) fn merge_warnings(settings: &Settings, intervals: bool, groups: bool)
     }
     if !settings.channel_groups.is_empty() && !groups {
         w.push(
-            "no channel_group_attribution: merge --bounded-memory does not carry [channel_groups] yet; use merge, \
-             or sum channel_attribution over each group's channels (docs/scale.md)"
+            "no channel_group_attribution: the partials have no group level (shards of another version?); \
+             rerun the shards, or sum channel_attribution over each group's channels (docs/scale.md)"
                 .into(),
         );
     }

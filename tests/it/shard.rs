@@ -349,7 +349,6 @@ fn tables_of(dir: &Path) -> BTreeMap<String, PathBuf> {
 /// included.
 #[test]
 fn the_nightly_pipeline_through_shards_writes_every_table_of_one_run() {
-    use crate::common::{read_parquet, Cell};
     let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/sample_nightly.toml");
     let dir = tempfile::tempdir().unwrap();
     let settings_to = |out: &Path| {
@@ -377,21 +376,36 @@ fn the_nightly_pipeline_through_shards_writes_every_table_of_one_run() {
             .collect();
         let merged = dir.path().join(format!("merged-{n}"));
         shard::merge_and_publish(&parts, &merged).unwrap();
+        let bounded = dir.path().join(format!("bounded-{n}"));
+        touchpoint::run::merge_bounded::merge_bounded_and_publish(&parts, &bounded, 5).unwrap();
         let got = tables_of(&merged);
         assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>(), "{n} shards: the tables");
+        // The bounded merge: every table but path_summary (one row per distinct path).
+        let mut got_bounded = tables_of(&bounded);
+        got_bounded.insert("path_summary".into(), want["path_summary"].clone());
+        assert_eq!(
+            want.keys().collect::<Vec<_>>(),
+            got_bounded.keys().collect::<Vec<_>>(),
+            "{n} shards, bounded"
+        );
         for (t, f) in &want {
-            let ((na, ra), (nb, rb)) = (read_parquet(f), read_parquet(&got[t]));
-            assert_eq!(na, nb, "{t}");
-            assert_eq!(ra.len(), rb.len(), "{n} shards: rows of {t}");
-            for (x, y) in ra.iter().zip(&rb) {
-                for (c, (a, b)) in x.iter().zip(y).enumerate() {
-                    match (a, b) {
-                        (Cell::Num(p), Cell::Num(q)) => {
-                            assert!(close(*p, *q), "{n} shards: {t}.{}: {p} vs {q}", na[c])
-                        }
-                        _ => assert_eq!(a, b, "{n} shards: {t}.{}", na[c]),
-                    }
-                }
+            compare_tables(t, f, &got[t], &format!("{n} shards, merge"));
+            compare_tables(t, f, &got_bounded[t], &format!("{n} shards, merge --bounded-memory"));
+        }
+    }
+}
+
+/// Two Parquet tables with the same columns and rows: counts and text equal, numbers to 1e-9.
+fn compare_tables(t: &str, want: &Path, got: &Path, how: &str) {
+    use crate::common::{read_parquet, Cell};
+    let ((na, ra), (nb, rb)) = (read_parquet(want), read_parquet(got));
+    assert_eq!(na, nb, "{how}: columns of {t}");
+    assert_eq!(ra.len(), rb.len(), "{how}: rows of {t}");
+    for (x, y) in ra.iter().zip(&rb) {
+        for (c, (a, b)) in x.iter().zip(y).enumerate() {
+            match (a, b) {
+                (Cell::Num(p), Cell::Num(q)) => assert!(close(*p, *q), "{how}: {t}.{}: {p} vs {q}", na[c]),
+                _ => assert_eq!(a, b, "{how}: {t}.{}", na[c]),
             }
         }
     }
