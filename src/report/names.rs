@@ -88,6 +88,12 @@ impl TableName {
         TableName::PartialGroupLags,
     ];
 
+    /// Whether it is a file of a shard's partial (machine to machine, documented with the
+    /// partial format in docs/scale.md), not a table of the report.
+    pub fn is_partial(self) -> bool {
+        self.as_str().starts_with("partial_")
+    }
+
     /// The name of the table, also its file stem.
     pub fn as_str(self) -> &'static str {
         match self {
