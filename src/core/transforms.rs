@@ -36,6 +36,17 @@ pub fn frequency_name(base: &str, count: u32, n_codes: u32) -> String {
     }
 }
 
+/// The channel a `frequency` name stands for: `email(2)` and `email(9+)` are `email`
+/// (a name without that suffix is its own).
+pub fn frequency_base(name: &str) -> &str {
+    let Some(open) = name.strip_suffix(')').and_then(|s| s.rfind('(')) else { return name };
+    let count = name[open + 1..name.len() - 1].trim_end_matches('+');
+    match !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()) {
+        true => &name[..open],
+        false => name,
+    }
+}
+
 /// Apply the transforms to a journey's touches (after the lookback), in order.
 pub fn apply_transforms(touches: &mut Vec<Touch>, transforms: &[ResolvedTransform], n_codes: u32) {
     for t in transforms {
@@ -100,5 +111,20 @@ pub fn apply_transforms(touches: &mut Vec<Touch>, transforms: &[ResolvedTransfor
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frequency_names_fold_back_to_their_channel() {
+        assert_eq!(frequency_base("email(2)"), "email");
+        assert_eq!(frequency_base(&frequency_name("email", 9, 10)), "email");
+        assert_eq!(frequency_base("a (b)(12)"), "a (b)");
+        assert_eq!(frequency_base("brand(x)"), "brand(x)");
+        assert_eq!(frequency_base("direct"), "direct");
+        assert_eq!(frequency_base("odd()"), "odd()");
     }
 }

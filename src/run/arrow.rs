@@ -112,11 +112,25 @@ pub fn distributed_models(s: &Settings) -> Result<usize> {
 pub fn path_statistics(settings: &Settings, paths: ArrowInput) -> Result<ArrowArrayStream> {
     let k = distributed_models(settings)?;
     let pt = read_paths(paths)?;
-    ffi::export_table(&statistics_of(settings, pt, k)?.table())
+    // The report channel of each path channel: only `frequency` renames them, by a suffix.
+    let frequency = settings.journeys.transforms.contains(&crate::settings::Transform::Frequency);
+    let bases: Vec<String> = pt
+        .channels
+        .iter()
+        .map(|c| if frequency { crate::core::transforms::frequency_base(c).to_owned() } else { c.clone() })
+        .collect();
+    ffi::export_table(&statistics_of(settings, pt, k, &bases)?.table())
 }
 
-/// The additive statistics of one group of distinct paths (see [`path_statistics`]).
-pub(crate) fn statistics_of(settings: &Settings, pt: PathTable, k: usize) -> Result<Statistics> {
+/// The additive statistics of one group of distinct paths (see [`path_statistics`]);
+/// `bases[i]` is the report channel of path channel i (they differ with `frequency`, and
+/// `last_non_direct` asks the report channel whether it is direct).
+pub(crate) fn statistics_of(
+    settings: &Settings,
+    pt: PathTable,
+    k: usize,
+    bases: &[String],
+) -> Result<Statistics> {
     let mut st = Statistics::default();
     let totals = (pt.total_conversions(), pt.total_nulls(), pt.total_value());
     st.push(Kind::Total, "", "", "", totals);
@@ -151,10 +165,14 @@ pub(crate) fn statistics_of(settings: &Settings, pt: PathTable, k: usize) -> Res
     }
     let mut models = settings.models.clone();
     models.run.retain(|&m| replicates::summed(m) && m != Model::TimeDecay);
-    let journeys =
-        Journeys { paths: pt, stats: JourneyStats::default(), fold: None, recorded: None, index: None };
+    let mut base = bases.to_vec();
+    base.sort();
+    base.dedup();
+    let report_of = bases.iter().map(|b| base.binary_search(b).map_or(0, |i| i as u32)).collect();
+    let fold = (base != names).then_some(report_of);
+    let journeys = Journeys { paths: pt, stats: JourneyStats::default(), fold, recorded: None, index: None };
     let opts = AnalyzeOptions {
-        base_names: &names,
+        base_names: &base,
         models: &models,
         time_decay_credit: None,
         sequence_effects: false,

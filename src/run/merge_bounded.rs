@@ -88,13 +88,13 @@ type Sums = BTreeMap<(String, String, String, String), (f64, f64, f64)>;
 fn add_block(
     (sums, top): (&mut Sums, &mut Vec<PathRow>),
     meta: &PartialMeta,
-    channels: &[String],
+    (channels, bases): (&[String], &[String]),
     rows: Vec<PathRow>,
     k: usize,
 ) -> Result<()> {
     top_converting(top, rows.iter(), report::TOP_PATHS);
     let pt = PathTable { channels: channels.to_vec(), rows };
-    for r in statistics_of(&meta.settings, pt, k)?.rows() {
+    for r in statistics_of(&meta.settings, pt, k, bases)?.rows() {
         let e = sums.entry((r.kind, r.model, r.from, r.to)).or_insert((0.0, 0.0, 0.0));
         e.0 += r.numbers.0;
         e.1 += r.numbers.1;
@@ -106,6 +106,7 @@ fn add_block(
 /// Merge the partials in `dirs`, `block` rows at a time, and publish the distributed fit's
 /// tables to `out`: the channel level, and the channel-group level when the shards have one.
 pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) -> Result<RunSummary> {
+    super::shard::check_out(dirs, out)?;
     let t = std::time::Instant::now();
     let mut parts: Vec<(PathBuf, PartialMeta)> = Vec::new();
     for d in dirs {
@@ -155,7 +156,9 @@ fn stream_statistics(
     let first = &parts[0].1;
     let k = distributed_models(&first.settings)?;
     let metas: Vec<PartialMeta> = parts.iter().map(|p| p.1.clone()).collect();
-    let channels = super::shard::merge_metas(&metas).path_channels;
+    let merged = super::shard::merge_metas(&metas);
+    let channels = merged.path_channels;
+    let bases: Vec<String> = merged.report_of.iter().map(|&b| merged.base[b as usize].clone()).collect();
     let mut cursors: Vec<Cursor> = parts
         .iter()
         .map(|p| Cursor::open(layer.paths_file(&p.0), block_rows.max(1)))
@@ -184,7 +187,7 @@ fn stream_statistics(
             continue;
         }
         if block.len() as u64 >= block_rows {
-            add_block((&mut sums, &mut top), first, &channels, std::mem::take(&mut block), k)?;
+            add_block((&mut sums, &mut top), first, (&channels, &bases), std::mem::take(&mut block), k)?;
         }
         let ids = path.split(UNIT_SEPARATOR).map(|name| {
             channels
@@ -195,7 +198,7 @@ fn stream_statistics(
         block.push(PathRow { path: ids.collect::<Result<_>>()?, conversions: c, nulls: n, value: v });
         last = Some(path);
     }
-    add_block((&mut sums, &mut top), first, &channels, block, k)?;
+    add_block((&mut sums, &mut top), first, (&channels, &bases), block, k)?;
     let rows = sums
         .into_iter()
         .map(|((kind, model, from, to), numbers)| StatisticsRow { kind, model, from, to, numbers })

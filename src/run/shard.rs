@@ -220,6 +220,7 @@ pub(crate) fn read_meta(dir: &Path) -> Result<PartialMeta> {
     }
     let mut meta: PartialMeta = serde_json::from_value(doc["partial"].clone())
         .map_err(|e| Error::bad_input(&mpath, None, format!("not a touchpoint partial aggregate: {e}")))?;
+    verify_outputs(dir, &mpath, &doc)?;
     load_lags(dir, &mut meta, CHANNELS)?;
     if let Some(g) = meta.groups.as_deref_mut() {
         load_lags(dir, g, GROUPS)?;
@@ -227,6 +228,36 @@ pub(crate) fn read_meta(dir: &Path) -> Result<PartialMeta> {
     }
     check_meta(&mpath, &meta)?;
     Ok(meta)
+}
+
+/// Every file the partial's manifest lists is there and is the file the shard wrote (its
+/// SHA-256 and size): a missing, swapped, truncated or edited file is refused before any
+/// table is read, never merged into a wrong answer.
+fn verify_outputs(dir: &Path, mpath: &Path, doc: &serde_json::Value) -> Result<()> {
+    let bad = |p: &str| Error::bad_input(mpath, None, format!("inconsistent partial manifest: {p}"));
+    let outputs = doc["outputs"].as_array().ok_or_else(|| bad("no list of outputs"))?;
+    for o in outputs {
+        let (Some(file), Some(sha), Some(bytes)) =
+            (o["file"].as_str(), o["sha256"].as_str(), o["bytes"].as_u64())
+        else {
+            return Err(bad("an output without its file, sha256 and bytes"));
+        };
+        if Path::new(file).components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            return Err(bad("an output outside the partial's directory"));
+        }
+        let path = dir.join(file);
+        if !path.exists() {
+            return Err(Error::bad_input(&path, None, "missing: the partial's manifest.json lists it"));
+        }
+        if publish::sha256_file(&path)? != (sha.to_owned(), bytes) {
+            return Err(Error::bad_input(
+                &path,
+                None,
+                "is not the file the shard wrote (its SHA-256 and size in manifest.json differ): rerun that shard",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn load_lags(dir: &Path, meta: &mut PartialMeta, layer: Layer) -> Result<()> {
@@ -522,8 +553,23 @@ fn merge_input(into: &mut InputSummary, m: &InputSummary) {
     }
 }
 
+/// A merge must not publish over one of its own partials (the partial would be replaced by
+/// the report, and the next merge would find no partial there).
+pub(crate) fn check_out(dirs: &[PathBuf], out: &Path) -> Result<()> {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let o = canon(out);
+    if dirs.iter().any(|d| d == out || (o.is_some() && canon(d) == o)) {
+        return Err(Error::Config(format!(
+            "--out {} is one of the partials being merged: write the merge to another directory",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
 /// `touchpoint merge`: merge partials and publish the tables like `attribute` would.
 pub fn merge_and_publish(dirs: &[PathBuf], out: &Path) -> Result<RunSummary> {
+    check_out(dirs, out)?;
     let t = std::time::Instant::now();
     let (result, mut settings) = merge(dirs)?;
     settings.output.root = Some(out.to_path_buf());

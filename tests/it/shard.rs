@@ -229,9 +229,9 @@ fn same_page(a: &str, b: &str, k: u32) {
 }
 
 /// `merge --bounded-memory` streams the partials a block at a time; with blocks of a few
-/// rows (thousands of block boundaries, paths repeated across partials and blocks) its five
-/// tables equal the in-memory merge's: counts exactly, values to 1e-9, at Markov orders 1-3
-/// with a reporting window.
+/// rows (thousands of block boundaries, paths repeated across partials and blocks) its
+/// tables equal the in-memory merge's: counts exactly, values to 1e-9, at Markov orders 1-3,
+/// all ten models, with the `frequency` transform at order 2.
 #[test]
 fn the_bounded_memory_merge_equals_the_merge_across_block_boundaries() {
     use crate::common::{read_parquet, Cell};
@@ -241,6 +241,7 @@ fn the_bounded_memory_merge_equals_the_merge_across_block_boundaries() {
         s.models.run = [
             "first_touch",
             "last_touch",
+            "last_non_direct",
             "linear",
             "position_based",
             "time_decay",
@@ -254,6 +255,11 @@ fn the_bounded_memory_merge_equals_the_merge_across_block_boundaries() {
         .collect();
         s.models.markov_order = touchpoint::settings::MarkovOrder::Fixed(k as usize);
         s.models.bootstrap_replicates = 12;
+        if k == 2 {
+            // `frequency` renames channels (`direct(1)`): last_non_direct must ask the report
+            // channel whether it is direct.
+            s.journeys.transforms = vec![touchpoint::settings::Transform::Frequency];
+        }
         s.input.events = Some(events().1.to_str().unwrap().to_owned());
         let parts: Vec<PathBuf> = (0..3)
             .map(|i| {
@@ -409,4 +415,43 @@ fn compare_tables(t: &str, want: &Path, got: &Path, how: &str) {
             }
         }
     }
+}
+
+/// A partial whose files changed after the shard wrote them (one deleted, one swapped with
+/// another shard's) is refused naming the file, both merges; and a merge never publishes
+/// over one of its own partials.
+#[test]
+fn a_merge_refuses_changed_partial_files_and_its_own_partial_as_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Settings::default();
+    s.models.bootstrap_replicates = 5;
+    s.input.events = Some(events().1.to_str().unwrap().to_owned());
+    let shard_to = |i: u32, d: &Path| {
+        let mut si = s.clone();
+        si.output.root = Some(d.to_path_buf());
+        shard::attribute_shard(si, (i, 3)).unwrap();
+    };
+    let d: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("s{i}"))).collect();
+    (0..3).for_each(|i| shard_to(i, &d[i as usize]));
+    let bounded = |out: &Path| touchpoint::run::merge_bounded::merge_bounded_and_publish(&d, out, 1 << 19);
+    let out = dir.path().join("out");
+    std::fs::remove_file(d[1].join("partial_lags.parquet")).unwrap();
+    for e in [shard::merge_and_publish(&d, &out).unwrap_err(), bounded(&out).unwrap_err()] {
+        assert_eq!(e.exit_status().code(), 65, "{e}");
+        assert!(e.to_string().contains("partial_lags.parquet") && e.to_string().contains("missing"), "{e}");
+    }
+    shard_to(1, &d[1]);
+    std::fs::copy(d[0].join("partial_replicates.parquet"), d[1].join("partial_replicates.parquet")).unwrap();
+    for e in [shard::merge_and_publish(&d, &out).unwrap_err(), bounded(&out).unwrap_err()] {
+        assert_eq!(e.exit_status().code(), 65, "{e}");
+        assert!(e.to_string().contains("is not the file the shard wrote"), "{e}");
+    }
+    assert!(!out.exists(), "nothing published");
+    shard_to(1, &d[1]);
+    for e in [shard::merge_and_publish(&d, &d[0]).unwrap_err(), bounded(&d[0]).unwrap_err()] {
+        assert_eq!(e.exit_status().code(), 78, "{e}");
+        assert!(e.to_string().contains("is one of the partials"), "{e}");
+    }
+    shard::merge_and_publish(&d, &out).unwrap();
+    assert!(out.join("channel_attribution.parquet").exists());
 }
