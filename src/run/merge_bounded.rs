@@ -123,6 +123,7 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
     }
     let (intervals, groups) = (result.analysis.intervals.is_some(), result.groups.is_some());
     result.analysis.warnings.extend(super::shard::merge_warnings(&settings, intervals, groups));
+    result.analysis.warnings.iter().for_each(|w| tracing::warn!("{w}"));
     let tables = distributed_tables(&result, &settings)?;
     settings.output.root = Some(out.to_path_buf());
     let mut run = Run::new(settings, "merge --bounded-memory", &|_| {});

@@ -123,7 +123,14 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
     let mut run = Run::new(settings, "attribute --shard", &|_| {});
     let wait = std::time::Duration::from_secs(run.settings.output.lock_timeout_seconds);
     run.set_output(Output::Dir(DirOutput::open(&run.out()?, wait)?));
-    let result = run.compute_events(Some(shard))?;
+    let mut result = run.compute_events(Some(shard))?;
+    if run.settings.models.bootstrap_replicates > 0
+        && !crate::core::replicates::mergeable(&run.settings.models)
+    {
+        let w = "no replicate statistics: with markov_order = \"auto\" the merge has no intervals; give a fixed order";
+        tracing::warn!("{w}");
+        result.analysis.warnings.push(w.into());
+    }
     let mut meta = partial_meta(&run.settings, &result, shard);
     let (channel_reps, group_reps) = std::mem::take(&mut run.replicates);
     let mut tables = CHANNELS.tables(&result.analysis, &mut meta, channel_reps);
@@ -206,6 +213,14 @@ pub(crate) fn read_meta(dir: &Path) -> Result<PartialMeta> {
     })?;
     let doc: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| Error::bad_input(&mpath, None, format!("not JSON: {e}")))?;
+    if !doc["partial"].is_object() {
+        return Err(Error::bad_input(
+            &mpath,
+            None,
+            "not a partial aggregate (its manifest has no `partial`: a report?); merge the directories of \
+             `attribute --shard` runs",
+        ));
+    }
     let version = doc["partial"]["format_version"].as_u64();
     if version != Some(PARTIAL_FORMAT as u64) {
         return Err(Error::bad_input(
@@ -305,7 +320,15 @@ pub(crate) fn check_set(parts: &[(PathBuf, PartialMeta)]) -> Result<()> {
             ));
         }
         if m.settings.computation() != computation {
-            return Err(Error::bad_input(d, None, format!("settings differ from {}'s", first_dir.display())));
+            let key = first_difference(&m.settings.computation(), &computation, "");
+            return Err(Error::bad_input(
+                d,
+                None,
+                format!(
+                    "settings differ from {}'s ({key}): rerun the shards with one set of settings",
+                    first_dir.display()
+                ),
+            ));
         }
     }
     for w in parts.windows(2) {
@@ -326,6 +349,23 @@ pub(crate) fn check_set(parts: &[(PathBuf, PartialMeta)]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The dotted key of the first setting in which two settings' JSON differ.
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> String {
+    if let (Some(x), Some(y)) = (a.as_object(), b.as_object()) {
+        for (k, v) in x {
+            let w = y.get(k).unwrap_or(&serde_json::Value::Null);
+            if v != w {
+                let key = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                return first_difference(v, w, &key);
+            }
+        }
+        if let Some(k) = y.keys().find(|k| !x.contains_key(*k)) {
+            return if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+        }
+    }
+    at.to_owned()
 }
 
 /// Union of sorted name lists.
@@ -475,7 +515,8 @@ pub(crate) fn merge_warnings(settings: &Settings, intervals: bool, groups: bool)
     let mut w = Vec::new();
     if !intervals && settings.models.bootstrap_replicates > 0 {
         w.push(
-            "no intervals: a merge carries them for a fixed Markov order only (markov_order = \"auto\" picks an order per shard)"
+            "no intervals: a merge carries them for a fixed Markov order only (with markov_order = \"auto\" the \
+             shards write no replicate statistics: their chains would be of different orders)"
                 .into(),
         );
     }
@@ -572,6 +613,7 @@ pub fn merge_and_publish(dirs: &[PathBuf], out: &Path) -> Result<RunSummary> {
     check_out(dirs, out)?;
     let t = std::time::Instant::now();
     let (result, mut settings) = merge(dirs)?;
+    result.analysis.warnings.iter().for_each(|w| tracing::warn!("{w}"));
     settings.output.root = Some(out.to_path_buf());
     let mut run = Run::new(settings, "merge", &|_| {});
     run.phase("merge", |_| Ok(t.elapsed()))?;

@@ -181,7 +181,10 @@ fn a_merge_refuses_missing_duplicate_or_mismatched_shards() {
     let odd = dir.path().join("odd");
     shard::attribute_shard(with(&other, &odd), (2, 3)).unwrap();
     let e = shard::merge(&[d[0].clone(), d[1].clone(), odd]).unwrap_err();
-    assert!(e.to_string().contains("settings differ"), "{e}");
+    assert!(
+        e.to_string().contains("settings differ") && e.to_string().contains("journeys.lookback_days"),
+        "{e}"
+    );
     // Through the binary: partials, merge, the same tables as one run.
     let out = dir.path().join("merged");
     let o = crate::common::touchpoint(&[
