@@ -104,17 +104,24 @@ fn attribute<'py>(py: Python<'py>, events: &Bound<'py, PyAny>, settings: &str) -
     give_all(py, named)
 }
 
-/// The partial path table of a group of whole users, and its metadata (JSON).
+/// The partial path table of a group of whole users, its metadata (JSON), and with
+/// intervals on its replicates' named statistics.
 #[pyfunction]
 fn partial<'py>(
     py: Python<'py>,
     events: &Bound<'py, PyAny>,
     settings: &str,
-) -> PyResult<(String, Bound<'py, PyCapsule>)> {
+) -> PyResult<(String, Bound<'py, PyCapsule>, Option<Bound<'py, PyCapsule>>)> {
     let settings = settings_of(py, settings)?;
     let input = take_stream(events)?;
-    let (meta, stream) = detached(py, || api::partial(settings, input).map(|(m, s)| (m, SendStream(s))))?;
-    Ok((meta, give_stream(py, stream)?))
+    let (meta, paths, reps) = detached(py, || {
+        api::partial(settings, input).map(|(m, p, r)| (m, SendStream(p), r.map(SendStream)))
+    })?;
+    let reps = match reps {
+        Some(r) => Some(give_stream(py, r)?),
+        None => None,
+    };
+    Ok((meta, give_stream(py, paths)?, reps))
 }
 
 /// Additive statistics of a group of distinct merged paths.
@@ -130,17 +137,24 @@ fn path_statistics<'py>(
     give_stream(py, stream)
 }
 
-/// The tables of the summed statistics and the partials' metadata.
+/// The tables of the summed statistics and the partials' metadata (and with the summed
+/// replicate statistics, the interval columns).
 #[pyfunction]
+#[pyo3(signature = (statistics, metas, settings, replicates=None))]
 fn solve<'py>(
     py: Python<'py>,
     statistics: &Bound<'py, PyAny>,
     metas: Vec<String>,
     settings: &str,
+    replicates: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Tables<'py>> {
     let settings = settings_of(py, settings)?;
     let input = take_stream(statistics)?;
-    let named = detached(py, || api::solve(settings, &metas, input).map(sendable))?;
+    let reps = match replicates {
+        Some(r) => Some(take_stream(r)?),
+        None => None,
+    };
+    let named = detached(py, || api::solve(settings, &metas, input, reps).map(sendable))?;
     give_all(py, named)
 }
 

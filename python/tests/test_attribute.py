@@ -86,21 +86,27 @@ def _group_sum(table: pa.Table, keys: list[str]) -> pa.Table:
 def test_partials_of_disjoint_users_solve_to_the_whole_run(generated, order):
     """The distributed fit without Spark: users split in three by shard_of, partial path
     tables summed by path, statistics of two halves of the distinct paths summed, solved."""
-    sections = {**ALL, "models": {**ALL["models"], "markov_order": order}}
+    sections = {**ALL, "models": {**ALL["models"], "markov_order": order, "bootstrap_replicates": 12}}
     events = read_plain(generated)
     shard = pa.array(touchpoint.shard_of(events.column("user_id"), 3))
-    metas, paths = [], []
+    metas, paths, reps = [], [], []
     for k in range(3):
-        meta, p = touchpoint.partial(events.filter(pc.equal(shard, k)), **sections)
+        meta, p, r = touchpoint.partial(events.filter(pc.equal(shard, k)), **sections)
         metas.append(meta)
         paths.append(p)
+        reps.append(r)
     merged = _group_sum(pa.concat_tables(paths), ["path"]).sort_by("path")
     half = merged.num_rows // 2
     stats = pa.concat_tables([touchpoint.path_statistics(merged.slice(0, half), **sections),
                               touchpoint.path_statistics(merged.slice(half), **sections)])
     stats = _group_sum(stats, ["kind", "model", "from", "to"])
-    got = touchpoint.solve(stats, metas, **sections)
-    want = touchpoint.attribute(events, **{**sections, "models": {**sections["models"], "bootstrap_replicates": 0}})
+    # The replicates' statistics add up like the paths: persons weigh the same in any group.
+    summed = _group_sum(pa.concat_tables(reps), ["replicate", "kind", "model", "from", "to"])
+    got = touchpoint.solve(stats, metas, replicates=summed, **sections)
+    want = touchpoint.attribute(events, **sections)
+    ca = got["channel_attribution"]
+    attributed = ca.filter(pc.not_equal(ca.column("channel"), "(unattributed)"))
+    assert attributed.num_rows > 0 and attributed.column("conversions_low").null_count == 0
     # Every table the CLI writes that the distributed fit carries (sequence effects only at
     # order >= 2, shapley_ordered only with shapley: as the CLI).
     assert sorted(got) == sorted(t for t in want if t in touchpoint._touchpoint.DISTRIBUTED_TABLES)

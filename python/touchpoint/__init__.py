@@ -99,14 +99,19 @@ def attribute(events: Any, *, pipeline: str | None = None, **sections: Mapping[s
     return {name: _table(c) for name, c in _touchpoint.attribute(_stream(events), s)}
 
 
-def partial(events: Any, *, pipeline: str | None = None, **sections: Mapping[str, Any]) -> tuple[str, pa.Table]:
-    """The partial path table of a group of whole users, and its metadata (JSON).
+def partial(
+    events: Any, *, pipeline: str | None = None, **sections: Mapping[str, Any]
+) -> tuple[str, pa.Table, pa.Table | None]:
+    """The partial path table of a group of whole users, its metadata (JSON), and with
+    intervals on (``bootstrap_replicates > 0``) its replicates' statistics.
 
     Partials of disjoint groups of users add up: sum their path tables by ``path`` and
-    pass the sums to :func:`path_statistics`, the metadata to :func:`solve`.
+    pass the sums to :func:`path_statistics`, the metadata to :func:`solve`; sum their
+    replicate statistics by ``replicate, kind, model, from, to`` and pass them to
+    :func:`solve` as ``replicates``.
     """
-    meta, c = _touchpoint.partial(_stream(events), _resolved(pipeline, sections))
-    return meta, _table(c)
+    meta, c, r = _touchpoint.partial(_stream(events), _resolved(pipeline, sections))
+    return meta, _table(c), (_table(r) if r is not None else None)
 
 
 def path_statistics(paths: Any, *, pipeline: str | None = None, **sections: Mapping[str, Any]) -> pa.Table:
@@ -115,11 +120,18 @@ def path_statistics(paths: Any, *, pipeline: str | None = None, **sections: Mapp
 
 
 def solve(
-    statistics: Any, metas: list[str], *, pipeline: str | None = None, **sections: Mapping[str, Any]
+    statistics: Any,
+    metas: list[str],
+    *,
+    replicates: Any = None,
+    pipeline: str | None = None,
+    **sections: Mapping[str, Any],
 ) -> dict[str, pa.Table]:
-    """The tables of summed path statistics and the partials' metadata."""
+    """The tables of summed path statistics and the partials' metadata; with the summed
+    replicate statistics, their interval columns too."""
     s = _resolved(pipeline, sections)
-    return {name: _table(c) for name, c in _touchpoint.solve(_stream(statistics), list(metas), s)}
+    reps = _stream(replicates) if replicates is not None else None
+    return {name: _table(c) for name, c in _touchpoint.solve(_stream(statistics), list(metas), s, reps)}
 
 
 def shard_of(user_ids: Any, n: int) -> list[int | None]:

@@ -43,11 +43,18 @@ log = logging.getLogger("touchpoint.spark")
 #: Rows handed to the Rust library at a time inside a partition (whole users only).
 CHUNK_ROWS = 1_000_000
 
-_PARTIAL_SCHEMA = "path string, conversions double, nulls double, value double, meta string"
+# One output of the chunks: path rows (path set), one metadata row per chunk (meta set) and
+# the replicates' named statistics (replicate set), told apart by which column is not null.
+_PARTIAL_SCHEMA = (
+    "path string, conversions double, nulls double, value double, meta string, "
+    "replicate long, kind string, model string, `from` string, `to` string"
+)
 _STATISTICS_SCHEMA = "kind string, model string, `from` string, `to` string, conversions double, nulls double, value double"
 _PARTIAL_ARROW = pa.schema(
     [("path", pa.string()), ("conversions", pa.float64()), ("nulls", pa.float64()), ("value", pa.float64()), ("meta", pa.string())]
+    + [("replicate", pa.int64()), ("kind", pa.string()), ("model", pa.string()), ("from", pa.string()), ("to", pa.string())]
 )
+_REPLICATE_KEYS = ["replicate", "kind", "model", "from", "to"]
 _STATISTICS_ARROW = pa.schema(
     [("kind", pa.string()), ("model", pa.string()), ("from", pa.string()), ("to", pa.string())]
     + [(c, pa.float64()) for c in ("conversions", "nulls", "value")]
@@ -80,7 +87,7 @@ def _chunks(batches: Iterator[pa.RecordBatch], user: str, chunk_rows: int) -> It
 def _partials(settings: str, user: str, chunk_rows: int):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for chunk in _chunks(batches, user, chunk_rows):
-            meta, capsule = _touchpoint.partial(chunk.__arrow_c_stream__(), settings)
+            meta, capsule, reps = _touchpoint.partial(chunk.__arrow_c_stream__(), settings)
             paths = touchpoint._table(capsule)
             n = paths.num_rows
             yield pa.RecordBatch.from_arrays(
@@ -90,12 +97,23 @@ def _partials(settings: str, user: str, chunk_rows: int):
                     paths.column("nulls").combine_chunks(),
                     paths.column("value").combine_chunks(),
                     pa.nulls(n, pa.string()),
-                ],
+                ]
+                + [pa.nulls(n, f.type) for f in _PARTIAL_ARROW][5:],
                 schema=_PARTIAL_ARROW,
             )
             yield pa.RecordBatch.from_pylist(
                 [{"path": None, "conversions": 0.0, "nulls": 0.0, "value": 0.0, "meta": meta}], schema=_PARTIAL_ARROW
             )
+            if reps is not None:
+                r = touchpoint._table(reps)
+                m = r.num_rows
+                yield pa.RecordBatch.from_arrays(
+                    [pa.nulls(m, pa.string())]
+                    + [r.column(c).combine_chunks() for c in ("conversions", "nulls", "value")]
+                    + [pa.nulls(m, pa.string()), r.column("replicate").cast(pa.int64()).combine_chunks()]
+                    + [r.column(c).cast(pa.string()).combine_chunks() for c in ("kind", "model", "from", "to")],
+                    schema=_PARTIAL_ARROW,
+                )
 
     return run
 
@@ -147,8 +165,11 @@ def attribute(
         metas = [r["meta"] for r in parts.where(F.col("meta").isNotNull()).select("meta").collect()]
         log.info("partials (repartition, sort, mapInArrow): %.2f s, %d chunks", time.time() - t, len(metas))
         t = time.time()
+        sums = [F.sum(c).alias(c) for c in ("conversions", "nulls", "value")]
+        replicates = parts.where(F.col("replicate").isNotNull()).groupBy(*_REPLICATE_KEYS).agg(*sums)
+        summed_replicates = _arrow(replicates)
         merged = (
-            parts.where(F.col("meta").isNull())
+            parts.where(F.col("meta").isNull() & F.col("replicate").isNull())
             .groupBy("path")
             .agg(F.sum("conversions").alias("conversions"), F.sum("nulls").alias("nulls"), F.sum("value").alias("value"))
         )
@@ -165,9 +186,12 @@ def attribute(
     # A fixed order of the collected rows: the driver's sums do not depend on Spark's.
     collected = collected.sort_by([(c, "ascending") for c in ("kind", "model", "from", "to")])
     metas.sort()
+    reps = None
+    if summed_replicates.num_rows:
+        reps = summed_replicates.sort_by([(c, "ascending") for c in _REPLICATE_KEYS]).__arrow_c_stream__()
     tables = {
         name: touchpoint._table(c)
-        for name, c in _touchpoint.solve(collected.__arrow_c_stream__(), metas, settings)
+        for name, c in _touchpoint.solve(collected.__arrow_c_stream__(), metas, settings, reps)
     }
     log.info("solved on the driver: %.2f s", time.time() - t)
     return tables

@@ -123,6 +123,13 @@ fn str_column(df: &DataFrame, name: &str, label: &str) -> Result<Vec<String>> {
     Ok(ca.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
 }
 
+/// Named replicate statistics (`partial_replicates`' columns), summed by an engine such as
+/// Spark, over a stream.
+pub fn read_replicate_rows(input: ArrowInput, label: &str) -> Result<Vec<crate::core::replicates::NamedRow>> {
+    let df = import_stream(input, label)?;
+    super::write::replicate_rows(std::path::Path::new(label), &df)
+}
+
 /// Rows of a partial path table (`path`, `conversions`, `nulls`, `value`): the shard
 /// format's reader, over a stream.
 pub fn read_path_rows(input: ArrowInput, label: &str) -> Result<super::write::PartialRows> {

@@ -110,6 +110,12 @@ pub fn read_partial_replicates(path: &Path) -> Result<Vec<NamedRow>> {
     let df = ParquetReader::new(file)
         .finish()
         .map_err(|e| Error::bad_input(path, None, format!("cannot read the replicate statistics: {e}")))?;
+    replicate_rows(path, &df)
+}
+
+/// The named replicate statistics in a frame (a partial's file, or a stream of summed rows
+/// whose `replicate` may be any integer type); `path` names it in errors.
+pub(crate) fn replicate_rows(path: &Path, df: &DataFrame) -> Result<Vec<NamedRow>> {
     let err =
         |c: &str, e: PolarsError| Error::bad_input(path, Some(c), format!("bad replicate statistics: {e}"));
     let text = |c: &str| -> Result<Vec<String>> {
@@ -124,6 +130,7 @@ pub fn read_partial_replicates(path: &Path) -> Result<Vec<NamedRow>> {
         Ok(col.into_no_null_iter().collect())
     };
     let rep = df.column("replicate").map_err(|e| err("replicate", e))?;
+    let rep = rep.cast(&DataType::UInt32).map_err(|e| err("replicate", e))?;
     let rep: Vec<u32> =
         rep.u32().map_err(|e| err("replicate", e))?.iter().map(|v| v.unwrap_or(u32::MAX)).collect();
     let (kind, model, from, to) = (text("kind")?, text("model")?, text("from")?, text("to")?);

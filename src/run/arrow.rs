@@ -74,24 +74,39 @@ fn export(tables: &[Table]) -> Result<NamedStreams> {
     tables.iter().map(|t| Ok((t.name.to_owned(), ffi::export_table(t)?))).collect()
 }
 
-/// One group of whole users (a Spark partition's chunk): the partial path table, and its
-/// metadata as JSON (the shard format's `partial` object).
-pub fn partial(settings: Settings, events: ArrowInput) -> Result<(String, ArrowArrayStream)> {
+/// One group of whole users (a Spark partition's chunk): the partial path table, its
+/// metadata as JSON (the shard format's `partial` object), and with intervals on its
+/// replicates' named statistics (`partial_replicates`' columns), which add up across
+/// chunks as a shard's do.
+pub fn partial(
+    settings: Settings,
+    events: ArrowInput,
+) -> Result<(String, ArrowArrayStream, Option<ArrowArrayStream>)> {
     check_partial(&settings)?;
     distributed_models(&settings)?;
-    // A chunk needs only its path table and time decay (touch times); the models run on
-    // the driver, once.
     let mut chunk = settings.clone();
     chunk.output.root = None;
-    chunk.models.bootstrap_replicates = 0;
-    chunk.models.run.retain(|m| *m == Model::TimeDecay);
+    if !crate::core::replicates::mergeable(&settings.models) {
+        chunk.models.bootstrap_replicates = 0;
+    }
+    if chunk.models.bootstrap_replicates == 0 {
+        // Without intervals a chunk needs only its path table and time decay (touch times);
+        // the models run on the driver, once. With them, the replicates' sums need every
+        // model's split of the chunk's paths and the chunk's chain.
+        chunk.models.run.retain(|m| *m == Model::TimeDecay);
+    }
     let mut run = Run::new(chunk, "partial", &|_| {});
     run.stream = Some(events);
     run.chunk = true;
     let result = run.compute_events(None)?;
     let meta = partial_meta(&settings, &result, (0, 1));
     let json = serde_json::to_string(&meta).map_err(|e| Error::Internal(format!("partial metadata: {e}")))?;
-    Ok((json, ffi::export_table(&report::partial_paths(&result.analysis, UNIT_SEPARATOR))?))
+    let paths = ffi::export_table(&report::partial_paths(&result.analysis, UNIT_SEPARATOR))?;
+    let replicates = match run.replicates.0.take() {
+        Some(rows) => Some(ffi::export_table(&report::partial_replicates(&rows))?),
+        None => None,
+    };
+    Ok((json, paths, replicates))
 }
 
 /// Refuse settings the distributed fit cannot carry, naming what to change.
@@ -363,13 +378,27 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
 
 /// The driver's step: the summed statistics and every partial's metadata become the
 /// tables of [`DISTRIBUTED_TABLES`].
-pub fn solve(settings: Settings, metas: &[String], statistics: ArrowInput) -> Result<NamedStreams> {
+pub fn solve(
+    settings: Settings,
+    metas: &[String],
+    statistics: ArrowInput,
+    replicates: Option<ArrowInput>,
+) -> Result<NamedStreams> {
     let metas: Vec<PartialMeta> = metas
         .iter()
         .map(|m| serde_json::from_str(m).map_err(|e| Error::Config(format!("not a partial's metadata: {e}"))))
         .collect::<Result<_>>()?;
     let rows = ffi::read_statistics(statistics, "the path statistics")?;
-    let result = solve_rows(&settings, &metas, &rows)?.0;
+    let (mut result, coalitions) = solve_rows(&settings, &metas, &rows)?;
+    if let Some(input) = replicates.filter(|_| settings.models.bootstrap_replicates > 0) {
+        let label = "the replicate statistics";
+        let named = ffi::read_replicate_rows(input, label)?;
+        let mut frame = replicates::Frame::of(&result.analysis);
+        frame.coalitions = coalitions;
+        let source = std::iter::once(Ok((named, std::path::PathBuf::from(label))));
+        result.analysis.intervals =
+            Some(super::shard::solve_replicates(&result.analysis, frame, &settings, source)?);
+    }
     export(&distributed_tables(&result, &settings)?)
 }
 

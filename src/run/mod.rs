@@ -260,8 +260,9 @@ impl<'a> Run<'a> {
                 level: s.models.interval_level,
                 seed: s.models.bootstrap_seed,
             };
-            if shard.is_some() {
-                // A shard's replicates are solved by the merge, with every other shard's.
+            if shard.is_some() || chunk {
+                // A shard's (or a Spark chunk's) replicates are solved by the merge, with
+                // every other partition's.
                 if !crate::core::replicates::mergeable(&s.models) {
                     return Ok((None, None));
                 }

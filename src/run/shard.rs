@@ -492,14 +492,30 @@ pub(crate) fn merged_intervals(
     if reps == 0 || !crate::core::replicates::mergeable(&settings.models) {
         return Ok(None);
     }
-    let names = frame.names();
-    let mut sums = vec![ReplicateSums::zeros(&frame); reps];
-    for (d, _) in parts {
+    let sources = parts.iter().map(|(d, _)| {
         let file = file_of(d);
         if !file.exists() {
             return Err(Error::bad_input(&file, None, "missing: the partial has no replicate statistics"));
         }
-        for (i, row) in engine::read_partial_replicates(&file)?.iter().enumerate() {
+        Ok((engine::read_partial_replicates(&file)?, file))
+    });
+    solve_replicates(a, frame, settings, sources).map(Some)
+}
+
+/// Named replicate rows from any number of sources (partials' files, a Spark job's summed
+/// rows; each named by a path in errors), added up in the order given and solved replicate
+/// by replicate into the analysis' intervals.
+pub(crate) fn solve_replicates(
+    a: &Analysis,
+    frame: Frame,
+    settings: &Settings,
+    sources: impl Iterator<Item = Result<(Vec<NamedRow>, PathBuf)>>,
+) -> Result<Intervals> {
+    let names = frame.names();
+    let mut sums = vec![ReplicateSums::zeros(&frame); settings.models.bootstrap_replicates];
+    for source in sources {
+        let (rows, file) = source?;
+        for (i, row) in rows.iter().enumerate() {
             let s = sums.get_mut(row.replicate as usize).ok_or_else(|| {
                 Error::bad_input(&file, Some("replicate"), format!("row {i}: out of range"))
             })?;
@@ -507,7 +523,7 @@ pub(crate) fn merged_intervals(
         }
     }
     let solved: Vec<Vec<Credits>> = sums.par_iter().map(|s| frame.solve(s)).collect::<Result<_>>()?;
-    Ok(Some(bootstrap::fold(a, settings.models.interval_level, solved)))
+    Ok(bootstrap::fold(a, settings.models.interval_level, solved))
 }
 
 /// What a merge leaves out that one run would write, said in its summary and manifest.

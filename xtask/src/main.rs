@@ -34,8 +34,13 @@ fn main() -> ExitCode {
 
 type Result<T> = std::result::Result<T, String>;
 
+/// The repository: `cargo run` tells the running xtask its manifest directory. The one
+/// baked in at compile time is only a fallback: two clones sharing a target directory share
+/// one xtask binary, which must test the clone it was run from.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ is inside the repository").to_path_buf()
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    manifest.parent().expect("xtask/ is inside the repository").to_path_buf()
 }
 
 fn home() -> PathBuf {
