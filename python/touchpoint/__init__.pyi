@@ -58,16 +58,26 @@ def attribute(
 ) -> dict[str, pa.Table]:
     """Every table ``touchpoint attribute`` writes, by name (docs/schema.md)."""
 
-def partial(events: ArrowLike, *, pipeline: str | None = None, **sections: Section) -> tuple[str, pa.Table]:
-    """A group of whole users → (metadata JSON, partial path table: path, conversions, nulls, value)."""
+def partial(
+    events: ArrowLike, *, pipeline: str | None = None, **sections: Section
+) -> tuple[str, pa.Table, pa.Table | None]:
+    """A group of whole users → (metadata JSON, partial path table: path, conversions, nulls,
+    value, and with intervals on the replicates' statistics: replicate, kind, model, from, to,
+    conversions, nulls, value)."""
 
 def path_statistics(paths: ArrowLike, *, pipeline: str | None = None, **sections: Section) -> pa.Table:
     """Distinct summed paths → additive statistics (kind, model, from, to, conversions, nulls, value)."""
 
 def solve(
-    statistics: ArrowLike, metas: list[str], *, pipeline: str | None = None, **sections: Section
+    statistics: ArrowLike,
+    metas: list[str],
+    *,
+    replicates: ArrowLike | None = None,
+    pipeline: str | None = None,
+    **sections: Section,
 ) -> dict[str, pa.Table]:
-    """Summed statistics + every partial's metadata → the distributed tables."""
+    """Summed statistics + every partial's metadata (+ the summed replicate statistics) →
+    the distributed tables (with their interval columns)."""
 
 def shard_of(user_ids: ArrowLike | list[Any], n: int) -> list[int | None]:
     """``pmod(xxhash64(id), n)`` per id: string, int32 and int64 ids (their Arrow type picks the bytes)."""
