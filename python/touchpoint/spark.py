@@ -238,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         out = a.out or s["output"].get("root")
         if not s["input"].get("events") or not out:
             raise touchpoint.TouchpointError("the Spark job needs input.events and an output (--out or output.root)")
+        # Local workers run this Python (the one touchpoint is installed in) unless the
+        # cluster says otherwise (spark.pyspark.python, PYSPARK_PYTHON).
+        import os
+
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         spark = SparkSession.builder.appName("touchpoint").getOrCreate()
         events = spark.read.parquet(s["input"]["events"])
         tables = attribute(events, pipeline=a.pipeline, partitions=a.partitions, **sections)

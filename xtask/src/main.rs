@@ -101,12 +101,18 @@ fn run(cmd: &mut Command) -> Result<()> {
 fn test(pytest_args: &[String]) -> Result<()> {
     let root = root();
     run(Command::new(env!("CARGO")).current_dir(&root).args(["test", "--release", "--all-features"]))?;
-    let py = python()?;
-    run(Command::new(&py).current_dir(&root).args(["-m", "pytest", "-q", "python/tests"]).args(pytest_args))
+    let (py, wheel) = python()?;
+    // The install test puts this wheel into a clean venv, as a user installs it.
+    run(Command::new(&py)
+        .current_dir(&root)
+        .env("TOUCHPOINT_WHEEL", &wheel)
+        .args(["-m", "pytest", "-q", "python/tests"])
+        .args(pytest_args))
 }
 
-/// The venv's Python with the test requirements and the freshly built wheel installed.
-fn python() -> Result<PathBuf> {
+/// The venv's Python with the test requirements and the freshly built wheel installed, and
+/// that wheel.
+fn python() -> Result<(PathBuf, PathBuf)> {
     let root = root();
     let venv = std::env::var_os("TOUCHPOINT_VENV")
         .map_or_else(|| home().join(".cache/touchpoint-spark-venv"), PathBuf::from);
@@ -137,5 +143,5 @@ fn python() -> Result<PathBuf> {
     run(Command::new(&py)
         .args(["-m", "pip", "install", "-q", "--force-reinstall", "--no-deps"])
         .arg(&wheel))?;
-    Ok(py)
+    Ok((py, wheel))
 }
