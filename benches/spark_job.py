@@ -1,9 +1,11 @@
 """The Spark job on one log, timed by phase, and compared with the CLI's tables.
 
-usage: spark_job.py EVENTS CLI_OUT MASTER
+usage: spark_job.py EVENTS CLI_OUT MASTER   (REPLICATES=200: with the interval columns;
+the CLI's output must then have been written with the same --bootstrap)
 """
 
 import logging
+import os
 import sys
 import time
 
@@ -27,7 +29,10 @@ t_jvm = time.time()
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 tables = ts.attribute(
     spark.read.parquet(events),
-    models={"run": ["first_touch", "last_touch", "linear", "markov"], "bootstrap_replicates": 0},
+    models={
+        "run": ["first_touch", "last_touch", "linear", "markov"],
+        "bootstrap_replicates": int(os.environ.get("REPLICATES", "0")),
+    },
 )
 t_end = time.time()
 print(f"spark: session start            {t_jvm - t0:8.2f} s")
@@ -51,6 +56,9 @@ rows = n.agg(F.sum("n")).collect()[0][0]
 print(f"spark alone: read, repartition, sort, hand {rows} rows to Python: {time.time() - t:8.2f} s")
 want = pq.read_table(f"{cli_out}/channel_attribution.parquet").to_pylist()
 got = tables["channel_attribution"].to_pylist()
-worst = max(abs(a["conversions"] - b["conversions"]) / max(1.0, abs(b["conversions"])) for a, b in zip(got, want))
-print(f"largest relative difference of a credit to the CLI's: {worst:.1e}")
+cols = ["conversions", "conversions_low", "conversions_high"]
+worst = max(
+    abs(a[c] - b[c]) / max(1.0, abs(b[c])) for a, b in zip(got, want) for c in cols if a[c] is not None and b[c] is not None
+)
+print(f"largest relative difference of a credit or its bounds to the CLI's: {worst:.1e}")
 spark.stop()
