@@ -202,6 +202,12 @@ pub fn shapley_ordered(pt: &PathTable) -> Vec<OrderedShare> {
             e.1 += wi * r.value;
         }
     }
+    ordered_shares(acc)
+}
+
+/// Shapley credit summed by (channel, position) as [`OrderedShare`]s, in key order (also
+/// how a distributed fit turns its summed `ordered` statistics into the table's rows).
+pub fn ordered_shares(acc: std::collections::BTreeMap<(u32, u32), (f64, f64)>) -> Vec<OrderedShare> {
     acc.into_iter()
         .map(|((channel, position), (conversions, value))| OrderedShare {
             channel,

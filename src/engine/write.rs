@@ -106,34 +106,53 @@ pub fn parquet_rows(path: &Path) -> Result<u64> {
 
 /// Read the replicate statistics a shard run wrote (`partial_replicates.parquet`).
 pub fn read_partial_replicates(path: &Path) -> Result<Vec<NamedRow>> {
+    replicate_rows(path, &read_whole(path, "the replicate statistics")?)
+}
+
+/// A partial's table, read whole (`what` names it in errors).
+fn read_whole(path: &Path, what: &str) -> Result<DataFrame> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let df = ParquetReader::new(file)
+    ParquetReader::new(file)
         .finish()
-        .map_err(|e| Error::bad_input(path, None, format!("cannot read the replicate statistics: {e}")))?;
-    replicate_rows(path, &df)
+        .map_err(|e| Error::bad_input(path, None, format!("cannot read {what}: {e}")))
+}
+
+/// The typed columns of a partial's table, each error blamed on the file and the column.
+struct Cols<'a> {
+    df: &'a DataFrame,
+    path: &'a Path,
+    what: &'a str,
+}
+
+impl Cols<'_> {
+    fn err(&self, c: &str, e: impl std::fmt::Display) -> Error {
+        Error::bad_input(self.path, Some(c), format!("bad {}: {e}", self.what))
+    }
+
+    fn text(&self, c: &str) -> Result<Vec<String>> {
+        let col = self.df.column(c).map_err(|e| self.err(c, e))?.str().map_err(|e| self.err(c, e))?;
+        Ok(col.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
+    }
+
+    /// A column of numbers without nulls, as `ty`.
+    fn numbers<T: PolarsNumericType>(&self, c: &str, ty: DataType) -> Result<Vec<T::Native>> {
+        let col = self.df.column(c).map_err(|e| self.err(c, e))?.cast(&ty).map_err(|e| self.err(c, e))?;
+        let ca = col.as_materialized_series().unpack::<T>().map_err(|e| self.err(c, e))?.clone();
+        if ca.null_count() > 0 {
+            return Err(self.err(c, "nulls"));
+        }
+        Ok(ca.into_no_null_iter().collect())
+    }
 }
 
 /// The named replicate statistics in a frame (a partial's file, or a stream of summed rows
 /// whose `replicate` may be any integer type); `path` names it in errors.
 pub(crate) fn replicate_rows(path: &Path, df: &DataFrame) -> Result<Vec<NamedRow>> {
-    let err =
-        |c: &str, e: PolarsError| Error::bad_input(path, Some(c), format!("bad replicate statistics: {e}"));
-    let text = |c: &str| -> Result<Vec<String>> {
-        let col = df.column(c).map_err(|e| err(c, e))?.str().map_err(|e| err(c, e))?;
-        Ok(col.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
-    };
-    let num = |c: &str| -> Result<Vec<f64>> {
-        let col = df.column(c).map_err(|e| err(c, e))?.f64().map_err(|e| err(c, e))?;
-        if col.null_count() > 0 {
-            return Err(Error::bad_input(path, Some(c), "nulls in replicate statistics"));
-        }
-        Ok(col.into_no_null_iter().collect())
-    };
-    let rep = df.column("replicate").map_err(|e| err("replicate", e))?;
-    let rep = rep.cast(&DataType::UInt32).map_err(|e| err("replicate", e))?;
-    let rep: Vec<u32> =
-        rep.u32().map_err(|e| err("replicate", e))?.iter().map(|v| v.unwrap_or(u32::MAX)).collect();
-    let (kind, model, from, to) = (text("kind")?, text("model")?, text("from")?, text("to")?);
+    let cols = Cols { df, path, what: "replicate statistics" };
+    let num = |c: &str| cols.numbers::<Float64Type>(c, DataType::Float64);
+    let rep = cols.numbers::<UInt32Type>("replicate", DataType::UInt32)?;
+    let (kind, model) = (cols.text("kind")?, cols.text("model")?);
+    let (from, to) = (cols.text("from")?, cols.text("to")?);
     let (c, n, v) = (num("conversions")?, num("nulls")?, num("value")?);
     (0..df.height())
         .map(|i| {
@@ -153,23 +172,11 @@ pub(crate) fn replicate_rows(path: &Path, df: &DataFrame) -> Result<Vec<NamedRow
 
 /// Read the counted lags to conversion a shard run wrote (`partial_lags.parquet`), by channel.
 pub fn read_partial_lags(path: &Path) -> Result<Vec<(String, ChannelLags)>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let df = ParquetReader::new(file)
-        .finish()
-        .map_err(|e| Error::bad_input(path, None, format!("cannot read the lags: {e}")))?;
-    let err = |c: &str, e: PolarsError| Error::bad_input(path, Some(c), format!("bad lags: {e}"));
-    let text = |c: &str| -> Result<Vec<String>> {
-        let col = df.column(c).map_err(|e| err(c, e))?.str().map_err(|e| err(c, e))?;
-        Ok(col.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
-    };
-    let num = |c: &str| -> Result<Vec<u64>> {
-        let col = df.column(c).map_err(|e| err(c, e))?.u64().map_err(|e| err(c, e))?;
-        if col.null_count() > 0 {
-            return Err(Error::bad_input(path, Some(c), "nulls in the lags"));
-        }
-        Ok(col.into_no_null_iter().collect())
-    };
-    let (channel, measure, value, count) = (text("channel")?, text("measure")?, num("value")?, num("count")?);
+    let df = read_whole(path, "the lags")?;
+    let cols = Cols { df: &df, path, what: "lags" };
+    let num = |c: &str| cols.numbers::<UInt64Type>(c, DataType::UInt64);
+    let (channel, measure) = (cols.text("channel")?, cols.text("measure")?);
+    let (value, count) = (num("value")?, num("count")?);
     let mut out: Vec<(String, ChannelLags)> = Vec::new();
     for i in 0..df.height() {
         if out.last().is_none_or(|(c, _)| *c != channel[i]) {

@@ -16,7 +16,7 @@ use crate::core::chain_counts::{self, EdgeCount, End, EndValue};
 use crate::core::event_log::UNIT_SEPARATOR;
 use crate::core::journeys::{JourneyStats, Journeys};
 use crate::core::markov::{self, Chain};
-use crate::core::models::{Credits, OrderedShare};
+use crate::core::models::{self, Credits};
 use crate::core::paths::{PathRow, PathTable};
 use crate::core::replicates::{self, Kind};
 use crate::core::roles::{self, Roles};
@@ -446,17 +446,7 @@ pub(crate) fn solve_rows(
         (Some(r), true) => markov::sequence_effects(r, m.markov_max_sequences)?,
         _ => Vec::new(),
     };
-    let shapley_ordered = m.run.contains(&Model::Shapley).then(|| {
-        s.ordered
-            .into_iter()
-            .map(|((channel, position), (conversions, value))| OrderedShare {
-                channel,
-                position,
-                conversions,
-                value,
-            })
-            .collect()
-    });
+    let shapley_ordered = m.run.contains(&Model::Shapley).then(|| models::ordered_shares(s.ordered));
     stats.distinct_paths = Some(s.distinct as u64);
     let analysis = Analysis {
         // The distinct paths stay where they were summed: one row per path length stands in

@@ -383,15 +383,14 @@ fn index_of(names: &[String], name: &str) -> u32 {
 
 /// Read one partial's path table (`file`) into merged channel ids.
 fn read_part(file: &Path, m: &PartialMeta, path_channels: &[String]) -> Result<Vec<PathRow>> {
-    let file = file.to_path_buf();
-    let (paths, conv, nulls, value) = engine::read_partial_paths(&file)?;
+    let (paths, conv, nulls, value) = engine::read_partial_paths(file)?;
     let mut part: Vec<PathRow> = Vec::with_capacity(paths.len());
     for (i, path) in paths.iter().enumerate() {
         let mut ids = Vec::new();
         for name in path.split(UNIT_SEPARATOR) {
             if !m.path_channels.iter().any(|c| c == name) {
                 return Err(Error::bad_input(
-                    &file,
+                    file,
                     Some("path"),
                     format!("row {i}: a channel the manifest does not list"),
                 ));

@@ -105,6 +105,19 @@ pub fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Write a small event log with polars (the library's own dependency).
+/// A day and an instant (2023-11-14) in µs, for hand-made event logs.
+pub const DAY: i64 = touchpoint::settings::DAY_MICROS;
+pub const T0: i64 = 1_700_000_000_000_000;
+
+/// A `ts` column (µs timestamps) of instants `T0 + d` days.
+pub fn ts(days: &[i64]) -> polars::prelude::Column {
+    use polars::prelude::*;
+    Series::new("ts".into(), days.iter().map(|d| T0 + d * DAY).collect::<Vec<_>>())
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+        .unwrap()
+        .into()
+}
+
 pub fn write_events(path: &Path, df: &mut polars::prelude::DataFrame) {
     use polars::prelude::*;
     let f = File::create(path).unwrap();

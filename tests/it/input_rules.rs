@@ -11,16 +11,6 @@ use polars::prelude::*;
 
 use crate::common::*;
 
-const DAY: i64 = 86_400_000_000;
-const T0: i64 = 1_700_000_000_000_000;
-
-fn ts(days: &[i64]) -> Column {
-    Series::new("ts".into(), days.iter().map(|d| T0 + d * DAY).collect::<Vec<_>>())
-        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
-        .unwrap()
-        .into()
-}
-
 fn write(path: &Path, cols: Vec<Column>) {
     let mut df = DataFrame::new_infer_height(cols).unwrap();
     write_events(path, &mut df);

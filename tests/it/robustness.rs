@@ -21,16 +21,6 @@ struct Case {
     run: fn(&Path, &Path) -> Output,
 }
 
-const DAY: i64 = 86_400_000_000;
-const T0: i64 = 1_700_000_000_000_000;
-
-fn ts(days: &[i64]) -> Column {
-    Series::new("ts".into(), days.iter().map(|d| T0 + d * DAY).collect::<Vec<_>>())
-        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
-        .unwrap()
-        .into()
-}
-
 /// A log of two users: u1 touches a then b and converts; u2 touches c.
 fn base() -> Vec<Column> {
     vec![
