@@ -74,14 +74,17 @@ pub enum Command {
 /// `touchpoint merge`.
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// The partial directories (one per shard; all N shards are required).
+    /// The partial directories (one per shard; all N shards are required). Every file a
+    /// partial's manifest lists is checked against its SHA-256 before it is read.
     #[arg(required = true)]
     pub partials: Vec<PathBuf>,
-    /// Output directory (or root of date partitions when the shards ran with --run-date).
+    /// Output directory (or root of date partitions when the shards ran with --run-date); not
+    /// one of the partials.
     #[arg(long)]
     pub out: PathBuf,
     /// Stream the partials a block at a time and keep only sums: memory no longer grows with
-    /// the distinct paths. Writes the Spark job's five tables (docs/scale.md), no page.
+    /// the distinct paths. Writes every table of `merge` but `path_summary`, intervals, channel
+    /// groups and the page included; refuses markov_order = "auto" (docs/scale.md).
     #[arg(long)]
     pub bounded_memory: bool,
 }
