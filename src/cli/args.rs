@@ -109,6 +109,13 @@ pub struct RunArgs {
     /// Print the plan (window, input files, output paths) without reading data or writing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Run only shard i of N of the persons (Spark SQL's pmod(xxhash64(id), N)) and write its
+    /// partial aggregate to --out; `touchpoint merge` of all N writes the pipeline's tables.
+    #[arg(long, value_parser = super::parse_shard, value_name = "i/N", requires = "out")]
+    pub shard: Option<(u32, u32)>,
+    /// The partial's directory (with --shard).
+    #[arg(long, value_name = "DIR", requires = "shard")]
+    pub out: Option<PathBuf>,
 }
 
 /// `touchpoint attribute`.

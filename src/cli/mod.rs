@@ -107,6 +107,11 @@ fn run_pipeline(r: &RunArgs, phase: &dyn Fn(&'static str)) -> Result<serde_json:
         );
         return Ok(serde_json::json!({"status": "dry_run", "pipeline": job.file.display().to_string()}));
     }
+    if let (Some(shard), Some(out)) = (r.shard, &r.out) {
+        let mut settings = job.settings;
+        settings.output.root = Some(out.clone());
+        return to_json(&run::shard::attribute_shard(settings, shard)?);
+    }
     tracing::info!(pipeline = %job.file.display(), run_date = job.run_date(), "running pipeline");
     to_json(&job.run(phase)?)
 }

@@ -53,6 +53,9 @@ pub struct EventLog {
     /// read: the integer id, or the low half of the string id's XXH3-128. The bootstrap
     /// weights persons by it, so a shard weights its persons as the whole run does.
     pub user_key: Vec<u64>,
+    /// The high half of each string id's XXH3-128 (empty for integer ids): with
+    /// `user_key`, the key dense ids are numbered by ([`EventLog::order_key`]).
+    pub user_key_high: Vec<u64>,
     /// The files read, in the order read (sorted by path).
     pub files: Vec<InputFile>,
     /// Rows read from all files.
@@ -135,6 +138,34 @@ pub struct StagedSummary {
     pub rows_erased: u64,
 }
 
+impl StagedSummary {
+    /// Add another shard's counts (same settings, so the same sources in the same order);
+    /// the identity map's entries and the customers table are the same in every shard.
+    pub fn add(&mut self, o: &StagedSummary) {
+        if self.sources.is_empty() {
+            self.sources = o
+                .sources
+                .iter()
+                .map(|c| SourceCounts { source: c.source.clone(), ..Default::default() })
+                .collect();
+        }
+        for (a, b) in self.sources.iter_mut().zip(&o.sources) {
+            a.rows_read += b.rows_read;
+            a.rows_rejected += b.rows_rejected;
+            a.rows_without_consent += b.rows_without_consent;
+            a.duplicate_conversions += b.duplicate_conversions;
+            a.rows_kept += b.rows_kept;
+        }
+        self.aliases_mapped += o.aliases_mapped;
+        self.aliases_unmapped += o.aliases_unmapped;
+        self.aliases_conflicting += o.aliases_conflicting;
+        self.identity_entries = o.identity_entries;
+        self.customers = o.customers;
+        self.persons_without_customer_row += o.persons_without_customer_row;
+        self.rows_erased += o.rows_erased;
+    }
+}
+
 /// The original user id values, in sorted order (index = dense user id).
 #[derive(Debug, Clone, PartialEq)]
 pub enum UserNames {
@@ -173,6 +204,19 @@ impl UserNames {
 pub const NO_CAMPAIGN: &str = "(none)";
 
 impl EventLog {
+    /// The key dense user `u` was numbered by, the same in every shard: the merge of
+    /// per-journey tables sorts shards' journeys by it into one run's order.
+    pub fn order_key(&self, u: u32) -> u128 {
+        let u = u as usize;
+        match (&self.user_names, self.user_key_high.get(u)) {
+            (_, Some(&high)) => ((high as u128) << 64) | self.user_key[u] as u128,
+            (UserNames::Int(ids), None) => {
+                ids.get(u).map_or(u as u128, |&k| ((k as u64) ^ (1 << 63)) as u128)
+            }
+            (UserNames::Str(_), None) => u as u128,
+        }
+    }
+
     /// Reserve room for `n` more events in the always-present columns.
     pub fn reserve(&mut self, n: usize) {
         self.ts.reserve(n);

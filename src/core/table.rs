@@ -48,6 +48,52 @@ impl Values {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Append another column's rows. Columns of different types are a bug in the caller
+    /// (tables of one kind have fixed types), except text with and without nulls.
+    pub fn append(&mut self, other: Values) {
+        use Values::*;
+        match (self, other) {
+            (Str(a), Str(b)) => a.extend(b),
+            (OptStr(a), OptStr(b)) => a.extend(b),
+            (OptStr(a), Str(b)) => a.extend(b.into_iter().map(Some)),
+            (a @ Str(_), OptStr(b)) => {
+                let x = match std::mem::replace(a, OptStr(Vec::new())) {
+                    Str(x) => x,
+                    _ => Vec::new(),
+                };
+                *a = OptStr(x.into_iter().map(Some).chain(b).collect());
+            }
+            (F64(a), F64(b)) => a.extend(b),
+            (OptF64(a), OptF64(b)) => a.extend(b),
+            (U32(a), U32(b)) => a.extend(b),
+            (OptU32(a), OptU32(b)) => a.extend(b),
+            (U64(a), U64(b)) => a.extend(b),
+            (Bool(a), Bool(b)) => a.extend(b),
+            (Date(a), Date(b)) => a.extend(b),
+            (TimestampUs(a), TimestampUs(b)) => a.extend(b),
+            (a, b) => panic!("appending a column of another type ({a:?} and {b:?})"),
+        }
+    }
+
+    /// The rows at `idx`, in that order.
+    pub fn take(&self, idx: &[usize]) -> Values {
+        fn pick<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
+            idx.iter().map(|&i| v[i].clone()).collect()
+        }
+        match self {
+            Values::Str(v) => Values::Str(pick(v, idx)),
+            Values::OptStr(v) => Values::OptStr(pick(v, idx)),
+            Values::F64(v) => Values::F64(pick(v, idx)),
+            Values::OptF64(v) => Values::OptF64(pick(v, idx)),
+            Values::U32(v) => Values::U32(pick(v, idx)),
+            Values::OptU32(v) => Values::OptU32(pick(v, idx)),
+            Values::U64(v) => Values::U64(pick(v, idx)),
+            Values::Bool(v) => Values::Bool(pick(v, idx)),
+            Values::Date(v) => Values::Date(pick(v, idx)),
+            Values::TimestampUs(v) => Values::TimestampUs(pick(v, idx)),
+        }
+    }
 }
 
 /// A named table with named columns, all of one length.

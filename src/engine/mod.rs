@@ -19,5 +19,5 @@ pub use schema::validate_inputs;
 pub use side_tables::{load_paths, load_spend, PathTableRow};
 pub use write::{
     parquet_rows, read_partial_block, read_partial_lags, read_partial_paths, read_partial_replicates,
-    to_frame, write_frame, write_table,
+    read_table, to_frame, write_frame, write_table,
 };

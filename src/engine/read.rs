@@ -414,6 +414,7 @@ fn number_users(log: &mut EventLog, users: UserKeys, mut names: Option<FxHashMap
             // The low half of the id's XXH3-128: the same person has the same key in
             // every shard and partition (the bootstrap weights persons by it).
             log.user_key = dense.keys.iter().map(|&h| h as u64).collect();
+            log.user_key_high = dense.keys.iter().map(|&h| (h >> 64) as u64).collect();
             if let Some(names) = &mut names {
                 log.user_names = UserNames::Str(
                     dense.keys.iter().map(|h| names.remove(h).expect("every user named")).collect(),

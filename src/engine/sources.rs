@@ -46,6 +46,8 @@ pub struct Staged {
     pub rejected: std::collections::BTreeMap<RejectReason, u64>,
     /// Per-source counts, the identity map's and the erasure's.
     pub summary: StagedSummary,
+    /// Rows of other shards' persons (with `--shard`), not counted in `summary`.
+    pub other_shards: u64,
 }
 
 /// One source as the stager sees it: its name, files and the expressions of its columns.
@@ -86,8 +88,14 @@ pub fn stage(settings: &Settings, scope: &ReadScope) -> Result<Staged> {
     forget_in_identity(&mut identity, &mut erased);
     let customers = load_customers(settings)?;
     tracing::debug!(ms = t.elapsed().as_millis(), rows = frame.height(), "loaded the side tables");
-    let pass =
-        RowPass { settings, plans: &plans, identity: &identity, erased: &erased, customers: &customers };
+    let pass = RowPass {
+        settings,
+        plans: &plans,
+        identity: &identity,
+        erased: &erased,
+        customers: &customers,
+        shard: scope.shard,
+    };
     pass.run(frame, files)
 }
 

@@ -8,7 +8,9 @@ use polars::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{Identity, SourcePlan, Staged, CHANNEL, CONVERSION, PERSON, TIME, VALUE};
-use crate::core::event_log::{InputFile, RejectReason, SourceCounts, StagedSummary, NO_CAMPAIGN};
+use crate::core::event_log::{
+    shard_of_str, InputFile, RejectReason, SourceCounts, StagedSummary, NO_CAMPAIGN,
+};
 use crate::error::{Error, Result};
 use crate::settings::{Columns, InvalidRows, Settings};
 
@@ -26,6 +28,10 @@ pub(super) struct RowPass<'a> {
     pub(super) identity: &'a Identity,
     pub(super) erased: &'a FxHashSet<String>,
     pub(super) customers: &'a Option<FxHashMap<String, String>>,
+    /// `--shard i/N`: every rule runs over all rows (a repeated conversion id may span
+    /// persons of two shards), then only this shard's persons are counted and kept, so the
+    /// shards' counts add up to one run's.
+    pub(super) shard: Option<(u32, u32)>,
 }
 
 /// The frame's columns the pass reads.
@@ -75,7 +81,9 @@ impl RowPass<'_> {
         let mapped = self.map_all(&c);
         tracing::debug!(ms = t.elapsed().as_millis(), "mapped ids");
         let withdrawn = self.withdrawn(&c, &mapped);
+        let ours = self.ours(&c, &mapped);
         let mut rejected = BTreeMap::new();
+        let mut other_shards = 0u64;
         let mut keep = vec![false; n];
         let mut person: Vec<Option<&str>> = vec![None; n];
         let mut status: Vec<Status> = vec![Status::Unmapped; n];
@@ -83,10 +91,17 @@ impl RowPass<'_> {
             let (src, f) = (c.source.get(i).unwrap_or(0) as usize, c.file.get(i).unwrap_or(0) as usize);
             let id = c.id.get(i);
             if id.is_some_and(|a| self.erased.contains(a) || self.erased.contains(p)) {
-                summary.rows_erased += 1;
+                summary.rows_erased += u64::from(ours[i]);
                 continue;
             }
             files[f].rows += 1;
+            if !ours[i] {
+                other_shards += 1;
+                // Another shard's row: still kept here for the repeated conversion ids.
+                keep[i] = self.valid_elsewhere(&c, i, id.is_some() && withdrawn.contains(p), src);
+                (person[i], status[i]) = (Some(p), st);
+                continue;
+            }
             counts[src].rows_read += 1;
             if !c.consent.get(i).unwrap_or(false) || (id.is_some() && withdrawn.contains(p)) {
                 counts[src].rows_without_consent += 1;
@@ -114,8 +129,11 @@ impl RowPass<'_> {
             status[i] = st;
         }
         tracing::debug!(ms = t.elapsed().as_millis(), "checked rows");
-        self.drop_repeated_conversions(&c, &person, &mut keep, &mut counts);
+        self.drop_repeated_conversions(&c, &person, &mut keep, (&mut counts, &ours));
         self.alias_counts(&c, &keep, &status, &mut summary);
+        for i in (0..n).filter(|&i| !ours[i]) {
+            (keep[i], person[i]) = (false, None);
+        }
         for i in (0..n).filter(|&i| keep[i]) {
             counts[c.source.get(i).unwrap_or(0) as usize].rows_kept += 1;
         }
@@ -123,7 +141,7 @@ impl RowPass<'_> {
         tracing::debug!(ms = t.elapsed().as_millis(), "counted");
         let frame = self.build(frame.clone(), &keep, person, &mut summary)?;
         tracing::debug!(ms = t.elapsed().as_millis(), "built the staged frame");
-        Ok(Staged { frame, columns: self.columns(), files, rejected, summary })
+        Ok(Staged { frame, columns: self.columns(), files, rejected, summary, other_shards })
     }
 
     /// Every row's person (the id itself where it has no time or no map entry), borrowed
@@ -139,6 +157,24 @@ impl RowPass<'_> {
                 _ => ("", Status::Unmapped),
             })
             .collect()
+    }
+
+    /// Whether each row is this shard's: its person's (an alias' mapped person, or the id
+    /// itself), hashed as the reader hashes text ids; rows without an id are shard 0's.
+    fn ours(&self, c: &Cols, mapped: &[(&str, Status)]) -> Vec<bool> {
+        let Some((i, n)) = self.shard else { return vec![true; mapped.len()] };
+        (0..mapped.len())
+            .map(|r| match c.id.get(r) {
+                Some(_) => shard_of_str(mapped[r].0, n) == i,
+                None => i == 0,
+            })
+            .collect()
+    }
+
+    /// Whether another shard's row passes the rules that come before the repeated
+    /// conversion ids (consent, validity), as that shard decides it.
+    fn valid_elsewhere(&self, c: &Cols, i: usize, withdrawn: bool, src: usize) -> bool {
+        c.consent.get(i).unwrap_or(false) && !withdrawn && self.invalid(c, i, src).is_none()
     }
 
     /// With `consent_scope = "person"`: the persons with any row without consent, all of
@@ -216,7 +252,7 @@ impl RowPass<'_> {
         c: &Cols,
         person: &[Option<&str>],
         keep: &mut [bool],
-        counts: &mut [SourceCounts],
+        (counts, ours): (&mut [SourceCounts], &[bool]),
     ) {
         let mut rows: Vec<(&str, i64, u32, &str, u64, usize)> = (0..keep.len())
             .filter(|&i| keep[i] && c.conv.get(i) == Some(true))
@@ -230,7 +266,9 @@ impl RowPass<'_> {
         for w in rows.windows(2) {
             if w[0].0 == w[1].0 {
                 keep[w[1].5] = false;
-                counts[w[1].2 as usize].duplicate_conversions += 1;
+                if ours[w[1].5] {
+                    counts[w[1].2 as usize].duplicate_conversions += 1;
+                }
             }
         }
     }
@@ -242,8 +280,11 @@ impl RowPass<'_> {
             return;
         }
         let mut by_id: FxHashMap<&str, Status> = FxHashMap::default();
+        // Each id is counted by the shard of the id itself (its rows may map to persons of
+        // several shards), so the shards' counts add up.
+        let counted = |id: &str| self.shard.is_none_or(|(s, n)| shard_of_str(id, n) == s);
         for i in (0..keep.len()).filter(|&i| keep[i]) {
-            if let Some(id) = c.id.get(i) {
+            if let Some(id) = c.id.get(i).filter(|id| counted(id)) {
                 let e = by_id.entry(id).or_insert(Status::Unmapped);
                 *e = (*e).max(status[i]);
             }

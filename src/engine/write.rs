@@ -213,3 +213,44 @@ pub(crate) fn partial_rows(path: &Path, df: &DataFrame) -> Result<PartialRows> {
     };
     Ok((paths, num("conversions")?, num("nulls")?, num("value")?))
 }
+
+/// Read back a table this engine wrote (a shard's `partial_journey_credit`), its columns
+/// named from `known` (a column not listed is refused: not a file of ours). Text columns
+/// with nulls come back as [`Values::OptStr`], without as [`Values::Str`]; both write alike.
+pub fn read_table(path: &Path, name: &'static str, known: &[&'static str]) -> Result<Table> {
+    let df = read_whole(path, name)?;
+    let mut columns = Vec::with_capacity(df.width());
+    for c in df.columns() {
+        let col = known.iter().copied().find(|k| *k == c.name().as_str()).ok_or_else(|| {
+            Error::bad_input(path, Some(c.name().as_str()), format!("not a column of {name}"))
+        })?;
+        let bad = |e: PolarsError| Error::bad_input(path, Some(col), format!("cannot read {name}: {e}"));
+        let s = c.as_materialized_series();
+        let values = match s.dtype() {
+            DataType::String if s.null_count() > 0 => {
+                Values::OptStr(s.str().map_err(bad)?.iter().map(|v| v.map(str::to_owned)).collect())
+            }
+            DataType::String => {
+                Values::Str(s.str().map_err(bad)?.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
+            }
+            DataType::Null => Values::OptStr(vec![None; s.len()]),
+            DataType::Float64 => {
+                Values::F64(s.f64().map_err(bad)?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+            }
+            DataType::UInt32 => Values::U32(s.u32().map_err(bad)?.iter().map(|v| v.unwrap_or(0)).collect()),
+            DataType::UInt64 => Values::U64(s.u64().map_err(bad)?.iter().map(|v| v.unwrap_or(0)).collect()),
+            DataType::Datetime(TimeUnit::Microseconds, _) => {
+                let p = s.to_physical_repr();
+                Values::TimestampUs(p.i64().map_err(bad)?.iter().map(|v| v.unwrap_or(0)).collect())
+            }
+            other => {
+                return Err(Error::bad_input(path, Some(col), format!("unexpected type {other} in {name}")))
+            }
+        };
+        if !matches!(values, Values::OptStr(_) | Values::Str(_)) && s.null_count() > 0 {
+            return Err(Error::bad_input(path, Some(col), format!("nulls in {name}")));
+        }
+        columns.push((col, values));
+    }
+    Ok(Table::new(name, columns))
+}

@@ -44,6 +44,31 @@ pub struct RunResult {
     pub journey_conversions: JourneyConversions,
     /// Touches per (source, channel), when the input has sources.
     pub source_touches: Option<SourceTouches>,
+    /// The order key of each dense user ([`crate::core::event_log::EventLog::order_key`]),
+    /// kept when a shard writes per-journey credit.
+    pub user_order: Vec<u128>,
+    /// `journey_credit` already built (a merge concatenates the shards' rows).
+    pub journey_credit: Option<Table>,
+}
+
+impl RunResult {
+    /// The result of a run that has only its channel analysis and input (a path table, a
+    /// merge, the distributed fit); the callers set what else they have.
+    pub fn new(analysis: Analysis, input: InputSummary) -> RunResult {
+        RunResult {
+            analysis,
+            input,
+            campaign: None,
+            users: UserNames::default(),
+            spend: None,
+            groups: None,
+            segments: Vec::new(),
+            journey_conversions: JourneyConversions::default(),
+            source_touches: None,
+            user_order: Vec::new(),
+            journey_credit: None,
+        }
+    }
 }
 
 /// The conversion id and type of each recorded journey (`journey_credit`).
@@ -60,7 +85,7 @@ pub struct JourneyConversions {
 }
 
 /// What each source's touches did, per (source, channel), sorted.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SourceTouches {
     /// (source, channel) keys.
     pub keys: Vec<(String, String)>,
@@ -168,6 +193,44 @@ pub fn group_spend(run: &RunResult, settings: &Settings) -> Option<BTreeMap<Stri
 /// The partial path table of a shard run: paths joined by the unit separator.
 pub fn partial_paths(a: &Analysis, separator: char) -> Table {
     partial_paths_of(&a.paths, separator)
+}
+
+/// The path tables of a shard's customer segments, one after another (`level` = the
+/// segment's place in the partial's list), each sorted by path.
+pub fn partial_segment_paths(segments: &[crate::core::analysis::SegmentAnalysis], separator: char) -> Table {
+    let mut level = Vec::new();
+    let mut cols: Vec<Values> = Vec::new();
+    for (i, sa) in segments.iter().enumerate() {
+        let t = partial_paths_of(&sa.analysis.paths, separator);
+        level.extend(std::iter::repeat_n(i as u32, t.height()));
+        match cols.is_empty() {
+            true => cols = t.columns.into_iter().map(|c| c.1).collect(),
+            false => cols.iter_mut().zip(t.columns).for_each(|(a, (_, b))| a.append(b)),
+        }
+    }
+    let names = ["path", "conversions", "nulls", "value"];
+    if cols.is_empty() {
+        cols = vec![Values::Str(vec![]), Values::F64(vec![]), Values::F64(vec![]), Values::F64(vec![])];
+    }
+    let mut columns = vec![("level", Values::U32(level))];
+    columns.extend(names.into_iter().zip(cols));
+    Table::new(TableName::PartialSegmentPaths.as_str(), columns)
+}
+
+/// A shard's `journey_credit` rows with what the merge needs to put every shard's rows in
+/// one run's order: the person's order key (`person_order_hi`, `person_order_lo`) and the
+/// journey's number in the shard.
+pub fn partial_journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
+    let (mut t, of_row) = tables::journey_rows(run, settings)?;
+    let rec = run.analysis.recorded.as_ref();
+    let order =
+        |j: u32| rec.map_or(0, |r| run.user_order.get(r.user[j as usize] as usize).copied().unwrap_or(0));
+    t.columns
+        .push(("person_order_hi", Values::U64(of_row.iter().map(|&j| (order(j) >> 64) as u64).collect())));
+    t.columns.push(("person_order_lo", Values::U64(of_row.iter().map(|&j| order(j) as u64).collect())));
+    t.columns.push(("journey", Values::U32(of_row)));
+    t.name = TableName::PartialJourneyCredit.as_str();
+    Ok(t)
 }
 
 /// The named replicate statistics of a shard run ([`crate::core::replicates`]), one row per

@@ -56,11 +56,15 @@ pub enum TableName {
     PartialGroupReplicates,
     /// The group-level counted lags of a shard run.
     PartialGroupLags,
+    /// The customer segments' partial path tables of a shard run, one level after another.
+    PartialSegmentPaths,
+    /// The per-journey credit of a shard run, with each journey's person order key.
+    PartialJourneyCredit,
 }
 
 impl TableName {
     /// Every table, in publication order.
-    pub const ALL: [TableName; 25] = [
+    pub const ALL: [TableName; 27] = [
         TableName::ChannelAttribution,
         TableName::ChannelGroupAttribution,
         TableName::GroupComparison,
@@ -86,6 +90,8 @@ impl TableName {
         TableName::PartialGroupPaths,
         TableName::PartialGroupReplicates,
         TableName::PartialGroupLags,
+        TableName::PartialSegmentPaths,
+        TableName::PartialJourneyCredit,
     ];
 
     /// Whether it is a file of a shard's partial (machine to machine, documented with the
@@ -122,6 +128,8 @@ impl TableName {
             TableName::PartialGroupPaths => "partial_group_paths",
             TableName::PartialGroupReplicates => "partial_group_replicates",
             TableName::PartialGroupLags => "partial_group_lags",
+            TableName::PartialSegmentPaths => "partial_segment_paths",
+            TableName::PartialJourneyCredit => "partial_journey_credit",
         }
     }
 

@@ -457,6 +457,14 @@ pub fn data_quality(a: &Analysis, input: &InputSummary) -> Table {
 /// `journey_credit`: grain (journey, model, channel); rule-based models and time decay
 /// (Markov credit is global, not per journey, and is not split here).
 pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
+    match &run.journey_credit {
+        Some(t) => Ok(t.clone()),
+        None => Ok(journey_rows(run, settings)?.0),
+    }
+}
+
+/// The `journey_credit` rows of a run's recorded journeys, and the journey of each row.
+pub(crate) fn journey_rows(run: &RunResult, settings: &Settings) -> Result<(Table, Vec<u32>)> {
     let a = &run.analysis;
     let rec = a.recorded.as_ref().ok_or_else(|| Error::Config("journey_credit needs event input".into()))?;
     let models: Vec<(Model, Option<RuleModel>)> = settings
@@ -474,6 +482,7 @@ pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
     let jc = &run.journey_conversions;
     let mut w = Vec::new();
     let mut per: Vec<(u32, f64)> = Vec::new();
+    let mut of_row: Vec<u32> = Vec::new();
     // Omitted persons: journeys are numbered in their canonical order (user, time, seq).
     let omitted = settings.output.person_ids == crate::settings::PersonIds::Omitted;
     for i in 0..rec.len() {
@@ -498,6 +507,7 @@ pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
             }
             per.sort_by_key(|p| p.0);
             for &(b, wi) in &per {
+                of_row.push(i as u32);
                 jid.push(journey.clone());
                 uid.push(user.clone());
                 cts.push(rec.conversion_ts[i]);
@@ -535,5 +545,5 @@ pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
         ("credit", Values::F64(credit)),
         ("value", Values::F64(value)),
     ]);
-    Ok(Table::new(TableName::JourneyCredit.as_str(), columns))
+    Ok((Table::new(TableName::JourneyCredit.as_str(), columns), of_row))
 }

@@ -84,6 +84,13 @@ pub fn partial(
 ) -> Result<(String, ArrowArrayStream, Option<ArrowArrayStream>)> {
     check_partial(&settings)?;
     distributed_models(&settings)?;
+    if settings.output.journey_credit || settings.segments.any(settings.columns.segment.is_some()) {
+        return Err(Error::Config(
+            "journey_credit and [segments] are not carried by the Spark job yet: run them with --shard and \
+             merge (docs/scale.md)"
+                .into(),
+        ));
+    }
     let mut chunk = settings.clone();
     chunk.output.root = None;
     if !crate::core::replicates::mergeable(&settings.models) {
@@ -150,13 +157,15 @@ pub(crate) fn statistics_of(
     let totals = (pt.total_conversions(), pt.total_nulls(), pt.total_value());
     st.push(Kind::Total, "", "", "", totals);
     st.push(Kind::DistinctPaths, "", "", "", (pt.rows.len() as f64, 0.0, 0.0));
-    let mut by_length: std::collections::BTreeMap<usize, (f64, f64)> = Default::default();
+    // Per path length: what `journey_timing` reads, and the totals a segment's pooled fit
+    // is scaled to.
+    let mut by_length: std::collections::BTreeMap<usize, (f64, f64, f64)> = Default::default();
     for r in &pt.rows {
         let e = by_length.entry(r.path.len()).or_default();
-        (e.0, e.1) = (e.0 + r.conversions, e.1 + r.nulls);
+        (e.0, e.1, e.2) = (e.0 + r.conversions, e.1 + r.nulls, e.2 + r.value);
     }
-    for (len, (conversions, nulls)) in by_length {
-        st.push(Kind::Length, "", &len.to_string(), "", (conversions, nulls, 0.0));
+    for (len, numbers) in by_length {
+        st.push(Kind::Length, "", &len.to_string(), "", numbers);
     }
     let names = pt.channels.clone();
     for (i, r) in roles::channel_roles(&pt).iter().enumerate() {
@@ -337,7 +346,7 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
             Kind::DistinctPaths => s.distinct += c,
             Kind::Length => {
                 let len: usize = r.from.parse().map_err(|_| bad("a length row without a length"))?;
-                s.lengths.push(PathRow { path: vec![0; len], conversions: c, nulls: n, value: 0.0 });
+                s.lengths.push(PathRow { path: vec![0; len], conversions: c, nulls: n, value: v });
             }
             Kind::Credit => {
                 let m = Model::parse(&r.model)?;
@@ -407,7 +416,19 @@ pub(crate) fn distributed_tables(result: &RunResult, settings: &Settings) -> Res
     guards::check(settings, result)?;
     let mut tables = report::tables(result, settings)?;
     let groups = result.groups.is_some();
-    tables.retain(|t| DISTRIBUTED_TABLES.contains(&t.name) || (groups && GROUP_TABLES.contains(&t.name)));
+    // The customer relationship's tables, when the merge carried them (not Spark yet).
+    let relationship = |name: &str| match name {
+        "segment_attribution" | "segment_roles" => !result.segments.is_empty(),
+        "source_quality" => result.input.staged.is_some(),
+        "source_channel_touches" => result.source_touches.is_some(),
+        "journey_credit" => result.journey_credit.is_some(),
+        _ => false,
+    };
+    tables.retain(|t| {
+        DISTRIBUTED_TABLES.contains(&t.name)
+            || (groups && GROUP_TABLES.contains(&t.name))
+            || relationship(t.name)
+    });
     Ok(tables)
 }
 
@@ -469,17 +490,7 @@ pub(crate) fn solve_rows(
         lags,
         top_paths: None,
     };
-    let result = RunResult {
-        analysis,
-        campaign: None,
-        users: Default::default(),
-        input,
-        spend: load_spend(settings)?,
-        groups: None,
-        segments: Vec::new(),
-        journey_conversions: Default::default(),
-        source_touches: None,
-    };
+    let result = RunResult { spend: load_spend(settings)?, ..RunResult::new(analysis, input) };
     Ok((result, sets))
 }
 

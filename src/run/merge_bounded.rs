@@ -12,7 +12,10 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::path::{Path, PathBuf};
 
 use super::arrow::{distributed_models, distributed_tables, solve_rows, statistics_of};
-use super::shard::{check_set, read_meta, Layer, PartialMeta, CHANNELS, GROUPS};
+use super::shard::{
+    check_set, merge_journey_credit, merge_segments, merge_source_touches, read_meta, Layer, PartialMeta,
+    CHANNELS, GROUPS, SEGMENTS,
+};
 use super::{Run, RunSummary};
 use crate::core::event_log::UNIT_SEPARATOR;
 use crate::core::paths::{top_converting, PathRow, PathTable};
@@ -53,16 +56,22 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn open(file: PathBuf, size: u64) -> Result<Cursor> {
-        let rows = engine::parquet_rows(&file)?;
-        let mut c = Cursor { file, rows, read: 0, block: Default::default(), at: 0, size };
+    /// A cursor over `rows` (`[first, count]`) of the file, or all of it.
+    fn open(file: PathBuf, size: u64, rows: Option<[u64; 2]>) -> Result<Cursor> {
+        let [read, count] = match rows {
+            Some(r) => r,
+            None => [0, engine::parquet_rows(&file)?],
+        };
+        let rows = read + count;
+        let mut c = Cursor { file, rows, read, block: Default::default(), at: 0, size };
         c.fill()?;
         Ok(c)
     }
 
     fn fill(&mut self) -> Result<()> {
         if self.at >= self.block.0.len() && self.read < self.rows {
-            self.block = engine::read_partial_block(&self.file, self.read, self.size)?;
+            let len = self.size.min(self.rows - self.read);
+            self.block = engine::read_partial_block(&self.file, self.read, len)?;
             self.read += self.block.0.len() as u64;
             self.at = 0;
         }
@@ -121,6 +130,10 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
     if let Some(g) = group_parts {
         result.groups = Some(bounded_layer(&g, GROUPS, block_rows)?.analysis);
     }
+    let level = |list: &[(PathBuf, PartialMeta)]| Ok(bounded_layer(list, SEGMENTS, block_rows)?.analysis);
+    result.segments = merge_segments(&parts, &settings, &result.analysis, level)?;
+    result.journey_credit = merge_journey_credit(&parts, &settings)?;
+    result.source_touches = merge_source_touches(&parts);
     let (intervals, groups) = (result.analysis.intervals.is_some(), result.groups.is_some());
     result.analysis.warnings.extend(super::shard::merge_warnings(&settings, intervals, groups));
     result.analysis.warnings.iter().for_each(|w| tracing::warn!("{w}"));
@@ -162,7 +175,7 @@ fn stream_statistics(
     let bases: Vec<String> = merged.report_of.iter().map(|&b| merged.base[b as usize].clone()).collect();
     let mut cursors: Vec<Cursor> = parts
         .iter()
-        .map(|p| Cursor::open(layer.paths_file(&p.0), block_rows.max(1)))
+        .map(|p| Cursor::open(layer.paths_file(&p.0), block_rows.max(1), p.1.rows))
         .collect::<Result<_>>()?;
     // The heap orders (path, partial); each partial's head numbers wait in `heads`.
     let mut heap: BinaryHeap<Reverse<(PathKey, usize)>> = BinaryHeap::new();

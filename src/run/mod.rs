@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::core::analysis::{self, campaign_credits, AnalyzeOptions};
 use crate::core::bootstrap::{self, BootstrapOptions};
-use crate::core::event_log::{event_id_duplicates, InputFile, InputSummary, UserNames};
+use crate::core::event_log::{event_id_duplicates, InputFile, InputSummary};
 use crate::core::journeys::{self, JourneyOptions, JourneyStats, Journeys};
 use crate::core::paths::PathTable;
 use crate::core::privacy::PseudonymKey;
@@ -233,6 +233,10 @@ impl<'a> Run<'a> {
         let rec = journeys.recorded.as_ref();
         let status = self.settings.segments.customer_status;
         let journey_conversions = relationship::journey_conversions(&log, rec, status);
+        let user_order = match shard.is_some() && self.settings.output.journey_credit {
+            true => (0..log.n_users as u32).map(|u| log.order_key(u)).collect(),
+            false => Vec::new(),
+        };
         let source_touches =
             relationship::source_touches(&log, rec, self.settings.journeys.conversion_is_touch);
         drop(log);
@@ -298,6 +302,8 @@ impl<'a> Run<'a> {
             segments,
             journey_conversions,
             source_touches,
+            user_order,
+            journey_credit: None,
         })
     }
 
@@ -338,21 +344,12 @@ impl<'a> Run<'a> {
             };
             analysis::analyze(journeys, &opts)
         })?;
-        Ok(RunResult {
-            spend: load_spend(&self.settings)?,
-            analysis,
-            campaign: None,
-            groups: None,
-            users: UserNames::default(),
-            segments: Vec::new(),
-            journey_conversions: Default::default(),
-            source_touches: None,
-            input: InputSummary {
-                files: vec![InputFile { path: file.to_path_buf(), rows: n_rows }],
-                rows_read: n_rows,
-                ..Default::default()
-            },
-        })
+        let input = InputSummary {
+            files: vec![InputFile { path: file.to_path_buf(), rows: n_rows }],
+            rows_read: n_rows,
+            ..Default::default()
+        };
+        Ok(RunResult { spend: load_spend(&self.settings)?, ..RunResult::new(analysis, input) })
     }
 
     /// Publish the tables of a result (date partitions when the settings have a window, else
@@ -567,6 +564,7 @@ fn read_events(s: &Settings, events: &str, scope: &ReadScope) -> Result<crate::c
     log.rows_read = sum.sources.iter().map(|c| c.rows_read).sum();
     log.rows_without_consent = sum.sources.iter().map(|c| c.rows_without_consent).sum();
     log.rejected = staged.rejected;
+    log.other_shards = staged.other_shards;
     log.staged = Some(staged.summary);
     Ok(log)
 }

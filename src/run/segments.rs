@@ -71,19 +71,26 @@ pub fn analyze_segments(
                 dedupe: s.journeys.dedupe != Dedupe::None,
                 training: None,
             };
-            let pooled_fit = sj.journeys.stats.total_conversions < s.segments.min_conversions;
-            let mut a = analysis::analyze(sj.journeys, &opts)?;
-            if pooled_fit {
-                take_pooled_fit(&mut a, pooled);
-            }
-            Ok(SegmentAnalysis {
-                segmentation: sj.segmentation,
-                segment: sj.segment,
-                analysis: a,
-                pooled: pooled_fit,
-            })
+            let a = analysis::analyze(sj.journeys, &opts)?;
+            Ok(finish_segment((sj.segmentation, sj.segment), a, pooled, s))
         })
         .collect()
+}
+
+/// A segment's analysis as the tables show it: below `segments.min_conversions`, the
+/// fitted models take the pooled fit (one run and a merge of shards decide alike, on the
+/// segment's whole conversions).
+pub fn finish_segment(
+    (segmentation, segment): (String, String),
+    mut a: Analysis,
+    pooled: &Analysis,
+    s: &Settings,
+) -> SegmentAnalysis {
+    let pooled_fit = a.stats.total_conversions < s.segments.min_conversions;
+    if pooled_fit {
+        take_pooled_fit(&mut a, pooled);
+    }
+    SegmentAnalysis { segmentation, segment, analysis: a, pooled: pooled_fit }
 }
 
 /// Replace the fitted models' credits by the pooled fit's, scaled to the segment's

@@ -358,11 +358,32 @@ fn tables_of(dir: &Path) -> BTreeMap<String, PathBuf> {
 /// included.
 #[test]
 fn the_nightly_pipeline_through_shards_writes_every_table_of_one_run() {
-    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/sample_nightly.toml");
+    let want = pipeline_through_shards("sample_nightly.toml", "2024-02-15");
+    assert!(want.iter().any(|t| t == "group_comparison"), "{want:?}");
+}
+
+/// The bundled CRM pipeline (two more sources, an orders table with repeated ids, an
+/// identity map, customer segments with the customer status, `journey_credit`, a time
+/// zone, 100 replicates) through 1, 3 and 7 shards: every table one run writes.
+#[test]
+fn the_crm_pipeline_through_shards_writes_every_table_of_one_run() {
+    let want = pipeline_through_shards("sample_crm.toml", "2024-02-29");
+    for t in
+        ["segment_attribution", "segment_roles", "source_quality", "source_channel_touches", "journey_credit"]
+    {
+        assert!(want.iter().any(|w| w == t), "{t} not in {want:?}");
+    }
+}
+
+/// Run a bundled pipeline once and through 1, 3 and 7 shards merged in memory and with
+/// bounded memory; every table equal (the bounded merge writes all but `path_summary`).
+/// Returns the tables one run wrote.
+fn pipeline_through_shards(file: &str, run_date: &str) -> Vec<String> {
+    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines").join(file);
     let dir = tempfile::tempdir().unwrap();
     let settings_to = |out: &Path| {
         let flags = vec![
-            ("window.run_date".to_owned(), toml::Value::String("2024-02-15".into()), "--run-date".to_owned()),
+            ("window.run_date".to_owned(), toml::Value::String(run_date.into()), "--run-date".to_owned()),
             ("output.root".to_owned(), toml::Value::String(out.display().to_string()), "--out".to_owned()),
         ];
         let layers = touchpoint::settings::Layers { file: Some(&pipeline), env: &[], flags };
@@ -371,10 +392,6 @@ fn the_nightly_pipeline_through_shards_writes_every_table_of_one_run() {
     let one = dir.path().join("one");
     touchpoint::run::attribute(settings_to(&one), None, &|_| {}).unwrap();
     let want = tables_of(&one);
-    assert!(
-        want.contains_key("channel_group_attribution") && want.contains_key("group_comparison"),
-        "{want:?}"
-    );
     for n in [1u32, 3, 7] {
         let parts: Vec<PathBuf> = (0..n)
             .map(|i| {
@@ -388,20 +405,25 @@ fn the_nightly_pipeline_through_shards_writes_every_table_of_one_run() {
         let bounded = dir.path().join(format!("bounded-{n}"));
         touchpoint::run::merge_bounded::merge_bounded_and_publish(&parts, &bounded, 5).unwrap();
         let got = tables_of(&merged);
-        assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>(), "{n} shards: the tables");
+        assert_eq!(
+            want.keys().collect::<Vec<_>>(),
+            got.keys().collect::<Vec<_>>(),
+            "{file}, {n} shards: the tables"
+        );
         // The bounded merge: every table but path_summary (one row per distinct path).
         let mut got_bounded = tables_of(&bounded);
         got_bounded.insert("path_summary".into(), want["path_summary"].clone());
         assert_eq!(
             want.keys().collect::<Vec<_>>(),
             got_bounded.keys().collect::<Vec<_>>(),
-            "{n} shards, bounded"
+            "{file}, {n} shards, bounded"
         );
         for (t, f) in &want {
-            compare_tables(t, f, &got[t], &format!("{n} shards, merge"));
-            compare_tables(t, f, &got_bounded[t], &format!("{n} shards, merge --bounded-memory"));
+            compare_tables(t, f, &got[t], &format!("{file}, {n} shards, merge"));
+            compare_tables(t, f, &got_bounded[t], &format!("{file}, {n} shards, merge --bounded-memory"));
         }
     }
+    want.into_keys().collect()
 }
 
 /// Two Parquet tables with the same columns and rows: counts and text equal, numbers to 1e-9.

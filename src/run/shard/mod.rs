@@ -8,6 +8,8 @@
 //! format). Everything in a partial is a sum, so `merge` adds the partials up in shard order
 //! and runs the models once on the merged path table.
 
+mod relationship;
+
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -17,7 +19,7 @@ use serde_json::json;
 use super::{load_spend, Run, RunSummary};
 use crate::core::analysis::{analyze, Analysis, AnalyzeOptions};
 use crate::core::bootstrap::{self, Intervals};
-use crate::core::event_log::{InputSummary, UserNames, UNIT_SEPARATOR};
+use crate::core::event_log::{InputSummary, UNIT_SEPARATOR};
 use crate::core::journeys::{JourneyStats, Journeys};
 use crate::core::models::Credits;
 use crate::core::paths::{merge_sorted, PathRow, PathTable};
@@ -27,8 +29,10 @@ use crate::core::table::Table;
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::publish::{self, DirOutput, Output};
-use crate::report::{self, RunResult, TableName};
+use crate::report::{self, RunResult, SourceTouches, TableName};
 use crate::settings::{Format, Model, Settings};
+pub use relationship::SegmentLevel;
+pub(crate) use relationship::{merge_journey_credit, merge_segments, merge_source_touches, SEGMENTS};
 
 /// The version of the partial format this touchpoint writes and reads (2: the bootstrap's
 /// replicate statistics, `partial_replicates.parquet`, and persons weighted by a stable key).
@@ -65,42 +69,52 @@ pub struct PartialMeta {
     /// journeys, whose tables are the `partial_group_*` files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Box<PartialMeta>>,
+    /// Where this level's rows lie in its path file, `[first, count]`, when levels share
+    /// one file (the customer segments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<[u64; 2]>,
+    /// The customer segments' levels (`[segments]`), their paths in `partial_segment_paths`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<SegmentLevel>,
+    /// Touches per (source, channel), when the input has sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_touches: Option<SourceTouches>,
 }
 
 /// The files of one level of a partial: the channels, or the channel groups.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Layer {
     paths: TableName,
-    replicates: TableName,
-    lags: TableName,
+    replicates: Option<TableName>,
+    lags: Option<TableName>,
 }
 
 /// The channel level of a partial.
 pub(crate) const CHANNELS: Layer = Layer {
     paths: TableName::PartialPaths,
-    replicates: TableName::PartialReplicates,
-    lags: TableName::PartialLags,
+    replicates: Some(TableName::PartialReplicates),
+    lags: Some(TableName::PartialLags),
 };
 /// The channel-group level of a partial.
 pub(crate) const GROUPS: Layer = Layer {
     paths: TableName::PartialGroupPaths,
-    replicates: TableName::PartialGroupReplicates,
-    lags: TableName::PartialGroupLags,
+    replicates: Some(TableName::PartialGroupReplicates),
+    lags: Some(TableName::PartialGroupLags),
 };
 
 impl Layer {
-    fn file(self, dir: &Path, t: fn(Layer) -> TableName) -> PathBuf {
-        dir.join(format!("{}.parquet", t(self).as_str()))
+    fn file(dir: &Path, t: TableName) -> PathBuf {
+        dir.join(format!("{}.parquet", t.as_str()))
     }
 
     /// This level's path table in a partial.
     pub(crate) fn paths_file(self, dir: &Path) -> PathBuf {
-        self.file(dir, |l| l.paths)
+        Layer::file(dir, self.paths)
     }
 
-    /// This level's replicate statistics in a partial.
-    pub(crate) fn replicates_file(self, dir: &Path) -> PathBuf {
-        self.file(dir, |l| l.replicates)
+    /// This level's replicate statistics in a partial (none for a level without intervals).
+    pub(crate) fn replicates_file(self, dir: &Path) -> Option<PathBuf> {
+        self.replicates.map(|t| Layer::file(dir, t))
     }
 
     /// The tables of one level of a shard: its path table, its lags (tens of thousands of
@@ -111,8 +125,12 @@ impl Layer {
             t
         };
         let mut t = vec![named(report::partial_paths(a, UNIT_SEPARATOR), self.paths)];
-        t.extend(meta.lags.take().map(|l| named(report::partial_lags(&l), self.lags)));
-        t.extend(replicates.map(|r| named(report::partial_replicates(&r), self.replicates)));
+        if let (Some(l), Some(n)) = (meta.lags.take(), self.lags) {
+            t.push(named(report::partial_lags(&l), n));
+        }
+        if let (Some(r), Some(n)) = (replicates, self.replicates) {
+            t.push(named(report::partial_replicates(&r), n));
+        }
         t
     }
 }
@@ -137,6 +155,12 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
     if let (Some(g), Some(gm)) = (&result.groups, meta.groups.as_mut()) {
         tables.extend(GROUPS.tables(g, gm, group_reps));
     }
+    let (segments, segment_paths) = relationship::segment_levels(&run.settings, &result, shard);
+    (meta.segments, meta.source_touches) = (segments, result.source_touches.clone());
+    tables.extend(segment_paths);
+    if run.settings.output.journey_credit {
+        tables.push(report::partial_journey_credit(&result, &run.settings)?);
+    }
     // Partials are always Parquet: they are machine-to-machine.
     let Some(Output::Dir(output)) = run.output() else {
         return Err(Error::Internal("a shard's output is a plain directory".into()));
@@ -156,16 +180,11 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
 
 /// What a partial cannot carry: refused before anything is read.
 pub(crate) fn check_partial(settings: &Settings) -> Result<()> {
-    if settings.output.journey_credit {
-        return Err(Error::Config("--journey-credit is per journey: run it without --shard".into()));
-    }
-    if settings.columns.campaign.is_some() {
-        return Err(Error::Config("the campaign grain is not supported with --shard yet".into()));
-    }
-    if settings.staged() || settings.segments.any(settings.columns.segment.is_some()) {
+    let campaigns =
+        settings.columns.campaign.is_some() || settings.sources.iter().any(|s| s.campaign.is_some());
+    if campaigns {
         return Err(Error::Config(
-            "[[sources]], [conversions], [identity], [segments] and erasure lists are not supported with --shard yet: \
-             run them on one machine (docs/sources.md)"
+            "the campaign grain is not supported with --shard yet: run it on one machine (docs/scale.md)"
                 .into(),
         ));
     }
@@ -179,7 +198,7 @@ pub(crate) fn partial_meta(settings: &Settings, result: &RunResult, shard: (u32,
     meta
 }
 
-/// The metadata of one level (channels or channel groups) of a partial.
+/// The metadata of one level (channels, channel groups or a segment) of a partial.
 fn layer_meta(settings: &Settings, a: &Analysis, input: &InputSummary, shard: (u32, u32)) -> PartialMeta {
     let time_decay = a
         .credits
@@ -199,6 +218,9 @@ fn layer_meta(settings: &Settings, a: &Analysis, input: &InputSummary, shard: (u
         input: input.clone(),
         lags: a.lags.as_ref().map(|l| a.report_channels.iter().cloned().zip(l.iter().cloned()).collect()),
         groups: None,
+        rows: None,
+        segments: Vec::new(),
+        source_touches: None,
     }
 }
 
@@ -241,6 +263,9 @@ pub(crate) fn read_meta(dir: &Path) -> Result<PartialMeta> {
         load_lags(dir, g, GROUPS)?;
         check_meta(&mpath, g)?;
     }
+    for l in &meta.segments {
+        check_meta(&mpath, &l.meta)?;
+    }
     check_meta(&mpath, &meta)?;
     Ok(meta)
 }
@@ -276,7 +301,7 @@ fn verify_outputs(dir: &Path, mpath: &Path, doc: &serde_json::Value) -> Result<(
 }
 
 fn load_lags(dir: &Path, meta: &mut PartialMeta, layer: Layer) -> Result<()> {
-    let file = layer.file(dir, |l| l.lags);
+    let Some(file) = layer.lags.map(|t| Layer::file(dir, t)) else { return Ok(()) };
     if meta.lags.is_none() && file.exists() {
         meta.lags = Some(engine::read_partial_lags(&file)?);
     }
@@ -383,7 +408,10 @@ fn index_of(names: &[String], name: &str) -> u32 {
 
 /// Read one partial's path table (`file`) into merged channel ids.
 fn read_part(file: &Path, m: &PartialMeta, path_channels: &[String]) -> Result<Vec<PathRow>> {
-    let (paths, conv, nulls, value) = engine::read_partial_paths(file)?;
+    let (paths, conv, nulls, value) = match m.rows {
+        Some([first, count]) => engine::read_partial_block(file, first, count)?,
+        None => engine::read_partial_paths(file)?,
+    };
     let mut part: Vec<PathRow> = Vec::with_capacity(paths.len());
     for (i, path) in paths.iter().enumerate() {
         let mut ids = Vec::new();
@@ -428,16 +456,17 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
         None => None,
     };
     analysis.warnings.extend(merge_warnings(&settings, analysis.intervals.is_some(), groups.is_some()));
+    let mut plain = settings.clone();
+    plain.models.bootstrap_replicates = 0;
+    let segments =
+        merge_segments(&parts, &settings, &analysis, |list| Ok(merge_layer(list, SEGMENTS, &plain)?.0))?;
     let result = RunResult {
-        analysis,
-        campaign: None,
-        users: UserNames::default(),
-        input,
+        journey_credit: merge_journey_credit(&parts, &settings)?,
+        source_touches: merge_source_touches(&parts),
         spend: load_spend(&settings)?,
         groups,
-        segments: Vec::new(),
-        journey_conversions: Default::default(),
-        source_touches: None,
+        segments,
+        ..RunResult::new(analysis, input)
     };
     Ok((result, settings))
 }
@@ -453,7 +482,7 @@ fn merge_layer(
     let merged = merge_metas(&metas);
     let mut tables: Vec<Vec<PathRow>> = Vec::new();
     for (d, m) in parts {
-        tables.push(read_part(&layer.file(d, |l| l.paths), m, &merged.path_channels)?);
+        tables.push(read_part(&layer.paths_file(d), m, &merged.path_channels)?);
     }
     let rows = merge_sorted(tables);
     let Merged { base, path_channels, report_of, stats, time_decay, input, lags } = merged;
@@ -472,7 +501,7 @@ fn merge_layer(
     };
     let mut analysis = analyze(journeys, &opts)?;
     analysis.lags = lags;
-    let file = |d: &Path| layer.file(d, |l| l.replicates);
+    let file = |d: &Path| layer.replicates_file(d);
     analysis.intervals = merged_intervals(&analysis, Frame::of(&analysis), settings, parts, file)?;
     Ok((analysis, input))
 }
@@ -485,14 +514,16 @@ pub(crate) fn merged_intervals(
     frame: Frame,
     settings: &Settings,
     parts: &[(PathBuf, PartialMeta)],
-    file_of: impl Fn(&Path) -> PathBuf,
+    file_of: impl Fn(&Path) -> Option<PathBuf>,
 ) -> Result<Option<Intervals>> {
     let reps = settings.models.bootstrap_replicates;
     if reps == 0 || !crate::core::replicates::mergeable(&settings.models) {
         return Ok(None);
     }
-    let sources = parts.iter().map(|(d, _)| {
-        let file = file_of(d);
+    if parts.iter().any(|(d, _)| file_of(d).is_none()) {
+        return Ok(None);
+    }
+    let sources = parts.iter().filter_map(|(d, _)| file_of(d)).map(|file| {
         if !file.exists() {
             return Err(Error::bad_input(&file, None, "missing: the partial has no replicate statistics"));
         }
@@ -604,6 +635,11 @@ fn merge_input(into: &mut InputSummary, m: &InputSummary) {
     into.files.extend(m.files.iter().cloned());
     into.rows_read += m.rows_read;
     into.events += m.events;
+    into.unmatched_channel_rule += m.unmatched_channel_rule;
+    into.rows_without_consent += m.rows_without_consent;
+    if let Some(st) = &m.staged {
+        into.staged.get_or_insert_with(Default::default).add(st);
+    }
     for (reason, k) in &m.rejected {
         *into.rejected.entry(*reason).or_insert(0) += k;
     }
