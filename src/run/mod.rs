@@ -556,6 +556,9 @@ fn read_events(s: &Settings, events: &str, scope: &ReadScope) -> Result<crate::c
         return engine::load_events(events, &opts);
     }
     let staged = engine::sources::stage(s, scope)?;
+    if staged.frame.height() == 0 && staged.other_shards > 0 && !scope.allow_empty {
+        return Err(Error::bad_input("the staged sources", None, "no rows of this shard"));
+    }
     opts.columns = &staged.columns;
     opts.channel_rules = None;
     let mut log = engine::load_frame(staged.frame, "the staged sources", &opts)?;

@@ -869,3 +869,63 @@ fn attribute_events(events: &Path, out: &Path, extra: &[&str]) -> std::process::
     argv.extend(extra);
     touchpoint(&argv)
 }
+
+/// The rules that span persons, through shards: an order id exported for two persons (the
+/// earliest kept, whichever shard holds it), an alias of two persons at once, erasure and
+/// raw ids in `journey_credit`. `--shard` + `merge` writes one run's tables, in every
+/// split of the persons (one that puts the two persons of the repeated order apart included).
+#[test]
+fn rules_across_persons_give_one_runs_tables_through_shards() {
+    use touchpoint::core::event_log::shard_of_str;
+    let f = Fixture::new();
+    let orders = "order_id,customer_ref,ordered_at,type,amount\n".to_owned()
+        + &format!("O1,100,{},purchase,50\nO1,100,{},purchase,50\n", iso(us(3, 0)), iso(us(3, 1)))
+        + &format!("O2,200,{},lead,0\nO3,300,{},purchase,25\n", iso(us(7, 0)), iso(us(5, 2)))
+        + &format!("O3,100,{},purchase,25\n", iso(us(5, 1)));
+    write_csv(&f.dir.path().join("orders.csv"), &orders);
+    write_csv(
+        &f.dir.path().join("identity.csv"),
+        &format!("alias_id,person_id,valid_from\nck1,100,\nck2,200,\nck2,100,{}\n", iso(us(6, 0))),
+    );
+    write_csv(&f.dir.path().join("erase.csv"), "person_id\nck3\n");
+    let extra = [
+        "--set",
+        "identity.valid_from=\"valid_from\"",
+        "--set",
+        "output.person_ids=\"raw\"",
+        "--journey-credit",
+        "--set",
+        &format!("input.erasure_list=\"{}\"", f.path("erase.csv")),
+        "--models",
+        "first_touch,last_touch,linear,time_decay,markov,shapley",
+        "--bootstrap",
+        "20",
+    ];
+    let one = f.dir.path().join("one");
+    ok(&f.attribute(&one, &extra));
+    let want = crate::shard::tables_of(&one);
+    assert!(want.contains_key("source_quality") && want.contains_key("journey_credit"), "{want:?}");
+    let q = quality(&one);
+    assert_eq!(q["duplicate_conversion_ids"], 2.0, "O1 once more, and person 300's later O3");
+    // Splits where every shard has a person (an empty shard is refused: exit 65) and one
+    // that puts persons 100 and 300 apart.
+    let persons = ["100", "200", "300", "ck2"];
+    let splits: Vec<u32> =
+        (2..=6).filter(|&n| (0..n).all(|i| persons.iter().any(|p| shard_of_str(p, n) == i))).collect();
+    assert!(splits.iter().any(|&n| shard_of_str("100", n) != shard_of_str("300", n)), "{splits:?}");
+    for n in splits {
+        let parts: Vec<PathBuf> = (0..n).map(|i| f.dir.path().join(format!("s{n}-{i}"))).collect();
+        for (i, p) in parts.iter().enumerate() {
+            ok(&f.attribute(p, &[&extra[..], &["--shard", &format!("{i}/{n}")]].concat()));
+        }
+        let merged = f.dir.path().join(format!("m{n}"));
+        let mut args = vec!["merge".to_owned(), "--out".into(), merged.display().to_string()];
+        args.extend(parts.iter().map(|p| p.display().to_string()));
+        ok(&touchpoint(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+        let got = crate::shard::tables_of(&merged);
+        assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>(), "{n} shards");
+        for (t, file) in &want {
+            crate::shard::compare_tables(t, file, &got[t], &format!("{n} shards"));
+        }
+    }
+}

@@ -333,7 +333,7 @@ fn every_merge_refuses_zero_partials_with_a_configuration_error() {
 }
 
 /// Every table of a Parquet output directory (plain or one run date), by name.
-fn tables_of(dir: &Path) -> BTreeMap<String, PathBuf> {
+pub(crate) fn tables_of(dir: &Path) -> BTreeMap<String, PathBuf> {
     let mut out = BTreeMap::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
@@ -427,7 +427,7 @@ fn pipeline_through_shards(file: &str, run_date: &str) -> Vec<String> {
 }
 
 /// Two Parquet tables with the same columns and rows: counts and text equal, numbers to 1e-9.
-fn compare_tables(t: &str, want: &Path, got: &Path, how: &str) {
+pub(crate) fn compare_tables(t: &str, want: &Path, got: &Path, how: &str) {
     use crate::common::{read_parquet, Cell};
     let ((na, ra), (nb, rb)) = (read_parquet(want), read_parquet(got));
     assert_eq!(na, nb, "{how}: columns of {t}");
