@@ -31,7 +31,11 @@ fn ratio(x: f64) -> String {
 const CHART_MODELS: [Model; 4] = [Model::FirstTouch, Model::LastTouch, Model::Linear, Model::Markov];
 
 /// Render `report.html`; `previous` is the previous run date's headline (scheduled runs).
-pub fn html(run: &RunResult, settings: &Settings, previous: Option<&Headline>) -> String {
+pub fn html(
+    run: &RunResult,
+    settings: &Settings,
+    previous: Option<&Headline>,
+) -> crate::error::Result<String> {
     let a = &run.analysis;
     let folded: Vec<(Model, Credits)> = a.credits.iter().map(|(m, c)| (*m, a.folded(c))).collect();
     let bounds: Vec<Option<(Credits, Credits)>> =
@@ -91,9 +95,15 @@ pub fn html(run: &RunResult, settings: &Settings, previous: Option<&Headline>) -
     if let (Some(p), Some(now)) = (previous, super::headline(a)) {
         ctx["night"] = night_over_night(p, &now);
     }
+    // A name the template uses and the context lacks is a bug here, not an empty cell on
+    // the page: printing or iterating it fails (an optional section may still be tested
+    // with `if`).
     let mut env = minijinja::Environment::new();
-    env.add_template("report.html", TEMPLATE).expect("the bundled template parses");
-    env.get_template("report.html").and_then(|t| t.render(ctx)).expect("the bundled template renders")
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+    env.add_template("report.html", TEMPLATE)
+        .and_then(|()| env.get_template("report.html"))
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| crate::error::Error::Internal(format!("rendering report.html: {e:#}")))
 }
 
 /// Tonight against the previous run date, per channel, under the headline model.

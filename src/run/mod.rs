@@ -383,14 +383,20 @@ impl<'a> Run<'a> {
         let written = match (&self.output, self.settings.window()) {
             (Some(Output::Dated(o)), Some(w)) => {
                 let previous = guards::previous_headline(&self.settings);
-                let html = page.then(|| {
-                    ("report.html", report::html(run, &self.settings, previous.as_ref()).into_bytes())
-                });
+                let html = match page {
+                    true => Some((
+                        "report.html",
+                        report::html(run, &self.settings, previous.as_ref())?.into_bytes(),
+                    )),
+                    false => None,
+                };
                 o.publish(&w.run_date.to_string(), format, (&tables, html.as_slice()), with_outputs)?
             }
             (Some(Output::Dir(o)), None) => {
-                let html =
-                    page.then(|| ("report.html", report::html(run, &self.settings, None).into_bytes()));
+                let html = match page {
+                    true => Some(("report.html", report::html(run, &self.settings, None)?.into_bytes())),
+                    false => None,
+                };
                 o.publish(format, &tables, html.as_slice(), with_outputs)?
             }
             _ => return Err(Error::Internal("the output does not match the window setting".into())),
