@@ -18,11 +18,11 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::convert::{cast_err, int_marker};
 use super::discover::{resolve_inputs, scoped_inputs, ReadScope};
-use super::schema::null_typed;
+use super::schema::{null_typed, read_problem};
 use super::side_tables::read_side_table;
+use super::time::micros_expr;
 use crate::core::event_log::{InputFile, RejectReason, StagedSummary, NO_CAMPAIGN};
 use crate::error::{Error, Result};
-use crate::settings::DAY_MICROS;
 use crate::settings::{Columns, Settings};
 
 /// The canonical columns of the staged frame.
@@ -244,6 +244,7 @@ fn read_source_file(
         Ok(col(name).cast(DataType::String))
     };
     let user_dt = need(&p.user)?;
+    let time_dt = need(&p.time)?;
     if !(user_dt.is_integer() || matches!(user_dt, DataType::String | DataType::Categorical(..))) {
         return Err(Error::bad_input(
             file,
@@ -253,7 +254,7 @@ fn read_source_file(
     }
     let mut exprs = vec![
         col(p.user.as_str()).cast(DataType::String).alias(PERSON),
-        time_expr(&p.time, &need(&p.time)?, file)?.alias(TIME),
+        micros_expr(&p.time, &time_dt, file)?.alias(TIME),
         lit(p.name.as_str()).alias("source"),
         lit(fi as u32).cast(DataType::UInt32).alias("__file"),
         lit(si as u32).cast(DataType::UInt32).alias("__source"),
@@ -321,40 +322,13 @@ fn read_source_file(
         let t = col(TIME);
         lf = lf.filter(t.clone().is_null().or(t.clone().gt_eq(lit(a)).and(t.lt(lit(b)))));
     }
-    let df = lf.collect().map_err(|e| read_problem(&e, file, &p.time))?;
+    let time_strings = matches!(time_dt, DataType::String).then_some(p.time.as_str());
+    let df = lf.collect().map_err(|e| read_problem(&e, file, time_strings))?;
     let df = match &p.kind {
         Kind::Events(c) if need(&c.conversion)?.is_integer() => int_markers(df, file, &c.conversion)?,
         _ => df,
     };
     Ok((df, user_dt.is_integer()))
-}
-
-/// A time column as µs since the epoch (Int64, UTC): timestamps of any unit (zoned ones
-/// are instants), dates (midnight UTC), ISO-8601 strings parsed strictly.
-fn time_expr(name: &str, dt: &DataType, file: &Path) -> Result<Expr> {
-    let c = col(name);
-    let micros = |unit: &TimeUnit, e: Expr| match unit {
-        TimeUnit::Nanoseconds => e.cast(DataType::Int64) / lit(1000i64),
-        TimeUnit::Microseconds => e.cast(DataType::Int64),
-        TimeUnit::Milliseconds => e.cast(DataType::Int64) * lit(1000i64),
-    };
-    Ok(match dt {
-        DataType::Datetime(unit, _) => micros(unit, c),
-        DataType::Date => c.cast(DataType::Int64) * lit(DAY_MICROS),
-        DataType::String => {
-            let opts = StrptimeOptions { strict: true, ..Default::default() };
-            c.str()
-                .to_datetime(Some(TimeUnit::Microseconds), Some(TimeZone::UTC), opts, lit("raise"))
-                .cast(DataType::Int64)
-        }
-        d => {
-            return Err(Error::bad_input(
-                file,
-                Some(name),
-                super::schema::type_problem(d, "a timestamp, a date or an ISO-8601 string"),
-            ))
-        }
-    })
 }
 
 /// The conversion marker of the event log: a string equal to `conversion_value`, a
@@ -409,20 +383,6 @@ fn int_markers(mut df: DataFrame, file: &Path, column: &str) -> Result<DataFrame
     Ok(df)
 }
 
-fn read_problem(e: &PolarsError, file: &Path, time: &str) -> Error {
-    let m = e.to_string();
-    let about_time = ["strptime", "to_datetime", "format to parse dates", "datetime"];
-    if about_time.iter().any(|w| m.contains(w)) {
-        let first = m.lines().next().unwrap_or_default();
-        return Error::bad_input(
-            file,
-            Some(time),
-            format!("time strings that are not ISO-8601 timestamps ({first}); write them like 2024-01-31T12:00:00Z"),
-        );
-    }
-    Error::bad_input(file, None, format!("cannot read the data: {m}"))
-}
-
 /// The identity map: alias → its entries (valid from, valid to, person).
 type Identity = FxHashMap<String, Vec<(i64, i64, String)>>;
 
@@ -441,8 +401,9 @@ fn load_identity(s: &Settings) -> Result<Identity> {
                 if null_typed(&dt) {
                     return Ok(vec![default; df.height()]); // every bound open
                 }
-                let out = df.clone().lazy().select([time_expr(name, &dt, file)?]).collect();
-                let out = out.map_err(|e| read_problem(&e, file, name))?;
+                let out = df.clone().lazy().select([micros_expr(name, &dt, file)?]).collect();
+                let time_strings = matches!(dt, DataType::String).then_some(name.as_str());
+                let out = out.map_err(|e| read_problem(&e, file, time_strings))?;
                 let ca =
                     out.columns()[0].as_materialized_series().i64().map_err(cast_err(file, name))?.clone();
                 Ok(ca.iter().map(|v| v.unwrap_or(default)).collect())

@@ -554,6 +554,7 @@ fn read_events(s: &Settings, events: &str, scope: &ReadScope) -> Result<crate::c
         on_invalid: s.journeys.on_invalid_rows,
         scope,
         channel_rules: Some(&s.channel_rules),
+        own_channel: false,
     };
     if !s.staged() {
         return engine::load_events(events, &opts);
@@ -590,6 +591,7 @@ fn read_stream(
         on_invalid: s.journeys.on_invalid_rows,
         scope,
         channel_rules: Some(&s.channel_rules),
+        own_channel: false,
     };
     engine::arrow::load_stream(stream, "the events", &opts)
 }
