@@ -16,7 +16,9 @@ use rustc_hash::FxHashMap;
 use super::channel_rules::RuleSet;
 use super::convert::{append_batch, BatchContext};
 use super::discover::{date_of, scoped_inputs, ReadScope};
-use super::schema::{check_schema, check_schema_of, read_problem, FilePlan, MarkerKind, TimeKind, UserKind};
+use super::schema::{
+    check_schema, check_schema_of, read_problem, tie_kinds_agree, FilePlan, MarkerKind, TimeKind, UserKind,
+};
 use super::time::{bound_expr, micros_expr};
 use crate::core::event_log::{reserved_name_problem, EventLog, InputFile, Tags, UserNames, NO_CHANNEL};
 use crate::core::intern::PIECE;
@@ -230,11 +232,9 @@ fn load_plans(
 }
 
 /// One role, one type across all files: user ids are all strings or all integers, and a
-/// tie-breaker orders values of one kind (else two files' rows would compare unlike values;
-/// a tie-breaker of type null has no kind, so the first file with one sets it).
+/// tie-breaker orders values of one kind ([`tie_kinds_agree`]).
 fn check_plans_agree(plans: &[FilePlan], cols: &Columns) -> Result<()> {
     let first = &plans[0];
-    let first_tie = plans.iter().find_map(|p| Some((p.tie?, &p.path)));
     for p in &plans[1..] {
         if p.user != first.user {
             return Err(Error::bad_input(
@@ -248,23 +248,8 @@ fn check_plans_agree(plans: &[FilePlan], cols: &Columns) -> Result<()> {
                 ),
             ));
         }
-        if let (Some(a), Some((b, b_path))) = (p.tie, first_tie) {
-            if a != b {
-                return Err(Error::bad_input(
-                    &p.path,
-                    cols.tie_breaker.as_deref(),
-                    format!(
-                        "tie-breaker type differs between files ({} here, {} in {}); cast it to one \
-                         type in every file",
-                        a.describe(),
-                        b.describe(),
-                        b_path.display()
-                    ),
-                ));
-            }
-        }
     }
-    Ok(())
+    tie_kinds_agree(plans.iter().map(|p| (p.path.as_path(), p.tie)), cols.tie_breaker.as_deref())
 }
 
 /// Read one file in batches and append its rows.

@@ -290,6 +290,30 @@ impl Footer<'_> {
     }
 }
 
+/// A tie-breaker orders values of one kind across all files of the event log (else two
+/// files' rows would compare unlike values), read directly or staged; a tie-breaker of type
+/// null has no kind, so the first file with one sets it.
+pub(super) fn tie_kinds_agree<'a>(
+    files: impl Iterator<Item = (&'a Path, Option<TieKind>)> + Clone,
+    column: Option<&str>,
+) -> Result<()> {
+    let Some((b_path, b)) = files.clone().find_map(|(p, k)| Some((p, k?))) else { return Ok(()) };
+    match files.filter_map(|(p, k)| Some((p, k?))).find(|(_, a)| *a != b) {
+        None => Ok(()),
+        Some((path, a)) => Err(Error::bad_input(
+            path,
+            column,
+            format!(
+                "tie-breaker type differs between files ({} here, {} in {}); cast it to one \
+                 type in every file",
+                a.describe(),
+                b.describe(),
+                b_path.display()
+            ),
+        )),
+    }
+}
+
 fn tie_kind(path: &Path, name: &str, dt: &DataType) -> Result<Option<TieKind>> {
     match dt {
         d if null_typed(d) => Ok(None),

@@ -16,14 +16,16 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::channel_rules::RuleSet;
 use super::convert::{cast_err, int_marker};
 use super::discover::{resolve_inputs, scoped_inputs, ReadScope};
-use super::schema::{null_typed, read_problem};
+use super::read::ChannelSource;
+use super::schema::{check_schema_of, null_typed, read_problem, tie_kinds_agree, TieKind};
 use super::side_tables::read_side_table;
 use super::time::micros_expr;
 use crate::core::event_log::{InputFile, RejectReason, StagedSummary, NO_CAMPAIGN};
 use crate::error::{Error, Result};
-use crate::settings::{Columns, Settings};
+use crate::settings::{ChannelRules, Columns, Settings};
 
 /// The canonical columns of the staged frame.
 const PERSON: &str = "person";
@@ -31,8 +33,24 @@ const TIME: &str = "time";
 const CHANNEL: &str = "channel";
 const CONVERSION: &str = "is_conversion";
 const VALUE: &str = "value";
-const OPTIONAL: [&str; 7] =
-    ["source", "segment", "conversion_type", "conversion_id", "campaign", "touch_type", "consent"];
+const OPTIONAL: [&str; 11] = [
+    "source",
+    "segment",
+    "conversion_type",
+    "conversion_id",
+    "campaign",
+    "touch_type",
+    "consent",
+    EVENT_ID,
+    UTM[0],
+    UTM[1],
+    UTM[2],
+];
+/// The event log's options that direct input has too (`docs/sources.md`): its event ids,
+/// its tie-breaker and the UTM columns `[channel_rules]` read (source, medium, campaign).
+const EVENT_ID: &str = "event_id";
+const TIE: &str = "tie_breaker";
+const UTM: [&str; 3] = ["__utm_source", "__utm_medium", "__utm_campaign"];
 
 /// The staged frame, the column mapping to read it with, and what staging counted.
 pub struct Staged {
@@ -46,6 +64,17 @@ pub struct Staged {
     pub rejected: std::collections::BTreeMap<RejectReason, u64>,
     /// Per-source counts, the identity map's and the erasure's.
     pub summary: StagedSummary,
+    /// `[channel_rules]` over the frame's UTM columns, when configured: they give the event
+    /// log's rows their channel (the other sources name theirs, which wins: read with
+    /// [`super::LoadOptions::own_channel`]).
+    pub channel_rules: Option<ChannelRules>,
+}
+
+/// `[channel_rules]` as the reader applies them to the staged frame: the configured rules
+/// over the frame's UTM columns (none when the rules are off).
+fn staged_rules(s: &Settings) -> Option<ChannelRules> {
+    let [source, medium, campaign] = UTM.map(String::from);
+    s.channel_rules.enabled().then(|| ChannelRules { source, medium, campaign, ..s.channel_rules.clone() })
 }
 
 /// One source as the stager sees it: its name, files and the expressions of its columns.
@@ -58,6 +87,8 @@ struct SourcePlan {
     channel: String,
     marker: String,
     kind: Kind,
+    /// `[channel_rules]`, when they give this source's rows their channel (the event log's).
+    rules: Option<RuleSet>,
 }
 
 enum Kind {
@@ -122,10 +153,12 @@ fn read_sources(
 ) -> Result<(Vec<DataFrame>, Vec<InputFile>)> {
     let mut frames = Vec::new();
     let mut files = Vec::new();
+    let mut ties: Vec<(usize, Option<TieKind>)> = Vec::new();
     for (si, p) in plans.iter().enumerate() {
         let mut first: Option<(&Path, bool)> = None;
         for f in &p.files {
-            let (frame, numeric) = read_source_file(p, f, (si, files.len(), dry), scope)?;
+            let (frame, numeric, tie) = read_source_file(p, f, (si, files.len(), dry), scope)?;
+            ties.push((si, tie));
             match first {
                 Some((other, n)) if n != numeric => {
                     let kind = |n: bool| if n { "integer" } else { "string" };
@@ -148,7 +181,41 @@ fn read_sources(
             files.push(InputFile { path: f.clone(), rows: 0 });
         }
     }
+    let frames = align_ties(frames, (plans, &files, &ties))?;
     Ok((frames, files))
+}
+
+/// The event log's tie-breaker in one type across its files (one kind, by the rule of
+/// files read directly: [`tie_kinds_agree`]), and the other sources' rows, which have none,
+/// given the lowest value of that type: at one instant they come before the event log's
+/// rows of the same kind of row (`docs/sources.md`).
+fn align_ties(
+    frames: Vec<DataFrame>,
+    (plans, files, ties): (&[SourcePlan], &[InputFile], &[(usize, Option<TieKind>)]),
+) -> Result<Vec<DataFrame>> {
+    let Some(column) = plans.iter().find_map(|p| match &p.kind {
+        Kind::Events(c) => c.tie_breaker.clone(),
+        _ => None,
+    }) else {
+        return Ok(frames);
+    };
+    let is_events = |si: usize| matches!(plans[si].kind, Kind::Events(_));
+    let of_events = files.iter().zip(ties).filter(|(_, (si, _))| is_events(*si));
+    tie_kinds_agree(of_events.clone().map(|(f, (_, k))| (f.path.as_path(), *k)), Some(&column))?;
+    let (dtype, lowest) = match of_events.clone().find_map(|(_, (_, k))| *k) {
+        Some(TieKind::Str) => (DataType::String, lit("")),
+        Some(TieKind::Float) => (DataType::Float64, lit(f64::NEG_INFINITY)),
+        Some(TieKind::Int) | None => (DataType::Int64, lit(i64::MIN)),
+    };
+    let internal = |e: PolarsError| Error::Internal(format!("staging the sources: {e}"));
+    frames
+        .into_iter()
+        .zip(ties)
+        .map(|(f, (si, _))| {
+            let tie = if is_events(*si) { col(TIE) } else { lowest.clone() };
+            f.lazy().with_column(tie.cast(dtype.clone()).alias(TIE)).collect().map_err(internal)
+        })
+        .collect()
 }
 
 /// The sources of the settings, in a fixed order: the event log, `[[sources]]`, conversions.
@@ -164,6 +231,7 @@ fn source_plans(s: &Settings, scope: &ReadScope) -> Result<Vec<SourcePlan>> {
             channel: c.channel.clone(),
             marker: c.conversion.clone(),
             kind: Kind::Events(Box::new(c.clone())),
+            rules: s.channel_rules.enabled().then(|| RuleSet::compile(&s.channel_rules)).transpose()?,
         });
     }
     for src in &s.sources {
@@ -181,6 +249,7 @@ fn source_plans(s: &Settings, scope: &ReadScope) -> Result<Vec<SourcePlan>> {
                 channel: src.channel_column.clone().ok_or_else(|| src.channel.clone().unwrap_or_default()),
                 campaign: src.campaign.clone(),
             },
+            rules: None,
         });
     }
     let cv = &s.conversions;
@@ -193,6 +262,7 @@ fn source_plans(s: &Settings, scope: &ReadScope) -> Result<Vec<SourcePlan>> {
             channel: String::new(),
             marker: String::new(),
             kind: Kind::Conversions { id: cv.id.clone(), r#type: cv.r#type.clone(), value: cv.value.clone() },
+            rules: None,
         });
     }
     if plans.is_empty() {
@@ -228,7 +298,7 @@ fn read_source_file(
     file: &Path,
     (si, fi, dry): (usize, usize, bool),
     scope: &ReadScope,
-) -> Result<(DataFrame, bool)> {
+) -> Result<(DataFrame, bool, Option<TieKind>)> {
     let mut lf = scan(file)?;
     let schema =
         lf.collect_schema().map_err(|e| Error::bad_input(file, None, super::schema::open_problem(&e)))?;
@@ -261,9 +331,29 @@ fn read_source_file(
     ];
     let null_text = || lit(NULL).cast(DataType::String);
     let mut optional: FxHashMap<&str, Expr> = FxHashMap::default();
+    let mut tie = None;
     match &p.kind {
         Kind::Events(c) => {
-            exprs.push(text(&c.channel)?.alias(CHANNEL));
+            let chan_src = ChannelSource { rules: p.rules.clone(), own: false };
+            // The type rules of files read directly, and their messages.
+            tie = check_schema_of(file, &schema, 0, c, &chan_src)?.tie;
+            if let Some(t) = &c.tie_breaker {
+                exprs.push(tie_expr(t, tie).alias(TIE));
+            }
+            if let Some(e) = &c.event_id {
+                optional.insert(EVENT_ID, text(e)?);
+            }
+            match &p.rules {
+                // The rules give every row its channel; the channel column is not read.
+                Some(rules) => {
+                    let used = (0..3).filter(|&k| rules.uses()[k]);
+                    for (k, name) in used.zip(&rules.columns) {
+                        optional.insert(UTM[k], text(name)?);
+                    }
+                    exprs.push(null_text().alias(CHANNEL));
+                }
+                None => exprs.push(text(&c.channel)?.alias(CHANNEL)),
+            }
             exprs.push(marker_expr(c, &need(&c.conversion)?, file)?.alias(CONVERSION));
             exprs.push(value_expr(c.value.as_deref(), &need, file)?);
             for (key, name) in [
@@ -328,7 +418,19 @@ fn read_source_file(
         Kind::Events(c) if need(&c.conversion)?.is_integer() => int_markers(df, file, &c.conversion)?,
         _ => df,
     };
-    Ok((df, user_dt.is_integer()))
+    Ok((df, user_dt.is_integer(), tie))
+}
+
+/// A tie-breaker column in the one type of its kind (strings, floats, or the integer
+/// representation of integers, booleans and temporal values: what the reader orders by).
+fn tie_expr(name: &str, kind: Option<TieKind>) -> Expr {
+    let c = col(name);
+    match kind {
+        Some(TieKind::Str) => c.cast(DataType::String),
+        Some(TieKind::Float) => c.cast(DataType::Float64),
+        Some(TieKind::Int) => c.to_physical().cast(DataType::Int64),
+        None => lit(NULL).cast(DataType::Int64),
+    }
 }
 
 /// The conversion marker of the event log: a string equal to `conversion_value`, a

@@ -561,7 +561,7 @@ fn read_events(s: &Settings, events: &str, scope: &ReadScope) -> Result<crate::c
     }
     let staged = engine::sources::stage(s, scope)?;
     opts.columns = &staged.columns;
-    opts.channel_rules = None;
+    (opts.channel_rules, opts.own_channel) = (staged.channel_rules.as_ref(), true);
     let mut log = engine::load_frame(staged.frame, "the staged sources", &opts)?;
     let sum = &staged.summary;
     log.files = staged.files;
