@@ -394,7 +394,7 @@ fn finish(log: &mut EventLog, state: LoadState, cols: &Columns) {
         log.campaign = Some(v);
         log.campaigns = names;
     }
-    let (chan_remap, names) = channels.sorted_remap();
+    let (chan_remap, names) = kept_channels(&log.channel, channels);
     log.channel.par_chunks_mut(PIECE).for_each(|cs| {
         for c in cs {
             if *c != NO_CHANNEL {
@@ -413,6 +413,28 @@ fn finish(log: &mut EventLog, state: LoadState, cols: &Columns) {
         log.tie = Some(ties);
     }
     tracing::debug!(ms = t.elapsed().as_millis(), "renumbered ids");
+}
+
+/// The channels of kept rows only, numbered in sorted order (`remap[old] = new`): a batch
+/// names the channels of all its rows, but a row dropped as invalid, without consent or
+/// outside the range must leave no trace (no zero row of its channel in the tables), as if
+/// it had never been read, which is what staged input sees (`docs/sources.md`).
+fn kept_channels(ids: &[u32], channels: Interner<String>) -> (Vec<u32>, Vec<String>) {
+    let (remap, names) = channels.sorted_remap();
+    let mut used = vec![false; names.len()];
+    for &c in ids.iter().filter(|&&c| c != NO_CHANNEL) {
+        used[remap[c as usize] as usize] = true;
+    }
+    if used.iter().all(|&u| u) {
+        return (remap, names);
+    }
+    let mut new = vec![0u32; names.len()];
+    let mut kept = Vec::with_capacity(names.len());
+    for (i, name) in names.into_iter().enumerate().filter(|(i, _)| used[*i]) {
+        new[i] = kept.len() as u32;
+        kept.push(name);
+    }
+    (remap.iter().map(|&r| new[r as usize]).collect(), kept)
 }
 
 /// Dense user ids: the rank of each row's key among the distinct keys of the whole input

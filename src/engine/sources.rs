@@ -211,9 +211,18 @@ fn align_ties(
     frames
         .into_iter()
         .zip(ties)
-        .map(|(f, (si, _))| {
-            let tie = if is_events(*si) { col(TIE) } else { lowest.clone() };
-            f.lazy().with_column(tie.cast(dtype.clone()).alias(TIE)).collect().map_err(internal)
+        .map(|(mut f, (si, _))| {
+            // Last in every frame, whether replaced or added: the frames concatenate by position.
+            if !is_events(*si) {
+                return f
+                    .lazy()
+                    .with_column(lowest.clone().cast(dtype.clone()).alias(TIE))
+                    .collect()
+                    .map_err(internal);
+            }
+            let tie = f.drop_in_place(TIE).map_err(internal)?.cast(&dtype).map_err(internal)?;
+            f.with_column(tie).map_err(internal)?;
+            Ok(f)
         })
         .collect()
 }
