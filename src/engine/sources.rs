@@ -153,7 +153,7 @@ fn read_sources(
 ) -> Result<(Vec<DataFrame>, Vec<InputFile>)> {
     let mut frames = Vec::new();
     let mut files = Vec::new();
-    let mut ties: Vec<(usize, Option<TieKind>)> = Vec::new();
+    let mut ties: Vec<FileTie> = Vec::new();
     for (si, p) in plans.iter().enumerate() {
         let mut first: Option<(&Path, bool)> = None;
         for f in &p.files {
@@ -185,13 +185,16 @@ fn read_sources(
     Ok((frames, files))
 }
 
+/// Of each file read: its source's index, and its tie-breaker's kind (the event log's).
+type FileTie = (usize, Option<TieKind>);
+
 /// The event log's tie-breaker in one type across its files (one kind, by the rule of
 /// files read directly: [`tie_kinds_agree`]), and the other sources' rows, which have none,
 /// given the lowest value of that type: at one instant they come before the event log's
 /// rows of the same kind of row (`docs/sources.md`).
 fn align_ties(
     frames: Vec<DataFrame>,
-    (plans, files, ties): (&[SourcePlan], &[InputFile], &[(usize, Option<TieKind>)]),
+    (plans, files, ties): (&[SourcePlan], &[InputFile], &[FileTie]),
 ) -> Result<Vec<DataFrame>> {
     let Some(column) = plans.iter().find_map(|p| match &p.kind {
         Kind::Events(c) => c.tie_breaker.clone(),
