@@ -32,6 +32,7 @@ fn event_log() -> &'static EventLog {
             on_invalid: s.journeys.on_invalid_rows,
             scope: &scope,
             channel_rules: None,
+            own_channel: false,
         };
         load_events(path.to_str().unwrap(), &opts).unwrap()
     })

@@ -10,13 +10,12 @@ use rustc_hash::FxHashMap;
 use super::channel_rules::RuleSet;
 use super::discover::ReadScope;
 use super::read::{Interner, LoadState, UserKeys};
-use super::schema::{type_problem, FilePlan, MarkerKind, UserKind};
+use super::schema::{FilePlan, MarkerKind, UserKind};
 use crate::core::event_log::{
     shard_of_i32, shard_of_i64, shard_of_str, EventLog, RejectReason, NO_CAMPAIGN, NO_CHANNEL,
 };
 use crate::core::intern::PIECE;
 use crate::error::{Error, Result};
-use crate::settings::DAY_MICROS;
 use crate::settings::{Columns, InvalidRows};
 
 /// How many distinct values of a string marker column a message shows.
@@ -85,6 +84,8 @@ struct BatchColumns<'a> {
     conv: Vec<u8>,
     values: Option<Vec<f64>>,
     channel: Vec<u32>,
+    /// Rows `[channel_rules]` matched no rule of (counted when kept).
+    unmatched: Option<Vec<bool>>,
     tie: Option<Vec<Option<i64>>>,
     touch_type: Option<&'a StringChunked>,
     campaign: Option<&'a StringChunked>,
@@ -179,21 +180,22 @@ fn convert_columns<'a>(
         Some(v) => Some(conversion_values(series(df, v, path)?, path, v, row_at)?),
         None => None,
     };
-    let channel = match state.rules.as_ref() {
-        None => {
-            let chan_ca = series(df, &cols.channel, path)?.str().map_err(cast_err(path, &cols.channel))?;
-            channel_ids(chan_ca, &mut state.channels)
-        }
-        Some(rules) => {
+    let own = match state.chan_src.reads_channel() {
+        true => Some(series(df, &cols.channel, path)?.str().map_err(cast_err(path, &cols.channel))?),
+        false => None,
+    };
+    let (channel, unmatched) = match (state.chan_src.rules.as_ref(), own) {
+        (None, Some(own)) => (channel_ids(own, &mut state.channels), None),
+        (Some(rules), own) => {
             let utm: Vec<&StringChunked> = rules
                 .columns
                 .iter()
                 .map(|c| series(df, c, path)?.str().map_err(cast_err(path, c)))
                 .collect::<Result<_>>()?;
-            let (ids, unmatched) = rule_channel_ids(rules, &utm, &conv, &mut state.channels);
-            state.unmatched_channel_rule += unmatched;
-            ids
+            let (ids, unmatched) = rule_channel_ids(rules, (&utm, own), &conv, &mut state.channels);
+            (ids, Some(unmatched))
         }
+        (None, None) => unreachable!("without rules the channel column is read"),
     };
     let tie = match &cols.tie_breaker {
         Some(t) => Some(tie_values(series(df, t, path)?, path, t, state)?),
@@ -231,6 +233,7 @@ fn convert_columns<'a>(
         conv,
         values,
         channel,
+        unmatched,
         tie,
         touch_type,
         campaign,
@@ -296,6 +299,9 @@ fn append_clean(ctx: &BatchContext, c: &BatchColumns, log: &mut EventLog, state:
     log.rows_read -= (n - kept.len()) as u64;
     log.ts.extend(kept.iter().map(|&i| c.ts[i]));
     log.channel.extend(kept.iter().map(|&i| c.channel[i]));
+    if let Some(u) = &c.unmatched {
+        state.unmatched_channel_rule += kept.iter().filter(|&&i| u[i]).count() as u64;
+    }
     log.is_conversion.extend(kept.iter().map(|&i| c.conv[i] == CONVERSION));
     log.value.extend(kept.iter().map(|&i| c.value_of(i)));
     match (&mut state.users, &c.keys) {
@@ -382,6 +388,7 @@ fn append_checked(
         c.keys.push_to(&mut state.users, i);
         log.ts.push(t);
         log.channel.push(c.channel[i]);
+        state.unmatched_channel_rule += u64::from(c.unmatched.as_ref().is_some_and(|u| u[i]));
         log.is_conversion.push(c.conv[i] == CONVERSION);
         log.value.push(c.value_of(i));
         if let Some(Some(x)) = tie {
@@ -409,27 +416,12 @@ fn append_checked(
     Ok(())
 }
 
-/// Convert a time series to µs since the epoch, UTC; null times are [`NULL_TIME`].
+/// The time column, already µs since the epoch, UTC (converted in the scan by
+/// [`super::time::micros_expr`]); null times are [`NULL_TIME`].
 fn time_micros(s: &Series, path: &Path, name: &str) -> Result<Vec<i64>> {
-    let err = cast_err(path, name);
+    let ca = s.i64().map_err(cast_err(path, name))?;
     let mut out = vec![NULL_TIME; s.len()];
-    let phys = s.to_physical_repr();
-    match s.dtype() {
-        DataType::Datetime(unit, _) => {
-            let (mul, div) = match unit {
-                TimeUnit::Nanoseconds => (1, 1000),
-                TimeUnit::Microseconds => (1, 1),
-                TimeUnit::Milliseconds => (1000, 1),
-            };
-            let ca = phys.i64().map_err(&err)?;
-            par_convert!(&mut out, ca, |_row, v| v.map_or(NULL_TIME, |x| x.div_euclid(div) * mul))?;
-        }
-        DataType::Date => {
-            let ca = phys.i32().map_err(&err)?;
-            par_convert!(&mut out, ca, |_row, v| v.map_or(NULL_TIME, |d| d as i64 * DAY_MICROS))?;
-        }
-        d => return Err(Error::bad_input(path, Some(name), type_problem(d, "a timestamp"))),
-    }
+    par_convert!(&mut out, ca, |_row, v| v.unwrap_or(NULL_TIME))?;
     Ok(out)
 }
 
@@ -595,21 +587,24 @@ fn shard_rows(df: DataFrame, ctx: &BatchContext, (i, k): (u32, u32)) -> Result<(
 }
 
 /// Channel ids derived by `[channel_rules]` from the UTM columns the rules read (`utm`, in
-/// source, medium, campaign order). A conversion row whose UTM columns are all null has no
-/// channel; any other row takes the first matching rule's channel, or `unassigned` (counted).
-/// Rules run once per distinct combination of values.
+/// source, medium, campaign order), and which rows no rule matched. A row's own channel
+/// (`own`, where given and not null) wins; an empty one is no channel, as in
+/// [`channel_ids`]. A conversion row whose UTM columns are all null has no channel; any other
+/// row takes the first matching rule's channel, or `unassigned`. Rules run once per distinct
+/// combination of values.
 fn rule_channel_ids(
     rules: &RuleSet,
-    utm: &[&StringChunked],
+    (utm, own): (&[&StringChunked], Option<&StringChunked>),
     conv: &[u8],
     channels: &mut Interner<String>,
-) -> (Vec<u32>, u64) {
+) -> (Vec<u32>, Vec<bool>) {
     let n = conv.len();
     let uses = rules.uses();
     let mut memo: FxHashMap<[Option<&str>; 3], (u32, bool)> = FxHashMap::default();
     let mut ids = vec![NO_CHANNEL; n];
-    let mut unmatched = 0u64;
+    let mut unmatched = vec![false; n];
     let mut iters: Vec<_> = utm.iter().map(|ca| ca.iter()).collect();
+    let mut own = own.map(|ca| ca.iter());
     for (i, id) in ids.iter_mut().enumerate() {
         let mut vals: [Option<&str>; 3] = [None; 3];
         let mut k = 0;
@@ -619,6 +614,10 @@ fn rule_channel_ids(
                 k += 1;
             }
         }
+        if let Some(c) = own.as_mut().and_then(|o| o.next().flatten()) {
+            *id = if c.is_empty() { NO_CHANNEL } else { channels.intern_str(c) };
+            continue;
+        }
         if conv[i] == CONVERSION && vals.iter().all(Option::is_none) {
             continue;
         }
@@ -627,7 +626,7 @@ fn rule_channel_ids(
             (channels.intern_str(name.unwrap_or(super::channel_rules::UNASSIGNED)), name.is_some())
         });
         *id = c;
-        unmatched += u64::from(!matched);
+        unmatched[i] = !matched;
     }
     (ids, unmatched)
 }

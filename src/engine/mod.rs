@@ -11,6 +11,7 @@ pub mod read;
 mod schema;
 pub mod side_tables;
 pub mod sources;
+mod time;
 pub mod write;
 
 pub use discover::{date_of, partition_date, resolve_inputs, scoped_inputs, ReadScope};

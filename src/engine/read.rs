@@ -16,11 +16,13 @@ use rustc_hash::FxHashMap;
 use super::channel_rules::RuleSet;
 use super::convert::{append_batch, BatchContext};
 use super::discover::{date_of, scoped_inputs, ReadScope};
-use super::schema::{check_schema, check_schema_of, FilePlan, MarkerKind, TimeKind, UserKind};
+use super::schema::{
+    check_schema, check_schema_of, read_problem, tie_kinds_agree, FilePlan, MarkerKind, TimeKind, UserKind,
+};
+use super::time::{bound_expr, micros_expr};
 use crate::core::event_log::{reserved_name_problem, EventLog, InputFile, Tags, UserNames, NO_CHANNEL};
 use crate::core::intern::PIECE;
 use crate::error::{Error, Result};
-use crate::settings::DAY_MICROS;
 use crate::settings::{ChannelRules, Columns, InvalidRows};
 
 /// Rows read at a time from a file: the Polars frame of one batch (~70 bytes a row) lives
@@ -99,10 +101,39 @@ pub(super) struct LoadState {
     pub(super) marker_values: std::collections::BTreeSet<String>,
     /// XXH3-128 of each kept row's event id (0: none), when an event id column is mapped.
     pub(super) event_keys: Vec<u128>,
+    /// Where each row's channel comes from.
+    pub(super) chan_src: ChannelSource,
+    /// Kept rows no rule matched.
+    pub(super) unmatched_channel_rule: u64,
+}
+
+/// Where each row's channel comes from: `columns.channel`, `[channel_rules]` over the UTM
+/// columns, or both (`own`: a row's own channel where it has one, else the rules; the
+/// staged sources, where the event log's rows are ruled and a `[[sources]]` table may name
+/// its channel).
+#[derive(Default)]
+pub(super) struct ChannelSource {
     /// Compiled `[channel_rules]`, when the channel is derived.
     pub(super) rules: Option<RuleSet>,
-    /// Rows no rule matched.
-    pub(super) unmatched_channel_rule: u64,
+    /// With rules: the channel column is read too, and a row's own channel wins.
+    pub(super) own: bool,
+}
+
+impl ChannelSource {
+    fn new(opts: &LoadOptions) -> Result<ChannelSource> {
+        let rules = opts.channel_rules.filter(|r| r.enabled()).map(RuleSet::compile).transpose()?;
+        Ok(ChannelSource { own: opts.own_channel && rules.is_some(), rules })
+    }
+
+    /// Whether `columns.channel` is read.
+    pub(super) fn reads_channel(&self) -> bool {
+        self.rules.is_none() || self.own
+    }
+
+    /// The UTM columns the rules read (none without rules).
+    pub(super) fn columns(&self) -> &[String] {
+        self.rules.as_ref().map_or(&[][..], |r| &r.columns[..])
+    }
 }
 
 /// What to read and how to treat invalid rows.
@@ -116,33 +147,38 @@ pub struct LoadOptions<'a> {
     pub scope: &'a ReadScope,
     /// Derive the channel by rules from UTM-style columns (None: read `columns.channel`).
     pub channel_rules: Option<&'a ChannelRules>,
+    /// With `channel_rules`: a row's own channel (`columns.channel`, where not null) wins
+    /// over the rules. The staged sources set it: a `[[sources]]` table that names its
+    /// channel keeps it while the event log's rows are ruled (`docs/sources.md`).
+    pub own_channel: bool,
 }
 
 /// Load the events a scope needs (see [`ReadScope`]): schemas of all files first, then the
 /// files one at a time, in batches.
 pub fn load_events(spec: &str, opts: &LoadOptions) -> Result<EventLog> {
     let files = scoped_inputs(spec, opts.scope)?;
-    let rules = opts.channel_rules.filter(|r| r.enabled()).map(RuleSet::compile).transpose()?;
-    let rule_cols: Vec<String> = rules.as_ref().map_or_else(Vec::new, |r| r.columns.clone());
+    let chan_src = ChannelSource::new(opts)?;
     let plans: Vec<FilePlan> =
-        files.iter().map(|f| check_schema(f, opts.columns, &rule_cols)).collect::<Result<_>>()?;
-    load_plans(spec, plans, rules, opts)
+        files.iter().map(|f| check_schema(f, opts.columns, &chan_src)).collect::<Result<_>>()?;
+    load_plans(spec, plans, chan_src, opts)
 }
 
-/// Load the events of a frame already in memory (the staged sources, `docs/sources.md`),
-/// named `label` in messages, exactly as a file of that content would be read.
+/// Load the events of a frame already in memory (an Arrow stream, the staged sources,
+/// `docs/sources.md`), named `label` in messages, exactly as a file of that content would
+/// be read (channel rules included).
 pub fn load_frame(frame: DataFrame, label: &str, opts: &LoadOptions) -> Result<EventLog> {
     let schema = frame.schema().as_ref().clone();
-    let mut plan =
-        check_schema_of(std::path::Path::new(label), &schema, frame.height() as u64, opts.columns, &[])?;
+    let chan_src = ChannelSource::new(opts)?;
+    let (path, rows) = (std::path::Path::new(label), frame.height() as u64);
+    let mut plan = check_schema_of(path, &schema, rows, opts.columns, &chan_src)?;
     plan.frame = Some(frame);
-    load_plans(label, vec![plan], None, opts)
+    load_plans(label, vec![plan], chan_src, opts)
 }
 
 fn load_plans(
     spec: &str,
     plans: Vec<FilePlan>,
-    rules: Option<RuleSet>,
+    chan_src: ChannelSource,
     opts: &LoadOptions,
 ) -> Result<EventLog> {
     let (cols, scope) = (opts.columns, opts.scope);
@@ -171,7 +207,7 @@ fn load_plans(
         names: (!scope.skip_user_names).then(FxHashMap::default),
         marker_values: Default::default(),
         event_keys: Vec::new(),
-        rules,
+        chan_src,
         unmatched_channel_rule: 0,
     };
     log.reserve(total as usize);
@@ -196,11 +232,9 @@ fn load_plans(
 }
 
 /// One role, one type across all files: user ids are all strings or all integers, and a
-/// tie-breaker orders values of one kind (else two files' rows would compare unlike values;
-/// a tie-breaker of type null has no kind, so the first file with one sets it).
+/// tie-breaker orders values of one kind ([`tie_kinds_agree`]).
 fn check_plans_agree(plans: &[FilePlan], cols: &Columns) -> Result<()> {
     let first = &plans[0];
-    let first_tie = plans.iter().find_map(|p| Some((p.tie?, &p.path)));
     for p in &plans[1..] {
         if p.user != first.user {
             return Err(Error::bad_input(
@@ -214,23 +248,8 @@ fn check_plans_agree(plans: &[FilePlan], cols: &Columns) -> Result<()> {
                 ),
             ));
         }
-        if let (Some(a), Some((b, b_path))) = (p.tie, first_tie) {
-            if a != b {
-                return Err(Error::bad_input(
-                    &p.path,
-                    cols.tie_breaker.as_deref(),
-                    format!(
-                        "tie-breaker type differs between files ({} here, {} in {}); cast it to one \
-                         type in every file",
-                        a.describe(),
-                        b.describe(),
-                        b_path.display()
-                    ),
-                ));
-            }
-        }
     }
-    Ok(())
+    tie_kinds_agree(plans.iter().map(|p| (p.path.as_path(), p.tie)), cols.tie_breaker.as_deref())
 }
 
 /// Read one file in batches and append its rows.
@@ -248,8 +267,7 @@ fn read_plan(
         let t = std::time::Instant::now();
         let len = batch_rows.min(plan.rows - offset);
         let batch = (plan.rows > batch_rows).then_some((offset, len));
-        let rule_cols = state.rules.as_ref().map_or(&[][..], |r| &r.columns[..]);
-        let df = read_file(plan, (opts.columns, rule_cols), opts.scope.range, batch)?;
+        let df = read_file(plan, (opts.columns, &state.chan_src), opts.scope.range, batch)?;
         tracing::debug!(file = %plan.path.display(), offset, rows = df.height(), ms = t.elapsed().as_millis(), "scanned");
         log.rows_read += df.height() as u64;
         let ctx = BatchContext {
@@ -376,7 +394,7 @@ fn finish(log: &mut EventLog, state: LoadState, cols: &Columns) {
         log.campaign = Some(v);
         log.campaigns = names;
     }
-    let (chan_remap, names) = channels.sorted_remap();
+    let (chan_remap, names) = kept_channels(&log.channel, channels);
     log.channel.par_chunks_mut(PIECE).for_each(|cs| {
         for c in cs {
             if *c != NO_CHANNEL {
@@ -395,6 +413,28 @@ fn finish(log: &mut EventLog, state: LoadState, cols: &Columns) {
         log.tie = Some(ties);
     }
     tracing::debug!(ms = t.elapsed().as_millis(), "renumbered ids");
+}
+
+/// The channels of kept rows only, numbered in sorted order (`remap[old] = new`): a batch
+/// names the channels of all its rows, but a row dropped as invalid, without consent or
+/// outside the range must leave no trace (no zero row of its channel in the tables), as if
+/// it had never been read, which is what staged input sees (`docs/sources.md`).
+fn kept_channels(ids: &[u32], channels: Interner<String>) -> (Vec<u32>, Vec<String>) {
+    let (remap, names) = channels.sorted_remap();
+    let mut used = vec![false; names.len()];
+    for &c in ids.iter().filter(|&&c| c != NO_CHANNEL) {
+        used[remap[c as usize] as usize] = true;
+    }
+    if used.iter().all(|&u| u) {
+        return (remap, names);
+    }
+    let mut new = vec![0u32; names.len()];
+    let mut kept = Vec::with_capacity(names.len());
+    for (i, name) in names.into_iter().enumerate().filter(|(i, _)| used[*i]) {
+        new[i] = kept.len() as u32;
+        kept.push(name);
+    }
+    (remap.iter().map(|&r| new[r as usize]).collect(), kept)
 }
 
 /// Dense user ids: the rank of each row's key among the distinct keys of the whole input
@@ -436,13 +476,14 @@ fn number_users(log: &mut EventLog, users: UserKeys, mut names: Option<FxHashMap
     }
 }
 
-/// Scan one file lazily, projecting only the mapped columns; ISO-8601 time strings are
-/// parsed here, strictly (an unparseable time fails the file rather than becoming null).
+/// Scan one file lazily, projecting only the mapped columns, the time as µs since the
+/// epoch ([`micros_expr`]; ISO-8601 strings parsed strictly: an unparseable time fails the
+/// file rather than becoming null).
 ///
 /// `batch = (offset, len)` reads only those rows of the file (before the range filter).
 fn read_file(
     plan: &FilePlan,
-    (cols, rule_cols): (&Columns, &[String]),
+    (cols, rules): (&Columns, &ChannelSource),
     range: Option<(i64, i64)>,
     batch: Option<(u64, u64)>,
 ) -> Result<DataFrame> {
@@ -455,21 +496,18 @@ fn read_file(
     if let Some((offset, len)) = batch {
         lf = lf.slice(offset as i64, len as IdxSize);
     }
+    if let Some((start, end)) = range.filter(|_| plan.time != TimeKind::Str) {
+        // On the column as stored, with literals of its own type: the predicate stays
+        // pushable to row-group statistics; ISO strings are filtered once converted.
+        let (t, dt) = (col(cols.time.as_str()), &plan.time_dtype);
+        lf = lf.filter(t.clone().gt_eq(bound_expr(start, dt)).and(t.lt(bound_expr(end, dt))));
+    }
     let mut exprs = vec![col(cols.user.as_str())];
-    let time = col(cols.time.as_str());
-    exprs.push(match plan.time {
-        TimeKind::Str => time.str().to_datetime(
-            Some(TimeUnit::Microseconds),
-            None,
-            StrptimeOptions { strict: true, ..Default::default() },
-            lit("raise"),
-        ),
-        _ => time,
-    });
-    if rule_cols.is_empty() {
+    exprs.push(micros_expr(&cols.time, &plan.time_dtype, &plan.path)?);
+    if rules.reads_channel() {
         exprs.push(col(cols.channel.as_str()).cast(DataType::String));
     }
-    exprs.extend(rule_cols.iter().map(|c| col(c.as_str()).cast(DataType::String)));
+    exprs.extend(rules.columns().iter().map(|c| col(c.as_str()).cast(DataType::String)));
     exprs.push(match plan.marker {
         MarkerKind::Str => col(cols.conversion.as_str()).cast(DataType::String),
         _ => col(cols.conversion.as_str()),
@@ -491,58 +529,6 @@ fn read_file(
     if let Some(c) = &cols.consent {
         exprs.push(col(c.as_str()).cast(DataType::Boolean));
     }
-    let mut lf = lf.select(exprs);
-    if let Some((start, end)) = range {
-        // A literal of the column's own type keeps the predicate pushable to row-group
-        // statistics; ISO strings are filtered after parsing.
-        let bound = |us: i64| -> Expr {
-            match &plan.time_dtype {
-                DataType::Datetime(unit, tz) => {
-                    let v = match unit {
-                        TimeUnit::Nanoseconds => us.saturating_mul(1000),
-                        TimeUnit::Microseconds => us,
-                        TimeUnit::Milliseconds => us.div_euclid(1000),
-                    };
-                    lit(v).cast(DataType::Datetime(*unit, tz.clone()))
-                }
-                DataType::Date => lit(us.div_euclid(DAY_MICROS) as i32).cast(DataType::Date),
-                _ => lit(us).cast(DataType::Datetime(TimeUnit::Microseconds, None)),
-            }
-        };
-        if plan.time != TimeKind::Str {
-            let t = col(cols.time.as_str());
-            lf = lf.filter(t.clone().gt_eq(bound(start)).and(t.lt(bound(end))));
-        }
-    }
-    lf.collect().map_err(|e| read_problem(&e, plan, cols))
-}
-
-/// The error inside Polars' context wrappers.
-fn root_cause(e: &PolarsError) -> &PolarsError {
-    match e {
-        PolarsError::Context { error, .. } | PolarsError::ExprContext { error, .. } => root_cause(error),
-        other => other,
-    }
-}
-
-/// A Polars error of a scan in touchpoint's words, classified by its kind: a failed strict
-/// parse of ISO-8601 time strings names the time column and the offending values (Polars'
-/// first line), without Polars' advice about options touchpoint does not have.
-fn read_problem(e: &PolarsError, plan: &FilePlan, cols: &Columns) -> Error {
-    match root_cause(e) {
-        PolarsError::InvalidOperation(m) | PolarsError::ComputeError(m) if plan.time == TimeKind::Str => {
-            let first = m.lines().next().unwrap_or_default();
-            let values = first.split_once(" for ").map_or(first, |(_, v)| v);
-            Error::bad_input(
-                &plan.path,
-                Some(&cols.time),
-                format!(
-                    "time strings that are not ISO-8601 timestamps ({values}); write them like \
-                     2024-01-31T12:00:00Z, or store the column as a timestamp"
-                ),
-            )
-        }
-        PolarsError::IO { .. } => Error::bad_input(&plan.path, None, format!("cannot read the file: {e}")),
-        _ => Error::bad_input(&plan.path, None, format!("cannot read the data: {e}")),
-    }
+    let time_strings = (plan.time == TimeKind::Str).then_some(cols.time.as_str());
+    lf.select(exprs).collect().map_err(|e| read_problem(&e, &plan.path, time_strings))
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use super::discover::{scoped_inputs, ReadScope};
+use super::read::ChannelSource;
 use crate::core::event_log::InputFile;
 use crate::error::{Error, Result};
 use crate::settings::{ChannelRules, Columns};
@@ -88,13 +89,11 @@ pub fn validate_inputs(
     scope: &ReadScope,
 ) -> Result<Vec<InputFile>> {
     let files = scoped_inputs(spec, scope)?;
-    let rule_cols = match rules.enabled() {
-        true => super::channel_rules::RuleSet::compile(rules)?.columns,
-        false => Vec::new(),
-    };
+    let rules = rules.enabled().then(|| super::channel_rules::RuleSet::compile(rules)).transpose()?;
+    let chan_src = ChannelSource { rules, own: false };
     files
         .iter()
-        .map(|f| check_schema(f, cols, &rule_cols).map(|p| InputFile { path: p.path, rows: p.rows }))
+        .map(|f| check_schema(f, cols, &chan_src).map(|p| InputFile { path: p.path, rows: p.rows }))
         .collect()
 }
 
@@ -129,10 +128,42 @@ pub(super) fn open_problem(e: &PolarsError) -> String {
     }
 }
 
+/// The error inside Polars' context wrappers.
+fn root_cause(e: &PolarsError) -> &PolarsError {
+    match e {
+        PolarsError::Context { error, .. } | PolarsError::ExprContext { error, .. } => root_cause(error),
+        other => other,
+    }
+}
+
+/// A Polars error met while reading a file's data (a file read directly, a staged source's
+/// file, an identity map), in touchpoint's words, classified by its kind. `time_strings`
+/// names the time column when it holds ISO-8601 strings: a failed strict parse then names
+/// that column and the offending values (Polars' first line), without Polars' advice about
+/// options touchpoint does not have.
+pub(super) fn read_problem(e: &PolarsError, file: &Path, time_strings: Option<&str>) -> Error {
+    match (root_cause(e), time_strings) {
+        (PolarsError::InvalidOperation(m) | PolarsError::ComputeError(m), Some(time)) => {
+            let first = m.lines().next().unwrap_or_default();
+            let values = first.split_once(" for ").map_or(first, |(_, v)| v);
+            Error::bad_input(
+                file,
+                Some(time),
+                format!(
+                    "time strings that are not ISO-8601 timestamps ({values}); write them like \
+                     2024-01-31T12:00:00Z, or store the column as a timestamp"
+                ),
+            )
+        }
+        (PolarsError::IO { .. }, _) => Error::bad_input(file, None, format!("cannot read the file: {e}")),
+        _ => Error::bad_input(file, None, format!("cannot read the data: {e}")),
+    }
+}
+
 /// Read a file's footer and check that every mapped column exists with an accepted type.
-pub(super) fn check_schema(path: &Path, cols: &Columns, rule_cols: &[String]) -> Result<FilePlan> {
+pub(super) fn check_schema(path: &Path, cols: &Columns, chan_src: &ChannelSource) -> Result<FilePlan> {
     let (schema, rows) = read_footer(path)?;
-    check_schema_of(path, &schema, rows, cols, rule_cols)
+    check_schema_of(path, &schema, rows, cols, chan_src)
 }
 
 /// Check a schema (of a file named `path`) against the column mapping.
@@ -141,7 +172,7 @@ pub(super) fn check_schema_of(
     schema: &Schema,
     rows: u64,
     cols: &Columns,
-    rule_cols: &[String],
+    chan_src: &ChannelSource,
 ) -> Result<FilePlan> {
     let f = Footer { path, schema };
     let text = |d: &DataType| matches!(d, DataType::String | DataType::Categorical(..) | DataType::Enum(..));
@@ -159,10 +190,10 @@ pub(super) fn check_schema_of(
     // The roles other than user, time and marker may be null: a column of type null reads
     // as nulls there.
     let nullable_text = |d: &DataType| text(d) || null_typed(d);
-    if rule_cols.is_empty() {
+    if chan_src.reads_channel() {
         f.role(&cols.channel, "a string or categorical channel", |d| nullable_text(d).then_some(()))?;
     }
-    for c in rule_cols {
+    for c in chan_src.columns() {
         let expected = "a string or categorical column (read by channel_rules)";
         f.role(c, expected, |d| nullable_text(d).then_some(()))?;
     }
@@ -256,6 +287,30 @@ impl Footer<'_> {
     fn role<K>(&self, name: &str, expected: &str, kind: impl Fn(&DataType) -> Option<K>) -> Result<K> {
         let dt = self.column(name)?;
         kind(&dt).ok_or_else(|| Error::bad_input(self.path, Some(name), type_problem(&dt, expected)))
+    }
+}
+
+/// A tie-breaker orders values of one kind across all files of the event log (else two
+/// files' rows would compare unlike values), read directly or staged; a tie-breaker of type
+/// null has no kind, so the first file with one sets it.
+pub(super) fn tie_kinds_agree<'a>(
+    files: impl Iterator<Item = (&'a Path, Option<TieKind>)> + Clone,
+    column: Option<&str>,
+) -> Result<()> {
+    let Some((b_path, b)) = files.clone().find_map(|(p, k)| Some((p, k?))) else { return Ok(()) };
+    match files.filter_map(|(p, k)| Some((p, k?))).find(|(_, a)| *a != b) {
+        None => Ok(()),
+        Some((path, a)) => Err(Error::bad_input(
+            path,
+            column,
+            format!(
+                "tie-breaker type differs between files ({} here, {} in {}); cast it to one \
+                 type in every file",
+                a.describe(),
+                b.describe(),
+                b_path.display()
+            ),
+        )),
     }
 }
 

@@ -16,14 +16,16 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::channel_rules::RuleSet;
 use super::convert::{cast_err, int_marker};
 use super::discover::{resolve_inputs, scoped_inputs, ReadScope};
-use super::schema::null_typed;
+use super::read::ChannelSource;
+use super::schema::{check_schema_of, null_typed, read_problem, tie_kinds_agree, TieKind};
 use super::side_tables::read_side_table;
+use super::time::micros_expr;
 use crate::core::event_log::{InputFile, RejectReason, StagedSummary, NO_CAMPAIGN};
 use crate::error::{Error, Result};
-use crate::settings::DAY_MICROS;
-use crate::settings::{Columns, Settings};
+use crate::settings::{ChannelRules, Columns, Settings};
 
 /// The canonical columns of the staged frame.
 const PERSON: &str = "person";
@@ -31,8 +33,24 @@ const TIME: &str = "time";
 const CHANNEL: &str = "channel";
 const CONVERSION: &str = "is_conversion";
 const VALUE: &str = "value";
-const OPTIONAL: [&str; 7] =
-    ["source", "segment", "conversion_type", "conversion_id", "campaign", "touch_type", "consent"];
+const OPTIONAL: [&str; 11] = [
+    "source",
+    "segment",
+    "conversion_type",
+    "conversion_id",
+    "campaign",
+    "touch_type",
+    "consent",
+    EVENT_ID,
+    UTM[0],
+    UTM[1],
+    UTM[2],
+];
+/// The event log's options that direct input has too (`docs/sources.md`): its event ids,
+/// its tie-breaker and the UTM columns `[channel_rules]` read (source, medium, campaign).
+const EVENT_ID: &str = "event_id";
+const TIE: &str = "tie_breaker";
+const UTM: [&str; 3] = ["__utm_source", "__utm_medium", "__utm_campaign"];
 
 /// The staged frame, the column mapping to read it with, and what staging counted.
 pub struct Staged {
@@ -48,6 +66,17 @@ pub struct Staged {
     pub summary: StagedSummary,
     /// Rows of other shards' persons (with `--shard`), not counted in `summary`.
     pub other_shards: u64,
+    /// `[channel_rules]` over the frame's UTM columns, when configured: they give the event
+    /// log's rows their channel (the other sources name theirs, which wins: read with
+    /// [`super::LoadOptions::own_channel`]).
+    pub channel_rules: Option<ChannelRules>,
+}
+
+/// `[channel_rules]` as the reader applies them to the staged frame: the configured rules
+/// over the frame's UTM columns (none when the rules are off).
+fn staged_rules(s: &Settings) -> Option<ChannelRules> {
+    let [source, medium, campaign] = UTM.map(String::from);
+    s.channel_rules.enabled().then(|| ChannelRules { source, medium, campaign, ..s.channel_rules.clone() })
 }
 
 /// One source as the stager sees it: its name, files and the expressions of its columns.
@@ -60,6 +89,8 @@ struct SourcePlan {
     channel: String,
     marker: String,
     kind: Kind,
+    /// `[channel_rules]`, when they give this source's rows their channel (the event log's).
+    rules: Option<RuleSet>,
 }
 
 enum Kind {
@@ -130,10 +161,12 @@ fn read_sources(
 ) -> Result<(Vec<DataFrame>, Vec<InputFile>)> {
     let mut frames = Vec::new();
     let mut files = Vec::new();
+    let mut ties: Vec<FileTie> = Vec::new();
     for (si, p) in plans.iter().enumerate() {
         let mut first: Option<(&Path, bool)> = None;
         for f in &p.files {
-            let (frame, numeric) = read_source_file(p, f, (si, files.len(), dry), scope)?;
+            let (frame, numeric, tie) = read_source_file(p, f, (si, files.len(), dry), scope)?;
+            ties.push((si, tie));
             match first {
                 Some((other, n)) if n != numeric => {
                     let kind = |n: bool| if n { "integer" } else { "string" };
@@ -156,7 +189,53 @@ fn read_sources(
             files.push(InputFile { path: f.clone(), rows: 0 });
         }
     }
+    let frames = align_ties(frames, (plans, &files, &ties))?;
     Ok((frames, files))
+}
+
+/// Of each file read: its source's index, and its tie-breaker's kind (the event log's).
+type FileTie = (usize, Option<TieKind>);
+
+/// The event log's tie-breaker in one type across its files (one kind, by the rule of
+/// files read directly: [`tie_kinds_agree`]), and the other sources' rows, which have none,
+/// given the lowest value of that type: at one instant they come before the event log's
+/// rows of the same kind of row (`docs/sources.md`).
+fn align_ties(
+    frames: Vec<DataFrame>,
+    (plans, files, ties): (&[SourcePlan], &[InputFile], &[FileTie]),
+) -> Result<Vec<DataFrame>> {
+    let Some(column) = plans.iter().find_map(|p| match &p.kind {
+        Kind::Events(c) => c.tie_breaker.clone(),
+        _ => None,
+    }) else {
+        return Ok(frames);
+    };
+    let is_events = |si: usize| matches!(plans[si].kind, Kind::Events(_));
+    let of_events = files.iter().zip(ties).filter(|(_, (si, _))| is_events(*si));
+    tie_kinds_agree(of_events.clone().map(|(f, (_, k))| (f.path.as_path(), *k)), Some(&column))?;
+    let (dtype, lowest) = match of_events.clone().find_map(|(_, (_, k))| *k) {
+        Some(TieKind::Str) => (DataType::String, lit("")),
+        Some(TieKind::Float) => (DataType::Float64, lit(f64::NEG_INFINITY)),
+        Some(TieKind::Int) | None => (DataType::Int64, lit(i64::MIN)),
+    };
+    let internal = |e: PolarsError| Error::Internal(format!("staging the sources: {e}"));
+    frames
+        .into_iter()
+        .zip(ties)
+        .map(|(mut f, (si, _))| {
+            // Last in every frame, whether replaced or added: the frames concatenate by position.
+            if !is_events(*si) {
+                return f
+                    .lazy()
+                    .with_column(lowest.clone().cast(dtype.clone()).alias(TIE))
+                    .collect()
+                    .map_err(internal);
+            }
+            let tie = f.drop_in_place(TIE).map_err(internal)?.cast(&dtype).map_err(internal)?;
+            f.with_column(tie).map_err(internal)?;
+            Ok(f)
+        })
+        .collect()
 }
 
 /// The sources of the settings, in a fixed order: the event log, `[[sources]]`, conversions.
@@ -172,6 +251,7 @@ fn source_plans(s: &Settings, scope: &ReadScope) -> Result<Vec<SourcePlan>> {
             channel: c.channel.clone(),
             marker: c.conversion.clone(),
             kind: Kind::Events(Box::new(c.clone())),
+            rules: s.channel_rules.enabled().then(|| RuleSet::compile(&s.channel_rules)).transpose()?,
         });
     }
     for src in &s.sources {
@@ -189,6 +269,7 @@ fn source_plans(s: &Settings, scope: &ReadScope) -> Result<Vec<SourcePlan>> {
                 channel: src.channel_column.clone().ok_or_else(|| src.channel.clone().unwrap_or_default()),
                 campaign: src.campaign.clone(),
             },
+            rules: None,
         });
     }
     let cv = &s.conversions;
@@ -201,6 +282,7 @@ fn source_plans(s: &Settings, scope: &ReadScope) -> Result<Vec<SourcePlan>> {
             channel: String::new(),
             marker: String::new(),
             kind: Kind::Conversions { id: cv.id.clone(), r#type: cv.r#type.clone(), value: cv.value.clone() },
+            rules: None,
         });
     }
     if plans.is_empty() {
@@ -236,7 +318,7 @@ fn read_source_file(
     file: &Path,
     (si, fi, dry): (usize, usize, bool),
     scope: &ReadScope,
-) -> Result<(DataFrame, bool)> {
+) -> Result<(DataFrame, bool, Option<TieKind>)> {
     let mut lf = scan(file)?;
     let schema =
         lf.collect_schema().map_err(|e| Error::bad_input(file, None, super::schema::open_problem(&e)))?;
@@ -252,6 +334,7 @@ fn read_source_file(
         Ok(col(name).cast(DataType::String))
     };
     let user_dt = need(&p.user)?;
+    let time_dt = need(&p.time)?;
     if !(user_dt.is_integer() || matches!(user_dt, DataType::String | DataType::Categorical(..))) {
         return Err(Error::bad_input(
             file,
@@ -261,16 +344,36 @@ fn read_source_file(
     }
     let mut exprs = vec![
         col(p.user.as_str()).cast(DataType::String).alias(PERSON),
-        time_expr(&p.time, &need(&p.time)?, file)?.alias(TIME),
+        micros_expr(&p.time, &time_dt, file)?.alias(TIME),
         lit(p.name.as_str()).alias("source"),
         lit(fi as u32).cast(DataType::UInt32).alias("__file"),
         lit(si as u32).cast(DataType::UInt32).alias("__source"),
     ];
     let null_text = || lit(NULL).cast(DataType::String);
     let mut optional: FxHashMap<&str, Expr> = FxHashMap::default();
+    let mut tie = None;
     match &p.kind {
         Kind::Events(c) => {
-            exprs.push(text(&c.channel)?.alias(CHANNEL));
+            let chan_src = ChannelSource { rules: p.rules.clone(), own: false };
+            // The type rules of files read directly, and their messages.
+            tie = check_schema_of(file, &schema, 0, c, &chan_src)?.tie;
+            if let Some(t) = &c.tie_breaker {
+                exprs.push(tie_expr(t, tie).alias(TIE));
+            }
+            if let Some(e) = &c.event_id {
+                optional.insert(EVENT_ID, text(e)?);
+            }
+            match &p.rules {
+                // The rules give every row its channel; the channel column is not read.
+                Some(rules) => {
+                    let used = (0..3).filter(|&k| rules.uses()[k]);
+                    for (k, name) in used.zip(&rules.columns) {
+                        optional.insert(UTM[k], text(name)?);
+                    }
+                    exprs.push(null_text().alias(CHANNEL));
+                }
+                None => exprs.push(text(&c.channel)?.alias(CHANNEL)),
+            }
             exprs.push(marker_expr(c, &need(&c.conversion)?, file)?.alias(CONVERSION));
             exprs.push(value_expr(c.value.as_deref(), &need, file)?);
             for (key, name) in [
@@ -329,40 +432,25 @@ fn read_source_file(
         let t = col(TIME);
         lf = lf.filter(t.clone().is_null().or(t.clone().gt_eq(lit(a)).and(t.lt(lit(b)))));
     }
-    let df = lf.collect().map_err(|e| read_problem(&e, file, &p.time))?;
+    let time_strings = matches!(time_dt, DataType::String).then_some(p.time.as_str());
+    let df = lf.collect().map_err(|e| read_problem(&e, file, time_strings))?;
     let df = match &p.kind {
         Kind::Events(c) if need(&c.conversion)?.is_integer() => int_markers(df, file, &c.conversion)?,
         _ => df,
     };
-    Ok((df, user_dt.is_integer()))
+    Ok((df, user_dt.is_integer(), tie))
 }
 
-/// A time column as µs since the epoch (Int64, UTC): timestamps of any unit (zoned ones
-/// are instants), dates (midnight UTC), ISO-8601 strings parsed strictly.
-fn time_expr(name: &str, dt: &DataType, file: &Path) -> Result<Expr> {
+/// A tie-breaker column in the one type of its kind (strings, floats, or the integer
+/// representation of integers, booleans and temporal values: what the reader orders by).
+fn tie_expr(name: &str, kind: Option<TieKind>) -> Expr {
     let c = col(name);
-    let micros = |unit: &TimeUnit, e: Expr| match unit {
-        TimeUnit::Nanoseconds => e.cast(DataType::Int64) / lit(1000i64),
-        TimeUnit::Microseconds => e.cast(DataType::Int64),
-        TimeUnit::Milliseconds => e.cast(DataType::Int64) * lit(1000i64),
-    };
-    Ok(match dt {
-        DataType::Datetime(unit, _) => micros(unit, c),
-        DataType::Date => c.cast(DataType::Int64) * lit(DAY_MICROS),
-        DataType::String => {
-            let opts = StrptimeOptions { strict: true, ..Default::default() };
-            c.str()
-                .to_datetime(Some(TimeUnit::Microseconds), Some(TimeZone::UTC), opts, lit("raise"))
-                .cast(DataType::Int64)
-        }
-        d => {
-            return Err(Error::bad_input(
-                file,
-                Some(name),
-                super::schema::type_problem(d, "a timestamp, a date or an ISO-8601 string"),
-            ))
-        }
-    })
+    match kind {
+        Some(TieKind::Str) => c.cast(DataType::String),
+        Some(TieKind::Float) => c.cast(DataType::Float64),
+        Some(TieKind::Int) => c.to_physical().cast(DataType::Int64),
+        None => lit(NULL).cast(DataType::Int64),
+    }
 }
 
 /// The conversion marker of the event log: a string equal to `conversion_value`, a
@@ -417,20 +505,6 @@ fn int_markers(mut df: DataFrame, file: &Path, column: &str) -> Result<DataFrame
     Ok(df)
 }
 
-fn read_problem(e: &PolarsError, file: &Path, time: &str) -> Error {
-    let m = e.to_string();
-    let about_time = ["strptime", "to_datetime", "format to parse dates", "datetime"];
-    if about_time.iter().any(|w| m.contains(w)) {
-        let first = m.lines().next().unwrap_or_default();
-        return Error::bad_input(
-            file,
-            Some(time),
-            format!("time strings that are not ISO-8601 timestamps ({first}); write them like 2024-01-31T12:00:00Z"),
-        );
-    }
-    Error::bad_input(file, None, format!("cannot read the data: {m}"))
-}
-
 /// The identity map: alias → its entries (valid from, valid to, person).
 type Identity = FxHashMap<String, Vec<(i64, i64, String)>>;
 
@@ -449,8 +523,9 @@ fn load_identity(s: &Settings) -> Result<Identity> {
                 if null_typed(&dt) {
                     return Ok(vec![default; df.height()]); // every bound open
                 }
-                let out = df.clone().lazy().select([time_expr(name, &dt, file)?]).collect();
-                let out = out.map_err(|e| read_problem(&e, file, name))?;
+                let out = df.clone().lazy().select([micros_expr(name, &dt, file)?]).collect();
+                let time_strings = matches!(dt, DataType::String).then_some(name.as_str());
+                let out = out.map_err(|e| read_problem(&e, file, time_strings))?;
                 let ca =
                     out.columns()[0].as_materialized_series().i64().map_err(cast_err(file, name))?.clone();
                 Ok(ca.iter().map(|v| v.unwrap_or(default)).collect())

@@ -46,6 +46,8 @@ struct Cols<'a> {
     value: &'a Float64Chunked,
     consent: &'a BooleanChunked,
     conv_id: &'a StringChunked,
+    /// The event log's tie-breaker (the other sources' rows have the lowest value).
+    tie: Option<&'a Series>,
 }
 
 fn internal(e: PolarsError) -> Error {
@@ -66,6 +68,7 @@ impl RowPass<'_> {
             value: get(VALUE)?.f64().map_err(internal)?,
             consent: get("consent")?.bool().map_err(internal)?,
             conv_id: get("conversion_id")?.str().map_err(internal)?,
+            tie: self.settings.columns.tie_breaker.as_ref().map(|_| get(super::TIE)).transpose()?,
         };
         let n = frame.height();
         let mut counts: Vec<SourceCounts> = self
@@ -141,7 +144,8 @@ impl RowPass<'_> {
         tracing::debug!(ms = t.elapsed().as_millis(), "counted");
         let frame = self.build(frame.clone(), &keep, person, &mut summary)?;
         tracing::debug!(ms = t.elapsed().as_millis(), "built the staged frame");
-        Ok(Staged { frame, columns: self.columns(), files, rejected, summary, other_shards })
+        let channel_rules = super::staged_rules(self.settings);
+        Ok(Staged { frame, columns: self.columns(), files, rejected, summary, other_shards, channel_rules })
     }
 
     /// Every row's person (the id itself where it has no time or no map entry), borrowed
@@ -217,8 +221,11 @@ impl RowPass<'_> {
             Some((RejectReason::NullTime, p.time.clone()))
         } else if c.conv.get(i).is_none() {
             Some((RejectReason::NullMarker, p.marker.clone()))
-        } else if c.conv.get(i) == Some(false) && c.channel.get(i).is_none() {
+        } else if c.conv.get(i) == Some(false) && c.channel.get(i).is_none() && p.rules.is_none() {
             Some((RejectReason::NullChannel, p.channel.clone()))
+        } else if c.tie.is_some_and(|t| t.get(i).is_ok_and(|v| v.is_null())) {
+            let column = self.settings.columns.tie_breaker.clone().unwrap_or_default();
+            Some((RejectReason::NullTieBreaker, column))
         } else {
             None
         }
@@ -345,10 +352,10 @@ impl RowPass<'_> {
             conversion: CONVERSION.into(),
             conversion_value: String::new(),
             value: Some(VALUE.into()),
-            tie_breaker: None,
+            tie_breaker: on(s.columns.tie_breaker.is_some(), super::TIE),
             touch_type: on(s.columns.touch_type.is_some(), "touch_type"),
             campaign: on(campaign, "campaign"),
-            event_id: None,
+            event_id: on(s.columns.event_id.is_some(), super::EVENT_ID),
             consent: None,
             source: Some("source".into()),
             segment: on(s.columns.segment.is_some() || s.segments.customers.is_some(), "segment"),

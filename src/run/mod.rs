@@ -557,6 +557,7 @@ fn read_events(s: &Settings, events: &str, scope: &ReadScope) -> Result<crate::c
         on_invalid: s.journeys.on_invalid_rows,
         scope,
         channel_rules: Some(&s.channel_rules),
+        own_channel: false,
     };
     if !s.staged() {
         return engine::load_events(events, &opts);
@@ -566,7 +567,7 @@ fn read_events(s: &Settings, events: &str, scope: &ReadScope) -> Result<crate::c
         return Err(Error::bad_input("the staged sources", None, "no rows of this shard"));
     }
     opts.columns = &staged.columns;
-    opts.channel_rules = None;
+    (opts.channel_rules, opts.own_channel) = (staged.channel_rules.as_ref(), true);
     let mut log = engine::load_frame(staged.frame, "the staged sources", &opts)?;
     let sum = &staged.summary;
     log.files = staged.files;
@@ -597,6 +598,7 @@ fn read_stream(
         on_invalid: s.journeys.on_invalid_rows,
         scope,
         channel_rules: Some(&s.channel_rules),
+        own_channel: false,
     };
     engine::arrow::load_stream(stream, "the events", &opts)
 }

@@ -671,17 +671,6 @@ impl Settings {
         if !self.staged() {
             return Ok(());
         }
-        let c = &self.columns;
-        let unsupported = [
-            (c.tie_breaker.is_some(), "columns.tie_breaker"),
-            (c.event_id.is_some(), "columns.event_id"),
-            (self.channel_rules.enabled(), "[channel_rules]"),
-        ];
-        if let Some((_, what)) = unsupported.iter().find(|(on, _)| *on) {
-            return Err(Error::Config(format!(
-                "{what} cannot be combined with [[sources]], [conversions], [identity], segments.customers or an erasure list yet"
-            )));
-        }
         if self.segments.min_conversions < 0.0 || !self.segments.min_conversions.is_finite() {
             return Err(Error::Config("segments.min_conversions must be a number ≥ 0".into()));
         }

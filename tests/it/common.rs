@@ -167,6 +167,7 @@ pub fn load_log(path: &str, s: &touchpoint::settings::Settings) -> touchpoint::c
         on_invalid: s.journeys.on_invalid_rows,
         scope: &scope,
         channel_rules: None,
+        own_channel: false,
     };
     touchpoint::engine::load_events(path, &opts).unwrap()
 }

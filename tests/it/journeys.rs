@@ -194,6 +194,7 @@ fn reading_in_batches_gives_the_same_log_and_journeys() {
                 on_invalid: InvalidRows::Fail,
                 scope: &scope,
                 channel_rules: None,
+                own_channel: false,
             },
         )
         .unwrap()

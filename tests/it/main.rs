@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod defects;
 mod fuzz;
+mod input_matrix;
 mod input_rules;
 mod invariants;
 mod journeys;
