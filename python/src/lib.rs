@@ -189,6 +189,10 @@ fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
         touchpoint::settings::Model::ALL.iter().map(|m| m.name()).collect::<Vec<_>>(),
     )?;
     m.add("DISTRIBUTED_TABLES", api::DISTRIBUTED_TABLES.to_vec())?;
+    // The statistics' columns with their Spark SQL types, defined once in the library: the
+    // Spark job builds its schemas from these.
+    m.add("STATISTICS_SCHEMA", touchpoint::core::replicates::statistics_schema())?;
+    m.add("REPLICATES_SCHEMA", touchpoint::core::replicates::replicates_schema())?;
     m.add("SECTIONS", touchpoint::settings::SECTIONS.to_vec())?;
     m.add_function(wrap_pyfunction!(attribute, m)?)?;
     m.add_function(wrap_pyfunction!(partial, m)?)?;

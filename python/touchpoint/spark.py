@@ -43,22 +43,32 @@ log = logging.getLogger("touchpoint.spark")
 #: Rows handed to the Rust library at a time inside a partition (whole users only).
 CHUNK_ROWS = 1_000_000
 
+# The statistics' columns and Spark SQL types come from the library (defined once, in Rust).
+_TYPES = {"string": pa.string(), "double": pa.float64(), "long": pa.int64()}
+_STATS = list(_touchpoint.STATISTICS_SCHEMA)
+_REPS = list(_touchpoint.REPLICATES_SCHEMA)
+_KEYS = [n for n, t in _STATS if t == "string"]
+_NUMBERS = [n for n, t in _STATS if t == "double"]
+_REPLICATE_KEYS = [n for n, t in _REPS if t != "double"]
+_REPLICATE = _REPLICATE_KEYS[0]
+
+
+def _ddl(columns: list[tuple[str, str]]) -> str:
+    return ", ".join(f"`{n}` {t}" for n, t in columns)
+
+
+def _arrow_schema(columns: list[tuple[str, str]]) -> pa.Schema:
+    return pa.schema([(n, _TYPES[t]) for n, t in columns])
+
+
 # One output of the chunks: path rows (path set), one metadata row per chunk (meta set) and
 # the replicates' named statistics (replicate set), told apart by which column is not null.
-_PARTIAL_SCHEMA = (
-    "path string, conversions double, nulls double, value double, meta string, "
-    "replicate long, kind string, model string, `from` string, `to` string"
-)
-_STATISTICS_SCHEMA = "kind string, model string, `from` string, `to` string, conversions double, nulls double, value double"
-_PARTIAL_ARROW = pa.schema(
-    [("path", pa.string()), ("conversions", pa.float64()), ("nulls", pa.float64()), ("value", pa.float64()), ("meta", pa.string())]
-    + [("replicate", pa.int64()), ("kind", pa.string()), ("model", pa.string()), ("from", pa.string()), ("to", pa.string())]
-)
-_REPLICATE_KEYS = ["replicate", "kind", "model", "from", "to"]
-_STATISTICS_ARROW = pa.schema(
-    [("kind", pa.string()), ("model", pa.string()), ("from", pa.string()), ("to", pa.string())]
-    + [(c, pa.float64()) for c in ("conversions", "nulls", "value")]
-)
+_PARTIAL_COLUMNS = [("path", "string")] + [(n, "double") for n in _NUMBERS] + [("meta", "string")]
+_PARTIAL_COLUMNS += [(n, t) for n, t in _REPS if t != "double"]
+_PARTIAL_SCHEMA = _ddl(_PARTIAL_COLUMNS)
+_PARTIAL_ARROW = _arrow_schema(_PARTIAL_COLUMNS)
+_STATISTICS_SCHEMA = _ddl(_STATS)
+_STATISTICS_ARROW = _arrow_schema(_STATS)
 
 
 def _chunks(batches: Iterator[pa.RecordBatch], user: str, chunk_rows: int) -> Iterator[pa.Table]:
@@ -93,25 +103,23 @@ def _partials(settings: str, user: str, chunk_rows: int):
             yield pa.RecordBatch.from_arrays(
                 [
                     paths.column("path").cast(pa.string()).combine_chunks(),
-                    paths.column("conversions").combine_chunks(),
-                    paths.column("nulls").combine_chunks(),
-                    paths.column("value").combine_chunks(),
+                    *[paths.column(c).combine_chunks() for c in _NUMBERS],
                     pa.nulls(n, pa.string()),
                 ]
                 + [pa.nulls(n, f.type) for f in _PARTIAL_ARROW][5:],
                 schema=_PARTIAL_ARROW,
             )
             yield pa.RecordBatch.from_pylist(
-                [{"path": None, "conversions": 0.0, "nulls": 0.0, "value": 0.0, "meta": meta}], schema=_PARTIAL_ARROW
+                [{"path": None, **{c: 0.0 for c in _NUMBERS}, "meta": meta}], schema=_PARTIAL_ARROW
             )
             if reps is not None:
                 r = touchpoint._table(reps)
                 m = r.num_rows
                 yield pa.RecordBatch.from_arrays(
                     [pa.nulls(m, pa.string())]
-                    + [r.column(c).combine_chunks() for c in ("conversions", "nulls", "value")]
-                    + [pa.nulls(m, pa.string()), r.column("replicate").cast(pa.int64()).combine_chunks()]
-                    + [r.column(c).cast(pa.string()).combine_chunks() for c in ("kind", "model", "from", "to")],
+                    + [r.column(c).combine_chunks() for c in _NUMBERS]
+                    + [pa.nulls(m, pa.string())]
+                    + [r.column(c).cast(_PARTIAL_ARROW.field(c).type).combine_chunks() for c in _REPLICATE_KEYS],
                     schema=_PARTIAL_ARROW,
                 )
 
@@ -165,18 +173,18 @@ def attribute(
         metas = [r["meta"] for r in parts.where(F.col("meta").isNotNull()).select("meta").collect()]
         log.info("partials (repartition, sort, mapInArrow): %.2f s, %d chunks", time.time() - t, len(metas))
         t = time.time()
-        sums = [F.sum(c).alias(c) for c in ("conversions", "nulls", "value")]
-        replicates = parts.where(F.col("replicate").isNotNull()).groupBy(*_REPLICATE_KEYS).agg(*sums)
+        sums = [F.sum(c).alias(c) for c in _NUMBERS]
+        replicates = parts.where(F.col(_REPLICATE).isNotNull()).groupBy(*_REPLICATE_KEYS).agg(*sums)
         summed_replicates = _arrow(replicates)
         merged = (
-            parts.where(F.col("meta").isNull() & F.col("replicate").isNull())
+            parts.where(F.col("meta").isNull() & F.col(_REPLICATE).isNull())
             .groupBy("path")
-            .agg(F.sum("conversions").alias("conversions"), F.sum("nulls").alias("nulls"), F.sum("value").alias("value"))
+            .agg(*sums)
         )
         stats = (
             merged.mapInArrow(_statistics(settings), _STATISTICS_SCHEMA)
-            .groupBy("kind", "model", "from", "to")
-            .agg(F.sum("conversions").alias("conversions"), F.sum("nulls").alias("nulls"), F.sum("value").alias("value"))
+            .groupBy(*_KEYS)
+            .agg(*sums)
         )
         collected = _arrow(stats).cast(_STATISTICS_ARROW)
         log.info("paths summed, statistics summed and collected: %.2f s, %d rows", time.time() - t, collected.num_rows)
@@ -184,7 +192,7 @@ def attribute(
         parts.unpersist()
     t = time.time()
     # A fixed order of the collected rows: the driver's sums do not depend on Spark's.
-    collected = collected.sort_by([(c, "ascending") for c in ("kind", "model", "from", "to")])
+    collected = collected.sort_by([(c, "ascending") for c in _KEYS])
     metas.sort()
     reps = None
     if summed_replicates.num_rows:

@@ -33,6 +33,27 @@ use crate::settings::Model;
 /// The version of the named replicate statistics (the `partial_replicates` table).
 pub const REPLICATES_FORMAT: u32 = 1;
 
+/// The columns that key a statistics row: its [`Kind`], the model of a credit row, and
+/// `from`/`to` (a channel, a state, a length or a coalition, names joined by U+001F).
+pub const KEYS: [&str; 4] = ["kind", "model", "from", "to"];
+/// The three sums of a statistics row (and of a path row).
+pub const NUMBERS: [&str; 3] = ["conversions", "nulls", "value"];
+/// The column that numbers a replicate's row.
+pub const REPLICATE: &str = "replicate";
+
+/// The statistics table with its Spark SQL types: the one definition the Rust tables, the
+/// readers and the Spark job use (the Python extension exports it as `STATISTICS_SCHEMA`).
+pub fn statistics_schema() -> Vec<(&'static str, &'static str)> {
+    let keys = KEYS.iter().map(|k| (*k, "string"));
+    keys.chain(NUMBERS.iter().map(|n| (*n, "double"))).collect()
+}
+
+/// The replicate statistics table (`partial_replicates`): the replicate, then a statistics
+/// row (exported as `REPLICATES_SCHEMA`).
+pub fn replicates_schema() -> Vec<(&'static str, &'static str)> {
+    std::iter::once((REPLICATE, "long")).chain(statistics_schema()).collect()
+}
+
 /// What a statistics row is a sum of. One name per kind, here only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -14,6 +14,7 @@ pub use polars_arrow::ffi::ArrowArrayStream;
 use polars_arrow::ffi::{export_iterator, ArrowArrayStreamReader};
 
 use crate::core::event_log::EventLog;
+use crate::core::replicates::{KEYS, NUMBERS};
 use crate::core::table::Table;
 use crate::error::{Error, Result};
 
@@ -155,11 +156,10 @@ pub struct StatisticsRow {
 /// The rows of a path statistics stream.
 pub fn read_statistics(input: ArrowInput, label: &str) -> Result<Vec<StatisticsRow>> {
     let df = import_stream(input, label)?;
-    let (kind, model) = (str_column(&df, "kind", label)?, str_column(&df, "model", label)?);
-    let (from, to) = (str_column(&df, "from", label)?, str_column(&df, "to", label)?);
-    let c = f64_column(&df, "conversions", label)?;
-    let n = f64_column(&df, "nulls", label)?;
-    let v = f64_column(&df, "value", label)?;
+    let [kind, model, from, to] = KEYS.map(|k| str_column(&df, k, label));
+    let (kind, model, from, to) = (kind?, model?, from?, to?);
+    let [c, n, v] = NUMBERS.map(|k| f64_column(&df, k, label));
+    let (c, n, v) = (c?, n?, v?);
     Ok((0..df.height())
         .map(|i| StatisticsRow {
             kind: kind[i].clone(),

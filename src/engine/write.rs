@@ -150,10 +150,12 @@ impl Cols<'_> {
 pub(crate) fn replicate_rows(path: &Path, df: &DataFrame) -> Result<Vec<NamedRow>> {
     let cols = Cols { df, path, what: "replicate statistics" };
     let num = |c: &str| cols.numbers::<Float64Type>(c, DataType::Float64);
-    let rep = cols.numbers::<UInt32Type>("replicate", DataType::UInt32)?;
-    let (kind, model) = (cols.text("kind")?, cols.text("model")?);
-    let (from, to) = (cols.text("from")?, cols.text("to")?);
-    let (c, n, v) = (num("conversions")?, num("nulls")?, num("value")?);
+    use crate::core::replicates::{KEYS, NUMBERS, REPLICATE};
+    let rep = cols.numbers::<UInt32Type>(REPLICATE, DataType::UInt32)?;
+    let [kind, model, from, to] = KEYS.map(|k| cols.text(k));
+    let (kind, model, from, to) = (kind?, model?, from?, to?);
+    let [c, n, v] = NUMBERS.map(num);
+    let (c, n, v) = (c?, n?, v?);
     (0..df.height())
         .map(|i| {
             let k = StatKind::parse(&kind[i])

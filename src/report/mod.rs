@@ -236,22 +236,19 @@ pub fn partial_journey_credit(run: &RunResult, settings: &Settings) -> Result<Ta
 /// The named replicate statistics of a shard run ([`crate::core::replicates`]), one row per
 /// (replicate, statistic).
 pub fn partial_replicates(rows: &[crate::core::replicates::NamedRow]) -> Table {
-    let text =
-        |f: fn(&crate::core::replicates::NamedRow) -> String| Values::Str(rows.iter().map(f).collect());
+    use crate::core::replicates::{NamedRow, KEYS, NUMBERS, REPLICATE};
+    let text = |f: fn(&NamedRow) -> String| Values::Str(rows.iter().map(f).collect());
     let num = |i: usize| Values::F64(rows.iter().map(|r| r.numbers[i]).collect());
-    Table::new(
-        TableName::PartialReplicates.as_str(),
-        vec![
-            ("replicate", Values::U32(rows.iter().map(|r| r.replicate).collect())),
-            ("kind", text(|r| r.kind.name().to_owned())),
-            ("model", text(|r| r.model.clone())),
-            ("from", text(|r| r.from.clone())),
-            ("to", text(|r| r.to.clone())),
-            ("conversions", num(0)),
-            ("nulls", num(1)),
-            ("value", num(2)),
-        ],
-    )
+    let keys = [
+        text(|r| r.kind.name().to_owned()),
+        text(|r| r.model.clone()),
+        text(|r| r.from.clone()),
+        text(|r| r.to.clone()),
+    ];
+    let mut columns = vec![(REPLICATE, Values::U32(rows.iter().map(|r| r.replicate).collect()))];
+    columns.extend(KEYS.into_iter().zip(keys));
+    columns.extend(NUMBERS.into_iter().zip([num(0), num(1), num(2)]));
+    Table::new(TableName::PartialReplicates.as_str(), columns)
 }
 
 /// The counted lags to conversion of a shard run, one row per (channel, measure, value):

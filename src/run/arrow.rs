@@ -273,18 +273,13 @@ impl Statistics {
     }
 
     fn table(self) -> Table {
-        let [c, n, v] = self.numbers;
+        use crate::core::replicates::{KEYS, NUMBERS};
+        let kind = Values::Str(self.kind.iter().map(|k| k.name().to_owned()).collect());
+        let keys = [kind, Values::Str(self.model), Values::Str(self.from), Values::Str(self.to)];
+        let numbers = self.numbers.map(Values::F64);
         Table::new(
             "path_statistics",
-            vec![
-                ("kind", Values::Str(self.kind.iter().map(|k| k.name().to_owned()).collect())),
-                ("model", Values::Str(self.model)),
-                ("from", Values::Str(self.from)),
-                ("to", Values::Str(self.to)),
-                ("conversions", Values::F64(c)),
-                ("nulls", Values::F64(n)),
-                ("value", Values::F64(v)),
-            ],
+            KEYS.into_iter().zip(keys).chain(NUMBERS.into_iter().zip(numbers)).collect(),
         )
     }
 }

@@ -136,7 +136,7 @@ pub(crate) fn merge_journey_credit(
     let u64s = |c: &str| match t.columns.iter().find(|x| x.0 == c) {
         Some((_, Values::U64(v))) => Ok(v.clone()),
         Some((_, Values::U32(v))) => Ok(v.iter().map(|&x| x as u64).collect()),
-        _ => Err(Error::bad_input(&parts[0].0.join(format!("{name}.parquet")), Some(c), "missing")),
+        _ => Err(Error::bad_input(parts[0].0.join(format!("{name}.parquet")), Some(c), "missing")),
     };
     let (hi, lo, journey) = (u64s("person_order_hi")?, u64s("person_order_lo")?, u64s("journey")?);
     let mut order: Vec<usize> = (0..t.height()).collect();
