@@ -99,52 +99,14 @@ pub struct SourceTouches {
     pub last_touches: Vec<u64>,
 }
 
-/// Every output table of a run, in [`TableName`] order.
+/// Every output table of a run, in [`TableName`] order: the tables
+/// [`TableName::planned`] names for the settings (what `--dry-run` prints), each built from
+/// the result, less those the result turned out not to have (a Markov order chosen as 1 has
+/// no sequence effects; a merge without a group level has no group tables).
 pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
-    let a = &run.analysis;
-    let mut t = vec![tables::channel_attribution(a, run.spend.as_ref().map(|s| &s.channel))];
-    if let Some(g) = &run.groups {
-        let spend = group_spend(run, settings);
-        t.push(tables::channel_group_attribution(g, spend.as_ref()));
-        if let (Some(sp), Some(_)) = (&spend, &g.intervals) {
-            t.push(compare::group_comparison(&comparisons(g, sp)));
-        }
-    }
-    if let Some(c) = &run.campaign {
-        t.push(tables::campaign_attribution(a, c, run.spend.as_ref().map(|s| &s.campaign)));
-    }
-    t.push(tables::channel_roles(a));
-    if let Some(g) = &run.groups {
-        t.push(tables::channel_group_roles(g));
-    }
-    if settings.segments.any(settings.columns.segment.is_some()) {
-        t.push(relationship::segment_attribution(&run.segments));
-        t.push(relationship::segment_roles(&run.segments));
-    }
-    t.push(timing::journey_timing(a));
-    if let Some(r) = &a.markov {
-        t.push(tables::markov_removal_effects(a, r));
-        t.push(tables::markov_transitions(a, r));
-        if r.chain.order >= 2 && settings.models.markov_max_sequences > 0 {
-            t.push(tables::markov_sequence_effects(a, r));
-        }
-    }
-    if let Some(s) = &a.order_scores {
-        t.push(tables::markov_order_selection(s));
-    }
-    if a.shapley_ordered.is_some() {
-        t.push(tables::shapley_ordered(a));
-    }
-    t.push(tables::path_summary(a));
-    t.push(tables::data_quality(a, &run.input));
-    if let Some(st) = &run.input.staged {
-        t.push(relationship::source_quality(st));
-    }
-    if let Some(st) = &run.source_touches {
-        t.push(relationship::source_channel_touches(st));
-    }
-    if settings.output.journey_credit {
-        t.push(tables::journey_credit(run, settings)?);
+    let mut t = Vec::new();
+    for name in TableName::planned(settings) {
+        t.extend(table(name, run, settings)?);
     }
     if let Some(w) = settings.window() {
         // Windowed runs: `run_date` as the first column of every table, so a dataset of
@@ -156,6 +118,47 @@ pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
         }
     }
     Ok(t)
+}
+
+/// One table of a result, if the result has it.
+fn table(name: TableName, run: &RunResult, settings: &Settings) -> Result<Option<Table>> {
+    use TableName as N;
+    let a = &run.analysis;
+    let spend = || run.spend.as_ref();
+    Ok(match name {
+        N::ChannelAttribution => Some(tables::channel_attribution(a, spend().map(|s| &s.channel))),
+        N::ChannelGroupAttribution => run
+            .groups
+            .as_ref()
+            .map(|g| tables::channel_group_attribution(g, group_spend(run, settings).as_ref())),
+        N::GroupComparison => match (&run.groups, group_spend(run, settings)) {
+            (Some(g), Some(sp)) if g.intervals.is_some() => {
+                Some(compare::group_comparison(&comparisons(g, &sp)))
+            }
+            _ => None,
+        },
+        N::CampaignAttribution => {
+            run.campaign.as_ref().map(|c| tables::campaign_attribution(a, c, spend().map(|s| &s.campaign)))
+        }
+        N::ChannelRoles => Some(tables::channel_roles(a)),
+        N::ChannelGroupRoles => run.groups.as_ref().map(tables::channel_group_roles),
+        N::SegmentAttribution => Some(relationship::segment_attribution(&run.segments)),
+        N::SegmentRoles => Some(relationship::segment_roles(&run.segments)),
+        N::JourneyTiming => Some(timing::journey_timing(a)),
+        N::MarkovRemovalEffects => a.markov.as_ref().map(|r| tables::markov_removal_effects(a, r)),
+        N::MarkovTransitions => a.markov.as_ref().map(|r| tables::markov_transitions(a, r)),
+        N::MarkovSequenceEffects => {
+            a.markov.as_ref().filter(|r| r.chain.order >= 2).map(|r| tables::markov_sequence_effects(a, r))
+        }
+        N::MarkovOrderSelection => a.order_scores.as_ref().map(|s| tables::markov_order_selection(s)),
+        N::ShapleyOrdered => a.shapley_ordered.as_ref().map(|_| tables::shapley_ordered(a)),
+        N::PathSummary => Some(tables::path_summary(a)),
+        N::DataQuality => Some(tables::data_quality(a, &run.input)),
+        N::SourceQuality => run.input.staged.as_ref().map(relationship::source_quality),
+        N::SourceChannelTouches => run.source_touches.as_ref().map(relationship::source_channel_touches),
+        N::JourneyCredit => Some(tables::journey_credit(run, settings)?),
+        _ => None,
+    })
 }
 
 /// One model's conversions per channel, kept in each manifest so the next night's page can

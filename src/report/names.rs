@@ -144,7 +144,7 @@ impl TableName {
                 t.push(TableName::GroupComparison);
             }
         }
-        if settings.columns.campaign.is_some() {
+        if settings.columns.campaign.is_some() || settings.sources.iter().any(|s| s.campaign.is_some()) {
             t.push(TableName::CampaignAttribution);
         }
         t.push(TableName::ChannelRoles);
@@ -155,7 +155,8 @@ impl TableName {
             t.extend([TableName::SegmentAttribution, TableName::SegmentRoles]);
         }
         t.push(TableName::JourneyTiming);
-        if settings.has(Model::Markov) {
+        // `markov_journey` splits by the chain's removal effects: the chain's tables too.
+        if settings.has(Model::Markov) || settings.has(Model::MarkovJourney) {
             t.extend([TableName::MarkovRemovalEffects, TableName::MarkovTransitions]);
             let seq = match m.markov_order {
                 MarkovOrder::Fixed(k) => k >= 2,

@@ -392,6 +392,11 @@ fn pipeline_through_shards(file: &str, run_date: &str) -> Vec<String> {
     let one = dir.path().join("one");
     touchpoint::run::attribute(settings_to(&one), None, &|_| {}).unwrap();
     let want = tables_of(&one);
+    // What `--dry-run` plans is what the run wrote.
+    let mut planned: Vec<&str> =
+        touchpoint::report::TableName::planned(&settings_to(&one)).iter().map(|t| t.as_str()).collect();
+    planned.sort();
+    assert_eq!(planned, want.keys().map(String::as_str).collect::<Vec<_>>(), "{file}: the plan");
     for n in [1u32, 3, 7] {
         let parts: Vec<PathBuf> = (0..n)
             .map(|i| {
