@@ -50,14 +50,8 @@ def _raw(out: str, run_date: str) -> bytes:
 
 
 def _check_manifest(out: str, run_date: str, tables: set[str]) -> dict:
-    """The manifest lists exactly the tables, each file with its true size and SHA-256."""
-    doc = publish.read_manifest(out, run_date)
-    assert doc is not None and doc["run_date"] == run_date and set(doc["files"]) == tables
-    fs, base = publish.filesystem(out)
-    for name, f in doc["files"].items():
-        with fs.open_input_stream(f"{base}/{f['path']}") as s:
-            data = s.read()
-        assert len(data) == f["bytes"] and hashlib.sha256(data).hexdigest() == f["sha256"], name
+    """The manifest lists exactly the tables with true sizes and SHA-256, and the totals."""
+    doc = _check_manifest_files(out, run_date, tables)
     assert doc["totals"]["conversions"] > 0
     return doc
 
@@ -150,3 +144,33 @@ def test_missing_events_are_input_not_found(spark, tmp_path, capsys):
     code, line = _job(capsys, pipeline, out, DATE)
     assert (code, line["kind"]) == (66, "input_not_found"), line
     assert publish.read_manifest(out, DATE) is None and not Path(out, "_runs").exists()
+
+
+def test_write_lists_what_it_published_and_cleans_up_a_failed_upload(s3):
+    """`write` (the library call) returns the files its manifest names; an upload that fails
+    (no such bucket) is the CLI's `io_error` (74) and leaves nothing behind."""
+    import pyarrow as pa
+
+    tables = {"a": pa.table({"x": [1.0, 2.0]}), "b": pa.table({"y": ["p", "q"]})}
+    out = "s3://bucket/direct"
+    written = ts.write(tables, out, "2024-03-01")
+    doc = _check_manifest_files(out, "2024-03-01", {"a", "b"})
+    assert sorted(written) == sorted(f"{out}/{f['path']}" for f in doc["files"].values())
+    assert publish.read(out, "2024-03-01")["b"].equals(tables["b"])
+    with pytest.raises(touchpoint.TouchpointError) as e:
+        ts.write(tables, "s3://no-such-bucket/x", "2024-03-01")
+    assert (e.value.kind, e.value.exit_code) == ("io_error", 74)
+    assert publish.read(out, "2024-03-01")["a"].equals(tables["a"])
+
+
+def _check_manifest_files(out: str, run_date: str, tables: set[str]) -> dict:
+    """The manifest of the date lists exactly `tables`, each file with its true size and
+    SHA-256."""
+    doc = publish.read_manifest(out, run_date)
+    assert doc is not None and doc["run_date"] == run_date and set(doc["files"]) == tables
+    fs, base = publish.filesystem(out)
+    for name, f in doc["files"].items():
+        with fs.open_input_stream(f"{base}/{f['path']}") as s:
+            data = s.read()
+        assert len(data) == f["bytes"] and hashlib.sha256(data).hexdigest() == f["sha256"], name
+    return doc
