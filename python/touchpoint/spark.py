@@ -33,7 +33,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -230,7 +230,7 @@ class _Usage(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse would print and exit 2 on its own
+    def error(self, message: str) -> NoReturn:  # argparse would print and exit 2 on its own
         self.print_usage(sys.stderr)
         raise _Usage(message)
 
