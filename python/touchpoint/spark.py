@@ -19,6 +19,9 @@ Run it with ``spark-submit``, this file being the application (or ``touchpoint-s
 
     spark-submit "$(python -c 'import touchpoint.spark as s; print(s.__file__)')" \
         pipelines/nightly.toml --run-date 2024-02-29 --out s3://.../attribution
+
+It publishes manifest last (:mod:`touchpoint.publish`): the files of a run under a fresh
+prefix, then the manifest that names them, the commit point on a store without renames.
 """
 
 from __future__ import annotations
@@ -26,17 +29,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 import touchpoint
-from touchpoint import _touchpoint
+from touchpoint import _touchpoint, publish
 
 log = logging.getLogger("touchpoint.spark")
 
@@ -206,63 +209,108 @@ def attribute(
 
 
 def write(tables: Mapping[str, pa.Table], out: str, run_date: str | None = None) -> list[str]:
-    """Write the tables as Parquet in the CLI's layout: ``out/<table>.parquet``, or for a
-    scheduled run ``out/<table>/run_date=<date>/part-0.parquet`` (hive partitions). Each
-    file is written beside its final name and renamed into place, so a reader never sees
-    half a file; a rerun of a date replaces that date's files."""
-    import os
-
-    import pyarrow.parquet as pq
-
-    written = []
-    for name, table in sorted(tables.items()):
-        final = Path(out) / name / f"run_date={run_date}" / "part-0.parquet" if run_date else Path(out) / f"{name}.parquet"
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.tmp")
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, final)
-        written.append(str(final))
-    return written
+    """Publish the tables to ``out`` (a directory or a URI such as ``s3://bucket/prefix``),
+    manifest last (:mod:`touchpoint.publish`): ``<out>/_runs/<key>/<run-id>/<table>.parquet``,
+    then ``<out>/_manifest/<key>/_manifest.json``, where ``<key>`` is ``run_date=<date>``
+    or ``latest``. Returns the files the manifest lists, as URIs or paths under ``out``."""
+    with publish.lock(out):
+        manifest = publish.publish(tables, out, run_date, _totals(tables))
+    return _listed(out, manifest)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``touchpoint-spark PIPELINE [--run-date D] --out DIR``: one JSON line, the CLI's exit codes."""
-    p = argparse.ArgumentParser(prog="touchpoint-spark", description="touchpoint's Spark job")
-    p.add_argument("pipeline", help="pipeline file (input.events is read with spark.read.parquet)")
-    p.add_argument("--run-date", help="the run date of a scheduled run (window.run_date)")
-    p.add_argument("--events", help="override input.events")
-    p.add_argument("--out", help="override output.root")
-    p.add_argument("--partitions", type=int, help="partitions of the events (default: spark.sql.shuffle.partitions)")
-    a = p.parse_args(argv)
-    from pyspark.sql import SparkSession
+def _totals(tables: Mapping[str, pa.Table]) -> dict[str, float]:
+    """The run's totals for its manifest, from ``data_quality`` (what the next date's
+    ``guards.max_conversion_change`` compares with, as in the CLI's manifest)."""
+    dq = tables.get("data_quality")
+    if dq is None:
+        return {}
+    metrics = dict(zip(dq.column("metric").to_pylist(), dq.column("value").to_pylist()))
+    return {k: float(metrics[k]) for k in ("conversions", "conversion_value") if metrics.get(k) is not None}
 
+
+def _listed(out: str, manifest: Mapping[str, Any]) -> list[str]:
+    base = out.rstrip("/")
+    return [f"{base}/{f['path']}" for f in manifest["files"].values()]
+
+
+class _Usage(Exception):
+    """A command-line error: the CLI's ``usage`` (2), as a JSON line like every error."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse would print and exit 2 on its own
+        self.print_usage(sys.stderr)
+        raise _Usage(message)
+
+
+def _failure(e: BaseException) -> tuple[str, int, str]:
+    """``(kind, exit code, message)`` of a failure, with the CLI's kinds and codes
+    (``src/error.rs``): the library's errors carry theirs; the rest are classified."""
+    if isinstance(e, touchpoint.TouchpointError):
+        return getattr(e, "kind", "bad_configuration"), getattr(e, "exit_code", 78), str(e)
+    if isinstance(e, _Usage):
+        return "usage", 2, f"usage: {e}"
+    if type(e).__name__ == "AnalysisException" and "PATH_NOT_FOUND" in str(e):
+        return "input_not_found", 66, f"input not found: {e}"
+    if isinstance(e, (OSError, pa.ArrowException)):
+        return "io_error", 74, f"I/O error: {e}"
+    return "internal_error", 70, f"internal error: {type(e).__name__}: {e}"
+
+
+def _run(a: argparse.Namespace) -> dict[str, Any]:
+    """The job: settings, the lock, Spark, the guards the library cannot check, publication."""
     sections: dict[str, dict[str, Any]] = {}
     if a.run_date:
         sections["window"] = {"run_date": a.run_date}
     if a.events:
         sections["input"] = {"events": a.events}
-    try:
-        s = touchpoint.settings(a.pipeline, **sections)
-        out = a.out or s["output"].get("root")
-        if not s["input"].get("events") or not out:
-            raise touchpoint.TouchpointError("the Spark job needs input.events and an output (--out or output.root)")
+    if a.out:
+        # output.root: the library's guards compare with the previous date's manifest there.
+        sections["output"] = {"root": a.out}
+    s = touchpoint.settings(a.pipeline, **sections)
+    out = s["output"].get("root")
+    if not s["input"].get("events") or not out:
+        raise publish.error("bad_configuration", 78, "bad configuration: the Spark job needs input.events "
+                            "and an output (--out or output.root)")
+    publish.filesystem(out)  # a bad URI fails here, before Spark starts
+    run_date = s["window"].get("run_date")
+    with publish.lock(out):
         # Local workers run this Python (the one touchpoint is installed in) unless the
         # cluster says otherwise (spark.pyspark.python, PYSPARK_PYTHON).
-        import os
-
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        from pyspark.sql import SparkSession
+
         spark = SparkSession.builder.appName("touchpoint").getOrCreate()
         events = spark.read.parquet(s["input"]["events"])
         tables = attribute(events, pipeline=a.pipeline, partitions=a.partitions, **sections)
-        files = write(tables, out, a.run_date if s["window"].get("run_date") else None)
-    except touchpoint.TouchpointError as e:
-        # Errors raised here carry no kind: they are settings problems, in the library's
-        # words (`Error::kind` in src/error.rs: 78 is "bad_configuration").
-        code = getattr(e, "exit_code", 78)
-        kind = getattr(e, "kind", "bad_configuration")
-        print(json.dumps({"status": "error", "kind": kind, "exit_code": code, "message": str(e)}))
+        totals = _totals(tables)
+        fs, _ = publish.filesystem(out)
+        if not publish.is_local(fs) and "conversions" in totals:
+            # The library reads the previous manifest from local paths only.
+            change = s.get("guards", {}).get("max_conversion_change")
+            publish.check_conversion_change(out, run_date, totals["conversions"], change)
+        manifest = publish.publish(tables, out, run_date, totals)
+    return {"status": "ok", "run_id": manifest["run_id"],
+            "manifest": publish.manifest_path(out.rstrip("/"), run_date), "outputs": _listed(out, manifest)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``touchpoint-spark PIPELINE [--run-date D] [--out DIR|URI]``: one JSON line on stdout,
+    the CLI's exit codes and error kinds, never a traceback."""
+    p = _Parser(prog="touchpoint-spark", description="touchpoint's Spark job")
+    p.add_argument("pipeline", help="pipeline file (input.events is read with spark.read.parquet)")
+    p.add_argument("--run-date", help="the run date of a scheduled run (window.run_date)")
+    p.add_argument("--events", help="override input.events")
+    p.add_argument("--out", help="override output.root: a directory or a URI (s3://bucket/prefix)")
+    p.add_argument("--partitions", type=int, help="partitions of the events (default: spark.sql.shuffle.partitions)")
+    try:
+        summary = _run(p.parse_args(argv))
+    except Exception as e:  # every failure becomes the CLI's JSON error line
+        kind, code, message = _failure(e)
+        log.error("%s", message, exc_info=code == 70)
+        print(json.dumps({"status": "error", "kind": kind, "exit_code": code, "message": message}))
         return code
-    print(json.dumps({"status": "ok", "outputs": files}))
+    print(json.dumps(summary))
     return 0
 
 

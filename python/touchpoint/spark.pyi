@@ -16,7 +16,8 @@ def attribute(
     """A Spark DataFrame of events → the distributed tables, equal to the CLI's."""
 
 def write(tables: Mapping[str, pa.Table], out: str, run_date: str | None = None) -> list[str]:
-    """Write tables in the CLI's layout (hive partitions by run date for scheduled runs)."""
+    """Publish the tables to a directory or a URI (``s3://…``), manifest last
+    (:mod:`touchpoint.publish`); the files the manifest lists."""
 
 def main(argv: list[str] | None = None) -> int:
     """``touchpoint-spark PIPELINE [--run-date D] [--out DIR]``."""

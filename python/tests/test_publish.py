@@ -1,0 +1,176 @@
+"""Publication of the Spark job, manifest last, to an S3-compatible server (moto on
+127.0.0.1) and to a local directory: the tables read back through the manifest equal the
+CLI's, the manifest's sizes and SHA-256 are those of the files, a rerun replaces the date,
+and a failing run (a guard, a held lock) leaves the previous publication as it was and
+prints the CLI's JSON error line with its exit code."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow.fs as pafs
+import pytest
+from conftest import assert_tables_equal, cli_tables
+
+import touchpoint
+import touchpoint.spark as ts
+from touchpoint import publish
+
+DATE, NEXT = "2024-01-15", "2024-01-16"
+MODELS = {"run": ["linear", "markov"], "bootstrap_replicates": 0}
+
+
+def _pipeline(tmp_path: Path, events: Path, name: str = "nightly.toml", guards: str = "") -> Path:
+    path = tmp_path / name
+    path.write_text(f'version = 1\n[input]\nevents = "{events}"\n[models]\nrun = ["linear", "markov"]\n'
+                    f"bootstrap_replicates = 0\n[window]\ndays = 3\n{guards}")
+    return path
+
+
+def _job(capsys, pipeline: Path, out: str, run_date: str) -> tuple[int, dict]:
+    """The job as `touchpoint-spark` runs it; its exit code and its last stdout line."""
+    code = ts.main([str(pipeline), "--run-date", run_date, "--out", out, "--partitions", "2"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    return code, json.loads(lines[-1])
+
+
+def _files(out: str) -> set[str]:
+    """Every object under `out` (the store's listing, which readers never use)."""
+    fs, base = publish.filesystem(out)
+    infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    return {i.path for i in infos if i.type == pafs.FileType.File}
+
+
+def _raw(out: str, run_date: str) -> bytes:
+    fs, base = publish.filesystem(out)
+    with fs.open_input_stream(publish.manifest_path(base, run_date)) as f:
+        return f.read()
+
+
+def _check_manifest(out: str, run_date: str, tables: set[str]) -> dict:
+    """The manifest lists exactly the tables with true sizes and SHA-256, and the totals."""
+    doc = _check_manifest_files(out, run_date, tables)
+    assert doc["totals"]["conversions"] > 0
+    return doc
+
+
+def test_s3_publication_manifest_rerun_and_failures(spark, s3, tmp_path, generated, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a path-joining writer would leave `s3:/bucket/…`
+    out = "s3://bucket/attribution"
+    pipeline = _pipeline(tmp_path, generated)
+    want = cli_tables(generated, tmp_path / "cli", {"models": MODELS, "window": {"days": 3, "run_date": DATE}})
+    carried = {t for t in want if t in touchpoint._touchpoint.DISTRIBUTED_TABLES}
+
+    code, line = _job(capsys, pipeline, out, DATE)
+    assert code == 0 and line["status"] == "ok", line
+    first = _check_manifest(out, DATE, carried)
+    assert sorted(line["outputs"]) == sorted(f"{out}/{f['path']}" for f in first["files"].values())
+    for name, table in publish.read(out, DATE).items():
+        assert_tables_equal(table, want[name], name, rel=1e-9)
+
+    # A rerun of the date: the manifest names the new run's files; the old run's are gone.
+    code, line = _job(capsys, pipeline, out, DATE)
+    assert code == 0, line
+    second = _check_manifest(out, DATE, carried)
+    assert second["run_id"] != first["run_id"]
+    old = {f"bucket/attribution/{f['path']}" for f in first["files"].values()}
+    new = {f"bucket/attribution/{f['path']}" for f in second["files"].values()}
+    assert not old & _files(out) and new <= _files(out)
+    for name, table in publish.read(out, DATE).items():
+        assert_tables_equal(table, want[name], name, rel=1e-9)
+
+    # A guard that fires after Spark has run (the library's min_conversions): 65, nothing
+    # of the failed run left, the date's manifest and files as they were.
+    before, listing = _raw(out, DATE), _files(out)
+    strict = _pipeline(tmp_path, generated, "strict.toml", "[guards]\nmin_conversions = 1e12\n")
+    code, line = _job(capsys, strict, out, DATE)
+    assert (code, line["status"], line["kind"], line["exit_code"]) == (65, "error", "guard", 65), line
+    assert _raw(out, DATE) == before and _files(out) == listing
+
+    # The next date against this one (guards.max_conversion_change, checked on the store
+    # the library cannot read): 65, and nothing published for that date.
+    jumpy = _pipeline(tmp_path, generated, "jumpy.toml", "[guards]\nmax_conversion_change = 1e-9\n")
+    code, line = _job(capsys, jumpy, out, NEXT)
+    assert (code, line["kind"]) == (65, "guard"), line
+    assert "max_conversion_change" in line["message"] and publish.read_manifest(out, NEXT) is None
+    assert _files(out) == listing
+    assert not (tmp_path / "s3:").exists()
+
+
+def test_local_publication_guard_and_lock(spark, tmp_path, generated, capsys):
+    """On a local directory: the same layout, the library's own guard against the previous
+    date's manifest (output.root is passed to it), and the lock (75, before Spark runs)."""
+    out = str(tmp_path / "out")
+    code, line = _job(capsys, _pipeline(tmp_path, generated), out, DATE)
+    assert code == 0, line
+    doc = _check_manifest(out, DATE, set(publish.read(out, DATE)))
+    assert Path(out, "_manifest", f"run_date={DATE}", "_manifest.json").is_file()
+
+    jumpy = _pipeline(tmp_path, generated, "jumpy.toml", "[guards]\nmax_conversion_change = 1e-9\n")
+    code, line = _job(capsys, jumpy, out, NEXT)
+    assert (code, line["kind"]) == (65, "guard"), line
+    assert f"run_date={DATE}" in line["message"] and publish.read_manifest(out, NEXT) is None
+    assert not Path(out, "_runs", f"run_date={NEXT}").exists() or not any(Path(out, "_runs", f"run_date={NEXT}").iterdir())
+
+    with publish.lock(out):
+        code, line = _job(capsys, _pipeline(tmp_path, generated), out, DATE)
+    assert (code, line["kind"], line["exit_code"]) == (75, "locked", 75), line
+    assert publish.read_manifest(out, DATE) == doc
+
+
+def test_errors_are_the_cli_json_line(tmp_path, capsys):
+    """No traceback, no exit 1: a bad flag is `usage` (2), a bad URI `bad_configuration`
+    (78), a missing pipeline file the library's `input_not_found` (66); none starts Spark."""
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text('version = 1\n[input]\nevents = "/nowhere.parquet"\n')
+    for argv, kind, code in [
+        ([str(pipeline), "--bogus"], "usage", 2),
+        ([str(pipeline), "--out", "nosuchscheme://x/y"], "bad_configuration", 78),
+        ([str(tmp_path / "missing.toml"), "--out", str(tmp_path / "o")], "input_not_found", 66),
+    ]:
+        assert ts.main(argv) == code, argv
+        line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert (line["status"], line["kind"], line["exit_code"]) == ("error", kind, code), line
+
+
+def test_missing_events_are_input_not_found(spark, tmp_path, capsys):
+    """Spark's PATH_NOT_FOUND is the CLI's `input_not_found` (66: retry later), and the
+    failed run leaves no manifest and no run files."""
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text(f'version = 1\n[input]\nevents = "{tmp_path / "nowhere"}"\n')
+    out = str(tmp_path / "out")
+    code, line = _job(capsys, pipeline, out, DATE)
+    assert (code, line["kind"]) == (66, "input_not_found"), line
+    assert publish.read_manifest(out, DATE) is None and not Path(out, "_runs").exists()
+
+
+def test_write_lists_what_it_published_and_cleans_up_a_failed_upload(s3):
+    """`write` (the library call) returns the files its manifest names; an upload that fails
+    (no such bucket) is the CLI's `io_error` (74) and leaves nothing behind."""
+    import pyarrow as pa
+
+    tables = {"a": pa.table({"x": [1.0, 2.0]}), "b": pa.table({"y": ["p", "q"]})}
+    out = "s3://bucket/direct"
+    written = ts.write(tables, out, "2024-03-01")
+    doc = _check_manifest_files(out, "2024-03-01", {"a", "b"})
+    assert sorted(written) == sorted(f"{out}/{f['path']}" for f in doc["files"].values())
+    assert publish.read(out, "2024-03-01")["b"].equals(tables["b"])
+    with pytest.raises(touchpoint.TouchpointError) as e:
+        ts.write(tables, "s3://no-such-bucket/x", "2024-03-01")
+    assert (e.value.kind, e.value.exit_code) == ("io_error", 74)
+    assert publish.read(out, "2024-03-01")["a"].equals(tables["a"])
+
+
+def _check_manifest_files(out: str, run_date: str, tables: set[str]) -> dict:
+    """The manifest of the date lists exactly `tables`, each file with its true size and
+    SHA-256."""
+    doc = publish.read_manifest(out, run_date)
+    assert doc is not None and doc["run_date"] == run_date and set(doc["files"]) == tables
+    fs, base = publish.filesystem(out)
+    for name, f in doc["files"].items():
+        with fs.open_input_stream(f"{base}/{f['path']}") as s:
+            data = s.read()
+        assert len(data) == f["bytes"] and hashlib.sha256(data).hexdigest() == f["sha256"], name
+    return doc

@@ -1,0 +1,240 @@
+"""Publishing tables to a directory or an object store, manifest last.
+
+An object store (S3 and its kin) has no atomic rename and no directory to swap, so the
+CLI's publication (one ``rename(2)`` of a symlink, ``docs/scheduling.md`` § Publication)
+cannot be copied there. What a single PUT does give is an object that is either entirely
+old or entirely new. So the **manifest is the commit point**:
+
+1. every table of a run is written under a fresh run prefix that nothing points at yet,
+   ``<out>/_runs/<key>/<run-id>/<table>.parquet`` (``<key>`` is ``run_date=D``, or
+   ``latest`` for a run without a date);
+2. then the manifest, ``<out>/_manifest/<key>/_manifest.json``, is written in one PUT (on a
+   local disk: written beside it, synced, renamed) listing every file with its size and
+   SHA-256: a reader that reads the manifest first sees the previous complete run or the
+   new complete run, never a mix;
+3. only then are the earlier runs of the same key deleted.
+
+A failure before step 2 deletes the new run prefix and leaves the previous manifest and its
+files as they were. Names starting with ``_`` are skipped by hive-partition readers, so a
+reader never lists a run's files by accident: it reads the manifest, then the files it
+lists (:func:`read`). ``docs/scale.md`` § Spark says what a reader can rely on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from ._touchpoint import TouchpointError
+
+#: The manifest's format: readers check it before trusting the rest.
+FORMAT = "touchpoint-publication/1"
+
+
+def error(kind: str, exit_code: int, message: str) -> TouchpointError:
+    """A :class:`TouchpointError` with the CLI's ``kind`` and exit code (``src/error.rs``),
+    for failures the Rust library does not see (the store, the lock)."""
+    e = TouchpointError(message)
+    e.kind, e.exit_code = kind, exit_code
+    return e
+
+
+def filesystem(out: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of ``out`` and the path inside it. A URI (``s3://bucket/prefix``)
+    goes to pyarrow's filesystem for its scheme, which reads the standard AWS variables
+    (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+    ``AWS_REGION``); a plain path is a local directory (never a directory named ``s3:``)."""
+    if "://" not in out:
+        return pafs.LocalFileSystem(), os.path.abspath(out)
+    try:
+        fs, path = pafs.FileSystem.from_uri(out)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as e:
+        raise error("bad_configuration", 78, f"bad configuration: output {out}: {e}") from e
+    return fs, path.rstrip("/")
+
+
+def is_local(fs: pafs.FileSystem) -> bool:
+    """Whether the store is this machine's disk (where renames are atomic and locks exist)."""
+    return isinstance(fs, pafs.LocalFileSystem)
+
+
+def key_of(run_date: str | None) -> str:
+    """The manifest's key: the CLI's ``run_date=D`` partition name, or ``latest``."""
+    return f"run_date={run_date}" if run_date else "latest"
+
+
+def manifest_path(base: str, run_date: str | None) -> str:
+    """Where the manifest of a run date lives: the CLI's ``_manifest/run_date=D/_manifest.json``
+    (so the library's guards find the previous date's totals on a local disk)."""
+    return f"{base}/_manifest/{key_of(run_date)}/_manifest.json"
+
+
+@contextlib.contextmanager
+def lock(out: str) -> Iterator[None]:
+    """Exclusive publication to ``out`` on a local disk: ``flock`` on ``<out>/_lock``, held
+    until the block ends and released by the kernel if the process dies (no stale locks).
+    A second writer fails at once with the CLI's ``locked`` (75). On an object store there
+    is no lock: pyarrow offers no conditional PUT, so the last manifest written wins."""
+    fs, base = filesystem(out)
+    if not is_local(fs):
+        yield
+        return
+    import fcntl
+
+    os.makedirs(base, exist_ok=True)
+    path = os.path.join(base, "_lock")
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise error("locked", 75, f"output locked: {path} is held by another touchpoint run on the "
+                        "same output; retry when it has finished") from e
+        yield
+
+
+def _parquet(table: pa.Table) -> bytes:
+    """The file's bytes, in memory: the tables are the driver's small ones, and hashing the
+    bytes that are uploaded is what makes the manifest's SHA-256 mean something."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def _put(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """One object; on a local disk synced before it is visible under its name."""
+    if not is_local(fs):
+        with fs.open_output_stream(path) as o:
+            o.write(data)
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _runs(base: str, run_date: str | None) -> str:
+    return f"{base}/_runs/{key_of(run_date)}"
+
+
+def read_manifest(out: str, run_date: str | None = None) -> dict[str, Any] | None:
+    """The current manifest of a run date (or of the undated run), or None when none is
+    published."""
+    fs, base = filesystem(out)
+    path = manifest_path(base, run_date)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        doc = json.loads(f.read())
+    if doc.get("format") != FORMAT:
+        raise error("bad_input", 65, f"bad input: {out}: {path} is not a {FORMAT} manifest")
+    return doc
+
+
+def read(out: str, run_date: str | None = None) -> dict[str, pa.Table]:
+    """The tables of the current publication: the manifest first, then the files it lists
+    (never a listing of the store, which could mix runs)."""
+    doc = read_manifest(out, run_date)
+    if doc is None:
+        raise error("input_not_found", 66, f"input not found: {out}: no manifest for {key_of(run_date)}")
+    fs, base = filesystem(out)
+    return {name: pq.read_table(f"{base}/{f['path']}", filesystem=fs) for name, f in doc["files"].items()}
+
+
+def publish(
+    tables: Mapping[str, pa.Table],
+    out: str,
+    run_date: str | None = None,
+    totals: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """Publish the tables of one run (the caller holds :func:`lock`); the manifest written.
+
+    ``totals`` (``{"conversions": …}``) go into the manifest, where the next date's
+    ``guards.max_conversion_change`` reads them, as it reads the CLI's.
+    """
+    fs, base = filesystem(out)
+    run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:12]}"
+    prefix = f"{_runs(base, run_date)}/{run_id}"
+    try:
+        files = {}
+        for name, table in sorted(tables.items()):
+            data = _parquet(table)
+            rel = f"_runs/{key_of(run_date)}/{run_id}/{name}.parquet"
+            _put(fs, f"{base}/{rel}", data)
+            files[name] = {"path": rel, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        manifest = {
+            "format": FORMAT,
+            "run_date": run_date,
+            "run_id": run_id,
+            "published_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "totals": dict(totals or {}),
+            "files": files,
+        }
+        _put(fs, manifest_path(base, run_date), json.dumps(manifest, indent=2).encode())
+    except BaseException as e:
+        _delete(fs, prefix)
+        if isinstance(e, (OSError, pa.ArrowException)):
+            raise error("io_error", 74, f"I/O error: {out}: {e}") from e
+        raise
+    _delete_other_runs(fs, _runs(base, run_date), run_id)
+    return manifest
+
+
+def _delete(fs: pafs.FileSystem, path: str) -> None:
+    """Remove a run prefix, best effort: a leftover is only garbage under ``_runs/``, which
+    the next run of the date removes."""
+    with contextlib.suppress(OSError, pa.ArrowException):
+        fs.delete_dir(path)
+
+
+def _delete_other_runs(fs: pafs.FileSystem, runs: str, keep: str) -> None:
+    """After the commit: the runs of this key the manifest no longer names (the previous
+    run, and any a killed job left)."""
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(runs, allow_not_found=True))
+    except (OSError, pa.ArrowException):
+        return
+    for info in infos:
+        if info.base_name != keep and info.type == pafs.FileType.Directory:
+            _delete(fs, info.path)
+
+
+def previous_conversions(out: str, run_date: str) -> tuple[float, str] | None:
+    """Total conversions of the previous run date's manifest and its path, when there is
+    one with totals (``guards.max_conversion_change``)."""
+    prev = (dt.date.fromisoformat(run_date) - dt.timedelta(days=1)).isoformat()
+    doc = read_manifest(out, prev)
+    if doc is None or "conversions" not in doc.get("totals", {}):
+        return None
+    return float(doc["totals"]["conversions"]), f"{out.rstrip('/')}/_manifest/{key_of(prev)}/_manifest.json"
+
+
+def check_conversion_change(out: str, run_date: str | None, conversions: float, max_change: float | None) -> None:
+    """``guards.max_conversion_change`` against the previous date's manifest on a store the
+    Rust library cannot read (it reads local paths only); the CLI's message and kind."""
+    if max_change is None or run_date is None:
+        return
+    found = previous_conversions(out, run_date)
+    if found is None:
+        return
+    previous, source = found
+    change = abs(conversions - previous) / previous if previous > 0 else 0.0
+    if change > max_change:
+        raise error(
+            "guard", 65,
+            f"guard failed: {conversions:g} conversions against {previous:g} in {source}: a change of "
+            f"{100 * change:.1f}%, more than guards.max_conversion_change = {100 * max_change:.1f}%; "
+            "nothing was published and the previous outputs are unchanged",
+        )
