@@ -23,7 +23,9 @@ fn event_log() -> &'static EventLog {
     LOG.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bench.parquet");
-        let mut df = generate(&GenOptions { users: 100_000, seed: 42, days: 60, first_user: 0, channels: 12 }).unwrap();
+        let mut df =
+            generate(&GenOptions { users: 100_000, seed: 42, days: 60, first_user: 0, channels: 12 })
+                .unwrap();
         touchpoint::engine::write_frame(&mut df, &path, touchpoint::settings::Format::Parquet).unwrap();
         let s = Settings::default();
         let scope = ReadScope::default();

@@ -222,11 +222,7 @@ fn gen_user(w: &World, seed: u64, user: u64, days: u32, out: &mut Rows) {
             out.conversion.push(true);
             out.revenue.push(Some(revenue));
         }
-        ch = if converts {
-            pick(&w.after_purchase, rng.random())
-        } else {
-            pick(&w.trans[ch], rng.random())
-        };
+        ch = if converts { pick(&w.after_purchase, rng.random()) } else { pick(&w.trans[ch], rng.random()) };
     }
     // Now and then an offline purchase long after the last touch (a store visit, a call
     // centre sale): no channel, and outside the default lookback, so it is unattributed.
