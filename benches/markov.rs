@@ -81,7 +81,7 @@ fn synthetic(channels: u32) -> PathTable {
     PathTable::from_rows((0..channels).map(|c| format!("c{c:03}")).collect(), rows)
 }
 
-/// Exact order-1 removal effects as the number of channels grows (one sparse LU per channel).
+/// Exact order-1 removal effects as the number of channels grows (one dense LU for all of them).
 #[divan::bench(args = [10, 50, 200, 500], sample_count = 5)]
 fn markov_channels(b: divan::Bencher, channels: u32) {
     let pt = synthetic(channels);

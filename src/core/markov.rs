@@ -195,7 +195,8 @@ impl Chain {
     /// elimination tree) once; a removal keeps that sparsity pattern and only changes values:
     /// a removed state's row and column become those of the identity, which makes it absorb
     /// into `(null)`. Each removal is then one numeric sparse LU with partial pivoting and one
-    /// solve.
+    /// solve. The attribution takes every channel's effect from one factorisation instead
+    /// (`removal` module); this re-solve is the reference it is tested against.
     pub fn solve_without(&self, removed: impl Fn(&[u32]) -> bool) -> Result<(f64, f64)> {
         let n = self.states.len();
         let gone: Vec<bool> = self.states.iter().enumerate().map(|(i, st)| i != 0 && removed(st)).collect();
@@ -482,8 +483,9 @@ pub(crate) fn merge_edges(parts: Vec<EdgePart>, n_states: usize) -> (Vec<Transit
 pub(crate) const GAUSS_SEIDEL_MAX_SWEEPS: usize = 1_000_000;
 
 /// Above this many states the removal solves use Gauss–Seidel (see
-/// [`Chain::solve_without`]): the state graph of journeys is dense enough that a sparse LU
-/// fills in to nearly dense, O(n³) per channel.
+/// [`Chain::solve_without`]): the dense inverse of the one-factorisation method needs n²
+/// numbers, and the state graph of journeys is dense enough that a sparse LU fills in to
+/// nearly dense, O(n³) per channel.
 pub const DIRECT_MAX_STATES: usize = 600;
 
 /// `I − Q` over all transient states, its symbolic LU analysis and the right-hand sides

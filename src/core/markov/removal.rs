@@ -34,8 +34,8 @@
 //! rows, reading the matrix once for all of them with the same arithmetic per channel as a
 //! lone solve.
 
-use faer::prelude::*;
 use faer::linalg::solvers::DenseSolveCore;
+use faer::prelude::*;
 use faer::Mat;
 use rayon::prelude::*;
 
