@@ -616,20 +616,23 @@ pub fn sequence_effects(r: &MarkovResult, max: usize) -> Result<Vec<SequenceEffe
     let mut ranked: Vec<(Vec<u32>, f64)> = visits.into_iter().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     ranked.truncate(max);
-    let mut out = Vec::with_capacity(ranked.len());
-    for (seq, v) in ranked {
-        let (mut re, mut vre) = (None, None);
-        if r.p_conversion > 0.0 {
-            let (rs, vs) =
-                chain.fraction_without(|s| contains_seq(s, &seq), r.p_conversion, r.expected_value)?;
-            re = Some(rs.clamp(0.0, 1.0));
-            if r.expected_value > 0.0 {
-                vre = Some(vs.clamp(0.0, 1.0));
-            }
-        }
-        out.push(SequenceEffect { sequence: seq, visits: v, removal_effect: re, value_removal_effect: vre });
-    }
-    Ok(out)
+    let (p, value) = (r.p_conversion, r.expected_value);
+    let lost = if p > 0.0 {
+        chain.fractions_without(ranked.len(), |i, s| contains_seq(s, &ranked[i].0), p, value)?
+    } else {
+        Vec::new()
+    };
+    let effect = |i: usize| lost.get(i).map(|&(rs, vs)| (rs.clamp(0.0, 1.0), vs.clamp(0.0, 1.0)));
+    Ok(ranked
+        .into_iter()
+        .enumerate()
+        .map(|(i, (sequence, visits))| SequenceEffect {
+            sequence,
+            visits,
+            removal_effect: effect(i).map(|e| e.0),
+            value_removal_effect: effect(i).filter(|_| value > 0.0).map(|e| e.1),
+        })
+        .collect())
 }
 
 /// The fit score of one Markov order.

@@ -232,50 +232,56 @@ impl Chain {
     /// `(start)` lost when the channel's states absorb into `(null)` (unclamped; the value
     /// fraction is 0 when `v` is not positive).
     pub fn removal_fractions(&self, p: f64, v: f64) -> Result<Vec<(f64, f64)>> {
+        self.fractions_without(self.n_channels, |c, st| st.contains(&(c as u32)), p, v)
+    }
+
+    /// [`Chain::removal_fractions`] of `count` removals, removal i taking the states whose
+    /// tuple `removed(i, tuple)` selects (`(start)` is never removed).
+    pub fn fractions_without(
+        &self,
+        count: usize,
+        removed: impl Fn(usize, &[u32]) -> bool + Sync,
+        p: f64,
+        v: f64,
+    ) -> Result<Vec<(f64, f64)>> {
         if !self.direct() {
-            return Ok(self.lane_fractions(p, v));
+            return Ok(self.lane_fractions(count, removed, p, v));
         }
         let f = self.fundamental()?;
-        let mut sets: Vec<Vec<usize>> = vec![Vec::new(); self.n_channels];
-        for (i, st) in self.states.iter().enumerate().skip(1) {
-            for (k, &c) in st.iter().enumerate() {
-                if !st[..k].contains(&c) {
-                    sets[c as usize].push(i);
-                }
-            }
-        }
-        Ok(sets.par_iter().map(|r| fractions(f.loss(r), p, v)).collect())
+        let n = self.states.len();
+        Ok((0..count)
+            .into_par_iter()
+            .map(|i| {
+                let r: Vec<usize> = (1..n).filter(|&s| removed(i, &self.states[s])).collect();
+                fractions(f.loss(&r), p, v)
+            })
+            .collect())
     }
 
-    /// [`Chain::removal_fractions`] for the states `removed` selects (a channel sequence).
-    pub fn fraction_without(&self, removed: impl Fn(&[u32]) -> bool, p: f64, v: f64) -> Result<(f64, f64)> {
-        if self.direct() {
-            let r: Vec<usize> = (1..self.states.len()).filter(|&i| removed(&self.states[i])).collect();
-            return Ok(fractions(self.fundamental()?.loss(&r), p, v));
-        }
-        let (pc, vc) = self.solve_without(removed)?;
-        Ok(kept_to_fractions((pc, vc), p, v))
-    }
-
-    /// One Gauss–Seidel solve per channel, [`LANES`] channels per pass, blocks in parallel
+    /// One Gauss–Seidel solve per removal, [`LANES`] removals per pass, blocks in parallel
     /// (each block's arithmetic is fixed, so the result does not depend on the threads).
-    fn lane_fractions(&self, p: f64, v: f64) -> Vec<(f64, f64)> {
+    fn lane_fractions(
+        &self,
+        count: usize,
+        removed: impl Fn(usize, &[u32]) -> bool + Sync,
+        p: f64,
+        v: f64,
+    ) -> Vec<(f64, f64)> {
         let rows = Rows::of(self);
-        let channels: Vec<u32> = (0..self.n_channels as u32).collect();
-        let solved: Vec<Vec<((f64, f64), bool)>> = channels
+        let ids: Vec<usize> = (0..count).collect();
+        let solved: Vec<Vec<((f64, f64), bool)>> = ids
             .par_chunks(LANES)
-            .map(|cs| {
-                let gone: Vec<u8> = self
-                    .states
-                    .iter()
-                    .map(|st| {
-                        cs.iter()
+            .map(|block| {
+                let gone: Vec<u8> = std::iter::once(0)
+                    .chain(self.states[1..].iter().map(|st| {
+                        block
+                            .iter()
                             .enumerate()
-                            .filter(|(_, c)| st.contains(c))
+                            .filter(|(_, &i)| removed(i, st))
                             .fold(0u8, |m, (l, _)| m | 1 << l)
-                    })
+                    }))
                     .collect();
-                sweep_lanes(&rows, &gone, cs.len())
+                sweep_lanes(&rows, &gone, block.len())
             })
             .collect();
         let lanes: Vec<((f64, f64), bool)> = solved.into_iter().flatten().collect();

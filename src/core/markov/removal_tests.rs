@@ -64,10 +64,10 @@ fn sequence_removals_match_the_re_solve() {
         if p <= 0.0 {
             continue;
         }
-        for seq in [[0u32, 1], [1, 0], [2, 2]] {
-            let has = |s: &[u32]| s.windows(2).any(|w| w == seq);
-            let (rs, vs) = chain.fraction_without(has, p, v).unwrap();
-            let (pc, vc) = chain.solve_without(has).unwrap();
+        let seqs = [[0u32, 1], [1, 0], [2, 2]];
+        let lost = chain.fractions_without(3, |i, s| s.windows(2).any(|w| w == seqs[i]), p, v).unwrap();
+        for (seq, (rs, vs)) in seqs.into_iter().zip(lost) {
+            let (pc, vc) = chain.solve_without(|s| s.windows(2).any(|w| w == seq)).unwrap();
             assert!(close(rs, 1.0 - pc / p), "seed {seed} {seq:?}: {rs} vs {}", 1.0 - pc / p);
             assert!(close(vs, if v > 0.0 { 1.0 - vc / v } else { 0.0 }), "seed {seed} {seq:?} value");
         }
@@ -98,5 +98,32 @@ fn lanes_give_the_bits_of_lone_gauss_seidel_solves() {
             let (pc, _) = chain.solve(Some(c)).unwrap();
             assert!(close(lanes[l].0 .0, pc), "seed {seed} channel {c}: GS {} vs LU {pc}", lanes[l].0 .0);
         }
+    }
+}
+
+#[test]
+fn large_chains_take_every_channel_from_lanes_with_the_lone_solves_bits() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let channels = 30;
+    let rows: Vec<PathRow> = (0..900)
+        .map(|_| {
+            let len = rng.random_range(1..7);
+            let path = (0..len).map(|_| rng.random_range(0..channels)).collect();
+            let conversions = rng.random_range(0..3) as f64;
+            PathRow { path, conversions, nulls: rng.random_range(0..4) as f64, value: 20.0 * conversions }
+        })
+        .collect();
+    let pt = PathTable::from_rows((0..channels).map(|c| format!("c{c:02}")).collect(), rows);
+    let chain = Chain::fit(&pt, 3);
+    assert!(chain.states.len() > super::DIRECT_MAX_STATES, "{} states", chain.states.len());
+    let (p, v) = chain.start().unwrap();
+    assert!(p > 0.0 && v > 0.0);
+    let fr = chain.removal_fractions(p, v).unwrap();
+    assert_eq!(fr.len(), channels as usize);
+    for (c, &(rc, vc)) in fr.iter().enumerate() {
+        let (pc, vcv) = chain.solve(Some(c as u32)).unwrap();
+        assert_eq!(rc.to_bits(), (1.0 - pc / p).to_bits(), "channel {c}");
+        assert_eq!(vc.to_bits(), (1.0 - vcv / v).to_bits(), "channel {c} value");
+        assert!(rc > 0.0, "channel {c} removes nothing");
     }
 }
