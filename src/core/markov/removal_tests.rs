@@ -101,8 +101,8 @@ fn lanes_give_the_bits_of_lone_gauss_seidel_solves() {
     }
 }
 
-#[test]
-fn large_chains_take_every_channel_from_lanes_with_the_lone_solves_bits() {
+/// 900 paths over 30 channels: well above 600 states at order 3.
+fn large_table() -> PathTable {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let channels = 30;
     let rows: Vec<PathRow> = (0..900)
@@ -113,8 +113,13 @@ fn large_chains_take_every_channel_from_lanes_with_the_lone_solves_bits() {
             PathRow { path, conversions, nulls: rng.random_range(0..4) as f64, value: 20.0 * conversions }
         })
         .collect();
-    let pt = PathTable::from_rows((0..channels).map(|c| format!("c{c:02}")).collect(), rows);
-    let chain = Chain::fit(&pt, 3);
+    PathTable::from_rows((0..channels).map(|c| format!("c{c:02}")).collect(), rows)
+}
+
+#[test]
+fn large_chains_take_every_channel_from_lanes_with_the_lone_solves_bits() {
+    let channels = 30;
+    let chain = Chain::fit(&large_table(), 3);
     assert!(chain.states.len() > super::DIRECT_MAX_STATES, "{} states", chain.states.len());
     let (p, v) = chain.start().unwrap();
     assert!(p > 0.0 && v > 0.0);
@@ -125,5 +130,25 @@ fn large_chains_take_every_channel_from_lanes_with_the_lone_solves_bits() {
         assert_eq!(rc.to_bits(), (1.0 - pc / p).to_bits(), "channel {c}");
         assert_eq!(vc.to_bits(), (1.0 - vcv / v).to_bits(), "channel {c} value");
         assert!(rc > 0.0, "channel {c} removes nothing");
+    }
+}
+
+#[test]
+fn removal_effects_have_the_same_bits_on_one_thread_and_on_several() {
+    let bits = |threads: usize, pt: &PathTable, k: usize| -> Vec<u64> {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let chain = Chain::fit(pt, k);
+            let (p, v) = chain.start().unwrap();
+            let fr = chain.removal_fractions(p, v).unwrap();
+            fr.iter()
+                .flat_map(|&(a, b)| [a.to_bits(), b.to_bits()])
+                .chain([p.to_bits(), v.to_bits()])
+                .collect()
+        })
+    };
+    // A dense-path chain and (order 3, 40 channels) a Gauss–Seidel one.
+    for (pt, k) in [(random_table(3, 9), 1), (large_table(), 3)] {
+        assert_eq!(bits(1, &pt, k), bits(3, &pt, k), "order {k}");
     }
 }
