@@ -108,6 +108,11 @@ impl Fundamental {
 /// Channels solved together by one Gauss–Seidel pass (bits of a `u8` mask).
 pub const LANES: usize = 8;
 
+/// Removals from which the lanes pay: a lane pass does all 8 lanes' arithmetic and holds
+/// 8× the solution per state, so with few channels (12 at order 4: 28% slower in
+/// `benches/markov.rs`) the lone solves win, and at 300 channels the lanes (9–28% less CPU).
+pub const LANES_FROM: usize = 64;
+
 /// The transition rows of `x = Q x + r` for Gauss–Seidel, every edge kept: a removed
 /// target's lane stays 0, and adding `q · 0` leaves a sum's bits unchanged, so a lane
 /// computes exactly what a solve that drops those edges computes.
@@ -258,8 +263,9 @@ impl Chain {
             .collect())
     }
 
-    /// One Gauss–Seidel solve per removal, [`LANES`] removals per pass, blocks in parallel
-    /// (each block's arithmetic is fixed, so the result does not depend on the threads).
+    /// One Gauss–Seidel solve per removal, [`LANES`] removals per pass from [`LANES_FROM`]
+    /// removals on, blocks in parallel (each block's arithmetic is fixed, so the result does
+    /// not depend on the threads); fewer removals are solved one by one, with the same bits.
     fn lane_fractions(
         &self,
         count: usize,
@@ -267,6 +273,16 @@ impl Chain {
         p: f64,
         v: f64,
     ) -> Vec<(f64, f64)> {
+        if count < LANES_FROM {
+            let n = self.states.len();
+            return (0..count)
+                .into_par_iter()
+                .map(|i| {
+                    let gone: Vec<bool> = (0..n).map(|s| s != 0 && removed(i, &self.states[s])).collect();
+                    kept_to_fractions(self.gauss_seidel(&gone), p, v)
+                })
+                .collect();
+        }
         let rows = Rows::of(self);
         let ids: Vec<usize> = (0..count).collect();
         let solved: Vec<Vec<((f64, f64), bool)>> = ids

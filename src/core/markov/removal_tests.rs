@@ -101,10 +101,9 @@ fn lanes_give_the_bits_of_lone_gauss_seidel_solves() {
     }
 }
 
-/// 900 paths over 30 channels: well above 600 states at order 3.
-fn large_table() -> PathTable {
+/// 900 paths: well above 600 states at order 3.
+fn large_table(channels: u32) -> PathTable {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let channels = 30;
     let rows: Vec<PathRow> = (0..900)
         .map(|_| {
             let len = rng.random_range(1..7);
@@ -117,20 +116,23 @@ fn large_table() -> PathTable {
 }
 
 #[test]
-fn large_chains_take_every_channel_from_lanes_with_the_lone_solves_bits() {
-    let channels = 30;
-    let chain = Chain::fit(&large_table(), 3);
-    assert!(chain.states.len() > super::DIRECT_MAX_STATES, "{} states", chain.states.len());
-    let (p, v) = chain.start().unwrap();
-    assert!(p > 0.0 && v > 0.0);
-    let fr = chain.removal_fractions(p, v).unwrap();
-    assert_eq!(fr.len(), channels as usize);
-    for (c, &(rc, vc)) in fr.iter().enumerate() {
-        let (pc, vcv) = chain.solve(Some(c as u32)).unwrap();
-        assert_eq!(rc.to_bits(), (1.0 - pc / p).to_bits(), "channel {c}");
-        assert_eq!(vc.to_bits(), (1.0 - vcv / v).to_bits(), "channel {c} value");
-        assert!(rc > 0.0, "channel {c} removes nothing");
+fn large_chains_take_every_channel_from_gauss_seidel_with_the_lone_solves_bits() {
+    // 30 channels: one solve per channel; 70: the lanes.
+    for channels in [30u32, 70] {
+        let chain = Chain::fit(&large_table(channels), 3);
+        assert!(chain.states.len() > super::DIRECT_MAX_STATES, "{} states", chain.states.len());
+        let (p, v) = chain.start().unwrap();
+        assert!(p > 0.0 && v > 0.0);
+        let fr = chain.removal_fractions(p, v).unwrap();
+        assert_eq!(fr.len(), channels as usize);
+        for (c, &(rc, vc)) in fr.iter().enumerate() {
+            let (pc, vcv) = chain.solve(Some(c as u32)).unwrap();
+            assert_eq!(rc.to_bits(), (1.0 - pc / p).to_bits(), "{channels} channels: channel {c}");
+            assert_eq!(vc.to_bits(), (1.0 - vcv / v).to_bits(), "{channels} channels: channel {c} value");
+            assert!(rc > 0.0, "channel {c} removes nothing");
+        }
     }
+    const { assert!(70 >= super::removal::LANES_FROM && 30 < super::removal::LANES_FROM) };
 }
 
 #[test]
@@ -147,8 +149,8 @@ fn removal_effects_have_the_same_bits_on_one_thread_and_on_several() {
                 .collect()
         })
     };
-    // A dense-path chain and (order 3, 40 channels) a Gauss–Seidel one.
-    for (pt, k) in [(random_table(3, 9), 1), (large_table(), 3)] {
+    // A dense-path chain and (order 3, 70 channels) a Gauss–Seidel one in lanes.
+    for (pt, k) in [(random_table(3, 9), 1), (large_table(70), 3)] {
         assert_eq!(bits(1, &pt, k), bits(3, &pt, k), "order {k}");
     }
 }
