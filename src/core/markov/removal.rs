@@ -30,9 +30,9 @@
 //!
 //! Above [`super::DIRECT_MAX_STATES`] states the dense inverse is out of reach (n² numbers)
 //! and so is a sparse LU (journey graphs fill in), so each channel keeps its own
-//! Gauss–Seidel solve; [`sweep_lanes`] runs [`LANES`] channels per pass over the transition
-//! rows, reading the matrix once for all of them with the same arithmetic per channel as a
-//! lone solve.
+//! Gauss–Seidel solve; from [`LANES_FROM`] channels on, [`sweep_lanes`] runs [`LANES`]
+//! channels per pass over the transition rows, reading the matrix once for all of them with
+//! the same arithmetic per channel as a lone solve.
 
 use faer::linalg::solvers::DenseSolveCore;
 use faer::prelude::*;
