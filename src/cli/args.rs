@@ -391,6 +391,10 @@ pub struct GenerateArgs {
     /// Index of the first user (files of consecutive ranges hold disjoint users).
     #[arg(long, default_value_t = 0)]
     pub first_user: u64,
+    /// Number of channels (12 to 2000): the 12 named channels, then a long tail `ch_0012`,
+    /// `ch_0013`, … of decreasing popularity. 12 gives the same file as without the option.
+    #[arg(long, default_value_t = 12)]
+    pub channels: usize,
     /// Output Parquet file.
     #[arg(long)]
     pub out: PathBuf,

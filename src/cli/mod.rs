@@ -123,6 +123,7 @@ fn generate(g: &GenerateArgs) -> Result<serde_json::Value> {
         seed: g.seed,
         days: g.days,
         first_user: g.first_user,
+        channels: g.channels,
     };
     let rows = crate::engine::generate::generate_to_file(&opts, &g.out)?;
     tracing::info!(rows, file = %g.out.display(), "generated events");

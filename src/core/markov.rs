@@ -7,9 +7,12 @@
 //!   `conversions + nulls` along its states, `conversions` into `(conversion)` and `nulls`
 //!   into `(null)`.
 //! - **Removal effects** are exact: for each channel c, the states containing c become null
-//!   and `(I − Q_{−c}) x = r_{−c}` is solved with a sparse LU (faer); `RE_c = 1 − x[start] /
-//!   P(conversion)`. No simulation and no matrix inverse, so the numbers are the same on
-//!   every run, machine and thread count.
+//!   and `RE_c` is the fraction of P(conversion) from `(start)` that this loses. Up to
+//!   [`DIRECT_MAX_STATES`] states every channel's loss comes from one dense LU of `I − Q`
+//!   (`removal` module: a Schur-complement identity and one small solve per channel); above,
+//!   from one Gauss–Seidel solve per channel, several channels per pass. No simulation and
+//!   sequential factorisations, so the numbers are the same on every run, machine and thread
+//!   count.
 //! - **Value** uses the last-state value model: a conversion ending in state s is worth the
 //!   mean value per conversion of the paths whose last state is s.
 
@@ -21,6 +24,12 @@ use rustc_hash::FxHashMap;
 
 use crate::core::paths::{PathRow, PathTable};
 use crate::error::{Error, Result};
+
+mod removal;
+#[cfg(test)]
+mod removal_tests;
+
+pub use removal::Fundamental;
 
 /// Target of a transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -61,6 +70,8 @@ pub struct Chain {
     pub n_channels: usize,
     /// The factorisation structure, built on the first solve.
     solver: std::sync::OnceLock<Solver>,
+    /// The dense fundamental quantities, built on the first removal (small chains only).
+    fundamental: std::sync::OnceLock<Fundamental>,
     /// Gauss–Seidel solves that stopped at the sweep limit before converging.
     unconverged: std::sync::atomic::AtomicUsize,
 }
@@ -74,6 +85,7 @@ impl Clone for Chain {
             last_state_value: self.last_state_value.clone(),
             n_channels: self.n_channels,
             solver: std::sync::OnceLock::new(),
+            fundamental: std::sync::OnceLock::new(),
             unconverged: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -147,6 +159,7 @@ impl Chain {
             last_state_value,
             n_channels,
             solver: std::sync::OnceLock::new(),
+            fundamental: std::sync::OnceLock::new(),
             unconverged: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -182,7 +195,8 @@ impl Chain {
     /// elimination tree) once; a removal keeps that sparsity pattern and only changes values:
     /// a removed state's row and column become those of the identity, which makes it absorb
     /// into `(null)`. Each removal is then one numeric sparse LU with partial pivoting and one
-    /// solve.
+    /// solve. The attribution takes every channel's effect from one factorisation instead
+    /// (`removal` module); this re-solve is the reference it is tested against.
     pub fn solve_without(&self, removed: impl Fn(&[u32]) -> bool) -> Result<(f64, f64)> {
         let n = self.states.len();
         let gone: Vec<bool> = self.states.iter().enumerate().map(|(i, st)| i != 0 && removed(st)).collect();
@@ -466,11 +480,12 @@ pub(crate) fn merge_edges(parts: Vec<EdgePart>, n_states: usize) -> (Vec<Transit
 }
 
 /// Sweeps after which a Gauss–Seidel solve gives up (and the fit reports it).
-const GAUSS_SEIDEL_MAX_SWEEPS: usize = 1_000_000;
+pub(crate) const GAUSS_SEIDEL_MAX_SWEEPS: usize = 1_000_000;
 
 /// Above this many states the removal solves use Gauss–Seidel (see
-/// [`Chain::solve_without`]): the state graph of journeys is dense enough that a sparse LU
-/// fills in to nearly dense, O(n³) per channel.
+/// [`Chain::solve_without`]): the dense inverse of the one-factorisation method needs n²
+/// numbers, and the state graph of journeys is dense enough that a sparse LU fills in to
+/// nearly dense, O(n³) per channel.
 pub const DIRECT_MAX_STATES: usize = 600;
 
 /// `I − Q` over all transient states, its symbolic LU analysis and the right-hand sides
@@ -518,18 +533,14 @@ pub fn removal(chain: Chain, totals: (f64, f64, f64)) -> Result<MarkovResult> {
     let (total_conv, total_value, total_nulls) = totals;
     let total_w = total_conv + total_nulls;
     let observed_rate = if total_w > 0.0 { total_conv / total_w } else { 0.0 };
-    let (p, v) = if chain.states.len() > 1 { chain.solve(None)? } else { (0.0, 0.0) };
-
+    let (p, v) = chain.start()?;
     let mut re = vec![None; nc];
     let mut vre = vec![None; nc];
     if p > 0.0 {
-        // One independent solve per removed channel, in parallel (each is deterministic).
-        let solved: Vec<(f64, f64)> =
-            (0..nc as u32).into_par_iter().map(|c| chain.solve(Some(c))).collect::<Result<_>>()?;
-        for (c, (pc, vc)) in solved.into_iter().enumerate() {
-            re[c] = Some((1.0 - pc / p).clamp(0.0, 1.0));
+        for (c, (rc, vc)) in chain.removal_fractions(p, v)?.into_iter().enumerate() {
+            re[c] = Some(rc.clamp(0.0, 1.0));
             if total_value > 0.0 && v > 0.0 {
-                vre[c] = Some((1.0 - vc / v).clamp(0.0, 1.0));
+                vre[c] = Some(vc.clamp(0.0, 1.0));
             }
         }
     }
@@ -605,19 +616,23 @@ pub fn sequence_effects(r: &MarkovResult, max: usize) -> Result<Vec<SequenceEffe
     let mut ranked: Vec<(Vec<u32>, f64)> = visits.into_iter().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     ranked.truncate(max);
-    let mut out = Vec::with_capacity(ranked.len());
-    for (seq, v) in ranked {
-        let (mut re, mut vre) = (None, None);
-        if r.p_conversion > 0.0 {
-            let (p, val) = chain.solve_without(|s| contains_seq(s, &seq))?;
-            re = Some((1.0 - p / r.p_conversion).clamp(0.0, 1.0));
-            if r.expected_value > 0.0 {
-                vre = Some((1.0 - val / r.expected_value).clamp(0.0, 1.0));
-            }
-        }
-        out.push(SequenceEffect { sequence: seq, visits: v, removal_effect: re, value_removal_effect: vre });
-    }
-    Ok(out)
+    let (p, value) = (r.p_conversion, r.expected_value);
+    let lost = if p > 0.0 {
+        chain.fractions_without(ranked.len(), |i, s| contains_seq(s, &ranked[i].0), p, value)?
+    } else {
+        Vec::new()
+    };
+    let effect = |i: usize| lost.get(i).map(|&(rs, vs)| (rs.clamp(0.0, 1.0), vs.clamp(0.0, 1.0)));
+    Ok(ranked
+        .into_iter()
+        .enumerate()
+        .map(|(i, (sequence, visits))| SequenceEffect {
+            sequence,
+            visits,
+            removal_effect: effect(i).map(|e| e.0),
+            value_removal_effect: effect(i).filter(|_| value > 0.0).map(|e| e.1),
+        })
+        .collect())
 }
 
 /// The fit score of one Markov order.

@@ -1,11 +1,15 @@
 //! Deterministic generator of realistic customer-journey event logs.
 //!
-//! The same `(users, seed, days)` always gives byte-identical files: every user draws from
+//! The same `(users, seed, days, channels)` always gives byte-identical files: every user draws from
 //! its own ChaCha8 stream (`seed`, stream = user index), so the result does not depend on
 //! the thread count either. The process behind the data:
 //! - path length `1 + floor(LogNormal(1.7, 1.0))` touches (median ≈ 6, heavy tail, capped);
 //! - channels follow a first-order Markov chain with popularity, a sticky diagonal and
 //!   funnel affinities (display/video → search, social cluster, email/sms → direct);
+//! - `channels` above the 12 named ones adds a long tail `ch_0012`, `ch_0013`, … of
+//!   decreasing popularity (weight `0.05 / (1 + (i − 12) / 10)`) and fixed, index-derived
+//!   conversion rates, to exercise models at hundreds of channels; with the default 12 the
+//!   file is the same as before the option existed;
 //! - after each touch the user converts with a channel-dependent probability times a
 //!   per-user multiplier, so heavy users convert several times;
 //! - bursty timestamps: sessions of seconds-to-minutes gaps, days between sessions, with
@@ -73,49 +77,76 @@ pub struct GenOptions {
     /// made with consecutive ranges hold disjoint users of one population (a 1B-event
     /// log written as many files).
     pub first_user: u64,
+    /// Number of channels: the 12 of [`CHANNELS`], then a long tail (see the module doc).
+    pub channels: usize,
 }
+
+/// Bounds of [`GenOptions::channels`] (the transition table is channels² numbers).
+pub const MIN_CHANNELS: usize = CHANNELS.len();
+/// See [`MIN_CHANNELS`].
+pub const MAX_CHANNELS: usize = 2_000;
 
 struct World {
-    start: [f64; 12],
-    trans: [[f64; 12]; 12],
+    names: Vec<String>,
+    pconv: Vec<f64>,
+    start: Vec<f64>,
+    trans: Vec<Vec<f64>>,
+    after_purchase: Vec<f64>,
 }
 
-fn cumulative(p: &[f64]) -> [f64; 12] {
+fn cumulative(p: &[f64]) -> Vec<f64> {
     let total: f64 = p.iter().sum();
-    let mut c = [0.0; 12];
+    let mut c = vec![0.0; p.len()];
     let mut acc = 0.0;
     for (i, x) in p.iter().enumerate() {
         acc += x / total;
         c[i] = acc;
     }
-    c[11] = 1.0;
+    c[p.len() - 1] = 1.0;
     c
 }
 
-fn world() -> World {
-    let mut trans = [[0.0; 12]; 12];
-    for (a, row) in trans.iter_mut().enumerate() {
-        let mut w = POPULARITY;
-        for &(x, y, f) in &AFFINITY {
-            if x == a {
-                w[y] *= f;
-            }
-        }
-        w[a] = 0.0;
-        let s: f64 = w.iter().sum();
-        let stay = 0.25 + 0.02 * a as f64;
-        let mut p = [0.0; 12];
-        for b in 0..12 {
-            p[b] = w[b] / s * (1.0 - stay);
-        }
-        p[a] = stay;
-        *row = cumulative(&p);
+/// Popularity, conversion weight and name of every channel: the named 12, then the tail.
+fn channel_table(n: usize) -> (Vec<f64>, Vec<f64>, Vec<String>) {
+    let mut pop = POPULARITY.to_vec();
+    let mut pconv = PCONV.to_vec();
+    let mut names: Vec<String> = CHANNELS.iter().map(|c| c.to_string()).collect();
+    for i in CHANNELS.len()..n {
+        pop.push(0.05 / (1.0 + (i - CHANNELS.len()) as f64 / 10.0));
+        pconv.push(0.5 + ((i * 37) % 90) as f64 / 10.0);
+        names.push(format!("ch_{i:04}"));
     }
-    World { start: cumulative(&POPULARITY), trans }
+    (pop, pconv, names)
 }
 
-fn pick(cum: &[f64; 12], u: f64) -> usize {
-    cum.iter().position(|&c| u < c).unwrap_or(11)
+fn world(n: usize) -> World {
+    let (pop, pconv, names) = channel_table(n);
+    let trans = (0..n)
+        .map(|a| {
+            let mut w = pop.clone();
+            for &(x, y, f) in &AFFINITY {
+                if x == a {
+                    w[y] *= f;
+                }
+            }
+            w[a] = 0.0;
+            let s: f64 = w.iter().sum();
+            let stay = 0.25 + 0.02 * (a % CHANNELS.len()) as f64;
+            let mut p: Vec<f64> = w.iter().map(|x| x / s * (1.0 - stay)).collect();
+            p[a] = stay;
+            cumulative(&p)
+        })
+        .collect();
+    // After a purchase: email, direct and sms are likelier.
+    let mut p = pop.clone();
+    p[7] *= 6.0;
+    p[9] *= 4.0;
+    p[11] *= 4.0;
+    World { names, pconv, start: cumulative(&pop), trans, after_purchase: cumulative(&p) }
+}
+
+fn pick(cum: &[f64], u: f64) -> usize {
+    cum.iter().position(|&c| u < c).unwrap_or(cum.len() - 1)
 }
 
 fn normal(rng: &mut ChaCha8Rng) -> f64 {
@@ -133,7 +164,7 @@ fn exponential(rng: &mut ChaCha8Rng, mean: f64) -> f64 {
 struct Rows {
     user: Vec<u64>,
     ts: Vec<i64>,
-    channel: Vec<Option<u8>>,
+    channel: Vec<Option<u16>>,
     conversion: Vec<bool>,
     revenue: Vec<Option<f64>>,
 }
@@ -170,10 +201,10 @@ fn gen_user(w: &World, seed: u64, user: u64, days: u32, out: &mut Rows) {
         last_ts = ts;
         out.user.push(user);
         out.ts.push(T0_US + ts as i64 * 1_000_000);
-        out.channel.push(Some(ch as u8));
+        out.channel.push(Some(ch as u16));
         out.conversion.push(false);
         out.revenue.push(None);
-        let converts = rng.random::<f64>() < PCONV[ch] * PCONV_SCALE * mult;
+        let converts = rng.random::<f64>() < w.pconv[ch] * PCONV_SCALE * mult;
         if converts {
             let next_gap = if i + 1 < len { (rel[i + 1] - rel[i]) * scale } else { 3_600.0 };
             let delay = if rng.random::<f64>() < 0.02 {
@@ -191,16 +222,7 @@ fn gen_user(w: &World, seed: u64, user: u64, days: u32, out: &mut Rows) {
             out.conversion.push(true);
             out.revenue.push(Some(revenue));
         }
-        ch = if converts {
-            // After a purchase: email, direct and sms are likelier.
-            let mut p = POPULARITY;
-            p[7] *= 6.0;
-            p[9] *= 4.0;
-            p[11] *= 4.0;
-            pick(&cumulative(&p), rng.random())
-        } else {
-            pick(&w.trans[ch], rng.random())
-        };
+        ch = if converts { pick(&w.after_purchase, rng.random()) } else { pick(&w.trans[ch], rng.random()) };
     }
     // Now and then an offline purchase long after the last touch (a store visit, a call
     // centre sale): no channel, and outside the default lookback, so it is unattributed.
@@ -227,7 +249,13 @@ pub fn generate(opts: &GenOptions) -> Result<DataFrame> {
             opts.users
         )));
     }
-    let w = world();
+    if !(MIN_CHANNELS..=MAX_CHANNELS).contains(&opts.channels) {
+        return Err(Error::Config(format!(
+            "--channels {}: between {MIN_CHANNELS} and {MAX_CHANNELS}",
+            opts.channels
+        )));
+    }
+    let w = world(opts.channels);
     const CHUNK: u64 = 8_192;
     let n_chunks = opts.users.div_ceil(CHUNK);
     let parts: Vec<Rows> = (0..n_chunks)
@@ -257,7 +285,7 @@ pub fn generate(opts: &GenOptions) -> Result<DataFrame> {
         order.par_iter().map(|&i| format!("u{:0digits$}", all.user[i as usize])).collect();
     let ts: Vec<i64> = order.iter().map(|&i| all.ts[i as usize]).collect();
     let channel: Vec<Option<&str>> =
-        order.iter().map(|&i| all.channel[i as usize].map(|c| CHANNELS[c as usize])).collect();
+        order.iter().map(|&i| all.channel[i as usize].map(|c| w.names[c as usize].as_str())).collect();
     let event: Vec<&str> =
         order.iter().map(|&i| if all.conversion[i as usize] { "conversion" } else { "touch" }).collect();
     let revenue: Vec<Option<f64>> = order.iter().map(|&i| all.revenue[i as usize]).collect();

@@ -14,7 +14,7 @@ use touchpoint::settings::{JourneyRules, Model, Settings};
 fn generated(users: u64, seed: u64) -> journeys::Journeys {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.parquet");
-    let mut df = generate(&GenOptions { users, seed, days: 60, first_user: 0 }).unwrap();
+    let mut df = generate(&GenOptions { users, seed, days: 60, first_user: 0, channels: 12 }).unwrap();
     touchpoint::engine::write_frame(&mut df, &path, touchpoint::settings::Format::Parquet).unwrap();
     let s = Settings::default();
     let log = load_log(path.to_str().unwrap(), &s);

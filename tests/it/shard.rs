@@ -15,7 +15,8 @@ fn events() -> &'static (tempfile::TempDir, PathBuf) {
     EV.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.parquet");
-        let mut df = generate(&GenOptions { users: 3_000, seed: 5, days: 60, first_user: 0 }).unwrap();
+        let mut df =
+            generate(&GenOptions { users: 3_000, seed: 5, days: 60, first_user: 0, channels: 12 }).unwrap();
         touchpoint::engine::write_frame(&mut df, &path, touchpoint::settings::Format::Parquet).unwrap();
         (dir, path)
     })

@@ -1,0 +1,318 @@
+//! Every channel's removal loss from the full chain (`docs/models.md` § Markov, "Removal
+//! effects from one factorisation").
+//!
+//! Write `A = I − Q` over the transient states (index 0 is `(start)`), `b` the one-step
+//! absorption into `(conversion)` (and its value), `x = A⁻¹ b` the full chain's conversion
+//! probability (expected value) from every state and `G = A⁻¹` its fundamental matrix
+//! (`G[i, j]` = expected visits to j from i). Removing a set R of states (those that contain
+//! a channel) replaces their rows and columns of `A` by the identity and their `b` by 0; the
+//! solution `y` of that system is 0 on R and `A_KK y_K = b_K` on the kept states K.
+//!
+//! **Identity.** Let `w = G[R, R]⁻¹ x_R` and `z = x − G[:, R] w`. Then `z_R = 0`, and
+//! `A z = b − A G[:, R] w = b − I[:, R] w`, whose rows in K are `b_K`; as `z_R = 0` they read
+//! `A_KK z_K = b_K`, so `z = y` and
+//!
+//! ```text
+//! y[start] = x[start] − G[start, R] · G[R, R]⁻¹ · x_R = x[start] − h · x_R,
+//! ```
+//!
+//! with `h = G[start, R] G[R, R]⁻¹` the probability that the first removed state a journey
+//! enters is r (the visits to r' split by the first removed state: `G[start, r'] =
+//! Σ_r h_r G[r, r']`). `G[R, R]` is invertible: its inverse is the Schur complement
+//! `A_RR − A_RK A_KK⁻¹ A_KR` of the nonsingular M-matrix `A`. The loss `h · x_R` is
+//! `x[start] · RE`, so the removal effect needs no `1 − y/x` cancellation.
+//!
+//! **Cost.** One dense LU of `A` and its inverse (O(n³) once, instead of one O(n³)
+//! factorisation per channel), then per channel one |R|×|R| dense solve. At order 1 R is
+//! one state (h is a division). At order k a state holds at most k channels, so
+//! Σ_c |R_c| ≤ k·n; a channel present in most states makes its |R| close to n and its solve
+//! O(n³) again, no worse than the per-channel LU it replaces.
+//!
+//! Above [`super::DIRECT_MAX_STATES`] states the dense inverse is out of reach (n² numbers)
+//! and so is a sparse LU (journey graphs fill in), so each channel keeps its own
+//! Gauss–Seidel solve; from [`LANES_FROM`] channels on, [`sweep_lanes`] runs [`LANES`]
+//! channels per pass over the transition rows, reading the matrix once for all of them with
+//! the same arithmetic per channel as a lone solve.
+
+use faer::linalg::solvers::DenseSolveCore;
+use faer::prelude::*;
+use faer::Mat;
+use rayon::prelude::*;
+
+use super::{Chain, Target, GAUSS_SEIDEL_MAX_SWEEPS};
+use crate::error::{Error, Result};
+
+/// `x` (conversion probability and value from every state) and `G = (I − Q)⁻¹`.
+#[derive(Debug)]
+pub struct Fundamental {
+    x: Mat<f64>,
+    g: Mat<f64>,
+}
+
+impl Fundamental {
+    /// One dense LU of `I − Q` (partial pivoting, sequential, so the same bits on every run
+    /// and thread count): its solve of `b` and its inverse.
+    pub fn of(chain: &Chain) -> Result<Fundamental> {
+        let n = chain.states.len();
+        let mut a = Mat::<f64>::identity(n, n);
+        let mut b = Mat::<f64>::zeros(n, 2);
+        for t in &chain.transitions {
+            let i = t.from as usize;
+            match t.to {
+                Target::State(j) => a[(i, j as usize)] -= t.probability,
+                Target::Conversion => {
+                    b[(i, 0)] += t.probability;
+                    b[(i, 1)] += t.probability * chain.last_state_value[i];
+                }
+                Target::Null => {}
+            }
+        }
+        let lu = a.partial_piv_lu();
+        let x = lu.solve(&b);
+        let g = lu.inverse();
+        if !(x.norm_max().is_finite() && g.norm_max().is_finite()) {
+            return Err(Error::Internal("dense LU of I − Q: singular".into()));
+        }
+        Ok(Fundamental { x, g })
+    }
+
+    /// Conversion probability and expected value from `(start)`.
+    pub fn start(&self) -> (f64, f64) {
+        (self.x[(0, 0)], self.x[(0, 1)])
+    }
+
+    /// Conversion probability and value lost from `(start)` when the states `r` (indices,
+    /// none of them 0) absorb into `(null)`: `h · x_R` with `h G[R, R] = G[start, R]`.
+    pub fn loss(&self, r: &[usize]) -> (f64, f64) {
+        let m = r.len();
+        if m == 0 {
+            return (0.0, 0.0);
+        }
+        // Solve G[R, R]ᵀ hᵀ = G[start, R]ᵀ.
+        let gt = Mat::<f64>::from_fn(m, m, |i, j| self.g[(r[j], r[i])]);
+        let rhs = Mat::<f64>::from_fn(m, 1, |i, _| self.g[(0, r[i])]);
+        let h = if m == 1 {
+            Mat::from_fn(1, 1, |_, _| rhs[(0, 0)] / gt[(0, 0)])
+        } else {
+            gt.partial_piv_lu().solve(&rhs)
+        };
+        let (mut p, mut v) = (0.0, 0.0);
+        for (i, &s) in r.iter().enumerate() {
+            p += h[(i, 0)] * self.x[(s, 0)];
+            v += h[(i, 0)] * self.x[(s, 1)];
+        }
+        (p, v)
+    }
+}
+
+/// Channels solved together by one Gauss–Seidel pass (bits of a `u8` mask).
+pub const LANES: usize = 8;
+
+/// Removals from which the lanes pay: a lane pass does all 8 lanes' arithmetic and holds
+/// 8× the solution per state, so with few channels (12 at order 4: 28% slower in
+/// `benches/markov.rs`) the lone solves win, and at 300 channels the lanes (9–28% less CPU).
+pub const LANES_FROM: usize = 64;
+
+/// The transition rows of `x = Q x + r` for Gauss–Seidel, every edge kept: a removed
+/// target's lane stays 0, and adding `q · 0` leaves a sum's bits unchanged, so a lane
+/// computes exactly what a solve that drops those edges computes.
+pub struct Rows {
+    row_ptr: Vec<usize>,
+    cols: Vec<u32>,
+    probs: Vec<f64>,
+    b: Vec<(f64, f64)>,
+    diag: Vec<f64>,
+}
+
+impl Rows {
+    /// The rows of a chain.
+    pub fn of(chain: &Chain) -> Rows {
+        let n = chain.states.len();
+        let mut rows = Rows {
+            row_ptr: vec![0; n + 1],
+            cols: Vec::new(),
+            probs: Vec::new(),
+            b: vec![(0.0, 0.0); n],
+            diag: vec![0.0; n],
+        };
+        for t in &chain.transitions {
+            let a = t.from as usize;
+            match t.to {
+                Target::State(j) if j as usize == a => rows.diag[a] += t.probability,
+                Target::State(j) => {
+                    rows.cols.push(j);
+                    rows.probs.push(t.probability);
+                }
+                Target::Null => {}
+                Target::Conversion => {
+                    rows.b[a].0 += t.probability;
+                    rows.b[a].1 += t.probability * chain.last_state_value[a];
+                }
+            }
+            rows.row_ptr[a + 1] = rows.cols.len();
+        }
+        for i in 0..n {
+            rows.row_ptr[i + 1] = rows.row_ptr[i + 1].max(rows.row_ptr[i]);
+        }
+        rows
+    }
+}
+
+/// One lane's running solution: conversion probabilities then values.
+type Lane = [[f64; LANES]; 2];
+
+/// Gauss–Seidel for up to [`LANES`] removals at once; `gone[i]` has bit l set when state i
+/// is removed in lane l. Each lane stops on its own test (no value changes by more than
+/// 1e-15 relative), so it returns the same bits as a lone solve of that removal. Returns
+/// `(x[start], converged)` per lane.
+pub fn sweep_lanes(rows: &Rows, gone: &[u8], lanes: usize) -> Vec<((f64, f64), bool)> {
+    let n = rows.b.len();
+    let mut x: Vec<Lane> = vec![[[0.0; LANES]; 2]; n];
+    let mut active: u8 = if lanes >= LANES { u8::MAX } else { (1u8 << lanes) - 1 };
+    let mut converged = [false; LANES];
+    for _sweep in 0..GAUSS_SEIDEL_MAX_SWEEPS {
+        if active == 0 {
+            break;
+        }
+        let mut delta = [0.0f64; LANES];
+        let mut scale = [0.0f64; LANES];
+        for i in 0..n {
+            let live = active & !gone[i];
+            if live == 0 {
+                continue;
+            }
+            let mut acc: Lane = [[rows.b[i].0; LANES], [rows.b[i].1; LANES]];
+            for k in rows.row_ptr[i]..rows.row_ptr[i + 1] {
+                let (q, xj) = (rows.probs[k], &x[rows.cols[k] as usize]);
+                for l in 0..LANES {
+                    acc[0][l] += q * xj[0][l];
+                    acc[1][l] += q * xj[1][l];
+                }
+            }
+            let d = 1.0 - rows.diag[i];
+            for l in (0..LANES).filter(|l| live >> l & 1 == 1) {
+                let new = (acc[0][l] / d, acc[1][l] / d);
+                delta[l] = delta[l].max((new.0 - x[i][0][l]).abs()).max((new.1 - x[i][1][l]).abs());
+                scale[l] = scale[l].max(new.0.abs()).max(new.1.abs());
+                x[i][0][l] = new.0;
+                x[i][1][l] = new.1;
+            }
+        }
+        let was = active;
+        for l in (0..LANES).filter(|l| was >> l & 1 == 1) {
+            if delta[l] <= 1e-15 * scale[l] {
+                converged[l] = true;
+                active &= !(1u8 << l);
+            }
+        }
+    }
+    (0..lanes).map(|l| ((x[0][0][l], x[0][1][l]), converged[l])).collect()
+}
+
+impl Chain {
+    /// Whether removals use the dense fundamental (else Gauss–Seidel).
+    fn direct(&self) -> bool {
+        self.states.len() <= super::DIRECT_MAX_STATES
+    }
+
+    fn fundamental(&self) -> Result<&Fundamental> {
+        if let Some(f) = self.fundamental.get() {
+            return Ok(f);
+        }
+        let _ = self.fundamental.set(Fundamental::of(self)?);
+        Ok(self.fundamental.get().expect("just set"))
+    }
+
+    /// P(conversion) and expected value from `(start)` of the full chain, from the same
+    /// solve the removal effects are taken from.
+    pub fn start(&self) -> Result<(f64, f64)> {
+        match self.states.len() {
+            0 | 1 => Ok((0.0, 0.0)),
+            _ if self.direct() => Ok(self.fundamental()?.start()),
+            _ => self.solve(None),
+        }
+    }
+
+    /// Per channel id, the fractions of P(conversion) `p` and of the expected value `v` from
+    /// `(start)` lost when the channel's states absorb into `(null)` (unclamped; the value
+    /// fraction is 0 when `v` is not positive).
+    pub fn removal_fractions(&self, p: f64, v: f64) -> Result<Vec<(f64, f64)>> {
+        self.fractions_without(self.n_channels, |c, st| st.contains(&(c as u32)), p, v)
+    }
+
+    /// [`Chain::removal_fractions`] of `count` removals, removal i taking the states whose
+    /// tuple `removed(i, tuple)` selects (`(start)` is never removed).
+    pub fn fractions_without(
+        &self,
+        count: usize,
+        removed: impl Fn(usize, &[u32]) -> bool + Sync,
+        p: f64,
+        v: f64,
+    ) -> Result<Vec<(f64, f64)>> {
+        if !self.direct() {
+            return Ok(self.lane_fractions(count, removed, p, v));
+        }
+        let f = self.fundamental()?;
+        let n = self.states.len();
+        Ok((0..count)
+            .into_par_iter()
+            .map(|i| {
+                let r: Vec<usize> = (1..n).filter(|&s| removed(i, &self.states[s])).collect();
+                fractions(f.loss(&r), p, v)
+            })
+            .collect())
+    }
+
+    /// One Gauss–Seidel solve per removal, [`LANES`] removals per pass from [`LANES_FROM`]
+    /// removals on, blocks in parallel (each block's arithmetic is fixed, so the result does
+    /// not depend on the threads); fewer removals are solved one by one, with the same bits.
+    fn lane_fractions(
+        &self,
+        count: usize,
+        removed: impl Fn(usize, &[u32]) -> bool + Sync,
+        p: f64,
+        v: f64,
+    ) -> Vec<(f64, f64)> {
+        if count < LANES_FROM {
+            let n = self.states.len();
+            return (0..count)
+                .into_par_iter()
+                .map(|i| {
+                    let gone: Vec<bool> = (0..n).map(|s| s != 0 && removed(i, &self.states[s])).collect();
+                    kept_to_fractions(self.gauss_seidel(&gone), p, v)
+                })
+                .collect();
+        }
+        let rows = Rows::of(self);
+        let ids: Vec<usize> = (0..count).collect();
+        let solved: Vec<Vec<((f64, f64), bool)>> = ids
+            .par_chunks(LANES)
+            .map(|block| {
+                let gone: Vec<u8> = std::iter::once(0)
+                    .chain(self.states[1..].iter().map(|st| {
+                        block
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, &i)| removed(i, st))
+                            .fold(0u8, |m, (l, _)| m | 1 << l)
+                    }))
+                    .collect();
+                sweep_lanes(&rows, &gone, block.len())
+            })
+            .collect();
+        let lanes: Vec<((f64, f64), bool)> = solved.into_iter().flatten().collect();
+        let stuck = lanes.iter().filter(|l| !l.1).count();
+        self.unconverged.fetch_add(stuck, std::sync::atomic::Ordering::Relaxed);
+        lanes.into_iter().map(|(kept, _)| kept_to_fractions(kept, p, v)).collect()
+    }
+}
+
+/// Lost fractions from the losses.
+fn fractions((lp, lv): (f64, f64), p: f64, v: f64) -> (f64, f64) {
+    (lp / p, if v > 0.0 { lv / v } else { 0.0 })
+}
+
+/// Lost fractions from what is kept (the per-channel solves' form, `1 − kept / full`).
+fn kept_to_fractions((pc, vc): (f64, f64), p: f64, v: f64) -> (f64, f64) {
+    (1.0 - pc / p, if v > 0.0 { 1.0 - vc / v } else { 0.0 })
+}

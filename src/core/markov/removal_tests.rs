@@ -1,0 +1,156 @@
+//! The one-factorisation removal effects against the per-channel re-solve they replace, on
+//! random chains of orders 1–3, and the multi-lane Gauss–Seidel against the lone one.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::removal::{sweep_lanes, Rows, LANES};
+use super::Chain;
+use crate::core::paths::{PathRow, PathTable};
+
+/// Random paths over `channels` channels, with loops, repeats and fractional weights.
+fn random_table(seed: u64, channels: usize) -> PathTable {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let names = (0..channels).map(|c| format!("c{c:02}")).collect();
+    let n_paths = rng.random_range(5..60);
+    let rows: Vec<PathRow> = (0..n_paths)
+        .map(|_| {
+            let len = rng.random_range(1..9);
+            let path = (0..len).map(|_| rng.random_range(0..channels as u32)).collect();
+            let conversions = (rng.random_range(0..4) as f64) * rng.random::<f64>();
+            PathRow { path, conversions, nulls: rng.random_range(0..5) as f64, value: 50.0 * conversions }
+        })
+        .collect();
+    PathTable::from_rows(names, rows)
+}
+
+/// `|a − b| ≤ 1e-9 |b|`, plus 1e-14 for the old form's own `1 − kept/full` cancellation.
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs() + 1e-14
+}
+
+#[test]
+fn one_factorisation_matches_a_re_solve_per_channel_at_orders_1_to_3() {
+    let mut compared = 0;
+    for seed in 0..60u64 {
+        let pt = random_table(seed, 2 + seed as usize % 7);
+        for k in 1..=3 {
+            let chain = Chain::fit(&pt, k);
+            let (p_old, v_old) = chain.solve(None).unwrap();
+            let (p, v) = chain.start().unwrap();
+            assert!(close(p, p_old) && close(v, v_old), "seed {seed} order {k}: {p} vs {p_old}");
+            if p_old <= 0.0 {
+                continue;
+            }
+            let fr = chain.removal_fractions(p, v).unwrap();
+            for (c, &(rc, vc)) in fr.iter().enumerate() {
+                let (pc, vcv) = chain.solve(Some(c as u32)).unwrap();
+                let (old_r, old_v) = (1.0 - pc / p_old, if v_old > 0.0 { 1.0 - vcv / v_old } else { 0.0 });
+                assert!(close(rc, old_r), "seed {seed} order {k} channel {c}: {rc} vs {old_r}");
+                assert!(close(vc, old_v), "seed {seed} order {k} channel {c} value: {vc} vs {old_v}");
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 500, "only {compared} removal effects compared");
+}
+
+#[test]
+fn sequence_removals_match_the_re_solve() {
+    for seed in 100..130u64 {
+        let pt = random_table(seed, 3 + seed as usize % 4);
+        let chain = Chain::fit(&pt, 2);
+        let (p, v) = chain.start().unwrap();
+        if p <= 0.0 {
+            continue;
+        }
+        let seqs = [[0u32, 1], [1, 0], [2, 2]];
+        let lost = chain.fractions_without(3, |i, s| s.windows(2).any(|w| w == seqs[i]), p, v).unwrap();
+        for (seq, (rs, vs)) in seqs.into_iter().zip(lost) {
+            let (pc, vc) = chain.solve_without(|s| s.windows(2).any(|w| w == seq)).unwrap();
+            assert!(close(rs, 1.0 - pc / p), "seed {seed} {seq:?}: {rs} vs {}", 1.0 - pc / p);
+            assert!(close(vs, if v > 0.0 { 1.0 - vc / v } else { 0.0 }), "seed {seed} {seq:?} value");
+        }
+    }
+}
+
+#[test]
+fn lanes_give_the_bits_of_lone_gauss_seidel_solves() {
+    for seed in 200..230u64 {
+        let channels = 2 + seed as usize % 11; // both sides of LANES
+        let pt = random_table(seed, channels);
+        let chain = Chain::fit(&pt, 1 + seed as usize % 3);
+        let rows = Rows::of(&chain);
+        let cs: Vec<u32> = (0..channels.min(LANES) as u32).collect();
+        let gone: Vec<u8> = chain
+            .states
+            .iter()
+            .map(|st| cs.iter().enumerate().filter(|(_, c)| st.contains(c)).fold(0u8, |m, (l, _)| m | 1 << l))
+            .collect();
+        let lanes = sweep_lanes(&rows, &gone, cs.len());
+        for (l, &c) in cs.iter().enumerate() {
+            let lone_gone: Vec<bool> =
+                chain.states.iter().enumerate().map(|(i, s)| i != 0 && s.contains(&c)).collect();
+            let lone = chain.gauss_seidel(&lone_gone);
+            assert!(lanes[l].1, "seed {seed} lane {l} did not converge");
+            assert_eq!(lanes[l].0 .0.to_bits(), lone.0.to_bits(), "seed {seed} channel {c}");
+            assert_eq!(lanes[l].0 .1.to_bits(), lone.1.to_bits(), "seed {seed} channel {c} value");
+            let (pc, _) = chain.solve(Some(c)).unwrap();
+            assert!(close(lanes[l].0 .0, pc), "seed {seed} channel {c}: GS {} vs LU {pc}", lanes[l].0 .0);
+        }
+    }
+}
+
+/// 900 paths: well above 600 states at order 3.
+fn large_table(channels: u32) -> PathTable {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let rows: Vec<PathRow> = (0..900)
+        .map(|_| {
+            let len = rng.random_range(1..7);
+            let path = (0..len).map(|_| rng.random_range(0..channels)).collect();
+            let conversions = rng.random_range(0..3) as f64;
+            PathRow { path, conversions, nulls: rng.random_range(0..4) as f64, value: 20.0 * conversions }
+        })
+        .collect();
+    PathTable::from_rows((0..channels).map(|c| format!("c{c:02}")).collect(), rows)
+}
+
+#[test]
+fn large_chains_take_every_channel_from_gauss_seidel_with_the_lone_solves_bits() {
+    // 30 channels: one solve per channel; 70: the lanes.
+    for channels in [30u32, 70] {
+        let chain = Chain::fit(&large_table(channels), 3);
+        assert!(chain.states.len() > super::DIRECT_MAX_STATES, "{} states", chain.states.len());
+        let (p, v) = chain.start().unwrap();
+        assert!(p > 0.0 && v > 0.0);
+        let fr = chain.removal_fractions(p, v).unwrap();
+        assert_eq!(fr.len(), channels as usize);
+        for (c, &(rc, vc)) in fr.iter().enumerate() {
+            let (pc, vcv) = chain.solve(Some(c as u32)).unwrap();
+            assert_eq!(rc.to_bits(), (1.0 - pc / p).to_bits(), "{channels} channels: channel {c}");
+            assert_eq!(vc.to_bits(), (1.0 - vcv / v).to_bits(), "{channels} channels: channel {c} value");
+            assert!(rc > 0.0, "channel {c} removes nothing");
+        }
+    }
+    const { assert!(70 >= super::removal::LANES_FROM && 30 < super::removal::LANES_FROM) };
+}
+
+#[test]
+fn removal_effects_have_the_same_bits_on_one_thread_and_on_several() {
+    let bits = |threads: usize, pt: &PathTable, k: usize| -> Vec<u64> {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let chain = Chain::fit(pt, k);
+            let (p, v) = chain.start().unwrap();
+            let fr = chain.removal_fractions(p, v).unwrap();
+            fr.iter()
+                .flat_map(|&(a, b)| [a.to_bits(), b.to_bits()])
+                .chain([p.to_bits(), v.to_bits()])
+                .collect()
+        })
+    };
+    // A dense-path chain and (order 3, 70 channels) a Gauss–Seidel one in lanes.
+    for (pt, k) in [(random_table(3, 9), 1), (large_table(70), 3)] {
+        assert_eq!(bits(1, &pt, k), bits(3, &pt, k), "order {k}");
+    }
+}
