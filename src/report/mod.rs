@@ -71,6 +71,22 @@ impl RunResult {
     }
 }
 
+impl SourceTouches {
+    /// The table's columns from (source, channel) → [touches, converting, first, last],
+    /// in key order.
+    pub fn from_sorted(rows: impl IntoIterator<Item = ((String, String), [u64; 4])>) -> SourceTouches {
+        let mut out = SourceTouches::default();
+        for (k, v) in rows {
+            out.keys.push(k);
+            out.touches.push(v[0]);
+            out.converting_touches.push(v[1]);
+            out.first_touches.push(v[2]);
+            out.last_touches.push(v[3]);
+        }
+        out
+    }
+}
+
 /// The conversion id and type of each recorded journey (`journey_credit`).
 #[derive(Debug, Clone, Default)]
 pub struct JourneyConversions {

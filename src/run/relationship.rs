@@ -66,16 +66,8 @@ pub fn source_touches(
         }
     }
     let name = |t: &Tags, i: u32| t.names.get(i as usize).cloned().unwrap_or_default();
-    let mut out = SourceTouches::default();
     let mut rows: Vec<((String, String), [u64; 4])> =
         by.into_iter().map(|((s, c), v)| ((name(src, s), log.channels[c as usize].clone()), v)).collect();
     rows.sort();
-    for (k, v) in rows {
-        out.keys.push(k);
-        out.touches.push(v[0]);
-        out.converting_touches.push(v[1]);
-        out.first_touches.push(v[2]);
-        out.last_touches.push(v[3]);
-    }
-    Some(out)
+    Some(SourceTouches::from_sorted(rows))
 }

@@ -929,3 +929,15 @@ fn rules_across_persons_give_one_runs_tables_through_shards() {
         }
     }
 }
+
+/// `journey_credit` with `markov_journey` through shards would split each shard's journeys
+/// by its own chain (wrong per-journey numbers): refused before anything is read.
+#[test]
+fn journey_credit_with_markov_journey_is_refused_by_shards() {
+    let f = Fixture::new();
+    let out = f.dir.path().join("s");
+    let o = f.attribute(&out, &["--journey-credit", "--models", "linear,markov_journey", "--shard", "0/2"]);
+    assert_eq!(o.status.code(), Some(78), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("markov_journey"));
+    assert!(!out.exists(), "nothing written");
+}

@@ -188,6 +188,15 @@ pub(crate) fn check_partial(settings: &Settings) -> Result<()> {
                 .into(),
         ));
     }
+    // A shard would split its journeys by its own chain's removal effects, not the merged
+    // chain's: wrong per-journey numbers, so refused until the merge splits them.
+    if settings.output.journey_credit && settings.has(Model::MarkovJourney) {
+        return Err(Error::Config(
+            "journey_credit with markov_journey is not supported with --shard yet: a shard would split its \
+             journeys by its own Markov fit; run it on one machine, or leave markov_journey out (docs/scale.md)"
+                .into(),
+        ));
+    }
     Ok(())
 }
 

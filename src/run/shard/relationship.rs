@@ -194,15 +194,5 @@ pub(crate) fn merge_source_touches(parts: &[(PathBuf, PartialMeta)]) -> Option<S
             e.iter_mut().zip(add).for_each(|(a, b)| *a += b);
         }
     }
-    any.then(|| {
-        let mut out = SourceTouches::default();
-        for (k, v) in by {
-            out.keys.push(k);
-            out.touches.push(v[0]);
-            out.converting_touches.push(v[1]);
-            out.first_touches.push(v[2]);
-            out.last_touches.push(v[3]);
-        }
-        out
-    })
+    any.then(|| SourceTouches::from_sorted(by))
 }
