@@ -228,3 +228,26 @@ pub fn time_decay_weights(touch_ts: &[i64], conversion_ts: i64, half_life_us: f6
     let s: f64 = out.iter().sum();
     out.iter_mut().for_each(|w| *w /= s);
 }
+
+/// `markov_journey`'s split of one journey among its reporting channels, from the journey's
+/// distinct path channels (sorted) alone: each in proportion to its removal effect in `re`
+/// (equal shares when they are all 0), summed per reporting channel (`report_of`), sorted by
+/// it. The split needs only the distinct channels, so a shard can leave it to the merge,
+/// which alone knows the merged chain's removal effects; both go through this function.
+pub fn markov_journey_split(distinct: &[u32], re: &[f64], report_of: &[u32], out: &mut Vec<(u32, f64)>) {
+    out.clear();
+    let w = |c: u32| re.get(c as usize).copied().unwrap_or(0.0).max(0.0);
+    let total: f64 = distinct.iter().map(|&c| w(c)).sum();
+    for &c in distinct {
+        let share = match total > 0.0 {
+            true => w(c) / total,
+            false => 1.0 / distinct.len() as f64,
+        };
+        let b = report_of.get(c as usize).copied().unwrap_or(c);
+        match out.iter_mut().find(|p| p.0 == b) {
+            Some(p) => p.1 += share,
+            None => out.push((b, share)),
+        }
+    }
+    out.sort_by_key(|p| p.0);
+}

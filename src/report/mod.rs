@@ -5,6 +5,7 @@
 mod charts;
 mod compare;
 mod html;
+mod journey;
 mod names;
 mod relationship;
 mod tables;
@@ -14,6 +15,8 @@ use std::collections::BTreeMap;
 
 pub use compare::{comparisons, Comparison};
 pub use html::{html, TOP_PATHS};
+pub(crate) use journey::finish_markov_journey;
+pub use journey::partial_journey_credit;
 pub use names::TableName;
 
 use crate::core::analysis::{Analysis, CampaignCredits};
@@ -172,7 +175,7 @@ fn table(name: TableName, run: &RunResult, settings: &Settings) -> Result<Option
         N::DataQuality => Some(tables::data_quality(a, &run.input)),
         N::SourceQuality => run.input.staged.as_ref().map(relationship::source_quality),
         N::SourceChannelTouches => run.source_touches.as_ref().map(relationship::source_channel_touches),
-        N::JourneyCredit => Some(tables::journey_credit(run, settings)?),
+        N::JourneyCredit => Some(journey::journey_credit(run, settings)?),
         _ => None,
     })
 }
@@ -234,22 +237,6 @@ pub fn partial_segment_paths(segments: &[crate::core::analysis::SegmentAnalysis]
     let mut columns = vec![("level", Values::U32(level))];
     columns.extend(names.into_iter().zip(cols));
     Table::new(TableName::PartialSegmentPaths.as_str(), columns)
-}
-
-/// A shard's `journey_credit` rows with what the merge needs to put every shard's rows in
-/// one run's order: the person's order key (`person_order_hi`, `person_order_lo`) and the
-/// journey's number in the shard.
-pub fn partial_journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
-    let (mut t, of_row) = tables::journey_rows(run, settings)?;
-    let rec = run.analysis.recorded.as_ref();
-    let order =
-        |j: u32| rec.map_or(0, |r| run.user_order.get(r.user[j as usize] as usize).copied().unwrap_or(0));
-    t.columns
-        .push(("person_order_hi", Values::U64(of_row.iter().map(|&j| (order(j) >> 64) as u64).collect())));
-    t.columns.push(("person_order_lo", Values::U64(of_row.iter().map(|&j| order(j) as u64).collect())));
-    t.columns.push(("journey", Values::U32(of_row)));
-    t.name = TableName::PartialJourneyCredit.as_str();
-    Ok(t)
 }
 
 /// The named replicate statistics of a shard run ([`crate::core::replicates`]), one row per

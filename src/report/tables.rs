@@ -7,17 +7,14 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 
 use super::names::TableName;
-use super::RunResult;
 use crate::core::analysis::{Analysis, CampaignCredits};
 use crate::core::bootstrap::Intervals;
 use crate::core::event_log::{InputSummary, RejectReason, UNATTRIBUTED};
 use crate::core::markov::{MarkovResult, OrderScore};
-use crate::core::models::{time_decay_weights, Credits, RuleModel};
+use crate::core::models::Credits;
 use crate::core::roles::Roles;
 use crate::core::table::{Table, Values};
-use crate::error::{Error, Result};
-use crate::settings::DAY_MICROS;
-use crate::settings::{Model, Settings};
+use crate::settings::Model;
 
 fn share(x: f64, total: f64) -> Option<f64> {
     (total > 0.0).then(|| x / total)
@@ -452,98 +449,4 @@ pub fn data_quality(a: &Analysis, input: &InputSummary) -> Table {
             ("value", Values::F64(m.iter().map(|x| x.1).collect())),
         ],
     )
-}
-
-/// `journey_credit`: grain (journey, model, channel); rule-based models and time decay
-/// (Markov credit is global, not per journey, and is not split here).
-pub fn journey_credit(run: &RunResult, settings: &Settings) -> Result<Table> {
-    match &run.journey_credit {
-        Some(t) => Ok(t.clone()),
-        None => Ok(journey_rows(run, settings)?.0),
-    }
-}
-
-/// The `journey_credit` rows of a run's recorded journeys, and the journey of each row.
-pub(crate) fn journey_rows(run: &RunResult, settings: &Settings) -> Result<(Table, Vec<u32>)> {
-    let a = &run.analysis;
-    let rec = a.recorded.as_ref().ok_or_else(|| Error::Config("journey_credit needs event input".into()))?;
-    let models: Vec<(Model, Option<RuleModel>)> = settings
-        .models
-        .run
-        .iter()
-        .map(|&m| (m, a.rule_model(m, &settings.models)))
-        .filter(|(m, rule)| rule.is_some() || *m == Model::TimeDecay)
-        .collect();
-    let h = settings.models.time_decay_half_life_days * DAY_MICROS as f64;
-    let (mut jid, mut uid, mut cts, mut model, mut channel, mut credit, mut value) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut conv_id, mut conv_type, mut segment, mut status) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let jc = &run.journey_conversions;
-    let mut w = Vec::new();
-    let mut per: Vec<(u32, f64)> = Vec::new();
-    let mut of_row: Vec<u32> = Vec::new();
-    // Omitted persons: journeys are numbered in their canonical order (user, time, seq).
-    let omitted = settings.output.person_ids == crate::settings::PersonIds::Omitted;
-    for i in 0..rec.len() {
-        let r = rec.range(i);
-        let user = (!omitted).then(|| run.users.name(rec.user[i]));
-        let journey = match &user {
-            Some(u) => format!("{u}#{}", rec.seq[i]),
-            None => format!("j{}", i + 1),
-        };
-        for (m, rule) in &models {
-            match rule {
-                Some(rule) => rule.weights(&rec.channel[r.clone()], &mut w),
-                None => time_decay_weights(&rec.ts[r.clone()], rec.conversion_ts[i], h, &mut w),
-            }
-            per.clear();
-            for (&c, &wi) in rec.channel[r.clone()].iter().zip(&w) {
-                let b = a.report_of[c as usize];
-                match per.iter_mut().find(|p| p.0 == b) {
-                    Some(p) => p.1 += wi,
-                    None => per.push((b, wi)),
-                }
-            }
-            per.sort_by_key(|p| p.0);
-            for &(b, wi) in &per {
-                of_row.push(i as u32);
-                jid.push(journey.clone());
-                uid.push(user.clone());
-                cts.push(rec.conversion_ts[i]);
-                model.push(m.name().to_owned());
-                channel.push(a.report_channels[b as usize].clone());
-                credit.push(wi);
-                value.push(wi * rec.value[i]);
-                conv_id.push(jc.id.as_ref().and_then(|v| v[i].clone()));
-                conv_type.push(jc.r#type.as_ref().and_then(|v| v[i].clone()));
-                segment.push(jc.segment.as_ref().and_then(|v| v[i].clone()));
-                status.push(jc.status.as_ref().map_or("", |v| v[i]).to_owned());
-            }
-        }
-    }
-    let mut columns = vec![
-        ("journey_id", Values::Str(jid)),
-        ("user_id", Values::OptStr(uid)),
-        ("conversion_ts", Values::TimestampUs(cts)),
-    ];
-    if jc.id.is_some() {
-        columns.push(("conversion_id", Values::OptStr(conv_id)));
-    }
-    if jc.r#type.is_some() {
-        columns.push(("conversion_type", Values::OptStr(conv_type)));
-    }
-    if jc.segment.is_some() {
-        columns.push(("segment", Values::OptStr(segment)));
-    }
-    if jc.status.is_some() {
-        columns.push(("customer_status", Values::Str(status)));
-    }
-    columns.extend([
-        ("model", Values::Str(model)),
-        ("channel", Values::Str(channel)),
-        ("credit", Values::F64(credit)),
-        ("value", Values::F64(value)),
-    ]);
-    Ok((Table::new(TableName::JourneyCredit.as_str(), columns), of_row))
 }

@@ -132,7 +132,7 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
     }
     let level = |list: &[(PathBuf, PartialMeta)]| Ok(bounded_layer(list, SEGMENTS, block_rows)?.analysis);
     result.segments = merge_segments(&parts, &settings, &result.analysis, level)?;
-    result.journey_credit = merge_journey_credit(&parts, &settings)?;
+    result.journey_credit = merge_journey_credit(&parts, &settings, &result.analysis)?;
     result.source_touches = merge_source_touches(&parts);
     let (intervals, groups) = (result.analysis.intervals.is_some(), result.groups.is_some());
     result.analysis.warnings.extend(super::shard::merge_warnings(&settings, intervals, groups));

@@ -397,7 +397,7 @@ fn segments_sum_to_the_totals_and_name_the_pooled_fallback() {
             *seg_conv.entry((r[1].str().into(), r[2].str().into())).or_default() += r[5].num();
         }
     }
-    assert_eq!(sums.len(), 2 * 7, "two segmentations × seven models");
+    assert_eq!(sums.len(), 2 * 8, "two segmentations × eight models");
     for ((seg, model), (c, v)) in &sums {
         assert!((c - conv).abs() < 1e-6 && (v - value).abs() < 1e-6 * value, "{seg}/{model}: {c} {v}");
     }
@@ -872,8 +872,10 @@ fn attribute_events(events: &Path, out: &Path, extra: &[&str]) -> std::process::
 
 /// The rules that span persons, through shards: an order id exported for two persons (the
 /// earliest kept, whichever shard holds it), an alias of two persons at once, erasure and
-/// raw ids in `journey_credit`. `--shard` + `merge` writes one run's tables, in every
-/// split of the persons (one that puts the two persons of the repeated order apart included).
+/// raw ids in `journey_credit` (`markov_journey` rows split by the merged chain). `--shard` +
+/// `merge` writes one run's tables, in every split of the persons (one that puts the two
+/// persons of the repeated order apart included); `merge --bounded-memory` the same numbers
+/// in every table it writes, `journey_credit` among them.
 #[test]
 fn rules_across_persons_give_one_runs_tables_through_shards() {
     use touchpoint::core::event_log::shard_of_str;
@@ -897,7 +899,7 @@ fn rules_across_persons_give_one_runs_tables_through_shards() {
         "--set",
         &format!("input.erasure_list=\"{}\"", f.path("erase.csv")),
         "--models",
-        "first_touch,last_touch,linear,time_decay,markov,shapley",
+        "first_touch,last_touch,linear,time_decay,markov,markov_journey,shapley",
         "--bootstrap",
         "20",
     ];
@@ -927,17 +929,14 @@ fn rules_across_persons_give_one_runs_tables_through_shards() {
         for (t, file) in &want {
             crate::shard::compare_tables(t, file, &got[t], &format!("{n} shards"));
         }
+        let bounded = f.dir.path().join(format!("b{n}"));
+        args[2] = bounded.display().to_string();
+        args.push("--bounded-memory".into());
+        ok(&touchpoint(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+        let got = crate::shard::tables_of(&bounded);
+        assert!(got.contains_key("journey_credit"), "{n} shards, bounded: {got:?}");
+        for (t, file) in &got {
+            crate::shard::compare_tables(t, &want[t], file, &format!("{n} shards, bounded"));
+        }
     }
-}
-
-/// `journey_credit` with `markov_journey` through shards would split each shard's journeys
-/// by its own chain (wrong per-journey numbers): refused before anything is read.
-#[test]
-fn journey_credit_with_markov_journey_is_refused_by_shards() {
-    let f = Fixture::new();
-    let out = f.dir.path().join("s");
-    let o = f.attribute(&out, &["--journey-credit", "--models", "linear,markov_journey", "--shard", "0/2"]);
-    assert_eq!(o.status.code(), Some(78), "{}", String::from_utf8_lossy(&o.stdout));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("markov_journey"));
-    assert!(!out.exists(), "nothing written");
 }

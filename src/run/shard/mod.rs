@@ -188,15 +188,6 @@ pub(crate) fn check_partial(settings: &Settings) -> Result<()> {
                 .into(),
         ));
     }
-    // A shard would split its journeys by its own chain's removal effects, not the merged
-    // chain's: wrong per-journey numbers, so refused until the merge splits them.
-    if settings.output.journey_credit && settings.has(Model::MarkovJourney) {
-        return Err(Error::Config(
-            "journey_credit with markov_journey is not supported with --shard yet: a shard would split its \
-             journeys by its own Markov fit; run it on one machine, or leave markov_journey out (docs/scale.md)"
-                .into(),
-        ));
-    }
     Ok(())
 }
 
@@ -470,7 +461,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
     let segments =
         merge_segments(&parts, &settings, &analysis, |list| Ok(merge_layer(list, SEGMENTS, &plain)?.0))?;
     let result = RunResult {
-        journey_credit: merge_journey_credit(&parts, &settings)?,
+        journey_credit: merge_journey_credit(&parts, &settings, &analysis)?,
         source_touches: merge_source_touches(&parts),
         spend: load_spend(&settings)?,
         groups,

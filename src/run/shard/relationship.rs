@@ -116,6 +116,7 @@ const JOURNEY_COLUMNS: [&str; 14] = [
 pub(crate) fn merge_journey_credit(
     parts: &[(PathBuf, PartialMeta)],
     settings: &Settings,
+    merged: &Analysis,
 ) -> Result<Option<Table>> {
     if !settings.output.journey_credit {
         return Ok(None);
@@ -151,7 +152,9 @@ pub(crate) fn merge_journey_credit(
         let ids = renumbered(&order, &shard_of_row, &journey);
         columns[0] = ("journey_id", Values::Str(ids));
     }
-    Ok(Some(Table::new(TableName::JourneyCredit.as_str(), columns)))
+    let journeys: Vec<(u32, u64)> = order.iter().map(|&r| (shard_of_row[r], journey[r])).collect();
+    let t = Table::new(TableName::JourneyCredit.as_str(), columns);
+    Ok(Some(crate::report::finish_markov_journey(t, &journeys, merged, settings)?))
 }
 
 /// `j1`, `j2`, … over the rows in their merged order, a new number at each new journey.
