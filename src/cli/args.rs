@@ -83,8 +83,9 @@ pub struct MergeArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Stream the partials a block at a time and keep only sums: memory no longer grows with
-    /// the distinct paths. Writes every table of `merge` but `path_summary`, intervals, channel
-    /// groups and the page included; refuses markov_order = "auto" (docs/scale.md).
+    /// the distinct paths. Writes every table of `merge` (`path_summary` sorted on disk in a
+    /// hidden directory beside --out), intervals, channel groups and the page included;
+    /// refuses markov_order = "auto" (docs/scale.md).
     #[arg(long)]
     pub bounded_memory: bool,
 }

@@ -106,7 +106,7 @@ impl PathTable {
         let mut s = String::new();
         for (i, &c) in path.iter().enumerate() {
             if i > 0 {
-                s.push_str(" > ");
+                s.push_str(PATH_JOIN);
             }
             s.push_str(&self.channels[c as usize]);
         }
@@ -154,4 +154,31 @@ pub fn top_converting<'a>(top: &mut Vec<PathRow>, rows: impl Iterator<Item = &'a
     top.extend(rows.filter(|r| r.conversions > 0.0).cloned());
     top.sort_by(|x, y| y.conversions.total_cmp(&x.conversions).then(x.path.cmp(&y.path)));
     top.truncate(n);
+}
+
+/// How channels are joined in a path's name (`path_summary`, the page).
+pub const PATH_JOIN: &str = " > ";
+
+/// One row of `path_summary`, for writers that build the table a batch at a time (the
+/// bounded merge's external sort).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryRow {
+    /// The path's name (`a > b > c`).
+    pub path: String,
+    /// Its length.
+    pub touches: u32,
+    /// Converting journeys.
+    pub conversions: f64,
+    /// Journeys that did not convert.
+    pub nulls: f64,
+    /// Conversion value.
+    pub value: f64,
+}
+
+/// A key that sorts non-negative counts in descending order as unsigned integers:
+/// `path_summary` sorts by (conversions, nulls) descending, then path order, and both the
+/// in-memory sort and the bounded merge's external sort use these keys, so they agree row
+/// for row.
+pub fn descending(x: f64) -> u64 {
+    !x.to_bits() ^ if x.is_sign_negative() { 0 } else { 1 << 63 }
 }

@@ -11,6 +11,7 @@ pub mod read;
 mod schema;
 pub mod side_tables;
 pub mod sources;
+pub mod spill;
 mod time;
 pub mod write;
 
@@ -20,5 +21,5 @@ pub use schema::validate_inputs;
 pub use side_tables::{load_paths, load_spend, PathTableRow};
 pub use write::{
     parquet_rows, read_partial_block, read_partial_lags, read_partial_paths, read_partial_replicates,
-    read_table, to_frame, write_frame, write_table,
+    read_table, to_frame, write_frame, write_table, TableSource,
 };

@@ -52,6 +52,26 @@ pub fn write_table(t: &Table, path: &Path, format: Format) -> Result<()> {
     write_frame(&mut df, path, format)
 }
 
+/// A table to publish: one held in memory, or one written by its own writer (the bounded
+/// merge's sorted `path_summary`, too large to hold).
+pub trait TableSource {
+    /// The table's name, also its file stem.
+    fn name(&self) -> &'static str;
+    /// Write the table to `path` in `format`, synced to disk; the number of rows.
+    fn write_to(&self, path: &Path, format: Format) -> Result<usize>;
+}
+
+impl TableSource for Table {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn write_to(&self, path: &Path, format: Format) -> Result<usize> {
+        write_table(self, path, format)?;
+        Ok(self.height())
+    }
+}
+
 /// Write a frame to `path` in `format`, synced to disk.
 pub fn write_frame(df: &mut DataFrame, path: &Path, format: Format) -> Result<()> {
     let t = std::time::Instant::now();

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::store::{replace_link, swap_link, sync_dir, Store};
-use super::{fault, write_described, write_manifest, WrittenFile};
-use crate::core::table::Table;
+use super::{fault, write_described, write_manifest, Document, WrittenFile};
+use crate::engine::TableSource;
 use crate::error::{Error, Result};
 use crate::settings::Format;
 
@@ -136,7 +136,7 @@ impl DatedOutput {
         &self,
         run_date: &str,
         format: Format,
-        (tables, documents): (&[Table], &[(&str, Vec<u8>)]),
+        (tables, documents): (&[&dyn TableSource], &[Document]),
         manifest: impl FnOnce(&[WrittenFile]) -> serde_json::Value,
     ) -> Result<Vec<WrittenFile>> {
         let part = format!("run_date={run_date}");
@@ -145,8 +145,8 @@ impl DatedOutput {
         let file = format!("part-0.{}", format.extension());
         let mut written = Vec::new();
         for t in tables {
-            let name = format!("{}/{part}/{file}", t.name);
-            written.push(write_described(t, &dir, &format!("{}/{file}", t.name), name, format)?);
+            let name = format!("{}/{part}/{file}", t.name());
+            written.push(write_described(*t, &dir, &format!("{}/{file}", t.name()), name, format)?);
         }
         // Documents (`report.html`) get a directory of their own stem, partitioned like a table.
         let doc_dirs: Vec<&str> = documents
@@ -160,7 +160,7 @@ impl DatedOutput {
         let mdir = dir.join(MANIFESTS);
         std::fs::create_dir_all(&mdir).map_err(|e| Error::io(&mdir, e))?;
         write_manifest(&mdir.join("_manifest.json"), &manifest(&written))?;
-        let names: Vec<&str> = tables.iter().map(|t| t.name).chain(doc_dirs.iter().copied()).collect();
+        let names: Vec<&str> = tables.iter().map(|t| t.name()).chain(doc_dirs.iter().copied()).collect();
         for sub in std::iter::once(dir.clone()).chain(names.iter().map(|n| dir.join(n))).chain([mdir]) {
             sync_dir(&sub)?;
         }

@@ -24,8 +24,7 @@ use sha2::{Digest, Sha256};
 pub use dated::DatedOutput;
 use store::{swap_link, sync_dir, Store};
 
-use crate::core::table::Table;
-use crate::engine::write_table;
+use crate::engine::TableSource;
 use crate::error::{Error, Result};
 use crate::settings::Format;
 
@@ -43,6 +42,9 @@ pub struct WrittenFile {
     /// Hex SHA-256 of the file's bytes.
     pub sha256: String,
 }
+
+/// A file published beside the tables (`report.html`): its name and bytes.
+pub type Document<'a> = (&'a str, Vec<u8>);
 
 /// Name of the manifest file of a plain output directory.
 pub const MANIFEST: &str = "manifest.json";
@@ -108,7 +110,7 @@ fn write_document(path: &Path, name: &str, bytes: &[u8]) -> Result<WrittenFile> 
 }
 
 fn write_described(
-    t: &Table,
+    t: &dyn TableSource,
     dir: &Path,
     file: &str,
     manifest_name: String,
@@ -118,10 +120,10 @@ fn write_described(
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    write_table(t, &path, format)?;
+    let rows = t.write_to(&path, format)?;
     let (sha256, bytes) = sha256_file(&path)?;
     fault::step("table written");
-    Ok(WrittenFile { table: t.name.to_string(), file: manifest_name, rows: t.height(), bytes, sha256 })
+    Ok(WrittenFile { table: t.name().to_string(), file: manifest_name, rows, bytes, sha256 })
 }
 
 /// A plain output directory, locked for one publisher: `out` is a symlink to the current
@@ -213,15 +215,15 @@ impl DirOutput {
     pub fn publish(
         &self,
         format: Format,
-        tables: &[Table],
+        tables: &[&dyn TableSource],
         documents: &[(&str, Vec<u8>)],
         manifest: impl FnOnce(&[WrittenFile]) -> serde_json::Value,
     ) -> Result<Vec<WrittenFile>> {
         let (id, dir) = self.store.new_version()?;
         let mut written = Vec::new();
         for t in tables {
-            let file = format!("{}.{}", t.name, format.extension());
-            written.push(write_described(t, &dir, &file, file.clone(), format)?);
+            let file = format!("{}.{}", t.name(), format.extension());
+            written.push(write_described(*t, &dir, &file, file.clone(), format)?);
         }
         for (name, bytes) in documents {
             written.push(write_document(&dir.join(name), name, bytes)?);

@@ -18,6 +18,7 @@ pub use html::{html, TOP_PATHS};
 pub(crate) use journey::finish_markov_journey;
 pub use journey::partial_journey_credit;
 pub use names::TableName;
+pub use tables::path_summary_rows;
 
 use crate::core::analysis::{Analysis, CampaignCredits};
 use crate::core::event_log::{InputSummary, UserNames};
@@ -127,16 +128,20 @@ pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
     for name in TableName::planned(settings) {
         t.extend(table(name, run, settings)?);
     }
-    if let Some(w) = settings.window() {
-        // Windowed runs: `run_date` as the first column of every table, so a dataset of
-        // many partitions stays self-describing when the files are copied elsewhere.
-        let days = (w.run_date.0 - chrono::NaiveDate::default()).num_days() as i32;
+    if let Some(days) = run_date(settings) {
         for table in &mut t {
             let n = table.height();
             table.prepend("run_date", Values::Date(vec![days; n]));
         }
     }
     Ok(t)
+}
+
+/// Windowed runs have `run_date` (days since 1970-01-01) as the first column of every
+/// table, so a dataset of many partitions stays self-describing when files are copied.
+pub fn run_date(settings: &Settings) -> Option<i32> {
+    let w = settings.window()?;
+    Some((w.run_date.0 - chrono::NaiveDate::default()).num_days() as i32)
 }
 
 /// One table of a result, if the result has it.

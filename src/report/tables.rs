@@ -12,6 +12,7 @@ use crate::core::bootstrap::Intervals;
 use crate::core::event_log::{InputSummary, RejectReason, UNATTRIBUTED};
 use crate::core::markov::{MarkovResult, OrderScore};
 use crate::core::models::Credits;
+use crate::core::paths::{descending, SummaryRow};
 use crate::core::roles::Roles;
 use crate::core::table::{Table, Values};
 use crate::settings::Model;
@@ -363,7 +364,7 @@ pub fn path_summary(a: &Analysis) -> Table {
     let rows = &a.paths.rows;
     // The table is sorted by path already: sorting compact (count, index) keys keeps path
     // order among equal counts without touching the paths themselves.
-    let desc = |x: f64| !x.to_bits() ^ if x.is_sign_negative() { 0 } else { 1 << 63 };
+    let desc = descending;
     let mut keys: Vec<(u64, u64, usize)> =
         rows.iter().enumerate().map(|(i, r)| (desc(r.conversions), desc(r.nulls), i)).collect();
     keys.par_sort_unstable();
@@ -379,6 +380,29 @@ pub fn path_summary(a: &Analysis) -> Table {
             ("value", Values::F64(idx.iter().map(|&i| rows[i].value).collect())),
         ],
     )
+}
+
+/// `path_summary` from rows already in its order (a batch of the bounded merge's sort),
+/// with `run_date` first when the run has one.
+pub fn path_summary_rows(rows: Vec<SummaryRow>, run_date: Option<i32>) -> Table {
+    let n = rows.len();
+    let (touches, conversions, nulls, value): (Vec<u32>, Vec<f64>, Vec<f64>, Vec<f64>) =
+        rows.iter().map(|r| (r.touches, r.conversions, r.nulls, r.value)).collect();
+    let names = rows.into_iter().map(|r| r.path).collect();
+    let mut t = Table::new(
+        TableName::PathSummary.as_str(),
+        vec![
+            ("path", Values::Str(names)),
+            ("touches", Values::U32(touches)),
+            ("conversions", Values::F64(conversions)),
+            ("nulls", Values::F64(nulls)),
+            ("value", Values::F64(value)),
+        ],
+    );
+    if let Some(days) = run_date {
+        t.prepend("run_date", Values::Date(vec![days; n]));
+    }
+    t
 }
 
 /// `data_quality`: grain (metric), a fixed list of metrics.

@@ -403,11 +403,15 @@ pub fn solve(
         result.analysis.intervals =
             Some(super::shard::solve_replicates(&result.analysis, frame, &settings, source)?);
     }
-    export(&distributed_tables(&result, &settings)?)
+    export(&distributed_tables(&result, &settings, &[])?)
 }
 
 /// The tables of a distributed fit's result, after its guards.
-pub(crate) fn distributed_tables(result: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
+pub(crate) fn distributed_tables(
+    result: &RunResult,
+    settings: &Settings,
+    spilled: &[&str],
+) -> Result<Vec<Table>> {
     guards::check(settings, result)?;
     let mut tables = report::tables(result, settings)?;
     let groups = result.groups.is_some();
@@ -421,6 +425,7 @@ pub(crate) fn distributed_tables(result: &RunResult, settings: &Settings) -> Res
     };
     tables.retain(|t| {
         DISTRIBUTED_TABLES.contains(&t.name)
+            || spilled.contains(&t.name)
             || (groups && GROUP_TABLES.contains(&t.name))
             || relationship(t.name)
     });

@@ -18,12 +18,14 @@ use super::shard::{
 };
 use super::{Run, RunSummary};
 use crate::core::event_log::UNIT_SEPARATOR;
-use crate::core::paths::{top_converting, PathRow, PathTable};
+use crate::core::paths::{top_converting, PathRow, PathTable, SummaryRow, PATH_JOIN};
 use crate::core::replicates::Frame;
-use crate::engine::{self, arrow::StatisticsRow};
+use crate::engine::spill::{SortSpill, SortedRuns};
+use crate::engine::{self, arrow::StatisticsRow, TableSource};
 use crate::error::{Error, Result};
 use crate::report;
 use crate::report::RunResult;
+use crate::settings::Format;
 
 /// Rows read from each partial at a time, and merged paths per statistics block (the CLI's;
 /// tests pass small blocks to cross many block boundaries).
@@ -112,6 +114,23 @@ fn add_block(
     Ok(())
 }
 
+/// Hand a block of merged paths (in path order) to the `path_summary` sort.
+fn spill_block(spill: Option<&mut SortSpill>, channels: &[String], block: &[PathRow]) -> Result<()> {
+    let Some(spill) = spill else { return Ok(()) };
+    for r in block {
+        let names: Vec<&str> = r.path.iter().map(|&c| channels[c as usize].as_str()).collect();
+        let row = SummaryRow {
+            path: names.join(PATH_JOIN),
+            touches: r.path.len() as u32,
+            conversions: r.conversions,
+            nulls: r.nulls,
+            value: r.value,
+        };
+        spill.push(row)?;
+    }
+    Ok(())
+}
+
 /// Merge the partials in `dirs`, `block` rows at a time, and publish the distributed fit's
 /// tables to `out`: the channel level, and the channel-group level when the shards have one.
 pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) -> Result<RunSummary> {
@@ -124,32 +143,79 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
     parts.sort_by_key(|p| p.1.shard);
     check_set(&parts)?;
     let mut settings = parts[0].1.settings.clone();
-    let mut result = bounded_layer(&parts, CHANNELS, block_rows)?;
+    let mut spill = match report::TableName::planned(&settings).contains(&report::TableName::PathSummary) {
+        true => Some(SortSpill::new(spill_dir(out), block_rows as usize)?),
+        false => None,
+    };
+    let mut result = bounded_layer(&parts, CHANNELS, block_rows, spill.as_mut())?;
     let group_parts: Option<Vec<(PathBuf, PartialMeta)>> =
         parts.iter().map(|(d, m)| m.groups.as_ref().map(|g| (d.clone(), (**g).clone()))).collect();
     if let Some(g) = group_parts {
-        result.groups = Some(bounded_layer(&g, GROUPS, block_rows)?.analysis);
+        result.groups = Some(bounded_layer(&g, GROUPS, block_rows, None)?.analysis);
     }
-    let level = |list: &[(PathBuf, PartialMeta)]| Ok(bounded_layer(list, SEGMENTS, block_rows)?.analysis);
+    let level =
+        |list: &[(PathBuf, PartialMeta)]| Ok(bounded_layer(list, SEGMENTS, block_rows, None)?.analysis);
     result.segments = merge_segments(&parts, &settings, &result.analysis, level)?;
     result.journey_credit = merge_journey_credit(&parts, &settings, &result.analysis)?;
     result.source_touches = merge_source_touches(&parts);
     let (intervals, groups) = (result.analysis.intervals.is_some(), result.groups.is_some());
     result.analysis.warnings.extend(super::shard::merge_warnings(&settings, intervals, groups));
     result.analysis.warnings.iter().for_each(|w| tracing::warn!("{w}"));
-    let tables = distributed_tables(&result, &settings)?;
+    let summary = match spill {
+        Some(s) => Some(SpilledSummary { runs: s.finish()?, run_date: report::run_date(&settings) }),
+        None => None,
+    };
+    let tables = distributed_tables(&result, &settings, &["path_summary"])?;
+    // `path_summary` keeps its place among the tables; its rows come from the sorted spill.
+    let sources: Vec<&dyn TableSource> = tables
+        .iter()
+        .map(|t| match (&summary, t.name) {
+            (Some(s), "path_summary") => s as &dyn TableSource,
+            _ => t as &dyn TableSource,
+        })
+        .collect();
     settings.output.root = Some(out.to_path_buf());
     let mut run = Run::new(settings, "merge --bounded-memory", &|_| {});
     run.phase("merge", |_| Ok(t.elapsed()))?;
-    run.publish_tables(&result, tables, true)
+    run.publish_tables(&result, &sources, true)
+}
+
+/// Where the sort spills: beside the output, on the disk that will hold the table.
+fn spill_dir(out: &Path) -> &Path {
+    match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// `path_summary` of the bounded merge: the merged paths, sorted on disk, written in batches.
+struct SpilledSummary {
+    runs: SortedRuns,
+    run_date: Option<i32>,
+}
+
+impl TableSource for SpilledSummary {
+    fn name(&self) -> &'static str {
+        report::TableName::PathSummary.as_str()
+    }
+
+    fn write_to(&self, path: &Path, format: Format) -> Result<usize> {
+        let run_date = self.run_date;
+        self.runs.write(path, format, BLOCK as usize, &|rows| report::path_summary_rows(rows, run_date))
+    }
 }
 
 /// One level (channels or channel groups) of the partials, streamed, summed and solved,
 /// with the page's top paths and the intervals.
-fn bounded_layer(parts: &[(PathBuf, PartialMeta)], layer: Layer, block_rows: u64) -> Result<RunResult> {
+fn bounded_layer(
+    parts: &[(PathBuf, PartialMeta)],
+    layer: Layer,
+    block_rows: u64,
+    spill: Option<&mut SortSpill>,
+) -> Result<RunResult> {
     let settings = &parts[0].1.settings;
     let metas: Vec<PartialMeta> = parts.iter().map(|p| p.1.clone()).collect();
-    let (rows, top) = stream_statistics(parts, layer, block_rows)?;
+    let (rows, top) = stream_statistics(parts, layer, block_rows, spill)?;
     let (mut result, coalitions) = solve_rows(settings, &metas, &rows)?;
     result.analysis.top_paths = Some(top);
     let mut frame = Frame::of(&result.analysis);
@@ -166,6 +232,7 @@ fn stream_statistics(
     parts: &[(PathBuf, PartialMeta)],
     layer: Layer,
     block_rows: u64,
+    mut spill: Option<&mut SortSpill>,
 ) -> Result<(Vec<StatisticsRow>, Vec<PathRow>)> {
     let first = &parts[0].1;
     let k = distributed_models(&first.settings)?;
@@ -201,6 +268,7 @@ fn stream_statistics(
             continue;
         }
         if block.len() as u64 >= block_rows {
+            spill_block(spill.as_deref_mut(), &channels, &block)?;
             add_block((&mut sums, &mut top), first, (&channels, &bases), std::mem::take(&mut block), k)?;
         }
         let ids = path.split(UNIT_SEPARATOR).map(|name| {
@@ -212,6 +280,7 @@ fn stream_statistics(
         block.push(PathRow { path: ids.collect::<Result<_>>()?, conversions: c, nulls: n, value: v });
         last = Some(path);
     }
+    spill_block(spill, &channels, &block)?;
     add_block((&mut sums, &mut top), first, (&channels, &bases), block, k)?;
     let rows = sums
         .into_iter()

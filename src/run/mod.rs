@@ -26,7 +26,7 @@ use crate::core::paths::PathTable;
 use crate::core::privacy::PseudonymKey;
 use crate::core::replicates::NamedRow;
 use crate::core::spend::{self, SpendTotals};
-use crate::engine::{self, LoadOptions, ReadScope};
+use crate::engine::{self, LoadOptions, ReadScope, TableSource};
 use crate::error::{Error, Result};
 use crate::publish::{DatedOutput, DirOutput, Output, WrittenFile};
 use crate::report::{self, RunResult};
@@ -359,14 +359,15 @@ impl<'a> Run<'a> {
         self.open_output()?;
         guards::check(&self.settings, run)?;
         let tables = report::tables(run, &self.settings)?;
-        self.publish_tables(run, tables, true)
+        let sources: Vec<&dyn TableSource> = tables.iter().map(|t| t as &dyn TableSource).collect();
+        self.publish_tables(run, &sources, true)
     }
 
     /// Publish these tables of a result (and `report.html` when `page`), with its manifest.
     pub fn publish_tables(
         mut self,
         run: &RunResult,
-        tables: Vec<crate::core::table::Table>,
+        tables: &[&dyn TableSource],
         page: bool,
     ) -> Result<RunSummary> {
         self.open_output()?;
@@ -390,14 +391,14 @@ impl<'a> Run<'a> {
                     )),
                     false => None,
                 };
-                o.publish(&w.run_date.to_string(), format, (&tables, html.as_slice()), with_outputs)?
+                o.publish(&w.run_date.to_string(), format, (tables, html.as_slice()), with_outputs)?
             }
             (Some(Output::Dir(o)), None) => {
                 let html = match page {
                     true => Some(("report.html", report::html(run, &self.settings, None)?.into_bytes())),
                     false => None,
                 };
-                o.publish(format, &tables, html.as_slice(), with_outputs)?
+                o.publish(format, tables, html.as_slice(), with_outputs)?
             }
             _ => return Err(Error::Internal("the output does not match the window setting".into())),
         };

@@ -26,7 +26,7 @@ use crate::core::paths::{merge_sorted, PathRow, PathTable};
 use crate::core::replicates::{Frame, NamedRow, ReplicateSums};
 use crate::core::roles::ChannelLags;
 use crate::core::table::Table;
-use crate::engine;
+use crate::engine::{self, TableSource};
 use crate::error::{Error, Result};
 use crate::publish::{self, DirOutput, Output};
 use crate::report::{self, RunResult, SourceTouches, TableName};
@@ -165,7 +165,8 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
     let Some(Output::Dir(output)) = run.output() else {
         return Err(Error::Internal("a shard's output is a plain directory".into()));
     };
-    let written = output.publish(Format::Parquet, &tables, &[], |files| {
+    let sources: Vec<&dyn TableSource> = tables.iter().map(|t| t as &dyn TableSource).collect();
+    let written = output.publish(Format::Parquet, &sources, &[], |files| {
         json!({
             "tool": "touchpoint",
             "version": env!("CARGO_PKG_VERSION"),
