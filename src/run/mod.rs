@@ -564,8 +564,10 @@ fn read_events(s: &Settings, events: &str, scope: &ReadScope) -> Result<crate::c
         return engine::load_events(events, &opts);
     }
     let staged = engine::sources::stage(s, scope)?;
-    if staged.frame.height() == 0 && staged.other_shards > 0 && !scope.allow_empty {
-        return Err(Error::bad_input("the staged sources", None, "no rows of this shard"));
+    // A shard no person hashes to: an empty partial, as for a file (`engine::check_kept`).
+    let empty_shard = ReadScope { allow_empty: true, ..scope.clone() };
+    if staged.frame.height() == 0 && staged.other_shards > 0 && scope.shard.is_some() {
+        opts.scope = &empty_shard;
     }
     opts.columns = &staged.columns;
     (opts.channel_rules, opts.own_channel) = (staged.channel_rules.as_ref(), true);

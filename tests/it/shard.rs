@@ -489,3 +489,40 @@ fn a_merge_refuses_changed_partial_files_and_its_own_partial_as_out() {
     shard::merge_and_publish(&d, &out).unwrap();
     assert!(out.join("channel_attribution.parquet").exists());
 }
+
+/// Three persons split eight ways: the shards no person hashes to write empty partials
+/// (a Kubernetes Indexed Job of many pods on a small day), and both merges equal one run.
+#[test]
+fn shards_no_person_hashes_to_write_empty_partials_and_the_merges_equal_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let ev = dir.path().join("ev.parquet");
+    let mut df = generate(&GenOptions { users: 3, seed: 42, days: 60, first_user: 0, channels: 12 }).unwrap();
+    touchpoint::engine::write_frame(&mut df, &ev, touchpoint::settings::Format::Parquet).unwrap();
+    let with = |out: &Path| {
+        let mut s = Settings::default();
+        s.models.bootstrap_replicates = 20;
+        s.input.events = Some(ev.to_str().unwrap().to_owned());
+        s.output.root = Some(out.to_path_buf());
+        s
+    };
+    let one = dir.path().join("one");
+    touchpoint::run::attribute(with(&one), None, &|_| {}).unwrap();
+    let parts: Vec<PathBuf> = (0..8u32).map(|i| dir.path().join(format!("p{i}"))).collect();
+    let mut empty = 0;
+    for (i, d) in parts.iter().enumerate() {
+        let summary = shard::attribute_shard(with(d), (i as u32, 8)).unwrap();
+        empty += (summary.events == 0) as u32;
+    }
+    assert!(empty >= 5, "three persons leave at least five of eight shards empty: {empty}");
+    let (merged, bounded) = (dir.path().join("m"), dir.path().join("b"));
+    shard::merge_and_publish(&parts, &merged).unwrap();
+    touchpoint::run::merge_bounded::merge_bounded_and_publish(&parts, &bounded, 5).unwrap();
+    let want = tables_of(&one);
+    for (how, out) in [("merge", &merged), ("merge --bounded-memory", &bounded)] {
+        let got = tables_of(out);
+        assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>(), "{how}");
+        for (t, f) in &want {
+            compare_tables(t, f, &got[t], how);
+        }
+    }
+}
