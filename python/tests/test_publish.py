@@ -174,3 +174,27 @@ def _check_manifest_files(out: str, run_date: str, tables: set[str]) -> dict:
             data = s.read()
         assert len(data) == f["bytes"] and hashlib.sha256(data).hexdigest() == f["sha256"], name
     return doc
+
+
+def test_a_commit_deletes_the_previous_run_and_old_leftovers_not_a_run_still_writing(s3):
+    """No lock on an object store: a second job of the same date may be writing while the
+    first commits. The commit deletes the run the previous manifest named and leftovers of
+    killed jobs older than a day, never a younger run, whose manifest must find its files."""
+    import pyarrow as pa
+
+    out, day = "s3://bucket/overlap", "2024-03-02"
+    tables = {"a": pa.table({"x": [1.0]})}
+    first = ts.write(tables, out, day)
+    fs, base = publish.filesystem(out)
+    runs = f"{base}/_runs/run_date={day}"
+    young = "29991231T000000000000Z-aaaaaaaaaaaa"  # a run that started after ours
+    old = "20000101T000000000000Z-bbbbbbbbbbbb"  # a killed job's, long ago
+    for r in (young, old):
+        with fs.open_output_stream(f"{runs}/{r}/a.parquet") as f:
+            f.write(b"partial")
+    second = ts.write(tables, out, day)
+    left = _files(out)
+    assert not any(p.endswith(first[0].split("/")[-2] + "/a.parquet") for p in left), left
+    assert f"{runs}/{young}/a.parquet" in left
+    assert f"{runs}/{old}/a.parquet" not in left
+    assert all(f.removeprefix("s3://") in left for f in second)

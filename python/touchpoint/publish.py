@@ -12,7 +12,8 @@ old or entirely new. So the **manifest is the commit point**:
    local disk: written beside it, synced, renamed) listing every file with its size and
    SHA-256: a reader that reads the manifest first sees the previous complete run or the
    new complete run, never a mix;
-3. only then are the earlier runs of the same key deleted.
+3. only then are the run the previous manifest named and runs a killed job left over a day
+   earlier deleted (never a younger run: another job of the date may still be writing it).
 
 A failure before step 2 deletes the new run prefix and leaves the previous manifest and its
 files as they were. Names starting with ``_`` are skipped by hive-partition readers, so a
@@ -167,6 +168,7 @@ def publish(
     fs, base = filesystem(out)
     run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:12]}"
     prefix = f"{_runs(base, run_date)}/{run_id}"
+    previous = read_manifest(out, run_date)
     try:
         files = {}
         for name, table in sorted(tables.items()):
@@ -188,7 +190,7 @@ def publish(
         if isinstance(e, (OSError, pa.ArrowException)):
             raise error("io_error", 74, f"I/O error: {out}: {e}") from e
         raise
-    _delete_other_runs(fs, _runs(base, run_date), run_id)
+    _delete_other_runs(fs, _runs(base, run_date), run_id, previous and previous.get("run_id"))
     return manifest
 
 
@@ -199,16 +201,35 @@ def _delete(fs: pafs.FileSystem, path: str) -> None:
         fs.delete_dir(path)
 
 
-def _delete_other_runs(fs: pafs.FileSystem, runs: str, keep: str) -> None:
-    """After the commit: the runs of this key the manifest no longer names (the previous
-    run, and any a killed job left)."""
+LEFTOVER_AGE = dt.timedelta(days=1)
+
+
+def _delete_other_runs(fs: pafs.FileSystem, runs: str, keep: str, previous: str | None) -> None:
+    """After the commit: the run the previous manifest named, and runs a killed job left
+    that started over :data:`LEFTOVER_AGE` before this one. Not a younger run: on an object
+    store there is no lock, and a second job of the same date may still be writing it (its
+    manifest, written after ours, must find its files)."""
     try:
         infos = fs.get_file_info(pafs.FileSelector(runs, allow_not_found=True))
     except (OSError, pa.ArrowException):
         return
     for info in infos:
-        if info.base_name != keep and info.type == pafs.FileType.Directory:
+        if info.type != pafs.FileType.Directory or info.base_name == keep:
+            continue
+        if info.base_name == previous or _older(info.base_name, keep, LEFTOVER_AGE):
             _delete(fs, info.path)
+
+
+def _older(run_id: str, than: str, by: dt.timedelta) -> bool:
+    """Whether run ``run_id`` started more than ``by`` before run ``than`` (ids begin with
+    their UTC start, ``%Y%m%dT%H%M%S%fZ``); an id of another shape is never deleted."""
+    fmt = "%Y%m%dT%H%M%S%fZ"
+    try:
+        a = dt.datetime.strptime(run_id.split("-")[0], fmt)
+        b = dt.datetime.strptime(than.split("-")[0], fmt)
+    except ValueError:
+        return False
+    return b - a > by
 
 
 def previous_conversions(out: str, run_date: str) -> tuple[float, str] | None:
