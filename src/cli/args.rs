@@ -112,6 +112,7 @@ pub struct RunArgs {
     pub dry_run: bool,
     /// Run only shard i of N of the persons (Spark SQL's pmod(xxhash64(id), N)) and write its
     /// partial aggregate to --out; `touchpoint merge` of all N writes the pipeline's tables.
+    /// A shard no person hashes to writes an empty partial.
     #[arg(long, value_parser = super::parse_shard, value_name = "i/N", requires = "out")]
     pub shard: Option<(u32, u32)>,
     /// The partial's directory (with --shard).
@@ -201,7 +202,8 @@ pub struct AttributeArgs {
     #[arg(long)]
     pub show_settings: bool,
     /// Attribute only shard i of N of the users (Spark SQL's pmod(xxhash64(user_id), N))
-    /// and write a partial aggregate to --out, for `touchpoint merge`.
+    /// and write a partial aggregate to --out, for `touchpoint merge` (an empty one when no
+    /// user hashes to the shard).
     #[arg(long, value_parser = super::parse_shard, value_name = "i/N", conflicts_with = "paths")]
     pub shard: Option<(u32, u32)>,
 }

@@ -243,11 +243,15 @@ pub fn markov_journey_split(distinct: &[u32], re: &[f64], report_of: &[u32], out
             true => w(c) / total,
             false => 1.0 / distinct.len() as f64,
         };
-        let b = report_of.get(c as usize).copied().unwrap_or(c);
-        match out.iter_mut().find(|p| p.0 == b) {
-            Some(p) => p.1 += share,
-            None => out.push((b, share)),
-        }
+        add_share(out, report_of.get(c as usize).copied().unwrap_or(c), share);
     }
     out.sort_by_key(|p| p.0);
+}
+
+/// Add `w` to channel `b`'s entry of a journey's few (channel, share) pairs.
+pub fn add_share(per: &mut Vec<(u32, f64)>, b: u32, w: f64) {
+    match per.iter_mut().find(|p| p.0 == b) {
+        Some(p) => p.1 += w,
+        None => per.push((b, w)),
+    }
 }

@@ -110,7 +110,7 @@ impl SortedRuns {
                 heap.push(Reverse((k, i)));
             }
         }
-        let mut out = BatchWriter::create(path, format)?;
+        let mut out = BatchWriter::create(path, format);
         let mut rows = Vec::with_capacity(batch.max(1));
         let mut total = 0;
         while let Some(Reverse((_, i))) = heap.pop() {
@@ -198,13 +198,13 @@ enum BatchWriter {
 }
 
 impl BatchWriter {
-    fn create(path: &Path, format: Format) -> Result<BatchWriter> {
-        // The writer is built on the first batch, which brings the schema.
-        File::create(path).map_err(|e| Error::io(path, e))?;
-        Ok(match format {
+    /// The file is created by the first batch, which brings the schema (`write` always
+    /// writes one, if empty).
+    fn create(path: &Path, format: Format) -> BatchWriter {
+        match format {
             Format::Parquet => BatchWriter::Parquet(None, path.to_path_buf()),
             Format::Csv => BatchWriter::Csv(None, path.to_path_buf()),
-        })
+        }
     }
 
     fn write(&mut self, t: &Table) -> Result<()> {

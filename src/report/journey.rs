@@ -9,7 +9,7 @@
 use super::names::TableName;
 use super::RunResult;
 use crate::core::analysis::Analysis;
-use crate::core::models::{markov_journey_split, time_decay_weights, RuleModel};
+use crate::core::models::{add_share, markov_journey_split, time_decay_weights, RuleModel};
 use crate::core::table::{Table, Values};
 use crate::error::{Error, Result};
 use crate::settings::{Model, PersonIds, Settings, DAY_MICROS};
@@ -141,11 +141,7 @@ fn shares(
     }
     per.clear();
     for (&c, &wi) in channels.iter().zip(&w) {
-        let b = a.report_of[c as usize];
-        match per.iter_mut().find(|p| p.0 == b) {
-            Some(p) => p.1 += wi,
-            None => per.push((b, wi)),
-        }
+        add_share(per, a.report_of[c as usize], wi);
     }
     per.sort_by_key(|p| p.0);
 }
