@@ -104,24 +104,24 @@ fn attribute<'py>(py: Python<'py>, events: &Bound<'py, PyAny>, settings: &str) -
     give_all(py, named)
 }
 
-/// The partial path table of a group of whole users, its metadata (JSON), and with
-/// intervals on its replicates' named statistics.
+/// The partial path table of a group of whole users, its metadata (JSON), with intervals
+/// on its replicates' named statistics, and with a campaign column its campaign sums.
 #[pyfunction]
-fn partial<'py>(
-    py: Python<'py>,
-    events: &Bound<'py, PyAny>,
-    settings: &str,
-) -> PyResult<(String, Bound<'py, PyCapsule>, Option<Bound<'py, PyCapsule>>)> {
+fn partial<'py>(py: Python<'py>, events: &Bound<'py, PyAny>, settings: &str) -> PyResult<Partial<'py>> {
     let settings = settings_of(py, settings)?;
     let input = take_stream(events)?;
-    let (meta, paths, reps) = detached(py, || {
-        api::partial(settings, input).map(|(m, p, r)| (m, SendStream(p), r.map(SendStream)))
+    let (meta, paths, reps, campaigns) = detached(py, || {
+        api::partial(settings, input)
+            .map(|p| (p.meta, SendStream(p.paths), p.replicates.map(SendStream), p.campaigns.map(SendStream)))
     })?;
-    let reps = match reps {
-        Some(r) => Some(give_stream(py, r)?),
-        None => None,
-    };
-    Ok((meta, give_stream(py, paths)?, reps))
+    Ok((meta, give_stream(py, paths)?, give_optional(py, reps)?, give_optional(py, campaigns)?))
+}
+
+type Partial<'py> =
+    (String, Bound<'py, PyCapsule>, Option<Bound<'py, PyCapsule>>, Option<Bound<'py, PyCapsule>>);
+
+fn give_optional(py: Python<'_>, stream: Option<SendStream>) -> PyResult<Option<Bound<'_, PyCapsule>>> {
+    stream.map(|s| give_stream(py, s)).transpose()
 }
 
 /// Additive statistics of a group of distinct merged paths.
@@ -138,23 +138,25 @@ fn path_statistics<'py>(
 }
 
 /// The tables of the summed statistics and the partials' metadata (and with the summed
-/// replicate statistics, the interval columns).
+/// replicate statistics, the interval columns; with the summed campaign sums,
+/// `campaign_attribution`).
 #[pyfunction]
-#[pyo3(signature = (statistics, metas, settings, replicates=None))]
+#[pyo3(signature = (statistics, metas, settings, replicates=None, campaigns=None))]
 fn solve<'py>(
     py: Python<'py>,
     statistics: &Bound<'py, PyAny>,
     metas: Vec<String>,
     settings: &str,
     replicates: Option<&Bound<'py, PyAny>>,
+    campaigns: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Tables<'py>> {
     let settings = settings_of(py, settings)?;
-    let input = take_stream(statistics)?;
-    let reps = match replicates {
-        Some(r) => Some(take_stream(r)?),
-        None => None,
+    let summed = api::Summed {
+        statistics: take_stream(statistics)?,
+        replicates: replicates.map(take_stream).transpose()?,
+        campaigns: campaigns.map(take_stream).transpose()?,
     };
-    let named = detached(py, || api::solve(settings, &metas, input, reps).map(sendable))?;
+    let named = detached(py, || api::solve(settings, &metas, summed).map(sendable))?;
     give_all(py, named)
 }
 
@@ -193,6 +195,7 @@ fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Spark job builds its schemas from these.
     m.add("STATISTICS_SCHEMA", touchpoint::core::replicates::statistics_schema())?;
     m.add("REPLICATES_SCHEMA", touchpoint::core::replicates::replicates_schema())?;
+    m.add("CAMPAIGNS_SCHEMA", touchpoint::core::campaigns::schema())?;
     m.add("SECTIONS", touchpoint::settings::SECTIONS.to_vec())?;
     m.add_function(wrap_pyfunction!(attribute, m)?)?;
     m.add_function(wrap_pyfunction!(partial, m)?)?;

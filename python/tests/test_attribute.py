@@ -91,7 +91,7 @@ def test_partials_of_disjoint_users_solve_to_the_whole_run(generated, order):
     shard = pa.array(touchpoint.shard_of(events.column("user_id"), 3))
     metas, paths, reps = [], [], []
     for k in range(3):
-        meta, p, r = touchpoint.partial(events.filter(pc.equal(shard, k)), **sections)
+        meta, p, r, _ = touchpoint.partial(events.filter(pc.equal(shard, k)), **sections)
         metas.append(meta)
         paths.append(p)
         reps.append(r)

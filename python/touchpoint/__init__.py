@@ -101,17 +101,19 @@ def attribute(events: Any, *, pipeline: str | None = None, **sections: Mapping[s
 
 def partial(
     events: Any, *, pipeline: str | None = None, **sections: Mapping[str, Any]
-) -> tuple[str, pa.Table, pa.Table | None]:
-    """The partial path table of a group of whole users, its metadata (JSON), and with
-    intervals on (``bootstrap_replicates > 0``) its replicates' statistics.
+) -> tuple[str, pa.Table, pa.Table | None, pa.Table | None]:
+    """The partial path table of a group of whole users, its metadata (JSON), with
+    intervals on (``bootstrap_replicates > 0``) its replicates' statistics, and with a
+    campaign column its campaign sums.
 
     Partials of disjoint groups of users add up: sum their path tables by ``path`` and
     pass the sums to :func:`path_statistics`, the metadata to :func:`solve`; sum their
     replicate statistics by ``replicate, kind, model, from, to`` and pass them to
-    :func:`solve` as ``replicates``.
+    :func:`solve` as ``replicates``; sum their campaign sums by ``draw, stat, set,
+    path_channel, channel, campaign`` and pass them as ``campaigns``.
     """
-    meta, c, r = _touchpoint.partial(_stream(events), _resolved(pipeline, sections))
-    return meta, _table(c), (_table(r) if r is not None else None)
+    meta, c, r, k = _touchpoint.partial(_stream(events), _resolved(pipeline, sections))
+    return meta, _table(c), (_table(r) if r is not None else None), (_table(k) if k is not None else None)
 
 
 def path_statistics(paths: Any, *, pipeline: str | None = None, **sections: Mapping[str, Any]) -> pa.Table:
@@ -124,14 +126,17 @@ def solve(
     metas: list[str],
     *,
     replicates: Any = None,
+    campaigns: Any = None,
     pipeline: str | None = None,
     **sections: Mapping[str, Any],
 ) -> dict[str, pa.Table]:
     """The tables of summed path statistics and the partials' metadata; with the summed
-    replicate statistics, their interval columns too."""
+    replicate statistics, their interval columns too; with the summed campaign sums,
+    ``campaign_attribution``."""
     s = _resolved(pipeline, sections)
     reps = _stream(replicates) if replicates is not None else None
-    return {name: _table(c) for name, c in _touchpoint.solve(_stream(statistics), list(metas), s, reps)}
+    camps = _stream(campaigns) if campaigns is not None else None
+    return {name: _table(c) for name, c in _touchpoint.solve(_stream(statistics), list(metas), s, reps, camps)}
 
 
 def shard_of(user_ids: Any, n: int) -> list[int | None]:

@@ -60,10 +60,11 @@ def attribute(
 
 def partial(
     events: ArrowLike, *, pipeline: str | None = None, **sections: Section
-) -> tuple[str, pa.Table, pa.Table | None]:
+) -> tuple[str, pa.Table, pa.Table | None, pa.Table | None]:
     """A group of whole users → (metadata JSON, partial path table: path, conversions, nulls,
     value, and with intervals on the replicates' statistics: replicate, kind, model, from, to,
-    conversions, nulls, value)."""
+    conversions, nulls, value, and with a campaign column the campaign sums: draw, stat, set,
+    path_channel, channel, campaign, conversions, value)."""
 
 def path_statistics(paths: ArrowLike, *, pipeline: str | None = None, **sections: Section) -> pa.Table:
     """Distinct summed paths → additive statistics (kind, model, from, to, conversions, nulls, value)."""
@@ -73,11 +74,13 @@ def solve(
     metas: list[str],
     *,
     replicates: ArrowLike | None = None,
+    campaigns: ArrowLike | None = None,
     pipeline: str | None = None,
     **sections: Section,
 ) -> dict[str, pa.Table]:
-    """Summed statistics + every partial's metadata (+ the summed replicate statistics) →
-    the distributed tables (with their interval columns)."""
+    """Summed statistics + every partial's metadata (+ the summed replicate statistics, +
+    the summed campaign sums) → the distributed tables (with their interval columns, and
+    ``campaign_attribution``)."""
 
 def shard_of(user_ids: ArrowLike | list[Any], n: int) -> list[int | None]:
     """``pmod(xxhash64(id), n)`` per id: string, int32 and int64 ids (their Arrow type picks the bytes)."""

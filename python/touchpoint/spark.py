@@ -54,6 +54,10 @@ _KEYS = [n for n, t in _STATS if t == "string"]
 _NUMBERS = [n for n, t in _STATS if t == "double"]
 _REPLICATE_KEYS = [n for n, t in _REPS if t != "double"]
 _REPLICATE = _REPLICATE_KEYS[0]
+_CAMPAIGNS = list(_touchpoint.CAMPAIGNS_SCHEMA)
+_CAMPAIGN_KEYS = [n for n, t in _CAMPAIGNS if t != "double"]
+_CAMPAIGN_NUMBERS = [n for n, t in _CAMPAIGNS if t == "double"]
+_STAT = _CAMPAIGN_KEYS[1]
 
 
 def _ddl(columns: list[tuple[str, str]]) -> str:
@@ -64,10 +68,12 @@ def _arrow_schema(columns: list[tuple[str, str]]) -> pa.Schema:
     return pa.schema([(n, _TYPES[t]) for n, t in columns])
 
 
-# One output of the chunks: path rows (path set), one metadata row per chunk (meta set) and
-# the replicates' named statistics (replicate set), told apart by which column is not null.
+# One output of the chunks: path rows (path set), one metadata row per chunk (meta set),
+# the replicates' named statistics (replicate set) and the campaign sums (stat set), told
+# apart by which column is not null. The sets share the number columns.
 _PARTIAL_COLUMNS = [("path", "string")] + [(n, "double") for n in _NUMBERS] + [("meta", "string")]
 _PARTIAL_COLUMNS += [(n, t) for n, t in _REPS if t != "double"]
+_PARTIAL_COLUMNS += [(n, t) for n, t in _CAMPAIGNS if t != "double"]
 _PARTIAL_SCHEMA = _ddl(_PARTIAL_COLUMNS)
 _PARTIAL_ARROW = _arrow_schema(_PARTIAL_COLUMNS)
 _STATISTICS_SCHEMA = _ddl(_STATS)
@@ -97,34 +103,29 @@ def _chunks(batches: Iterator[pa.RecordBatch], user: str, chunk_rows: int) -> It
         yield pa.Table.from_batches(pending)
 
 
+def _batch(n: int, columns: dict[str, pa.Array]) -> pa.RecordBatch:
+    """A batch of the chunks' union schema: the given columns, nulls elsewhere."""
+    arrays = [columns[f.name].cast(f.type) if f.name in columns else pa.nulls(n, f.type) for f in _PARTIAL_ARROW]
+    return pa.RecordBatch.from_arrays(arrays, schema=_PARTIAL_ARROW)
+
+
+def _columns(t: pa.Table, names: list[str]) -> dict[str, pa.Array]:
+    return {c: t.column(c).combine_chunks() for c in names}
+
+
 def _partials(settings: str, user: str, chunk_rows: int):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for chunk in _chunks(batches, user, chunk_rows):
-            meta, capsule, reps = _touchpoint.partial(chunk.__arrow_c_stream__(), settings)
+            meta, capsule, reps, campaigns = _touchpoint.partial(chunk.__arrow_c_stream__(), settings)
             paths = touchpoint._table(capsule)
-            n = paths.num_rows
-            yield pa.RecordBatch.from_arrays(
-                [
-                    paths.column("path").cast(pa.string()).combine_chunks(),
-                    *[paths.column(c).combine_chunks() for c in _NUMBERS],
-                    pa.nulls(n, pa.string()),
-                ]
-                + [pa.nulls(n, f.type) for f in _PARTIAL_ARROW][5:],
-                schema=_PARTIAL_ARROW,
-            )
-            yield pa.RecordBatch.from_pylist(
-                [{"path": None, **{c: 0.0 for c in _NUMBERS}, "meta": meta}], schema=_PARTIAL_ARROW
-            )
+            yield _batch(paths.num_rows, _columns(paths, ["path", *_NUMBERS]))
+            yield _batch(1, {"meta": pa.array([meta]), **{c: pa.array([0.0]) for c in _NUMBERS}})
             if reps is not None:
                 r = touchpoint._table(reps)
-                m = r.num_rows
-                yield pa.RecordBatch.from_arrays(
-                    [pa.nulls(m, pa.string())]
-                    + [r.column(c).combine_chunks() for c in _NUMBERS]
-                    + [pa.nulls(m, pa.string())]
-                    + [r.column(c).cast(_PARTIAL_ARROW.field(c).type).combine_chunks() for c in _REPLICATE_KEYS],
-                    schema=_PARTIAL_ARROW,
-                )
+                yield _batch(r.num_rows, _columns(r, [*_NUMBERS, *_REPLICATE_KEYS]))
+            if campaigns is not None:
+                k = touchpoint._table(campaigns)
+                yield _batch(k.num_rows, _columns(k, [*_CAMPAIGN_NUMBERS, *_CAMPAIGN_KEYS]))
 
     return run
 
@@ -179,11 +180,10 @@ def attribute(
         sums = [F.sum(c).alias(c) for c in _NUMBERS]
         replicates = parts.where(F.col(_REPLICATE).isNotNull()).groupBy(*_REPLICATE_KEYS).agg(*sums)
         summed_replicates = _arrow(replicates)
-        merged = (
-            parts.where(F.col("meta").isNull() & F.col(_REPLICATE).isNull())
-            .groupBy("path")
-            .agg(*sums)
-        )
+        campaign_sums = [F.sum(c).alias(c) for c in _CAMPAIGN_NUMBERS]
+        campaigns = parts.where(F.col(_STAT).isNotNull()).groupBy(*_CAMPAIGN_KEYS).agg(*campaign_sums)
+        summed_campaigns = _arrow(campaigns)
+        merged = parts.where(F.col("path").isNotNull()).groupBy("path").agg(*sums)
         stats = (
             merged.mapInArrow(_statistics(settings), _STATISTICS_SCHEMA)
             .groupBy(*_KEYS)
@@ -197,12 +197,14 @@ def attribute(
     # A fixed order of the collected rows: the driver's sums do not depend on Spark's.
     collected = collected.sort_by([(c, "ascending") for c in _KEYS])
     metas.sort()
-    reps = None
+    reps = camps = None
     if summed_replicates.num_rows:
         reps = summed_replicates.sort_by([(c, "ascending") for c in _REPLICATE_KEYS]).__arrow_c_stream__()
+    if summed_campaigns.num_rows:
+        camps = summed_campaigns.sort_by([(c, "ascending") for c in _CAMPAIGN_KEYS]).__arrow_c_stream__()
     tables = {
         name: touchpoint._table(c)
-        for name, c in _touchpoint.solve(collected.__arrow_c_stream__(), metas, settings, reps)
+        for name, c in _touchpoint.solve(collected.__arrow_c_stream__(), metas, settings, reps, camps)
     }
     log.info("solved on the driver: %.2f s", time.time() - t)
     return tables

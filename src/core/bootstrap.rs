@@ -27,12 +27,12 @@
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::core::analysis::{Analysis, CampaignCredits};
+use crate::core::analysis::Analysis;
 use crate::core::event_log::EventLog;
 use crate::core::markov::{self, Chain, Target};
 use crate::core::models::{self, Credits, RuleModel};
 use crate::core::paths::{PathRow, PathTable};
-use crate::core::recorded::{JourneyIndex, Recorded};
+use crate::core::recorded::JourneyIndex;
 use crate::core::replicates::{self, Frame, NamedRow, ReplicateSums};
 use crate::error::Result;
 use crate::settings::{Model, Models};
@@ -141,16 +141,16 @@ pub fn person_key(log: &EventLog, u: u32) -> u64 {
 
 /// The weights of one replicate: the seed and replicate mixed once, then one mix per user.
 #[derive(Clone, Copy)]
-struct Draws {
+pub(crate) struct Draws {
     key: u64,
 }
 
 impl Draws {
-    fn new(seed: u64, replicate: u32) -> Self {
+    pub(crate) fn new(seed: u64, replicate: u32) -> Self {
         Draws { key: splitmix64(splitmix64(seed) ^ replicate as u64) }
     }
 
-    fn weight(self, person: u64) -> u32 {
+    pub(crate) fn weight(self, person: u64) -> u32 {
         let h = splitmix64(self.key ^ person);
         // Counting the thresholds below the draw, without branches (they would mispredict).
         THRESHOLDS.iter().map(|&c| u32::from(h >= c)).sum()
@@ -477,101 +477,6 @@ impl<'a> Plan<'a> {
             }
         }
         c
-    }
-}
-
-/// Replicates of the campaign credits: each replicate's channel credit (from the channel
-/// intervals, so the campaign rows add up to the channel rows in every replicate) split
-/// over the channel's campaigns by the replicate's weighted touches. The split weights a
-/// touch by its model's weight (rule models, time decay: exact; `markov_journey` with the
-/// full fit's removal effects) or counts it (Markov, `shapley_rate`, as the point split).
-pub fn campaign_intervals(
-    a: &Analysis,
-    cc: &CampaignCredits,
-    params: &Models,
-    seed: u64,
-) -> Option<Intervals> {
-    let (iv, rec, index) = (a.intervals.as_ref()?, a.recorded.as_ref()?, a.index.as_ref()?);
-    let weights: Vec<Option<Vec<f64>>> =
-        a.credits.iter().map(|(m, _)| touch_weights(a, *m, params)).collect();
-    let reps = iv.draws.first()?.1.len() as u32;
-    let draws = a
-        .credits
-        .iter()
-        .enumerate()
-        .map(|(mi, (m, _))| {
-            let per_rep: Vec<Credits> = (0..reps)
-                .into_par_iter()
-                .map(|r| {
-                    split_campaigns(
-                        (rec, &index.person),
-                        cc,
-                        weights[mi].as_deref(),
-                        &iv.draws[mi].1[r as usize],
-                        Draws::new(seed, r),
-                    )
-                })
-                .collect();
-            (*m, per_rep)
-        })
-        .collect();
-    Some(Intervals { level: iv.level, draws })
-}
-
-/// Each recorded touch's weight under a model (None: every touch counts 1).
-fn touch_weights(a: &Analysis, m: Model, params: &Models) -> Option<Vec<f64>> {
-    let rec = a.recorded.as_ref()?;
-    let h = params.time_decay_half_life_days * crate::settings::DAY_MICROS as f64;
-    let rule = a.rule_model(m, params);
-    if rule.is_none() && m != Model::TimeDecay {
-        return None;
-    }
-    let (mut all, mut w) = (Vec::with_capacity(rec.channel.len()), Vec::new());
-    for i in 0..rec.len() {
-        let r = rec.range(i);
-        match &rule {
-            Some(rule) => rule.weights(&rec.channel[r], &mut w),
-            None => models::time_decay_weights(&rec.ts[r], rec.conversion_ts[i], h, &mut w),
-        }
-        all.extend_from_slice(&w);
-    }
-    Some(all)
-}
-
-fn split_campaigns(
-    (rec, person): (&Recorded, &[u64]),
-    cc: &CampaignCredits,
-    tw: Option<&[f64]>,
-    channel: &Credits,
-    draws: Draws,
-) -> Credits {
-    let n = cc.units.len();
-    let (mut cu, mut vu) = (vec![0.0; n], vec![0.0; n]);
-    for i in 0..rec.len() {
-        let x = draws.weight(person[rec.user[i] as usize]) as f64;
-        if x == 0.0 {
-            continue;
-        }
-        for j in rec.range(i) {
-            let (t, v) = tw.map_or((1.0, 1.0), |w| (w[j], rec.value[i]));
-            cu[cc.unit_of[j] as usize] += x * t;
-            vu[cc.unit_of[j] as usize] += x * t * v;
-        }
-    }
-    let n_ch = channel.conversions.len();
-    let (mut cs, mut vs) = (vec![0.0; n_ch], vec![0.0; n_ch]);
-    for (u, &ch) in cc.channel_of_unit.iter().enumerate() {
-        cs[ch] += cu[u];
-        vs[ch] += vu[u];
-    }
-    let part = |x: f64, total: f64, of: f64| if total > 0.0 { of * x / total } else { 0.0 };
-    Credits {
-        conversions: (0..n)
-            .map(|u| part(cu[u], cs[cc.channel_of_unit[u]], channel.conversions[cc.channel_of_unit[u]]))
-            .collect(),
-        value: (0..n)
-            .map(|u| part(vu[u], vs[cc.channel_of_unit[u]], channel.value[cc.channel_of_unit[u]]))
-            .collect(),
     }
 }
 

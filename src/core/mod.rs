@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod bootstrap;
+pub mod campaigns;
 pub mod chain_counts;
 pub mod event_log;
 pub mod intern;

@@ -131,6 +131,29 @@ pub fn read_replicate_rows(input: ArrowInput, label: &str) -> Result<Vec<crate::
     super::write::replicate_rows(std::path::Path::new(label), &df)
 }
 
+/// Campaign sums (`partial_campaigns`' columns, `draw` of any integer type), summed by an
+/// engine such as Spark, over a stream, as sums of `draws` draws.
+pub fn read_campaign_sums(
+    input: ArrowInput,
+    label: &str,
+    draws: usize,
+) -> Result<crate::core::campaigns::CampaignSums> {
+    use crate::core::table::Values;
+    let df = import_stream(input, label)?;
+    let draw = df.column("draw").map_err(|_| bad(label, "no column `draw`"))?;
+    let draw = draw.cast(&DataType::UInt32).map_err(|e| bad(label, format!("column `draw`: {e}")))?;
+    let draw = draw.u32().map_err(|e| bad(label, format!("column `draw`: {e}")))?;
+    let mut columns = vec![("draw", Values::U32(draw.iter().map(|v| v.unwrap_or(u32::MAX)).collect()))];
+    for name in ["stat", "set", "path_channel", "channel", "campaign"] {
+        columns.push((name, Values::Str(str_column(&df, name, label)?)));
+    }
+    for name in ["conversions", "value"] {
+        columns.push((name, Values::F64(f64_column(&df, name, label)?)));
+    }
+    let t = Table::new("partial_campaigns", columns);
+    crate::core::campaigns::CampaignSums::from_table(&t, draws).map_err(|p| bad(label, p))
+}
+
 /// Rows of a partial path table (`path`, `conversions`, `nulls`, `value`): the shard
 /// format's reader, over a stream.
 pub fn read_path_rows(input: ArrowInput, label: &str) -> Result<super::write::PartialRows> {

@@ -344,7 +344,7 @@ impl RowPass<'_> {
     fn columns(&self) -> Columns {
         let s = self.settings;
         let on = |b: bool, name: &str| b.then(|| name.to_owned());
-        let campaign = s.columns.campaign.is_some() || s.sources.iter().any(|x| x.campaign.is_some());
+        let campaign = s.campaigns();
         Columns {
             user: PERSON.into(),
             time: TIME.into(),

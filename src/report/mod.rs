@@ -34,6 +34,8 @@ pub struct RunResult {
     pub analysis: Analysis,
     /// Campaign-level credits, when a campaign column is set.
     pub campaign: Option<CampaignCredits>,
+    /// A partition's campaign sums, which its merge solves (`core::campaigns`).
+    pub campaign_sums: Option<crate::core::campaigns::CampaignSums>,
     /// User names (for per-journey output).
     pub users: UserNames,
     /// What was read.
@@ -63,6 +65,7 @@ impl RunResult {
             analysis,
             input,
             campaign: None,
+            campaign_sums: None,
             users: UserNames::default(),
             spend: None,
             groups: None,

@@ -60,11 +60,13 @@ pub enum TableName {
     PartialSegmentPaths,
     /// The per-journey credit of a shard run, with each journey's person order key.
     PartialJourneyCredit,
+    /// The campaign sums of a shard run (`core::campaigns`).
+    PartialCampaigns,
 }
 
 impl TableName {
     /// Every table, in publication order.
-    pub const ALL: [TableName; 27] = [
+    pub const ALL: [TableName; 28] = [
         TableName::ChannelAttribution,
         TableName::ChannelGroupAttribution,
         TableName::GroupComparison,
@@ -92,6 +94,7 @@ impl TableName {
         TableName::PartialGroupLags,
         TableName::PartialSegmentPaths,
         TableName::PartialJourneyCredit,
+        TableName::PartialCampaigns,
     ];
 
     /// Whether it is a file of a shard's partial (machine to machine, documented with the
@@ -130,6 +133,7 @@ impl TableName {
             TableName::PartialGroupLags => "partial_group_lags",
             TableName::PartialSegmentPaths => "partial_segment_paths",
             TableName::PartialJourneyCredit => "partial_journey_credit",
+            TableName::PartialCampaigns => "partial_campaigns",
         }
     }
 
@@ -144,7 +148,7 @@ impl TableName {
                 t.push(TableName::GroupComparison);
             }
         }
-        if settings.columns.campaign.is_some() || settings.sources.iter().any(|s| s.campaign.is_some()) {
+        if settings.campaigns() {
             t.push(TableName::CampaignAttribution);
         }
         t.push(TableName::ChannelRoles);

@@ -29,7 +29,7 @@ use crate::report::{self, RunResult};
 use crate::settings::{resolve, Layers};
 use crate::settings::{MarkovOrder, Model, Settings};
 
-use super::shard::{check_partial, merge_metas, partial_meta, Merged, PartialMeta};
+use super::shard::{merge_metas, partial_meta, Merged, PartialMeta};
 use super::{guards, load_spend, Run};
 
 /// Tables by name, each an Arrow stream.
@@ -78,11 +78,8 @@ fn export(tables: &[Table]) -> Result<NamedStreams> {
 /// metadata as JSON (the shard format's `partial` object), and with intervals on its
 /// replicates' named statistics (`partial_replicates`' columns), which add up across
 /// chunks as a shard's do.
-pub fn partial(
-    settings: Settings,
-    events: ArrowInput,
-) -> Result<(String, ArrowArrayStream, Option<ArrowArrayStream>)> {
-    check_partial(&settings)?;
+/// With a campaign column, also its campaign sums (`partial_campaigns`' columns).
+pub fn partial(settings: Settings, events: ArrowInput) -> Result<Partial> {
     distributed_models(&settings)?;
     if settings.output.journey_credit || settings.segments.any(settings.columns.segment.is_some()) {
         return Err(Error::Config(
@@ -96,10 +93,11 @@ pub fn partial(
     if !crate::core::replicates::mergeable(&settings.models) {
         chunk.models.bootstrap_replicates = 0;
     }
-    if chunk.models.bootstrap_replicates == 0 {
+    if chunk.models.bootstrap_replicates == 0 && !settings.campaigns() {
         // Without intervals a chunk needs only its path table and time decay (touch times);
         // the models run on the driver, once. With them, the replicates' sums need every
-        // model's split of the chunk's paths and the chunk's chain.
+        // model's split of the chunk's paths and the chunk's chain; the campaign sums need
+        // every model's touch weights.
         chunk.models.run.retain(|m| *m == Model::TimeDecay);
     }
     let mut run = Run::new(chunk, "partial", &|_| {});
@@ -113,7 +111,33 @@ pub fn partial(
         Some(rows) => Some(ffi::export_table(&report::partial_replicates(&rows))?),
         None => None,
     };
-    Ok((json, paths, replicates))
+    let campaigns = match result.campaign_sums {
+        Some(sums) => Some(ffi::export_table(&Table::new("partial_campaigns", sums.columns()))?),
+        None => None,
+    };
+    Ok(Partial { meta: json, paths, replicates, campaigns })
+}
+
+/// A Spark chunk's partial (see [`partial`]).
+pub struct Partial {
+    /// The shard format's `partial` object, as JSON.
+    pub meta: String,
+    /// The partial path table.
+    pub paths: ArrowArrayStream,
+    /// The replicates' named statistics, with intervals on.
+    pub replicates: Option<ArrowArrayStream>,
+    /// The campaign sums, with a campaign column.
+    pub campaigns: Option<ArrowArrayStream>,
+}
+
+/// The summed statistics a driver solves (see [`solve`]).
+pub struct Summed {
+    /// The path statistics, summed.
+    pub statistics: ArrowInput,
+    /// The replicates' named statistics, summed (with intervals on).
+    pub replicates: Option<ArrowInput>,
+    /// The campaign sums, summed (with a campaign column).
+    pub campaigns: Option<ArrowInput>,
 }
 
 /// Refuse settings the distributed fit cannot carry, naming what to change.
@@ -382,12 +406,8 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
 
 /// The driver's step: the summed statistics and every partial's metadata become the
 /// tables of [`DISTRIBUTED_TABLES`].
-pub fn solve(
-    settings: Settings,
-    metas: &[String],
-    statistics: ArrowInput,
-    replicates: Option<ArrowInput>,
-) -> Result<NamedStreams> {
+pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<NamedStreams> {
+    let Summed { statistics, replicates, campaigns } = summed;
     let metas: Vec<PartialMeta> = metas
         .iter()
         .map(|m| serde_json::from_str(m).map_err(|e| Error::Config(format!("not a partial's metadata: {e}"))))
@@ -402,6 +422,11 @@ pub fn solve(
         let source = std::iter::once(Ok((named, std::path::PathBuf::from(label))));
         result.analysis.intervals =
             Some(super::shard::solve_replicates(&result.analysis, frame, &settings, source)?);
+    }
+    if let Some(input) = campaigns.filter(|_| settings.campaigns()) {
+        let draws = 1 + super::partition_replicates(&settings) as usize;
+        let sums = ffi::read_campaign_sums(input, "the campaign sums", draws)?;
+        result.campaign = Some(crate::core::campaigns::solve(&sums, &result.analysis, &settings.models)?);
     }
     export(&distributed_tables(&result, &settings, &[])?)
 }
@@ -421,6 +446,7 @@ pub(crate) fn distributed_tables(
         "source_quality" => result.input.staged.is_some(),
         "source_channel_touches" => result.source_touches.is_some(),
         "journey_credit" => result.journey_credit.is_some(),
+        "campaign_attribution" => result.campaign.is_some(),
         _ => false,
     };
     tables.retain(|t| {

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use super::arrow::{distributed_models, distributed_tables, solve_rows, statistics_of};
 use super::shard::{
-    check_set, merge_journey_credit, merge_segments, merge_source_touches, read_meta, Layer, PartialMeta,
-    CHANNELS, GROUPS, SEGMENTS,
+    check_set, merge_campaigns, merge_journey_credit, merge_segments, merge_source_touches, read_meta, Layer,
+    PartialMeta, CHANNELS, GROUPS, SEGMENTS,
 };
 use super::{Run, RunSummary};
 use crate::core::event_log::UNIT_SEPARATOR;
@@ -157,6 +157,7 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
         |list: &[(PathBuf, PartialMeta)]| Ok(bounded_layer(list, SEGMENTS, block_rows, None)?.analysis);
     result.segments = merge_segments(&parts, &settings, &result.analysis, level)?;
     result.journey_credit = merge_journey_credit(&parts, &settings, &result.analysis)?;
+    result.campaign = merge_campaigns(&parts, &settings, &result.analysis)?;
     result.source_touches = merge_source_touches(&parts);
     let (intervals, groups) = (result.analysis.intervals.is_some(), result.groups.is_some());
     result.analysis.warnings.extend(super::shard::merge_warnings(&settings, intervals, groups));

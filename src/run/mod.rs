@@ -18,8 +18,9 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::core::analysis::{self, campaign_credits, AnalyzeOptions};
+use crate::core::analysis::{self, AnalyzeOptions};
 use crate::core::bootstrap::{self, BootstrapOptions};
+use crate::core::campaigns::{self, CampaignSums, SumsInput};
 use crate::core::event_log::{event_id_duplicates, InputFile, InputSummary};
 use crate::core::journeys::{self, JourneyOptions, JourneyStats, Journeys};
 use crate::core::paths::PathTable;
@@ -240,7 +241,7 @@ impl<'a> Run<'a> {
         let source_touches =
             relationship::source_touches(&log, rec, self.settings.journeys.conversion_is_touch);
         drop(log);
-        let (analysis, campaign) = self.phase("models", |s| {
+        let (analysis, campaign_sums) = self.phase("models", |s| {
             let opts = AnalyzeOptions {
                 base_names: &channels,
                 models: &s.models,
@@ -251,13 +252,11 @@ impl<'a> Run<'a> {
             };
             let mut a = analysis::analyze(journeys, &opts)?;
             a.training = fit.as_ref().map(|f| f.1.clone());
-            let c = match &touch_campaign {
-                Some(tc) => Some(campaign_credits(&a, tc, &log_units, &campaigns, &s.models)?),
-                None => None,
-            };
+            let units = (&log_units[..], &campaigns[..]);
+            let c = campaign_sums(&a, touch_campaign.as_deref(), units, s, shard.is_some() || chunk)?;
             Ok((a, c))
         })?;
-        let (mut analysis, mut groups, mut campaign) = (analysis, groups, campaign);
+        let (mut analysis, mut groups) = (analysis, groups);
         self.replicates = self.phase("bootstrap", |s| {
             let opts = BootstrapOptions {
                 replicates: s.models.bootstrap_replicates,
@@ -281,11 +280,16 @@ impl<'a> Run<'a> {
             if let Some(g) = groups.as_mut() {
                 g.intervals = bootstrap::intervals(g, &s.models, &opts)?;
             }
-            if let Some(c) = campaign.as_mut() {
-                c.intervals = bootstrap::campaign_intervals(&analysis, c, &s.models, opts.seed);
-            }
             Ok((None, None))
         })?;
+        // One run solves its campaign sums as a merge solves the partitions' (a partition
+        // hands them on).
+        let (campaign, campaign_sums) = match campaign_sums {
+            Some(sums) if shard.is_none() && !chunk => {
+                (Some(campaigns::solve(&sums, &analysis, &self.settings.models)?), None)
+            }
+            sums => (None, sums),
+        };
         let segments = self
             .phase("segment models", |s| segments::analyze_segments(seg_journeys, &analysis, s, &channels))?;
         analysis.warnings.splice(0..0, read_warnings);
@@ -295,6 +299,7 @@ impl<'a> Run<'a> {
         Ok(RunResult {
             analysis,
             campaign,
+            campaign_sums,
             users,
             input,
             spend,
@@ -492,6 +497,40 @@ fn event_order(log: &crate::core::event_log::EventLog, s: &Settings) -> journeys
         order.duplicates = event_id_duplicates(keys);
     }
     order
+}
+
+/// The campaign sums of the run's recorded journeys (`core::campaigns`), with a campaign
+/// column; a partition (shard, Spark chunk) sums the replicates only where its channel
+/// replicates are merged too.
+fn campaign_sums(
+    a: &analysis::Analysis,
+    touch_campaign: Option<&[u32]>,
+    (log_units, campaigns): (&[u64], &[String]),
+    s: &Settings,
+    partition: bool,
+) -> Result<Option<CampaignSums>> {
+    let (Some(tc), Some(rec)) = (touch_campaign, a.recorded.as_ref()) else { return Ok(None) };
+    let input = SumsInput {
+        rec,
+        touch_campaign: tc,
+        campaigns,
+        log_units,
+        replicates: match partition {
+            true => partition_replicates(s),
+            false => s.models.bootstrap_replicates as u32,
+        },
+        seed: s.models.bootstrap_seed,
+    };
+    campaigns::partition_sums(a, &input, &s.models).map(Some)
+}
+
+/// The bootstrap replicates a partition sums: none where the merge cannot solve them
+/// (`markov_order = "auto"`: the partitions' chains would be of different orders).
+pub(crate) fn partition_replicates(s: &Settings) -> u32 {
+    match crate::core::replicates::mergeable(&s.models) {
+        true => s.models.bootstrap_replicates as u32,
+        false => 0,
+    }
 }
 
 /// The (channel, campaign) pairs of the log's touches, packed and sorted (empty without a

@@ -428,6 +428,11 @@ impl Settings {
         self.models.run.contains(&m)
     }
 
+    /// Whether the run has the campaign grain (a campaign column in the events or a source).
+    pub fn campaigns(&self) -> bool {
+        self.columns.campaign.is_some() || self.sources.iter().any(|s| s.campaign.is_some())
+    }
+
     /// The reporting window, when a run date is set.
     pub fn window(&self) -> Option<Window> {
         self.window.run_date.map(|run_date| Window { run_date, days: self.window.days, tz: self.tz() })

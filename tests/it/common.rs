@@ -124,6 +124,20 @@ pub fn write_events(path: &Path, df: &mut polars::prelude::DataFrame) {
     ParquetWriter::new(f).finish(df).unwrap();
 }
 
+/// The sample log with a campaign column (`campaign`): five campaigns by row, every
+/// seventh null; written to `dir/events.parquet`.
+pub fn sample_with_campaigns(dir: &Path) -> PathBuf {
+    use polars::prelude::*;
+    let mut df = ParquetReader::new(File::open(sample()).unwrap()).finish().unwrap();
+    let n = df.height();
+    let camp: Vec<Option<String>> =
+        (0..n).map(|i| (i % 7 != 0).then(|| format!("c{}", (i * 2_654_435_761usize) % 5))).collect();
+    df.with_column(Column::new("campaign".into(), camp)).unwrap();
+    let path = dir.join("events.parquet");
+    write_events(&path, &mut df);
+    path
+}
+
 /// A path table from ChannelAttribution-style rows (path, conversions, nulls, value).
 pub fn table(rows: &[(&str, f64, f64, f64)]) -> touchpoint::core::paths::PathTable {
     touchpoint::core::paths::PathTable::from_string_paths(">", rows.iter().copied())

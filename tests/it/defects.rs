@@ -54,18 +54,6 @@ fn by_channel(file: &Path) -> BTreeMap<(String, String), (f64, f64)> {
     out
 }
 
-/// The sample log with a campaign column: five campaigns by row, every seventh null.
-fn sample_with_campaigns(dir: &Path) -> PathBuf {
-    let mut df = ParquetReader::new(std::fs::File::open(sample()).unwrap()).finish().unwrap();
-    let n = df.height();
-    let camp: Vec<Option<String>> =
-        (0..n).map(|i| (i % 7 != 0).then(|| format!("c{}", (i * 2_654_435_761usize) % 5))).collect();
-    df.with_column(Column::new("campaign".into(), camp)).unwrap();
-    let path = dir.join("events.parquet");
-    write_events(&path, &mut df);
-    path
-}
-
 #[test]
 fn campaign_rows_add_up_to_their_channel_row_for_every_model_with_and_without_a_window() {
     let dir = tempfile::tempdir().unwrap();

@@ -359,8 +359,29 @@ pub(crate) fn tables_of(dir: &Path) -> BTreeMap<String, PathBuf> {
 /// included.
 #[test]
 fn the_nightly_pipeline_through_shards_writes_every_table_of_one_run() {
-    let want = pipeline_through_shards("sample_nightly.toml", "2024-02-15");
+    let want = pipeline_through_shards("sample_nightly.toml", "2024-02-15", &[]);
     assert!(want.iter().any(|t| t == "group_comparison"), "{want:?}");
+}
+
+/// The nightly pipeline with a campaign column and every model (`markov_journey`, whose
+/// campaign split waits for the merged removal effects, and `shapley_rate`, split by touch
+/// shares), 50 replicates: `campaign_attribution` with its intervals through 1, 3 and 7
+/// shards, both merges, equal to one run's.
+#[test]
+fn the_campaign_grain_through_shards_equals_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = crate::common::sample_with_campaigns(dir.path());
+    let all: Vec<toml::Value> =
+        touchpoint::settings::Model::ALL.iter().map(|m| toml::Value::String(m.name().into())).collect();
+    let extra = [
+        ("input.events", toml::Value::String(events.display().to_string())),
+        ("columns.campaign", toml::Value::String("campaign".into())),
+        ("models.run", toml::Value::Array(all)),
+        ("models.bootstrap_replicates", toml::Value::Integer(50)),
+        ("window.days", toml::Value::Integer(7)),
+    ];
+    let want = pipeline_through_shards("sample_nightly.toml", "2024-02-15", &extra);
+    assert!(want.iter().any(|t| t == "campaign_attribution"), "{want:?}");
 }
 
 /// The bundled CRM pipeline (two more sources, an orders table with repeated ids, an
@@ -368,7 +389,7 @@ fn the_nightly_pipeline_through_shards_writes_every_table_of_one_run() {
 /// zone, 100 replicates) through 1, 3 and 7 shards: every table one run writes.
 #[test]
 fn the_crm_pipeline_through_shards_writes_every_table_of_one_run() {
-    let want = pipeline_through_shards("sample_crm.toml", "2024-02-29");
+    let want = pipeline_through_shards("sample_crm.toml", "2024-02-29", &[]);
     for t in
         ["segment_attribution", "segment_roles", "source_quality", "source_channel_touches", "journey_credit"]
     {
@@ -379,7 +400,7 @@ fn the_crm_pipeline_through_shards_writes_every_table_of_one_run() {
 /// Run a bundled pipeline once and through 1, 3 and 7 shards merged in memory and with
 /// bounded memory; every table equal.
 /// Returns the tables one run wrote.
-fn pipeline_through_shards(file: &str, run_date: &str) -> Vec<String> {
+fn pipeline_through_shards(file: &str, run_date: &str, extra: &[(&str, toml::Value)]) -> Vec<String> {
     let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines").join(file);
     let dir = tempfile::tempdir().unwrap();
     let settings_to = |out: &Path| {
@@ -387,6 +408,10 @@ fn pipeline_through_shards(file: &str, run_date: &str) -> Vec<String> {
             ("window.run_date".to_owned(), toml::Value::String(run_date.into()), "--run-date".to_owned()),
             ("output.root".to_owned(), toml::Value::String(out.display().to_string()), "--out".to_owned()),
         ];
+        let flags = flags
+            .into_iter()
+            .chain(extra.iter().map(|(k, v)| (k.to_string(), v.clone(), format!("--set {k}"))));
+        let flags = flags.collect();
         let layers = touchpoint::settings::Layers { file: Some(&pipeline), env: &[], flags };
         touchpoint::settings::resolve(&layers).unwrap().settings
     };

@@ -19,6 +19,7 @@ use serde_json::json;
 use super::{load_spend, Run, RunSummary};
 use crate::core::analysis::{analyze, Analysis, AnalyzeOptions};
 use crate::core::bootstrap::{self, Intervals};
+use crate::core::campaigns::CampaignSums;
 use crate::core::event_log::{InputSummary, UNIT_SEPARATOR};
 use crate::core::journeys::{JourneyStats, Journeys};
 use crate::core::models::Credits;
@@ -32,7 +33,9 @@ use crate::publish::{self, DirOutput, Output};
 use crate::report::{self, RunResult, SourceTouches, TableName};
 use crate::settings::{Format, Model, Settings};
 pub use relationship::SegmentLevel;
-pub(crate) use relationship::{merge_journey_credit, merge_segments, merge_source_touches, SEGMENTS};
+pub(crate) use relationship::{
+    merge_campaigns, merge_journey_credit, merge_segments, merge_source_touches, SEGMENTS,
+};
 
 /// The version of the partial format this touchpoint writes and reads (2: the bootstrap's
 /// replicate statistics, `partial_replicates.parquet`, and persons weighted by a stable key).
@@ -137,7 +140,6 @@ impl Layer {
 
 /// Run shard `i` of `n` and write its partial aggregate to `output.root`.
 pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSummary> {
-    check_partial(&settings)?;
     let mut run = Run::new(settings, "attribute --shard", &|_| {});
     let wait = std::time::Duration::from_secs(run.settings.output.lock_timeout_seconds);
     run.set_output(Output::Dir(DirOutput::open(&run.out()?, wait)?));
@@ -161,6 +163,12 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
     if run.settings.output.journey_credit {
         tables.push(report::partial_journey_credit(&result, &run.settings)?);
     }
+    if run.settings.campaigns() {
+        // An empty shard has no journeys, and writes no sums but their columns.
+        let draws = 1 + super::partition_replicates(&run.settings) as usize;
+        let sums = result.campaign_sums.take().unwrap_or(CampaignSums { draws, ..Default::default() });
+        tables.push(Table::new(TableName::PartialCampaigns.as_str(), sums.columns()));
+    }
     // Partials are always Parquet: they are machine-to-machine.
     let Some(Output::Dir(output)) = run.output() else {
         return Err(Error::Internal("a shard's output is a plain directory".into()));
@@ -177,19 +185,6 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
         })
     })?;
     Ok(run.summary("partial", &result, written))
-}
-
-/// What a partial cannot carry: refused before anything is read.
-pub(crate) fn check_partial(settings: &Settings) -> Result<()> {
-    let campaigns =
-        settings.columns.campaign.is_some() || settings.sources.iter().any(|s| s.campaign.is_some());
-    if campaigns {
-        return Err(Error::Config(
-            "the campaign grain is not supported with --shard yet: run it on one machine (docs/scale.md)"
-                .into(),
-        ));
-    }
-    Ok(())
 }
 
 /// The metadata of a partial computed from `result`.
@@ -462,6 +457,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
     let segments =
         merge_segments(&parts, &settings, &analysis, |list| Ok(merge_layer(list, SEGMENTS, &plain)?.0))?;
     let result = RunResult {
+        campaign: merge_campaigns(&parts, &settings, &analysis)?,
         journey_credit: merge_journey_credit(&parts, &settings, &analysis)?,
         source_touches: merge_source_touches(&parts),
         spend: load_spend(&settings)?,

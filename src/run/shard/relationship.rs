@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{layer_meta, Layer, PartialMeta};
-use crate::core::analysis::{Analysis, SegmentAnalysis};
+use crate::core::analysis::{Analysis, CampaignCredits, SegmentAnalysis};
+use crate::core::campaigns::{self, CampaignSums};
 use crate::core::event_log::UNIT_SEPARATOR;
 use crate::core::table::{Table, Values};
 use crate::engine;
@@ -183,6 +184,31 @@ fn append(all: &mut Table, t: Table, file: &Path) -> Result<()> {
         a.append(b);
     }
     Ok(())
+}
+
+/// The campaign credits of a merge: every partial's campaign sums added up in shard order
+/// and solved with the merged analysis, as one run solves its own (`core::campaigns`).
+pub(crate) fn merge_campaigns(
+    parts: &[(PathBuf, PartialMeta)],
+    settings: &Settings,
+    merged: &Analysis,
+) -> Result<Option<CampaignCredits>> {
+    if !settings.campaigns() {
+        return Ok(None);
+    }
+    let draws = 1 + crate::run::partition_replicates(settings) as usize;
+    let name = TableName::PartialCampaigns.as_str();
+    let mut sums = CampaignSums { draws, ..Default::default() };
+    for (d, _) in parts {
+        let file = d.join(format!("{name}.parquet"));
+        if !file.exists() {
+            return Err(Error::bad_input(&file, None, "missing: the partial has no campaign sums"));
+        }
+        let t = engine::read_table(&file, name, &campaigns::COLUMNS)?;
+        let part = CampaignSums::from_table(&t, draws).map_err(|p| Error::bad_input(&file, None, p))?;
+        sums.add(part)?;
+    }
+    campaigns::solve(&sums, merged, &settings.models).map(Some)
 }
 
 /// Touches per (source, channel), added up over the partials.
