@@ -61,12 +61,12 @@ def test_s3_publication_manifest_rerun_and_failures(spark, s3, tmp_path, generat
     out = "s3://bucket/attribution"
     pipeline = _pipeline(tmp_path, generated)
     want = cli_tables(generated, tmp_path / "cli", {"models": MODELS, "window": {"days": 3, "run_date": DATE}})
-    carried = {t for t in want if t in touchpoint._touchpoint.DISTRIBUTED_TABLES}
+    carried = {t for t in want if t in (*touchpoint._touchpoint.DISTRIBUTED_TABLES, "path_summary")}
 
     code, line = _job(capsys, pipeline, out, DATE)
     assert code == 0 and line["status"] == "ok", line
     first = _check_manifest(out, DATE, carried)
-    assert sorted(line["outputs"]) == sorted(f"{out}/{f['path']}" for f in first["files"].values())
+    assert sorted(line["outputs"]) == sorted(f"{out}/{f}" for f in publish.files_of(first))
     for name, table in publish.read(out, DATE).items():
         assert_tables_equal(table, want[name], name, rel=1e-9)
 
@@ -75,8 +75,8 @@ def test_s3_publication_manifest_rerun_and_failures(spark, s3, tmp_path, generat
     assert code == 0, line
     second = _check_manifest(out, DATE, carried)
     assert second["run_id"] != first["run_id"]
-    old = {f"bucket/attribution/{f['path']}" for f in first["files"].values()}
-    new = {f"bucket/attribution/{f['path']}" for f in second["files"].values()}
+    old = {f"bucket/attribution/{f}" for f in publish.files_of(first)}
+    new = {f"bucket/attribution/{f}" for f in publish.files_of(second)}
     assert not old & _files(out) and new <= _files(out)
     for name, table in publish.read(out, DATE).items():
         assert_tables_equal(table, want[name], name, rel=1e-9)
@@ -169,10 +169,11 @@ def _check_manifest_files(out: str, run_date: str, tables: set[str]) -> dict:
     doc = publish.read_manifest(out, run_date)
     assert doc is not None and doc["run_date"] == run_date and set(doc["files"]) == tables
     fs, base = publish.filesystem(out)
-    for name, f in doc["files"].items():
-        with fs.open_input_stream(f"{base}/{f['path']}") as s:
-            data = s.read()
-        assert len(data) == f["bytes"] and hashlib.sha256(data).hexdigest() == f["sha256"], name
+    for name, table in doc["files"].items():
+        for f in table.get("parts", [table]):  # a table written in parts: each part
+            with fs.open_input_stream(f"{base}/{f['path']}") as s:
+                data = s.read()
+            assert len(data) == f["bytes"] and hashlib.sha256(data).hexdigest() == f["sha256"], name
     return doc
 
 

@@ -24,9 +24,13 @@ MODELS = ["first_touch", "last_touch", "last_non_direct", "linear", "position_ba
 
 
 def _compare(got: dict, want: dict, extra: tuple[str, ...] = ()) -> None:
-    carried = (*touchpoint._touchpoint.DISTRIBUTED_TABLES, *extra)
+    """Every table the job carries equals the CLI's; path_summary, a Spark DataFrame,
+    collected here in its order."""
+    carried = (*touchpoint._touchpoint.DISTRIBUTED_TABLES, "path_summary", *extra)
     assert sorted(got) == sorted(t for t in want if t in carried)
     for name, table in got.items():
+        if not isinstance(table, pa.Table):
+            table = table.toArrow()
         assert_tables_equal(table, want[name], name, rel=1e-9)
 
 
@@ -75,8 +79,9 @@ def test_generated_log_with_a_window_equals_the_cli(spark, tmp_path, generated):
     _compare(got, want)
     # Chunks of whole users: a chunk size smaller than a user changes nothing.
     tiny = ts.attribute(spark.read.parquet(str(generated)), chunk_rows=1, **sections)
+    arrow = lambda t: t if isinstance(t, pa.Table) else t.toArrow()  # noqa: E731
     for name in got:
-        assert_tables_equal(tiny[name], got[name], name, rel=1e-12)
+        assert_tables_equal(arrow(tiny[name]), arrow(got[name]), name, rel=1e-12)
 
 
 def test_spark_xxhash64_is_shard_of(spark):
@@ -109,9 +114,16 @@ def test_spark_submit_entry_point_writes_the_date_partition(tmp_path, generated,
     assert json.loads(p.stdout.strip().splitlines()[-1])["status"] == "ok"
     want = cli_tables(generated, tmp_path / "cli", {"models": {"run": ["linear", "markov"],
                       "bootstrap_replicates": 0}, "window": {"days": 3, "run_date": "2024-01-15"}})
-    carried = [t for t in want if t in touchpoint._touchpoint.DISTRIBUTED_TABLES]
+    carried = [t for t in want if t in (*touchpoint._touchpoint.DISTRIBUTED_TABLES, "path_summary")]
     published = ts.publish.read(str(out), "2024-01-15")  # through the date's manifest
     assert set(published) == set(carried)
+    # path_summary was written by the executors, in parts the manifest lists in order.
+    doc = ts.publish.read_manifest(str(out), "2024-01-15")
+    parts = doc["files"]["path_summary"]["parts"]
+    assert parts and sum(p["rows"] for p in parts) == want["path_summary"].num_rows
+    assert [p["path"] for p in parts] == sorted(p["path"] for p in parts)
+    types = lambda t: [(f.name, str(f.type).replace("string_view", "string")) for f in t.schema]  # noqa: E731
+    assert types(published["path_summary"]) == types(want["path_summary"])
     for name in carried:
         assert_tables_equal(published[name], want[name], name, rel=1e-9)
     bad = subprocess.run([sys.executable, "-m", "touchpoint.spark", str(pipeline), "--run-date", "2024-13-01",

@@ -151,17 +151,47 @@ def read(out: str, run_date: str | None = None) -> dict[str, pa.Table]:
     if doc is None:
         raise error("input_not_found", 66, f"input not found: {out}: no manifest for {key_of(run_date)}")
     fs, base = filesystem(out)
-    return {name: pq.read_table(f"{base}/{f['path']}", filesystem=fs) for name, f in doc["files"].items()}
+
+    def table(f: Mapping[str, Any]) -> pa.Table:
+        if "parts" in f:  # written by executors, one file per part, in order
+            parts = [pq.read_table(f"{base}/{p['path']}", filesystem=fs) for p in f["parts"]]
+            return pa.concat_tables(parts) if parts else pq.read_table(f"{base}/{f['path']}", filesystem=fs)
+        return pq.read_table(f"{base}/{f['path']}", filesystem=fs)
+
+    return {name: table(f) for name, f in doc["files"].items()}
+
+
+def files_of(manifest: Mapping[str, Any]) -> list[str]:
+    """The files a manifest lists, relative to the output: a table written in parts lists
+    each part."""
+    out = []
+    for f in manifest["files"].values():
+        if "parts" in f:
+            out.extend(p["path"] for p in f["parts"])
+        else:
+            out.append(f["path"])
+    return out
+
+
+def write_part(out: str, rel: str, table: pa.Table) -> dict[str, Any]:
+    """Write one part of a table written in parts (by an executor): its manifest entry."""
+    fs, base = filesystem(out)
+    data = _parquet(table)
+    _put(fs, f"{base}/{rel}", data)
+    return {"path": rel, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "rows": table.num_rows}
 
 
 def publish(
-    tables: Mapping[str, pa.Table],
+    tables: Mapping[str, Any],
     out: str,
     run_date: str | None = None,
     totals: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Publish the tables of one run (the caller holds :func:`lock`); the manifest written.
 
+    A table is a ``pyarrow.Table`` (one file) or an object whose ``write_parts(out, rel)``
+    writes it in parts under the directory ``rel`` (a table too big for the driver, written
+    by Spark's executors) and returns their entries (:func:`write_part`), in order.
     ``totals`` (``{"conversions": …}``) go into the manifest, where the next date's
     ``guards.max_conversion_change`` reads them, as it reads the CLI's.
     """
@@ -172,6 +202,11 @@ def publish(
     try:
         files = {}
         for name, table in sorted(tables.items()):
+            if hasattr(table, "write_parts"):
+                rel = f"_runs/{key_of(run_date)}/{run_id}/{name}"
+                parts = table.write_parts(out, rel)
+                files[name] = {"path": rel, "bytes": sum(p["bytes"] for p in parts), "parts": parts}
+                continue
             data = _parquet(table)
             rel = f"_runs/{key_of(run_date)}/{run_id}/{name}.parquet"
             _put(fs, f"{base}/{rel}", data)

@@ -132,8 +132,9 @@ def _partials(settings: str, user: str, chunk_rows: int):
 
 def _statistics(settings: str):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        table = pa.Table.from_batches(list(batches))
-        if table.num_rows == 0:
+        got = list(batches)
+        table = pa.Table.from_batches(got) if got else None
+        if table is None or table.num_rows == 0:
             return
         stats = touchpoint._table(_touchpoint.path_statistics(table.__arrow_c_stream__(), settings))
         yield from stats.cast(_STATISTICS_ARROW).to_batches()
@@ -155,9 +156,12 @@ def attribute(
     partitions: int | None = None,
     chunk_rows: int = CHUNK_ROWS,
     **sections: Mapping[str, Any],
-) -> dict[str, pa.Table]:
+) -> dict[str, Any]:
     """Attribute a Spark DataFrame of events; the tables of
-    :data:`touchpoint._touchpoint.DISTRIBUTED_TABLES`, equal to the CLI's.
+    :data:`touchpoint._touchpoint.DISTRIBUTED_TABLES` (``pyarrow.Table``s, small), with a
+    campaign column ``campaign_attribution``, and ``path_summary`` (one row per distinct
+    path: a sorted Spark DataFrame over the cached summed paths, which :func:`write`
+    publishes from the executors), equal to the CLI's.
 
     ``partitions`` defaults to ``spark.sql.shuffle.partitions``; each partition is read in
     chunks of about ``chunk_rows`` rows of whole users.
@@ -183,7 +187,9 @@ def attribute(
         campaign_sums = [F.sum(c).alias(c) for c in _CAMPAIGN_NUMBERS]
         campaigns = parts.where(F.col(_STAT).isNotNull()).groupBy(*_CAMPAIGN_KEYS).agg(*campaign_sums)
         summed_campaigns = _arrow(campaigns)
-        merged = parts.where(F.col("path").isNotNull()).groupBy("path").agg(*sums)
+        # Cached: the statistics read it once, and path_summary (written by the executors
+        # when it is published) once more.
+        merged = parts.where(F.col("path").isNotNull()).groupBy("path").agg(*sums).persist()
         stats = (
             merged.mapInArrow(_statistics(settings), _STATISTICS_SCHEMA)
             .groupBy(*_KEYS)
@@ -207,16 +213,96 @@ def attribute(
         for name, c in _touchpoint.solve(collected.__arrow_c_stream__(), metas, settings, reps, camps)
     }
     log.info("solved on the driver: %.2f s", time.time() - t)
+    tables["path_summary"] = _path_summary(merged, json.loads(settings)["window"].get("run_date"))
     return tables
 
 
-def write(tables: Mapping[str, pa.Table], out: str, run_date: str | None = None) -> list[str]:
+#: The separator of a path's channels in the partial path tables (U+001F).
+_UNIT = "\u001f"
+
+
+def _path_summary(merged: Any, run_date: str | None) -> Any:
+    """``path_summary`` as a Spark DataFrame, sorted as the CLI sorts it: conversions and
+    nulls descending, then the path in channel order (U+001F sorts below every character
+    of a name, so the joined text sorts as the channel sequence). Never collected: the
+    executors write it in parts (:class:`Parts`)."""
+    from pyspark.sql import functions as F
+
+    ordered = merged.orderBy(F.col("conversions").desc(), F.col("nulls").desc(), F.col("path").asc())
+    columns = [
+        F.regexp_replace("path", _UNIT, " > ").alias("path"),
+        F.size(F.split("path", _UNIT)).alias("touches"),
+        F.col("conversions"),
+        F.col("nulls"),
+        F.col("value"),
+    ]
+    if run_date:
+        columns.insert(0, F.lit(run_date).cast("date").alias("run_date"))
+    return ordered.select(*columns)
+
+
+#: ``path_summary``'s Arrow types, as the CLI writes them.
+_SUMMARY_TYPES = {"run_date": pa.date32(), "path": pa.string(), "touches": pa.uint32(),
+                  "conversions": pa.float64(), "nulls": pa.float64(), "value": pa.float64()}
+
+
+#: The standard variables of the store's configuration (pyarrow's S3 reads them).
+_STORE_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                    "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+class Parts:
+    """A Spark DataFrame published in parts: each partition is written by its executor as
+    ``<rel>/part-<partition>.parquet`` (:func:`touchpoint.publish.write_part`), in the
+    DataFrame's order; the driver only receives the parts' entries for the manifest.
+
+    Executors reach the store with their own configuration (the cluster's role or
+    variables). In local mode they are this machine's processes, started before the
+    driver's variables may have been set, so the driver's store variables go with the task
+    (they never leave the machine)."""
+
+    def __init__(self, df: Any) -> None:
+        self.df = df
+        local = df.sparkSession.sparkContext.master.startswith("local")
+        self.env = {k: os.environ[k] for k in _STORE_VARIABLES if local and k in os.environ}
+
+    def write_parts(self, out: str, rel: str) -> list[dict[str, Any]]:
+        names = self.df.columns
+        schema = pa.schema([(n, _SUMMARY_TYPES[n]) for n in names])
+        env = self.env
+
+        def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            from pyspark import TaskContext
+
+            for k, v in env.items():
+                os.environ.setdefault(k, v)
+            got = list(batches)
+            table = pa.Table.from_batches(got) if got else None
+            if table is None or table.num_rows == 0:
+                return
+            part = f"{rel}/part-{TaskContext.get().partitionId():05d}.parquet"
+            entry = publish.write_part(out, part, table.cast(schema))
+            yield pa.RecordBatch.from_pylist([{"entry": json.dumps(entry)}])
+
+        rows = self.df.mapInArrow(write, "entry string").collect()
+        entries = sorted((json.loads(r["entry"]) for r in rows), key=lambda e: e["path"])
+        if not entries:  # no rows at all: one empty part, so the table exists with its columns
+            entries = [publish.write_part(out, f"{rel}/part-00000.parquet", schema.empty_table())]
+        return entries
+
+
+def _publishable(tables: Mapping[str, Any]) -> dict[str, Any]:
+    """The tables as :func:`touchpoint.publish.publish` takes them: Spark DataFrames in parts."""
+    return {k: (v if isinstance(v, pa.Table) else Parts(v)) for k, v in tables.items()}
+
+
+def write(tables: Mapping[str, Any], out: str, run_date: str | None = None) -> list[str]:
     """Publish the tables to ``out`` (a directory or a URI such as ``s3://bucket/prefix``),
     manifest last (:mod:`touchpoint.publish`): ``<out>/_runs/<key>/<run-id>/<table>.parquet``,
     then ``<out>/_manifest/<key>/_manifest.json``, where ``<key>`` is ``run_date=<date>``
     or ``latest``. Returns the files the manifest lists, as URIs or paths under ``out``."""
     with publish.lock(out):
-        manifest = publish.publish(tables, out, run_date, _totals(tables))
+        manifest = publish.publish(_publishable(tables), out, run_date, _totals(tables))
     return _listed(out, manifest)
 
 
@@ -232,7 +318,7 @@ def _totals(tables: Mapping[str, pa.Table]) -> dict[str, float]:
 
 def _listed(out: str, manifest: Mapping[str, Any]) -> list[str]:
     base = out.rstrip("/")
-    return [f"{base}/{f['path']}" for f in manifest["files"].values()]
+    return [f"{base}/{f}" for f in publish.files_of(manifest)]
 
 
 class _Usage(Exception):
@@ -291,7 +377,7 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
             # The library reads the previous manifest from local paths only.
             change = s.get("guards", {}).get("max_conversion_change")
             publish.check_conversion_change(out, run_date, totals["conversions"], change)
-        manifest = publish.publish(tables, out, run_date, totals)
+        manifest = publish.publish(_publishable(tables), out, run_date, totals)
     return {"status": "ok", "run_id": manifest["run_id"],
             "manifest": publish.manifest_path(out.rstrip("/"), run_date), "outputs": _listed(out, manifest)}
 

@@ -12,10 +12,16 @@ def attribute(
     partitions: int | None = None,
     chunk_rows: int = ...,
     **sections: Mapping[str, Any],
-) -> dict[str, pa.Table]:
-    """A Spark DataFrame of events → the distributed tables, equal to the CLI's."""
+) -> dict[str, Any]:
+    """A Spark DataFrame of events → the distributed tables (``pyarrow.Table``s) and
+    ``path_summary`` (a sorted Spark DataFrame), equal to the CLI's."""
 
-def write(tables: Mapping[str, pa.Table], out: str, run_date: str | None = None) -> list[str]:
+class Parts:
+    """A Spark DataFrame published in parts, each written by its executor."""
+    def __init__(self, df: Any) -> None: ...
+    def write_parts(self, out: str, rel: str) -> list[dict[str, Any]]: ...
+
+def write(tables: Mapping[str, Any], out: str, run_date: str | None = None) -> list[str]:
     """Publish the tables to a directory or a URI (``s3://…``), manifest last
     (:mod:`touchpoint.publish`); the files the manifest lists."""
 
