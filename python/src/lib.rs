@@ -104,24 +104,32 @@ fn attribute<'py>(py: Python<'py>, events: &Bound<'py, PyAny>, settings: &str) -
     give_all(py, named)
 }
 
-/// The partial path table of a group of whole users, its metadata (JSON), with intervals
-/// on its replicates' named statistics, and with a campaign column its campaign sums.
+/// A group of whole users: its metadata (JSON) and its named streams: `paths` (the
+/// partial path table), with intervals `replicates` (the replicates' named statistics),
+/// with a campaign column `campaigns` (the campaign sums), with `[channel_groups]`
+/// `group_paths` and `group_replicates`.
 #[pyfunction]
-fn partial<'py>(py: Python<'py>, events: &Bound<'py, PyAny>, settings: &str) -> PyResult<Partial<'py>> {
+fn partial<'py>(
+    py: Python<'py>,
+    events: &Bound<'py, PyAny>,
+    settings: &str,
+) -> PyResult<(String, Tables<'py>)> {
     let settings = settings_of(py, settings)?;
     let input = take_stream(events)?;
-    let (meta, paths, reps, campaigns) = detached(py, || {
-        api::partial(settings, input)
-            .map(|p| (p.meta, SendStream(p.paths), p.replicates.map(SendStream), p.campaigns.map(SendStream)))
+    let (meta, named) = detached(py, || {
+        api::partial(settings, input).map(|p| {
+            let named = [
+                ("paths", Some(p.paths)),
+                ("replicates", p.replicates),
+                ("campaigns", p.campaigns),
+                ("group_paths", p.group_paths),
+                ("group_replicates", p.group_replicates),
+            ];
+            let present = named.into_iter().filter_map(|(n, s)| s.map(|s| (n.to_owned(), SendStream(s))));
+            (p.meta, present.collect::<Vec<_>>())
+        })
     })?;
-    Ok((meta, give_stream(py, paths)?, give_optional(py, reps)?, give_optional(py, campaigns)?))
-}
-
-type Partial<'py> =
-    (String, Bound<'py, PyCapsule>, Option<Bound<'py, PyCapsule>>, Option<Bound<'py, PyCapsule>>);
-
-fn give_optional(py: Python<'_>, stream: Option<SendStream>) -> PyResult<Option<Bound<'_, PyCapsule>>> {
-    stream.map(|s| give_stream(py, s)).transpose()
+    Ok((meta, give_all(py, named)?))
 }
 
 /// Additive statistics of a group of distinct merged paths.
@@ -141,7 +149,7 @@ fn path_statistics<'py>(
 /// replicate statistics, the interval columns; with the summed campaign sums,
 /// `campaign_attribution`).
 #[pyfunction]
-#[pyo3(signature = (statistics, metas, settings, replicates=None, campaigns=None))]
+#[pyo3(signature = (statistics, metas, settings, replicates=None, campaigns=None, groups=None))]
 fn solve<'py>(
     py: Python<'py>,
     statistics: &Bound<'py, PyAny>,
@@ -149,12 +157,18 @@ fn solve<'py>(
     settings: &str,
     replicates: Option<&Bound<'py, PyAny>>,
     campaigns: Option<&Bound<'py, PyAny>>,
+    groups: Option<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)>,
 ) -> PyResult<Tables<'py>> {
     let settings = settings_of(py, settings)?;
+    let groups = match groups {
+        Some((stats, reps)) => Some((take_stream(&stats)?, reps.as_ref().map(take_stream).transpose()?)),
+        None => None,
+    };
     let summed = api::Summed {
         statistics: take_stream(statistics)?,
         replicates: replicates.map(take_stream).transpose()?,
         campaigns: campaigns.map(take_stream).transpose()?,
+        groups,
     };
     let named = detached(py, || api::solve(settings, &metas, summed).map(sendable))?;
     give_all(py, named)

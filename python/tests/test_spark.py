@@ -42,16 +42,26 @@ def test_sample_equals_the_cli(spark, tmp_path, order):
     _compare(got, want)
 
 
+GROUPS = {"social": ["facebook", "instagram", "tiktok"], "search": ["paid_search", "organic_search"],
+          "owned": ["email", "sms"]}
+GROUP_TABLES = ("channel_group_attribution", "channel_group_roles", "group_comparison")
+
+
 def test_intervals_equal_the_cli(spark, tmp_path):
     """Chunks sum their replicates' statistics, Spark sums them by key, the driver solves:
-    the interval columns (and group-free tables) equal the CLI's."""
-    sections = {"models": {"run": MODELS, "markov_order": 2, "bootstrap_replicates": 25, "bootstrap_seed": 3}}
+    the interval columns equal the CLI's. With channel groups: the chunks' group-level
+    paths and replicates are summed as a second level and solved the same way, so the
+    group tables and group_comparison (paired replicates) equal the CLI's too."""
+    sections = {"models": {"run": MODELS, "markov_order": 2, "bootstrap_replicates": 25, "bootstrap_seed": 3},
+                "channel_groups": GROUPS}
     want = cli_tables(SAMPLE, tmp_path / "cli", sections)
     got = ts.attribute(spark.read.parquet(str(SAMPLE)), chunk_rows=3000, **sections)
     ca = got["channel_attribution"]
     attributed = ca.filter(pc.not_equal(ca.column("channel"), "(unattributed)"))
     assert attributed.num_rows > 0 and attributed.column("value_high").null_count == 0
-    _compare(got, want)
+    ga = got["channel_group_attribution"]
+    assert ga.num_rows > 0 and ga.column("value_high").null_count < ga.num_rows
+    _compare(got, want, GROUP_TABLES)
 
 
 def test_campaigns_equal_the_cli(spark, tmp_path):

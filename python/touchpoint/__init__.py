@@ -112,8 +112,9 @@ def partial(
     :func:`solve` as ``replicates``; sum their campaign sums by ``draw, stat, set,
     path_channel, channel, campaign`` and pass them as ``campaigns``.
     """
-    meta, c, r, k = _touchpoint.partial(_stream(events), _resolved(pipeline, sections))
-    return meta, _table(c), (_table(r) if r is not None else None), (_table(k) if k is not None else None)
+    meta, streams = _touchpoint.partial(_stream(events), _resolved(pipeline, sections))
+    named = {name: _table(c) for name, c in streams}
+    return meta, named["paths"], named.get("replicates"), named.get("campaigns")
 
 
 def path_statistics(paths: Any, *, pipeline: str | None = None, **sections: Mapping[str, Any]) -> pa.Table:

@@ -74,6 +74,8 @@ def _arrow_schema(columns: list[tuple[str, str]]) -> pa.Schema:
 _PARTIAL_COLUMNS = [("path", "string")] + [(n, "double") for n in _NUMBERS] + [("meta", "string")]
 _PARTIAL_COLUMNS += [(n, t) for n, t in _REPS if t != "double"]
 _PARTIAL_COLUMNS += [(n, t) for n, t in _CAMPAIGNS if t != "double"]
+# The channel-group level's path and replicate rows say so here (null: the channel level).
+_PARTIAL_COLUMNS += [("level", "string")]
 _PARTIAL_SCHEMA = _ddl(_PARTIAL_COLUMNS)
 _PARTIAL_ARROW = _arrow_schema(_PARTIAL_COLUMNS)
 _STATISTICS_SCHEMA = _ddl(_STATS)
@@ -116,18 +118,26 @@ def _columns(t: pa.Table, names: list[str]) -> dict[str, pa.Array]:
 def _partials(settings: str, user: str, chunk_rows: int):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for chunk in _chunks(batches, user, chunk_rows):
-            meta, capsule, reps, campaigns = _touchpoint.partial(chunk.__arrow_c_stream__(), settings)
-            paths = touchpoint._table(capsule)
-            yield _batch(paths.num_rows, _columns(paths, ["path", *_NUMBERS]))
+            meta, streams = _touchpoint.partial(chunk.__arrow_c_stream__(), settings)
+            named = {name: touchpoint._table(c) for name, c in streams}
             yield _batch(1, {"meta": pa.array([meta]), **{c: pa.array([0.0]) for c in _NUMBERS}})
-            if reps is not None:
-                r = touchpoint._table(reps)
-                yield _batch(r.num_rows, _columns(r, [*_NUMBERS, *_REPLICATE_KEYS]))
-            if campaigns is not None:
-                k = touchpoint._table(campaigns)
-                yield _batch(k.num_rows, _columns(k, [*_CAMPAIGN_NUMBERS, *_CAMPAIGN_KEYS]))
+            for level, prefix in ((None, ""), ("group", "group_")):
+                if (paths := named.get(f"{prefix}paths")) is not None:
+                    yield _tagged(paths, ["path", *_NUMBERS], level)
+                if (reps := named.get(f"{prefix}replicates")) is not None:
+                    yield _tagged(reps, [*_NUMBERS, *_REPLICATE_KEYS], level)
+            if (campaigns := named.get("campaigns")) is not None:
+                yield _batch(campaigns.num_rows, _columns(campaigns, [*_CAMPAIGN_NUMBERS, *_CAMPAIGN_KEYS]))
 
     return run
+
+
+def _tagged(t: pa.Table, names: list[str], level: str | None) -> pa.RecordBatch:
+    """Rows of a level: the channel level's (``level`` null) or the group level's."""
+    columns = _columns(t, names)
+    if level is not None:
+        columns["level"] = pa.array([level] * t.num_rows, pa.string())
+    return _batch(t.num_rows, columns)
 
 
 def _statistics(settings: str):
@@ -140,6 +150,30 @@ def _statistics(settings: str):
         yield from stats.cast(_STATISTICS_ARROW).to_batches()
 
     return run
+
+
+def _sums(columns: list[str]) -> list[Any]:
+    from pyspark.sql import functions as F
+
+    return [F.sum(c).alias(c) for c in columns]
+
+
+def _sorted(t: pa.Table, keys: list[str]) -> Any:
+    """The rows in a fixed order, as a stream (None when there are none): the driver's sums
+    then do not depend on Spark's order."""
+    return t.sort_by([(c, "ascending") for c in keys]).__arrow_c_stream__() if t.num_rows else None
+
+
+def _level(parts: Any, merged: Any, rows: Any, settings: str) -> tuple[Any, Any]:
+    """One level (channels or channel groups): the statistics of its summed paths, summed
+    and collected, and its replicates' statistics (``rows`` picks the level's rows)."""
+    from pyspark.sql import functions as F
+
+    stats = merged.mapInArrow(_statistics(settings), _STATISTICS_SCHEMA).groupBy(*_KEYS).agg(*_sums(_NUMBERS))
+    collected = _arrow(stats).cast(_STATISTICS_ARROW)
+    replicates = parts.where(F.col(_REPLICATE).isNotNull() & rows).groupBy(*_REPLICATE_KEYS).agg(*_sums(_NUMBERS))
+    ordered = collected.sort_by([(c, "ascending") for c in _KEYS]).__arrow_c_stream__()
+    return ordered, _sorted(_arrow(replicates), _REPLICATE_KEYS)
 
 
 def _arrow(df: Any) -> pa.Table:
@@ -181,36 +215,26 @@ def attribute(
         metas = [r["meta"] for r in parts.where(F.col("meta").isNotNull()).select("meta").collect()]
         log.info("partials (repartition, sort, mapInArrow): %.2f s, %d chunks", time.time() - t, len(metas))
         t = time.time()
-        sums = [F.sum(c).alias(c) for c in _NUMBERS]
-        replicates = parts.where(F.col(_REPLICATE).isNotNull()).groupBy(*_REPLICATE_KEYS).agg(*sums)
-        summed_replicates = _arrow(replicates)
-        campaign_sums = [F.sum(c).alias(c) for c in _CAMPAIGN_NUMBERS]
-        campaigns = parts.where(F.col(_STAT).isNotNull()).groupBy(*_CAMPAIGN_KEYS).agg(*campaign_sums)
-        summed_campaigns = _arrow(campaigns)
+        channel = F.col("level").isNull()
         # Cached: the statistics read it once, and path_summary (written by the executors
         # when it is published) once more.
-        merged = parts.where(F.col("path").isNotNull()).groupBy("path").agg(*sums).persist()
-        stats = (
-            merged.mapInArrow(_statistics(settings), _STATISTICS_SCHEMA)
-            .groupBy(*_KEYS)
-            .agg(*sums)
-        )
-        collected = _arrow(stats).cast(_STATISTICS_ARROW)
-        log.info("paths summed, statistics summed and collected: %.2f s, %d rows", time.time() - t, collected.num_rows)
+        merged = parts.where(F.col("path").isNotNull() & channel).groupBy("path").agg(*_sums(_NUMBERS)).persist()
+        stats, reps = _level(parts, merged, channel, settings)
+        campaigns = parts.where(F.col(_STAT).isNotNull()).groupBy(*_CAMPAIGN_KEYS).agg(*_sums(_CAMPAIGN_NUMBERS))
+        camps = _sorted(_arrow(campaigns), _CAMPAIGN_KEYS)
+        groups = None
+        if json.loads(settings).get("channel_groups"):
+            group = F.col("level") == "group"
+            group_merged = parts.where(F.col("path").isNotNull() & group).groupBy("path").agg(*_sums(_NUMBERS))
+            groups = _level(parts, group_merged, group, settings)
+        log.info("paths summed, statistics summed and collected: %.2f s", time.time() - t)
     finally:
         parts.unpersist()
     t = time.time()
-    # A fixed order of the collected rows: the driver's sums do not depend on Spark's.
-    collected = collected.sort_by([(c, "ascending") for c in _KEYS])
     metas.sort()
-    reps = camps = None
-    if summed_replicates.num_rows:
-        reps = summed_replicates.sort_by([(c, "ascending") for c in _REPLICATE_KEYS]).__arrow_c_stream__()
-    if summed_campaigns.num_rows:
-        camps = summed_campaigns.sort_by([(c, "ascending") for c in _CAMPAIGN_KEYS]).__arrow_c_stream__()
     tables = {
         name: touchpoint._table(c)
-        for name, c in _touchpoint.solve(collected.__arrow_c_stream__(), metas, settings, reps, camps)
+        for name, c in _touchpoint.solve(stats, metas, settings, reps, camps, groups)
     }
     log.info("solved on the driver: %.2f s", time.time() - t)
     tables["path_summary"] = _path_summary(merged, json.loads(settings)["window"].get("run_date"))

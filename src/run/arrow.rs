@@ -49,7 +49,7 @@ pub const DISTRIBUTED_TABLES: [&str; 8] = [
 ];
 
 /// The channel-group tables, written by a distributed fit that has the group level (the
-/// bounded merge of shards; not the Spark job yet).
+/// bounded merge of shards, the Spark job).
 pub const GROUP_TABLES: [&str; 3] = ["channel_group_attribution", "channel_group_roles", "group_comparison"];
 
 /// Settings from an optional pipeline file and overrides given as `section.key` values
@@ -107,15 +107,26 @@ pub fn partial(settings: Settings, events: ArrowInput) -> Result<Partial> {
     let meta = partial_meta(&settings, &result, (0, 1));
     let json = serde_json::to_string(&meta).map_err(|e| Error::Internal(format!("partial metadata: {e}")))?;
     let paths = ffi::export_table(&report::partial_paths(&result.analysis, UNIT_SEPARATOR))?;
-    let replicates = match run.replicates.0.take() {
-        Some(rows) => Some(ffi::export_table(&report::partial_replicates(&rows))?),
-        None => None,
+    let export_replicates = |rows: Option<Vec<replicates::NamedRow>>| -> Result<Option<ArrowArrayStream>> {
+        rows.map(|r| ffi::export_table(&report::partial_replicates(&r))).transpose()
     };
+    let (channel_reps, group_reps) = std::mem::take(&mut run.replicates);
     let campaigns = match result.campaign_sums {
         Some(sums) => Some(ffi::export_table(&Table::new("partial_campaigns", sums.columns()))?),
         None => None,
     };
-    Ok(Partial { meta: json, paths, replicates, campaigns })
+    let group_paths = match &result.groups {
+        Some(g) => Some(ffi::export_table(&report::partial_paths(g, UNIT_SEPARATOR))?),
+        None => None,
+    };
+    Ok(Partial {
+        meta: json,
+        paths,
+        replicates: export_replicates(channel_reps)?,
+        campaigns,
+        group_paths,
+        group_replicates: export_replicates(group_reps)?,
+    })
 }
 
 /// A Spark chunk's partial (see [`partial`]).
@@ -128,6 +139,10 @@ pub struct Partial {
     pub replicates: Option<ArrowArrayStream>,
     /// The campaign sums, with a campaign column.
     pub campaigns: Option<ArrowArrayStream>,
+    /// The channel-group level's partial path table, with `[channel_groups]`.
+    pub group_paths: Option<ArrowArrayStream>,
+    /// The channel-group level's replicate statistics, with groups and intervals.
+    pub group_replicates: Option<ArrowArrayStream>,
 }
 
 /// The summed statistics a driver solves (see [`solve`]).
@@ -138,6 +153,9 @@ pub struct Summed {
     pub replicates: Option<ArrowInput>,
     /// The campaign sums, summed (with a campaign column).
     pub campaigns: Option<ArrowInput>,
+    /// The channel-group level's path statistics and replicate statistics, summed (with
+    /// `[channel_groups]`).
+    pub groups: Option<(ArrowInput, Option<ArrowInput>)>,
 }
 
 /// Refuse settings the distributed fit cannot carry, naming what to change.
@@ -407,28 +425,46 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
 /// The driver's step: the summed statistics and every partial's metadata become the
 /// tables of [`DISTRIBUTED_TABLES`].
 pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<NamedStreams> {
-    let Summed { statistics, replicates, campaigns } = summed;
+    let Summed { statistics, replicates, campaigns, groups } = summed;
     let metas: Vec<PartialMeta> = metas
         .iter()
         .map(|m| serde_json::from_str(m).map_err(|e| Error::Config(format!("not a partial's metadata: {e}"))))
         .collect::<Result<_>>()?;
-    let rows = ffi::read_statistics(statistics, "the path statistics")?;
-    let (mut result, coalitions) = solve_rows(&settings, &metas, &rows)?;
-    if let Some(input) = replicates.filter(|_| settings.models.bootstrap_replicates > 0) {
-        let label = "the replicate statistics";
-        let named = ffi::read_replicate_rows(input, label)?;
-        let mut frame = replicates::Frame::of(&result.analysis);
-        frame.coalitions = coalitions;
-        let source = std::iter::once(Ok((named, std::path::PathBuf::from(label))));
-        result.analysis.intervals =
-            Some(super::shard::solve_replicates(&result.analysis, frame, &settings, source)?);
-    }
+    let mut result = solve_level(&settings, &metas, (statistics, replicates), "")?;
     if let Some(input) = campaigns.filter(|_| settings.campaigns()) {
         let draws = 1 + super::partition_replicates(&settings) as usize;
         let sums = ffi::read_campaign_sums(input, "the campaign sums", draws)?;
         result.campaign = Some(crate::core::campaigns::solve(&sums, &result.analysis, &settings.models)?);
     }
+    if let Some(level) = groups.filter(|_| !settings.channel_groups.is_empty()) {
+        let bad = || Error::Config("the group statistics without the partials' group level".into());
+        let group_metas: Vec<PartialMeta> =
+            metas.iter().map(|m| m.groups.as_deref().cloned().ok_or_else(bad)).collect::<Result<_>>()?;
+        result.groups = Some(solve_level(&settings, &group_metas, level, "group ")?.analysis);
+    }
     export(&distributed_tables(&result, &settings, &[])?)
+}
+
+/// One level (channels, or channel groups) of a distributed fit: its summed statistics
+/// solved, and its summed replicate statistics into its intervals.
+fn solve_level(
+    settings: &Settings,
+    metas: &[PartialMeta],
+    (statistics, replicates): (ArrowInput, Option<ArrowInput>),
+    level: &str,
+) -> Result<RunResult> {
+    let rows = ffi::read_statistics(statistics, &format!("the {level}path statistics"))?;
+    let (mut result, coalitions) = solve_rows(settings, metas, &rows)?;
+    if let Some(input) = replicates.filter(|_| settings.models.bootstrap_replicates > 0) {
+        let label = format!("the {level}replicate statistics");
+        let named = ffi::read_replicate_rows(input, &label)?;
+        let mut frame = replicates::Frame::of(&result.analysis);
+        frame.coalitions = coalitions;
+        let source = std::iter::once(Ok((named, std::path::PathBuf::from(label))));
+        result.analysis.intervals =
+            Some(super::shard::solve_replicates(&result.analysis, frame, settings, source)?);
+    }
+    Ok(result)
 }
 
 /// The tables of a distributed fit's result, after its guards.
