@@ -382,6 +382,17 @@ fn the_campaign_grain_through_shards_equals_one_run() {
     ];
     let want = pipeline_through_shards("sample_nightly.toml", "2024-02-15", &extra);
     assert!(want.iter().any(|t| t == "campaign_attribution"), "{want:?}");
+    // Path channels that are not the report channels (`frequency`: `email_2`…), a
+    // second-order chain and no intervals: the journey sets are of path channels, the units
+    // of report channels.
+    let mut extra = extra.to_vec();
+    extra.extend([
+        ("journeys.transforms", toml::Value::Array(vec![toml::Value::String("frequency".into())])),
+        ("models.markov_order", toml::Value::Integer(2)),
+        ("models.bootstrap_replicates", toml::Value::Integer(0)),
+    ]);
+    let want = pipeline_through_shards("sample_nightly.toml", "2024-02-15", &extra);
+    assert!(want.iter().any(|t| t == "campaign_attribution"), "{want:?}");
 }
 
 /// The bundled CRM pipeline (two more sources, an orders table with repeated ids, an
