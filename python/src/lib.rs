@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::PyCapsule;
+use pyo3::types::{PyCapsule, PyDict};
 use touchpoint::engine::arrow::{ArrowArrayStream, ArrowInput};
 use touchpoint::run::arrow as api;
 use touchpoint::settings::Settings;
@@ -124,6 +124,7 @@ fn partial<'py>(
                 ("campaigns", p.campaigns),
                 ("group_paths", p.group_paths),
                 ("group_replicates", p.group_replicates),
+                ("segment_paths", p.segment_paths),
             ];
             let present = named.into_iter().filter_map(|(n, s)| s.map(|s| (n.to_owned(), SendStream(s))));
             (p.meta, present.collect::<Vec<_>>())
@@ -145,30 +146,41 @@ fn path_statistics<'py>(
     give_stream(py, stream)
 }
 
-/// The tables of the summed statistics and the partials' metadata (and with the summed
-/// replicate statistics, the interval columns; with the summed campaign sums,
-/// `campaign_attribution`).
+/// The tables of the summed statistics and the partials' metadata. `summed` holds what
+/// else was summed: `replicates` (the interval columns), `campaigns`
+/// (`campaign_attribution`), `groups` (the group level's statistics and replicates) and
+/// `segments` (each segment's key and statistics).
 #[pyfunction]
-#[pyo3(signature = (statistics, metas, settings, replicates=None, campaigns=None, groups=None))]
+#[pyo3(signature = (statistics, metas, settings, summed=None))]
 fn solve<'py>(
     py: Python<'py>,
     statistics: &Bound<'py, PyAny>,
     metas: Vec<String>,
     settings: &str,
-    replicates: Option<&Bound<'py, PyAny>>,
-    campaigns: Option<&Bound<'py, PyAny>>,
-    groups: Option<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)>,
+    summed: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Tables<'py>> {
     let settings = settings_of(py, settings)?;
-    let groups = match groups {
-        Some((stats, reps)) => Some((take_stream(&stats)?, reps.as_ref().map(take_stream).transpose()?)),
+    let item = |k: &str| -> PyResult<Option<Bound<'py, PyAny>>> {
+        Ok(summed.map(|d| d.get_item(k)).transpose()?.flatten().filter(|v| !v.is_none()))
+    };
+    let stream = |k: &str| item(k)?.map(|v| take_stream(&v)).transpose();
+    let groups = match item("groups")? {
+        Some(g) => {
+            let (stats, reps): (Bound<'py, PyAny>, Option<Bound<'py, PyAny>>) = g.extract()?;
+            Some((take_stream(&stats)?, reps.as_ref().map(take_stream).transpose()?))
+        }
         None => None,
+    };
+    let segments: Vec<(String, Bound<'py, PyAny>)> = match item("segments")? {
+        Some(s) => s.extract()?,
+        None => Vec::new(),
     };
     let summed = api::Summed {
         statistics: take_stream(statistics)?,
-        replicates: replicates.map(take_stream).transpose()?,
-        campaigns: campaigns.map(take_stream).transpose()?,
+        replicates: stream("replicates")?,
+        campaigns: stream("campaigns")?,
         groups,
+        segments: segments.iter().map(|(k, s)| Ok((k.clone(), take_stream(s)?))).collect::<PyResult<_>>()?,
     };
     let named = detached(py, || api::solve(settings, &metas, summed).map(sendable))?;
     give_all(py, named)
@@ -186,7 +198,7 @@ fn resolve_settings(py: Python<'_>, overrides: &str, pipeline: Option<PathBuf>) 
 #[pyfunction]
 fn check_distributed(py: Python<'_>, settings: &str) -> PyResult<()> {
     let s = settings_of(py, settings)?;
-    api::distributed_models(&s).map(|_| ()).map_err(|e| py_err(py, e))
+    api::check_spark(&s).map_err(|e| py_err(py, e))
 }
 
 /// The shard of each id of a one-column Arrow stream.

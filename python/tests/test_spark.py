@@ -81,6 +81,29 @@ def test_campaigns_equal_the_cli(spark, tmp_path):
     _compare(got, want, ("campaign_attribution",))
 
 
+def test_segments_equal_the_cli(spark, tmp_path):
+    """A segment column and the customer status: each chunk writes its segments' path
+    tables keyed by segment, Spark sums them per segment, the driver solves each (the pooled
+    fit below min_conversions): segment_attribution and segment_roles equal the CLI's."""
+    events = pq.read_table(SAMPLE)
+    users = events.column("user_id").to_pylist()
+    tier = [("loyal", "regular", "new_lead")[hash_of(u) % 3] for u in users]
+    path = tmp_path / "events.parquet"
+    pq.write_table(events.append_column("tier", pa.array(tier, pa.string())), path)
+    sections = {"columns": {"segment": "tier"}, "segments": {"customer_status": True, "min_conversions": 470},
+                "models": {"run": MODELS, "markov_order": 1, "bootstrap_replicates": 0}}
+    want = cli_tables(path, tmp_path / "cli", sections)
+    got = ts.attribute(spark.read.parquet(str(path)), chunk_rows=3000, **sections)
+    fits = set(got["segment_attribution"].column("fit").to_pylist())
+    assert fits == {"rules", "segment", "pooled"}, fits  # both kinds of segment fit are compared
+    _compare(got, want, ("segment_attribution", "segment_roles"))
+
+
+def hash_of(user: str) -> int:
+    """A stable small hash of a user id (a segment that is the person's own)."""
+    return sum(user.encode()) * 2_654_435_761 % 1_000_003
+
+
 def test_generated_log_with_a_window_equals_the_cli(spark, tmp_path, generated):
     sections = {"models": {"run": MODELS, "markov_order": 2, "bootstrap_replicates": 0},
                 "window": {"run_date": "2024-01-20", "days": 7}, "journeys": {"lookback_days": 14}}
@@ -145,6 +168,15 @@ def test_settings_the_job_cannot_carry_are_refused_before_spark_runs(spark):
     with pytest.raises(touchpoint.TouchpointError) as e:
         ts.attribute(spark.read.parquet(str(SAMPLE)), models={"markov_order": "auto"})
     assert e.value.exit_code == 78 and "auto" in str(e.value)
+    # What the job does not carry yet is refused on the driver, not in an executor.
+    with pytest.raises(touchpoint.TouchpointError) as e:
+        ts.attribute(spark.read.parquet(str(SAMPLE)), output={"journey_credit": True})
+    assert e.value.exit_code == 78 and "journey_credit" in str(e.value)
+    orders = Path(__file__).parents[2] / "sample-data" / "crm" / "orders.csv"
+    conversions = {"path": str(orders), "user": "customer_ref", "time": "ordered_at", "value": "amount"}
+    with pytest.raises(touchpoint.TouchpointError) as e:
+        ts.attribute(spark.read.parquet(str(SAMPLE)), conversions=conversions)
+    assert e.value.exit_code == 78 and "[conversions]" in str(e.value)
 
 
 def test_renamed_columns_integer_ids_and_invalid_rows_equal_the_cli(spark, tmp_path):

@@ -137,7 +137,8 @@ def solve(
     s = _resolved(pipeline, sections)
     reps = _stream(replicates) if replicates is not None else None
     camps = _stream(campaigns) if campaigns is not None else None
-    return {name: _table(c) for name, c in _touchpoint.solve(_stream(statistics), list(metas), s, reps, camps)}
+    summed = {"replicates": reps, "campaigns": camps}
+    return {name: _table(c) for name, c in _touchpoint.solve(_stream(statistics), list(metas), s, summed)}
 
 
 def shard_of(user_ids: Any, n: int) -> list[int | None]:

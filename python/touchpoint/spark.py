@@ -76,6 +76,8 @@ _PARTIAL_COLUMNS += [(n, t) for n, t in _REPS if t != "double"]
 _PARTIAL_COLUMNS += [(n, t) for n, t in _CAMPAIGNS if t != "double"]
 # The channel-group level's path and replicate rows say so here (null: the channel level).
 _PARTIAL_COLUMNS += [("level", "string")]
+# A customer segment's path rows carry its key (status, segmentation, segment; U+001F).
+_PARTIAL_COLUMNS += [("segment", "string")]
 _PARTIAL_SCHEMA = _ddl(_PARTIAL_COLUMNS)
 _PARTIAL_ARROW = _arrow_schema(_PARTIAL_COLUMNS)
 _STATISTICS_SCHEMA = _ddl(_STATS)
@@ -128,6 +130,8 @@ def _partials(settings: str, user: str, chunk_rows: int):
                     yield _tagged(reps, [*_NUMBERS, *_REPLICATE_KEYS], level)
             if (campaigns := named.get("campaigns")) is not None:
                 yield _batch(campaigns.num_rows, _columns(campaigns, [*_CAMPAIGN_NUMBERS, *_CAMPAIGN_KEYS]))
+            if (segments := named.get("segment_paths")) is not None:
+                yield _batch(segments.num_rows, _columns(segments, ["segment", "path", *_NUMBERS]))
 
     return run
 
@@ -150,6 +154,40 @@ def _statistics(settings: str):
         yield from stats.cast(_STATISTICS_ARROW).to_batches()
 
     return run
+
+
+_SEGMENT_STATISTICS_SCHEMA = "`segment` string, " + _STATISTICS_SCHEMA
+
+
+def _segment_statistics(settings: str):
+    """The path statistics of each segment's summed paths in a partition, keyed by segment."""
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        got = list(batches)
+        if not got:
+            return
+        table = pa.Table.from_batches(got)
+        for key in sorted(set(table.column("segment").to_pylist())):
+            paths = table.filter(pc.equal(table.column("segment"), key)).select(["path", *_NUMBERS])
+            stats = touchpoint._table(_touchpoint.path_statistics(paths.__arrow_c_stream__(), settings))
+            stats = stats.cast(_STATISTICS_ARROW)
+            yield from stats.add_column(0, "segment", pa.array([key] * stats.num_rows, pa.string())).to_batches()
+
+    return run
+
+
+def _segments(parts: Any, settings: str) -> list[tuple[str, Any]]:
+    """Every customer segment's summed path statistics, collected (a few hundred rows each),
+    as (segment key, stream) in key order."""
+    from pyspark.sql import functions as F
+
+    merged = parts.where(F.col("segment").isNotNull()).groupBy("segment", "path").agg(*_sums(_NUMBERS))
+    stats = merged.mapInArrow(_segment_statistics(settings), _SEGMENT_STATISTICS_SCHEMA)
+    collected = _arrow(stats.groupBy("segment", *_KEYS).agg(*_sums(_NUMBERS)))
+    out = []
+    for key in sorted(set(collected.column("segment").to_pylist())):
+        rows = collected.filter(pc.equal(collected.column("segment"), key)).drop_columns(["segment"])
+        out.append((key, rows.cast(_STATISTICS_ARROW).sort_by([(c, "ascending") for c in _KEYS]).__arrow_c_stream__()))
+    return out
 
 
 def _sums(columns: list[str]) -> list[Any]:
@@ -215,7 +253,7 @@ def attribute(
         metas = [r["meta"] for r in parts.where(F.col("meta").isNotNull()).select("meta").collect()]
         log.info("partials (repartition, sort, mapInArrow): %.2f s, %d chunks", time.time() - t, len(metas))
         t = time.time()
-        channel = F.col("level").isNull()
+        channel = F.col("level").isNull() & F.col("segment").isNull()
         # Cached: the statistics read it once, and path_summary (written by the executors
         # when it is published) once more.
         merged = parts.where(F.col("path").isNotNull() & channel).groupBy("path").agg(*_sums(_NUMBERS)).persist()
@@ -227,6 +265,9 @@ def attribute(
             group = F.col("level") == "group"
             group_merged = parts.where(F.col("path").isNotNull() & group).groupBy("path").agg(*_sums(_NUMBERS))
             groups = _level(parts, group_merged, group, settings)
+        sj = json.loads(settings)
+        segmented = sj.get("segments", {}).get("customer_status") or sj.get("columns", {}).get("segment")
+        segments = _segments(parts, settings) if segmented else []
         log.info("paths summed, statistics summed and collected: %.2f s", time.time() - t)
     finally:
         parts.unpersist()
@@ -234,7 +275,9 @@ def attribute(
     metas.sort()
     tables = {
         name: touchpoint._table(c)
-        for name, c in _touchpoint.solve(stats, metas, settings, reps, camps, groups)
+        for name, c in _touchpoint.solve(
+            stats, metas, settings, {"replicates": reps, "campaigns": camps, "groups": groups, "segments": segments}
+        )
     }
     log.info("solved on the driver: %.2f s", time.time() - t)
     tables["path_summary"] = _path_summary(merged, json.loads(settings)["window"].get("run_date"))

@@ -52,6 +52,27 @@ pub const DISTRIBUTED_TABLES: [&str; 8] = [
 /// bounded merge of shards, the Spark job).
 pub const GROUP_TABLES: [&str; 3] = ["channel_group_attribution", "channel_group_roles", "group_comparison"];
 
+/// What the Spark job cannot carry yet, refused on the driver before Spark runs (and again
+/// by every chunk): `markov_order = "auto"`, `journey_credit`, and the inputs staged from
+/// files (sources, the conversions table, the identity map, a customers table, erasure).
+pub fn check_spark(settings: &Settings) -> Result<()> {
+    distributed_models(settings)?;
+    if settings.output.journey_credit {
+        return Err(Error::Config(
+            "journey_credit is not carried by the Spark job yet: run it with --shard and merge (docs/scale.md)"
+                .into(),
+        ));
+    }
+    if settings.staged() {
+        return Err(Error::Config(
+            "[[sources]], [conversions], [identity], a customers table and erasure lists are not carried by the \
+             Spark job yet: run them with --shard and merge (docs/scale.md)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Settings from an optional pipeline file and overrides given as `section.key` values
 /// (the Python package's keyword arguments); each override is blamed by `blame(key)`.
 pub fn settings(file: Option<&Path>, overrides: Vec<(String, toml::Value)>) -> Result<Settings> {
@@ -80,14 +101,7 @@ fn export(tables: &[Table]) -> Result<NamedStreams> {
 /// chunks as a shard's do.
 /// With a campaign column, also its campaign sums (`partial_campaigns`' columns).
 pub fn partial(settings: Settings, events: ArrowInput) -> Result<Partial> {
-    distributed_models(&settings)?;
-    if settings.output.journey_credit || settings.segments.any(settings.columns.segment.is_some()) {
-        return Err(Error::Config(
-            "journey_credit and [segments] are not carried by the Spark job yet: run them with --shard and \
-             merge (docs/scale.md)"
-                .into(),
-        ));
-    }
+    check_spark(&settings)?;
     let mut chunk = settings.clone();
     chunk.output.root = None;
     if !crate::core::replicates::mergeable(&settings.models) {
@@ -104,7 +118,10 @@ pub fn partial(settings: Settings, events: ArrowInput) -> Result<Partial> {
     run.stream = Some(events);
     run.chunk = true;
     let result = run.compute_events(None)?;
-    let meta = partial_meta(&settings, &result, (0, 1));
+    let mut meta = partial_meta(&settings, &result, (0, 1));
+    let (levels, segment_paths) = super::shard::segment_levels(&settings, &result, (0, 1));
+    let segment_paths = segment_paths.map(|t| keyed_segment_paths(t, &levels)).transpose()?;
+    meta.segments = levels;
     let json = serde_json::to_string(&meta).map_err(|e| Error::Internal(format!("partial metadata: {e}")))?;
     let paths = ffi::export_table(&report::partial_paths(&result.analysis, UNIT_SEPARATOR))?;
     let export_replicates = |rows: Option<Vec<replicates::NamedRow>>| -> Result<Option<ArrowArrayStream>> {
@@ -126,7 +143,26 @@ pub fn partial(settings: Settings, events: ArrowInput) -> Result<Partial> {
         campaigns,
         group_paths,
         group_replicates: export_replicates(group_reps)?,
+        segment_paths,
     })
+}
+
+/// A segment's key across chunks: the customer status flag, the segmentation and the
+/// segment, joined by U+001F (a chunk's level numbers are its own).
+fn segment_key(l: &super::shard::SegmentLevel) -> String {
+    format!("{}{SEP}{}{SEP}{}", u8::from(l.status), l.segmentation, l.segment)
+}
+
+/// A chunk's `partial_segment_paths` with each row's level number replaced by its
+/// segment's key (`segment`), exported.
+fn keyed_segment_paths(mut t: Table, levels: &[super::shard::SegmentLevel]) -> Result<ArrowArrayStream> {
+    let keys: Vec<String> = levels.iter().map(segment_key).collect();
+    let Some((_, Values::U32(level))) = t.columns.first() else {
+        return Err(Error::Internal("segment paths without their level".into()));
+    };
+    let named = Values::Str(level.iter().map(|&l| keys[l as usize].clone()).collect());
+    t.columns[0] = ("segment", named);
+    ffi::export_table(&t)
 }
 
 /// A Spark chunk's partial (see [`partial`]).
@@ -143,6 +179,9 @@ pub struct Partial {
     pub group_paths: Option<ArrowArrayStream>,
     /// The channel-group level's replicate statistics, with groups and intervals.
     pub group_replicates: Option<ArrowArrayStream>,
+    /// Every customer segment's partial path table, rows keyed by `segment`, with
+    /// `[segments]`.
+    pub segment_paths: Option<ArrowArrayStream>,
 }
 
 /// The summed statistics a driver solves (see [`solve`]).
@@ -156,6 +195,8 @@ pub struct Summed {
     /// The channel-group level's path statistics and replicate statistics, summed (with
     /// `[channel_groups]`).
     pub groups: Option<(ArrowInput, Option<ArrowInput>)>,
+    /// Every customer segment's path statistics, summed, by segment key (with `[segments]`).
+    pub segments: Vec<(String, ArrowInput)>,
 }
 
 /// Refuse settings the distributed fit cannot carry, naming what to change.
@@ -425,7 +466,7 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
 /// The driver's step: the summed statistics and every partial's metadata become the
 /// tables of [`DISTRIBUTED_TABLES`].
 pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<NamedStreams> {
-    let Summed { statistics, replicates, campaigns, groups } = summed;
+    let Summed { statistics, replicates, campaigns, groups, segments } = summed;
     let metas: Vec<PartialMeta> = metas
         .iter()
         .map(|m| serde_json::from_str(m).map_err(|e| Error::Config(format!("not a partial's metadata: {e}"))))
@@ -442,7 +483,44 @@ pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<Nam
             metas.iter().map(|m| m.groups.as_deref().cloned().ok_or_else(bad)).collect::<Result<_>>()?;
         result.groups = Some(solve_level(&settings, &group_metas, level, "group ")?.analysis);
     }
+    result.segments = solve_segments(&settings, &metas, segments, &result.analysis)?;
     export(&distributed_tables(&result, &settings, &[])?)
+}
+
+/// The customer segments of a distributed fit, in one run's order: each segment's summed
+/// statistics solved with the level metadata of the chunks that had it, and finished as
+/// one run finishes it (the pooled fit below `min_conversions`). No intervals: one run has
+/// none per segment.
+fn solve_segments(
+    settings: &Settings,
+    metas: &[PartialMeta],
+    segments: Vec<(String, ArrowInput)>,
+    pooled: &Analysis,
+) -> Result<Vec<crate::core::analysis::SegmentAnalysis>> {
+    let mut plain = settings.clone();
+    plain.models.bootstrap_replicates = 0;
+    let mut by: BTreeMap<(bool, String), (String, ArrowInput)> = BTreeMap::new();
+    for (key, input) in segments {
+        let mut parts = key.splitn(3, UNIT_SEPARATOR);
+        let (Some(status), Some(segmentation), Some(segment)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Error::Config(format!("segment statistics: a key of no segment: {key:?}")));
+        };
+        by.insert((status == "1", segment.to_owned()), (segmentation.to_owned(), input));
+    }
+    let mut out = Vec::with_capacity(by.len());
+    for ((status, segment), (segmentation, input)) in by {
+        let levels: Vec<PartialMeta> = metas
+            .iter()
+            .flat_map(|m| &m.segments)
+            .filter(|l| l.status == status && l.segment == segment)
+            .map(|l| l.meta.clone())
+            .collect();
+        let rows = ffi::read_statistics(input, "the segment path statistics")?;
+        let (result, _) = solve_rows(&plain, &levels, &rows)?;
+        out.push(super::segments::finish_segment((segmentation, segment), result.analysis, pooled, settings));
+    }
+    Ok(out)
 }
 
 /// One level (channels, or channel groups) of a distributed fit: its summed statistics
@@ -476,7 +554,8 @@ pub(crate) fn distributed_tables(
     guards::check(settings, result)?;
     let mut tables = report::tables(result, settings)?;
     let groups = result.groups.is_some();
-    // The customer relationship's tables, when the merge carried them (not Spark yet).
+    // The tables of what the fit carried: the customer relationship (the merges), segments
+    // and campaigns (the merges and Spark).
     let relationship = |name: &str| match name {
         "segment_attribution" | "segment_roles" => !result.segments.is_empty(),
         "source_quality" => result.input.staged.is_some(),

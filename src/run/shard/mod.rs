@@ -34,7 +34,7 @@ use crate::report::{self, RunResult, SourceTouches, TableName};
 use crate::settings::{Format, Model, Settings};
 pub use relationship::SegmentLevel;
 pub(crate) use relationship::{
-    merge_campaigns, merge_journey_credit, merge_segments, merge_source_touches, SEGMENTS,
+    merge_campaigns, merge_journey_credit, merge_segments, merge_source_touches, segment_levels, SEGMENTS,
 };
 
 /// The version of the partial format this touchpoint writes and reads (2: the bootstrap's
