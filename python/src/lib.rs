@@ -149,7 +149,8 @@ fn path_statistics<'py>(
 /// The tables of the summed statistics and the partials' metadata. `summed` holds what
 /// else was summed: `replicates` (the interval columns), `campaigns`
 /// (`campaign_attribution`), `groups` (the group level's statistics and replicates) and
-/// `segments` (each segment's key and statistics).
+/// `segments` (each segment's key and statistics), `top_paths` (the page's paths: with them
+/// the page is rendered too, and returned beside the tables).
 #[pyfunction]
 #[pyo3(signature = (statistics, metas, settings, summed=None))]
 fn solve<'py>(
@@ -158,7 +159,7 @@ fn solve<'py>(
     metas: Vec<String>,
     settings: &str,
     summed: Option<&Bound<'py, PyDict>>,
-) -> PyResult<Tables<'py>> {
+) -> PyResult<(Tables<'py>, Option<String>)> {
     let settings = settings_of(py, settings)?;
     let item = |k: &str| -> PyResult<Option<Bound<'py, PyAny>>> {
         Ok(summed.map(|d| d.get_item(k)).transpose()?.flatten().filter(|v| !v.is_none()))
@@ -181,9 +182,10 @@ fn solve<'py>(
         campaigns: stream("campaigns")?,
         groups,
         segments: segments.iter().map(|(k, s)| Ok((k.clone(), take_stream(s)?))).collect::<PyResult<_>>()?,
+        top_paths: stream("top_paths")?,
     };
-    let named = detached(py, || api::solve(settings, &metas, summed).map(sendable))?;
-    give_all(py, named)
+    let (named, page) = detached(py, || api::solve(settings, &metas, summed).map(|(t, p)| (sendable(t), p)))?;
+    Ok((give_all(py, named)?, page))
 }
 
 /// The resolved settings as JSON (the Spark job reads column names and the window).
@@ -223,6 +225,7 @@ fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("REPLICATES_SCHEMA", touchpoint::core::replicates::replicates_schema())?;
     m.add("CAMPAIGNS_SCHEMA", touchpoint::core::campaigns::schema())?;
     m.add("SECTIONS", touchpoint::settings::SECTIONS.to_vec())?;
+    m.add("TOP_PATHS", touchpoint::report::TOP_PATHS)?;
     m.add_function(wrap_pyfunction!(attribute, m)?)?;
     m.add_function(wrap_pyfunction!(partial, m)?)?;
     m.add_function(wrap_pyfunction!(path_statistics, m)?)?;

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import SAMPLE, assert_tables_equal, cli_tables
+from conftest import SAMPLE, assert_tables_equal, cli_tables, run_cli
 
 import touchpoint
 import touchpoint.spark as ts
@@ -27,6 +27,9 @@ def _compare(got: dict, want: dict, extra: tuple[str, ...] = ()) -> None:
     """Every table the job carries equals the CLI's; path_summary, a Spark DataFrame,
     collected here in its order."""
     carried = (*touchpoint._touchpoint.DISTRIBUTED_TABLES, "path_summary", *extra)
+    got = dict(got)
+    page = got.pop("report.html")
+    assert page.startswith("<!doctype html>") and "channel" in page
     assert sorted(got) == sorted(t for t in want if t in carried)
     for name, table in got.items():
         if not isinstance(table, pa.Table):
@@ -99,6 +102,35 @@ def test_segments_equal_the_cli(spark, tmp_path):
     _compare(got, want, ("segment_attribution", "segment_roles"))
 
 
+def test_the_nightly_pipeline_writes_every_table_of_the_cli(spark, tmp_path):
+    """The bundled nightly pipeline (channel groups, spend, a one-day window, eight models,
+    200 replicates) through the Spark job and through `touchpoint run`: every table the CLI
+    writes, counts equal, values to 1e-9, intervals and group_comparison included; the page
+    (report.html) is the one file the job does not write."""
+    pipeline = Path(__file__).parents[2] / "pipelines" / "sample_nightly.toml"
+    out = tmp_path / "cli"
+    run_cli("run", str(pipeline), "--run-date", "2024-02-15", "--set", f"output.root={json.dumps(str(out))}", "-q")
+    want = {f.parent.parent.name: pq.read_table(f) for f in sorted(out.glob("*/run_date=*/part-0.parquet"))}
+    events = spark.read.parquet(str(SAMPLE))
+    got = ts.attribute(events, pipeline=str(pipeline), window={"run_date": "2024-02-15"}, chunk_rows=4000)
+    page = got.pop("report.html")
+    assert sorted(got) == sorted(want), (sorted(got), sorted(want))
+    for name, table in got.items():
+        assert_tables_equal(table if isinstance(table, pa.Table) else table.toArrow(), want[name], name, rel=1e-9)
+    # The page: the CLI's, but for the times and paths of its run (the numbers are the tables').
+    cli_page = next(out.glob("report/run_date=*/report.html")).read_text()
+    assert _page_text(page) == _page_text(cli_page)
+
+
+def _page_text(html: str) -> list[str]:
+    """The page's visible text, less what names the run (times, files)."""
+    import re
+
+    text = re.sub(r"<script.*?</script>|<style.*?</style>", "", html, flags=re.S)
+    words = [w for w in re.sub(r"<[^>]+>", " ", text).split()]
+    return [w for w in words if not re.search(r"\d{2}:\d{2}|/|\.parquet", w)]
+
+
 def hash_of(user: str) -> int:
     """A stable small hash of a user id (a segment that is the person's own)."""
     return sum(user.encode()) * 2_654_435_761 % 1_000_003
@@ -114,7 +146,8 @@ def test_generated_log_with_a_window_equals_the_cli(spark, tmp_path, generated):
     tiny = ts.attribute(spark.read.parquet(str(generated)), chunk_rows=1, **sections)
     arrow = lambda t: t if isinstance(t, pa.Table) else t.toArrow()  # noqa: E731
     for name in got:
-        assert_tables_equal(arrow(tiny[name]), arrow(got[name]), name, rel=1e-12)
+        if name != "report.html":
+            assert_tables_equal(arrow(tiny[name]), arrow(got[name]), name, rel=1e-12)
 
 
 def test_spark_xxhash64_is_shard_of(spark):
@@ -149,6 +182,7 @@ def test_spark_submit_entry_point_writes_the_date_partition(tmp_path, generated,
                       "bootstrap_replicates": 0}, "window": {"days": 3, "run_date": "2024-01-15"}})
     carried = [t for t in want if t in (*touchpoint._touchpoint.DISTRIBUTED_TABLES, "path_summary")]
     published = ts.publish.read(str(out), "2024-01-15")  # through the date's manifest
+    assert published.pop("report.html").startswith("<!doctype html>")  # the page, as text
     assert set(published) == set(carried)
     # path_summary was written by the executors, in parts the manifest lists in order.
     doc = ts.publish.read_manifest(str(out), "2024-01-15")

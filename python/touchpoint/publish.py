@@ -144,15 +144,19 @@ def read_manifest(out: str, run_date: str | None = None) -> dict[str, Any] | Non
     return doc
 
 
-def read(out: str, run_date: str | None = None) -> dict[str, pa.Table]:
-    """The tables of the current publication: the manifest first, then the files it lists
-    (never a listing of the store, which could mix runs)."""
+def read(out: str, run_date: str | None = None) -> dict[str, Any]:
+    """The tables of the current publication (and the page, ``report.html``, as text): the
+    manifest first, then the files it lists (never a listing of the store, which could mix
+    runs)."""
     doc = read_manifest(out, run_date)
     if doc is None:
         raise error("input_not_found", 66, f"input not found: {out}: no manifest for {key_of(run_date)}")
     fs, base = filesystem(out)
 
-    def table(f: Mapping[str, Any]) -> pa.Table:
+    def table(f: Mapping[str, Any]) -> Any:
+        if f["path"].endswith(".html"):  # the page
+            with fs.open_input_stream(f"{base}/{f['path']}") as s:
+                return s.read().decode()
         if "parts" in f:  # written by executors, one file per part, in order
             parts = [pq.read_table(f"{base}/{p['path']}", filesystem=fs) for p in f["parts"]]
             return pa.concat_tables(parts) if parts else pq.read_table(f"{base}/{f['path']}", filesystem=fs)
@@ -189,7 +193,8 @@ def publish(
 ) -> dict[str, Any]:
     """Publish the tables of one run (the caller holds :func:`lock`); the manifest written.
 
-    A table is a ``pyarrow.Table`` (one file) or an object whose ``write_parts(out, rel)``
+    A table is a ``pyarrow.Table`` (one Parquet file), a page (``str``: the HTML of
+    ``report.html``, written under its own name) or an object whose ``write_parts(out, rel)``
     writes it in parts under the directory ``rel`` (a table too big for the driver, written
     by Spark's executors) and returns their entries (:func:`write_part`), in order.
     ``totals`` (``{"conversions": …}``) go into the manifest, where the next date's
@@ -207,8 +212,9 @@ def publish(
                 parts = table.write_parts(out, rel)
                 files[name] = {"path": rel, "bytes": sum(p["bytes"] for p in parts), "parts": parts}
                 continue
-            data = _parquet(table)
-            rel = f"_runs/{key_of(run_date)}/{run_id}/{name}.parquet"
+            is_page = isinstance(table, str)
+            data = table.encode() if is_page else _parquet(table)
+            rel = f"_runs/{key_of(run_date)}/{run_id}/{name if is_page else name + '.parquet'}"
             _put(fs, f"{base}/{rel}", data)
             files[name] = {"path": rel, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
         manifest = {

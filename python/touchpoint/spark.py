@@ -268,17 +268,20 @@ def attribute(
         sj = json.loads(settings)
         segmented = sj.get("segments", {}).get("customer_status") or sj.get("columns", {}).get("segment")
         segments = _segments(parts, settings) if segmented else []
+        # The page's paths: the converting paths with the most conversions, ties by path.
+        top = merged.where(F.col("conversions") > 0).orderBy(F.col("conversions").desc(), F.col("path").asc())
+        top_paths = _arrow(top.limit(_touchpoint.TOP_PATHS).select("path", *_NUMBERS))
         log.info("paths summed, statistics summed and collected: %.2f s", time.time() - t)
     finally:
         parts.unpersist()
     t = time.time()
     metas.sort()
-    tables = {
-        name: touchpoint._table(c)
-        for name, c in _touchpoint.solve(
-            stats, metas, settings, {"replicates": reps, "campaigns": camps, "groups": groups, "segments": segments}
-        )
-    }
+    summed = {"replicates": reps, "campaigns": camps, "groups": groups, "segments": segments,
+              "top_paths": top_paths.__arrow_c_stream__()}
+    streams, page = _touchpoint.solve(stats, metas, settings, summed)
+    tables: dict[str, Any] = {name: touchpoint._table(c) for name, c in streams}
+    if page is not None:
+        tables["report.html"] = page
     log.info("solved on the driver: %.2f s", time.time() - t)
     tables["path_summary"] = _path_summary(merged, json.loads(settings)["window"].get("run_date"))
     return tables
@@ -360,7 +363,7 @@ class Parts:
 
 def _publishable(tables: Mapping[str, Any]) -> dict[str, Any]:
     """The tables as :func:`touchpoint.publish.publish` takes them: Spark DataFrames in parts."""
-    return {k: (v if isinstance(v, pa.Table) else Parts(v)) for k, v in tables.items()}
+    return {k: (Parts(v) if hasattr(v, "mapInArrow") else v) for k, v in tables.items()}
 
 
 def write(tables: Mapping[str, Any], out: str, run_date: str | None = None) -> list[str]:

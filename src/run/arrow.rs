@@ -197,6 +197,9 @@ pub struct Summed {
     pub groups: Option<(ArrowInput, Option<ArrowInput>)>,
     /// Every customer segment's path statistics, summed, by segment key (with `[segments]`).
     pub segments: Vec<(String, ArrowInput)>,
+    /// The converting paths with the most conversions (at least [`report::TOP_PATHS`] of
+    /// them, or all), summed: what the page lists.
+    pub top_paths: Option<ArrowInput>,
 }
 
 /// Refuse settings the distributed fit cannot carry, naming what to change.
@@ -465,8 +468,9 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
 
 /// The driver's step: the summed statistics and every partial's metadata become the
 /// tables of [`DISTRIBUTED_TABLES`].
-pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<NamedStreams> {
-    let Summed { statistics, replicates, campaigns, groups, segments } = summed;
+/// With the top paths, the page (`report.html`) too.
+pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<(NamedStreams, Option<String>)> {
+    let Summed { statistics, replicates, campaigns, groups, segments, top_paths } = summed;
     let metas: Vec<PartialMeta> = metas
         .iter()
         .map(|m| serde_json::from_str(m).map_err(|e| Error::Config(format!("not a partial's metadata: {e}"))))
@@ -484,7 +488,37 @@ pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<Nam
         result.groups = Some(solve_level(&settings, &group_metas, level, "group ")?.analysis);
     }
     result.segments = solve_segments(&settings, &metas, segments, &result.analysis)?;
-    export(&distributed_tables(&result, &settings, &[])?)
+    let tables = export(&distributed_tables(&result, &settings, &[])?)?;
+    let page = match top_paths {
+        Some(input) => {
+            result.analysis.top_paths = Some(read_top_paths(input, &result.analysis.paths.channels)?);
+            let previous = guards::previous_headline(&settings);
+            Some(report::html(&result, &settings, previous.as_ref())?)
+        }
+        None => None,
+    };
+    Ok((tables, page))
+}
+
+/// The page's converting paths with the most conversions, from summed (path, conversions,
+/// nulls, value) rows, in the page's order.
+fn read_top_paths(input: ArrowInput, channels: &[String]) -> Result<Vec<PathRow>> {
+    let label = "the top paths";
+    let (path, conversions, nulls, value) = ffi::read_path_rows(input, label)?;
+    let id = |c: &str| {
+        channels
+            .binary_search_by(|x| x.as_str().cmp(c))
+            .map(|i| i as u32)
+            .map_err(|_| Error::Config(format!("{label}: a channel no partial saw")))
+    };
+    let mut rows = Vec::with_capacity(path.len());
+    for (i, p) in path.iter().enumerate() {
+        let ids = p.split(UNIT_SEPARATOR).map(id).collect::<Result<Vec<u32>>>()?;
+        rows.push(PathRow { path: ids, conversions: conversions[i], nulls: nulls[i], value: value[i] });
+    }
+    let mut top = Vec::new();
+    crate::core::paths::top_converting(&mut top, rows.iter(), report::TOP_PATHS);
+    Ok(top)
 }
 
 /// The customer segments of a distributed fit, in one run's order: each segment's summed
