@@ -150,7 +150,8 @@ fn path_statistics<'py>(
 /// else was summed: `replicates` (the interval columns), `campaigns`
 /// (`campaign_attribution`), `groups` (the group level's statistics and replicates) and
 /// `segments` (each segment's key and statistics), `top_paths` (the page's paths: with them
-/// the page is rendered too, and returned beside the tables).
+/// the page is rendered too, and returned beside the tables with the manifest's headline)
+/// and `previous_headline` (the previous date's, read from an object store).
 #[pyfunction]
 #[pyo3(signature = (statistics, metas, settings, summed=None))]
 fn solve<'py>(
@@ -159,7 +160,7 @@ fn solve<'py>(
     metas: Vec<String>,
     settings: &str,
     summed: Option<&Bound<'py, PyDict>>,
-) -> PyResult<(Tables<'py>, Option<String>)> {
+) -> PyResult<(Tables<'py>, Option<String>, Option<String>)> {
     let settings = settings_of(py, settings)?;
     let item = |k: &str| -> PyResult<Option<Bound<'py, PyAny>>> {
         Ok(summed.map(|d| d.get_item(k)).transpose()?.flatten().filter(|v| !v.is_none()))
@@ -183,9 +184,12 @@ fn solve<'py>(
         groups,
         segments: segments.iter().map(|(k, s)| Ok((k.clone(), take_stream(s)?))).collect::<PyResult<_>>()?,
         top_paths: stream("top_paths")?,
+        previous_headline: item("previous_headline")?.map(|v| v.extract()).transpose()?,
     };
-    let (named, page) = detached(py, || api::solve(settings, &metas, summed).map(|(t, p)| (sendable(t), p)))?;
-    Ok((give_all(py, named)?, page))
+    let (named, page, headline) = detached(py, || {
+        api::solve(settings, &metas, summed).map(|s| (sendable(s.tables), s.page, s.headline))
+    })?;
+    Ok((give_all(py, named)?, page, headline))
 }
 
 /// The resolved settings as JSON (the Spark job reads column names and the window).

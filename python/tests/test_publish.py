@@ -106,6 +106,17 @@ def test_s3_publication_manifest_rerun_and_failures(spark, s3, tmp_path, generat
     assert _files(out) == listing
     assert not (tmp_path / "s3:").exists()
 
+    # The next date published: its page shows tonight against the previous night, from the
+    # headline the first date's manifest keeps on the store (Markov's credit per channel).
+    head = publish.read_manifest(out, DATE)["headline"]
+    markov = [r for r in want["channel_attribution"].to_pylist() if r["model"] == "markov"]
+    assert head["model"] == "markov"
+    assert head["conversions"] == {r["channel"]: r["conversions"] for r in markov if r["channel"] != "(unattributed)"}
+    code, line = _job(capsys, pipeline, out, NEXT)
+    assert code == 0, line
+    page = publish.read(out, NEXT)["report.html"]
+    assert "Tonight against the previous night" in page
+
 
 def test_local_publication_guard_and_lock(spark, tmp_path, generated, capsys):
     """On a local directory: the same layout, the library's own guard against the previous

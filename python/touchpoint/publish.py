@@ -185,6 +185,16 @@ def write_part(out: str, rel: str, table: pa.Table) -> dict[str, Any]:
     return {"path": rel, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "rows": table.num_rows}
 
 
+class Page(str):
+    """``report.html``'s text, with the headline its run's manifest keeps (the model and its
+    conversions per channel: the next date's page shows the change against it)."""
+
+    def __new__(cls, html: str, headline: Mapping[str, Any] | None = None) -> Page:
+        page = super().__new__(cls, html)
+        page.headline = dict(headline) if headline else None
+        return page
+
+
 def publish(
     tables: Mapping[str, Any],
     out: str,
@@ -225,6 +235,9 @@ def publish(
             "totals": dict(totals or {}),
             "files": files,
         }
+        headline = next((t.headline for t in tables.values() if isinstance(t, Page) and t.headline), None)
+        if headline:
+            manifest["headline"] = headline
         _put(fs, manifest_path(base, run_date), json.dumps(manifest, indent=2).encode())
     except BaseException as e:
         _delete(fs, prefix)

@@ -277,14 +277,31 @@ def attribute(
     t = time.time()
     metas.sort()
     summed = {"replicates": reps, "campaigns": camps, "groups": groups, "segments": segments,
-              "top_paths": top_paths.__arrow_c_stream__()}
-    streams, page = _touchpoint.solve(stats, metas, settings, summed)
+              "top_paths": top_paths.__arrow_c_stream__(), "previous_headline": _previous_headline(settings)}
+    streams, page, headline = _touchpoint.solve(stats, metas, settings, summed)
     tables: dict[str, Any] = {name: touchpoint._table(c) for name, c in streams}
     if page is not None:
-        tables["report.html"] = page
+        tables["report.html"] = publish.Page(page, json.loads(headline) if headline else None)
     log.info("solved on the driver: %.2f s", time.time() - t)
     tables["path_summary"] = _path_summary(merged, json.loads(settings)["window"].get("run_date"))
     return tables
+
+
+def _previous_headline(settings: str) -> str | None:
+    """The previous run date's headline from its publication manifest under
+    ``output.root`` (any store pyarrow reaches), for the page's change column."""
+    import datetime as dt
+
+    s = json.loads(settings)
+    root, run_date = s.get("output", {}).get("root"), s.get("window", {}).get("run_date")
+    if not root or not run_date:
+        return None
+    previous = (dt.date.fromisoformat(run_date) - dt.timedelta(days=1)).isoformat()
+    try:
+        doc = publish.read_manifest(root, previous)
+    except (OSError, pa.ArrowException, touchpoint.TouchpointError):
+        return None
+    return json.dumps(doc["headline"]) if doc and doc.get("headline") else None
 
 
 #: The separator of a path's channels in the partial path tables (U+001F).

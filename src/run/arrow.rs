@@ -200,6 +200,20 @@ pub struct Summed {
     /// The converting paths with the most conversions (at least [`report::TOP_PATHS`] of
     /// them, or all), summed: what the page lists.
     pub top_paths: Option<ArrowInput>,
+    /// The previous run date's headline (its manifest's `headline`, JSON), for the page,
+    /// when the caller read it from a store the library cannot (an object store).
+    pub previous_headline: Option<String>,
+}
+
+/// What the driver's solve gives: the tables, and with the top paths the page and the
+/// headline the publication's manifest keeps for the next date's page.
+pub struct Solved {
+    /// The tables, by name.
+    pub tables: NamedStreams,
+    /// `report.html`.
+    pub page: Option<String>,
+    /// The manifest's `headline`, JSON.
+    pub headline: Option<String>,
 }
 
 /// Refuse settings the distributed fit cannot carry, naming what to change.
@@ -469,8 +483,8 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
 /// The driver's step: the summed statistics and every partial's metadata become the
 /// tables of [`DISTRIBUTED_TABLES`].
 /// With the top paths, the page (`report.html`) too.
-pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<(NamedStreams, Option<String>)> {
-    let Summed { statistics, replicates, campaigns, groups, segments, top_paths } = summed;
+pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<Solved> {
+    let Summed { statistics, replicates, campaigns, groups, segments, top_paths, previous_headline } = summed;
     let metas: Vec<PartialMeta> = metas
         .iter()
         .map(|m| serde_json::from_str(m).map_err(|e| Error::Config(format!("not a partial's metadata: {e}"))))
@@ -492,12 +506,16 @@ pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<(Na
     let page = match top_paths {
         Some(input) => {
             result.analysis.top_paths = Some(read_top_paths(input, &result.analysis.paths.channels)?);
-            let previous = guards::previous_headline(&settings);
+            let previous = match previous_headline {
+                Some(json) => serde_json::from_str(&json).ok(),
+                None => guards::previous_headline(&settings),
+            };
             Some(report::html(&result, &settings, previous.as_ref())?)
         }
         None => None,
     };
-    Ok((tables, page))
+    let headline = report::headline(&result.analysis).and_then(|h| serde_json::to_string(&h).ok());
+    Ok(Solved { tables, page, headline })
 }
 
 /// The page's converting paths with the most conversions, from summed (path, conversions,
