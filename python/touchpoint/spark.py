@@ -229,11 +229,12 @@ def attribute(
     chunk_rows: int = CHUNK_ROWS,
     **sections: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Attribute a Spark DataFrame of events; the tables of
-    :data:`touchpoint._touchpoint.DISTRIBUTED_TABLES` (``pyarrow.Table``s, small), with a
-    campaign column ``campaign_attribution``, and ``path_summary`` (one row per distinct
-    path: a sorted Spark DataFrame over the cached summed paths, which :func:`write`
-    publishes from the executors), equal to the CLI's.
+    """Attribute a Spark DataFrame of events, equal to the CLI: the tables of
+    :data:`touchpoint._touchpoint.DISTRIBUTED_TABLES` and, as the settings ask, the
+    channel-group, segment and campaign tables (``pyarrow.Table``s, small); the page
+    (``report.html``, a :class:`touchpoint.publish.Page`); and ``path_summary``, one row per
+    distinct path: a sorted Spark DataFrame over the cached summed paths, which :func:`write`
+    publishes from the executors.
 
     ``partitions`` defaults to ``spark.sql.shuffle.partitions``; each partition is read in
     chunks of about ``chunk_rows`` rows of whole users.
@@ -242,57 +243,63 @@ def attribute(
 
     settings = touchpoint._resolved(pipeline, sections)
     _touchpoint.check_distributed(settings)
-    columns = json.loads(settings)["columns"]
-    user, when = columns["user"], columns["time"]
+    sj = json.loads(settings)
+    user, when = sj["columns"]["user"], sj["columns"]["time"]
     spark = events.sparkSession
     n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
     keyed = events.repartition(n, F.col(user)).sortWithinPartitions(F.col(user), F.col(when))
     parts = keyed.mapInArrow(_partials(settings, user, chunk_rows), _PARTIAL_SCHEMA).cache()
-    t = time.time()
     try:
-        metas = [r["meta"] for r in parts.where(F.col("meta").isNotNull()).select("meta").collect()]
-        log.info("partials (repartition, sort, mapInArrow): %.2f s, %d chunks", time.time() - t, len(metas))
-        t = time.time()
-        channel = F.col("level").isNull() & F.col("segment").isNull()
-        # Cached: the statistics read it once, and path_summary (written by the executors
-        # when it is published) once more.
-        merged = parts.where(F.col("path").isNotNull() & channel).groupBy("path").agg(*_sums(_NUMBERS)).persist()
-        stats, reps = _level(parts, merged, channel, settings)
-        campaigns = parts.where(F.col(_STAT).isNotNull()).groupBy(*_CAMPAIGN_KEYS).agg(*_sums(_CAMPAIGN_NUMBERS))
-        camps = _sorted(_arrow(campaigns), _CAMPAIGN_KEYS)
-        groups = None
-        if json.loads(settings).get("channel_groups"):
-            group = F.col("level") == "group"
-            group_merged = parts.where(F.col("path").isNotNull() & group).groupBy("path").agg(*_sums(_NUMBERS))
-            groups = _level(parts, group_merged, group, settings)
-        sj = json.loads(settings)
-        segmented = sj.get("segments", {}).get("customer_status") or sj.get("columns", {}).get("segment")
-        segments = _segments(parts, settings) if segmented else []
-        # The page's paths: the converting paths with the most conversions, ties by path.
-        top = merged.where(F.col("conversions") > 0).orderBy(F.col("conversions").desc(), F.col("path").asc())
-        top_paths = _arrow(top.limit(_touchpoint.TOP_PATHS).select("path", *_NUMBERS))
-        log.info("paths summed, statistics summed and collected: %.2f s", time.time() - t)
+        metas, merged, stats, summed = _sum(parts, settings)
     finally:
         parts.unpersist()
     t = time.time()
-    metas.sort()
-    summed = {"replicates": reps, "campaigns": camps, "groups": groups, "segments": segments,
-              "top_paths": top_paths.__arrow_c_stream__(), "previous_headline": _previous_headline(settings)}
-    streams, page, headline = _touchpoint.solve(stats, metas, settings, summed)
+    summed["previous_headline"] = _previous_headline(sj)
+    streams, page, headline = _touchpoint.solve(stats, sorted(metas), settings, summed)
     tables: dict[str, Any] = {name: touchpoint._table(c) for name, c in streams}
     if page is not None:
         tables["report.html"] = publish.Page(page, json.loads(headline) if headline else None)
     log.info("solved on the driver: %.2f s", time.time() - t)
-    tables["path_summary"] = _path_summary(merged, json.loads(settings)["window"].get("run_date"))
+    tables["path_summary"] = _path_summary(merged, sj["window"].get("run_date"))
     return tables
 
 
-def _previous_headline(settings: str) -> str | None:
+def _sum(parts: Any, settings: str) -> tuple[list[str], Any, Any, dict[str, Any]]:
+    """What the driver solves, summed by Spark from the chunks' partials: the chunks'
+    metadata, the summed paths (cached, for path_summary), the channel level's statistics,
+    and the rest (replicates, campaigns, the group level, segments, the page's top paths)."""
+    from pyspark.sql import functions as F
+
+    t = time.time()
+    metas = [r["meta"] for r in parts.where(F.col("meta").isNotNull()).select("meta").collect()]
+    log.info("partials (repartition, sort, mapInArrow): %.2f s, %d chunks", time.time() - t, len(metas))
+    t = time.time()
+    sj = json.loads(settings)
+    channel = F.col("level").isNull() & F.col("segment").isNull()
+    # Cached: the statistics read it once, and path_summary (written by the executors when
+    # it is published) once more.
+    merged = parts.where(F.col("path").isNotNull() & channel).groupBy("path").agg(*_sums(_NUMBERS)).persist()
+    stats, reps = _level(parts, merged, channel, settings)
+    campaigns = parts.where(F.col(_STAT).isNotNull()).groupBy(*_CAMPAIGN_KEYS).agg(*_sums(_CAMPAIGN_NUMBERS))
+    summed: dict[str, Any] = {"replicates": reps, "campaigns": _sorted(_arrow(campaigns), _CAMPAIGN_KEYS)}
+    if sj.get("channel_groups"):
+        group = F.col("level") == "group"
+        group_merged = parts.where(F.col("path").isNotNull() & group).groupBy("path").agg(*_sums(_NUMBERS))
+        summed["groups"] = _level(parts, group_merged, group, settings)
+    if sj.get("segments", {}).get("customer_status") or sj.get("columns", {}).get("segment"):
+        summed["segments"] = _segments(parts, settings)
+    # The page's paths: the converting paths with the most conversions, ties by path.
+    top = merged.where(F.col("conversions") > 0).orderBy(F.col("conversions").desc(), F.col("path").asc())
+    summed["top_paths"] = _arrow(top.limit(_touchpoint.TOP_PATHS).select("path", *_NUMBERS)).__arrow_c_stream__()
+    log.info("paths summed, statistics summed and collected: %.2f s", time.time() - t)
+    return metas, merged, stats, summed
+
+
+def _previous_headline(s: Mapping[str, Any]) -> str | None:
     """The previous run date's headline from its publication manifest under
     ``output.root`` (any store pyarrow reaches), for the page's change column."""
     import datetime as dt
 
-    s = json.loads(settings)
     root, run_date = s.get("output", {}).get("root"), s.get("window", {}).get("run_date")
     if not root or not run_date:
         return None
