@@ -13,6 +13,11 @@ The job (``docs/scale.md`` § Spark):
    ``groupBy``;
 5. the driver collects those small tables and the partials' metadata and solves.
 
+Beside the channel level, the chunks write what the settings ask for, each summed by its
+own ``groupBy``: the replicates' statistics (intervals), the channel-group level, each
+customer segment's paths, the campaign sums. ``path_summary`` stays in Spark and is
+written by the executors; the page is rendered on the driver.
+
 Only DataFrame APIs are used (no RDDs), so the job can run over Spark Connect.
 
 Run it with ``spark-submit``, this file being the application (or ``touchpoint-spark``)::
