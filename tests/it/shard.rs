@@ -533,10 +533,16 @@ fn shards_no_person_hashes_to_write_empty_partials_and_the_merges_equal_one_run(
     let dir = tempfile::tempdir().unwrap();
     let ev = dir.path().join("ev.parquet");
     let mut df = generate(&GenOptions { users: 3, seed: 42, days: 60, first_user: 0, channels: 12 }).unwrap();
+    // A campaign column too: an empty shard writes campaign sums with no rows.
+    let camp: Vec<Option<String>> =
+        (0..df.height()).map(|i| (i % 3 != 0).then(|| format!("c{}", i % 2))).collect();
+    df.with_column(polars::prelude::Column::new("campaign".into(), camp)).unwrap();
     touchpoint::engine::write_frame(&mut df, &ev, touchpoint::settings::Format::Parquet).unwrap();
     let with = |out: &Path| {
         let mut s = Settings::default();
         s.models.bootstrap_replicates = 20;
+        s.models.run = touchpoint::settings::Model::ALL.to_vec();
+        s.columns.campaign = Some("campaign".into());
         s.input.events = Some(ev.to_str().unwrap().to_owned());
         s.output.root = Some(out.to_path_buf());
         s
@@ -554,6 +560,7 @@ fn shards_no_person_hashes_to_write_empty_partials_and_the_merges_equal_one_run(
     shard::merge_and_publish(&parts, &merged).unwrap();
     touchpoint::run::merge_bounded::merge_bounded_and_publish(&parts, &bounded, 5).unwrap();
     let want = tables_of(&one);
+    assert!(want.contains_key("campaign_attribution"), "{:?}", want.keys());
     for (how, out) in [("merge", &merged), ("merge --bounded-memory", &bounded)] {
         let got = tables_of(out);
         assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>(), "{how}");
