@@ -2,6 +2,8 @@
 //! (`report.html.j2`, auto-escaped) with inline SVG charts (`charts.rs`). Self-contained:
 //! no external assets, no network; deterministic like every other output.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 
 use super::charts::{self, Bar};
@@ -10,6 +12,7 @@ use crate::core::analysis::Analysis;
 use crate::core::event_log::UNATTRIBUTED;
 use crate::core::markov::Target;
 use crate::core::models::Credits;
+use crate::core::table::{Table, Values};
 use crate::settings::{Model, Settings};
 
 const TEMPLATE: &str = include_str!("report.html.j2");
@@ -40,13 +43,16 @@ pub fn html(
     let folded: Vec<(Model, Credits)> = a.credits.iter().map(|(m, c)| (*m, a.folded(c))).collect();
     let bounds: Vec<Option<(Credits, Credits)>> =
         folded.iter().map(|(m, _)| a.intervals.as_ref().and_then(|iv| iv.bounds(*m))).collect();
+    // Shares, CPA and ROAS as `channel_attribution` has them: the page reads the table.
+    let credited =
+        Credited::of(&super::tables::channel_attribution(a, run.spend.as_ref().map(|s| &s.channel)));
     let mut ctx = json!({
         "scope": scope(run, settings),
         "kpis": kpis(a),
         "level": format!("{:.0}%", settings.models.interval_level * 100.0),
         "has_intervals": a.intervals.is_some(),
         "models": folded.iter().map(|(m, _)| m.name()).collect::<Vec<_>>(),
-        "credit_rows": credit_rows(a, &folded),
+        "credit_rows": credit_rows(a, &folded, &credited),
         "top_paths": top_paths(a),
         "quality": quality(run),
         "warnings": a.warnings,
@@ -61,7 +67,7 @@ pub fn html(
     ctx["days_chart"] = json!(charts::histogram("days to conversion", &hist[0].1));
     ctx["touches_chart"] = json!(charts::histogram("touches to conversion", &hist[1].1));
     if let Some(sp) = &run.spend {
-        ctx["spend_rows"] = spend_rows(a, &folded, &sp.channel);
+        ctx["spend_rows"] = spend_rows(a, &folded, &sp.channel, &credited);
     }
     if let (Some(g), Some(sp)) = (&run.groups, group_spend(run, settings)) {
         let cs: Vec<_> =
@@ -180,8 +186,32 @@ fn credit_chart(
     (names, charts::grouped_bars("conversions credited by channel and model", &series, &rows, num))
 }
 
-fn credit_rows(a: &Analysis, folded: &[(Model, Credits)]) -> Value {
-    let total = a.stats.total_conversions;
+/// `channel_attribution`'s share, CPA and ROAS per (model, channel), as written.
+struct Credited(BTreeMap<(String, String), [Option<f64>; 3]>);
+
+impl Credited {
+    fn of(t: &Table) -> Credited {
+        let text = |n: &str| match t.columns.iter().find(|c| c.0 == n) {
+            Some((_, Values::Str(v))) => v.clone(),
+            _ => vec![String::new(); t.height()],
+        };
+        let opt = |n: &str| match t.columns.iter().find(|c| c.0 == n) {
+            Some((_, Values::OptF64(v))) => v.clone(),
+            _ => vec![None; t.height()],
+        };
+        let (model, channel) = (text("model"), text("channel"));
+        let (share, cpa, roas) = (opt("conversion_share"), opt("cpa"), opt("roas"));
+        let rows =
+            (0..t.height()).map(|i| ((model[i].clone(), channel[i].clone()), [share[i], cpa[i], roas[i]]));
+        Credited(rows.collect())
+    }
+
+    fn get(&self, m: Model, channel: &str) -> [Option<f64>; 3] {
+        self.0.get(&(m.name().to_owned(), channel.to_owned())).copied().unwrap_or([None; 3])
+    }
+}
+
+fn credit_rows(a: &Analysis, folded: &[(Model, Credits)], credited: &Credited) -> Value {
     let mut rows: Vec<Value> = Vec::new();
     let n = a.report_channels.len();
     for c in 0..=n {
@@ -193,7 +223,7 @@ fn credit_rows(a: &Analysis, folded: &[(Model, Credits)]) -> Value {
             .iter()
             .map(|(m, cr)| {
                 let v = if c < n { cr.conversions[c] } else { a.stats.unattributed_conversions };
-                let share = if total > 0.0 { v / total * 100.0 } else { 0.0 };
+                let share = credited.get(*m, name)[0].unwrap_or(0.0) * 100.0;
                 json!({"model": m.name(), "raw": v, "text": format!("{} ({share:.1}%)", num(v))})
             })
             .collect();
@@ -205,21 +235,20 @@ fn credit_rows(a: &Analysis, folded: &[(Model, Credits)]) -> Value {
 fn spend_rows(
     a: &Analysis,
     folded: &[(Model, Credits)],
-    sp: &std::collections::BTreeMap<String, f64>,
+    sp: &BTreeMap<String, f64>,
+    credited: &Credited,
 ) -> Value {
+    let dash = || "–".to_owned();
     let rows: Vec<Value> = a
         .report_channels
         .iter()
-        .enumerate()
-        .filter_map(|(ci, ch)| {
+        .filter_map(|ch| {
             let spend = *sp.get(ch)?;
             let cells: Vec<String> = folded
                 .iter()
-                .map(|(_, c)| {
-                    let cpa =
-                        if c.conversions[ci] > 0.0 { num(spend / c.conversions[ci]) } else { "–".into() };
-                    let roas = if spend > 0.0 { ratio(c.value[ci] / spend) } else { "–".into() };
-                    format!("{cpa} · {roas}")
+                .map(|(m, _)| {
+                    let [_, cpa, roas] = credited.get(*m, ch);
+                    format!("{} · {}", cpa.map_or_else(dash, num), roas.map_or_else(dash, ratio))
                 })
                 .collect();
             Some(json!({"channel": ch, "spend": num(spend), "cells": cells}))
