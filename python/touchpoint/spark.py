@@ -239,7 +239,8 @@ def attribute(
     channel-group, segment and campaign tables (``pyarrow.Table``s, small); the page
     (``report.html``, a :class:`touchpoint.publish.Page`); and ``path_summary``, one row per
     distinct path: a sorted Spark DataFrame over the cached summed paths, which :func:`write`
-    publishes from the executors.
+    publishes from the executors (in a long-lived session, ``spark.catalog.clearCache()``
+    frees the cache when it is no longer needed).
 
     ``partitions`` defaults to ``spark.sql.shuffle.partitions``; each partition is read in
     chunks of about ``chunk_rows`` rows of whole users.
