@@ -223,7 +223,10 @@ def _arrow(df: Any) -> pa.Table:
     """A small Spark DataFrame on the driver as Arrow (``toArrow`` from Spark 4)."""
     if hasattr(df, "toArrow"):
         return df.toArrow()
-    return pa.Table.from_pylist([r.asDict() for r in df.collect()])
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    # With the DataFrame's schema: an empty result keeps its columns.
+    return pa.Table.from_pylist([r.asDict() for r in df.collect()], schema=to_arrow_schema(df.schema))
 
 
 def attribute(
@@ -363,10 +366,13 @@ class Parts:
 
     def __init__(self, df: Any) -> None:
         self.df = df
-        local = df.sparkSession.sparkContext.master.startswith("local")
+        # `spark.master` through the conf: Spark Connect has no SparkContext.
+        local = str(df.sparkSession.conf.get("spark.master", "")).startswith("local")
         self.env = {k: os.environ[k] for k in _STORE_VARIABLES if local and k in os.environ}
 
     def write_parts(self, out: str, rel: str) -> list[dict[str, Any]]:
+        # A local directory as the driver sees it: executors may run elsewhere.
+        out = out if "://" in out else os.path.abspath(out)
         names = self.df.columns
         schema = pa.schema([(n, _SUMMARY_TYPES[n]) for n in names])
         env = self.env
@@ -385,7 +391,9 @@ class Parts:
             yield pa.RecordBatch.from_pylist([{"entry": json.dumps(entry)}])
 
         rows = self.df.mapInArrow(write, "entry string").collect()
-        entries = sorted((json.loads(r["entry"]) for r in rows), key=lambda e: e["path"])
+        # In partition order (the DataFrame's): by the number, not the name.
+        partition = lambda e: int(e["path"].rsplit("part-", 1)[1].split(".")[0])  # noqa: E731
+        entries = sorted((json.loads(r["entry"]) for r in rows), key=partition)
         if not entries:  # no rows at all: one empty part, so the table exists with its columns
             entries = [publish.write_part(out, f"{rel}/part-00000.parquet", schema.empty_table())]
         return entries

@@ -551,26 +551,31 @@ fn solve_segments(
 ) -> Result<Vec<crate::core::analysis::SegmentAnalysis>> {
     let mut plain = settings.clone();
     plain.models.bootstrap_replicates = 0;
-    let mut by: BTreeMap<(bool, String), (String, ArrowInput)> = BTreeMap::new();
+    let mut inputs: BTreeMap<(bool, String), ArrowInput> = BTreeMap::new();
     for (key, input) in segments {
         let mut parts = key.splitn(3, UNIT_SEPARATOR);
-        let (Some(status), Some(segmentation), Some(segment)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(status), Some(_), Some(segment)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(Error::Config(format!("segment statistics: a key of no segment: {key:?}")));
         };
-        by.insert((status == "1", segment.to_owned()), (segmentation.to_owned(), input));
+        inputs.insert((status == "1", segment.to_owned()), input);
+    }
+    // Every segment a chunk had, as the merges list them: one without paths (no returning
+    // customer yet, a segment seen only outside the window) has no statistics, and is
+    // still a segment of one run, with zero credit.
+    let mut by: BTreeMap<(bool, String), (String, Vec<PartialMeta>)> = BTreeMap::new();
+    for l in metas.iter().flat_map(|m| &m.segments) {
+        let e =
+            by.entry((l.status, l.segment.clone())).or_insert_with(|| (l.segmentation.clone(), Vec::new()));
+        e.1.push(l.meta.clone());
     }
     let mut out = Vec::with_capacity(by.len());
-    for ((status, segment), (segmentation, input)) in by {
-        let levels: Vec<PartialMeta> = metas
-            .iter()
-            .flat_map(|m| &m.segments)
-            .filter(|l| l.status == status && l.segment == segment)
-            .map(|l| l.meta.clone())
-            .collect();
-        let rows = ffi::read_statistics(input, "the segment path statistics")?;
+    for (key, (segmentation, levels)) in by {
+        let rows = match inputs.remove(&key) {
+            Some(input) => ffi::read_statistics(input, "the segment path statistics")?,
+            None => Vec::new(),
+        };
         let (result, _) = solve_rows(&plain, &levels, &rows)?;
-        out.push(super::segments::finish_segment((segmentation, segment), result.analysis, pooled, settings));
+        out.push(super::segments::finish_segment((segmentation, key.1), result.analysis, pooled, settings));
     }
     Ok(out)
 }
