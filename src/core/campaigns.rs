@@ -174,7 +174,7 @@ impl Plan {
         }
         let (mut cells, mut weights) = (Vec::with_capacity(rec.channel.len() * per_touch), Vec::new());
         weights.reserve(rec.channel.len() * models.len());
-        let mut distinct: Vec<u32> = Vec::new();
+        let (mut distinct, mut counts): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
         for i in 0..rec.len() {
             let r = rec.range(i);
             let path = &rec.channel[r.clone()];
@@ -182,6 +182,10 @@ impl Plan {
             distinct.extend_from_slice(path);
             distinct.sort_unstable();
             distinct.dedup();
+            // Touches per distinct channel, once per journey (not a scan per touch).
+            counts.clear();
+            counts.resize(distinct.len(), 0);
+            path.iter().for_each(|c| counts[distinct.binary_search(c).expect("its own channel")] += 1);
             let set = ids.set(&distinct);
             for j in r {
                 let ch = rec.channel[j];
@@ -190,8 +194,8 @@ impl Plan {
                 for (k, (m, w)) in models.iter().zip(&per_model).enumerate() {
                     let (stat, weight) = match m {
                         Model::MarkovJourney => {
-                            let n = path.iter().filter(|&&c| c == ch).count() as f64;
-                            (ids.journey(set, ch), 1.0 / n)
+                            let n = counts[distinct.binary_search(&ch).expect("its own channel")];
+                            (ids.journey(set, ch), 1.0 / f64::from(n))
                         }
                         _ => (1 + k as u32, w[j]),
                     };

@@ -419,16 +419,7 @@ struct Sums {
 
 fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
     let bad = |what: &str| Error::Config(format!("path statistics: {what}"));
-    let tuple = |s: &str| -> Result<Vec<u32>> {
-        match s.is_empty() {
-            true => Ok(Vec::new()),
-            false => s
-                .split(UNIT_SEPARATOR)
-                .map(|c| channels.binary_search_by(|x| x.as_str().cmp(c)).map(|i| i as u32))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|_| bad("a channel no partial saw")),
-        }
-    };
+    let tuple = |s: &str| channel_ids(s, channels).ok_or_else(|| bad("a channel no partial saw"));
     let channel = |s: &str| -> Result<usize> {
         Ok(*tuple(s)?.first().ok_or_else(|| bad("a channel row without a channel"))? as usize)
     };
@@ -523,20 +514,25 @@ pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<Sol
 fn read_top_paths(input: ArrowInput, channels: &[String]) -> Result<Vec<PathRow>> {
     let label = "the top paths";
     let (path, conversions, nulls, value) = ffi::read_path_rows(input, label)?;
-    let id = |c: &str| {
-        channels
-            .binary_search_by(|x| x.as_str().cmp(c))
-            .map(|i| i as u32)
-            .map_err(|_| Error::Config(format!("{label}: a channel no partial saw")))
-    };
     let mut rows = Vec::with_capacity(path.len());
     for (i, p) in path.iter().enumerate() {
-        let ids = p.split(UNIT_SEPARATOR).map(id).collect::<Result<Vec<u32>>>()?;
+        let ids = channel_ids(p, channels)
+            .ok_or_else(|| Error::Config(format!("{label}: a channel no partial saw")))?;
         rows.push(PathRow { path: ids, conversions: conversions[i], nulls: nulls[i], value: value[i] });
     }
     let mut top = Vec::new();
     crate::core::paths::top_converting(&mut top, rows.iter(), report::TOP_PATHS);
     Ok(top)
+}
+
+/// A path's channels (names joined by U+001F; empty: none) as ids into the sorted
+/// `channels` (None when one is not there).
+fn channel_ids(path: &str, channels: &[String]) -> Option<Vec<u32>> {
+    if path.is_empty() {
+        return Some(Vec::new());
+    }
+    let id = |c: &str| channels.binary_search_by(|x| x.as_str().cmp(c)).ok().map(|i| i as u32);
+    path.split(UNIT_SEPARATOR).map(id).collect()
 }
 
 /// The customer segments of a distributed fit, in one run's order: each segment's summed
