@@ -168,6 +168,11 @@ pub struct AttributeArgs {
     /// dated inside the reporting window) or lookback (also the lookback before it).
     #[arg(long)]
     pub spend_period: Option<String>,
+    /// Lift experiments (input.experiments; CSV or Parquet: `channel` or `group`,
+    /// `incremental_conversions`, `standard_error`, `conversions`): adds
+    /// `channel_calibration`, each model's credit calibrated to them (docs/models.md).
+    #[arg(long)]
+    pub experiments: Option<PathBuf>,
     /// Only report conversions of the --window-days UTC days ending on this date
     /// (window.run_date, YYYY-MM-DD); touches are read back as far as the lookback needs.
     #[arg(long)]
@@ -398,6 +403,15 @@ pub struct GenerateArgs {
     /// `ch_0013`, … of decreasing popularity. 12 gives the same file as without the option.
     #[arg(long, default_value_t = 12)]
     pub channels: usize,
+    /// A world with a known causal truth instead (`confounded` or `independent`,
+    /// docs/evaluation.md): writes `<out stem>_truth.csv` (each channel's incremental
+    /// conversions) and `<out stem>_experiments.csv` (a simulated holdout of each channel,
+    /// in the `input.experiments` format) beside the log.
+    #[arg(long, value_parser = ["confounded", "independent"])]
+    pub world: Option<String>,
+    /// With --world: persons in each simulated holdout (default: --users).
+    #[arg(long, requires = "world")]
+    pub experiment_users: Option<u64>,
     /// Output Parquet file.
     #[arg(long)]
     pub out: PathBuf,

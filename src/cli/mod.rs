@@ -125,6 +125,23 @@ fn generate(g: &GenerateArgs) -> Result<serde_json::Value> {
         first_user: g.first_user,
         channels: g.channels,
     };
+    if let Some(name) = &g.world {
+        let w = crate::core::world::world(name).ok_or_else(|| Error::Config(format!("--world {name}: no such world")))?;
+        let files = crate::engine::generate::generate_world_to_files(
+            &opts,
+            w,
+            g.experiment_users.unwrap_or(g.users),
+            &g.out,
+        )?;
+        tracing::info!(rows = files.rows, file = %g.out.display(), world = name, "generated a world");
+        return Ok(serde_json::json!({
+            "status": "ok",
+            "out": g.out.display().to_string(),
+            "world": name,
+            "files": files,
+            "elapsed_ms": t.elapsed().as_millis(),
+        }));
+    }
     let rows = crate::engine::generate::generate_to_file(&opts, &g.out)?;
     tracing::info!(rows, file = %g.out.display(), "generated events");
     Ok(serde_json::json!({
@@ -162,6 +179,7 @@ fn attribute_flags(a: &AttributeArgs) -> Result<Vec<Flag>> {
     put("output.root", a.out.as_deref().map(path), "--out");
     put("input.spend", a.spend.as_deref().map(path), "--spend");
     put("input.spend_period", a.spend_period.as_deref().map(s), "--spend-period");
+    put("input.experiments", a.experiments.as_deref().map(path), "--experiments");
     put("input.partition_key", a.partition_key.as_deref().map(s), "--partition-key");
     let models = match &a.models {
         Some(m) => Some(list(m)),

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod bootstrap;
+pub mod calibration;
 pub mod campaigns;
 pub mod chain_counts;
 pub mod event_log;
@@ -20,3 +21,4 @@ pub mod shapley;
 pub mod spend;
 pub mod table;
 pub mod transforms;
+pub mod world;

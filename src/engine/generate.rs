@@ -160,14 +160,7 @@ fn exponential(rng: &mut ChaCha8Rng, mean: f64) -> f64 {
     -mean * (1.0 - rng.random::<f64>()).ln()
 }
 
-#[derive(Default)]
-struct Rows {
-    user: Vec<u64>,
-    ts: Vec<i64>,
-    channel: Vec<Option<u16>>,
-    conversion: Vec<bool>,
-    revenue: Vec<Option<f64>>,
-}
+use crate::core::world::Rows;
 
 fn gen_user(w: &World, seed: u64, user: u64, days: u32, out: &mut Rows) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -269,23 +262,23 @@ pub fn generate(opts: &GenOptions) -> Result<DataFrame> {
         })
         .collect();
     let mut all = Rows::default();
-    for p in parts {
-        all.user.extend(p.user);
-        all.ts.extend(p.ts);
-        all.channel.extend(p.channel);
-        all.conversion.extend(p.conversion);
-        all.revenue.extend(p.revenue);
-    }
+    parts.into_iter().for_each(|p| all.extend(p));
+    frame_of(all, &w.names, opts.first_user + opts.users)
+}
+
+/// Generated rows as the log's columns, ordered by time (ties by generation order); user ids
+/// `u0000042` padded to the digits of `last_user`.
+fn frame_of(all: Rows, names: &[String], last_user: u64) -> Result<DataFrame> {
     let n = u32::try_from(all.ts.len())
         .map_err(|_| Error::Config("more than 4G events in one generated file: use fewer --users".into()))?;
     let mut order: Vec<u32> = (0..n).collect();
     order.par_sort_by_key(|&i| (all.ts[i as usize], i));
-    let digits = (opts.first_user + opts.users).max(1).to_string().len().max(7);
+    let digits = last_user.max(1).to_string().len().max(7);
     let user: Vec<String> =
         order.par_iter().map(|&i| format!("u{:0digits$}", all.user[i as usize])).collect();
     let ts: Vec<i64> = order.iter().map(|&i| all.ts[i as usize]).collect();
     let channel: Vec<Option<&str>> =
-        order.iter().map(|&i| all.channel[i as usize].map(|c| w.names[c as usize].as_str())).collect();
+        order.iter().map(|&i| all.channel[i as usize].map(|c| names[c as usize].as_str())).collect();
     let event: Vec<&str> =
         order.iter().map(|&i| if all.conversion[i as usize] { "conversion" } else { "touch" }).collect();
     let revenue: Vec<Option<f64>> = order.iter().map(|&i| all.revenue[i as usize]).collect();
@@ -305,14 +298,147 @@ pub fn generate(opts: &GenOptions) -> Result<DataFrame> {
 /// Generate and write a Parquet file (written to a temporary name, then renamed).
 pub fn generate_to_file(opts: &GenOptions, out: &Path) -> Result<usize> {
     let mut df = generate(opts)?;
+    write_atomically(&mut df, out, crate::settings::Format::Parquet)?;
+    Ok(df.height())
+}
+
+/// What [`generate_world_to_files`] wrote.
+#[derive(Debug, serde::Serialize)]
+pub struct WorldFiles {
+    /// Rows of the event log.
+    pub rows: usize,
+    /// The truth per channel (CSV).
+    pub truth: std::path::PathBuf,
+    /// One simulated holdout per channel, in the `input.experiments` format (CSV).
+    pub experiments: std::path::PathBuf,
+    /// Conversions in the log.
+    pub conversions: u64,
+    /// Expected conversions with no advertising at all.
+    pub baseline_conversions: f64,
+}
+
+/// The paths of a world's truth and experiments beside its log: `events.parquet` →
+/// `events_truth.csv`, `events_experiments.csv`.
+pub fn world_paths(out: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "events".into());
+    (out.with_file_name(format!("{stem}_truth.csv")), out.with_file_name(format!("{stem}_experiments.csv")))
+}
+
+/// A log of a world with a known causal truth (`core::world`), its truth table and one
+/// simulated holdout per channel on `experiment_users` other persons.
+pub fn generate_world(
+    opts: &GenOptions,
+    w: &crate::core::world::WorldSpec,
+    experiment_users: u64,
+) -> Result<(DataFrame, crate::core::world::Truth, Vec<crate::core::world::Holdout>)> {
+    check_world_options(opts)?;
+    let (rows, truth) = crate::core::world::simulate(w, opts.seed, opts.first_user, opts.users, opts.days);
+    let names: Vec<String> = w.channels.iter().map(|c| c.name.to_owned()).collect();
+    let holdouts =
+        (0..names.len()).map(|c| crate::core::world::holdout(w, opts.seed, c, experiment_users)).collect();
+    Ok((frame_of(rows, &names, opts.first_user + opts.users)?, truth, holdouts))
+}
+
+fn check_world_options(opts: &GenOptions) -> Result<()> {
+    if opts.days < 28 {
+        return Err(Error::Config(format!(
+            "--days {}: a world's persons are active over 21 days and buy up to 2 days later; use at least 28",
+            opts.days
+        )));
+    }
+    if opts.channels != MIN_CHANNELS {
+        return Err(Error::Config("--channels does not apply to --world: a world names its own channels".into()));
+    }
+    if opts.users > 50_000_000 {
+        return Err(Error::Config(format!("--users {}: at most 50000000 with --world", opts.users)));
+    }
+    Ok(())
+}
+
+/// Write a world's log, truth and experiments (each atomically).
+pub fn generate_world_to_files(
+    opts: &GenOptions,
+    w: &crate::core::world::WorldSpec,
+    experiment_users: u64,
+    out: &Path,
+) -> Result<WorldFiles> {
+    let (mut df, truth, holdouts) = generate_world(opts, w, experiment_users)?;
+    let (truth_path, exp_path) = world_paths(out);
+    let period = (T0_US, opts.days);
+    let csv = crate::settings::Format::Csv;
+    write_atomically(&mut crate::engine::write::to_frame(&truth_table(w, &truth, &holdouts, opts.users))?, &truth_path, csv)?;
+    write_atomically(&mut crate::engine::write::to_frame(&experiments_table(w, &holdouts, opts.users, period))?, &exp_path, csv)?;
+    write_atomically(&mut df, out, crate::settings::Format::Parquet)?;
+    Ok(WorldFiles {
+        rows: df.height(),
+        truth: truth_path,
+        experiments: exp_path,
+        conversions: truth.conversions,
+        baseline_conversions: truth.baseline_conversions,
+    })
+}
+
+/// The truth per channel: its parameters, touches in the log, incremental conversions and
+/// value (exact expectations), their shares, and the simulated holdout's estimate.
+pub fn truth_table(
+    w: &crate::core::world::WorldSpec,
+    truth: &crate::core::world::Truth,
+    holdouts: &[crate::core::world::Holdout],
+    users: u64,
+) -> crate::core::table::Table {
+    use crate::core::table::{Table, Values};
+    let total: f64 = truth.incremental.iter().sum();
+    let n = users as f64;
+    let f = |g: &dyn Fn(usize) -> f64| Values::F64((0..w.channels.len()).map(g).collect());
+    Table::new(
+        "world_truth",
+        vec![
+            ("channel", Values::Str(w.channels.iter().map(|c| c.name.to_owned()).collect())),
+            ("effect_per_touch", f(&|c| w.channels[c].effect)),
+            ("mean_touches", f(&|c| w.channels[c].rate)),
+            ("targeting", f(&|c| w.channels[c].targeting)),
+            ("closes", f(&|c| w.channels[c].closes)),
+            ("touches", Values::U64(truth.touches.clone())),
+            ("incremental_conversions", f(&|c| truth.incremental[c])),
+            ("incremental_value", f(&|c| truth.incremental[c] * crate::core::world::mean_value())),
+            ("incremental_share", f(&|c| if total > 0.0 { truth.incremental[c] / total } else { 0.0 })),
+            ("holdout_incremental_conversions", f(&|c| holdouts[c].incremental(n))),
+            ("holdout_standard_error", f(&|c| holdouts[c].standard_error(n))),
+        ],
+    )
+}
+
+/// The holdouts in the `input.experiments` format: one row per channel, over the whole
+/// period, scaled to the log's population.
+fn experiments_table(
+    w: &crate::core::world::WorldSpec,
+    holdouts: &[crate::core::world::Holdout],
+    users: u64,
+    (t0_us, days): (i64, u32),
+) -> crate::core::table::Table {
+    use crate::core::table::{Table, Values};
+    let n = users as f64;
+    let day0 = (t0_us / 86_400_000_000) as i32;
+    let k = w.channels.len();
+    Table::new(
+        "experiments",
+        vec![
+            ("channel", Values::Str(w.channels.iter().map(|c| c.name.to_owned()).collect())),
+            ("start", Values::Date(vec![day0; k])),
+            ("end", Values::Date(vec![day0 + days as i32 - 1; k])),
+            ("incremental_conversions", Values::F64(holdouts.iter().map(|h| h.incremental(n)).collect())),
+            ("standard_error", Values::F64(holdouts.iter().map(|h| h.standard_error(n)).collect())),
+            ("conversions", Values::F64(holdouts.iter().map(|h| h.conversions(n)).collect())),
+        ],
+    )
+}
+
+/// Write to a temporary name beside `out`, then rename (readers never see half a file).
+fn write_atomically(df: &mut DataFrame, out: &Path, format: crate::settings::Format) -> Result<()> {
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".touchpoint-gen-")
-        .suffix(".parquet")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    crate::engine::write::write_frame(&mut df, tmp.path(), crate::settings::Format::Parquet)?;
+    let tmp = tempfile::Builder::new().prefix(".touchpoint-gen-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+    crate::engine::write::write_frame(df, tmp.path(), format)?;
     // tempfile creates 0600 files; a data file is meant to be shared like any other output.
     #[cfg(unix)]
     {
@@ -321,5 +447,5 @@ pub fn generate_to_file(opts: &GenOptions, out: &Path) -> Result<usize> {
             .map_err(|e| Error::io(tmp.path(), e))?;
     }
     tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
-    Ok(df.height())
+    Ok(())
 }

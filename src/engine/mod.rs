@@ -18,7 +18,7 @@ pub mod write;
 pub use discover::{date_of, partition_date, resolve_inputs, scoped_inputs, ReadScope};
 pub use read::{check_kept, load_events, load_frame, Kept, LoadOptions, MAX_EVENTS, READ_BATCH};
 pub use schema::validate_inputs;
-pub use side_tables::{load_paths, load_spend, PathTableRow};
+pub use side_tables::{load_experiments, load_paths, load_spend, PathTableRow};
 pub use write::{
     parquet_rows, read_partial_block, read_partial_lags, read_partial_paths, read_partial_replicates,
     read_table, to_frame, write_frame, write_table, TableSource,

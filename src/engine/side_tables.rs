@@ -215,3 +215,68 @@ fn one_currency(values: &[Option<String>], file: &Path) -> Result<Option<String>
         )),
     }
 }
+
+/// Read a lift-experiments file (`input.experiments`, `docs/models.md` § Calibration): one
+/// row per experiment, its target in `channel` or `group` (exactly one per row), and
+/// `incremental_conversions` (finite), `standard_error` (> 0) and `conversions` (> 0, all
+/// conversions of the tested population over the test). Other columns (`name`, `start`,
+/// `end`, `spend`) are the user's notes and are not read. Parquet, or CSV by extension.
+pub fn load_experiments(file: &Path) -> Result<Vec<crate::core::calibration::Experiment>> {
+    use crate::core::calibration::{Experiment, Target};
+    if !file.is_file() {
+        return Err(Error::NotFound { path: file.into(), problem: "no such experiments file".into() });
+    }
+    let df = read_side_table(file)?;
+    if df.height() == 0 {
+        return Err(Error::bad_input(file, None, "the experiments file has no rows"));
+    }
+    let text = |name: &str| -> Result<Option<Vec<Option<String>>>> {
+        let Ok(s) = df.column(name) else { return Ok(None) };
+        let s = s.as_materialized_series().cast(&DataType::String).map_err(cast_err(file, name))?;
+        Ok(Some(s.str().map_err(cast_err(file, name))?.iter().map(|v| v.map(str::to_owned)).collect()))
+    };
+    let (channel, group) = (text("channel")?, text("group")?);
+    if channel.is_none() && group.is_none() {
+        return Err(Error::bad_input(file, Some("channel"), "missing column (or `group`): what each experiment tested"));
+    }
+    let number = |name: &str, ok: fn(f64) -> bool, rule: &str| -> Result<Vec<f64>> {
+        let s = df.column(name).map_err(|_| Error::bad_input(file, Some(name), "missing column"))?;
+        let s = s.as_materialized_series();
+        if !s.dtype().is_primitive_numeric() && !matches!(s.dtype(), DataType::Decimal(..)) {
+            return Err(Error::bad_input(file, Some(name), type_problem(s.dtype(), "a number")));
+        }
+        let s = s.cast(&DataType::Float64).map_err(cast_err(file, name))?;
+        let ca = s.f64().map_err(cast_err(file, name))?;
+        ca.iter()
+            .enumerate()
+            .map(|(i, x)| match x {
+                Some(x) if ok(x) => Ok(x),
+                x => Err(Error::bad_input(
+                    file,
+                    Some(name),
+                    format!("{rule}, found {} at row {i} (counted from 0)", x.map_or("null".into(), |x| x.to_string())),
+                )),
+            })
+            .collect()
+    };
+    let incremental = number("incremental_conversions", f64::is_finite, "must be a finite number")?;
+    let se = number("standard_error", |x| x.is_finite() && x > 0.0, "must be a finite number > 0")?;
+    let conversions = number("conversions", |x| x.is_finite() && x > 0.0, "must be a finite number > 0")?;
+    let at = |col: &Option<Vec<Option<String>>>, i: usize| col.as_ref().and_then(|c| c[i].clone());
+    (0..df.height())
+        .map(|i| {
+            let target = match (at(&channel, i), at(&group, i)) {
+                (Some(c), None) => Target::Channel(c),
+                (None, Some(g)) => Target::Group(g),
+                _ => {
+                    return Err(Error::bad_input(
+                        file,
+                        Some("channel"),
+                        format!("row {i} (counted from 0) must name exactly one of `channel` and `group`"),
+                    ))
+                }
+            };
+            Ok(Experiment { target, incremental: incremental[i], standard_error: se[i], conversions: conversions[i] })
+        })
+        .collect()
+}

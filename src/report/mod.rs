@@ -2,6 +2,7 @@
 //! and row order) and as `report.html`, the page for media buyers. Plain Rust: the engine
 //! encodes the tables.
 
+mod calibration;
 mod charts;
 mod compare;
 mod html;
@@ -55,6 +56,8 @@ pub struct RunResult {
     pub user_order: Vec<u128>,
     /// `journey_credit` already built (a merge concatenates the shards' rows).
     pub journey_credit: Option<Table>,
+    /// Lift experiments to calibrate to (`input.experiments`), read by every entry point.
+    pub experiments: Vec<crate::core::calibration::Experiment>,
 }
 
 impl RunResult {
@@ -74,6 +77,7 @@ impl RunResult {
             source_touches: None,
             user_order: Vec::new(),
             journey_credit: None,
+            experiments: Vec::new(),
         }
     }
 }
@@ -166,6 +170,10 @@ fn table(name: TableName, run: &RunResult, settings: &Settings) -> Result<Option
         },
         N::CampaignAttribution => {
             run.campaign.as_ref().map(|c| tables::campaign_attribution(a, c, spend().map(|s| &s.campaign)))
+        }
+        N::ChannelCalibration => {
+            let attribution = tables::channel_attribution(a, spend().map(|s| &s.channel));
+            Some(calibration::channel_calibration(&attribution, &a.report_channels, run, settings)?)
         }
         N::ChannelRoles => Some(tables::channel_roles(a)),
         N::ChannelGroupRoles => run.groups.as_ref().map(tables::channel_group_roles),

@@ -14,6 +14,8 @@ pub enum TableName {
     GroupComparison,
     /// Grain (model, channel, campaign).
     CampaignAttribution,
+    /// Grain (model, channel), with `input.experiments`.
+    ChannelCalibration,
     /// Grain (channel).
     ChannelRoles,
     /// Grain (group).
@@ -66,11 +68,12 @@ pub enum TableName {
 
 impl TableName {
     /// Every table, in publication order.
-    pub const ALL: [TableName; 28] = [
+    pub const ALL: [TableName; 29] = [
         TableName::ChannelAttribution,
         TableName::ChannelGroupAttribution,
         TableName::GroupComparison,
         TableName::CampaignAttribution,
+        TableName::ChannelCalibration,
         TableName::ChannelRoles,
         TableName::ChannelGroupRoles,
         TableName::SegmentAttribution,
@@ -110,6 +113,7 @@ impl TableName {
             TableName::ChannelGroupAttribution => "channel_group_attribution",
             TableName::GroupComparison => "group_comparison",
             TableName::CampaignAttribution => "campaign_attribution",
+            TableName::ChannelCalibration => "channel_calibration",
             TableName::ChannelRoles => "channel_roles",
             TableName::JourneyTiming => "journey_timing",
             TableName::ChannelGroupRoles => "channel_group_roles",
@@ -150,6 +154,9 @@ impl TableName {
         }
         if settings.campaigns() {
             t.push(TableName::CampaignAttribution);
+        }
+        if settings.input.experiments.is_some() {
+            t.push(TableName::ChannelCalibration);
         }
         t.push(TableName::ChannelRoles);
         if !settings.channel_groups.is_empty() {

@@ -684,7 +684,11 @@ pub(crate) fn solve_rows(
         lags,
         top_paths: None,
     };
-    let result = RunResult { spend: load_spend(settings)?, ..RunResult::new(analysis, input) };
+    let result = RunResult {
+        spend: load_spend(settings)?,
+        experiments: super::load_experiments(settings)?,
+        ..RunResult::new(analysis, input)
+    };
     Ok((result, sets))
 }
 

@@ -157,6 +157,7 @@ impl<'a> Run<'a> {
             }
         };
         let spend = load_spend(&self.settings)?;
+        let experiments = load_experiments(&self.settings)?;
         let training = match (self.settings.models.training_days, &self.settings.output.root, shard) {
             (None, _, _) => None,
             (Some(_), Some(root), None) => Training::of(&self.settings, root)?,
@@ -307,6 +308,7 @@ impl<'a> Run<'a> {
             segments,
             journey_conversions,
             source_touches,
+            experiments,
             user_order,
             journey_credit: None,
         })
@@ -354,7 +356,11 @@ impl<'a> Run<'a> {
             rows_read: n_rows,
             ..Default::default()
         };
-        Ok(RunResult { spend: load_spend(&self.settings)?, ..RunResult::new(analysis, input) })
+        Ok(RunResult {
+            spend: load_spend(&self.settings)?,
+            experiments: load_experiments(&self.settings)?,
+            ..RunResult::new(analysis, input)
+        })
     }
 
     /// Publish the tables of a result (date partitions when the settings have a window, else
@@ -661,6 +667,12 @@ pub fn load_spend(settings: &Settings) -> Result<Option<SpendTotals>> {
         }
     });
     Ok(Some(spend::totals(&rows, period, currency)))
+}
+
+/// Load the configured lift experiments (`docs/models.md` § Calibration), before any event
+/// is read, so a bad file fails fast.
+pub fn load_experiments(settings: &Settings) -> Result<Vec<crate::core::calibration::Experiment>> {
+    settings.input.experiments.as_deref().map_or(Ok(Vec::new()), engine::load_experiments)
 }
 
 /// The read scope and the reporting range of a run's window (none: read and report all).

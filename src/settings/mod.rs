@@ -118,6 +118,11 @@ pub struct Input {
     pub spend: Option<PathBuf>,
     /// Which dated spend a windowed run compares its conversions with.
     pub spend_period: SpendPeriod,
+    /// Lift experiments to calibrate credit to (`docs/models.md` § Calibration): a CSV or
+    /// Parquet file with `channel` or `group`, `incremental_conversions`, `standard_error`,
+    /// `conversions`, optionally `start`, `end`, `name`. Adds `channel_calibration`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiments: Option<PathBuf>,
     /// The `source` value of the event log's rows (`web`).
     pub source_name: String,
     /// Persons to forget (`docs/privacy.md`): a Parquet or CSV file whose
@@ -162,6 +167,7 @@ impl Default for Input {
             partition_key: "date".into(),
             spend: None,
             spend_period: SpendPeriod::Window,
+            experiments: None,
             source_name: "events".into(),
             erasure_list: None,
             erasure_column: "person_id".into(),

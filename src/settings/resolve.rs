@@ -34,10 +34,11 @@ pub const SECTIONS: [&str; 13] = [
 ];
 
 /// Keys of the file that are paths, relative to the file itself.
-const FILE_PATHS: [(&str, &str); 8] = [
+const FILE_PATHS: [(&str, &str); 9] = [
     ("input", "events"),
     ("input", "paths"),
     ("input", "spend"),
+    ("input", "experiments"),
     ("input", "erasure_list"),
     ("output", "root"),
     ("conversions", "path"),

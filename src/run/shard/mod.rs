@@ -461,6 +461,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
         journey_credit: merge_journey_credit(&parts, &settings, &analysis)?,
         source_touches: merge_source_touches(&parts),
         spend: load_spend(&settings)?,
+        experiments: super::load_experiments(&settings)?,
         groups,
         segments,
         ..RunResult::new(analysis, input)
