@@ -69,6 +69,45 @@ pub enum Command {
     Merge(MergeArgs),
     /// Write a deterministic, realistic synthetic event log (Parquet).
     Generate(GenerateArgs),
+    /// Score every model against a known causal truth: generate a world (`generate
+    /// --world`), run the models with intervals, and write `model_evaluation` and
+    /// `model_scores` beside the run's tables (docs/evaluation.md).
+    #[command(after_help = EXIT_CODES)]
+    Evaluate(EvaluateArgs),
+}
+
+/// `touchpoint evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// The world: `confounded` or `independent` (docs/evaluation.md).
+    #[arg(long, value_parser = ["confounded", "independent"])]
+    pub world: String,
+    /// Persons of the evaluated log.
+    #[arg(long)]
+    pub users: u64,
+    /// Seed of the world.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Days of the log (from 2024-01-01).
+    #[arg(long, default_value_t = 60)]
+    pub days: u32,
+    /// Persons of the reference log whose credit stands for each model's large-sample value
+    /// (default: 10 × --users).
+    #[arg(long)]
+    pub reference_users: Option<u64>,
+    /// Channels whose simulated holdout calibrates the credit (comma-separated); their
+    /// calibrated credit is scored too.
+    #[arg(long, value_delimiter = ',')]
+    pub calibrate: Vec<String>,
+    /// Models to run (default: all ten).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Option<Vec<String>>,
+    /// Output directory (published atomically, like `attribute --out`).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Any other setting, as `section.key=value` (e.g. models.bootstrap_replicates=100).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// `touchpoint merge`.

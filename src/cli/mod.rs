@@ -8,7 +8,7 @@
 
 mod args;
 
-pub use args::{AttributeArgs, Cli, Command, GenerateArgs, LogFormat, MergeArgs, RunArgs};
+pub use args::{AttributeArgs, Cli, Command, EvaluateArgs, GenerateArgs, LogFormat, MergeArgs, RunArgs};
 
 use crate::error::{Error, Result};
 use crate::run::{self, job::Job, RunSummary};
@@ -73,6 +73,7 @@ fn run_command(cli: &Cli, phase: &dyn Fn(&'static str)) -> Result<serde_json::Va
             )
         }
         Command::Generate(g) => generate(g),
+        Command::Evaluate(e) => evaluate(e, phase),
     }
 }
 
@@ -114,6 +115,27 @@ fn run_pipeline(r: &RunArgs, phase: &dyn Fn(&'static str)) -> Result<serde_json:
     }
     tracing::info!(pipeline = %job.file.display(), run_date = job.run_date(), "running pipeline");
     to_json(&job.run(phase)?)
+}
+
+fn evaluate(e: &EvaluateArgs, phase: &dyn Fn(&'static str)) -> Result<serde_json::Value> {
+    let env = env();
+    let mut flags = vec![("output.root".to_owned(), path(&e.out), "--out".to_owned())];
+    let models = e.models.clone().unwrap_or_else(|| Model::ALL.iter().map(|m| m.name().to_owned()).collect());
+    flags.push(("models.run".into(), toml::Value::Array(models.into_iter().map(toml::Value::String).collect()), "--models".into()));
+    for s in &e.set {
+        let (k, v) = parse_set(s)?;
+        flags.push((k, v, format!("--set {s}")));
+    }
+    let resolved = settings::resolve(&Layers { file: None, env: &env, flags })?;
+    let opts = run::evaluate::EvaluateOptions {
+        world: e.world.clone(),
+        users: e.users,
+        seed: e.seed,
+        days: e.days,
+        reference_users: e.reference_users.unwrap_or(e.users.saturating_mul(10)),
+        calibrate: e.calibrate.clone(),
+    };
+    to_json(&run::evaluate::evaluate(resolved.settings, &opts, phase)?)
 }
 
 fn generate(g: &GenerateArgs) -> Result<serde_json::Value> {

@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod calibration;
 pub mod campaigns;
 pub mod chain_counts;
+pub mod evaluation;
 pub mod event_log;
 pub mod intern;
 pub mod journey_stats;

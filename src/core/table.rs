@@ -21,6 +21,8 @@ pub enum Values {
     U64(Vec<u64>),
     /// Flags.
     Bool(Vec<bool>),
+    /// Flags or null.
+    OptBool(Vec<Option<bool>>),
     /// Calendar dates, days since 1970-01-01.
     Date(Vec<i32>),
     /// Instants, µs since the Unix epoch, UTC.
@@ -39,6 +41,7 @@ impl Values {
             Values::OptU32(v) => v.len(),
             Values::U64(v) => v.len(),
             Values::Bool(v) => v.len(),
+            Values::OptBool(v) => v.len(),
             Values::Date(v) => v.len(),
             Values::TimestampUs(v) => v.len(),
         }
@@ -70,6 +73,7 @@ impl Values {
             (OptU32(a), OptU32(b)) => a.extend(b),
             (U64(a), U64(b)) => a.extend(b),
             (Bool(a), Bool(b)) => a.extend(b),
+            (OptBool(a), OptBool(b)) => a.extend(b),
             (Date(a), Date(b)) => a.extend(b),
             (TimestampUs(a), TimestampUs(b)) => a.extend(b),
             (a, b) => panic!("appending a column of another type ({a:?} and {b:?})"),
@@ -90,6 +94,7 @@ impl Values {
             Values::OptU32(v) => Values::OptU32(pick(v, idx)),
             Values::U64(v) => Values::U64(pick(v, idx)),
             Values::Bool(v) => Values::Bool(pick(v, idx)),
+            Values::OptBool(v) => Values::OptBool(pick(v, idx)),
             Values::Date(v) => Values::Date(pick(v, idx)),
             Values::TimestampUs(v) => Values::TimestampUs(pick(v, idx)),
         }

@@ -315,6 +315,9 @@ pub struct WorldFiles {
     pub conversions: u64,
     /// Expected conversions with no advertising at all.
     pub baseline_conversions: f64,
+    /// The true incremental conversions per channel (the truth file's column).
+    #[serde(skip)]
+    pub incremental: Vec<f64>,
 }
 
 /// The paths of a world's truth and experiments beside its log: `events.parquet` →
@@ -337,6 +340,16 @@ pub fn generate_world(
     let holdouts =
         (0..names.len()).map(|c| crate::core::world::holdout(w, opts.seed, c, experiment_users)).collect();
     Ok((frame_of(rows, &names, opts.first_user + opts.users)?, truth, holdouts))
+}
+
+/// Only the log of a world (a reference population for `evaluate`: no truth, no holdouts).
+pub fn generate_world_log(opts: &GenOptions, w: &crate::core::world::WorldSpec, out: &Path) -> Result<usize> {
+    check_world_options(opts)?;
+    let (rows, _) = crate::core::world::simulate(w, opts.seed, opts.first_user, opts.users, opts.days);
+    let names: Vec<String> = w.channels.iter().map(|c| c.name.to_owned()).collect();
+    let mut df = frame_of(rows, &names, opts.first_user + opts.users)?;
+    write_atomically(&mut df, out, crate::settings::Format::Parquet)?;
+    Ok(df.height())
 }
 
 fn check_world_options(opts: &GenOptions) -> Result<()> {
@@ -375,6 +388,7 @@ pub fn generate_world_to_files(
         experiments: exp_path,
         conversions: truth.conversions,
         baseline_conversions: truth.baseline_conversions,
+        incremental: truth.incremental,
     })
 }
 

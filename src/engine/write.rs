@@ -35,6 +35,7 @@ pub fn to_frame(t: &Table) -> Result<DataFrame> {
             Values::OptU32(v) => Column::new(name, v),
             Values::U64(v) => Column::new(name, v),
             Values::Bool(v) => Column::new(name, v),
+            Values::OptBool(v) => Column::new(name, v),
             Values::Date(v) => Series::new(name, v).cast(&DataType::Date).map_err(internal)?.into(),
             Values::TimestampUs(v) => Series::new(name, v)
                 .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))

@@ -5,6 +5,7 @@
 mod calibration;
 mod charts;
 mod compare;
+mod evaluation;
 mod html;
 mod journey;
 mod names;
@@ -15,6 +16,7 @@ mod timing;
 use std::collections::BTreeMap;
 
 pub use compare::{comparisons, Comparison};
+pub use evaluation::{large_sample, Evaluation};
 pub use html::{html, TOP_PATHS};
 pub(crate) use journey::finish_markov_journey;
 pub use journey::partial_journey_credit;
@@ -58,6 +60,8 @@ pub struct RunResult {
     pub journey_credit: Option<Table>,
     /// Lift experiments to calibrate to (`input.experiments`), read by every entry point.
     pub experiments: Vec<crate::core::calibration::Experiment>,
+    /// The known truth of a generated world (`touchpoint evaluate` only).
+    pub evaluation: Option<Evaluation>,
 }
 
 impl RunResult {
@@ -78,6 +82,7 @@ impl RunResult {
             user_order: Vec::new(),
             journey_credit: None,
             experiments: Vec::new(),
+            evaluation: None,
         }
     }
 }
@@ -134,6 +139,12 @@ pub fn tables(run: &RunResult, settings: &Settings) -> Result<Vec<Table>> {
     let mut t = Vec::new();
     for name in TableName::planned(settings) {
         t.extend(table(name, run, settings)?);
+    }
+    if let Some(e) = &run.evaluation {
+        let find = |n: TableName| t.iter().find(|x| x.name == n.as_str());
+        let attribution = find(TableName::ChannelAttribution).expect("planned for every run");
+        let scored = evaluation::scored(e, attribution, find(TableName::ChannelCalibration));
+        t.extend(evaluation::tables(e, &scored));
     }
     if let Some(days) = run_date(settings) {
         for table in &mut t {

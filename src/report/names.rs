@@ -46,6 +46,10 @@ pub enum TableName {
     SourceChannelTouches,
     /// Grain (journey, model, channel).
     JourneyCredit,
+    /// Grain (model, channel): `touchpoint evaluate`'s credit against the known truth.
+    ModelEvaluation,
+    /// Grain (model): `touchpoint evaluate`'s scores.
+    ModelScores,
     /// The partial path table of a shard run.
     PartialPaths,
     /// The bootstrap replicates' additive statistics of a shard run.
@@ -68,7 +72,7 @@ pub enum TableName {
 
 impl TableName {
     /// Every table, in publication order.
-    pub const ALL: [TableName; 29] = [
+    pub const ALL: [TableName; 31] = [
         TableName::ChannelAttribution,
         TableName::ChannelGroupAttribution,
         TableName::GroupComparison,
@@ -89,6 +93,8 @@ impl TableName {
         TableName::SourceQuality,
         TableName::SourceChannelTouches,
         TableName::JourneyCredit,
+        TableName::ModelEvaluation,
+        TableName::ModelScores,
         TableName::PartialPaths,
         TableName::PartialReplicates,
         TableName::PartialLags,
@@ -129,6 +135,8 @@ impl TableName {
             TableName::PathSummary => "path_summary",
             TableName::DataQuality => "data_quality",
             TableName::JourneyCredit => "journey_credit",
+            TableName::ModelEvaluation => "model_evaluation",
+            TableName::ModelScores => "model_scores",
             TableName::PartialPaths => "partial_paths",
             TableName::PartialReplicates => "partial_replicates",
             TableName::PartialLags => "partial_lags",

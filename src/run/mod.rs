@@ -4,6 +4,7 @@
 
 pub mod arrow;
 pub mod doctor;
+pub mod evaluate;
 mod groups;
 mod guards;
 pub mod job;
@@ -309,6 +310,7 @@ impl<'a> Run<'a> {
             journey_conversions,
             source_touches,
             experiments,
+            evaluation: None,
             user_order,
             journey_credit: None,
         })
