@@ -121,7 +121,11 @@ fn evaluate(e: &EvaluateArgs, phase: &dyn Fn(&'static str)) -> Result<serde_json
     let env = env();
     let mut flags = vec![("output.root".to_owned(), path(&e.out), "--out".to_owned())];
     let models = e.models.clone().unwrap_or_else(|| Model::ALL.iter().map(|m| m.name().to_owned()).collect());
-    flags.push(("models.run".into(), toml::Value::Array(models.into_iter().map(toml::Value::String).collect()), "--models".into()));
+    flags.push((
+        "models.run".into(),
+        toml::Value::Array(models.into_iter().map(toml::Value::String).collect()),
+        "--models".into(),
+    ));
     for s in &e.set {
         let (k, v) = parse_set(s)?;
         flags.push((k, v, format!("--set {s}")));
@@ -148,7 +152,8 @@ fn generate(g: &GenerateArgs) -> Result<serde_json::Value> {
         channels: g.channels,
     };
     if let Some(name) = &g.world {
-        let w = crate::core::world::world(name).ok_or_else(|| Error::Config(format!("--world {name}: no such world")))?;
+        let w = crate::core::world::world(name)
+            .ok_or_else(|| Error::Config(format!("--world {name}: no such world")))?;
         let files = crate::engine::generate::generate_world_to_files(
             &opts,
             w,

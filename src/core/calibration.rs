@@ -68,7 +68,9 @@ pub fn pooled(experiments: &[Experiment]) -> BTreeMap<Target, Lift> {
         s.1 += w;
         s.2 += 1;
     }
-    sums.into_iter().map(|(t, (wf, w, n))| (t, Lift { lift: wf / w, se: w.sqrt().recip(), experiments: n })).collect()
+    sums.into_iter()
+        .map(|(t, (wf, w, n))| (t, Lift { lift: wf / w, se: w.sqrt().recip(), experiments: n }))
+        .collect()
 }
 
 /// One model's credit per channel, as `channel_attribution` has it.
@@ -116,9 +118,10 @@ pub fn normal_quantile(p: f64) -> f64 {
     z
 }
 
-/// Calibrate one model's credit: channels of a target with an experiment (their own, else
-/// their group's) get the target's incremental conversions `lift · C`, shared by credit;
-/// the others keep the model's credit and interval. `level` is the interval's level.
+/// Calibrate one model's credit: a channel with its own experiment gets `lift · C`; a
+/// channel of a group with an experiment gets its credit share (within the whole group) of
+/// the group's `lift · C`; the others keep the model's credit and interval. `level` is the
+/// interval's level.
 pub fn calibrate(
     m: &ModelCredit,
     lifts: &BTreeMap<Target, Lift>,
@@ -142,10 +145,21 @@ pub fn calibrate(
             let a = m.conversions[i];
             let Some(t) = &targets[i] else {
                 let b = m.bounds.as_ref().map(|b| b[i]);
-                return Calibrated { conversions: (a, b), value: (m.value[i], b.map(|(l, h)| (l * value_per(i), h * value_per(i)))), ..Default::default() };
+                return Calibrated {
+                    conversions: (a, b),
+                    value: (m.value[i], b.map(|(l, h)| (l * value_per(i), h * value_per(i)))),
+                    ..Default::default()
+                };
             };
             let lift = lifts[t];
-            let members: Vec<usize> = (0..m.channels.len()).filter(|&j| targets[j].as_ref() == Some(t)).collect();
+            // A group's experiment measured all its channels: its conversions are shared by
+            // credit over every channel of the group (one with its own experiment keeps that).
+            let members: Vec<usize> = match t {
+                Target::Channel(_) => vec![i],
+                Target::Group(g) => {
+                    (0..m.channels.len()).filter(|&j| group_of(&m.channels[j]) == *g).collect()
+                }
+            };
             let credited: f64 = members.iter().map(|&j| m.conversions[j]).sum();
             let share = if credited > 0.0 { a / credited } else { 1.0 / members.len() as f64 };
             let cal = lift.lift * m.total.0 * share;
@@ -184,9 +198,24 @@ mod tests {
     #[test]
     fn worked_example() {
         let exps = [
-            Experiment { target: Target::Channel("facebook".into()), incremental: 120.0, standard_error: 40.0, conversions: 1000.0 },
-            Experiment { target: Target::Channel("facebook".into()), incremental: 300.0, standard_error: 60.0, conversions: 2000.0 },
-            Experiment { target: Target::Group("search".into()), incremental: 50.0, standard_error: 25.0, conversions: 500.0 },
+            Experiment {
+                target: Target::Channel("facebook".into()),
+                incremental: 120.0,
+                standard_error: 40.0,
+                conversions: 1000.0,
+            },
+            Experiment {
+                target: Target::Channel("facebook".into()),
+                incremental: 300.0,
+                standard_error: 60.0,
+                conversions: 2000.0,
+            },
+            Experiment {
+                target: Target::Group("search".into()),
+                incremental: 50.0,
+                standard_error: 25.0,
+                conversions: 500.0,
+            },
         ];
         let lifts = pooled(&exps);
         // facebook: f = 0.12 (se 0.04) and 0.15 (se 0.03); weights 625 and 1111.1…

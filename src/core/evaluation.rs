@@ -88,13 +88,15 @@ pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
 pub fn score(run: &ModelRun, truth: &[f64]) -> Score {
     let (s, t) = (shares(&run.conversions), shares(truth));
     let covered = |target: &[f64]| {
-        run.bounds.as_ref().map(|b| b.iter().zip(target).filter(|((l, h), x)| l <= x && *x <= h).count() as u32)
+        run.bounds
+            .as_ref()
+            .map(|b| b.iter().zip(target).filter(|((l, h), x)| l <= x && *x <= h).count() as u32)
     };
     Score {
         model: run.model.clone(),
         tv_distance: tv_distance(&s, &t),
         rank_correlation: spearman(&run.conversions, truth),
-        zero_effect_share: s.iter().zip(truth).filter(|(_, &x)| x == 0.0).map(|(v, _)| v).sum(),
+        zero_effect_share: s.iter().zip(truth).filter(|(_, &x)| x == 0.0).fold(0.0, |a, (v, _)| a + v),
         covers_large_sample: run.large_sample.as_deref().and_then(covered),
         covers_truth: covered(truth),
         channels: truth.len() as u32,

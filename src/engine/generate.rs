@@ -360,7 +360,9 @@ fn check_world_options(opts: &GenOptions) -> Result<()> {
         )));
     }
     if opts.channels != MIN_CHANNELS {
-        return Err(Error::Config("--channels does not apply to --world: a world names its own channels".into()));
+        return Err(Error::Config(
+            "--channels does not apply to --world: a world names its own channels".into(),
+        ));
     }
     if opts.users > 50_000_000 {
         return Err(Error::Config(format!("--users {}: at most 50000000 with --world", opts.users)));
@@ -379,8 +381,16 @@ pub fn generate_world_to_files(
     let (truth_path, exp_path) = world_paths(out);
     let period = (T0_US, opts.days);
     let csv = crate::settings::Format::Csv;
-    write_atomically(&mut crate::engine::write::to_frame(&truth_table(w, &truth, &holdouts, opts.users))?, &truth_path, csv)?;
-    write_atomically(&mut crate::engine::write::to_frame(&experiments_table(w, &holdouts, opts.users, period))?, &exp_path, csv)?;
+    write_atomically(
+        &mut crate::engine::write::to_frame(&truth_table(w, &truth, &holdouts, opts.users))?,
+        &truth_path,
+        csv,
+    )?;
+    write_atomically(
+        &mut crate::engine::write::to_frame(&experiments_table(w, &holdouts, opts.users, period))?,
+        &exp_path,
+        csv,
+    )?;
     write_atomically(&mut df, out, crate::settings::Format::Parquet)?;
     Ok(WorldFiles {
         rows: df.height(),
@@ -451,7 +461,10 @@ fn experiments_table(
 fn write_atomically(df: &mut DataFrame, out: &Path, format: crate::settings::Format) -> Result<()> {
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = tempfile::Builder::new().prefix(".touchpoint-gen-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".touchpoint-gen-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
     crate::engine::write::write_frame(df, tmp.path(), format)?;
     // tempfile creates 0600 files; a data file is meant to be shared like any other output.
     #[cfg(unix)]

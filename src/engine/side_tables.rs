@@ -237,7 +237,11 @@ pub fn load_experiments(file: &Path) -> Result<Vec<crate::core::calibration::Exp
     };
     let (channel, group) = (text("channel")?, text("group")?);
     if channel.is_none() && group.is_none() {
-        return Err(Error::bad_input(file, Some("channel"), "missing column (or `group`): what each experiment tested"));
+        return Err(Error::bad_input(
+            file,
+            Some("channel"),
+            "missing column (or `group`): what each experiment tested",
+        ));
     }
     let number = |name: &str, ok: fn(f64) -> bool, rule: &str| -> Result<Vec<f64>> {
         let s = df.column(name).map_err(|_| Error::bad_input(file, Some(name), "missing column"))?;
@@ -254,7 +258,10 @@ pub fn load_experiments(file: &Path) -> Result<Vec<crate::core::calibration::Exp
                 x => Err(Error::bad_input(
                     file,
                     Some(name),
-                    format!("{rule}, found {} at row {i} (counted from 0)", x.map_or("null".into(), |x| x.to_string())),
+                    format!(
+                        "{rule}, found {} at row {i} (counted from 0)",
+                        x.map_or("null".into(), |x| x.to_string())
+                    ),
                 )),
             })
             .collect()
@@ -276,7 +283,12 @@ pub fn load_experiments(file: &Path) -> Result<Vec<crate::core::calibration::Exp
                     ))
                 }
             };
-            Ok(Experiment { target, incremental: incremental[i], standard_error: se[i], conversions: conversions[i] })
+            Ok(Experiment {
+                target,
+                incremental: incremental[i],
+                standard_error: se[i],
+                conversions: conversions[i],
+            })
         })
         .collect()
 }

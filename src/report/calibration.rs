@@ -26,7 +26,11 @@ pub(super) fn model_credits(t: &Table) -> Vec<(String, ModelCredit, Vec<Option<f
     let mut out: Vec<(String, ModelCredit, Vec<Option<f64>>)> = Vec::new();
     for i in 0..t.height() {
         if out.last().is_none_or(|o| o.0 != model[i]) {
-            out.push((model[i].clone(), ModelCredit { bounds: Some(Vec::new()), ..Default::default() }, Vec::new()));
+            out.push((
+                model[i].clone(),
+                ModelCredit { bounds: Some(Vec::new()), ..Default::default() },
+                Vec::new(),
+            ));
         }
         let (_, m, sp) = out.last_mut().expect("pushed above");
         let (c, v) = (conv[i].unwrap_or(0.0), value[i].unwrap_or(0.0));
@@ -49,7 +53,11 @@ pub(super) fn model_credits(t: &Table) -> Vec<(String, ModelCredit, Vec<Option<f
 
 /// Every experiment's target must be in the run: a channel of the log, or a configured
 /// group with at least one channel in it (a typo would otherwise calibrate nothing).
-pub(super) fn check_targets(experiments: &[Experiment], channels: &[String], settings: &Settings) -> Result<()> {
+pub(super) fn check_targets(
+    experiments: &[Experiment],
+    channels: &[String],
+    settings: &Settings,
+) -> Result<()> {
     for e in experiments {
         let known = match &e.target {
             Target::Channel(c) => channels.contains(c),
@@ -64,7 +72,11 @@ pub(super) fn check_targets(experiments: &[Experiment], channels: &[String], set
                     "group `{g}` of an experiment is not a [channel_groups] group with a channel in the log"
                 ),
             };
-            let file = settings.input.experiments.as_deref().map_or("input.experiments".into(), |p| p.display().to_string());
+            let file = settings
+                .input
+                .experiments
+                .as_deref()
+                .map_or("input.experiments".into(), |p| p.display().to_string());
             return Err(Error::Config(format!("{file}: {what}")));
         }
     }
@@ -72,7 +84,12 @@ pub(super) fn check_targets(experiments: &[Experiment], channels: &[String], set
 }
 
 /// `channel_calibration`: grain (model, channel), models in `channel_attribution`'s order.
-pub fn channel_calibration(attribution: &Table, channels: &[String], run: &super::RunResult, settings: &Settings) -> Result<Table> {
+pub fn channel_calibration(
+    attribution: &Table,
+    channels: &[String],
+    run: &super::RunResult,
+    settings: &Settings,
+) -> Result<Table> {
     check_targets(&run.experiments, channels, settings)?;
     let lifts = calibration::pooled(&run.experiments);
     let group_of = |c: &str| settings.group_of(c).to_owned();
@@ -129,7 +146,13 @@ impl Columns {
         // CPA falls as conversions rise: its low bound comes from the high conversions.
         let cpa = [div(spend, conv[0]), div(spend, conv[2]), div(spend, conv[1])];
         let roas = [div(value[0], spend), div(value[1], spend), div(value[2], spend)];
-        for (dst, src) in [(&mut self.factor, f), (&mut self.calibrated, conv), (&mut self.value, value), (&mut self.cpa, cpa), (&mut self.roas, roas)] {
+        for (dst, src) in [
+            (&mut self.factor, f),
+            (&mut self.calibrated, conv),
+            (&mut self.value, value),
+            (&mut self.cpa, cpa),
+            (&mut self.roas, roas),
+        ] {
             dst.iter_mut().zip(src).for_each(|(d, s)| d.push(s));
         }
         self.spend.push(spend);

@@ -1,4 +1,7 @@
-//! Inline SVG charts for `report.html`: no script, no network, readable when printed.
+//! Inline charts for `report.html`: no script, no network, readable when printed and on a
+//! phone. Bar charts are HTML rows (label, an SVG strip of bars, value) that reflow at any
+//! width; the histogram and the transition graph are drawn at their own size in a box that
+//! scrolls sideways on a narrow screen, never scaled down.
 //!
 //! Why hand-written: the page needs four plain shapes (bars, interval whiskers, stacked
 //! bars, histograms); a plotting crate would add a font stack and a raster pipeline for
@@ -26,38 +29,49 @@ pub struct Bar {
 
 const LABEL_W: f64 = 150.0;
 const PLOT_W: f64 = 520.0;
+/// Width of the bar strips' own coordinates: they stretch to the row's width on the page
+/// (`preserveAspectRatio="none"`), so only the bars scale, never a label.
+const STRIP_W: f64 = 1000.0;
 
 fn open(h: f64, title: &str, class: &str) -> String {
+    let w = LABEL_W + PLOT_W + 70.0;
     format!(
-        "<svg class=\"chart {class}\" role=\"img\" aria-label=\"{}\" viewBox=\"0 0 {:.0} {h:.0}\" width=\"100%\" xmlns=\"http://www.w3.org/2000/svg\">",
+        "<svg class=\"chart {class}\" role=\"img\" aria-label=\"{}\" viewBox=\"0 0 {w:.0} {h:.0}\" width=\"{w:.0}\" xmlns=\"http://www.w3.org/2000/svg\">",
         esc(title),
-        LABEL_W + PLOT_W + 70.0
     )
 }
 
-/// Legend entries per line (the plot's width), and the height each further line adds.
-const LEGEND_PER_LINE: usize = 5;
-const LEGEND_LINE_H: f64 = 14.0;
-
-/// The height a legend of `n` entries adds beyond its first line.
-fn legend_extra(n: usize) -> f64 {
-    n.saturating_sub(1).div_euclid(LEGEND_PER_LINE) as f64 * LEGEND_LINE_H
+/// A chart whose labels and legend are HTML text, so they keep their size and reflow (on a
+/// phone the row label moves above its bars); only the bars are SVG strips.
+fn figure(title: &str, class: &str, legend: &[String]) -> String {
+    let mut s = format!("<figure class=\"chart {class}\" role=\"img\" aria-label=\"{}\">", esc(title));
+    if !legend.is_empty() {
+        s.push_str("<div class=\"legend\">");
+        for (i, name) in legend.iter().enumerate() {
+            let _ = write!(
+                s,
+                "<span><i style=\"background:{}\"></i>{}</span>",
+                PALETTE[i % PALETTE.len()],
+                esc(name)
+            );
+        }
+        s.push_str("</div>");
+    }
+    s
 }
 
-fn legend(s: &mut String, series: &[String], y0: f64) {
-    for (i, name) in series.iter().enumerate() {
-        let x = LABEL_W + (i % LEGEND_PER_LINE) as f64 * 110.0;
-        let y = y0 + (i / LEGEND_PER_LINE) as f64 * LEGEND_LINE_H;
-        let _ = write!(
-            s,
-            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>",
-            y - 9.0,
-            PALETTE[i % PALETTE.len()],
-            x + 14.0,
-            y,
-            esc(name)
-        );
-    }
+/// One row of a figure: its HTML label, then an SVG strip `h` pixels high.
+fn row_open(s: &mut String, label: &str, h: f64) {
+    let _ = write!(
+        s,
+        "<div class=\"row\"><span class=\"label\">{}</span><svg class=\"strip\" viewBox=\"0 0 {STRIP_W:.0} {h:.0}\" preserveAspectRatio=\"none\" height=\"{h:.0}\" xmlns=\"http://www.w3.org/2000/svg\">",
+        esc(label)
+    );
+}
+
+fn row_close(s: &mut String, value: Option<&str>) {
+    s.push_str("</svg>");
+    let _ = write!(s, "<span class=\"value\">{}</span></div>", esc(value.unwrap_or("")));
 }
 
 /// Horizontal bars, grouped by row label, one bar per series, with interval whiskers.
@@ -68,36 +82,26 @@ pub fn grouped_bars(
     rows: &[(String, Vec<Bar>)],
     fmt: fn(f64) -> String,
 ) -> String {
-    let n = series.len().max(1) as f64;
-    let (bar_h, gap) = (9.0, 8.0);
-    let group_h = n * bar_h + gap;
-    let h = 26.0 + rows.len() as f64 * group_h + 10.0;
+    let bar_h = 9.0;
     let max = rows
         .iter()
         .flat_map(|(_, b)| b.iter().map(|x| x.interval.map_or(x.value, |i| i.1.max(x.value))))
         .fold(0.0f64, f64::max)
         .max(1e-12);
-    let sx = |v: f64| LABEL_W + (v.max(0.0) / max) * PLOT_W;
-    let mut s = open(h, title, "grouped-bars");
-    legend(&mut s, series, 14.0);
-    for (r, (label, bars)) in rows.iter().enumerate() {
-        let y0 = 26.0 + r as f64 * group_h;
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\">{}</text>",
-            LABEL_W - 6.0,
-            y0 + n * bar_h / 2.0 + 4.0,
-            esc(label)
-        );
+    let sx = |v: f64| v.max(0.0) / max * STRIP_W;
+    let legend: &[String] = if series.len() > 1 { series } else { &[] };
+    let mut s = figure(title, "grouped-bars", legend);
+    for (label, bars) in rows {
+        row_open(&mut s, label, bars.len() as f64 * bar_h);
         for (k, b) in bars.iter().enumerate() {
-            let y = y0 + k as f64 * bar_h;
+            let y = k as f64 * bar_h;
             let _ = write!(
                 s,
-                "<rect class=\"bar\" data-series=\"{}\" data-row=\"{}\" data-value=\"{:.6}\" x=\"{LABEL_W:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{} · {}: {}</title></rect>",
+                "<rect class=\"bar\" data-series=\"{}\" data-row=\"{}\" data-value=\"{:.6}\" x=\"0\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{} · {}: {}</title></rect>",
                 esc(&series[k]),
                 esc(label),
                 b.value,
-                sx(b.value) - LABEL_W,
+                sx(b.value),
                 bar_h - 1.5,
                 PALETTE[k % PALETTE.len()],
                 esc(label),
@@ -108,88 +112,70 @@ pub fn grouped_bars(
                 let ym = y + (bar_h - 1.5) / 2.0;
                 let _ = write!(
                     s,
-                    "<line class=\"whisker\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{ym:.1}\" y2=\"{ym:.1}\" stroke=\"#222\" stroke-width=\"1\"/>",
+                    "<line class=\"whisker\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{ym:.1}\" y2=\"{ym:.1}\" stroke=\"#222\" stroke-width=\"1\" vector-effect=\"non-scaling-stroke\"/>",
                     sx(lo),
                     sx(hi)
                 );
             }
         }
+        let single = (bars.len() == 1).then(|| fmt(bars[0].value));
+        row_close(&mut s, single.as_deref());
     }
-    s.push_str("</svg>");
+    s.push_str("</figure>");
     s
 }
 
 /// Dots with interval whiskers, one row per label (ROAS by group and model).
 pub fn dot_intervals(title: &str, rows: &[(String, f64, (f64, f64))], fmt: fn(f64) -> String) -> String {
-    let row_h = 22.0;
-    let h = 20.0 + rows.len() as f64 * row_h + 20.0;
+    let h = 14.0;
     let max = rows.iter().map(|r| r.2 .1.max(r.1)).fold(0.0f64, f64::max).max(1e-12);
-    let sx = |v: f64| LABEL_W + (v.max(0.0) / max) * PLOT_W;
-    let mut s = open(h, title, "dot-intervals");
-    for (i, (label, v, (lo, hi))) in rows.iter().enumerate() {
-        let y = 20.0 + i as f64 * row_h;
+    let sx = |v: f64| 6.0 + v.max(0.0) / max * (STRIP_W - 12.0);
+    let mut s = figure(title, "dot-intervals", &[]);
+    for (label, v, (lo, hi)) in rows {
+        row_open(&mut s, label, h);
         let _ = write!(
             s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\">{}</text><line class=\"whisker\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#0072B2\" stroke-width=\"2\"/><circle class=\"dot\" data-row=\"{}\" data-value=\"{v:.6}\" cx=\"{:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"#0072B2\"><title>{}: {} ({} – {})</title></circle><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#555\">{}</text>",
-            LABEL_W - 6.0,
-            y + 4.0,
-            esc(label),
+            "<line class=\"whisker\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"7\" y2=\"7\" stroke=\"#0072B2\" stroke-width=\"2\" vector-effect=\"non-scaling-stroke\"/><line class=\"dot\" data-row=\"{}\" data-value=\"{v:.6}\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"1\" y2=\"13\" stroke=\"#0072B2\" stroke-width=\"6\" vector-effect=\"non-scaling-stroke\"><title>{}: {} ({} – {})</title></line>",
             sx(*lo),
             sx(*hi),
             esc(label),
             sx(*v),
+            sx(*v),
             esc(label),
             fmt(*v),
             fmt(*lo),
-            fmt(*hi),
-            sx(*hi) + 6.0,
-            y + 4.0,
-            fmt(*v)
+            fmt(*hi)
         );
+        row_close(&mut s, Some(&format!("{} ({} – {})", fmt(*v), fmt(*lo), fmt(*hi))));
     }
-    let _ = write!(
-        s,
-        "<line x1=\"{LABEL_W:.1}\" x2=\"{LABEL_W:.1}\" y1=\"8\" y2=\"{:.1}\" stroke=\"#999\"/>",
-        h - 12.0
-    );
-    s.push_str("</svg>");
+    s.push_str("</figure>");
     s
 }
 
 /// Horizontal stacked bars: each row's parts, one colour per part.
 pub fn stacked_bars(title: &str, parts: &[String], rows: &[(String, Vec<f64>)]) -> String {
-    let row_h = 18.0;
-    let top = 26.0 + legend_extra(parts.len());
-    let h = top + rows.len() as f64 * row_h + 8.0;
+    let h = 14.0;
     let max = rows.iter().map(|r| r.1.iter().sum::<f64>()).fold(0.0f64, f64::max).max(1e-12);
-    let mut s = open(h, title, "stacked-bars");
-    legend(&mut s, parts, 14.0);
-    for (i, (label, xs)) in rows.iter().enumerate() {
-        let y = top + i as f64 * row_h;
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\">{}</text>",
-            LABEL_W - 6.0,
-            y + 11.0,
-            esc(label)
-        );
-        let mut x = LABEL_W;
+    let mut s = figure(title, "stacked-bars", parts);
+    for (label, xs) in rows {
+        row_open(&mut s, label, h);
+        let mut x = 0.0;
         for (k, v) in xs.iter().enumerate() {
-            let w = v.max(0.0) / max * PLOT_W;
+            let w = v.max(0.0) / max * STRIP_W;
             let _ = write!(
                 s,
-                "<rect class=\"bar\" data-series=\"{}\" data-row=\"{}\" data-value=\"{v:.6}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{} · {}: {v:.1}</title></rect>",
+                "<rect class=\"bar\" data-series=\"{}\" data-row=\"{}\" data-value=\"{v:.6}\" x=\"{x:.1}\" y=\"0\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"{}\"><title>{} · {}: {v:.1}</title></rect>",
                 esc(&parts[k]),
                 esc(label),
-                row_h - 4.0,
                 PALETTE[k % PALETTE.len()],
                 esc(label),
                 esc(&parts[k])
             );
             x += w;
         }
+        row_close(&mut s, None);
     }
-    s.push_str("</svg>");
+    s.push_str("</figure>");
     s
 }
 

@@ -183,7 +183,7 @@ impl EvalColumns {
 }
 
 fn scores_table(scored: &[Scored]) -> Table {
-    use Values::{OptF64, OptU32, Str, U32, F64};
+    use Values::{OptF64, OptU32, Str, F64, U32};
     let a: Vec<&Score> = scored.iter().map(|s| &s.attributed.1).collect();
     let c: Vec<Option<&Score>> = scored.iter().map(|s| s.calibrated.as_ref().map(|c| &c.1)).collect();
     Table::new(
@@ -197,8 +197,14 @@ fn scores_table(scored: &[Scored]) -> Table {
             ("covers_large_sample", OptU32(a.iter().map(|s| s.covers_large_sample).collect())),
             ("covers_truth", OptU32(a.iter().map(|s| s.covers_truth).collect())),
             ("calibrated_tv_distance", OptF64(c.iter().map(|s| s.map(|s| s.tv_distance)).collect())),
-            ("calibrated_rank_correlation", OptF64(c.iter().map(|s| s.and_then(|s| s.rank_correlation)).collect())),
-            ("calibrated_zero_effect_share", OptF64(c.iter().map(|s| s.map(|s| s.zero_effect_share)).collect())),
+            (
+                "calibrated_rank_correlation",
+                OptF64(c.iter().map(|s| s.and_then(|s| s.rank_correlation)).collect()),
+            ),
+            (
+                "calibrated_zero_effect_share",
+                OptF64(c.iter().map(|s| s.map(|s| s.zero_effect_share)).collect()),
+            ),
             ("calibrated_covers_truth", OptU32(c.iter().map(|s| s.and_then(|s| s.covers_truth)).collect())),
         ],
     )
@@ -206,7 +212,11 @@ fn scores_table(scored: &[Scored]) -> Table {
 
 /// Each model's credit per channel (in `channels`' order) on a reference run, times `scale`:
 /// the large-sample value of the model for a log of this run's population.
-pub fn large_sample(channels: &[String], reference: &super::RunResult, scale: f64) -> BTreeMap<String, Vec<f64>> {
+pub fn large_sample(
+    channels: &[String],
+    reference: &super::RunResult,
+    scale: f64,
+) -> BTreeMap<String, Vec<f64>> {
     let t = super::tables::channel_attribution(&reference.analysis, None);
     model_credits(&t)
         .into_iter()

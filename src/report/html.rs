@@ -25,6 +25,21 @@ fn num(x: f64) -> String {
     }
 }
 
+/// The one number format of a table column: whole numbers when every value is whole, else
+/// one decimal when the column reaches 100, two below; so `31.00` never sits beside `140`.
+fn column_format(values: &[f64]) -> impl Fn(f64) -> String {
+    let whole = values.iter().all(|v| v.fract() == 0.0);
+    let big = values.iter().any(|v| v.abs() >= 100.0);
+    let decimals = if whole {
+        0
+    } else if big {
+        1
+    } else {
+        2
+    };
+    move |x: f64| format!("{x:.decimals$}")
+}
+
 fn ratio(x: f64) -> String {
     format!("{x:.2}")
 }
@@ -44,8 +59,8 @@ pub fn html(
     let bounds: Vec<Option<(Credits, Credits)>> =
         folded.iter().map(|(m, _)| a.intervals.as_ref().and_then(|iv| iv.bounds(*m))).collect();
     // Shares, CPA and ROAS as `channel_attribution` has them: the page reads the table.
-    let credited =
-        Credited::of(&super::tables::channel_attribution(a, run.spend.as_ref().map(|s| &s.channel)));
+    let attribution = super::tables::channel_attribution(a, run.spend.as_ref().map(|s| &s.channel));
+    let credited = Credited::of(&attribution);
     let mut ctx = json!({
         "scope": scope(run, settings),
         "kpis": kpis(a),
@@ -77,6 +92,20 @@ pub fn html(
             .map(|c| json!({"a": c.a, "b": c.b, "verdict": c.verdict, "statement": c.statement(), "prob": format!("{:.0}%", c.prob_a_higher * 100.0)}))
             .collect();
         ctx["roas_chart"] = json!(roas_chart(g, &sp));
+    }
+    let calibration = match settings.input.experiments.is_some() && !run.experiments.is_empty() {
+        true => {
+            Some(super::calibration::channel_calibration(&attribution, &a.report_channels, run, settings)?)
+        }
+        false => None,
+    };
+    if let (Some(t), Some(h)) = (&calibration, super::headline(a)) {
+        let names: Vec<&str> = folded.iter().map(|(m, _)| m.name()).collect();
+        ctx["calibration"] =
+            super::sections::calibration(t, settings, &h.model, &names, a.stats.total_conversions);
+    }
+    if let Some(e) = &run.evaluation {
+        ctx["evaluation"] = super::sections::evaluation(e, &attribution, calibration.as_ref());
     }
     if let Some(r) = &a.markov {
         ctx["markov_order"] = json!(r.chain.order);
@@ -117,12 +146,14 @@ fn night_over_night(prev: &Headline, now: &Headline) -> Value {
     let mut names: Vec<&String> = now.conversions.keys().chain(prev.conversions.keys()).collect();
     names.sort();
     names.dedup();
+    let get = |h: &Headline, c: &String| h.conversions.get(c).copied().unwrap_or(0.0);
+    let f = column_format(&names.iter().flat_map(|c| [get(prev, c), get(now, c)]).collect::<Vec<_>>());
     let rows: Vec<Value> = names
         .iter()
         .map(|c| {
-            let (a, b) = (prev.conversions.get(*c).copied().unwrap_or(0.0), now.conversions.get(*c).copied().unwrap_or(0.0));
+            let (a, b) = (get(prev, c), get(now, c));
             let pct = if a > 0.0 { format!("{:+.0}%", (b - a) / a * 100.0) } else { "–".into() };
-            json!({"channel": c, "before": num(a), "now": num(b), "change": format!("{:+.1}", b - a), "pct": pct})
+            json!({"channel": c, "before": f(a), "now": f(b), "change": format!("{:+.1}", b - a), "pct": pct})
         })
         .collect();
     json!({"model": now.model, "same_model": prev.model == now.model, "rows": rows})
@@ -146,11 +177,11 @@ fn kpis(a: &Analysis) -> Value {
     let s = &a.stats;
     let rate = if s.journeys > 0 { s.converting_journeys as f64 / s.journeys as f64 } else { 0.0 };
     json!([
-        {"key": "conversions", "label": "conversions", "value": num(s.total_conversions), "raw": s.total_conversions},
+        {"key": "conversions", "label": "conversions", "value": column_format(&[s.total_conversions])(s.total_conversions), "raw": s.total_conversions},
         {"key": "value", "label": "conversion value", "value": num(s.total_value), "raw": s.total_value},
         {"key": "journeys", "label": "journeys", "value": s.journeys.to_string(), "raw": s.journeys},
         {"key": "rate", "label": "conversion rate", "value": format!("{:.2}%", rate * 100.0), "raw": rate},
-        {"key": "unattributed", "label": "unattributed conversions", "value": num(s.unattributed_conversions), "raw": s.unattributed_conversions},
+        {"key": "unattributed", "label": "unattributed conversions", "value": column_format(&[s.unattributed_conversions])(s.unattributed_conversions), "raw": s.unattributed_conversions},
     ])
 }
 
@@ -214,6 +245,12 @@ impl Credited {
 fn credit_rows(a: &Analysis, folded: &[(Model, Credits)], credited: &Credited) -> Value {
     let mut rows: Vec<Value> = Vec::new();
     let n = a.report_channels.len();
+    let value =
+        |cr: &Credits, c: usize| if c < n { cr.conversions[c] } else { a.stats.unattributed_conversions };
+    let formats: Vec<_> = folded
+        .iter()
+        .map(|(_, cr)| column_format(&(0..=n).map(|c| value(cr, c)).collect::<Vec<_>>()))
+        .collect();
     for c in 0..=n {
         if c == n && a.stats.unattributed_conversions == 0.0 {
             break;
@@ -221,10 +258,11 @@ fn credit_rows(a: &Analysis, folded: &[(Model, Credits)], credited: &Credited) -
         let name = if c < n { a.report_channels[c].as_str() } else { UNATTRIBUTED };
         let cells: Vec<Value> = folded
             .iter()
-            .map(|(m, cr)| {
-                let v = if c < n { cr.conversions[c] } else { a.stats.unattributed_conversions };
+            .zip(&formats)
+            .map(|((m, cr), f)| {
+                let v = value(cr, c);
                 let share = credited.get(*m, name)[0].unwrap_or(0.0) * 100.0;
-                json!({"model": m.name(), "raw": v, "text": format!("{} ({share:.1}%)", num(v))})
+                json!({"model": m.name(), "raw": v, "text": format!("{} ({share:.1}%)", f(v))})
             })
             .collect();
         rows.push(json!({"channel": name, "cells": cells}));
@@ -239,19 +277,26 @@ fn spend_rows(
     credited: &Credited,
 ) -> Value {
     let dash = || "–".to_owned();
-    let rows: Vec<Value> = a
-        .report_channels
+    let channels: Vec<&String> = a.report_channels.iter().filter(|c| sp.contains_key(*c)).collect();
+    let spend_fmt = column_format(&channels.iter().map(|c| sp[*c]).collect::<Vec<_>>());
+    let cpa_fmts: Vec<_> = folded
         .iter()
-        .filter_map(|ch| {
-            let spend = *sp.get(ch)?;
+        .map(|(m, _)| {
+            column_format(&channels.iter().filter_map(|c| credited.get(*m, c)[1]).collect::<Vec<_>>())
+        })
+        .collect();
+    let rows: Vec<Value> = channels
+        .iter()
+        .map(|ch| {
             let cells: Vec<String> = folded
                 .iter()
-                .map(|(m, _)| {
+                .zip(&cpa_fmts)
+                .map(|((m, _), f)| {
                     let [_, cpa, roas] = credited.get(*m, ch);
-                    format!("{} · {}", cpa.map_or_else(dash, num), roas.map_or_else(dash, ratio))
+                    format!("{} · {}", cpa.map_or_else(dash, f), roas.map_or_else(dash, ratio))
                 })
                 .collect();
-            Some(json!({"channel": ch, "spend": num(spend), "cells": cells}))
+            json!({"channel": ch, "spend": spend_fmt(sp[*ch]), "cells": cells})
         })
         .collect();
     json!(rows)
@@ -288,14 +333,17 @@ fn roles(a: &Analysis) -> (String, Value) {
         .zip(&r)
         .map(|(c, x)| (c.clone(), vec![x.only, x.first, x.assist, x.last]))
         .collect();
+    let fmt = |f: fn(&crate::core::roles::Roles) -> f64| column_format(&r.iter().map(f).collect::<Vec<_>>());
+    let (fj, ff, fa, fl, fo) =
+        (fmt(|x| x.journeys), fmt(|x| x.first), fmt(|x| x.assist), fmt(|x| x.last), fmt(|x| x.only));
     let table = a
         .report_channels
         .iter()
         .zip(&r)
         .map(|(c, x)| {
             json!({
-                "channel": c, "journeys": num(x.journeys), "first": num(x.first), "assist": num(x.assist),
-                "last": num(x.last), "only": num(x.only),
+                "channel": c, "journeys": fj(x.journeys), "first": ff(x.first), "assist": fa(x.assist),
+                "last": fl(x.last), "only": fo(x.only),
                 "ratio": if x.last > 0.0 { ratio(x.assist / x.last) } else { "–".into() },
                 "dropoff": if nulls > 0.0 { format!("{:.1}%", x.dropoffs / nulls * 100.0) } else { "–".into() },
             })
@@ -313,11 +361,14 @@ fn top_paths(a: &Analysis) -> Value {
         crate::core::paths::top_converting(&mut top, a.paths.rows.iter(), TOP_PATHS);
         top
     });
+    let fmt =
+        |f: fn(&crate::core::paths::PathRow) -> f64| column_format(&rows.iter().map(f).collect::<Vec<_>>());
+    let (fc, fn_, fv) = (fmt(|r| r.conversions), fmt(|r| r.nulls), fmt(|r| r.value));
     rows.iter()
         .map(|r| {
             json!({
-                "path": a.paths.path_name(&r.path), "conversions": num(r.conversions), "nulls": num(r.nulls),
-                "rate": format!("{:.1}%", r.conversions / (r.conversions + r.nulls) * 100.0), "value": num(r.value),
+                "path": a.paths.path_name(&r.path), "conversions": fc(r.conversions), "nulls": fn_(r.nulls),
+                "rate": format!("{:.1}%", r.conversions / (r.conversions + r.nulls) * 100.0), "value": fv(r.value),
             })
         })
         .collect()
@@ -335,6 +386,7 @@ fn strongest(r: &crate::core::markov::MarkovResult) -> Vec<&crate::core::markov:
 fn transitions(a: &Analysis) -> Value {
     let Some(r) = &a.markov else { return json!([]) };
     let pt = &a.paths;
+    let fc = column_format(&strongest(r).iter().map(|t| t.count).collect::<Vec<_>>());
     strongest(r)
         .iter()
         .map(|t| {
@@ -342,7 +394,7 @@ fn transitions(a: &Analysis) -> Value {
                 Target::State(s) => r.chain.state_name(pt, s),
                 other => r.chain.target_name(pt, other),
             };
-            json!({"from": r.chain.state_name(pt, t.from), "to": to, "count": num(t.count), "p": format!("{:.3}", t.probability)})
+            json!({"from": r.chain.state_name(pt, t.from), "to": to, "count": fc(t.count), "p": format!("{:.3}", t.probability)})
         })
         .collect()
 }
@@ -369,7 +421,10 @@ fn quality(run: &RunResult) -> Vec<(String, String)> {
         ("users".into(), s.users.to_string()),
         ("journeys".into(), s.journeys.to_string()),
         ("touches outside the lookback".into(), s.expired_touches.to_string()),
-        ("unattributed conversions".into(), num(s.unattributed_conversions)),
+        (
+            "unattributed conversions".into(),
+            column_format(&[s.unattributed_conversions])(s.unattributed_conversions),
+        ),
         ("distinct paths".into(), s.distinct_paths.unwrap_or(a.paths.rows.len() as u64).to_string()),
     ]
 }
@@ -404,21 +459,27 @@ fn segment_sections(run: &RunResult) -> Value {
         .iter()
         .map(|name| {
             let mut bars = Vec::new();
-            let rows: Vec<Value> = run
-                .segments
+            let segs: Vec<&crate::core::analysis::SegmentAnalysis> =
+                run.segments.iter().filter(|s| s.segmentation == *name).collect();
+            let values: Vec<Vec<f64>> = segs.iter().map(|s| segment_parts(s, model, &top)).collect();
+            let totals: Vec<f64> = segs.iter().map(|s| s.analysis.stats.total_conversions).collect();
+            let total_fmt = column_format(&totals);
+            let part_fmts: Vec<_> = (0..parts.len())
+                .map(|k| column_format(&values.iter().map(|v| v[k]).collect::<Vec<_>>()))
+                .collect();
+            let rows: Vec<Value> = segs
                 .iter()
-                .filter(|s| s.segmentation == *name)
-                .map(|s| {
-                    let values = segment_parts(s, model, &top);
-                    let total = s.analysis.stats.total_conversions;
+                .zip(values.iter().zip(&totals))
+                .map(|(s, (values, &total))| {
                     bars.push((s.segment.clone(), values.iter().map(|x| x / total.max(1e-300)).collect()));
                     let cells: Vec<Value> = parts
                         .iter()
-                        .zip(&values)
-                        .map(|(p, x)| json!({"channel": p, "raw": x, "text": num(*x)}))
+                        .zip(values)
+                        .zip(&part_fmts)
+                        .map(|((p, x), f)| json!({"channel": p, "raw": x, "text": f(*x)}))
                         .collect();
                     let fit = if s.pooled { "pooled" } else { "segment" };
-                    json!({"segment": s.segment, "conversions": num(total), "cells": cells, "fit": fit})
+                    json!({"segment": s.segment, "conversions": total_fmt(total), "cells": cells, "fit": fit})
                 })
                 .collect();
             let chart = charts::stacked_bars(&format!("{} credit by {name}", model.name()), &parts, &bars);

@@ -10,6 +10,7 @@ mod html;
 mod journey;
 mod names;
 mod relationship;
+mod sections;
 mod tables;
 mod timing;
 

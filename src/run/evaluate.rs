@@ -35,13 +35,21 @@ pub struct EvaluateOptions {
 
 /// Generate, run, score and publish (the run's tables, `model_evaluation`, `model_scores`
 /// and the page).
-pub fn evaluate(mut settings: Settings, o: &EvaluateOptions, progress: &dyn Fn(&'static str)) -> Result<RunSummary> {
+pub fn evaluate(
+    mut settings: Settings,
+    o: &EvaluateOptions,
+    progress: &dyn Fn(&'static str),
+) -> Result<RunSummary> {
     let w = crate::core::world::world(&o.world)
         .ok_or_else(|| Error::Config(format!("--world {}: no such world", o.world)))?;
     check(&settings, o, w)?;
     let channels: Vec<String> = w.channels.iter().map(|c| c.name.to_owned()).collect();
-    let tmp = tempfile::Builder::new().prefix("touchpoint-evaluate-").tempdir().map_err(|e| Error::io(Path::new("."), e))?;
-    let gen = GenOptions { users: o.users, seed: o.seed, days: o.days, first_user: 0, channels: MIN_CHANNELS };
+    let tmp = tempfile::Builder::new()
+        .prefix("touchpoint-evaluate-")
+        .tempdir()
+        .map_err(|e| Error::io(Path::new("."), e))?;
+    let gen =
+        GenOptions { users: o.users, seed: o.seed, days: o.days, first_user: 0, channels: MIN_CHANNELS };
     progress("generate");
     let log = tmp.path().join("events.parquet");
     let files = generate_world_to_files(&gen, w, o.users, &log)?;
@@ -72,7 +80,9 @@ pub fn evaluate(mut settings: Settings, o: &EvaluateOptions, progress: &dyn Fn(&
 
 fn check(settings: &Settings, o: &EvaluateOptions, w: &crate::core::world::WorldSpec) -> Result<()> {
     if settings.models.bootstrap_replicates == 0 {
-        return Err(Error::Config("evaluate scores the intervals: models.bootstrap_replicates must be at least 1".into()));
+        return Err(Error::Config(
+            "evaluate scores the intervals: models.bootstrap_replicates must be at least 1".into(),
+        ));
     }
     if o.reference_users < o.users {
         return Err(Error::Config(format!(
