@@ -94,6 +94,7 @@ fn the_report_renders_without_console_errors_and_its_numbers_equal_the_tables() 
     for chart in ["grouped-bars", "dot-intervals", "stacked-bars", "histogram", "transition-graph"] {
         assert!(dom.contains(&format!("class=\"chart {chart}\"")), "no {chart} chart");
     }
+    assert_readable(&out.join("report.html"));
     assert!(dom.matches("class=\"whisker\"").count() > 20, "interval whiskers are drawn");
 
     // Every credit cell equals channel_attribution.
@@ -122,6 +123,63 @@ fn the_report_renders_without_console_errors_and_its_numbers_equal_the_tables() 
     for r in markov {
         let statement = r[col("statement")].str();
         assert!(dom.contains(statement), "missing statement: {statement}");
+    }
+}
+
+/// The page laid out in an iframe `width` px wide, measured by a script in the parent: how
+/// far it overflows sideways outside its scroll boxes, the smallest text of the charts (HTML
+/// labels by their font size, SVG text by its drawn height), and tables outside a scroll box.
+fn layout(page: &Path, width: u32) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("at.html");
+    let script = r#"
+var f = document.getElementById('f');
+function measure() {
+  var d = f.contentDocument, w = f.contentWindow, vw = d.documentElement.clientWidth;
+  var html = [], svg = [];
+  d.querySelectorAll('figure.chart .label, figure.chart .value, figure.chart .legend span, td, th').forEach(function (e) {
+    if (e.textContent.trim()) html.push(parseFloat(w.getComputedStyle(e).fontSize)); });
+  d.querySelectorAll('svg.chart text').forEach(function (e) { svg.push(e.getBoundingClientRect().height); });
+  var outside = Array.prototype.filter.call(d.querySelectorAll('body *'), function (e) {
+    return !e.closest('.scroll') && e.getBoundingClientRect().right > vw + 0.5; });
+  var loose = Array.prototype.filter.call(d.querySelectorAll('table'), function (t) {
+    return !t.parentElement.classList.contains('scroll'); });
+  document.getElementById('out').textContent = JSON.stringify({
+    viewport: vw, scroll_width: d.documentElement.scrollWidth, overflowing: outside.length,
+    min_html_font: Math.min.apply(null, html), min_svg_text: Math.min.apply(null, svg),
+    labels: html.length, svg_texts: svg.length, loose_tables: loose.length,
+    figures: d.querySelectorAll('figure.chart').length });
+}
+if (f.contentDocument && f.contentDocument.readyState === 'complete' && f.contentDocument.body.childElementCount) measure();
+else f.addEventListener('load', measure);
+"#;
+    std::fs::write(
+        &wrapper,
+        format!(
+            "<html><body style=\"margin:0\"><iframe id=\"f\" src=\"file://{}\" style=\"width:{width}px;height:2000px;border:0\"></iframe><pre id=\"out\"></pre><script>{script}</script></body></html>",
+            page.display()
+        ),
+    )
+    .unwrap();
+    let (dom, console) =
+        load(&wrapper, &["--dump-dom", "--allow-file-access-from-files", "--virtual-time-budget=10000"]);
+    assert!(console.is_empty(), "console output: {console:#?}");
+    let out = dom.split("<pre id=\"out\">").nth(1).expect("the measurement ran");
+    serde_json::from_str(&out[..out.find("</pre>").unwrap()]).unwrap()
+}
+
+/// At a phone's 390 px and a desktop's 1440 px: nothing runs off the page's right edge
+/// (tables and the two fixed-size charts scroll in their own box), every chart label keeps
+/// its size (12 px HTML text, SVG text drawn at least 9 px high: never a scaled-down picture).
+fn assert_readable(page: &Path) {
+    for width in [390, 1440] {
+        let m = layout(page, width);
+        assert_eq!(m["scroll_width"], m["viewport"], "{width} px: the page scrolls sideways: {m}");
+        assert_eq!(m["overflowing"], 0, "{width} px: {m}");
+        assert_eq!(m["loose_tables"], 0, "{width} px: {m}");
+        assert!(m["figures"].as_u64().unwrap() >= 3 && m["labels"].as_u64().unwrap() > 50, "{width} px: {m}");
+        assert!(m["min_html_font"].as_f64().unwrap() >= 12.0, "{width} px: {m}");
+        assert!(m["min_svg_text"].as_f64().unwrap() >= 9.0, "{width} px: {m}");
     }
 }
 
@@ -175,6 +233,27 @@ fn a_scheduled_run_publishes_its_page_with_the_change_since_the_previous_night()
         );
         assert!(night.contains(&cell), "{cell} not in {night}");
     }
+    // The experiments of the sample pipeline, beside the models, equal channel_calibration:
+    // each target's incremental conversions are its lift × the night's conversions.
+    let page = root.join("report/run_date=2024-02-15/report.html");
+    let f = root.join("channel_calibration/run_date=2024-02-15/part-0.parquet");
+    let (names, rows) = read_parquet(&f);
+    let col = |n: &str| names.iter().position(|x| x == n).unwrap();
+    let conversions = {
+        let q = root.join("data_quality/run_date=2024-02-15/part-0.parquet");
+        let (_, rows) = read_parquet(&q);
+        rows.iter().find(|r| r[1].str() == "conversions").unwrap()[2].num()
+    };
+    let (targets, shown) = (attr_values(&dom, "data-experiment"), attr_values(&dom, "data-incremental"));
+    assert_eq!(targets, ["channel:facebook", "channel:paid_search", "group:social"]);
+    for (t, v) in targets.iter().zip(shown) {
+        let r = rows.iter().find(|r| r[col("experiment")] == Cell::Str(t.to_string())).unwrap();
+        let want = r[col("experiment_lift")].num() * conversions;
+        let v: f64 = v.parse().unwrap();
+        assert!((v - want).abs() < 1e-9 * want.abs().max(1.0), "{t}: page {v} vs table {want}");
+    }
+    assert!(dom.contains("Calibrated return on ad spend by channel group"));
+    assert_readable(&page);
 }
 
 #[test]

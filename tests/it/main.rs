@@ -2,6 +2,7 @@
 //! journey and model oracles, invariants, scheduling, shards and the layering rules.
 
 mod browser;
+mod calibration;
 mod channel_rules;
 mod cli;
 mod common;

@@ -63,6 +63,7 @@ fn written() -> BTreeMap<String, Vec<(String, String)>> {
     write_events(&events, &mut df);
     let spend = dir.path().join("spend.csv");
     std::fs::write(&spend, "channel,campaign,spend\nemail,c0,100\npaid_search,c1,2500\n").unwrap();
+    let experiments = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/experiments.csv");
     let mut out = BTreeMap::new();
     for (name, extra) in [
         ("o2", vec!["--markov-order", "2"]),
@@ -82,6 +83,8 @@ fn written() -> BTreeMap<String, Vec<(String, String)>> {
             spend.to_str().unwrap(),
             "--channel-group",
             "social=facebook,instagram,tiktok",
+            "--experiments",
+            experiments.to_str().unwrap(),
             "-q",
         ];
         args.extend(extra);
@@ -101,7 +104,35 @@ fn written() -> BTreeMap<String, Vec<(String, String)>> {
         }
     }
     relationship_tables(dir.path(), &mut out);
+    evaluation_tables(dir.path(), &mut out);
     out
+}
+
+/// `touchpoint evaluate`'s own tables, from a small world.
+fn evaluation_tables(dir: &Path, out: &mut BTreeMap<String, Vec<(String, String)>>) {
+    let o = dir.join("eval");
+    let r = touchpoint(&[
+        "evaluate",
+        "--world",
+        "independent",
+        "--users",
+        "2000",
+        "--reference-users",
+        "2000",
+        "--models",
+        "markov",
+        "--calibrate",
+        "email",
+        "--set",
+        "models.bootstrap_replicates=10",
+        "--out",
+        o.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stdout));
+    for t in ["model_evaluation", "model_scores"] {
+        out.insert(t.to_owned(), columns(&o.join(format!("{t}.parquet"))));
+    }
 }
 
 /// The tables of the whole customer relationship (sources, segments), and `journey_credit`
