@@ -37,8 +37,9 @@ pub type NamedStreams = Vec<(String, ArrowArrayStream)>;
 
 /// The tables the distributed fit writes (`path_summary` is one row per distinct path, and
 /// the distributed fit keeps only sums; `docs/scale.md` says why the others are left out).
-pub const DISTRIBUTED_TABLES: [&str; 8] = [
+pub const DISTRIBUTED_TABLES: [&str; 9] = [
     "channel_attribution",
+    "channel_calibration",
     "channel_roles",
     "journey_timing",
     "markov_removal_effects",

@@ -353,14 +353,15 @@ pub(crate) fn tables_of(dir: &Path) -> BTreeMap<String, PathBuf> {
     out
 }
 
-/// The bundled nightly pipeline (channel groups, spend, a one-day window, eight models,
-/// 200 replicates) through 1, 3 and 7 shards and `merge`: every table one run writes, with
+/// The bundled nightly pipeline (channel groups, spend, lift experiments, a one-day window,
+/// eight models, 200 replicates) through 1, 3 and 7 shards and `merge`: every table one run writes, with
 /// the same rows, counts equal and values to 1e-9, interval columns and `group_comparison`
 /// included.
 #[test]
 fn the_nightly_pipeline_through_shards_writes_every_table_of_one_run() {
     let want = pipeline_through_shards("sample_nightly.toml", "2024-02-15", &[]);
     assert!(want.iter().any(|t| t == "group_comparison"), "{want:?}");
+    assert!(want.iter().any(|t| t == "channel_calibration"), "{want:?}");
 }
 
 /// The nightly pipeline with a campaign column and every model (`markov_journey`, whose
