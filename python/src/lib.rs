@@ -185,6 +185,7 @@ fn solve<'py>(
         segments: segments.iter().map(|(k, s)| Ok((k.clone(), take_stream(s)?))).collect::<PyResult<_>>()?,
         top_paths: stream("top_paths")?,
         previous_headline: item("previous_headline")?.map(|v| v.extract()).transpose()?,
+        history: item("history")?.map(|v| v.extract()).transpose()?,
     };
     let (named, page, headline) = detached(py, || {
         api::solve(settings, &metas, summed).map(|s| (sendable(s.tables), s.page, s.headline))

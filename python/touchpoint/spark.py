@@ -264,6 +264,7 @@ def attribute(
         parts.unpersist()
     t = time.time()
     summed["previous_headline"] = _previous_headline(sj)
+    summed["history"] = _history(sj)
     streams, page, headline = _touchpoint.solve(stats, sorted(metas), settings, summed)
     tables: dict[str, Any] = {name: touchpoint._table(c) for name, c in streams}
     if page is not None:
@@ -318,6 +319,28 @@ def _previous_headline(s: Mapping[str, Any]) -> str | None:
     except (OSError, pa.ArrowException, touchpoint.TouchpointError):
         return None
     return json.dumps(doc["headline"]) if doc and doc.get("headline") else None
+
+
+def _history(s: Mapping[str, Any]) -> str | None:
+    """The earlier run dates' headlines (``spend_response.days`` − 1 back) from their
+    publication manifests under ``output.root``, as JSON ``[[date, headline], …]``: the
+    history ``spend_response`` fits on, read from any store pyarrow reaches."""
+    import datetime as dt
+
+    root, run_date = s.get("output", {}).get("root"), s.get("window", {}).get("run_date")
+    if not root or not run_date or not s.get("input", {}).get("spend"):
+        return None
+    days = int(s.get("spend_response", {}).get("days", 28))
+    found = []
+    for k in range(1, days):
+        date = (dt.date.fromisoformat(run_date) - dt.timedelta(days=k)).isoformat()
+        try:
+            doc = publish.read_manifest(root, date)
+        except (OSError, pa.ArrowException, touchpoint.TouchpointError):
+            continue
+        if doc and doc.get("headline"):
+            found.append([date, doc["headline"]])
+    return json.dumps(found)
 
 
 #: The separator of a path's channels in the partial path tables (U+001F).

@@ -17,6 +17,7 @@ pub mod paths;
 pub mod privacy;
 pub mod recorded;
 pub mod replicates;
+pub mod response;
 pub mod roles;
 pub mod shapley;
 pub mod spend;

@@ -104,6 +104,12 @@ pub fn html(
         ctx["calibration"] =
             super::sections::calibration(t, settings, &h.model, &names, a.stats.total_conversions);
     }
+    if let (true, Some(h)) = (settings.window().is_some() && run.spend.is_some(), super::headline(a)) {
+        if let Some(r) = super::response::responses(&attribution, &h.model, &run.history, settings) {
+            let shift = super::response::shift(&r, settings);
+            ctx["response"] = super::sections::response(&r, shift.as_ref(), settings);
+        }
+    }
     if let Some(e) = &run.evaluation {
         ctx["evaluation"] = super::sections::evaluation(e, &attribution, calibration.as_ref());
     }

@@ -10,6 +10,7 @@ mod html;
 mod journey;
 mod names;
 mod relationship;
+mod response;
 mod sections;
 mod tables;
 mod timing;
@@ -63,6 +64,9 @@ pub struct RunResult {
     pub experiments: Vec<crate::core::calibration::Experiment>,
     /// The known truth of a generated world (`touchpoint evaluate` only).
     pub evaluation: Option<Evaluation>,
+    /// Earlier run dates' headline credit and spend (`spend_response`), read by the run layer
+    /// from the published manifests.
+    pub history: Vec<crate::core::response::Day>,
 }
 
 impl RunResult {
@@ -84,6 +88,7 @@ impl RunResult {
             journey_credit: None,
             experiments: Vec::new(),
             evaluation: None,
+            history: Vec::new(),
         }
     }
 }
@@ -186,6 +191,17 @@ fn table(name: TableName, run: &RunResult, settings: &Settings) -> Result<Option
         N::ChannelCalibration => {
             let attribution = tables::channel_attribution(a, spend().map(|s| &s.channel));
             Some(calibration::channel_calibration(&attribution, &a.report_channels, run, settings)?)
+        }
+        N::SpendResponse | N::BudgetShift => {
+            let attribution = tables::channel_attribution(a, spend().map(|s| &s.channel));
+            let Some(h) = headline(a) else { return Ok(None) };
+            let Some(r) = response::responses(&attribution, &h.model, &run.history, settings) else {
+                return Ok(None);
+            };
+            match name {
+                N::SpendResponse => Some(response::spend_response(&r, settings)),
+                _ => response::shift(&r, settings).map(|s| response::budget_shift(&r, &s)),
+            }
         }
         N::ChannelRoles => Some(tables::channel_roles(a)),
         N::ChannelGroupRoles => run.groups.as_ref().map(tables::channel_group_roles),

@@ -16,6 +16,10 @@ pub enum TableName {
     CampaignAttribution,
     /// Grain (model, channel), with `input.experiments`.
     ChannelCalibration,
+    /// Grain channel, with a window and spend: the response of credit to spend.
+    SpendResponse,
+    /// One row, with `spend_response.shift_from`/`shift_to`.
+    BudgetShift,
     /// Grain (channel).
     ChannelRoles,
     /// Grain (group).
@@ -72,12 +76,14 @@ pub enum TableName {
 
 impl TableName {
     /// Every table, in publication order.
-    pub const ALL: [TableName; 31] = [
+    pub const ALL: [TableName; 33] = [
         TableName::ChannelAttribution,
         TableName::ChannelGroupAttribution,
         TableName::GroupComparison,
         TableName::CampaignAttribution,
         TableName::ChannelCalibration,
+        TableName::SpendResponse,
+        TableName::BudgetShift,
         TableName::ChannelRoles,
         TableName::ChannelGroupRoles,
         TableName::SegmentAttribution,
@@ -120,6 +126,8 @@ impl TableName {
             TableName::GroupComparison => "group_comparison",
             TableName::CampaignAttribution => "campaign_attribution",
             TableName::ChannelCalibration => "channel_calibration",
+            TableName::SpendResponse => "spend_response",
+            TableName::BudgetShift => "budget_shift",
             TableName::ChannelRoles => "channel_roles",
             TableName::JourneyTiming => "journey_timing",
             TableName::ChannelGroupRoles => "channel_group_roles",
@@ -165,6 +173,12 @@ impl TableName {
         }
         if settings.input.experiments.is_some() {
             t.push(TableName::ChannelCalibration);
+        }
+        if settings.window().is_some() && settings.input.spend.is_some() {
+            t.push(TableName::SpendResponse);
+            if settings.spend_response.shift_from.is_some() {
+                t.push(TableName::BudgetShift);
+            }
         }
         t.push(TableName::ChannelRoles);
         if !settings.channel_groups.is_empty() {

@@ -167,3 +167,45 @@ pub fn evaluation(e: &Evaluation, attribution: &Table, calibration: Option<&Tabl
         });
     json!({"world": e.world, "scores": scores, "chart": chart, "calibrated": scored.iter().any(|s| s.calibrated.is_some())})
 }
+
+/// "What the next unit of spend brings": the response table and the budget shift, with the
+/// plain statement that both are observational.
+pub fn response(
+    r: &super::response::Response,
+    shift: Option<&super::response::Shift>,
+    settings: &Settings,
+) -> Value {
+    let z = crate::core::calibration::normal_quantile(0.5 + settings.models.interval_level / 2.0);
+    let two = |x: f64| format!("{x:.2}");
+    let rows: Vec<Value> = r
+        .rows
+        .iter()
+        .map(|(c, s, y, v, f)| {
+            let Some(f) = f else {
+                return json!({"channel": c, "days": "too few days", "elasticity": "–", "cpa": "–", "roas": "–", "raw": null});
+            };
+            let (lo, hi) = (f.elasticity - z * f.se, f.elasticity + z * f.se);
+            let m = |b: f64| b * y / s;
+            let cpa = |b: f64| if m(b) > 0.0 { two(1.0 / m(b)) } else { "–".into() };
+            json!({
+                "channel": c,
+                "days": f.days.to_string(),
+                "elasticity": format!("{} ({} – {})", two(f.elasticity), two(lo), two(hi)),
+                "cpa": format!("{} ({} – {})", cpa(f.elasticity), cpa(hi), cpa(lo)),
+                "roas": format!("{} ({} – {})", two(m(f.elasticity) * v), two(m(lo) * v), two(m(hi) * v)),
+                "raw": f.elasticity,
+            })
+        })
+        .collect();
+    let statement = shift.map(|s| match s.conversions {
+        Some((d, lo, hi)) => format!(
+            "Moving {:.0}% of {}'s spend ({:.2}) to {} would change {}'s credited conversions by {:+.2} ({:+.2} to {:+.2}), if each channel's response holds.",
+            s.share * 100.0, s.from, s.moved, s.to, r.model, d, lo, hi
+        ),
+        None => format!(
+            "Moving {:.0}% of {}'s spend to {}: not estimated, {} channel(s) of the two groups have too few days of history.",
+            s.share * 100.0, s.from, s.to, s.unfitted
+        ),
+    });
+    json!({"model": r.model, "rows": rows, "shift": statement, "min_days": settings.spend_response.min_days})
+}

@@ -37,9 +37,11 @@ pub type NamedStreams = Vec<(String, ArrowArrayStream)>;
 
 /// The tables the distributed fit writes (`path_summary` is one row per distinct path, and
 /// the distributed fit keeps only sums; `docs/scale.md` says why the others are left out).
-pub const DISTRIBUTED_TABLES: [&str; 9] = [
+pub const DISTRIBUTED_TABLES: [&str; 11] = [
     "channel_attribution",
     "channel_calibration",
+    "spend_response",
+    "budget_shift",
     "channel_roles",
     "journey_timing",
     "markov_removal_effects",
@@ -204,6 +206,9 @@ pub struct Summed {
     /// The previous run date's headline (its manifest's `headline`, JSON), for the page,
     /// when the caller read it from a store the library cannot (an object store).
     pub previous_headline: Option<String>,
+    /// The earlier run dates' headlines for `spend_response`, JSON `[[date, headline], …]`,
+    /// when the caller read them from such a store.
+    pub history: Option<String>,
 }
 
 /// What the driver's solve gives: the tables, and with the top paths the page and the
@@ -476,7 +481,8 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
 /// tables of [`DISTRIBUTED_TABLES`].
 /// With the top paths, the page (`report.html`) too.
 pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<Solved> {
-    let Summed { statistics, replicates, campaigns, groups, segments, top_paths, previous_headline } = summed;
+    let Summed { statistics, replicates, campaigns, groups, segments, top_paths, previous_headline, history } =
+        summed;
     let metas: Vec<PartialMeta> = metas
         .iter()
         .map(|m| serde_json::from_str(m).map_err(|e| Error::Config(format!("not a partial's metadata: {e}"))))
@@ -494,6 +500,17 @@ pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<Sol
         result.groups = Some(solve_level(&settings, &group_metas, level, "group ")?.analysis);
     }
     result.segments = solve_segments(&settings, &metas, segments, &result.analysis)?;
+    if report::TableName::planned(&settings).contains(&report::TableName::SpendResponse) {
+        let bad = |e: String| Error::Config(format!("the history of headlines: {e}"));
+        let read = history.map(|json| -> Result<Vec<(chrono::NaiveDate, report::Headline)>> {
+            let days: Vec<(String, report::Headline)> =
+                serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
+            days.into_iter()
+                .map(|(d, h)| Ok((d.parse::<chrono::NaiveDate>().map_err(|e| bad(format!("{d}: {e}")))?, h)))
+                .collect()
+        });
+        result.history = super::load_history(&settings, read.transpose()?)?;
+    }
     let tables = export(&distributed_tables(&result, &settings, &[])?)?;
     let page = match top_paths {
         Some(input) => {

@@ -75,7 +75,7 @@ pub fn evaluate(
         channels,
         truth: files.incremental,
     });
-    run.publish(&result)
+    run.publish(&mut result)
 }
 
 fn check(settings: &Settings, o: &EvaluateOptions, w: &crate::core::world::WorldSpec) -> Result<()> {

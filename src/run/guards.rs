@@ -42,6 +42,25 @@ pub fn previous_headline(settings: &Settings) -> Option<crate::report::Headline>
     serde_json::from_value(doc.get("headline")?.clone()).ok()
 }
 
+/// The headlines of the earlier run dates' manifests under `output.root`, newest first, up
+/// to `spend_response.days − 1` dates back (missing dates are skipped).
+pub fn history(settings: &Settings) -> Vec<(chrono::NaiveDate, crate::report::Headline)> {
+    let (Some(w), Some(root)) = (settings.window(), settings.output.root.as_deref()) else {
+        return Vec::new();
+    };
+    (1..settings.spend_response.days as i64)
+        .filter_map(|k| {
+            let date = w.run_date.0 - chrono::Duration::days(k);
+            let file = root
+                .join("_manifest")
+                .join(format!("run_date={}", date.format("%Y-%m-%d")))
+                .join("_manifest.json");
+            let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).ok()?).ok()?;
+            Some((date, serde_json::from_value(doc.get("headline")?.clone()).ok()?))
+        })
+        .collect()
+}
+
 /// Total conversions of the previous publication: the previous run date's partition for
 /// windowed runs, the output directory's present manifest otherwise.
 fn previous_conversions(settings: &Settings) -> Option<(f64, String)> {

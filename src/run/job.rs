@@ -147,7 +147,7 @@ impl Job {
         run.manifest.insert("name".into(), json!(self.settings.name));
         run.manifest.insert("run_date".into(), json!(self.run_date()));
         run.manifest.insert("overrides".into(), json!(self.sources));
-        let result = run.compute_events(None)?;
-        run.publish(&result)
+        let mut result = run.compute_events(None)?;
+        run.publish(&mut result)
     }
 }

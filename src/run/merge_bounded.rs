@@ -166,6 +166,10 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
         Some(s) => Some(SpilledSummary { runs: s.finish()?, run_date: report::run_date(&settings) }),
         None => None,
     };
+    settings.output.root = Some(out.to_path_buf());
+    if report::TableName::planned(&settings).contains(&report::TableName::SpendResponse) {
+        result.history = super::load_history(&settings, None)?;
+    }
     let tables = distributed_tables(&result, &settings, &["path_summary"])?;
     // `path_summary` keeps its place among the tables; its rows come from the sorted spill.
     let sources: Vec<&dyn TableSource> = tables
@@ -175,7 +179,6 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
             _ => t as &dyn TableSource,
         })
         .collect();
-    settings.output.root = Some(out.to_path_buf());
     let mut run = Run::new(settings, "merge --bounded-memory", &|_| {});
     run.phase("merge", |_| Ok(t.elapsed()))?;
     run.publish_tables(&result, &sources, true)

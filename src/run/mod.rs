@@ -311,6 +311,7 @@ impl<'a> Run<'a> {
             source_touches,
             experiments,
             evaluation: None,
+            history: Vec::new(),
             user_order,
             journey_credit: None,
         })
@@ -367,10 +368,13 @@ impl<'a> Run<'a> {
 
     /// Publish the tables of a result (date partitions when the settings have a window, else
     /// a plain directory with `report.html`) and summarise.
-    pub fn publish(mut self, run: &RunResult) -> Result<RunSummary> {
+    pub fn publish(mut self, run: &mut RunResult) -> Result<RunSummary> {
         (self.progress)("write");
         self.open_output()?;
         guards::check(&self.settings, run)?;
+        if report::TableName::planned(&self.settings).contains(&report::TableName::SpendResponse) {
+            run.history = load_history(&self.settings, None)?;
+        }
         let tables = report::tables(run, &self.settings)?;
         let sources: Vec<&dyn TableSource> = tables.iter().map(|t| t as &dyn TableSource).collect();
         self.publish_tables(run, &sources, true)
@@ -658,17 +662,48 @@ fn read_stream(
 pub fn load_spend(settings: &Settings) -> Result<Option<SpendTotals>> {
     let Some(p) = &settings.input.spend else { return Ok(None) };
     let (rows, currency) = engine::load_spend(p)?;
-    let period = settings.window().map(|w| {
-        let (first, last) = w.dates();
-        match settings.input.spend_period {
-            SpendPeriod::Window => (first, last),
-            SpendPeriod::Lookback => {
-                let days = (settings.journeys.max_lookback_micros() as f64 / DAY_MICROS as f64).ceil() as i64;
-                (first - chrono::Duration::days(days), last)
-            }
-        }
-    });
+    let period = settings.window().map(|w| spend_period(settings, &w));
     Ok(Some(spend::totals(&rows, period, currency)))
+}
+
+/// The days of spend a window compares its conversions with (`input.spend_period`).
+fn spend_period(settings: &Settings, w: &crate::settings::Window) -> (chrono::NaiveDate, chrono::NaiveDate) {
+    let (first, last) = w.dates();
+    match settings.input.spend_period {
+        SpendPeriod::Window => (first, last),
+        SpendPeriod::Lookback => {
+            let days = (settings.journeys.max_lookback_micros() as f64 / DAY_MICROS as f64).ceil() as i64;
+            (first - chrono::Duration::days(days), last)
+        }
+    }
+}
+
+/// The history `spend_response` fits on: the earlier run dates of the window (up to
+/// `spend_response.days − 1` back) whose manifest has the headline model's credit, each with
+/// the spend of its own spend period. `headlines` are the manifests' (date, headline) when
+/// the caller read them from a store (Spark); otherwise they are read under `output.root`.
+pub fn load_history(
+    settings: &Settings,
+    headlines: Option<Vec<(chrono::NaiveDate, report::Headline)>>,
+) -> Result<Vec<crate::core::response::Day>> {
+    let (Some(w), Some(p)) = (settings.window(), &settings.input.spend) else { return Ok(Vec::new()) };
+    let headlines = headlines.unwrap_or_else(|| guards::history(settings));
+    let (rows, currency) = engine::load_spend(p)?;
+    let model = headline_model(settings);
+    let mut days = Vec::new();
+    for (date, h) in headlines.into_iter().filter(|(_, h)| h.model == model) {
+        let day = crate::settings::Window { run_date: crate::settings::RunDate(date), ..w };
+        let spend = spend::totals(&rows, Some(spend_period(settings, &day)), currency.clone()).channel;
+        days.push(crate::core::response::Day { date: date.to_string(), conversions: h.conversions, spend });
+    }
+    Ok(days)
+}
+
+/// The model of the manifest's headline: Markov when it runs, else the first model.
+fn headline_model(settings: &Settings) -> String {
+    let m = &settings.models.run;
+    let markov = crate::settings::Model::Markov;
+    m.iter().find(|x| **x == markov).or(m.first()).map_or(String::new(), |x| x.name().to_owned())
 }
 
 /// Load the configured lift experiments (`docs/models.md` § Calibration), before any event
@@ -704,7 +739,7 @@ pub fn attribute(
     }
     let paths = settings.input.paths.clone();
     let mut run = Run::new(settings, "attribute", progress);
-    let result = match paths {
+    let mut result = match paths {
         Some(p) => {
             if run.settings.output.journey_credit {
                 return Err(Error::Config(
@@ -716,5 +751,5 @@ pub fn attribute(
         }
         None => run.compute_events(None)?,
     };
-    run.publish(&result)
+    run.publish(&mut result)
 }

@@ -63,6 +63,10 @@ pub struct Settings {
     /// Checks that fail a run instead of publishing obviously wrong numbers.
     #[serde(default)]
     pub guards: Guards,
+    /// How credited conversions respond to spend over a scheduled run's history, and a
+    /// budget shift between two groups (`docs/models.md` § Marginal return).
+    #[serde(default)]
+    pub spend_response: SpendResponse,
     /// Channel groups: group name → its channels (e.g. `social = ["facebook", "tiktok"]`).
     /// Adds `channel_group_attribution`; channels in no group are a group of their own.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -96,6 +100,31 @@ pub struct Guards {
     /// previous publication fails the run: the previous run date's partition for windowed
     /// runs, the present content of the output directory otherwise.
     pub max_conversion_change: Option<f64>,
+}
+
+/// The `[spend_response]` section: with dated spend and a reporting window, the run reads
+/// the headline credit of earlier run dates from its own published manifests and fits each
+/// channel's response to spend (`spend_response`), and with `shift_from`/`shift_to` the
+/// change a budget shift would bring (`budget_shift`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpendResponse {
+    /// Run dates of history the fit uses, today included.
+    pub days: u32,
+    /// Fewer days with spend than this leave a channel without a fit (its row says so).
+    pub min_days: u32,
+    /// Move spend from this channel group …
+    pub shift_from: Option<String>,
+    /// … to this one (channels in no group are a group of their own).
+    pub shift_to: Option<String>,
+    /// The share of `shift_from`'s spend moved, in (0, 1].
+    pub shift_share: f64,
+}
+
+impl Default for SpendResponse {
+    fn default() -> Self {
+        SpendResponse { days: 28, min_days: 14, shift_from: None, shift_to: None, shift_share: 0.1 }
+    }
 }
 
 fn version_1() -> u32 {
@@ -418,6 +447,7 @@ impl Default for Settings {
             window: WindowSpec::default(),
             output: Output::default(),
             guards: Guards::default(),
+            spend_response: SpendResponse::default(),
             channel_groups: BTreeMap::new(),
             channel_rules: ChannelRules::default(),
             sources: Vec::new(),
@@ -486,6 +516,7 @@ impl Settings {
             )));
         }
         self.validate_numbers()?;
+        self.validate_spend_response()?;
         if !self.journeys.lookback_by_type.is_empty() && self.columns.touch_type.is_none() {
             return Err(Error::Config(
                 "lookback_by_type needs a touch-type column (columns.touch_type)".into(),
@@ -524,6 +555,31 @@ impl Settings {
         self.validate_groups()?;
         self.validate_sources()?;
         Ok(self)
+    }
+
+    fn validate_spend_response(&self) -> Result<()> {
+        let r = &self.spend_response;
+        if r.days < 2 || r.days > 3660 || r.min_days < 3 {
+            return Err(Error::Config(format!(
+                "spend_response.days must be between 2 and 3660 and min_days at least 3, got {} and {}",
+                r.days, r.min_days
+            )));
+        }
+        if !(r.shift_share > 0.0 && r.shift_share <= 1.0) {
+            return Err(Error::Config(format!(
+                "spend_response.shift_share must be in (0, 1], got {}",
+                r.shift_share
+            )));
+        }
+        match (&r.shift_from, &r.shift_to) {
+            (Some(a), Some(b)) if a == b => {
+                Err(Error::Config(format!("spend_response.shift_from and shift_to are both `{a}`")))
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                Err(Error::Config("spend_response.shift_from and shift_to go together".into()))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn validate_numbers(&self) -> Result<()> {

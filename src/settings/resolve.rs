@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 /// these sections, so unrelated variables (`TOUCHPOINT_HOME`, or the
 /// `TOUCHPOINT_SERVICE_HOST` Kubernetes injects for a Service named `touchpoint`) are
 /// ignored.
-pub const SECTIONS: [&str; 13] = [
+pub const SECTIONS: [&str; 14] = [
     "input",
     "columns",
     "path_table",
@@ -26,6 +26,7 @@ pub const SECTIONS: [&str; 13] = [
     "window",
     "output",
     "guards",
+    "spend_response",
     "channel_groups",
     "channel_rules",
     "conversions",

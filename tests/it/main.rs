@@ -19,6 +19,7 @@ mod oracles;
 mod privacy;
 mod publication;
 mod relationship;
+mod response;
 mod robustness;
 mod scheduling;
 mod schema;

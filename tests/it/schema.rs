@@ -88,7 +88,14 @@ fn written() -> BTreeMap<String, Vec<(String, String)>> {
             "-q",
         ];
         args.extend(extra);
-        let r = touchpoint(&args);
+        // A budget shift between two groups (`budget_shift`), through the environment.
+        let r = touchpoint_env(
+            &args,
+            &[
+                ("TOUCHPOINT_SPEND_RESPONSE__SHIFT_FROM", "social"),
+                ("TOUCHPOINT_SPEND_RESPONSE__SHIFT_TO", "email"),
+            ],
+        );
         assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
         for e in std::fs::read_dir(&o).unwrap().flatten() {
             let p = e.path();

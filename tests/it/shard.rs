@@ -235,7 +235,7 @@ fn same_page(a: &str, b: &str, k: u32) {
 /// `merge --bounded-memory` streams the partials a block at a time; with blocks of a few
 /// rows (thousands of block boundaries, paths repeated across partials and blocks) its
 /// tables equal the in-memory merge's: counts exactly, values to 1e-9, at Markov orders 1-3,
-/// all ten models, with the `frequency` transform at order 2.
+/// all ten models, with the `frequency` transform at order 2, lift experiments included.
 #[test]
 fn the_bounded_memory_merge_equals_the_merge_across_block_boundaries() {
     use crate::common::{read_parquet, Cell};
@@ -265,6 +265,14 @@ fn the_bounded_memory_merge_equals_the_merge_across_block_boundaries() {
             s.journeys.transforms = vec![touchpoint::settings::Transform::Frequency];
         }
         s.input.events = Some(events().1.to_str().unwrap().to_owned());
+        // Lift experiments: `channel_calibration` is one of the distributed tables.
+        let exps = dir.path().join("experiments.csv");
+        std::fs::write(
+            &exps,
+            "channel,incremental_conversions,standard_error,conversions\nfacebook,30,9,400\nemail,12,5,380\n",
+        )
+        .unwrap();
+        s.input.experiments = Some(exps);
         let parts: Vec<PathBuf> = (0..3)
             .map(|i| {
                 let d = dir.path().join(format!("k{k}-shard-{i}"));

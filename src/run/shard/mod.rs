@@ -661,10 +661,10 @@ pub(crate) fn check_out(dirs: &[PathBuf], out: &Path) -> Result<()> {
 pub fn merge_and_publish(dirs: &[PathBuf], out: &Path) -> Result<RunSummary> {
     check_out(dirs, out)?;
     let t = std::time::Instant::now();
-    let (result, mut settings) = merge(dirs)?;
+    let (mut result, mut settings) = merge(dirs)?;
     result.analysis.warnings.iter().for_each(|w| tracing::warn!("{w}"));
     settings.output.root = Some(out.to_path_buf());
     let mut run = Run::new(settings, "merge", &|_| {});
     run.phase("merge", |_| Ok(t.elapsed()))?;
-    run.publish(&result)
+    run.publish(&mut result)
 }
