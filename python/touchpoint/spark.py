@@ -338,7 +338,13 @@ def _history(s: Mapping[str, Any]) -> str | None:
             doc = publish.read_manifest(root, date)
         except (OSError, pa.ArrowException, touchpoint.TouchpointError):
             continue
-        if doc and doc.get("headline"):
+        # Only dates that measured what this run measures (window length, spend period).
+        theirs, ours = (doc or {}).get("settings") or {}, s
+        same = all(
+            theirs.get(sec, {}).get(key, ours.get(sec, {}).get(key)) == ours.get(sec, {}).get(key)
+            for sec, key in (("window", "days"), ("input", "spend_period"))
+        )
+        if doc and doc.get("headline") and same:
             found.append([date, doc["headline"]])
     return json.dumps(found)
 

@@ -448,7 +448,8 @@ pub struct GenerateArgs {
     /// in the `input.experiments` format) beside the log.
     #[arg(long, value_parser = ["confounded", "independent"])]
     pub world: Option<String>,
-    /// With --world: persons in each simulated holdout (default: --users).
+    /// With --world: persons in each simulated holdout, at least 1000 (default: --users, at
+    /// least 10000).
     #[arg(long, requires = "world")]
     pub experiment_users: Option<u64>,
     /// Output Parquet file.

@@ -157,7 +157,7 @@ fn generate(g: &GenerateArgs) -> Result<serde_json::Value> {
         let files = crate::engine::generate::generate_world_to_files(
             &opts,
             w,
-            g.experiment_users.unwrap_or(g.users),
+            g.experiment_users.unwrap_or(g.users.max(10_000)),
             &g.out,
         )?;
         tracing::info!(rows = files.rows, file = %g.out.display(), world = name, "generated a world");

@@ -103,6 +103,37 @@ pub struct Calibrated {
     pub value: (f64, Option<(f64, f64)>),
 }
 
+/// Channel `i`'s part of group `g`'s experiment, and its variance: the group caused
+/// `lift · C`; channels of the group with their own experiment keep theirs, and the rest is
+/// shared by the model's credit among the group's other channels (equally when they have
+/// none). The variance of the rest adds the group's and those channels' experiments'.
+fn group_share(
+    m: &ModelCredit,
+    lifts: &BTreeMap<Target, Lift>,
+    targets: &[Option<Target>],
+    g: &str,
+    i: usize,
+    group_of: &dyn Fn(&str) -> String,
+) -> (f64, f64) {
+    let group = lifts[&Target::Group(g.to_owned())];
+    let c = m.total.0;
+    let (mut rest, mut var) = (group.lift * c, (group.se * c).powi(2));
+    let mut members = Vec::new();
+    for j in (0..m.channels.len()).filter(|&j| group_of(&m.channels[j]) == g) {
+        match &targets[j] {
+            Some(Target::Channel(_)) => {
+                let own = lifts[&Target::Channel(m.channels[j].clone())];
+                rest -= own.lift * c;
+                var += (own.se * c).powi(2);
+            }
+            _ => members.push(j),
+        }
+    }
+    let credited: f64 = members.iter().map(|&j| m.conversions[j]).sum();
+    let share = if credited > 0.0 { m.conversions[i] / credited } else { 1.0 / members.len() as f64 };
+    (rest * share, var * share * share)
+}
+
 /// The standard normal quantile (Newton's method on `erfc`, to machine precision).
 pub fn normal_quantile(p: f64) -> f64 {
     let mut z = 0.0f64;
@@ -118,10 +149,10 @@ pub fn normal_quantile(p: f64) -> f64 {
     z
 }
 
-/// Calibrate one model's credit: a channel with its own experiment gets `lift · C`; a
-/// channel of a group with an experiment gets its credit share (within the whole group) of
-/// the group's `lift · C`; the others keep the model's credit and interval. `level` is the
-/// interval's level.
+/// Calibrate one model's credit: a channel with its own experiment gets `lift · C`; the other
+/// channels of a group with an experiment share by credit what the group's `lift · C` leaves
+/// after its channels with their own experiments; the others keep the model's credit and
+/// interval. `level` is the interval's level.
 pub fn calibrate(
     m: &ModelCredit,
     lifts: &BTreeMap<Target, Lift>,
@@ -152,18 +183,10 @@ pub fn calibrate(
                 };
             };
             let lift = lifts[t];
-            // A group's experiment measured all its channels: its conversions are shared by
-            // credit over every channel of the group (one with its own experiment keeps that).
-            let members: Vec<usize> = match t {
-                Target::Channel(_) => vec![i],
-                Target::Group(g) => {
-                    (0..m.channels.len()).filter(|&j| group_of(&m.channels[j]) == *g).collect()
-                }
+            let (cal, experiment_var) = match t {
+                Target::Channel(_) => (lift.lift * m.total.0, (lift.se * m.total.0).powi(2)),
+                Target::Group(g) => group_share(m, lifts, &targets, g, i, group_of),
             };
-            let credited: f64 = members.iter().map(|&j| m.conversions[j]).sum();
-            let share = if credited > 0.0 { a / credited } else { 1.0 / members.len() as f64 };
-            let cal = lift.lift * m.total.0 * share;
-            let experiment_var = (lift.se * m.total.0 * share).powi(2);
             // Within a group, the split follows the model's credit, with its own uncertainty.
             let split_var = match (t, &m.bounds, a > 0.0) {
                 (Target::Group(_), Some(b), true) => (cal * (b[i].1 - b[i].0) / (2.0 * z) / a).powi(2),
@@ -186,6 +209,44 @@ pub fn calibrate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A group's experiment over a channel with its own: the others share what is left.
+    #[test]
+    fn a_group_leaves_its_own_tested_channel_out_of_the_split() {
+        let exps = [
+            Experiment {
+                target: Target::Group("social".into()),
+                incremental: 25.0,
+                standard_error: 5.0,
+                conversions: 100.0,
+            },
+            Experiment {
+                target: Target::Channel("fb".into()),
+                incremental: 10.0,
+                standard_error: 3.0,
+                conversions: 100.0,
+            },
+        ];
+        let m = ModelCredit {
+            channels: vec!["fb".into(), "ig".into(), "tt".into(), "tv".into()],
+            conversions: vec![30.0, 20.0, 10.0, 40.0],
+            value: vec![0.0; 4],
+            bounds: None,
+            total: (100.0, 0.0),
+        };
+        let group = |c: &str| if c == "tv" { "tv".to_owned() } else { "social".to_owned() };
+        let out = calibrate(&m, &pooled(&exps), &group, 0.9);
+        // social caused 25, fb 10 of them: ig and tt share 15 as 20 : 10.
+        assert!((out[0].conversions.0 - 10.0).abs() < 1e-12);
+        assert!((out[1].conversions.0 - 10.0).abs() < 1e-12);
+        assert!((out[2].conversions.0 - 5.0).abs() < 1e-12);
+        let total: f64 = out[..3].iter().map(|c| c.conversions.0).sum();
+        assert!((total - 25.0).abs() < 1e-12, "the group adds up to its experiment");
+        // ig's variance: (5² + 3²) × (2/3)².
+        let (lo, hi) = out[1].conversions.1.unwrap();
+        let z = normal_quantile(0.95);
+        assert!(((hi - lo) / 2.0 - z * (34.0f64).sqrt() * 2.0 / 3.0).abs() < 1e-9);
+    }
 
     #[test]
     fn quantiles_of_the_normal() {

@@ -335,6 +335,11 @@ pub fn generate_world(
     experiment_users: u64,
 ) -> Result<(DataFrame, crate::core::world::Truth, Vec<crate::core::world::Holdout>)> {
     check_world_options(opts)?;
+    if experiment_users < 1_000 {
+        return Err(Error::Config(format!(
+            "--experiment-users {experiment_users}: a holdout needs at least 1000 persons (each arm needs conversions)"
+        )));
+    }
     let (rows, truth) = crate::core::world::simulate(w, opts.seed, opts.first_user, opts.users, opts.days);
     let names: Vec<String> = w.channels.iter().map(|c| c.name.to_owned()).collect();
     let holdouts =

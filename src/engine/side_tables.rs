@@ -233,7 +233,9 @@ pub fn load_experiments(file: &Path) -> Result<Vec<crate::core::calibration::Exp
     let text = |name: &str| -> Result<Option<Vec<Option<String>>>> {
         let Ok(s) = df.column(name) else { return Ok(None) };
         let s = s.as_materialized_series().cast(&DataType::String).map_err(cast_err(file, name))?;
-        Ok(Some(s.str().map_err(cast_err(file, name))?.iter().map(|v| v.map(str::to_owned)).collect()))
+        // A blank cell (quoted empty, spaces: what spreadsheets export) is no target.
+        let ca = s.str().map_err(cast_err(file, name))?;
+        Ok(Some(ca.iter().map(|v| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)).collect()))
     };
     let (channel, group) = (text("channel")?, text("group")?);
     if channel.is_none() && group.is_none() {
@@ -269,6 +271,17 @@ pub fn load_experiments(file: &Path) -> Result<Vec<crate::core::calibration::Exp
     let incremental = number("incremental_conversions", f64::is_finite, "must be a finite number")?;
     let se = number("standard_error", |x| x.is_finite() && x > 0.0, "must be a finite number > 0")?;
     let conversions = number("conversions", |x| x.is_finite() && x > 0.0, "must be a finite number > 0")?;
+    for i in 0..df.height() {
+        // A lift is a share of conversions: beyond ±1, or with a standard error above 1 or
+        // below 1e-9 of them, it is a typo (and would overflow the pooling weights).
+        let (x, e, n) = (incremental[i], se[i], conversions[i]);
+        if x.abs() > n || e > n || e < 1e-9 * n {
+            let what = format!(
+                "row {i} (counted from 0): incremental_conversions {x} and standard_error {e} must lie within the {n} conversions of the tested population (a standard error of at least 1e-9 of them)"
+            );
+            return Err(Error::bad_input(file, Some("incremental_conversions"), what));
+        }
+    }
     let at = |col: &Option<Vec<Option<String>>>, i: usize| col.as_ref().and_then(|c| c[i].clone());
     (0..df.height())
         .map(|i| {

@@ -143,9 +143,14 @@ impl Columns {
         let f = c.factor.map_or([None; 3], |(k, l, h)| [Some(k), Some(l), Some(h)]);
         let conv = triple(c.conversions.0, c.conversions.1);
         let value = triple(c.value.0, c.value.1);
-        // CPA falls as conversions rise: its low bound comes from the high conversions.
-        let cpa = [div(spend, conv[0]), div(spend, conv[2]), div(spend, conv[1])];
-        let roas = [div(value[0], spend), div(value[1], spend), div(value[2], spend)];
+        // CPA falls as conversions rise: its low bound comes from the high conversions. Only
+        // a calibrated channel has an incremental CPA; the others' is the model's own.
+        let spend_if = spend.filter(|_| c.target.is_some());
+        let cpa = [div(spend_if, conv[0]), div(spend_if, conv[2]), div(spend_if, conv[1])];
+        let roas = match spend_if {
+            Some(_) => [div(value[0], spend), div(value[1], spend), div(value[2], spend)],
+            None => [None; 3],
+        };
         for (dst, src) in [
             (&mut self.factor, f),
             (&mut self.calibrated, conv),

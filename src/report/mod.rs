@@ -195,6 +195,7 @@ fn table(name: TableName, run: &RunResult, settings: &Settings) -> Result<Option
         N::SpendResponse | N::BudgetShift => {
             let attribution = tables::channel_attribution(a, spend().map(|s| &s.channel));
             let Some(h) = headline(a) else { return Ok(None) };
+            response::check_shift(settings, &a.report_channels)?;
             let Some(r) = response::responses(&attribution, &h.model, &run.history, settings) else {
                 return Ok(None);
             };

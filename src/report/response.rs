@@ -17,6 +17,8 @@ pub struct Response {
     pub model: String,
     /// (channel, today's spend, today's credited conversions, value per conversion, fit).
     pub rows: Vec<(String, f64, f64, f64, Option<Fit>)>,
+    /// Days with spend of each row's channel, today included.
+    pub days: Vec<u32>,
 }
 
 /// The fits of the headline model's channels with spend today.
@@ -27,6 +29,7 @@ pub fn responses(
     settings: &Settings,
 ) -> Option<Response> {
     let (model, m, spend) = model_credits(attribution).into_iter().find(|(m, _, _)| m == headline)?;
+    let mut counted = Vec::new();
     let rows = m
         .channels
         .iter()
@@ -42,19 +45,19 @@ pub fn responses(
                 })
                 .collect();
             days.push((s, y));
+            counted.push(days.iter().filter(|d| d.0 > 0.0).count() as u32);
             Some((c.clone(), s, y, v, fit(&days, settings.spend_response.min_days)))
         })
         .collect();
-    Some(Response { model, rows })
+    Some(Response { model, rows, days: counted })
 }
 
 /// `spend_response`: grain channel (the headline model's channels with spend today).
 pub fn spend_response(r: &Response, settings: &Settings) -> Table {
     let z = normal_quantile(0.5 + settings.models.interval_level / 2.0);
     let mut c: BTreeMap<&'static str, Vec<Option<f64>>> = BTreeMap::new();
-    let mut days = Vec::new();
+    let days = r.days.clone();
     for (_, s, y, v, f) in &r.rows {
-        days.push(f.map_or(0, |f| f.days));
         let (b, lo, hi) = match f {
             Some(f) => (Some(f.elasticity), Some(f.elasticity - z * f.se), Some(f.elasticity + z * f.se)),
             None => (None, None, None),
@@ -132,7 +135,7 @@ pub fn shift(r: &Response, settings: &Settings) -> Option<Shift> {
     let (from, to) = (sr.shift_from.clone()?, sr.shift_to.clone()?);
     let z = normal_quantile(0.5 + settings.models.interval_level / 2.0);
     let group = |c: &str| settings.group_of(c).to_owned();
-    let total = |g: &str| r.rows.iter().filter(|x| group(&x.0) == g).map(|x| x.1).sum::<f64>();
+    let total = |g: &str| r.rows.iter().filter(|x| group(&x.0) == g).fold(0.0, |a, x| a + x.1);
     let (s_from, s_to) = (total(&from), total(&to));
     let moved = sr.shift_share * s_from;
     let mut unfitted = 0;
@@ -157,7 +160,8 @@ pub fn shift(r: &Response, settings: &Settings) -> Option<Shift> {
         var_v += (half * v).powi(2);
     }
     let bounds = |x: f64, var: f64| (x, x - var.sqrt(), x + var.sqrt());
-    let fitted = unfitted == 0 && s_from > 0.0 && s_to > 0.0;
+    let finite = [dy, dv, var_y, var_v].iter().all(|x| x.is_finite());
+    let fitted = unfitted == 0 && s_from > 0.0 && s_to > 0.0 && finite;
     Some(Shift {
         from,
         to,
@@ -167,6 +171,21 @@ pub fn shift(r: &Response, settings: &Settings) -> Option<Shift> {
         value: fitted.then(|| bounds(dv, var_v)),
         unfitted,
     })
+}
+
+/// The shift's groups must be groups of the run: a `[channel_groups]` group, or a channel of
+/// the log in no group (a group of its own); a typo would otherwise give an empty answer.
+pub fn check_shift(settings: &Settings, channels: &[String]) -> crate::error::Result<()> {
+    let sr = &settings.spend_response;
+    for g in [&sr.shift_from, &sr.shift_to].into_iter().flatten() {
+        let own = channels.iter().any(|c| c == g && settings.group_of(c) == c);
+        if !settings.channel_groups.contains_key(g) && !own {
+            return Err(crate::error::Error::Config(format!(
+                "spend_response: `{g}` is neither a [channel_groups] group nor a channel of the log in no group"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `budget_shift`: one row.

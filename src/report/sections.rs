@@ -180,9 +180,10 @@ pub fn response(
     let rows: Vec<Value> = r
         .rows
         .iter()
-        .map(|(c, s, y, v, f)| {
+        .zip(&r.days)
+        .map(|((c, s, y, v, f), n)| {
             let Some(f) = f else {
-                return json!({"channel": c, "days": "too few days", "elasticity": "–", "cpa": "–", "roas": "–", "raw": null});
+                return json!({"channel": c, "days": format!("{n} (no fit)"), "elasticity": "–", "cpa": "–", "roas": "–", "raw": ""});
             };
             let (lo, hi) = (f.elasticity - z * f.se, f.elasticity + z * f.se);
             let m = |b: f64| b * y / s;
@@ -202,9 +203,13 @@ pub fn response(
             "Moving {:.0}% of {}'s spend ({:.2}) to {} would change {}'s credited conversions by {:+.2} ({:+.2} to {:+.2}), if each channel's response holds.",
             s.share * 100.0, s.from, s.moved, s.to, r.model, d, lo, hi
         ),
-        None => format!(
-            "Moving {:.0}% of {}'s spend to {}: not estimated, {} channel(s) of the two groups have too few days of history.",
+        None if s.unfitted > 0 => format!(
+            "Moving {:.0}% of {}'s spend to {}: not estimated, {} channel(s) of the two groups have no fit (too few days with spend, or spend that never varied).",
             s.share * 100.0, s.from, s.to, s.unfitted
+        ),
+        None => format!(
+            "Moving {:.0}% of {}'s spend to {}: not estimated, one of the two groups has no spend today, or the change is out of range.",
+            s.share * 100.0, s.from, s.to
         ),
     });
     json!({"model": r.model, "rows": rows, "shift": statement, "min_days": settings.spend_response.min_days})

@@ -8,7 +8,6 @@
 
 use std::path::Path;
 
-use crate::core::calibration::Target;
 use crate::engine::generate::{generate_world_log, generate_world_to_files, GenOptions, MIN_CHANNELS};
 use crate::error::{Error, Result};
 use crate::report::{large_sample, Evaluation};
@@ -52,13 +51,15 @@ pub fn evaluate(
         GenOptions { users: o.users, seed: o.seed, days: o.days, first_user: 0, channels: MIN_CHANNELS };
     progress("generate");
     let log = tmp.path().join("events.parquet");
-    let files = generate_world_to_files(&gen, w, o.users, &log)?;
+    let files = generate_world_to_files(&gen, w, o.users.max(10_000), &log)?;
     settings.input.events = Some(log.display().to_string());
-    settings.input.experiments = (!o.calibrate.is_empty()).then(|| files.experiments.clone());
+    settings.input.experiments = match o.calibrate.is_empty() {
+        true => None,
+        false => Some(chosen_experiments(&files.experiments, &o.calibrate, tmp.path())?),
+    };
     let mut run = Run::new(settings.clone(), "evaluate", progress);
     run.manifest.insert("world".into(), world_manifest(o));
     let mut result = run.compute_events(None)?;
-    result.experiments.retain(|e| matches!(&e.target, Target::Channel(c) if o.calibrate.contains(c)));
     let reference = tmp.path().join("reference.parquet");
     progress("reference");
     generate_world_log(&GenOptions { users: o.reference_users, first_user: o.users, ..gen }, w, &reference)?;
@@ -78,7 +79,22 @@ pub fn evaluate(
     run.publish(&mut result)
 }
 
+/// The holdouts of the calibrated channels only: a file of its own, so the run reads
+/// (and checks) nothing else.
+fn chosen_experiments(all: &Path, channels: &[String], dir: &Path) -> Result<std::path::PathBuf> {
+    let text = std::fs::read_to_string(all).map_err(|e| Error::io(all, e))?;
+    let mut lines = text.lines();
+    let mut out: Vec<&str> = lines.next().into_iter().collect();
+    out.extend(lines.filter(|l| l.split(',').next().is_some_and(|c| channels.iter().any(|x| x == c))));
+    let file = dir.join("calibrate.csv");
+    std::fs::write(&file, out.join("\n") + "\n").map_err(|e| Error::io(&file, e))?;
+    Ok(file)
+}
+
 fn check(settings: &Settings, o: &EvaluateOptions, w: &crate::core::world::WorldSpec) -> Result<()> {
+    if o.users < 1_000 {
+        return Err(Error::Config(format!("--users {}: evaluate needs at least 1000 persons", o.users)));
+    }
     if settings.models.bootstrap_replicates == 0 {
         return Err(Error::Config(
             "evaluate scores the intervals: models.bootstrap_replicates must be at least 1".into(),

@@ -56,9 +56,21 @@ pub fn history(settings: &Settings) -> Vec<(chrono::NaiveDate, crate::report::He
                 .join(format!("run_date={}", date.format("%Y-%m-%d")))
                 .join("_manifest.json");
             let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).ok()?).ok()?;
+            comparable(&doc, settings).then_some(())?;
             Some((date, serde_json::from_value(doc.get("headline")?.clone()).ok()?))
         })
         .collect()
+}
+
+/// Whether an earlier run date's manifest measured what this run measures: the same window
+/// length and spend period (a 7-day credit is not a point on a 1-day line). A manifest
+/// without these settings (another writer) is taken as it is.
+pub fn comparable(doc: &serde_json::Value, settings: &Settings) -> bool {
+    let s = &doc["settings"];
+    let days = s["window"]["days"].as_u64().is_none_or(|d| d == settings.window.days as u64);
+    let period = serde_json::to_value(settings.input.spend_period).ok();
+    let same_period = s["input"].get("spend_period").is_none_or(|p| Some(p) == period.as_ref());
+    days && same_period
 }
 
 /// Total conversions of the previous publication: the previous run date's partition for

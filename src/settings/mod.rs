@@ -559,15 +559,16 @@ impl Settings {
 
     fn validate_spend_response(&self) -> Result<()> {
         let r = &self.spend_response;
-        if r.days < 2 || r.days > 3660 || r.min_days < 3 {
+        if r.days < 3 || r.days > 3660 || r.min_days < 3 || r.min_days > r.days {
             return Err(Error::Config(format!(
-                "spend_response.days must be between 2 and 3660 and min_days at least 3, got {} and {}",
+                "spend_response.days must be between 3 and 3660 and min_days between 3 and days, got {} and {}",
                 r.days, r.min_days
             )));
         }
-        if !(r.shift_share > 0.0 && r.shift_share <= 1.0) {
+        // All of a group's spend would leave the fitted range (a log-log line has no value at 0).
+        if !(r.shift_share > 0.0 && r.shift_share < 1.0) {
             return Err(Error::Config(format!(
-                "spend_response.shift_share must be in (0, 1], got {}",
+                "spend_response.shift_share must be in (0, 1), got {}",
                 r.shift_share
             )));
         }

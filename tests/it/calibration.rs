@@ -140,6 +140,22 @@ fn an_experiment_on_a_channel_or_group_the_run_lacks_is_a_configuration_error() 
         ("channel,incremental_conversions,standard_error,conversions\na,1,0,10\n", 65, "standard_error"),
         ("channel,incremental_conversions,conversions\na,1,10\n", 65, "standard_error"),
         ("channel,group,incremental_conversions,standard_error,conversions\na,g,1,1,10\n", 65, "exactly one"),
+        // A lift above 1, a standard error beyond the conversions or too small to pool.
+        (
+            "channel,incremental_conversions,standard_error,conversions\na,5000,1,1015\n",
+            65,
+            "within the 1015",
+        ),
+        (
+            "channel,incremental_conversions,standard_error,conversions\na,5,1e300,1015\n",
+            65,
+            "within the 1015",
+        ),
+        (
+            "channel,incremental_conversions,standard_error,conversions\na,5,1e-300,1015\n",
+            65,
+            "within the 1015",
+        ),
     ];
     for (i, (csv, code, needle)) in cases.iter().enumerate() {
         let exps = dir.path().join(format!("e{i}.csv"));
@@ -163,6 +179,24 @@ fn an_experiment_on_a_channel_or_group_the_run_lacks_is_a_configuration_error() 
         assert!(err.contains(needle) && err.contains(&format!("e{i}.csv")), "{csv}: {err}");
         assert_eq!(files(&out), before, "the previous outputs stay as they were");
     }
+    // A blank group cell, quoted or spaces (as spreadsheets export), is no target.
+    let exps = dir.path().join("blank.csv");
+    std::fs::write(&exps, "channel,group,incremental_conversions,standard_error,conversions\n\"a\",\"\",1,1,10\n\"  \",g,1,1,10\n").unwrap();
+    let o = touchpoint(&[
+        "attribute",
+        "--events",
+        events.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+        "--bootstrap",
+        "0",
+        "--experiments",
+        exps.to_str().unwrap(),
+        "--channel-group",
+        "g=b,c",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
 /// Over 20 seeds of the confounded world, the holdouts of facebook and generic_search

@@ -50,7 +50,7 @@ fn the_response_to_spend_equals_a_fit_of_the_published_history() {
     let part = |t: &str, d: &str| root.join(t).join(format!("run_date={d}")).join("part-0.parquet");
     // The first night has no history: every channel is listed without a fit.
     for r in rows(&part("spend_response", &dates[0])) {
-        assert_eq!(r["days"].num(), 0.0);
+        assert_eq!(r["days"].num(), 1.0, "only tonight has spend");
         assert_eq!(r["elasticity"], Cell::Null);
     }
     // Markov credit per (date, channel) from the tables; spend per (date, channel) from the file.
@@ -127,4 +127,25 @@ fn the_response_to_spend_equals_a_fit_of_the_published_history() {
             && page.contains("<b>This is observational</b>")
             && page.contains("id=\"shift\"")
     );
+
+    // A two-day window the next night: the one-day nights are not points of its line.
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "pipelines/sample_nightly.toml", "--run-date", "2024-02-16", "-q"];
+        let root_set = format!("output.root={}", root.display());
+        args.extend(["--set", &root_set, "--set", "models.bootstrap_replicates=0"]);
+        args.extend(extra);
+        touchpoint(&args)
+    };
+    let o = run(&["--set", "window.days=2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    for r in rows(&part("spend_response", "2024-02-16")) {
+        assert_eq!((r["days"].num(), &r["elasticity"]), (1.0, &Cell::Null), "{r:?}");
+    }
+    // A shift of all of a group's spend, or to a group that does not exist: exit 78.
+    for bad in ["spend_response.shift_share=1", "spend_response.shift_to=\"serach\""] {
+        let from =
+            ["--set", "spend_response.shift_from=\"search\"", "--set", "spend_response.shift_to=\"social\""];
+        let o = run(&[&from[..], &["--set", bad]].concat());
+        assert_eq!(o.status.code(), Some(78), "{bad}: {}", String::from_utf8_lossy(&o.stdout));
+    }
 }
