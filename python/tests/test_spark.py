@@ -132,6 +132,31 @@ def test_the_nightly_pipeline_writes_every_table_of_the_cli(spark, tmp_path):
     assert _page_text(page) == _page_text(cli_page)
 
 
+def test_the_response_to_spend_over_published_nights_equals_the_cli(spark, tmp_path):
+    """spend_response and budget_shift fit on earlier run dates: the Spark job reads them from
+    the manifests it published (the window and spend period they measured included), the CLI
+    from its own. Four nights each through the bundled pipeline; the fourth's tables equal."""
+    pipeline = Path(__file__).parents[2] / "pipelines" / "sample_nightly.toml"
+    response = {"days": 4, "min_days": 3, "shift_from": "search", "shift_to": "social"}
+    cli_out, spark_out = tmp_path / "cli", tmp_path / "spark"
+    events = spark.read.parquet(str(SAMPLE))
+    dates = ["2024-02-12", "2024-02-13", "2024-02-14", "2024-02-15"]
+    for d in dates:
+        sets = [f"spend_response.{k}={json.dumps(v)}" for k, v in response.items()]
+        sets += [f"output.root={json.dumps(str(cli_out))}", "models.bootstrap_replicates=0"]
+        run_cli("run", str(pipeline), "--run-date", d, *[x for s in sets for x in ("--set", s)], "-q")
+        got = ts.attribute(events, pipeline=str(pipeline), window={"run_date": d}, output={"root": str(spark_out)},
+                           spend_response=response, models={"bootstrap_replicates": 0}, chunk_rows=4000)
+        ts.write(got, str(spark_out), d)
+    manifest = json.loads((spark_out / "_manifest" / f"run_date={dates[0]}" / "_manifest.json").read_text())
+    assert manifest["settings"] == {"window": {"days": 1}, "input": {"spend_period": "window"}}
+    for name in ("spend_response", "budget_shift"):
+        want = pq.read_table(cli_out / name / f"run_date={dates[-1]}" / "part-0.parquet")
+        assert_tables_equal(got[name], want, name, rel=1e-9)
+    fitted = got["spend_response"]
+    assert fitted.column("elasticity").null_count == 0 and set(fitted.column("days").to_pylist()) == {4}
+
+
 def _page_text(html: str) -> list[str]:
     """The page's visible text, less what names the run (times, files)."""
     import re

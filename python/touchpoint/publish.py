@@ -144,6 +144,17 @@ def read_manifest(out: str, run_date: str | None = None) -> dict[str, Any] | Non
     return doc
 
 
+def read_any_manifest(out: str, run_date: str | None = None) -> dict[str, Any] | None:
+    """A run date's manifest as JSON, whichever wrote it (this module or the CLI, which
+    share its path), or None."""
+    fs, base = filesystem(out)
+    path = manifest_path(base, run_date)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        return json.loads(f.read())
+
+
 def read(out: str, run_date: str | None = None) -> dict[str, Any]:
     """The tables of the current publication (and the page, ``report.html``, as text): the
     manifest first, then the files it lists (never a listing of the store, which could mix
@@ -187,11 +198,15 @@ def write_part(out: str, rel: str, table: pa.Table) -> dict[str, Any]:
 
 class Page(str):
     """``report.html``'s text, with the headline its run's manifest keeps (the model and its
-    conversions per channel: the next date's page shows the change against it)."""
+    conversions per channel: the next date's page shows the change against it), and what the
+    headline measured (``settings``: the window length and spend period, so a later date's
+    ``spend_response`` only fits on comparable dates, as it does with the CLI's manifests)."""
 
-    def __new__(cls, html: str, headline: Mapping[str, Any] | None = None) -> Page:
+    def __new__(cls, html: str, headline: Mapping[str, Any] | None = None,
+                settings: Mapping[str, Any] | None = None) -> Page:
         page = super().__new__(cls, html)
         page.headline = dict(headline) if headline else None
+        page.settings = dict(settings) if settings else None
         return page
 
 
@@ -235,9 +250,11 @@ def publish(
             "totals": dict(totals or {}),
             "files": files,
         }
-        headline = next((t.headline for t in tables.values() if isinstance(t, Page) and t.headline), None)
-        if headline:
-            manifest["headline"] = headline
+        page = next((t for t in tables.values() if isinstance(t, Page) and t.headline), None)
+        if page is not None:
+            manifest["headline"] = page.headline
+            if page.settings:
+                manifest["settings"] = page.settings
         _put(fs, manifest_path(base, run_date), json.dumps(manifest, indent=2).encode())
     except BaseException as e:
         _delete(fs, prefix)

@@ -268,7 +268,8 @@ def attribute(
     streams, page, headline = _touchpoint.solve(stats, sorted(metas), settings, summed)
     tables: dict[str, Any] = {name: touchpoint._table(c) for name, c in streams}
     if page is not None:
-        tables["report.html"] = publish.Page(page, json.loads(headline) if headline else None)
+        measured = {"window": {"days": sj["window"]["days"]}, "input": {"spend_period": sj["input"]["spend_period"]}}
+        tables["report.html"] = publish.Page(page, json.loads(headline) if headline else None, measured)
     log.info("solved on the driver: %.2f s", time.time() - t)
     tables["path_summary"] = _path_summary(merged, sj["window"].get("run_date"))
     return tables
@@ -335,8 +336,8 @@ def _history(s: Mapping[str, Any]) -> str | None:
     for k in range(1, days):
         date = (dt.date.fromisoformat(run_date) - dt.timedelta(days=k)).isoformat()
         try:
-            doc = publish.read_manifest(root, date)
-        except (OSError, pa.ArrowException, touchpoint.TouchpointError):
+            doc = publish.read_any_manifest(root, date)
+        except (OSError, pa.ArrowException, ValueError):
             continue
         # Only dates that measured what this run measures (window length, spend period).
         theirs, ours = (doc or {}).get("settings") or {}, s
