@@ -1,7 +1,8 @@
 //! Inline charts for `report.html`: no script, no network, readable when printed and on a
-//! phone. Bar charts are HTML rows (label, an SVG strip of bars, value) that reflow at any
-//! width; the histogram and the transition graph are drawn at their own size in a box that
-//! scrolls sideways on a narrow screen, never scaled down.
+//! phone. Bar charts are HTML rows (label, an SVG strip of bars, value) and histograms HTML
+//! columns, so they reflow at any width with their labels at full size; the transition
+//! graph is drawn at its own size in a box that scrolls sideways on a narrow screen, never
+//! scaled down.
 //!
 //! Why hand-written: the page needs four plain shapes (bars, interval whiskers, stacked
 //! bars, histograms); a plotting crate would add a font stack and a raster pipeline for
@@ -179,34 +180,28 @@ pub fn stacked_bars(title: &str, parts: &[String], rows: &[(String, Vec<f64>)]) 
     s
 }
 
-/// A vertical histogram.
+/// A vertical histogram: one column per bin, its count above and its label below as HTML
+/// text, the bar an SVG strip that stretches to the column; the columns share the width, so
+/// it reflows at any width with labels at their size.
 pub fn histogram(title: &str, bins: &[(String, f64)]) -> String {
-    let (w, h, top) = (44.0, 150.0, 10.0);
+    let h = 100.0;
     let max = bins.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-12);
-    let total_w = 40.0 + bins.len() as f64 * w;
     let mut s = format!(
-        "<svg class=\"chart histogram\" role=\"img\" aria-label=\"{}\" viewBox=\"0 0 {total_w:.0} {:.0}\" width=\"{total_w:.0}\" xmlns=\"http://www.w3.org/2000/svg\">",
-        esc(title),
-        h + 40.0
+        "<figure class=\"chart histogram\" role=\"img\" aria-label=\"{}\"><div class=\"bins\">",
+        esc(title)
     );
-    for (i, (label, v)) in bins.iter().enumerate() {
+    for (label, v) in bins {
         let bh = v / max * h;
-        let x = 20.0 + i as f64 * w;
         let _ = write!(
             s,
-            "<rect class=\"bar\" data-row=\"{}\" data-value=\"{v:.6}\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"#0072B2\"><title>{}: {v:.0}</title></rect><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"9\" fill=\"#555\">{v:.0}</text>",
+            "<div class=\"bin\"><span class=\"count\">{v:.0}</span><svg class=\"column\" viewBox=\"0 0 10 {h:.0}\" preserveAspectRatio=\"none\" xmlns=\"http://www.w3.org/2000/svg\"><rect class=\"bar\" data-row=\"{}\" data-value=\"{v:.6}\" x=\"0\" y=\"{:.1}\" width=\"10\" height=\"{bh:.1}\" fill=\"#0072B2\"><title>{}: {v:.0}</title></rect></svg><span class=\"label\">{}</span></div>",
             esc(label),
-            top + h - bh,
-            w - 6.0,
+            h - bh,
             esc(label),
-            x + (w - 6.0) / 2.0,
-            top + h + 14.0,
-            esc(label),
-            x + (w - 6.0) / 2.0,
-            top + h - bh - 3.0
+            esc(label)
         );
     }
-    s.push_str("</svg>");
+    s.push_str("</div></figure>");
     s
 }
 
