@@ -149,7 +149,8 @@ def test_the_response_to_spend_over_published_nights_equals_the_cli(spark, tmp_p
                            spend_response=response, models={"bootstrap_replicates": 0}, chunk_rows=4000)
         ts.write(got, str(spark_out), d)
     manifest = json.loads((spark_out / "_manifest" / f"run_date={dates[0]}" / "_manifest.json").read_text())
-    assert manifest["settings"] == {"window": {"days": 1}, "input": {"spend_period": "window"}}
+    assert manifest["settings"] == {"window": {"days": 1}, "input": {"spend_period": "window"},
+                                    "journeys": {"lookback_days": 30.0}}
     for name in ("spend_response", "budget_shift"):
         want = pq.read_table(cli_out / name / f"run_date={dates[-1]}" / "part-0.parquet")
         assert_tables_equal(got[name], want, name, rel=1e-9)

@@ -130,29 +130,19 @@ def _runs(base: str, run_date: str | None) -> str:
     return f"{base}/_runs/{key_of(run_date)}"
 
 
-def read_manifest(out: str, run_date: str | None = None) -> dict[str, Any] | None:
+def read_manifest(out: str, run_date: str | None = None, any_writer: bool = False) -> dict[str, Any] | None:
     """The current manifest of a run date (or of the undated run), or None when none is
-    published."""
+    published. ``any_writer``: also the CLI's, which shares the path but not the format
+    (what a run's history needs: its headline and settings)."""
     fs, base = filesystem(out)
     path = manifest_path(base, run_date)
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
     with fs.open_input_stream(path) as f:
         doc = json.loads(f.read())
-    if doc.get("format") != FORMAT:
+    if not any_writer and doc.get("format") != FORMAT:
         raise error("bad_input", 65, f"bad input: {out}: {path} is not a {FORMAT} manifest")
     return doc
-
-
-def read_any_manifest(out: str, run_date: str | None = None) -> dict[str, Any] | None:
-    """A run date's manifest as JSON, whichever wrote it (this module or the CLI, which
-    share its path), or None."""
-    fs, base = filesystem(out)
-    path = manifest_path(base, run_date)
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        return None
-    with fs.open_input_stream(path) as f:
-        return json.loads(f.read())
 
 
 def read(out: str, run_date: str | None = None) -> dict[str, Any]:

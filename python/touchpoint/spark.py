@@ -268,7 +268,8 @@ def attribute(
     streams, page, headline = _touchpoint.solve(stats, sorted(metas), settings, summed)
     tables: dict[str, Any] = {name: touchpoint._table(c) for name, c in streams}
     if page is not None:
-        measured = {"window": {"days": sj["window"]["days"]}, "input": {"spend_period": sj["input"]["spend_period"]}}
+        measured = {"window": {"days": sj["window"]["days"]}, "input": {"spend_period": sj["input"]["spend_period"]},
+                    "journeys": {"lookback_days": sj["journeys"]["lookback_days"]}}
         tables["report.html"] = publish.Page(page, json.loads(headline) if headline else None, measured)
     log.info("solved on the driver: %.2f s", time.time() - t)
     tables["path_summary"] = _path_summary(merged, sj["window"].get("run_date"))
@@ -332,18 +333,19 @@ def _history(s: Mapping[str, Any]) -> str | None:
     if not root or not run_date or not s.get("input", {}).get("spend"):
         return None
     days = int(s.get("spend_response", {}).get("days", 28))
+    every = max(int(s.get("window", {}).get("days", 1)), 1)  # overlapping windows are not points
     found = []
-    for k in range(1, days):
+    for k in range(every, days, every):
         date = (dt.date.fromisoformat(run_date) - dt.timedelta(days=k)).isoformat()
         try:
-            doc = publish.read_any_manifest(root, date)
+            doc = publish.read_manifest(root, date, any_writer=True)
         except (OSError, pa.ArrowException, ValueError):
             continue
         # Only dates that measured what this run measures (window length, spend period).
         theirs, ours = (doc or {}).get("settings") or {}, s
         same = all(
             theirs.get(sec, {}).get(key, ours.get(sec, {}).get(key)) == ours.get(sec, {}).get(key)
-            for sec, key in (("window", "days"), ("input", "spend_period"))
+            for sec, key in (("window", "days"), ("input", "spend_period"), ("journeys", "lookback_days"))
         )
         if doc and doc.get("headline") and same:
             found.append([date, doc["headline"]])

@@ -230,58 +230,17 @@ pub fn load_experiments(file: &Path) -> Result<Vec<crate::core::calibration::Exp
     if df.height() == 0 {
         return Err(Error::bad_input(file, None, "the experiments file has no rows"));
     }
-    let text = |name: &str| -> Result<Option<Vec<Option<String>>>> {
-        let Ok(s) = df.column(name) else { return Ok(None) };
-        let s = s.as_materialized_series().cast(&DataType::String).map_err(cast_err(file, name))?;
-        // A blank cell (quoted empty, spaces: what spreadsheets export) is no target.
-        let ca = s.str().map_err(cast_err(file, name))?;
-        Ok(Some(ca.iter().map(|v| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)).collect()))
-    };
-    let (channel, group) = (text("channel")?, text("group")?);
+    let (channel, group) = (target_column(&df, file, "channel")?, target_column(&df, file, "group")?);
     if channel.is_none() && group.is_none() {
-        return Err(Error::bad_input(
-            file,
-            Some("channel"),
-            "missing column (or `group`): what each experiment tested",
-        ));
+        let what = "missing column (or `group`): what each experiment tested";
+        return Err(Error::bad_input(file, Some("channel"), what));
     }
-    let number = |name: &str, ok: fn(f64) -> bool, rule: &str| -> Result<Vec<f64>> {
-        let s = df.column(name).map_err(|_| Error::bad_input(file, Some(name), "missing column"))?;
-        let s = s.as_materialized_series();
-        if !s.dtype().is_primitive_numeric() && !matches!(s.dtype(), DataType::Decimal(..)) {
-            return Err(Error::bad_input(file, Some(name), type_problem(s.dtype(), "a number")));
-        }
-        let s = s.cast(&DataType::Float64).map_err(cast_err(file, name))?;
-        let ca = s.f64().map_err(cast_err(file, name))?;
-        ca.iter()
-            .enumerate()
-            .map(|(i, x)| match x {
-                Some(x) if ok(x) => Ok(x),
-                x => Err(Error::bad_input(
-                    file,
-                    Some(name),
-                    format!(
-                        "{rule}, found {} at row {i} (counted from 0)",
-                        x.map_or("null".into(), |x| x.to_string())
-                    ),
-                )),
-            })
-            .collect()
-    };
-    let incremental = number("incremental_conversions", f64::is_finite, "must be a finite number")?;
-    let se = number("standard_error", |x| x.is_finite() && x > 0.0, "must be a finite number > 0")?;
-    let conversions = number("conversions", |x| x.is_finite() && x > 0.0, "must be a finite number > 0")?;
-    for i in 0..df.height() {
-        // A lift is a share of conversions: beyond ±1, or with a standard error above 1 or
-        // below 1e-9 of them, it is a typo (and would overflow the pooling weights).
-        let (x, e, n) = (incremental[i], se[i], conversions[i]);
-        if x.abs() > n || e > n || e < 1e-9 * n {
-            let what = format!(
-                "row {i} (counted from 0): incremental_conversions {x} and standard_error {e} must lie within the {n} conversions of the tested population (a standard error of at least 1e-9 of them)"
-            );
-            return Err(Error::bad_input(file, Some("incremental_conversions"), what));
-        }
-    }
+    let incremental =
+        numbers(&df, file, "incremental_conversions", f64::is_finite, "must be a finite number")?;
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    let se = numbers(&df, file, "standard_error", positive, "must be a finite number > 0")?;
+    let conversions = numbers(&df, file, "conversions", positive, "must be a finite number > 0")?;
+    check_lifts(file, &incremental, &se, &conversions)?;
     let at = |col: &Option<Vec<Option<String>>>, i: usize| col.as_ref().and_then(|c| c[i].clone());
     (0..df.height())
         .map(|i| {
@@ -289,19 +248,58 @@ pub fn load_experiments(file: &Path) -> Result<Vec<crate::core::calibration::Exp
                 (Some(c), None) => Target::Channel(c),
                 (None, Some(g)) => Target::Group(g),
                 _ => {
-                    return Err(Error::bad_input(
-                        file,
-                        Some("channel"),
-                        format!("row {i} (counted from 0) must name exactly one of `channel` and `group`"),
-                    ))
+                    let what =
+                        format!("row {i} (counted from 0) must name exactly one of `channel` and `group`");
+                    return Err(Error::bad_input(file, Some("channel"), what));
                 }
             };
-            Ok(Experiment {
-                target,
-                incremental: incremental[i],
-                standard_error: se[i],
-                conversions: conversions[i],
-            })
+            let (incremental, standard_error, conversions) = (incremental[i], se[i], conversions[i]);
+            Ok(Experiment { target, incremental, standard_error, conversions })
         })
         .collect()
+}
+
+/// A target column as trimmed text, None where a cell is blank (a quoted empty string or
+/// spaces, as spreadsheets export them); None when the file has no such column.
+fn target_column(df: &DataFrame, file: &Path, name: &str) -> Result<Option<Vec<Option<String>>>> {
+    let Ok(s) = df.column(name) else { return Ok(None) };
+    let s = s.as_materialized_series().cast(&DataType::String).map_err(cast_err(file, name))?;
+    let ca = s.str().map_err(cast_err(file, name))?;
+    Ok(Some(ca.iter().map(|v| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)).collect()))
+}
+
+/// A numeric column whose every value passes `ok` (else the row is named with `rule`).
+fn numbers(df: &DataFrame, file: &Path, name: &str, ok: fn(f64) -> bool, rule: &str) -> Result<Vec<f64>> {
+    let s = df.column(name).map_err(|_| Error::bad_input(file, Some(name), "missing column"))?;
+    let s = s.as_materialized_series();
+    if !s.dtype().is_primitive_numeric() && !matches!(s.dtype(), DataType::Decimal(..)) {
+        return Err(Error::bad_input(file, Some(name), type_problem(s.dtype(), "a number")));
+    }
+    let s = s.cast(&DataType::Float64).map_err(cast_err(file, name))?;
+    let ca = s.f64().map_err(cast_err(file, name))?;
+    ca.iter()
+        .enumerate()
+        .map(|(i, x)| match x {
+            Some(x) if ok(x) => Ok(x),
+            x => {
+                let found = x.map_or("null".into(), |x| x.to_string());
+                let what = format!("{rule}, found {found} at row {i} (counted from 0)");
+                Err(Error::bad_input(file, Some(name), what))
+            }
+        })
+        .collect()
+}
+
+/// A lift is a share of conversions: beyond ±1, or with a standard error above 1 or below
+/// 1e-9 of them, it is a typo (and would overflow the pooling weights).
+fn check_lifts(file: &Path, incremental: &[f64], se: &[f64], conversions: &[f64]) -> Result<()> {
+    for (i, ((&x, &e), &n)) in incremental.iter().zip(se).zip(conversions).enumerate() {
+        if x.abs() > n || e > n || e < 1e-9 * n {
+            let what = format!(
+                "row {i} (counted from 0): incremental_conversions {x} and standard_error {e} must lie within the {n} conversions of the tested population (a standard error of at least 1e-9 of them)"
+            );
+            return Err(Error::bad_input(file, Some("incremental_conversions"), what));
+        }
+    }
+    Ok(())
 }

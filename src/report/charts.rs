@@ -45,7 +45,8 @@ fn open(h: f64, title: &str, class: &str) -> String {
 /// A chart whose labels and legend are HTML text, so they keep their size and reflow (on a
 /// phone the row label moves above its bars); only the bars are SVG strips.
 fn figure(title: &str, class: &str, legend: &[String]) -> String {
-    let mut s = format!("<figure class=\"chart {class}\" role=\"img\" aria-label=\"{}\">", esc(title));
+    // A group, not an image: its HTML labels and values are what a screen reader reads.
+    let mut s = format!("<figure class=\"chart {class}\" role=\"group\" aria-label=\"{}\">", esc(title));
     if !legend.is_empty() {
         s.push_str("<div class=\"legend\">");
         for (i, name) in legend.iter().enumerate() {
@@ -65,7 +66,7 @@ fn figure(title: &str, class: &str, legend: &[String]) -> String {
 fn row_open(s: &mut String, label: &str, h: f64) {
     let _ = write!(
         s,
-        "<div class=\"row\"><span class=\"label\">{}</span><svg class=\"strip\" viewBox=\"0 0 {STRIP_W:.0} {h:.0}\" preserveAspectRatio=\"none\" height=\"{h:.0}\" xmlns=\"http://www.w3.org/2000/svg\">",
+        "<div class=\"row\"><span class=\"label\">{}</span><svg class=\"strip\" aria-hidden=\"true\" viewBox=\"0 0 {STRIP_W:.0} {h:.0}\" preserveAspectRatio=\"none\" height=\"{h:.0}\" xmlns=\"http://www.w3.org/2000/svg\">",
         esc(label)
     );
 }
@@ -194,7 +195,7 @@ pub fn histogram(title: &str, bins: &[(String, f64)]) -> String {
         let bh = v / max * h;
         let _ = write!(
             s,
-            "<div class=\"bin\"><span class=\"count\">{v:.0}</span><svg class=\"column\" viewBox=\"0 0 10 {h:.0}\" preserveAspectRatio=\"none\" xmlns=\"http://www.w3.org/2000/svg\"><rect class=\"bar\" data-row=\"{}\" data-value=\"{v:.6}\" x=\"0\" y=\"{:.1}\" width=\"10\" height=\"{bh:.1}\" fill=\"#0072B2\"><title>{}: {v:.0}</title></rect></svg><span class=\"label\">{}</span></div>",
+            "<div class=\"bin\"><span class=\"count\">{v:.0}</span><svg class=\"column\" aria-hidden=\"true\" viewBox=\"0 0 10 {h:.0}\" preserveAspectRatio=\"none\" xmlns=\"http://www.w3.org/2000/svg\"><rect class=\"bar\" data-row=\"{}\" data-value=\"{v:.6}\" x=\"0\" y=\"{:.1}\" width=\"10\" height=\"{bh:.1}\" fill=\"#0072B2\"><title>{}: {v:.0}</title></rect></svg><span class=\"label\">{}</span></div>",
             esc(label),
             h - bh,
             esc(label),

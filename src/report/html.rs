@@ -93,26 +93,7 @@ pub fn html(
             .collect();
         ctx["roas_chart"] = json!(roas_chart(g, &sp));
     }
-    let calibration = match settings.input.experiments.is_some() && !run.experiments.is_empty() {
-        true => {
-            Some(super::calibration::channel_calibration(&attribution, &a.report_channels, run, settings)?)
-        }
-        false => None,
-    };
-    if let (Some(t), Some(h)) = (&calibration, super::headline(a)) {
-        let names: Vec<&str> = folded.iter().map(|(m, _)| m.name()).collect();
-        ctx["calibration"] =
-            super::sections::calibration(t, settings, &h.model, &names, a.stats.total_conversions);
-    }
-    if let (true, Some(h)) = (settings.window().is_some() && run.spend.is_some(), super::headline(a)) {
-        if let Some(r) = super::response::responses(&attribution, &h.model, &run.history, settings) {
-            let shift = super::response::shift(&r, settings);
-            ctx["response"] = super::sections::response(&r, shift.as_ref(), settings);
-        }
-    }
-    if let Some(e) = &run.evaluation {
-        ctx["evaluation"] = super::sections::evaluation(e, &attribution, calibration.as_ref());
-    }
+    super::sections::evidence(&mut ctx, run, settings, &attribution)?;
     if let Some(r) = &a.markov {
         ctx["markov_order"] = json!(r.chain.order);
         let rows: Vec<(String, Vec<Bar>)> = a

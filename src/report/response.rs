@@ -2,12 +2,9 @@
 //! headline credit and spend from `channel_attribution` as written, the earlier run dates
 //! from the run's history (`RunResult::history`).
 
-use std::collections::BTreeMap;
-
 use super::calibration::model_credits;
 use super::names::TableName;
-use crate::core::calibration::normal_quantile;
-use crate::core::response::{change, fit, Fit};
+use crate::core::response::{change, fit, marginal, Fit};
 use crate::core::table::{Table, Values};
 use crate::settings::Settings;
 
@@ -29,6 +26,8 @@ pub fn responses(
     settings: &Settings,
 ) -> Option<Response> {
     let (model, m, spend) = model_credits(attribution).into_iter().find(|(m, _, _)| m == headline)?;
+    // Value per conversion: the channel's own, else the run's (a channel without credit today).
+    let average = if m.total.0 > 0.0 { m.total.1 / m.total.0 } else { 0.0 };
     let mut counted = Vec::new();
     let rows = m
         .channels
@@ -37,7 +36,7 @@ pub fn responses(
         .filter_map(|(i, c)| {
             let s = spend[i].filter(|s| *s > 0.0)?;
             let y = m.conversions[i];
-            let v = if y > 0.0 { m.value[i] / y } else { 0.0 };
+            let v = if y > 0.0 { m.value[i] / y } else { average };
             let mut days: Vec<(f64, f64)> = history
                 .iter()
                 .map(|d| {
@@ -52,56 +51,48 @@ pub fn responses(
     Some(Response { model, rows, days: counted })
 }
 
+/// The numeric columns of `spend_response`, in order.
+pub const RESPONSE_COLUMNS: [&str; 11] = [
+    "spend",
+    "conversions",
+    "elasticity",
+    "elasticity_se",
+    "marginal_conversions_per_spend",
+    "marginal_cpa",
+    "marginal_cpa_low",
+    "marginal_cpa_high",
+    "marginal_roas",
+    "marginal_roas_low",
+    "marginal_roas_high",
+];
+
+/// One channel's values of [`RESPONSE_COLUMNS`]. A CPA exists where the slope is positive;
+/// its low bound comes from β's high bound.
+fn response_row(s: f64, y: f64, v: f64, f: Option<&Fit>, level: f64) -> [Option<f64>; 11] {
+    let b = f.map(|f| f.elasticity);
+    let (lo, hi) = match f.map(|f| f.bounds(level)) {
+        Some((lo, hi)) => (Some(lo), Some(hi)),
+        None => (None, None),
+    };
+    let per = |b: Option<f64>| b.map(|b| marginal(b, y, s));
+    let cpa = |b: Option<f64>| per(b).filter(|m| *m > 0.0).map(|m| 1.0 / m);
+    let roas = |b: Option<f64>| per(b).map(|m| m * v);
+    [Some(s), Some(y), b, f.map(|f| f.se), per(b), cpa(b), cpa(hi), cpa(lo), roas(b), roas(lo), roas(hi)]
+}
+
 /// `spend_response`: grain channel (the headline model's channels with spend today).
 pub fn spend_response(r: &Response, settings: &Settings) -> Table {
-    let z = normal_quantile(0.5 + settings.models.interval_level / 2.0);
-    let mut c: BTreeMap<&'static str, Vec<Option<f64>>> = BTreeMap::new();
-    let days = r.days.clone();
-    for (_, s, y, v, f) in &r.rows {
-        let (b, lo, hi) = match f {
-            Some(f) => (Some(f.elasticity), Some(f.elasticity - z * f.se), Some(f.elasticity + z * f.se)),
-            None => (None, None, None),
-        };
-        let per = |b: Option<f64>| b.map(|b| b * y / s);
-        let cpa = |b: Option<f64>| per(b).filter(|m| *m > 0.0).map(|m| 1.0 / m);
-        let roas = |b: Option<f64>| per(b).map(|m| m * v);
-        let cols: [(&'static str, Option<f64>); 11] = [
-            ("spend", Some(*s)),
-            ("conversions", Some(*y)),
-            ("elasticity", b),
-            ("elasticity_se", f.map(|f| f.se)),
-            ("marginal_conversions_per_spend", per(b)),
-            ("marginal_cpa", cpa(b)),
-            ("marginal_cpa_low", cpa(hi)),
-            ("marginal_cpa_high", cpa(lo)),
-            ("marginal_roas", roas(b)),
-            ("marginal_roas_low", roas(lo)),
-            ("marginal_roas_high", roas(hi)),
-        ];
-        for (k, x) in cols {
-            c.entry(k).or_default().push(x);
-        }
-    }
+    let level = settings.models.interval_level;
+    let rows: Vec<[Option<f64>; 11]> =
+        r.rows.iter().map(|(_, s, y, v, f)| response_row(*s, *y, *v, f.as_ref(), level)).collect();
     let n = r.rows.len();
     let mut columns = vec![
         ("model", Values::Str(vec![r.model.clone(); n])),
         ("channel", Values::Str(r.rows.iter().map(|x| x.0.clone()).collect())),
-        ("days", Values::U32(days)),
+        ("days", Values::U32(r.days.clone())),
     ];
-    for k in [
-        "spend",
-        "conversions",
-        "elasticity",
-        "elasticity_se",
-        "marginal_conversions_per_spend",
-        "marginal_cpa",
-        "marginal_cpa_low",
-        "marginal_cpa_high",
-        "marginal_roas",
-        "marginal_roas_low",
-        "marginal_roas_high",
-    ] {
-        columns.push((k, Values::OptF64(c.remove(k).unwrap_or_else(|| vec![None; n]))));
+    for (k, name) in RESPONSE_COLUMNS.iter().enumerate() {
+        columns.push((*name, Values::OptF64(rows.iter().map(|row| row[k]).collect())));
     }
     Table::new(TableName::SpendResponse.as_str(), columns)
 }
@@ -110,11 +101,11 @@ pub fn spend_response(r: &Response, settings: &Settings) -> Table {
 /// channel's fitted response holds: (spend moved, Δ conversions with bounds, Δ value with
 /// bounds, channels with spend in the two groups that have no fit).
 pub struct Shift {
-    /// From and to groups, share.
+    /// The group spend leaves.
     pub from: String,
-    /// See `from`.
+    /// The group it reaches.
     pub to: String,
-    /// See `from`.
+    /// The share of `from`'s spend moved.
     pub share: f64,
     /// Spend moved.
     pub moved: f64,
@@ -128,12 +119,12 @@ pub struct Shift {
 
 /// The budget shift of the settings, if configured: spend leaves the `from` group's channels
 /// in proportion to their spend and reaches the `to` group's the same way; each channel
-/// changes by `y ((s'/s)^β − 1)`; bounds from each channel's β at its interval bounds,
+/// changes by `(y + ½) ((s'/s)^β − 1)`; bounds from each channel's β at its t bounds,
 /// added in quadrature across channels (independent fits).
 pub fn shift(r: &Response, settings: &Settings) -> Option<Shift> {
     let sr = &settings.spend_response;
     let (from, to) = (sr.shift_from.clone()?, sr.shift_to.clone()?);
-    let z = normal_quantile(0.5 + settings.models.interval_level / 2.0);
+    let level = settings.models.interval_level;
     let group = |c: &str| settings.group_of(c).to_owned();
     let total = |g: &str| r.rows.iter().filter(|x| group(&x.0) == g).fold(0.0, |a, x| a + x.1);
     let (s_from, s_to) = (total(&from), total(&to));
@@ -151,8 +142,8 @@ pub fn shift(r: &Response, settings: &Settings) -> Option<Shift> {
             continue;
         };
         let d = change(*y, *s, s2, f.elasticity);
-        let (a, b) =
-            (change(*y, *s, s2, f.elasticity - z * f.se), change(*y, *s, s2, f.elasticity + z * f.se));
+        let (lo, hi) = f.bounds(level);
+        let (a, b) = (change(*y, *s, s2, lo), change(*y, *s, s2, hi));
         let half = (a - b).abs() / 2.0;
         dy += d;
         dv += d * v;

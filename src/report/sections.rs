@@ -9,6 +9,41 @@ use super::evaluation::{scored, Evaluation, Scored};
 use crate::core::table::{Table, Values};
 use crate::settings::Settings;
 
+/// The sections on evidence from outside the log, added to the page's context when the run
+/// has it: experiments, the response to spend, the known truth.
+pub fn evidence(
+    ctx: &mut Value,
+    run: &super::RunResult,
+    settings: &Settings,
+    attribution: &Table,
+) -> crate::error::Result<()> {
+    let a = &run.analysis;
+    let Some(h) = super::headline(a) else { return Ok(()) };
+    let calibration = match settings.input.experiments.is_some() && !run.experiments.is_empty() {
+        true => {
+            Some(super::calibration::channel_calibration(attribution, &a.report_channels, run, settings)?)
+        }
+        false => None,
+    };
+    if let Some(t) = &calibration {
+        let names: Vec<&str> = a.credits.iter().map(|(m, _)| m.name()).collect();
+        ctx["calibration"] = calibration_section(t, settings, &h.model, &names, a.stats.total_conversions);
+    }
+    let response = match settings.window().is_some() && run.spend.is_some() {
+        true => super::response::responses(attribution, &h.model, &run.history, settings),
+        false => None,
+    };
+    if let Some(r) = response {
+        let (table, shift) =
+            (super::response::spend_response(&r, settings), super::response::shift(&r, settings));
+        ctx["response"] = response_section(&table, &r.model, shift.as_ref(), settings);
+    }
+    if let Some(e) = &run.evaluation {
+        ctx["evaluation"] = evaluation(e, attribution, calibration.as_ref());
+    }
+    Ok(())
+}
+
 /// One row of `channel_calibration`, as the page needs it.
 struct CalRow {
     model: String,
@@ -60,7 +95,7 @@ fn fixed(x: f64) -> String {
 /// model credits the target's channels, with the factor between the two; and, with spend,
 /// calibrated ROAS per channel group under the headline model. `total` is the run's
 /// conversions.
-pub fn calibration(t: &Table, settings: &Settings, headline: &str, models: &[&str], total: f64) -> Value {
+fn calibration_section(t: &Table, settings: &Settings, headline: &str, models: &[&str], total: f64) -> Value {
     let rows = cal_rows(t);
     let z = crate::core::calibration::normal_quantile(0.5 + settings.models.interval_level / 2.0);
     let mut targets: Vec<(String, f64, f64)> =
@@ -119,7 +154,7 @@ fn group_roas(rows: &[CalRow], settings: &Settings, model: &str) -> String {
 }
 
 /// "Against the known truth": each model's scores, and credit shares beside the true shares.
-pub fn evaluation(e: &Evaluation, attribution: &Table, calibration: Option<&Table>) -> Value {
+fn evaluation(e: &Evaluation, attribution: &Table, calibration: Option<&Table>) -> Value {
     let scored: Vec<Scored> = scored(e, attribution, calibration);
     let pct = |x: f64| format!("{:.1}%", x * 100.0);
     let count = |x: Option<u32>| x.map_or("–".into(), |k| format!("{k} of {}", e.channels.len()));
@@ -168,40 +203,48 @@ pub fn evaluation(e: &Evaluation, attribution: &Table, calibration: Option<&Tabl
     json!({"world": e.world, "scores": scores, "chart": chart, "calibrated": scored.iter().any(|s| s.calibrated.is_some())})
 }
 
-/// "What the next unit of spend brings": the response table and the budget shift, with the
-/// plain statement that both are observational.
-pub fn response(
-    r: &super::response::Response,
+/// "What the next unit of spend brings": `spend_response` as written and the budget shift,
+/// with the plain statement that both are observational.
+fn response_section(
+    t: &Table,
+    model: &str,
     shift: Option<&super::response::Shift>,
     settings: &Settings,
 ) -> Value {
-    let z = crate::core::calibration::normal_quantile(0.5 + settings.models.interval_level / 2.0);
-    let two = |x: f64| format!("{x:.2}");
-    let rows: Vec<Value> = r
-        .rows
-        .iter()
-        .zip(&r.days)
-        .map(|((c, s, y, v, f), n)| {
-            let Some(f) = f else {
-                return json!({"channel": c, "days": format!("{n} (no fit)"), "elasticity": "–", "cpa": "–", "roas": "–", "raw": ""});
-            };
-            let (lo, hi) = (f.elasticity - z * f.se, f.elasticity + z * f.se);
-            let m = |b: f64| b * y / s;
-            let cpa = |b: f64| if m(b) > 0.0 { two(1.0 / m(b)) } else { "–".into() };
-            json!({
-                "channel": c,
-                "days": f.days.to_string(),
-                "elasticity": format!("{} ({} – {})", two(f.elasticity), two(lo), two(hi)),
-                "cpa": format!("{} ({} – {})", cpa(f.elasticity), cpa(hi), cpa(lo)),
-                "roas": format!("{} ({} – {})", two(m(f.elasticity) * v), two(m(lo) * v), two(m(hi) * v)),
-                "raw": f.elasticity,
-            })
+    let col = |n: &str| &t.columns.iter().find(|c| c.0 == n).expect("a spend_response column").1;
+    let num = |n: &str, i: usize| match col(n) {
+        Values::OptF64(v) => v[i],
+        _ => None,
+    };
+    let two = |x: Option<f64>| x.map_or("–".into(), |x| format!("{x:.2}"));
+    let with = |n: &str, i: usize| {
+        format!(
+            "{} ({} – {})",
+            two(num(n, i)),
+            two(num(&format!("{n}_low"), i)),
+            two(num(&format!("{n}_high"), i))
+        )
+    };
+    let (Values::Str(channels), Values::U32(days)) = (col("channel"), col("days")) else {
+        return json!(null);
+    };
+    let rows: Vec<Value> = (0..t.height())
+        .map(|i| match num("elasticity", i) {
+            None => json!({"channel": channels[i], "days": format!("{} (no fit)", days[i]), "elasticity": "–", "cpa": "–", "roas": "–", "raw": ""}),
+            Some(b) => json!({
+                "channel": channels[i],
+                "days": days[i].to_string(),
+                "elasticity": format!("{b:.2} (se {})", two(num("elasticity_se", i))),
+                "cpa": with("marginal_cpa", i),
+                "roas": with("marginal_roas", i),
+                "raw": b,
+            }),
         })
         .collect();
     let statement = shift.map(|s| match s.conversions {
         Some((d, lo, hi)) => format!(
-            "Moving {:.0}% of {}'s spend ({:.2}) to {} would change {}'s credited conversions by {:+.2} ({:+.2} to {:+.2}), if each channel's response holds.",
-            s.share * 100.0, s.from, s.moved, s.to, r.model, d, lo, hi
+            "Moving {:.0}% of {}'s spend ({:.2}) to {} would change {model}'s credited conversions by {:+.2} ({:+.2} to {:+.2}), if each channel's response holds.",
+            s.share * 100.0, s.from, s.moved, s.to, d, lo, hi
         ),
         None if s.unfitted > 0 => format!(
             "Moving {:.0}% of {}'s spend to {}: not estimated, {} channel(s) of the two groups have no fit (too few days with spend, or spend that never varied).",
@@ -212,5 +255,5 @@ pub fn response(
             s.share * 100.0, s.from, s.to
         ),
     });
-    json!({"model": r.model, "rows": rows, "shift": statement, "min_days": settings.spend_response.min_days})
+    json!({"model": model, "rows": rows, "shift": statement, "min_days": settings.spend_response.min_days})
 }

@@ -63,14 +63,15 @@ pub fn history(settings: &Settings) -> Vec<(chrono::NaiveDate, crate::report::He
 }
 
 /// Whether an earlier run date's manifest measured what this run measures: the same window
-/// length and spend period (a 7-day credit is not a point on a 1-day line). A manifest
-/// without these settings (another writer) is taken as it is.
+/// length, spend period and (the lookback period's length) lookback (a 7-day credit is not a
+/// point on a 1-day line). A manifest without these settings (another writer) is taken as
+/// it is.
 pub fn comparable(doc: &serde_json::Value, settings: &Settings) -> bool {
     let s = &doc["settings"];
-    let days = s["window"]["days"].as_u64().is_none_or(|d| d == settings.window.days as u64);
-    let period = serde_json::to_value(settings.input.spend_period).ok();
-    let same_period = s["input"].get("spend_period").is_none_or(|p| Some(p) == period.as_ref());
-    days && same_period
+    let same = |theirs: &serde_json::Value, ours: serde_json::Value| theirs.is_null() || *theirs == ours;
+    same(&s["window"]["days"], serde_json::json!(settings.window.days))
+        && same(&s["input"]["spend_period"], serde_json::json!(settings.input.spend_period))
+        && same(&s["journeys"]["lookback_days"], serde_json::json!(settings.journeys.lookback_days))
 }
 
 /// Total conversions of the previous publication: the previous run date's partition for

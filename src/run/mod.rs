@@ -691,10 +691,13 @@ pub fn load_history(
     let (rows, currency) = engine::load_spend(p)?;
     let model = headline_model(settings);
     let mut days = Vec::new();
-    for (date, h) in headlines.into_iter().filter(|(_, h)| h.model == model) {
+    // Windows of several days overlap from one run date to the next: only every
+    // `window.days`-th date back is an independent point of the line.
+    let apart = |d: chrono::NaiveDate| (w.run_date.0 - d).num_days() % w.days.max(1) as i64 == 0;
+    for (date, h) in headlines.into_iter().filter(|(d, h)| h.model == model && apart(*d)) {
         let day = crate::settings::Window { run_date: crate::settings::RunDate(date), ..w };
         let spend = spend::totals(&rows, Some(spend_period(settings, &day)), currency.clone()).channel;
-        days.push(crate::core::response::Day { date: date.to_string(), conversions: h.conversions, spend });
+        days.push(crate::core::response::Day { conversions: h.conversions, spend });
     }
     Ok(days)
 }

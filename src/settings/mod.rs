@@ -117,7 +117,7 @@ pub struct SpendResponse {
     pub shift_from: Option<String>,
     /// … to this one (channels in no group are a group of their own).
     pub shift_to: Option<String>,
-    /// The share of `shift_from`'s spend moved, in (0, 1].
+    /// The share of `shift_from`'s spend moved, strictly between 0 and 1.
     pub shift_share: f64,
 }
 

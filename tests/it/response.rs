@@ -70,7 +70,8 @@ fn the_response_to_spend_equals_a_fit_of_the_published_history() {
     let last = dates.last().unwrap();
     let fitted = rows(&part("spend_response", last));
     assert!(fitted.len() >= 8, "{fitted:?}");
-    let z = 1.6448536269514722;
+    // Student's t at 90% with 20 − 2 degrees of freedom (R: qt(0.95, 18)).
+    let t18 = 1.7340636066175354;
     let mut by_channel = BTreeMap::new();
     for r in &fitted {
         let c = r["channel"].str().to_owned();
@@ -87,9 +88,15 @@ fn the_response_to_spend_equals_a_fit_of_the_published_history() {
         assert!((r["elasticity"].num() - b).abs() < 1e-9, "{c}: {} vs {b}", r["elasticity"].num());
         assert!((r["elasticity_se"].num() - se).abs() < 1e-9, "{c}");
         let (s, y0) = (spend[&(last.clone(), c.clone())], credit[&(last.clone(), c.clone())]);
-        assert!((r["marginal_conversions_per_spend"].num() - b * y0 / s).abs() < 1e-12, "{c}");
-        if b * y0 > 0.0 {
-            assert!((r["marginal_cpa"].num() - s / (b * y0)).abs() < 1e-9 * (s / (b * y0)), "{c}");
+        assert_eq!(r["days"].num(), 20.0, "{c}");
+        let slope = b * (y0 + 0.5) / s;
+        assert!((r["marginal_conversions_per_spend"].num() - slope).abs() < 1e-12, "{c}");
+        if slope > 0.0 {
+            assert!((r["marginal_cpa"].num() - 1.0 / slope).abs() < 1e-9 / slope, "{c}");
+        }
+        let high = (b + t18 * se) * (y0 + 0.5) / s;
+        if high > 0.0 {
+            assert!((r["marginal_cpa_low"].num() - 1.0 / high).abs() < 1e-7 / high, "{c}");
         }
         by_channel.insert(c, (s, y0, b, se));
     }
@@ -108,9 +115,9 @@ fn the_response_to_spend_equals_a_fit_of_the_published_history() {
             "social" => s + 0.1 * from * s / to,
             _ => continue,
         };
-        let at = |beta: f64| y0 * ((s2 / s).powf(beta) - 1.0);
+        let at = |beta: f64| (y0 + 0.5) * ((s2 / s).powf(beta) - 1.0);
         change += at(*b);
-        var += ((at(b + z * se) - at(b - z * se)) / 2.0).powi(2);
+        var += ((at(b + t18 * se) - at(b - t18 * se)) / 2.0).powi(2);
     }
     let shift = &rows(&part("budget_shift", last))[0];
     assert_eq!((shift["from_group"].str(), shift["to_group"].str()), ("search", "social"));
@@ -120,7 +127,7 @@ fn the_response_to_spend_equals_a_fit_of_the_published_history() {
         "{} vs {change}",
         shift["conversions_change"].num()
     );
-    assert!((shift["conversions_change_high"].num() - (change + var.sqrt())).abs() < 1e-9);
+    assert!((shift["conversions_change_high"].num() - (change + var.sqrt())).abs() < 1e-6);
     let page = std::fs::read_to_string(root.join(format!("report/run_date={last}/report.html"))).unwrap();
     assert!(
         page.contains("id=\"response\"")
