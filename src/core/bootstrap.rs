@@ -499,14 +499,30 @@ fn weighted_table(pt: &PathTable, w: &Weighted) -> PathTable {
 /// The edges each path walks in the full-data chain, so a replicate's transition counts
 /// are sums of path weights.
 struct MarkovPlan {
-    /// (from, to) of every transition of the full-data fit, sorted.
-    edges: Vec<(u32, Target)>,
     /// Per row: `path_edges[offsets[p]..offsets[p + 1]]` are the transient edges it walks.
+    /// The pass over them is bound by memory: edge ids take two bytes when the chain has
+    /// fewer than 65,536 edges (orders 1–2 at tens of channels), four otherwise.
     offsets: Vec<u32>,
-    path_edges: Vec<u32>,
+    path_edges: EdgeIds,
     /// Per row: its last state and its edges into `(conversion)` and `(null)` (`u32::MAX`:
     /// none).
     end: Vec<(u32, u32, u32)>,
+}
+
+/// Edge ids in the narrowest integer that holds them.
+enum EdgeIds {
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+impl EdgeIds {
+    fn of(ids: Vec<u32>, edges: usize) -> EdgeIds {
+        let narrow = u16::try_from(edges).is_ok() && ids.iter().all(|&e| (e as usize) < edges);
+        match narrow {
+            true => EdgeIds::Narrow(ids.into_iter().map(|e| e as u16).collect()),
+            false => EdgeIds::Wide(ids),
+        }
+    }
 }
 
 impl MarkovPlan {
@@ -526,29 +542,34 @@ impl MarkovPlan {
             offsets.push(path_edges.len() as u32);
             end.push((prev, edge(prev, Target::Conversion), edge(prev, Target::Null)));
         }
-        MarkovPlan { edges, offsets, path_edges, end }
+        let path_edges = EdgeIds::of(path_edges, edges.len());
+        MarkovPlan { offsets, path_edges, end }
     }
 
-    /// A replicate's edge counts and end values, added into `s`.
+    /// A replicate's edge counts and end values, added into `s`. Without branches: whether a
+    /// path converts, ends without converting or weighs nothing at all in a replicate is a
+    /// coin flip the processor cannot predict, and adding a zero changes no sum (every term
+    /// is ≥ 0, so the sums are those of the rows that weigh something). An edge the full fit
+    /// never walked (a state that never converts) is counted into a spare slot.
     fn count(&self, w: &Weighted, s: &mut ReplicateSums) {
-        debug_assert_eq!(s.edges.len(), self.edges.len());
+        let n = s.edges.len();
+        let mut acc = vec![0.0; n + 1];
+        let slot = |e: u32| (e as usize).min(n);
         for p in 0..self.end.len() {
             let (conv, nulls) = (w.conversions[p], w.nulls[p]);
-            if conv + nulls == 0.0 {
-                continue;
-            }
-            for &e in &self.path_edges[self.offsets[p] as usize..self.offsets[p + 1] as usize] {
-                s.edges[e as usize] += conv + nulls;
+            let walked = self.offsets[p] as usize..self.offsets[p + 1] as usize;
+            match &self.path_edges {
+                EdgeIds::Narrow(ids) => ids[walked].iter().for_each(|&e| acc[e as usize] += conv + nulls),
+                EdgeIds::Wide(ids) => ids[walked].iter().for_each(|&e| acc[e as usize] += conv + nulls),
             }
             let (st, ce, ne) = self.end[p];
-            if conv > 0.0 {
-                s.edges[ce as usize] += conv;
-                let e = &mut s.ends[st as usize];
-                (e.0, e.1) = (e.0 + w.value[p], e.1 + conv);
-            }
-            if nulls > 0.0 {
-                s.edges[ne as usize] += nulls;
-            }
+            acc[slot(ce)] += conv;
+            acc[slot(ne)] += nulls;
+            let e = &mut s.ends[st as usize];
+            (e.0, e.1) = (e.0 + w.value[p], e.1 + conv);
+        }
+        for (x, a) in s.edges.iter_mut().zip(acc) {
+            *x += a;
         }
     }
 }
