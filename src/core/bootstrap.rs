@@ -151,9 +151,18 @@ impl Draws {
     }
 
     pub(crate) fn weight(self, person: u64) -> u32 {
-        let h = splitmix64(self.key ^ person);
-        // Counting the thresholds below the draw, without branches (they would mispredict).
-        THRESHOLDS.iter().map(|&c| u32::from(h >= c)).sum()
+        below(splitmix64(self.key ^ person))
+    }
+}
+
+/// How many of the [`THRESHOLDS`] a draw reaches: the first five without branches (they
+/// would mispredict), the rest only past the fifth, which 0.4% of draws reach (a branch the
+/// processor predicts).
+fn below(h: u64) -> u32 {
+    let low: u32 = THRESHOLDS[..5].iter().map(|&c| u32::from(h >= c)).sum();
+    match h >= THRESHOLDS[4] {
+        false => low,
+        true => low + THRESHOLDS[5..].iter().map(|&c| u32::from(h >= c)).sum::<u32>(),
     }
 }
 
@@ -588,6 +597,22 @@ mod tests {
         assert!((var - 1.0).abs() < 0.02, "variance {var}");
         let zeros = xs.iter().filter(|&&x| x == 0.0).count() as f64 / n as f64;
         assert!((zeros - (-1f64).exp()).abs() < 0.005, "P(0) {zeros}");
+    }
+
+    /// The split count equals counting all twelve thresholds: at and around each of them,
+    /// and on a million hashes.
+    #[test]
+    fn the_weight_counts_every_threshold() {
+        let all = |h: u64| THRESHOLDS.iter().map(|&c| u32::from(h >= c)).sum::<u32>();
+        for &t in &THRESHOLDS {
+            for h in [t.wrapping_sub(1), t, t.wrapping_add(1)] {
+                assert_eq!(below(h), all(h), "{h}");
+            }
+        }
+        for i in 0..1_000_000u64 {
+            let h = splitmix64(i);
+            assert_eq!(below(h), all(h));
+        }
     }
 
     #[test]
