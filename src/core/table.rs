@@ -123,6 +123,30 @@ impl Table {
         self.columns.first().map_or(0, |(_, v)| v.len())
     }
 
+    /// A column by name.
+    pub fn column(&self, name: &str) -> Option<&Values> {
+        self.columns.iter().find(|c| c.0 == name).map(|c| &c.1)
+    }
+
+    /// A text column's values, None where null or where the table has no such text column:
+    /// what the page and the tables built from other tables read back.
+    pub fn texts(&self, name: &str) -> Vec<Option<String>> {
+        match self.column(name) {
+            Some(Values::Str(v)) => v.iter().cloned().map(Some).collect(),
+            Some(Values::OptStr(v)) => v.clone(),
+            _ => vec![None; self.height()],
+        }
+    }
+
+    /// A real-number column's values, None where null or where the table has no such column.
+    pub fn floats(&self, name: &str) -> Vec<Option<f64>> {
+        match self.column(name) {
+            Some(Values::F64(v)) => v.iter().map(|&x| Some(x)).collect(),
+            Some(Values::OptF64(v)) => v.clone(),
+            _ => vec![None; self.height()],
+        }
+    }
+
     /// Insert a column at the front (e.g. `run_date`).
     pub fn prepend(&mut self, name: &'static str, values: Values) {
         self.columns.insert(0, (name, values));

@@ -11,15 +11,8 @@ use crate::settings::Settings;
 /// One model's credit per channel read back from `channel_attribution` (model order kept),
 /// with the run's totals (the `(unattributed)` row included).
 pub(super) fn model_credits(t: &Table) -> Vec<(String, ModelCredit, Vec<Option<f64>>)> {
-    let text = |n: &str| match t.columns.iter().find(|c| c.0 == n) {
-        Some((_, Values::Str(v))) => v.clone(),
-        _ => vec![String::new(); t.height()],
-    };
-    let num = |n: &str| match t.columns.iter().find(|c| c.0 == n) {
-        Some((_, Values::F64(v))) => v.iter().map(|&x| Some(x)).collect(),
-        Some((_, Values::OptF64(v))) => v.clone(),
-        _ => vec![None; t.height()],
-    };
+    let text = |n: &str| -> Vec<String> { t.texts(n).into_iter().map(Option::unwrap_or_default).collect() };
+    let num = |n: &str| t.floats(n);
     let (model, channel) = (text("model"), text("channel"));
     let (conv, value, spend) = (num("conversions"), num("value"), num("spend"));
     let (lo, hi) = (num("conversions_low"), num("conversions_high"));

@@ -75,22 +75,19 @@ type CalibratedRun = (Vec<String>, Vec<f64>, Vec<(f64, f64)>);
 
 /// Calibrated conversions and bounds per model from `channel_calibration`.
 fn calibrated_runs(t: &Table) -> BTreeMap<String, CalibratedRun> {
-    let col = |n: &str| t.columns.iter().find(|c| c.0 == n).map(|c| &c.1);
+    let col = |n: &str| t.column(n);
     let mut out: BTreeMap<String, CalibratedRun> = BTreeMap::new();
     let (Some(Values::Str(model)), Some(Values::Str(channel)), Some(Values::F64(k))) =
         (col("model"), col("channel"), col("calibrated_conversions"))
     else {
         return out;
     };
-    let opt = |n: &str, i: usize| match col(n) {
-        Some(Values::OptF64(v)) => v[i],
-        _ => None,
-    };
+    let (low, high) = (t.floats("calibrated_conversions_low"), t.floats("calibrated_conversions_high"));
     for i in 0..t.height() {
         let e = out.entry(model[i].clone()).or_default();
         e.0.push(channel[i].clone());
         e.1.push(k[i]);
-        let (l, h) = (opt("calibrated_conversions_low", i), opt("calibrated_conversions_high", i));
+        let (l, h) = (low[i], high[i]);
         e.2.push((l.unwrap_or(f64::NAN), h.unwrap_or(f64::NAN)));
     }
     out

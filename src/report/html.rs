@@ -12,7 +12,7 @@ use crate::core::analysis::Analysis;
 use crate::core::event_log::UNATTRIBUTED;
 use crate::core::markov::Target;
 use crate::core::models::Credits;
-use crate::core::table::{Table, Values};
+use crate::core::table::Table;
 use crate::settings::{Model, Settings};
 
 const TEMPLATE: &str = include_str!("report.html.j2");
@@ -209,14 +209,9 @@ struct Credited(BTreeMap<(String, String), [Option<f64>; 3]>);
 
 impl Credited {
     fn of(t: &Table) -> Credited {
-        let text = |n: &str| match t.columns.iter().find(|c| c.0 == n) {
-            Some((_, Values::Str(v))) => v.clone(),
-            _ => vec![String::new(); t.height()],
-        };
-        let opt = |n: &str| match t.columns.iter().find(|c| c.0 == n) {
-            Some((_, Values::OptF64(v))) => v.clone(),
-            _ => vec![None; t.height()],
-        };
+        let text =
+            |n: &str| -> Vec<String> { t.texts(n).into_iter().map(Option::unwrap_or_default).collect() };
+        let opt = |n: &str| t.floats(n);
         let (model, channel) = (text("model"), text("channel"));
         let (share, cpa, roas) = (opt("conversion_share"), opt("cpa"), opt("roas"));
         let rows =

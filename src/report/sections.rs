@@ -2,6 +2,8 @@
 //! (`channel_calibration`) and, for `touchpoint evaluate`, against a known truth. Both read
 //! the tables as written.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 
 use super::charts::{self, Bar};
@@ -57,17 +59,23 @@ struct CalRow {
 }
 
 fn cal_rows(t: &Table) -> Vec<CalRow> {
-    let col = |n: &str| &t.columns.iter().find(|c| c.0 == n).expect("a channel_calibration column").1;
-    let s = |n: &str, i: usize| match col(n) {
-        Values::Str(v) => Some(v[i].clone()),
-        Values::OptStr(v) => v[i].clone(),
-        _ => None,
-    };
-    let f = |n: &str, i: usize| match col(n) {
-        Values::F64(v) => Some(v[i]),
-        Values::OptF64(v) => v[i],
-        _ => None,
-    };
+    let (texts, floats): (BTreeMap<&str, _>, BTreeMap<&str, _>) = (
+        ["model", "channel", "experiment"].into_iter().map(|n| (n, t.texts(n))).collect(),
+        [
+            "experiment_lift",
+            "experiment_lift_se",
+            "conversions",
+            "calibrated_value",
+            "calibrated_value_low",
+            "calibrated_value_high",
+            "spend",
+        ]
+        .into_iter()
+        .map(|n| (n, t.floats(n)))
+        .collect(),
+    );
+    let s = |n: &str, i: usize| texts[n][i].clone();
+    let f = |n: &str, i: usize| floats[n][i];
     (0..t.height())
         .map(|i| CalRow {
             model: s("model", i).unwrap_or_default(),
@@ -211,11 +219,10 @@ fn response_section(
     shift: Option<&super::response::Shift>,
     settings: &Settings,
 ) -> Value {
-    let col = |n: &str| &t.columns.iter().find(|c| c.0 == n).expect("a spend_response column").1;
-    let num = |n: &str, i: usize| match col(n) {
-        Values::OptF64(v) => v[i],
-        _ => None,
-    };
+    let col = |n: &str| t.column(n).expect("a spend_response column");
+    let floats: BTreeMap<&str, Vec<Option<f64>>> =
+        super::response::RESPONSE_COLUMNS.iter().map(|&n| (n, t.floats(n))).collect();
+    let num = |n: &str, i: usize| floats.get(n).and_then(|v| v[i]);
     let two = |x: Option<f64>| x.map_or("–".into(), |x| format!("{x:.2}"));
     let with = |n: &str, i: usize| {
         format!(

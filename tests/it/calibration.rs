@@ -134,6 +134,11 @@ fn an_experiment_on_a_channel_or_group_the_run_lacks_is_a_configuration_error() 
     ]);
     assert!(o.status.success());
     let before = files(&out);
+    let with_experiments = |exps: &Path| {
+        let (e, o, x) = (events.to_str().unwrap(), out.to_str().unwrap(), exps.to_str().unwrap());
+        let args = ["attribute", "--events", e, "--out", o, "-q", "--bootstrap", "0", "--experiments", x];
+        touchpoint(&[&args[..], &["--channel-group", "g=b,c"]].concat())
+    };
     let cases = [
         ("channel,incremental_conversions,standard_error,conversions\nzzz,1,1,10\n", 78, "channel `zzz`"),
         ("group,incremental_conversions,standard_error,conversions\nsocial,1,1,10\n", 78, "group `social`"),
@@ -160,20 +165,7 @@ fn an_experiment_on_a_channel_or_group_the_run_lacks_is_a_configuration_error() 
     for (i, (csv, code, needle)) in cases.iter().enumerate() {
         let exps = dir.path().join(format!("e{i}.csv"));
         std::fs::write(&exps, csv).unwrap();
-        let o = touchpoint(&[
-            "attribute",
-            "--events",
-            events.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "-q",
-            "--bootstrap",
-            "0",
-            "--experiments",
-            exps.to_str().unwrap(),
-            "--channel-group",
-            "g=b,c",
-        ]);
+        let o = with_experiments(&exps);
         let err = String::from_utf8_lossy(&o.stdout);
         assert_eq!(o.status.code(), Some(*code), "{csv}: {err}");
         assert!(err.contains(needle) && err.contains(&format!("e{i}.csv")), "{csv}: {err}");
@@ -182,20 +174,7 @@ fn an_experiment_on_a_channel_or_group_the_run_lacks_is_a_configuration_error() 
     // A blank group cell, quoted or spaces (as spreadsheets export), is no target.
     let exps = dir.path().join("blank.csv");
     std::fs::write(&exps, "channel,group,incremental_conversions,standard_error,conversions\n\"a\",\"\",1,1,10\n\"  \",g,1,1,10\n").unwrap();
-    let o = touchpoint(&[
-        "attribute",
-        "--events",
-        events.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "-q",
-        "--bootstrap",
-        "0",
-        "--experiments",
-        exps.to_str().unwrap(),
-        "--channel-group",
-        "g=b,c",
-    ]);
+    let o = with_experiments(&exps);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
