@@ -107,7 +107,8 @@ fn attribute<'py>(py: Python<'py>, events: &Bound<'py, PyAny>, settings: &str) -
 /// A group of whole users: its metadata (JSON) and its named streams: `paths` (the
 /// partial path table), with intervals `replicates` (the replicates' named statistics),
 /// with a campaign column `campaigns` (the campaign sums), with `[channel_groups]`
-/// `group_paths` and `group_replicates`.
+/// `group_paths` and `group_replicates`, with segments `segment_paths`, with
+/// `journey_credit` its rows.
 #[pyfunction]
 fn partial<'py>(
     py: Python<'py>,
@@ -115,7 +116,28 @@ fn partial<'py>(
     settings: &str,
 ) -> PyResult<(String, Tables<'py>)> {
     let settings = settings_of(py, settings)?;
-    let input = take_stream(events)?;
+    let input = api::PartialInput::Stream(take_stream(events)?);
+    partial_of(py, settings, input)
+}
+
+/// Shard `shard` of `shards` of the staged input (sources, conversions table, identity map,
+/// customers, erasure: read from their files by the library), as [`partial`] gives a chunk.
+#[pyfunction]
+fn staged_partial<'py>(
+    py: Python<'py>,
+    settings: &str,
+    shard: u32,
+    shards: u32,
+) -> PyResult<(String, Tables<'py>)> {
+    let settings = settings_of(py, settings)?;
+    partial_of(py, settings, api::PartialInput::Staged { shard, shards })
+}
+
+fn partial_of(
+    py: Python<'_>,
+    settings: Settings,
+    input: api::PartialInput,
+) -> PyResult<(String, Tables<'_>)> {
     let (meta, named) = detached(py, || {
         api::partial(settings, input).map(|p| {
             let named = [
@@ -125,12 +147,28 @@ fn partial<'py>(
                 ("group_paths", p.group_paths),
                 ("group_replicates", p.group_replicates),
                 ("segment_paths", p.segment_paths),
+                ("journey_credit", p.journey_credit),
             ];
             let present = named.into_iter().filter_map(|(n, s)| s.map(|s| (n.to_owned(), SendStream(s))));
             (p.meta, present.collect::<Vec<_>>())
         })
     })?;
     Ok((meta, give_all(py, named)?))
+}
+
+/// One Spark partition of `journey_credit` rows in one run's order, finished (the
+/// markov_journey split, journey numbers, one run's columns) with `finish` from [`solve`].
+#[pyfunction]
+fn finish_journey_credit<'py>(
+    py: Python<'py>,
+    rows: &Bound<'py, PyAny>,
+    settings: &str,
+    finish: &str,
+) -> PyResult<Bound<'py, PyCapsule>> {
+    let settings = settings_of(py, settings)?;
+    let input = take_stream(rows)?;
+    let stream = detached(py, || api::finish_journey_credit(&settings, finish, input).map(SendStream))?;
+    give_stream(py, stream)
 }
 
 /// Additive statistics of a group of distinct merged paths.
@@ -151,7 +189,8 @@ fn path_statistics<'py>(
 /// (`campaign_attribution`), `groups` (the group level's statistics and replicates) and
 /// `segments` (each segment's key and statistics), `top_paths` (the page's paths: with them
 /// the page is rendered too, and returned beside the tables with the manifest's headline)
-/// and `previous_headline` (the previous date's, read from an object store).
+/// and `previous_headline` (the previous date's, read from an object store). Returns the
+/// tables, the page, the headline and, with `journey_credit`, how to finish its rows.
 #[pyfunction]
 #[pyo3(signature = (statistics, metas, settings, summed=None))]
 fn solve<'py>(
@@ -160,7 +199,7 @@ fn solve<'py>(
     metas: Vec<String>,
     settings: &str,
     summed: Option<&Bound<'py, PyDict>>,
-) -> PyResult<(Tables<'py>, Option<String>, Option<String>)> {
+) -> PyResult<(Tables<'py>, Option<String>, Option<String>, Option<String>)> {
     let settings = settings_of(py, settings)?;
     let item = |k: &str| -> PyResult<Option<Bound<'py, PyAny>>> {
         Ok(summed.map(|d| d.get_item(k)).transpose()?.flatten().filter(|v| !v.is_none()))
@@ -187,10 +226,10 @@ fn solve<'py>(
         previous_headline: item("previous_headline")?.map(|v| v.extract()).transpose()?,
         history: item("history")?.map(|v| v.extract()).transpose()?,
     };
-    let (named, page, headline) = detached(py, || {
-        api::solve(settings, &metas, summed).map(|s| (sendable(s.tables), s.page, s.headline))
+    let (named, page, headline, journey) = detached(py, || {
+        api::solve(settings, &metas, summed).map(|s| (sendable(s.tables), s.page, s.headline, s.journey))
     })?;
-    Ok((give_all(py, named)?, page, headline))
+    Ok((give_all(py, named)?, page, headline, journey))
 }
 
 /// The resolved settings as JSON (the Spark job reads column names and the window).
@@ -206,6 +245,14 @@ fn resolve_settings(py: Python<'_>, overrides: &str, pipeline: Option<PathBuf>) 
 fn check_distributed(py: Python<'_>, settings: &str) -> PyResult<()> {
     let s = settings_of(py, settings)?;
     api::check_spark(&s).map_err(|e| py_err(py, e))
+}
+
+/// Whether the settings stage their input (`[[sources]]`, `[conversions]`, `[identity]`,
+/// customers, erasure, consent by person): the Spark job then runs one shard of the staged
+/// input per partition instead of reading a DataFrame of events.
+#[pyfunction]
+fn staged(py: Python<'_>, settings: &str) -> PyResult<bool> {
+    Ok(settings_of(py, settings)?.staged())
 }
 
 /// The shard of each id of a one-column Arrow stream.
@@ -229,10 +276,14 @@ fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("STATISTICS_SCHEMA", touchpoint::core::replicates::statistics_schema())?;
     m.add("REPLICATES_SCHEMA", touchpoint::core::replicates::replicates_schema())?;
     m.add("CAMPAIGNS_SCHEMA", touchpoint::core::campaigns::schema())?;
+    m.add("JOURNEY_SCHEMA", touchpoint::run::shard::JOURNEY_SCHEMA.to_vec())?;
     m.add("SECTIONS", touchpoint::settings::SECTIONS.to_vec())?;
     m.add("TOP_PATHS", touchpoint::report::TOP_PATHS)?;
     m.add_function(wrap_pyfunction!(attribute, m)?)?;
     m.add_function(wrap_pyfunction!(partial, m)?)?;
+    m.add_function(wrap_pyfunction!(staged_partial, m)?)?;
+    m.add_function(wrap_pyfunction!(staged, m)?)?;
+    m.add_function(wrap_pyfunction!(finish_journey_credit, m)?)?;
     m.add_function(wrap_pyfunction!(path_statistics, m)?)?;
     m.add_function(wrap_pyfunction!(solve, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_settings, m)?)?;

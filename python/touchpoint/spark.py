@@ -83,6 +83,13 @@ _PARTIAL_COLUMNS += [(n, t) for n, t in _CAMPAIGNS if t != "double"]
 _PARTIAL_COLUMNS += [("level", "string")]
 # A customer segment's path rows carry its key (status, segmentation, segment; U+001F).
 _PARTIAL_COLUMNS += [("segment", "string")]
+# A journey's journey_credit rows (with journey_credit), as a struct: its columns are the
+# library's (JOURNEY_SCHEMA), and `row` keeps a journey's rows in their chunk's order.
+_JOURNEY = [*_touchpoint.JOURNEY_SCHEMA, ("row", "long")]
+_JOURNEY_KEYS = ["person_order_hi", "person_order_lo", "journey"]
+_JOURNEY_DDL = "struct<" + ", ".join(f"`{n}`: {t}" for n, t in _JOURNEY) + ">"
+_TYPES[_JOURNEY_DDL] = pa.struct([(n, _TYPES[t]) for n, t in _JOURNEY])
+_PARTIAL_COLUMNS += [("jc", _JOURNEY_DDL)]
 _PARTIAL_SCHEMA = _ddl(_PARTIAL_COLUMNS)
 _PARTIAL_ARROW = _arrow_schema(_PARTIAL_COLUMNS)
 _STATISTICS_SCHEMA = _ddl(_STATS)
@@ -125,20 +132,125 @@ def _columns(t: pa.Table, names: list[str]) -> dict[str, pa.Array]:
 def _partials(settings: str, user: str, chunk_rows: int):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for chunk in _chunks(batches, user, chunk_rows):
-            meta, streams = _touchpoint.partial(chunk.__arrow_c_stream__(), settings)
-            named = {name: touchpoint._table(c) for name, c in streams}
-            yield _batch(1, {"meta": pa.array([meta]), **{c: pa.array([0.0]) for c in _NUMBERS}})
-            for level, prefix in ((None, ""), ("group", "group_")):
-                if (paths := named.get(f"{prefix}paths")) is not None:
-                    yield _tagged(paths, ["path", *_NUMBERS], level)
-                if (reps := named.get(f"{prefix}replicates")) is not None:
-                    yield _tagged(reps, [*_NUMBERS, *_REPLICATE_KEYS], level)
-            if (campaigns := named.get("campaigns")) is not None:
-                yield _batch(campaigns.num_rows, _columns(campaigns, [*_CAMPAIGN_NUMBERS, *_CAMPAIGN_KEYS]))
-            if (segments := named.get("segment_paths")) is not None:
-                yield _batch(segments.num_rows, _columns(segments, ["segment", "path", *_NUMBERS]))
+            yield from _partial_rows(*_touchpoint.partial(chunk.__arrow_c_stream__(), settings))
 
     return run
+
+
+def _staged_partials(settings: str, shards: int):
+    """Each shard (a row of ``spark.range``) of the staged input: the library reads the
+    sources, the conversions table, the identity map, customers and erasure from their files
+    and stages them as ``--shard`` does (every rule over all rows, the shard's persons kept)."""
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for shard in batch.column(0).to_pylist():
+                yield from _partial_rows(*_touchpoint.staged_partial(settings, shard, shards))
+
+    return run
+
+
+def _partial_rows(meta: str, streams: list[tuple[str, Any]]) -> Iterator[pa.RecordBatch]:
+    """A partial's rows in the union schema."""
+    named = {name: touchpoint._table(c) for name, c in streams}
+    yield _batch(1, {"meta": pa.array([meta]), **{c: pa.array([0.0]) for c in _NUMBERS}})
+    for level, prefix in ((None, ""), ("group", "group_")):
+        if (paths := named.get(f"{prefix}paths")) is not None:
+            yield _tagged(paths, ["path", *_NUMBERS], level)
+        if (reps := named.get(f"{prefix}replicates")) is not None:
+            yield _tagged(reps, [*_NUMBERS, *_REPLICATE_KEYS], level)
+    if (campaigns := named.get("campaigns")) is not None:
+        yield _batch(campaigns.num_rows, _columns(campaigns, [*_CAMPAIGN_NUMBERS, *_CAMPAIGN_KEYS]))
+    if (segments := named.get("segment_paths")) is not None:
+        yield _batch(segments.num_rows, _columns(segments, ["segment", "path", *_NUMBERS]))
+    if (journeys := named.get("journey_credit")) is not None and journeys.num_rows:
+        yield _batch(journeys.num_rows, {"jc": _journey_struct(journeys)})
+
+
+#: The person's order key is unsigned; flipping its top bit keeps its order in Spark's longs.
+_TOP_BIT = pa.scalar(1 << 63, pa.uint64())
+
+
+def _journey_struct(t: pa.Table) -> pa.StructArray:
+    """A chunk's journey_credit rows as the ``jc`` struct: Spark types, nulls for the
+    columns the settings do not give, each row's place in the chunk."""
+    arrays = []
+    for name, kind in _JOURNEY:
+        if name == "row":
+            arrays.append(pa.array(range(t.num_rows), pa.int64()))
+        elif name not in t.column_names:
+            arrays.append(pa.nulls(t.num_rows, _TYPES[kind]))
+        elif name in ("person_order_hi", "person_order_lo"):
+            flipped = pc.bit_wise_xor(t.column(name).combine_chunks(), _TOP_BIT)
+            arrays.append(flipped.cast(pa.int64(), safe=False))
+        else:
+            arrays.append(t.column(name).combine_chunks().cast(_TYPES[kind]))
+    return pa.StructArray.from_arrays(arrays, fields=list(_TYPES[_JOURNEY_DDL]))
+
+
+def _journey_numbers(t: pa.Table) -> pa.Array:
+    """1, 2, … over the journeys of rows sorted by journey (a new number at each new key)."""
+    if t.num_rows == 0:
+        return pa.array([], pa.uint64())
+    keys = [t.column(k).combine_chunks() for k in _JOURNEY_KEYS]
+    new = pc.not_equal(keys[0][1:], keys[0][:-1])
+    for k in keys[1:]:
+        new = pc.or_(new, pc.not_equal(k[1:], k[:-1]))
+    starts = pa.concat_arrays([pa.array([True]), new]).cast(pa.uint64())
+    return pc.cumulative_sum(starts)
+
+
+def _count_journeys(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    from pyspark import TaskContext
+
+    got = list(batches)
+    n = 0
+    if got:
+        numbers = _journey_numbers(pa.Table.from_batches(got))
+        n = numbers[-1].as_py() if len(numbers) else 0
+    yield pa.RecordBatch.from_pylist([{"partition": TaskContext.get().partitionId(), "journeys": n}])
+
+
+def _finish_journeys(settings: str, finish: str, offsets: dict[int, int], schema: pa.Schema):
+    """Each sorted partition of journey_credit rows finished by the library: journeys
+    numbered over the whole run (the partition's offset), markov_journey split by the
+    merged fit, one run's columns."""
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        got = list(batches)
+        t = pa.Table.from_batches(got) if got else None
+        if t is None or t.num_rows == 0:
+            return
+        offset = pa.scalar(offsets.get(TaskContext.get().partitionId(), 0), pa.uint64())
+        number = pc.add(_journey_numbers(t), offset)
+        rows = t.drop_columns([*_JOURNEY_KEYS, "row"]).append_column("journey", number)
+        at = rows.column_names.index("conversion_ts")
+        rows = rows.set_column(at, "conversion_ts", rows.column(at).cast(pa.timestamp("us", tz="UTC")))
+        out = touchpoint._table(_touchpoint.finish_journey_credit(rows.__arrow_c_stream__(), settings, finish))
+        yield from out.cast(schema).to_batches()
+
+    return run
+
+
+def _journey_credit(rows: Any, settings: str, finish: str, n: int) -> Any:
+    """``journey_credit`` as a Spark DataFrame in one run's order, finished by the executors
+    (never collected): ``rows`` range-partitioned by journey and sorted (persisted), each
+    partition's journeys counted (one row per partition to the driver), then finished."""
+    spec = json.loads(finish)
+    # An instant is a Spark timestamp (Arrow's in the session's time zone: the same instant).
+    kinds = {**dict(_touchpoint.JOURNEY_SCHEMA), "conversion_ts": "timestamp", "run_date": "date"}
+    zone = rows.sparkSession.conf.get("spark.sql.session.timeZone")
+    types = {**_TYPES, "timestamp": pa.timestamp("us", tz=zone), "date": pa.date32()}
+    columns = [(c, kinds[c]) for c in spec["columns"]]
+    if json.loads(settings)["window"].get("run_date"):
+        columns.insert(0, ("run_date", "date"))
+    schema = pa.schema([(c, types[k]) for c, k in columns])
+    counts = rows.mapInArrow(_count_journeys, "`partition` long, `journeys` long").collect()
+    offsets, total = {}, 0
+    for r in sorted(counts, key=lambda r: r["partition"]):
+        offsets[r["partition"]] = total
+        total += r["journeys"]
+    return rows.mapInArrow(_finish_journeys(settings, finish, offsets, schema), _ddl(columns))
 
 
 def _tagged(t: pa.Table, names: list[str], level: str | None) -> pa.RecordBatch:
@@ -246,26 +358,26 @@ def attribute(
     frees the cache when it is no longer needed).
 
     ``partitions`` defaults to ``spark.sql.shuffle.partitions``; each partition is read in
-    chunks of about ``chunk_rows`` rows of whole users.
+    chunks of about ``chunk_rows`` rows of whole users. When the settings stage their input
+    (``[[sources]]``, ``[conversions]``, ``[identity]``, customers, erasure), ``events`` is
+    None: each of ``partitions`` (default: one per core) shards stages the input from its
+    files and keeps its persons, as ``--shard`` does; ``journey_credit`` is then a sorted
+    DataFrame too, written by the executors.
     """
-    from pyspark.sql import functions as F
-
     settings = touchpoint._resolved(pipeline, sections)
     _touchpoint.check_distributed(settings)
     sj = json.loads(settings)
-    user, when = sj["columns"]["user"], sj["columns"]["time"]
-    spark = events.sparkSession
-    n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
-    keyed = events.repartition(n, F.col(user)).sortWithinPartitions(F.col(user), F.col(when))
-    parts = keyed.mapInArrow(_partials(settings, user, chunk_rows), _PARTIAL_SCHEMA).cache()
+    parts, n = _partials_of(events, settings, partitions, chunk_rows)
+    parts = parts.cache()
     try:
         metas, merged, stats, summed = _sum(parts, settings)
+        journeys = _journey_rows(parts, n) if sj["output"]["journey_credit"] else None
     finally:
         parts.unpersist()
     t = time.time()
     summed["previous_headline"] = _previous_headline(sj)
     summed["history"] = _history(sj)
-    streams, page, headline = _touchpoint.solve(stats, sorted(metas), settings, summed)
+    streams, page, headline, finish = _touchpoint.solve(stats, sorted(metas), settings, summed)
     tables: dict[str, Any] = {name: touchpoint._table(c) for name, c in streams}
     if page is not None:
         measured = {"window": {"days": sj["window"]["days"]}, "input": {"spend_period": sj["input"]["spend_period"]},
@@ -273,7 +385,52 @@ def attribute(
         tables["report.html"] = publish.Page(page, json.loads(headline) if headline else None, measured)
     log.info("solved on the driver: %.2f s", time.time() - t)
     tables["path_summary"] = _path_summary(merged, sj["window"].get("run_date"))
+    if journeys is not None and finish is not None:
+        tables["journey_credit"] = _journey_credit(journeys, settings, finish, n)
     return tables
+
+
+def _partials_of(events: Any, settings: str, partitions: int | None, chunk_rows: int) -> tuple[Any, int]:
+    """The partials' rows (union schema) and the number of partitions: the events
+    repartitioned by user and cut into chunks of whole users; or, when the settings stage
+    their input, one shard of it per partition."""
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    sj = json.loads(settings)
+    if _touchpoint.staged(settings):
+        if events is not None:
+            raise publish.error("bad_configuration", 78, "bad configuration: the settings stage their input "
+                                "([[sources]], [conversions], [identity], customers, erasure), which the job "
+                                "reads from their files: pass events=None")
+        spark = SparkSession.builder.getOrCreate()
+        n = partitions or _parallelism(spark)
+        shards = spark.range(0, n, 1, n)
+        return shards.mapInArrow(_staged_partials(settings, n), _PARTIAL_SCHEMA), n
+    user, when = sj["columns"]["user"], sj["columns"]["time"]
+    spark = events.sparkSession
+    n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
+    keyed = events.repartition(n, F.col(user)).sortWithinPartitions(F.col(user), F.col(when))
+    return keyed.mapInArrow(_partials(settings, user, chunk_rows), _PARTIAL_SCHEMA), n
+
+
+def _parallelism(spark: Any) -> int:
+    """Shards of staged input by default: one per core (each shard reads every source)."""
+    try:
+        return int(spark.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect has no SparkContext
+        return int(spark.conf.get("spark.sql.shuffle.partitions"))
+
+
+def _journey_rows(parts: Any, n: int) -> Any:
+    """The chunks' journey_credit rows, range-partitioned by journey and sorted in one run's
+    order, persisted (and materialized while ``parts`` is still cached)."""
+    from pyspark.sql import functions as F
+
+    rows = parts.where(F.col("jc").isNotNull()).select("jc.*")
+    ordered = rows.repartitionByRange(n, *_JOURNEY_KEYS).sortWithinPartitions(*_JOURNEY_KEYS, "row").persist()
+    ordered.count()
+    return ordered
 
 
 def _sum(parts: Any, settings: str) -> tuple[list[str], Any, Any, dict[str, Any]]:
@@ -376,9 +533,11 @@ def _path_summary(merged: Any, run_date: str | None) -> Any:
     return ordered.select(*columns)
 
 
-#: ``path_summary``'s Arrow types, as the CLI writes them.
-_SUMMARY_TYPES = {"run_date": pa.date32(), "path": pa.string(), "touches": pa.uint32(),
-                  "conversions": pa.float64(), "nulls": pa.float64(), "value": pa.float64()}
+#: ``path_summary``'s and ``journey_credit``'s Arrow types, as the CLI writes them.
+_PART_TYPES = {"run_date": pa.date32(), "path": pa.string(), "touches": pa.uint32(),
+               "conversions": pa.float64(), "nulls": pa.float64(), "value": pa.float64(),
+               **{n: _TYPES[t] for n, t in _touchpoint.JOURNEY_SCHEMA},
+               "conversion_ts": pa.timestamp("us", tz="UTC")}
 
 
 #: The standard variables of the store's configuration (pyarrow's S3 reads them).
@@ -406,7 +565,7 @@ class Parts:
         # A local directory as the driver sees it: executors may run elsewhere.
         out = out if "://" in out else os.path.abspath(out)
         names = self.df.columns
-        schema = pa.schema([(n, _SUMMARY_TYPES[n]) for n in names])
+        schema = pa.schema([(n, _PART_TYPES[n]) for n in names])
         env = self.env
 
         def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -509,7 +668,8 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
         from pyspark.sql import SparkSession
 
         spark = SparkSession.builder.appName("touchpoint").getOrCreate()
-        events = spark.read.parquet(s["input"]["events"])
+        staged = _touchpoint.staged(json.dumps(s))
+        events = None if staged else spark.read.parquet(s["input"]["events"])
         tables = attribute(events, pipeline=a.pipeline, partitions=a.partitions, **sections)
         totals = _totals(tables)
         fs, _ = publish.filesystem(out)

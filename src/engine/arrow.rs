@@ -81,6 +81,13 @@ pub fn import_stream(input: ArrowInput, label: &str) -> Result<DataFrame> {
     DataFrame::new_infer_height(columns).map_err(|e| bad(label, e))
 }
 
+/// A stream of one of our tables (a Spark partition's `journey_credit` rows), its columns
+/// named from `known`, as [`super::write::read_table`] reads a file of it.
+pub fn read_table(input: ArrowInput, name: &'static str, known: &[&'static str]) -> Result<Table> {
+    let df = import_stream(input, name)?;
+    super::write::table_of(&df, std::path::Path::new(name), name, known)
+}
+
 /// Read a stream of events like a file of them (every rule and message of the reader).
 pub fn load_stream(input: ArrowInput, label: &str, opts: &super::LoadOptions) -> Result<EventLog> {
     super::load_frame(import_stream(input, label)?, label, opts)

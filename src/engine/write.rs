@@ -241,7 +241,17 @@ pub(crate) fn partial_rows(path: &Path, df: &DataFrame) -> Result<PartialRows> {
 /// named from `known` (a column not listed is refused: not a file of ours). Text columns
 /// with nulls come back as [`Values::OptStr`], without as [`Values::Str`]; both write alike.
 pub fn read_table(path: &Path, name: &'static str, known: &[&'static str]) -> Result<Table> {
-    let df = read_whole(path, name)?;
+    table_of(&read_whole(path, name)?, path, name, known)
+}
+
+/// A frame of one of our tables as a [`Table`] (see [`read_table`]); `path` names where it
+/// came from in errors.
+pub(crate) fn table_of(
+    df: &DataFrame,
+    path: &Path,
+    name: &'static str,
+    known: &[&'static str],
+) -> Result<Table> {
     let mut columns = Vec::with_capacity(df.width());
     for c in df.columns() {
         let col = known.iter().copied().find(|k| *k == c.name().as_str()).ok_or_else(|| {

@@ -192,19 +192,43 @@ pub fn partial_journey_credit(run: &RunResult, settings: &Settings) -> Result<Ta
     Ok(t)
 }
 
-/// Split the unsplit `markov_journey` rows of merged shards' `journey_credit` (in one run's
-/// order; `journey` tells rows of different journeys apart) with the merged fit `a`: each
-/// run of a journey's `markov_journey` rows becomes one row per reporting channel, its
-/// other columns the first row's. Other rows are kept as they are.
+/// What splits a journey's unsplit `markov_journey` rows: the merged fit's path channels
+/// (sorted), their removal effects and each one's reporting channel. It crosses to Spark's
+/// executors as JSON, the removal effects as their bits so they arrive exactly.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MarkovSplit {
+    channels: Vec<String>,
+    removal_effects: Vec<u64>,
+    report_of: Vec<u32>,
+    report_channels: Vec<String>,
+}
+
+impl MarkovSplit {
+    /// The split of fit `a`, when it runs `markov_journey`.
+    pub fn of(a: &Analysis, settings: &Settings) -> Option<Self> {
+        let Some(RuleModel::MarkovJourney(re)) = a.rule_model(Model::MarkovJourney, &settings.models) else {
+            return None;
+        };
+        Some(Self {
+            channels: a.paths.channels.clone(),
+            removal_effects: re.iter().map(|x| x.to_bits()).collect(),
+            report_of: a.report_of.clone(),
+            report_channels: a.report_channels.clone(),
+        })
+    }
+}
+
+/// Split the unsplit `markov_journey` rows of merged partitions' `journey_credit` (in one
+/// run's order; `journey` tells rows of different journeys apart) with the merged fit's
+/// `split`: each run of a journey's `markov_journey` rows becomes one row per reporting
+/// channel, its other columns the first row's. Other rows are kept as they are.
 pub(crate) fn finish_markov_journey(
     t: Table,
     journey: &[(u32, u64)],
-    a: &Analysis,
-    settings: &Settings,
+    split: Option<&MarkovSplit>,
 ) -> Result<Table> {
-    let Some(RuleModel::MarkovJourney(re)) = a.rule_model(Model::MarkovJourney, &settings.models) else {
-        return Ok(t);
-    };
+    let Some(split) = split else { return Ok(t) };
+    let re: Vec<f64> = split.removal_effects.iter().map(|&b| f64::from_bits(b)).collect();
     let column = |n: &str| t.columns.iter().position(|c| c.0 == n);
     let (Some(m), Some(c), Some(k), Some(v)) =
         (column("model"), column("channel"), column("credit"), column("value"))
@@ -230,20 +254,21 @@ pub(crate) fn finish_markov_journey(
         if model[r] == name {
             let mut ids = Vec::with_capacity(end - r);
             for name in &channel[r..end] {
-                let id = a.paths.channels.binary_search(name);
+                let id = split.channels.binary_search(name);
                 ids.push(
                     id.map_err(|_| Error::Internal("a journey_credit channel no partial lists".into()))?
                         as u32,
                 );
             }
             ids.sort_unstable();
-            markov_journey_split(&ids, &re, &a.report_of, &mut per);
+            markov_journey_split(&ids, &re, &split.report_of, &mut per);
         }
         let rows: Vec<(String, f64, f64)> = match per.is_empty() {
             true => vec![(channel[r].clone(), credit[r], value[r])],
-            false => {
-                per.iter().map(|&(b, s)| (a.report_channels[b as usize].clone(), s, s * value[r])).collect()
-            }
+            false => per
+                .iter()
+                .map(|&(b, s)| (split.report_channels[b as usize].clone(), s, s * value[r]))
+                .collect(),
         };
         for (ch, cr, va) in rows {
             take.push(r);

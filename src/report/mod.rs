@@ -22,6 +22,7 @@ pub use evaluation::{large_sample, Evaluation};
 pub use html::{html, TOP_PATHS};
 pub(crate) use journey::finish_markov_journey;
 pub use journey::partial_journey_credit;
+pub use journey::MarkovSplit;
 pub use names::TableName;
 pub use tables::path_summary_rows;
 

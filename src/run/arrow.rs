@@ -25,7 +25,7 @@ use crate::core::table::{Table, Values};
 use crate::engine;
 use crate::engine::arrow::{self as ffi, ArrowArrayStream, ArrowInput};
 use crate::error::{Error, Result};
-use crate::report::{self, RunResult};
+use crate::report::{self, RunResult, TableName};
 use crate::settings::{resolve, Layers};
 use crate::settings::{MarkovOrder, Model, Settings};
 
@@ -55,25 +55,10 @@ pub const DISTRIBUTED_TABLES: [&str; 11] = [
 /// bounded merge of shards, the Spark job).
 pub const GROUP_TABLES: [&str; 3] = ["channel_group_attribution", "channel_group_roles", "group_comparison"];
 
-/// What the Spark job cannot carry yet, refused on the driver before Spark runs (and again
-/// by every chunk): `markov_order = "auto"`, `journey_credit`, and the inputs staged from
-/// files (sources, the conversions table, the identity map, a customers table, erasure).
+/// What the Spark job cannot carry (`markov_order = "auto"`), refused on the driver
+/// before Spark runs (and again by every chunk).
 pub fn check_spark(settings: &Settings) -> Result<()> {
-    distributed_models(settings)?;
-    if settings.output.journey_credit {
-        return Err(Error::Config(
-            "journey_credit is not carried by the Spark job yet: run it with --shard and merge (docs/scale.md)"
-                .into(),
-        ));
-    }
-    if settings.staged() {
-        return Err(Error::Config(
-            "[[sources]], [conversions], [identity], a customers table and erasure lists are not carried by the \
-             Spark job yet: run them with --shard and merge (docs/scale.md)"
-                .into(),
-        ));
-    }
-    Ok(())
+    distributed_models(settings).map(|_| ())
 }
 
 /// Settings from an optional pipeline file and overrides given as `section.key` values
@@ -98,33 +83,64 @@ fn export(tables: &[Table]) -> Result<NamedStreams> {
     tables.iter().map(|t| Ok((t.name.to_owned(), ffi::export_table(t)?))).collect()
 }
 
-/// One group of whole users (a Spark partition's chunk): the partial path table, its
-/// metadata as JSON (the shard format's `partial` object), and with intervals on its
-/// replicates' named statistics (`partial_replicates`' columns), which add up across
-/// chunks as a shard's do.
-/// With a campaign column, also its campaign sums (`partial_campaigns`' columns).
-pub fn partial(settings: Settings, events: ArrowInput) -> Result<Partial> {
+/// What a Spark partial is computed from.
+pub enum PartialInput {
+    /// A chunk of whole users, handed over as a stream of events.
+    Stream(ArrowInput),
+    /// Shard `shard` of `shards` of the staged input (`[[sources]]`, `[conversions]`,
+    /// `[identity]`, customers, erasure), which the library reads from its files and
+    /// stages as `--shard` does: every rule over all rows, this shard's persons kept.
+    Staged {
+        /// This partition's shard, from 0.
+        shard: u32,
+        /// The number of shards (partitions).
+        shards: u32,
+    },
+}
+
+/// One partition of whole users (a Spark chunk, or a shard of staged input): the partial
+/// path table, its metadata as JSON (the shard format's `partial` object), and with
+/// intervals on its replicates' named statistics (`partial_replicates`' columns), which
+/// add up across partitions as a shard's do. With a campaign column, also its campaign
+/// sums (`partial_campaigns`' columns); with `journey_credit`, its rows (unsplit
+/// `markov_journey`, with the person's order key: [`finish_journey_credit`] finishes them).
+pub fn partial(settings: Settings, input: PartialInput) -> Result<Partial> {
     check_spark(&settings)?;
     let mut chunk = settings.clone();
     chunk.output.root = None;
     if !crate::core::replicates::mergeable(&settings.models) {
         chunk.models.bootstrap_replicates = 0;
     }
-    if chunk.models.bootstrap_replicates == 0 && !settings.campaigns() {
+    if chunk.models.bootstrap_replicates == 0 && !settings.campaigns() && !settings.output.journey_credit {
         // Without intervals a chunk needs only its path table and time decay (touch times);
         // the models run on the driver, once. With them, the replicates' sums need every
-        // model's split of the chunk's paths and the chunk's chain; the campaign sums need
-        // every model's touch weights.
+        // model's split of the chunk's paths and the chunk's chain; the campaign sums and
+        // the journeys' credit need every model's touch weights.
         chunk.models.run.retain(|m| *m == Model::TimeDecay);
     }
     let mut run = Run::new(chunk, "partial", &|_| {});
-    run.stream = Some(events);
     run.chunk = true;
-    let result = run.compute_events(None)?;
-    let mut meta = partial_meta(&settings, &result, (0, 1));
+    let shard = match input {
+        PartialInput::Stream(events) => {
+            run.stream = Some(events);
+            None
+        }
+        PartialInput::Staged { shard, shards } => Some((shard, shards)),
+    };
+    let result = run.compute_events(shard)?;
+    let mut meta = partial_meta(&settings, &result, shard.unwrap_or((0, 1)));
     let (levels, segment_paths) = super::shard::segment_levels(&settings, &result, (0, 1));
     let segment_paths = segment_paths.map(|t| keyed_segment_paths(t, &levels)).transpose()?;
     meta.segments = levels;
+    meta.source_touches = result.source_touches.clone();
+    let journey_credit = match settings.output.journey_credit {
+        true => Some(report::partial_journey_credit(&result, &run.settings)?),
+        false => None,
+    };
+    meta.journey_columns = journey_credit.as_ref().map(|t| {
+        let partition_only = ["person_order_hi", "person_order_lo", "journey"];
+        t.columns.iter().map(|c| c.0.to_owned()).filter(|c| !partition_only.contains(&c.as_str())).collect()
+    });
     let json = serde_json::to_string(&meta).map_err(|e| Error::Internal(format!("partial metadata: {e}")))?;
     let paths = ffi::export_table(&report::partial_paths(&result.analysis, UNIT_SEPARATOR))?;
     let export_replicates = |rows: Option<Vec<replicates::NamedRow>>| -> Result<Option<ArrowArrayStream>> {
@@ -147,7 +163,48 @@ pub fn partial(settings: Settings, events: ArrowInput) -> Result<Partial> {
         group_paths,
         group_replicates: export_replicates(group_reps)?,
         segment_paths,
+        journey_credit: journey_credit.as_ref().map(ffi::export_table).transpose()?,
     })
+}
+
+/// How the executors finish a distributed run's `journey_credit` rows: the columns one run
+/// writes, and the merged fit's `markov_journey` split (JSON, from [`solve`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct JourneyFinish {
+    columns: Vec<String>,
+    split: Option<report::MarkovSplit>,
+}
+
+/// One Spark partition of `journey_credit` rows, sorted in one run's order (by the
+/// person's order key, the journey, and the row's place in its chunk), finished: `journey`
+/// (each row's journey's number in the whole run, from 1) names the journey when persons
+/// are omitted, `markov_journey` rows are split by the merged fit (`finish`, from
+/// [`Solved::journey`]), and only the columns one run writes are kept, in its order.
+pub fn finish_journey_credit(
+    settings: &Settings,
+    finish: &str,
+    rows: ArrowInput,
+) -> Result<ArrowArrayStream> {
+    let finish: JourneyFinish =
+        serde_json::from_str(finish).map_err(|e| Error::Config(format!("journey_credit's finish: {e}")))?;
+    let t = ffi::read_table(rows, TableName::JourneyCredit.as_str(), &super::shard::JOURNEY_COLUMNS)?;
+    let number = match t.column("journey") {
+        Some(Values::U64(v)) => v.clone(),
+        _ => return Err(Error::Config("journey_credit rows without their journey numbers (uint64)".into())),
+    };
+    let mut columns = Vec::with_capacity(finish.columns.len());
+    for name in &finish.columns {
+        let c = t.columns.iter().find(|c| c.0 == name.as_str());
+        let c = c.ok_or_else(|| Error::Config(format!("journey_credit rows without `{name}`")))?;
+        columns.push(c.clone());
+    }
+    let t = Table::new(TableName::JourneyCredit.as_str(), columns);
+    let mut t = super::shard::finish_journey_rows(t, &number, settings, finish.split.as_ref())?;
+    if let Some(days) = report::run_date(settings) {
+        let n = t.height();
+        t.prepend("run_date", Values::Date(vec![days; n]));
+    }
+    ffi::export_table(&t)
 }
 
 /// A segment's key across chunks: the customer status flag, the segmentation and the
@@ -185,6 +242,9 @@ pub struct Partial {
     /// Every customer segment's partial path table, rows keyed by `segment`, with
     /// `[segments]`.
     pub segment_paths: Option<ArrowArrayStream>,
+    /// The partition's `journey_credit` rows (`partial_journey_credit`'s columns), with
+    /// `output.journey_credit`.
+    pub journey_credit: Option<ArrowArrayStream>,
 }
 
 /// The summed statistics a driver solves (see [`solve`]).
@@ -220,6 +280,9 @@ pub struct Solved {
     pub page: Option<String>,
     /// The manifest's `headline`, JSON.
     pub headline: Option<String>,
+    /// With `journey_credit`: how the executors finish its rows (JSON, for
+    /// [`finish_journey_credit`]).
+    pub journey: Option<String>,
 }
 
 /// Refuse settings the distributed fit cannot carry, naming what to change.
@@ -500,6 +563,7 @@ pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<Sol
         result.groups = Some(solve_level(&settings, &group_metas, level, "group ")?.analysis);
     }
     result.segments = solve_segments(&settings, &metas, segments, &result.analysis)?;
+    result.source_touches = super::shard::merge_source_touches(metas.iter());
     if report::TableName::planned(&settings).contains(&report::TableName::SpendResponse) {
         let bad = |e: String| Error::Config(format!("the history of headlines: {e}"));
         let read = history.map(|json| -> Result<Vec<(chrono::NaiveDate, report::Headline)>> {
@@ -511,7 +575,12 @@ pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<Sol
         });
         result.history = super::load_history(&settings, read.transpose()?)?;
     }
-    let tables = export(&distributed_tables(&result, &settings, &[])?)?;
+    // journey_credit is finished by the executors (`finish_journey_credit`), never here.
+    let driver = Settings {
+        output: crate::settings::Output { journey_credit: false, ..settings.output.clone() },
+        ..settings.clone()
+    };
+    let tables = export(&distributed_tables(&result, &driver, &[])?)?;
     let page = match top_paths {
         Some(input) => {
             result.analysis.top_paths = Some(read_top_paths(input, &result.analysis.paths.channels)?);
@@ -524,7 +593,18 @@ pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<Sol
         None => None,
     };
     let headline = report::headline(&result.analysis).and_then(|h| serde_json::to_string(&h).ok());
-    Ok(Solved { tables, page, headline })
+    let journey = match metas.iter().find_map(|m| m.journey_columns.clone()) {
+        Some(columns) if settings.output.journey_credit => {
+            let finish =
+                JourneyFinish { columns, split: report::MarkovSplit::of(&result.analysis, &settings) };
+            Some(
+                serde_json::to_string(&finish)
+                    .map_err(|e| Error::Internal(format!("journey_credit: {e}")))?,
+            )
+        }
+        _ => None,
+    };
+    Ok(Solved { tables, page, headline, journey })
 }
 
 /// The page's converting paths with the most conversions, from summed (path, conversions,

@@ -158,7 +158,7 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
     result.segments = merge_segments(&parts, &settings, &result.analysis, level)?;
     result.journey_credit = merge_journey_credit(&parts, &settings, &result.analysis)?;
     result.campaign = merge_campaigns(&parts, &settings, &result.analysis)?;
-    result.source_touches = merge_source_touches(&parts);
+    result.source_touches = merge_source_touches(parts.iter().map(|p| &p.1));
     let (intervals, groups) = (result.analysis.intervals.is_some(), result.groups.is_some());
     result.analysis.warnings.extend(super::shard::merge_warnings(&settings, intervals, groups));
     result.analysis.warnings.iter().for_each(|w| tracing::warn!("{w}"));

@@ -236,7 +236,7 @@ impl<'a> Run<'a> {
         let rec = journeys.recorded.as_ref();
         let status = self.settings.segments.customer_status;
         let journey_conversions = relationship::journey_conversions(&log, rec, status);
-        let user_order = match shard.is_some() && self.settings.output.journey_credit {
+        let user_order = match (shard.is_some() || chunk) && self.settings.output.journey_credit {
             true => (0..log.n_users as u32).map(|u| log.order_key(u)).collect(),
             false => Vec::new(),
         };

@@ -33,8 +33,10 @@ use crate::publish::{self, DirOutput, Output};
 use crate::report::{self, RunResult, SourceTouches, TableName};
 use crate::settings::{Format, Model, Settings};
 pub use relationship::SegmentLevel;
+pub use relationship::JOURNEY_SCHEMA;
 pub(crate) use relationship::{
-    merge_campaigns, merge_journey_credit, merge_segments, merge_source_touches, segment_levels, SEGMENTS,
+    finish_journey_rows, merge_campaigns, merge_journey_credit, merge_segments, merge_source_touches,
+    segment_levels, JOURNEY_COLUMNS, SEGMENTS,
 };
 
 /// The version of the partial format this touchpoint writes and reads (2: the bootstrap's
@@ -82,6 +84,10 @@ pub struct PartialMeta {
     /// Touches per (source, channel), when the input has sources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_touches: Option<SourceTouches>,
+    /// The columns of the partition's `journey_credit` rows (a Spark chunk's: the driver
+    /// finishes the rows into these, as one run has them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journey_columns: Option<Vec<String>>,
 }
 
 /// The files of one level of a partial: the channels, or the channel groups.
@@ -217,6 +223,7 @@ fn layer_meta(settings: &Settings, a: &Analysis, input: &InputSummary, shard: (u
         rows: None,
         segments: Vec::new(),
         source_touches: None,
+        journey_columns: None,
     }
 }
 
@@ -459,7 +466,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(RunResult, Settings)> {
     let result = RunResult {
         campaign: merge_campaigns(&parts, &settings, &analysis)?,
         journey_credit: merge_journey_credit(&parts, &settings, &analysis)?,
-        source_touches: merge_source_touches(&parts),
+        source_touches: merge_source_touches(parts.iter().map(|p| &p.1)),
         spend: load_spend(&settings)?,
         experiments: super::load_experiments(&settings)?,
         groups,

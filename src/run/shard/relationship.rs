@@ -93,23 +93,36 @@ pub(crate) fn merge_segments(
         .collect()
 }
 
-/// The columns a `partial_journey_credit` file may have.
-const JOURNEY_COLUMNS: [&str; 14] = [
-    "journey_id",
-    "user_id",
-    "conversion_ts",
-    "conversion_id",
-    "conversion_type",
-    "segment",
-    "customer_status",
-    "model",
-    "channel",
-    "credit",
-    "value",
-    "person_order_hi",
-    "person_order_lo",
-    "journey",
+/// The columns a partition's `journey_credit` rows may have (`partial_journey_credit`),
+/// with their Spark SQL types (the Spark job's `mapInArrow` schema is built from these:
+/// Spark has no unsigned integers and the job keeps instants as µs).
+pub const JOURNEY_SCHEMA: [(&str, &str); 14] = [
+    ("journey_id", "string"),
+    ("user_id", "string"),
+    ("conversion_ts", "long"),
+    ("conversion_id", "string"),
+    ("conversion_type", "string"),
+    ("segment", "string"),
+    ("customer_status", "string"),
+    ("model", "string"),
+    ("channel", "string"),
+    ("credit", "double"),
+    ("value", "double"),
+    ("person_order_hi", "long"),
+    ("person_order_lo", "long"),
+    ("journey", "long"),
 ];
+
+/// The names of [`JOURNEY_SCHEMA`].
+pub(crate) const JOURNEY_COLUMNS: [&str; 14] = {
+    let mut out = [""; 14];
+    let mut i = 0;
+    while i < 14 {
+        out[i] = JOURNEY_SCHEMA[i].0;
+        i += 1;
+    }
+    out
+};
 
 /// `journey_credit` of a merge: every shard's rows, in one run's order (by the person's
 /// order key; a person's journeys are all in one shard, already in order), journeys
@@ -143,34 +156,48 @@ pub(crate) fn merge_journey_credit(
     let (hi, lo, journey) = (u64s("person_order_hi")?, u64s("person_order_lo")?, u64s("journey")?);
     let mut order: Vec<usize> = (0..t.height()).collect();
     order.sort_by_key(|&r| (hi[r], lo[r]));
-    let mut columns: Vec<(&'static str, Values)> = t
+    let columns: Vec<(&'static str, Values)> = t
         .columns
         .iter()
         .filter(|c| !matches!(c.0, "person_order_hi" | "person_order_lo" | "journey"))
         .map(|(n, v)| (*n, v.take(&order)))
         .collect();
-    if settings.output.person_ids == crate::settings::PersonIds::Omitted {
-        let ids = renumbered(&order, &shard_of_row, &journey);
-        columns[0] = ("journey_id", Values::Str(ids));
-    }
-    let journeys: Vec<(u32, u64)> = order.iter().map(|&r| (shard_of_row[r], journey[r])).collect();
+    let number = numbered(order.iter().map(|&r| (shard_of_row[r], journey[r])));
     let t = Table::new(TableName::JourneyCredit.as_str(), columns);
-    Ok(Some(crate::report::finish_markov_journey(t, &journeys, merged, settings)?))
+    let split = report::MarkovSplit::of(merged, settings);
+    Ok(Some(finish_journey_rows(t, &number, settings, split.as_ref())?))
 }
 
-/// `j1`, `j2`, … over the rows in their merged order, a new number at each new journey.
-fn renumbered(order: &[usize], shard: &[u32], journey: &[u64]) -> Vec<String> {
+/// Partitions' `journey_credit` rows in one run's order, finished as one run writes them:
+/// `number[r]` is row r's journey's number in the whole run (from 1), its `journey_id`
+/// when persons are omitted; `markov_journey` rows split by the merged fit's `split`.
+pub(crate) fn finish_journey_rows(
+    mut t: Table,
+    number: &[u64],
+    settings: &Settings,
+    split: Option<&report::MarkovSplit>,
+) -> Result<Table> {
+    if settings.output.person_ids == crate::settings::PersonIds::Omitted {
+        let ids = Values::Str(number.iter().map(|k| format!("j{k}")).collect());
+        match t.columns.iter_mut().find(|c| c.0 == "journey_id") {
+            Some(c) => c.1 = ids,
+            None => return Err(Error::Internal("journey_credit rows without journey_id".into())),
+        }
+    }
+    let journeys: Vec<(u32, u64)> = number.iter().map(|&k| (0, k)).collect();
+    crate::report::finish_markov_journey(t, &journeys, split)
+}
+
+/// 1, 2, … over journeys given in order, a new number at each new journey.
+fn numbered(keys: impl Iterator<Item = (u32, u64)>) -> Vec<u64> {
     let (mut last, mut k) = (None, 0u64);
-    order
-        .iter()
-        .map(|&r| {
-            let key = (shard[r], journey[r]);
-            if last != Some(key) {
-                (last, k) = (Some(key), k + 1);
-            }
-            format!("j{k}")
-        })
-        .collect()
+    keys.map(|key| {
+        if last != Some(key) {
+            (last, k) = (Some(key), k + 1);
+        }
+        k
+    })
+    .collect()
 }
 
 /// Append one shard's rows to the rows so far (the shards ran with the same settings, so
@@ -212,10 +239,12 @@ pub(crate) fn merge_campaigns(
 }
 
 /// Touches per (source, channel), added up over the partials.
-pub(crate) fn merge_source_touches(parts: &[(PathBuf, PartialMeta)]) -> Option<SourceTouches> {
+pub(crate) fn merge_source_touches<'a>(
+    metas: impl Iterator<Item = &'a PartialMeta>,
+) -> Option<SourceTouches> {
     let mut by: BTreeMap<(String, String), [u64; 4]> = BTreeMap::new();
     let mut any = false;
-    for st in parts.iter().filter_map(|p| p.1.source_touches.as_ref()) {
+    for st in metas.filter_map(|m| m.source_touches.as_ref()) {
         any = true;
         for (i, k) in st.keys.iter().enumerate() {
             let e = by.entry(k.clone()).or_default();
