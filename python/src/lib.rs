@@ -91,6 +91,10 @@ fn resolve(py: Python<'_>, pipeline: Option<PathBuf>, overrides: &str) -> PyResu
 
 type Tables<'py> = Vec<(String, Bound<'py, PyCapsule>)>;
 
+/// What `solve` returns beside the tables: the page, the headline and how to finish
+/// `journey_credit` (each when there is one).
+type SolvedTexts = (Option<String>, Option<String>, Option<String>);
+
 fn give_all(py: Python<'_>, named: Vec<(String, SendStream)>) -> PyResult<Tables<'_>> {
     named.into_iter().map(|(n, s)| Ok((n, give_stream(py, s)?))).collect()
 }
@@ -199,7 +203,7 @@ fn solve<'py>(
     metas: Vec<String>,
     settings: &str,
     summed: Option<&Bound<'py, PyDict>>,
-) -> PyResult<(Tables<'py>, Option<String>, Option<String>, Option<String>)> {
+) -> PyResult<(Tables<'py>, SolvedTexts)> {
     let settings = settings_of(py, settings)?;
     let item = |k: &str| -> PyResult<Option<Bound<'py, PyAny>>> {
         Ok(summed.map(|d| d.get_item(k)).transpose()?.flatten().filter(|v| !v.is_none()))
@@ -229,7 +233,7 @@ fn solve<'py>(
     let (named, page, headline, journey) = detached(py, || {
         api::solve(settings, &metas, summed).map(|s| (sendable(s.tables), s.page, s.headline, s.journey))
     })?;
-    Ok((give_all(py, named)?, page, headline, journey))
+    Ok((give_all(py, named)?, (page, headline, journey)))
 }
 
 /// The resolved settings as JSON (the Spark job reads column names and the window).

@@ -238,15 +238,79 @@ def test_settings_the_job_cannot_carry_are_refused_before_spark_runs(spark):
     with pytest.raises(touchpoint.TouchpointError) as e:
         ts.attribute(spark.read.parquet(str(SAMPLE)), models={"markov_order": "auto"})
     assert e.value.exit_code == 78 and "auto" in str(e.value)
-    # What the job does not carry yet is refused on the driver, not in an executor.
-    with pytest.raises(touchpoint.TouchpointError) as e:
-        ts.attribute(spark.read.parquet(str(SAMPLE)), output={"journey_credit": True})
-    assert e.value.exit_code == 78 and "journey_credit" in str(e.value)
+    # Staged input is read by the library from its files: a DataFrame of events beside it
+    # would be ignored, so it is refused.
     orders = Path(__file__).parents[2] / "sample-data" / "crm" / "orders.csv"
-    conversions = {"path": str(orders), "user": "customer_ref", "time": "ordered_at", "value": "amount"}
+    conversions = {"path": str(orders), "user": "customer_ref", "time": "ordered_at", "id": "order_id"}
     with pytest.raises(touchpoint.TouchpointError) as e:
-        ts.attribute(spark.read.parquet(str(SAMPLE)), conversions=conversions)
-    assert e.value.exit_code == 78 and "[conversions]" in str(e.value)
+        ts.attribute(spark.read.parquet(str(SAMPLE)), input={"events": str(SAMPLE)}, conversions=conversions)
+    assert e.value.exit_code == 78 and "events=None" in str(e.value)
+
+
+CRM = Path(__file__).parents[2] / "pipelines" / "sample_crm.toml"
+
+
+def _cli_run(pipeline: Path, out: Path, date: str, *sets: str) -> dict[str, pa.Table]:
+    flags = [x for s in sets for x in ("--set", s)]
+    run_cli("run", str(pipeline), "--run-date", date, "--set", f"output.root={json.dumps(str(out))}", *flags, "-q")
+    return {f.parent.parent.name: pq.read_table(f) for f in sorted(out.glob("*/run_date=*/part-0.parquet"))}
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_the_crm_pipeline_writes_every_table_of_the_cli(spark, tmp_path, partitions):
+    """pipelines/sample_crm.toml (web events, call-centre and shop sources, an orders table
+    with repeated ids, an identity map, customer segments and status, a time zone,
+    journey_credit with omitted persons, markov_journey) through the Spark job, each
+    partition one shard of the staged input, and through `touchpoint run`: every table
+    equal (journey_credit in one run's order, numbered over the run, markov_journey split
+    by the merged chain), the page's text equal, and journey_credit published by the
+    executors as the CLI writes it."""
+    want = _cli_run(CRM, tmp_path / "cli", "2024-02-29")
+    got = ts.attribute(None, pipeline=str(CRM), window={"run_date": "2024-02-29"}, partitions=partitions)
+    page = got.pop("report.html")
+    assert sorted(got) == sorted(want), (sorted(got), sorted(want))
+    for name, table in got.items():
+        assert_tables_equal(table if isinstance(table, pa.Table) else table.toArrow(), want[name], name, rel=1e-9)
+    cli_page = next((tmp_path / "cli").glob("report/run_date=*/report.html")).read_text()
+    assert _page_text(page) == _page_text(cli_page)
+    dq = dict(zip(want["data_quality"].column("metric").to_pylist(), want["data_quality"].column("value").to_pylist()))
+    assert dq["duplicate_conversion_ids"] > 0 and dq["ids_mapped"] > 0, dq  # the rules were exercised
+    files = ts.write({"journey_credit": got["journey_credit"]}, str(tmp_path / "spark"), "2024-02-29")
+    # The parts in the manifest's order (the DataFrame's), each file on its own.
+    published = pa.concat_tables([pq.read_table(f, partitioning=None) for f in files if "/journey_credit/" in f])
+    kinds = lambda t: [(f.name, str(f.type).replace("string_view", "string")) for f in t.schema]  # noqa: E731
+    assert kinds(published) == kinds(want["journey_credit"])  # Polars writes text as string_view
+    assert_tables_equal(published, want["journey_credit"], "journey_credit", rel=1e-9)
+
+
+def test_erasure_and_raw_person_ids_in_the_crm_pipeline_equal_the_cli(spark, tmp_path):
+    """An erasure list (the person's aliases through the identity map dropped everywhere,
+    the map forgetting the person) and journey_credit naming persons: equal to the CLI."""
+    erasure = Path(__file__).parents[2] / "sample-data" / "crm" / "erasure_request.csv"
+    sets = [f"input.erasure_list={json.dumps(str(erasure))}", 'output.person_ids="raw"']
+    want = _cli_run(CRM, tmp_path / "cli", "2024-02-29", *sets)
+    got = ts.attribute(None, pipeline=str(CRM), window={"run_date": "2024-02-29"}, partitions=2,
+                       input={"erasure_list": str(erasure)}, output={"person_ids": "raw"})
+    got.pop("report.html")
+    assert sorted(got) == sorted(want)
+    for name, table in got.items():
+        assert_tables_equal(table if isinstance(table, pa.Table) else table.toArrow(), want[name], name, rel=1e-9)
+    assert want["journey_credit"].column("user_id").null_count == 0
+
+
+def test_journey_credit_of_an_event_log_equals_the_cli(spark, tmp_path):
+    """journey_credit from a DataFrame of events (chunks of whole users, 64-row batches):
+    the nightly pipeline's journeys in one run's order and numbering, markov_journey split
+    by the merged chain, equal to `touchpoint run`."""
+    pipeline = Path(__file__).parents[2] / "pipelines" / "sample_nightly.toml"
+    models = {"run": MODELS, "bootstrap_replicates": 0}
+    want = _cli_run(pipeline, tmp_path / "cli", "2024-02-15", "output.journey_credit=true",
+                    *[f"models.{k}={json.dumps(v)}" for k, v in models.items()])
+    got = ts.attribute(spark.read.parquet(str(SAMPLE)), pipeline=str(pipeline), window={"run_date": "2024-02-15"},
+                       output={"journey_credit": True}, models=models, chunk_rows=4000)
+    journeys = got["journey_credit"].toArrow()
+    assert journeys.num_rows > 1000 and "markov_journey" in set(journeys.column("model").to_pylist())
+    assert_tables_equal(journeys, want["journey_credit"], "journey_credit", rel=1e-9)
 
 
 def test_renamed_columns_integer_ids_and_invalid_rows_equal_the_cli(spark, tmp_path):

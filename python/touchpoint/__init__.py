@@ -138,7 +138,7 @@ def solve(
     reps = _stream(replicates) if replicates is not None else None
     camps = _stream(campaigns) if campaigns is not None else None
     summed = {"replicates": reps, "campaigns": camps}
-    tables, _, _ = _touchpoint.solve(_stream(statistics), list(metas), s, summed)
+    tables, _ = _touchpoint.solve(_stream(statistics), list(metas), s, summed)
     return {name: _table(c) for name, c in tables}
 
 

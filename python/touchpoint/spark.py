@@ -15,8 +15,11 @@ The job (``docs/scale.md`` § Spark):
 
 Beside the channel level, the chunks write what the settings ask for, each summed by its
 own ``groupBy``: the replicates' statistics (intervals), the channel-group level, each
-customer segment's paths, the campaign sums. ``path_summary`` stays in Spark and is
-written by the executors; the page is rendered on the driver.
+customer segment's paths, the campaign sums, the journeys' credit rows. ``path_summary``
+and ``journey_credit`` stay in Spark and are written by the executors; the page is rendered
+on the driver. Staged input (sources, a conversions table, an identity map, customers,
+erasure) replaces steps 1-2: each partition stages the whole input from its files and keeps
+one shard of the persons, as ``--shard`` does.
 
 Only DataFrame APIs are used (no RDDs), so the job can run over Spark Connect.
 
@@ -377,7 +380,7 @@ def attribute(
     t = time.time()
     summed["previous_headline"] = _previous_headline(sj)
     summed["history"] = _history(sj)
-    streams, page, headline, finish = _touchpoint.solve(stats, sorted(metas), settings, summed)
+    streams, (page, headline, finish) = _touchpoint.solve(stats, sorted(metas), settings, summed)
     tables: dict[str, Any] = {name: touchpoint._table(c) for name, c in streams}
     if page is not None:
         measured = {"window": {"days": sj["window"]["days"]}, "input": {"spend_period": sj["input"]["spend_period"]},
