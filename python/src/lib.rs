@@ -259,6 +259,13 @@ fn staged(py: Python<'_>, settings: &str) -> PyResult<bool> {
     Ok(settings_of(py, settings)?.staged())
 }
 
+/// The fingerprint of the pseudonymization key (for the manifest), when `journey_credit`
+/// names persons by pseudonym.
+#[pyfunction]
+fn pseudonym_fingerprint(py: Python<'_>, settings: &str) -> PyResult<Option<String>> {
+    api::pseudonym_fingerprint(&settings_of(py, settings)?).map_err(|e| py_err(py, e))
+}
+
 /// The shard of each id of a one-column Arrow stream.
 #[pyfunction]
 fn shard_of(py: Python<'_>, ids: &Bound<'_, PyAny>, n: u32) -> PyResult<Vec<Option<u32>>> {
@@ -287,6 +294,7 @@ fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partial, m)?)?;
     m.add_function(wrap_pyfunction!(staged_partial, m)?)?;
     m.add_function(wrap_pyfunction!(staged, m)?)?;
+    m.add_function(wrap_pyfunction!(pseudonym_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(finish_journey_credit, m)?)?;
     m.add_function(wrap_pyfunction!(path_statistics, m)?)?;
     m.add_function(wrap_pyfunction!(solve, m)?)?;

@@ -88,12 +88,18 @@ def _java() -> None:
         subprocess.run(apt, env=env, check=True)
 
 
+#: The variable the Spark tests' pseudonymization key is in (set before the JVM starts).
+PSEUDONYM_KEY_ENV = "TOUCHPOINT_TEST_PSEUDONYM_KEY"
+
+
 @pytest.fixture(scope="session")
 def spark():
     """PySpark in local mode, small: local[2], 1 GB, 3 shuffle partitions, and Arrow batches
     of 64 rows so users straddle batch boundaries."""
     _java()
     os.environ["PYSPARK_PYTHON"] = sys.executable
+    # The executors' pseudonymization key: they inherit the environment the JVM starts with.
+    os.environ[PSEUDONYM_KEY_ENV] = "the executors' test key"
     from pyspark.sql import SparkSession
 
     s = (

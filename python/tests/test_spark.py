@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import SAMPLE, assert_tables_equal, cli_tables, run_cli
+from conftest import PSEUDONYM_KEY_ENV, SAMPLE, assert_tables_equal, cli_tables, run_cli
 
 import touchpoint
 import touchpoint.spark as ts
@@ -241,7 +241,7 @@ def test_settings_the_job_cannot_carry_are_refused_before_spark_runs(spark):
     # Staged input is read by the library from its files: a DataFrame of events beside it
     # would be ignored, so it is refused.
     orders = Path(__file__).parents[2] / "sample-data" / "crm" / "orders.csv"
-    conversions = {"path": str(orders), "user": "customer_ref", "time": "ordered_at", "id": "order_id"}
+    conversions = {"path": str(orders), "user": "customer_ref", "time": "ordered_at", "id": "order_id", "value": "amount"}
     with pytest.raises(touchpoint.TouchpointError) as e:
         ts.attribute(spark.read.parquet(str(SAMPLE)), input={"events": str(SAMPLE)}, conversions=conversions)
     assert e.value.exit_code == 78 and "events=None" in str(e.value)
@@ -296,6 +296,44 @@ def test_erasure_and_raw_person_ids_in_the_crm_pipeline_equal_the_cli(spark, tmp
     for name, table in got.items():
         assert_tables_equal(table if isinstance(table, pa.Table) else table.toArrow(), want[name], name, rel=1e-9)
     assert want["journey_credit"].column("user_id").null_count == 0
+
+
+def test_pseudonymized_persons_equal_the_cli_and_a_second_key_is_refused(spark, tmp_path, monkeypatch):
+    """Executors pseudonymize persons with the key in their environment: the same
+    pseudonyms as the CLI's under the same key, and the manifest keeps the key's
+    fingerprint as the CLI's does. A driver whose key differs from the executors' refuses
+    the run (78): two keys would give one person two pseudonyms."""
+    output = {"person_ids": "pseudonymized", "pseudonym_key_env": PSEUDONYM_KEY_ENV}
+    want = _cli_run(CRM, tmp_path / "cli", "2024-02-29", *[f"output.{k}={json.dumps(v)}" for k, v in output.items()])
+    got = ts.attribute(None, pipeline=str(CRM), window={"run_date": "2024-02-29"}, partitions=2, output=output)
+    assert_tables_equal(got["journey_credit"].toArrow(), want["journey_credit"], "journey_credit", rel=1e-9)
+    assert want["journey_credit"].column("user_id").null_count == 0
+    ts.write(got, str(tmp_path / "spark"), "2024-02-29")
+    published = json.loads((tmp_path / "spark" / "_manifest" / "run_date=2024-02-29" / "_manifest.json").read_text())
+    cli = json.loads(next((tmp_path / "cli").glob(".touchpoint/versions/*/_manifest/_manifest.json")).read_text())
+    assert published["pseudonym_key_fingerprint"] == cli["pseudonym_key_fingerprint"]
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, "the driver's other key")
+    with pytest.raises(touchpoint.TouchpointError) as e:
+        ts.attribute(None, pipeline=str(CRM), window={"run_date": "2024-02-29"}, partitions=2, output=output)
+    assert e.value.exit_code == 78 and "differs from the driver's" in str(e.value)
+
+
+def test_bad_staged_input_fails_on_the_driver_naming_the_file(spark, tmp_path):
+    """A missing source file, a source without its column and an object-store URI are
+    refused before Spark runs, with the CLI's exit codes and the file's name (inside an
+    executor they would be a Spark failure, 70)."""
+    missing = tmp_path / "no_such_orders.csv"
+    with pytest.raises(touchpoint.TouchpointError) as e:
+        ts.attribute(None, pipeline=str(CRM), conversions={"path": str(missing)})
+    assert e.value.exit_code == 66 and "no_such_orders.csv" in str(e.value)
+    orders = tmp_path / "orders.csv"
+    orders.write_text("someone,ordered_at,order_id,type,amount\nc1,2024-02-01T10:00:00Z,o1,purchase,10\n")
+    with pytest.raises(touchpoint.TouchpointError) as e:
+        ts.attribute(None, pipeline=str(CRM), conversions={"path": str(orders)})
+    assert e.value.exit_code == 65 and "orders.csv" in str(e.value) and "customer_ref" in str(e.value)
+    with pytest.raises(touchpoint.TouchpointError) as e:
+        ts.attribute(None, pipeline=str(CRM), identity={"path": "s3://lake/identity_map.csv"})
+    assert e.value.exit_code == 78 and "s3://lake/identity_map.csv" in str(e.value)
 
 
 def test_journey_credit_of_an_event_log_equals_the_cli(spark, tmp_path):

@@ -112,7 +112,13 @@ def partial(
     :func:`solve` as ``replicates``; sum their campaign sums by ``draw, stat, set,
     path_channel, channel, campaign`` and pass them as ``campaigns``.
     """
-    meta, streams = _touchpoint.partial(_stream(events), _resolved(pipeline, sections))
+    settings = _resolved(pipeline, sections)
+    if json.loads(settings)["output"]["journey_credit"]:
+        from touchpoint.publish import error
+
+        raise error("bad_configuration", 78, "bad configuration: journey_credit is per journey, not a sum: "
+                    "touchpoint.partial does not carry it (touchpoint.spark and --shard + merge do)")
+    meta, streams = _touchpoint.partial(_stream(events), settings)
     named = {name: _table(c) for name, c in streams}
     return meta, named["paths"], named.get("replicates"), named.get("campaigns")
 

@@ -190,13 +190,16 @@ class Page(str):
     """``report.html``'s text, with the headline its run's manifest keeps (the model and its
     conversions per channel: the next date's page shows the change against it), and what the
     headline measured (``settings``: the window length and spend period, so a later date's
-    ``spend_response`` only fits on comparable dates, as it does with the CLI's manifests)."""
+    ``spend_response`` only fits on comparable dates, as it does with the CLI's manifests),
+    and the fingerprint of the key persons were pseudonymized with (the manifest's
+    ``pseudonym_key_fingerprint``, as in the CLI's)."""
 
     def __new__(cls, html: str, headline: Mapping[str, Any] | None = None,
-                settings: Mapping[str, Any] | None = None) -> Page:
+                settings: Mapping[str, Any] | None = None, key_fingerprint: str | None = None) -> Page:
         page = super().__new__(cls, html)
         page.headline = dict(headline) if headline else None
         page.settings = dict(settings) if settings else None
+        page.key_fingerprint = key_fingerprint
         return page
 
 
@@ -240,11 +243,13 @@ def publish(
             "totals": dict(totals or {}),
             "files": files,
         }
-        page = next((t for t in tables.values() if isinstance(t, Page) and t.headline), None)
-        if page is not None:
+        page = next((t for t in tables.values() if isinstance(t, Page)), None)
+        if page is not None and page.headline:
             manifest["headline"] = page.headline
             if page.settings:
                 manifest["settings"] = page.settings
+        if page is not None and page.key_fingerprint:
+            manifest["pseudonym_key_fingerprint"] = page.key_fingerprint
         _put(fs, manifest_path(base, run_date), json.dumps(manifest, indent=2).encode())
     except BaseException as e:
         _delete(fs, prefix)

@@ -43,6 +43,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -179,7 +180,7 @@ def _journey_struct(t: pa.Table) -> pa.StructArray:
     arrays = []
     for name, kind in _JOURNEY:
         if name == "row":
-            arrays.append(pa.array(range(t.num_rows), pa.int64()))
+            arrays.append(pa.array(np.arange(t.num_rows, dtype=np.int64)))
         elif name not in t.column_names:
             arrays.append(pa.nulls(t.num_rows, _TYPES[kind]))
         elif name in ("person_order_hi", "person_order_lo"):
@@ -224,7 +225,8 @@ def _finish_journeys(settings: str, finish: str, offsets: dict[int, int], schema
         t = pa.Table.from_batches(got) if got else None
         if t is None or t.num_rows == 0:
             return
-        offset = pa.scalar(offsets.get(TaskContext.get().partitionId(), 0), pa.uint64())
+        # Every partition was counted (the same persisted partitions): a missing one is a bug.
+        offset = pa.scalar(offsets[TaskContext.get().partitionId()], pa.uint64())
         number = pc.add(_journey_numbers(t), offset)
         rows = t.drop_columns([*_JOURNEY_KEYS, "row"]).append_column("journey", number)
         at = rows.column_names.index("conversion_ts")
@@ -235,10 +237,12 @@ def _finish_journeys(settings: str, finish: str, offsets: dict[int, int], schema
     return run
 
 
-def _journey_credit(rows: Any, settings: str, finish: str, n: int) -> Any:
+def _journey_credit(rows: Any, settings: str, finish: str) -> Any:
     """``journey_credit`` as a Spark DataFrame in one run's order, finished by the executors
-    (never collected): ``rows`` range-partitioned by journey and sorted (persisted), each
-    partition's journeys counted (one row per partition to the driver), then finished."""
+    (never collected): ``rows`` range-partitioned by journey and sorted (persisted, like
+    ``path_summary``'s sums: ``spark.catalog.clearCache()`` frees them in a long-lived
+    session), each partition's journeys counted (one row per partition to the driver), then
+    finished."""
     spec = json.loads(finish)
     # An instant is a Spark timestamp (Arrow's in the session's time zone: the same instant).
     kinds = {**dict(_touchpoint.JOURNEY_SCHEMA), "conversion_ts": "timestamp", "run_date": "date"}
@@ -385,11 +389,12 @@ def attribute(
     if page is not None:
         measured = {"window": {"days": sj["window"]["days"]}, "input": {"spend_period": sj["input"]["spend_period"]},
                     "journeys": {"lookback_days": sj["journeys"]["lookback_days"]}}
-        tables["report.html"] = publish.Page(page, json.loads(headline) if headline else None, measured)
+        tables["report.html"] = publish.Page(page, json.loads(headline) if headline else None, measured,
+                                             _touchpoint.pseudonym_fingerprint(settings))
     log.info("solved on the driver: %.2f s", time.time() - t)
     tables["path_summary"] = _path_summary(merged, sj["window"].get("run_date"))
     if journeys is not None and finish is not None:
-        tables["journey_credit"] = _journey_credit(journeys, settings, finish, n)
+        tables["journey_credit"] = _journey_credit(journeys, settings, finish)
     return tables
 
 
@@ -401,6 +406,9 @@ def _partials_of(events: Any, settings: str, partitions: int | None, chunk_rows:
     from pyspark.sql import functions as F
 
     sj = json.loads(settings)
+    if events is None and not _touchpoint.staged(settings):
+        raise publish.error("bad_configuration", 78, "bad configuration: no events: give a Spark DataFrame of "
+                            "events, or settings that stage their input ([[sources]], [conversions], ...)")
     if _touchpoint.staged(settings):
         if events is not None:
             raise publish.error("bad_configuration", 78, "bad configuration: the settings stage their input "
@@ -689,11 +697,13 @@ def main(argv: list[str] | None = None) -> int:
     """``touchpoint-spark PIPELINE [--run-date D] [--out DIR|URI]``: one JSON line on stdout,
     the CLI's exit codes and error kinds, never a traceback."""
     p = _Parser(prog="touchpoint-spark", description="touchpoint's Spark job")
-    p.add_argument("pipeline", help="pipeline file (input.events is read with spark.read.parquet)")
+    p.add_argument("pipeline", help="pipeline file (input.events is read with spark.read.parquet; with staged "
+                   "input, [[sources]] etc., every partition reads the files with the library)")
     p.add_argument("--run-date", help="the run date of a scheduled run (window.run_date)")
     p.add_argument("--events", help="override input.events")
     p.add_argument("--out", help="override output.root: a directory or a URI (s3://bucket/prefix)")
-    p.add_argument("--partitions", type=int, help="partitions of the events (default: spark.sql.shuffle.partitions)")
+    p.add_argument("--partitions", type=int, help="partitions of the events (default: spark.sql.shuffle.partitions; "
+                   "with staged input, shards of it: one per core)")
     try:
         summary = _run(p.parse_args(argv))
     except Exception as e:  # every failure becomes the CLI's JSON error line

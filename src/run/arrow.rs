@@ -25,12 +25,16 @@ use crate::core::table::{Table, Values};
 use crate::engine;
 use crate::engine::arrow::{self as ffi, ArrowArrayStream, ArrowInput};
 use crate::error::{Error, Result};
-use crate::report::{self, RunResult, TableName};
+use crate::report::{self, RunResult};
 use crate::settings::{resolve, Layers};
 use crate::settings::{MarkovOrder, Model, Settings};
 
-use super::shard::{merge_metas, partial_meta, Merged, PartialMeta};
+use super::shard::{merge_metas, Merged, PartialMeta};
+
+mod partial;
 use super::{guards, load_spend, Run};
+use partial::JourneyFinish;
+pub use partial::{finish_journey_credit, partial, Partial, PartialInput};
 
 /// Tables by name, each an Arrow stream.
 pub type NamedStreams = Vec<(String, ArrowArrayStream)>;
@@ -55,10 +59,42 @@ pub const DISTRIBUTED_TABLES: [&str; 11] = [
 /// bounded merge of shards, the Spark job).
 pub const GROUP_TABLES: [&str; 3] = ["channel_group_attribution", "channel_group_roles", "group_comparison"];
 
-/// What the Spark job cannot carry (`markov_order = "auto"`), refused on the driver
-/// before Spark runs (and again by every chunk).
+/// Check, on the driver before Spark runs, what the Spark job cannot carry
+/// (`markov_order = "auto"`), and what would otherwise fail inside an executor, where the
+/// error loses its file and exit status: staged input's files and columns (as `validate`
+/// checks them; paths every executor reads with the library, so no object-store URI), and
+/// the pseudonymization key.
 pub fn check_spark(settings: &Settings) -> Result<()> {
-    distributed_models(settings).map(|_| ())
+    distributed_models(settings)?;
+    super::person_key(settings)?;
+    if settings.staged() {
+        let s = settings;
+        let sources = s.sources.iter().map(|x| x.path.as_str());
+        let files = [
+            &s.input.events,
+            &s.conversions.path,
+            &s.identity.path,
+            &s.segments.customers,
+            &s.input.erasure_list,
+        ];
+        if let Some(uri) =
+            files.into_iter().flatten().map(String::as_str).chain(sources).find(|p| p.contains("://"))
+        {
+            return Err(Error::Config(format!(
+                "staged input is read by touchpoint from files every executor can read, not from `{uri}`: \
+                 copy it to a shared filesystem, or join the sources in the warehouse and give the job \
+                 the joined event log (docs/scale.md § Spark: Staged input)"
+            )));
+        }
+        engine::sources::check(s, &super::scope_of(s).0)?;
+    }
+    Ok(())
+}
+
+/// The fingerprint of the pseudonymization key (the manifest's
+/// `pseudonym_key_fingerprint`), when `journey_credit` names persons by pseudonym.
+pub fn pseudonym_fingerprint(settings: &Settings) -> Result<Option<String>> {
+    Ok(super::person_key(settings)?.map(|k| k.fingerprint()))
 }
 
 /// Settings from an optional pipeline file and overrides given as `section.key` values
@@ -81,170 +117,6 @@ pub fn attribute(mut settings: Settings, events: ArrowInput) -> Result<NamedStre
 
 fn export(tables: &[Table]) -> Result<NamedStreams> {
     tables.iter().map(|t| Ok((t.name.to_owned(), ffi::export_table(t)?))).collect()
-}
-
-/// What a Spark partial is computed from.
-pub enum PartialInput {
-    /// A chunk of whole users, handed over as a stream of events.
-    Stream(ArrowInput),
-    /// Shard `shard` of `shards` of the staged input (`[[sources]]`, `[conversions]`,
-    /// `[identity]`, customers, erasure), which the library reads from its files and
-    /// stages as `--shard` does: every rule over all rows, this shard's persons kept.
-    Staged {
-        /// This partition's shard, from 0.
-        shard: u32,
-        /// The number of shards (partitions).
-        shards: u32,
-    },
-}
-
-/// One partition of whole users (a Spark chunk, or a shard of staged input): the partial
-/// path table, its metadata as JSON (the shard format's `partial` object), and with
-/// intervals on its replicates' named statistics (`partial_replicates`' columns), which
-/// add up across partitions as a shard's do. With a campaign column, also its campaign
-/// sums (`partial_campaigns`' columns); with `journey_credit`, its rows (unsplit
-/// `markov_journey`, with the person's order key: [`finish_journey_credit`] finishes them).
-pub fn partial(settings: Settings, input: PartialInput) -> Result<Partial> {
-    check_spark(&settings)?;
-    let mut chunk = settings.clone();
-    chunk.output.root = None;
-    if !crate::core::replicates::mergeable(&settings.models) {
-        chunk.models.bootstrap_replicates = 0;
-    }
-    if chunk.models.bootstrap_replicates == 0 && !settings.campaigns() && !settings.output.journey_credit {
-        // Without intervals a chunk needs only its path table and time decay (touch times);
-        // the models run on the driver, once. With them, the replicates' sums need every
-        // model's split of the chunk's paths and the chunk's chain; the campaign sums and
-        // the journeys' credit need every model's touch weights.
-        chunk.models.run.retain(|m| *m == Model::TimeDecay);
-    }
-    let mut run = Run::new(chunk, "partial", &|_| {});
-    run.chunk = true;
-    let shard = match input {
-        PartialInput::Stream(events) => {
-            run.stream = Some(events);
-            None
-        }
-        PartialInput::Staged { shard, shards } => Some((shard, shards)),
-    };
-    let result = run.compute_events(shard)?;
-    let mut meta = partial_meta(&settings, &result, shard.unwrap_or((0, 1)));
-    let (levels, segment_paths) = super::shard::segment_levels(&settings, &result, (0, 1));
-    let segment_paths = segment_paths.map(|t| keyed_segment_paths(t, &levels)).transpose()?;
-    meta.segments = levels;
-    meta.source_touches = result.source_touches.clone();
-    let journey_credit = match settings.output.journey_credit {
-        true => Some(report::partial_journey_credit(&result, &run.settings)?),
-        false => None,
-    };
-    meta.journey_columns = journey_credit.as_ref().map(|t| {
-        let partition_only = ["person_order_hi", "person_order_lo", "journey"];
-        t.columns.iter().map(|c| c.0.to_owned()).filter(|c| !partition_only.contains(&c.as_str())).collect()
-    });
-    let json = serde_json::to_string(&meta).map_err(|e| Error::Internal(format!("partial metadata: {e}")))?;
-    let paths = ffi::export_table(&report::partial_paths(&result.analysis, UNIT_SEPARATOR))?;
-    let export_replicates = |rows: Option<Vec<replicates::NamedRow>>| -> Result<Option<ArrowArrayStream>> {
-        rows.map(|r| ffi::export_table(&report::partial_replicates(&r))).transpose()
-    };
-    let (channel_reps, group_reps) = std::mem::take(&mut run.replicates);
-    let campaigns = match result.campaign_sums {
-        Some(sums) => Some(ffi::export_table(&Table::new("partial_campaigns", sums.columns()))?),
-        None => None,
-    };
-    let group_paths = match &result.groups {
-        Some(g) => Some(ffi::export_table(&report::partial_paths(g, UNIT_SEPARATOR))?),
-        None => None,
-    };
-    Ok(Partial {
-        meta: json,
-        paths,
-        replicates: export_replicates(channel_reps)?,
-        campaigns,
-        group_paths,
-        group_replicates: export_replicates(group_reps)?,
-        segment_paths,
-        journey_credit: journey_credit.as_ref().map(ffi::export_table).transpose()?,
-    })
-}
-
-/// How the executors finish a distributed run's `journey_credit` rows: the columns one run
-/// writes, and the merged fit's `markov_journey` split (JSON, from [`solve`]).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct JourneyFinish {
-    columns: Vec<String>,
-    split: Option<report::MarkovSplit>,
-}
-
-/// One Spark partition of `journey_credit` rows, sorted in one run's order (by the
-/// person's order key, the journey, and the row's place in its chunk), finished: `journey`
-/// (each row's journey's number in the whole run, from 1) names the journey when persons
-/// are omitted, `markov_journey` rows are split by the merged fit (`finish`, from
-/// [`Solved::journey`]), and only the columns one run writes are kept, in its order.
-pub fn finish_journey_credit(
-    settings: &Settings,
-    finish: &str,
-    rows: ArrowInput,
-) -> Result<ArrowArrayStream> {
-    let finish: JourneyFinish =
-        serde_json::from_str(finish).map_err(|e| Error::Config(format!("journey_credit's finish: {e}")))?;
-    let t = ffi::read_table(rows, TableName::JourneyCredit.as_str(), &super::shard::JOURNEY_COLUMNS)?;
-    let number = match t.column("journey") {
-        Some(Values::U64(v)) => v.clone(),
-        _ => return Err(Error::Config("journey_credit rows without their journey numbers (uint64)".into())),
-    };
-    let mut columns = Vec::with_capacity(finish.columns.len());
-    for name in &finish.columns {
-        let c = t.columns.iter().find(|c| c.0 == name.as_str());
-        let c = c.ok_or_else(|| Error::Config(format!("journey_credit rows without `{name}`")))?;
-        columns.push(c.clone());
-    }
-    let t = Table::new(TableName::JourneyCredit.as_str(), columns);
-    let mut t = super::shard::finish_journey_rows(t, &number, settings, finish.split.as_ref())?;
-    if let Some(days) = report::run_date(settings) {
-        let n = t.height();
-        t.prepend("run_date", Values::Date(vec![days; n]));
-    }
-    ffi::export_table(&t)
-}
-
-/// A segment's key across chunks: the customer status flag, the segmentation and the
-/// segment, joined by U+001F (a chunk's level numbers are its own).
-fn segment_key(l: &super::shard::SegmentLevel) -> String {
-    format!("{}{SEP}{}{SEP}{}", u8::from(l.status), l.segmentation, l.segment)
-}
-
-/// A chunk's `partial_segment_paths` with each row's level number replaced by its
-/// segment's key (`segment`), exported.
-fn keyed_segment_paths(mut t: Table, levels: &[super::shard::SegmentLevel]) -> Result<ArrowArrayStream> {
-    let keys: Vec<String> = levels.iter().map(segment_key).collect();
-    let Some((_, Values::U32(level))) = t.columns.first() else {
-        return Err(Error::Internal("segment paths without their level".into()));
-    };
-    let named = Values::Str(level.iter().map(|&l| keys[l as usize].clone()).collect());
-    t.columns[0] = ("segment", named);
-    ffi::export_table(&t)
-}
-
-/// A Spark chunk's partial (see [`partial`]).
-pub struct Partial {
-    /// The shard format's `partial` object, as JSON.
-    pub meta: String,
-    /// The partial path table.
-    pub paths: ArrowArrayStream,
-    /// The replicates' named statistics, with intervals on.
-    pub replicates: Option<ArrowArrayStream>,
-    /// The campaign sums, with a campaign column.
-    pub campaigns: Option<ArrowArrayStream>,
-    /// The channel-group level's partial path table, with `[channel_groups]`.
-    pub group_paths: Option<ArrowArrayStream>,
-    /// The channel-group level's replicate statistics, with groups and intervals.
-    pub group_replicates: Option<ArrowArrayStream>,
-    /// Every customer segment's partial path table, rows keyed by `segment`, with
-    /// `[segments]`.
-    pub segment_paths: Option<ArrowArrayStream>,
-    /// The partition's `journey_credit` rows (`partial_journey_credit`'s columns), with
-    /// `output.journey_credit`.
-    pub journey_credit: Option<ArrowArrayStream>,
 }
 
 /// The summed statistics a driver solves (see [`solve`]).
@@ -393,7 +265,7 @@ pub(crate) fn statistics_of(
     Ok(st)
 }
 
-const SEP: &str = "\u{1f}";
+pub(crate) const SEP: &str = "\u{1f}";
 
 /// The Markov chain's edge counts and end values, states named by their channels.
 fn markov_statistics(st: &mut Statistics, pt: &PathTable, k: usize) {
@@ -550,6 +422,7 @@ pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<Sol
         .iter()
         .map(|m| serde_json::from_str(m).map_err(|e| Error::Config(format!("not a partial's metadata: {e}"))))
         .collect::<Result<_>>()?;
+    check_keys(&settings, &metas)?;
     let mut result = solve_level(&settings, &metas, (statistics, replicates), "")?;
     if let Some(input) = campaigns.filter(|_| settings.campaigns()) {
         let draws = 1 + super::partition_replicates(&settings) as usize;
@@ -605,6 +478,20 @@ pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<Sol
         _ => None,
     };
     Ok(Solved { tables, page, headline, journey })
+}
+
+/// Every partition named persons under the driver's pseudonymization key (executors
+/// read it from their own environment: one with another key would mix two pseudonyms).
+fn check_keys(settings: &Settings, metas: &[PartialMeta]) -> Result<()> {
+    let want = pseudonym_fingerprint(settings)?;
+    if metas.iter().any(|m| m.pseudonym_key_fingerprint != want) {
+        return Err(Error::Config(format!(
+            "the executors' pseudonymization key ({}) differs from the driver's: give every executor the same \
+             key (e.g. spark.executorEnv.{})",
+            settings.output.pseudonym_key_env, settings.output.pseudonym_key_env
+        )));
+    }
+    Ok(())
 }
 
 /// The page's converting paths with the most conversions, from summed (path, conversions,

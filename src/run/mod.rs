@@ -317,21 +317,9 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// The pseudonymization key, when `journey_credit` names persons by pseudonym: read from
-    /// the environment variable the settings name, never from a file or a flag.
+    /// The pseudonymization key, when `journey_credit` names persons by pseudonym.
     fn person_key(&self) -> Result<Option<PseudonymKey>> {
-        let o = &self.settings.output;
-        if !o.journey_credit || o.person_ids != PersonIds::Pseudonymized {
-            return Ok(None);
-        }
-        match std::env::var(&o.pseudonym_key_env) {
-            Ok(k) if !k.is_empty() => Ok(Some(PseudonymKey::new(k.as_bytes()))),
-            _ => Err(Error::Config(format!(
-                "output.person_ids = \"pseudonymized\" needs a key in the environment variable {} \
-                 (output.pseudonym_key_env); or set output.person_ids to \"omitted\"",
-                o.pseudonym_key_env
-            ))),
-        }
+        person_key(&self.settings)
     }
 
     /// Read an aggregated path table (ChannelAttribution's input) and run the models.
@@ -755,4 +743,21 @@ pub fn attribute(
         None => run.compute_events(None)?,
     };
     run.publish(&mut result)
+}
+
+/// The pseudonymization key, when `journey_credit` names persons by pseudonym: read from
+/// the environment variable the settings name, never from a file or a flag.
+pub(crate) fn person_key(settings: &Settings) -> Result<Option<PseudonymKey>> {
+    let o = &settings.output;
+    if !o.journey_credit || o.person_ids != PersonIds::Pseudonymized {
+        return Ok(None);
+    }
+    match std::env::var(&o.pseudonym_key_env) {
+        Ok(k) if !k.is_empty() => Ok(Some(PseudonymKey::new(k.as_bytes()))),
+        _ => Err(Error::Config(format!(
+            "output.person_ids = \"pseudonymized\" needs a key in the environment variable {} \
+             (output.pseudonym_key_env); or set output.person_ids to \"omitted\"",
+            o.pseudonym_key_env
+        ))),
+    }
 }

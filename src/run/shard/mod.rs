@@ -88,6 +88,9 @@ pub struct PartialMeta {
     /// finishes the rows into these, as one run has them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journey_columns: Option<Vec<String>>,
+    /// The fingerprint of the key a Spark partition pseudonymized persons with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudonym_key_fingerprint: Option<String>,
 }
 
 /// The files of one level of a partial: the channels, or the channel groups.
@@ -224,6 +227,7 @@ fn layer_meta(settings: &Settings, a: &Analysis, input: &InputSummary, shard: (u
         segments: Vec::new(),
         source_touches: None,
         journey_columns: None,
+        pseudonym_key_fingerprint: None,
     }
 }
 
