@@ -35,6 +35,21 @@ pub struct Cli {
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
+    /// What clap parsed: the flags whose id is a settings key become overrides from it
+    /// (`cli::schema_flags`).
+    #[arg(skip)]
+    pub matches: clap::ArgMatches,
+}
+
+impl Cli {
+    /// Parse the process's arguments, keeping clap's matches.
+    pub fn parse_args() -> Result<Self, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().try_get_matches()?;
+        let mut cli = Self::from_arg_matches(&matches)?;
+        cli.matches = matches;
+        Ok(cli)
+    }
 }
 
 /// Log output format.
@@ -103,7 +118,7 @@ pub struct EvaluateArgs {
     #[arg(long, value_delimiter = ',')]
     pub models: Option<Vec<String>>,
     /// Output directory (published atomically, like `attribute --out`).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = "out", id = "output.root", value_name = "DIR")]
     pub out: PathBuf,
     /// Any other setting, as `section.key=value` (e.g. models.bootstrap_replicates=100).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -135,10 +150,10 @@ pub struct RunArgs {
     /// The pipeline file.
     pub pipeline: PathBuf,
     /// The run date (YYYY-MM-DD): the reporting window ends on it. Default: yesterday (UTC).
-    #[arg(long)]
+    #[arg(long = "run-date", id = "window.run_date", value_name = "DATE")]
     pub run_date: Option<String>,
     /// Override the window length in days.
-    #[arg(long)]
+    #[arg(long = "window-days", id = "window.days", value_name = "DAYS")]
     pub window_days: Option<u32>,
     /// Override any setting: section.key=value (TOML value), e.g. journeys.lookback_days=14.
     #[arg(long, value_name = "KEY=VALUE")]
@@ -161,26 +176,26 @@ pub struct RunArgs {
 
 /// `touchpoint attribute`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("input").required(true).args(["events", "paths"])))]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["input.events", "input.paths"])))]
 #[allow(missing_docs)] // flattened groups: their flags carry the documentation
 pub struct AttributeArgs {
     /// Event log (input.events): a Parquet file, a directory (searched recursively for
     /// *.parquet, e.g. a hive-partitioned dataset) or a glob such as 'logs/*.parquet'.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long = "events", id = "input.events", value_name = "PATH")]
     pub events: Option<String>,
     /// Instead of events (input.paths): an aggregated path table (Parquet, or CSV by
     /// extension) with a path string column and conversion / null / value counts.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = "paths", id = "input.paths", value_name = "FILE")]
     pub paths: Option<PathBuf>,
     /// Output directory (output.root); created if missing. Published atomically.
     /// Required by `attribute`; `doctor` writes nothing.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = "out", id = "output.root", value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Models to run (models.run), comma-separated: first_touch, last_touch,
     /// last_non_direct, linear, position_based, time_decay, markov,
     /// markov_journey, shapley, shapley_rate. Default: all but shapley_rate
     /// (all but time_decay with --paths, which has no timestamps).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long = "models", id = "models.run", value_name = "MODELS", value_delimiter = ',')]
     pub models: Option<Vec<String>>,
     #[command(flatten)]
     pub columns: ColumnArgs,
@@ -193,35 +208,35 @@ pub struct AttributeArgs {
     #[command(flatten)]
     pub relationship: RelationshipArgs,
     /// Output format of the tables (output.format): parquet or csv.
-    #[arg(long)]
+    #[arg(long = "format", id = "output.format", value_name = "FORMAT")]
     pub format: Option<String>,
     /// Also write `journey_credit` (output.journey_credit): one row per (converting
     /// journey, model, channel). It holds user ids.
-    #[arg(long)]
+    #[arg(long = "journey-credit", id = "output.journey_credit")]
     pub journey_credit: bool,
     /// Spend per channel (input.spend; Parquet, or CSV by extension, with `channel` and
     /// `spend` columns): adds `spend`, `cpa` and `roas` to `channel_attribution`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = "spend", id = "input.spend", value_name = "FILE")]
     pub spend: Option<PathBuf>,
     /// With --run-date, which dated spend to compare with (input.spend_period): window (spend
     /// dated inside the reporting window) or lookback (also the lookback before it).
-    #[arg(long)]
+    #[arg(long = "spend-period", id = "input.spend_period", value_name = "PERIOD")]
     pub spend_period: Option<String>,
     /// Lift experiments (input.experiments; CSV or Parquet: `channel` or `group`,
     /// `incremental_conversions`, `standard_error`, `conversions`): adds
     /// `channel_calibration`, each model's credit calibrated to them (docs/models.md).
-    #[arg(long)]
+    #[arg(long = "experiments", id = "input.experiments", value_name = "FILE")]
     pub experiments: Option<PathBuf>,
     /// Only report conversions of the --window-days UTC days ending on this date
     /// (window.run_date, YYYY-MM-DD); touches are read back as far as the lookback needs.
-    #[arg(long)]
+    #[arg(long = "run-date", id = "window.run_date", value_name = "DATE")]
     pub run_date: Option<String>,
     /// Length of the reporting window in days (window.days).
-    #[arg(long, requires = "run_date")]
+    #[arg(long = "window-days", id = "window.days", value_name = "DAYS", requires = "window.run_date")]
     pub window_days: Option<u32>,
     /// Hive partition key of the input (input.partition_key): partitions outside the
     /// window and lookback are not read.
-    #[arg(long)]
+    #[arg(long = "partition-key", id = "input.partition_key", value_name = "KEY")]
     pub partition_key: Option<String>,
     /// A channel group, repeatable: 'social=facebook,instagram' (channel_groups.social). Adds
     /// `channel_group_attribution`, the models refitted on group-level journeys.
@@ -229,15 +244,15 @@ pub struct AttributeArgs {
     pub channel_group: Vec<String>,
     /// Fail (65, nothing published) when the run has fewer conversions than this
     /// (guards.min_conversions).
-    #[arg(long, value_name = "N")]
+    #[arg(long = "min-conversions", id = "guards.min_conversions", value_name = "N")]
     pub min_conversions: Option<f64>,
     /// Fail (65, nothing published) when total conversions change by more than this
     /// fraction against the previous publication (guards.max_conversion_change; 0.5 = ±50%).
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(long = "max-conversion-change", id = "guards.max_conversion_change", value_name = "FRACTION")]
     pub max_conversion_change: Option<f64>,
     /// Wait up to this many seconds for another run on the same output
     /// (output.lock_timeout_seconds; default 0: fail at once with 75).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long = "lock-timeout", id = "output.lock_timeout_seconds", value_name = "SECONDS")]
     pub lock_timeout: Option<u64>,
     /// Override any setting: section.key=value (TOML value).
     #[arg(long, value_name = "KEY=VALUE")]
@@ -248,7 +263,7 @@ pub struct AttributeArgs {
     /// Attribute only shard i of N of the users (Spark SQL's pmod(xxhash64(user_id), N))
     /// and write a partial aggregate to --out, for `touchpoint merge` (an empty one when no
     /// user hashes to the shard).
-    #[arg(long, value_parser = super::parse_shard, value_name = "i/N", conflicts_with = "paths")]
+    #[arg(long, value_parser = super::parse_shard, value_name = "i/N", conflicts_with = "input.paths")]
     pub shard: Option<(u32, u32)>,
 }
 
@@ -257,41 +272,41 @@ pub struct AttributeArgs {
 #[command(next_help_heading = "Event columns")]
 pub struct ColumnArgs {
     /// User id column (string or integer).
-    #[arg(long)]
+    #[arg(long = "user-col", id = "columns.user", value_name = "COL")]
     pub user_col: Option<String>,
     /// Event time column (timestamp, date or ISO-8601 string; naive times are UTC).
-    #[arg(long)]
+    #[arg(long = "time-col", id = "columns.time", value_name = "COL")]
     pub time_col: Option<String>,
     /// Channel column (string or categorical).
-    #[arg(long)]
+    #[arg(long = "channel-col", id = "columns.channel", value_name = "COL")]
     pub channel_col: Option<String>,
     /// Conversion marker column: a string column (compared to --conversion-value) or a
     /// boolean / 0-1 integer column.
-    #[arg(long)]
+    #[arg(long = "conversion-col", id = "columns.conversion", value_name = "COL")]
     pub conversion_col: Option<String>,
     /// For a string marker column, the value that marks a conversion.
-    #[arg(long)]
+    #[arg(long = "conversion-value", id = "columns.conversion_value", value_name = "VALUE")]
     pub conversion_value: Option<String>,
     /// Conversion value (revenue) column: float, integer or decimal, ≥ 0.
-    #[arg(long, conflicts_with = "no_value")]
+    #[arg(long = "value-col", id = "columns.value", value_name = "COL", conflicts_with = "no_value")]
     pub value_col: Option<String>,
     /// The log has no value column: every conversion is worth 0.
     #[arg(long)]
     pub no_value: bool,
     /// Optional tie-breaker column (e.g. an event sequence number) for events at equal time.
-    #[arg(long)]
+    #[arg(long = "tie-breaker-col", id = "columns.tie_breaker", value_name = "COL")]
     pub tie_breaker_col: Option<String>,
     /// Optional touch-type column (e.g. click / impression), for --lookback-by-type.
-    #[arg(long)]
+    #[arg(long = "touch-type-col", id = "columns.touch_type", value_name = "COL")]
     pub touch_type_col: Option<String>,
     /// Optional campaign column: adds `campaign_attribution` at the (channel, campaign) grain.
-    #[arg(long)]
+    #[arg(long = "campaign-col", id = "columns.campaign", value_name = "COL")]
     pub campaign_col: Option<String>,
     /// Optional event id column (string or integer), for --dedupe event_id.
-    #[arg(long)]
+    #[arg(long = "event-id-col", id = "columns.event_id", value_name = "COL")]
     pub event_id_col: Option<String>,
     /// Optional consent column (boolean or 0/1): rows without consent are dropped and counted.
-    #[arg(long)]
+    #[arg(long = "consent-col", id = "columns.consent", value_name = "COL")]
     pub consent_col: Option<String>,
 }
 
@@ -304,40 +319,40 @@ pub struct RelationshipArgs {
     #[arg(long = "source", value_name = "NAME=PATH,…")]
     pub sources: Vec<String>,
     /// The event log's own source name (input.source_name).
-    #[arg(long)]
+    #[arg(long = "source-name", id = "input.source_name", value_name = "NAME")]
     pub source_name: Option<String>,
     /// A conversions table (orders): PATH (columns set by --set conversions.KEY=…).
-    #[arg(long)]
+    #[arg(long = "conversions", id = "conversions.path", value_name = "FILE")]
     pub conversions: Option<PathBuf>,
     /// An identity map (alias id -> person id; CSV or Parquet).
-    #[arg(long)]
+    #[arg(long = "identity-map", id = "identity.path", value_name = "FILE")]
     pub identity_map: Option<PathBuf>,
     /// A CRM customers table giving each person a segment (segments.customers).
-    #[arg(long)]
+    #[arg(long = "customers", id = "segments.customers", value_name = "FILE")]
     pub customers: Option<PathBuf>,
     /// The event log's segment column (columns.segment).
-    #[arg(long)]
+    #[arg(long = "segment-col", id = "columns.segment", value_name = "COL")]
     pub segment_col: Option<String>,
     /// Also split by customer status: new until the first conversion seen, then returning.
-    #[arg(long)]
+    #[arg(long = "customer-status", id = "segments.customer_status")]
     pub customer_status: bool,
     /// The event log's conversion id column (carried into journey_credit).
-    #[arg(long)]
+    #[arg(long = "conversion-id-col", id = "columns.conversion_id", value_name = "COL")]
     pub conversion_id_col: Option<String>,
     /// The event log's conversion type column (purchase, lead, …).
-    #[arg(long)]
+    #[arg(long = "conversion-type-col", id = "columns.conversion_type", value_name = "COL")]
     pub conversion_type_col: Option<String>,
     /// The event log's source column (web, app, …).
-    #[arg(long)]
+    #[arg(long = "source-col", id = "columns.source", value_name = "COL")]
     pub source_col: Option<String>,
     /// Lookback per conversion type in days, e.g. 'purchase=30,lead=90'.
     #[arg(long, value_delimiter = ',', value_name = "TYPE=DAYS")]
     pub lookback_by_conversion_type: Vec<String>,
     /// IANA time zone of day boundaries: windows, run dates, spend dates (window.timezone).
-    #[arg(long)]
+    #[arg(long = "timezone", id = "window.timezone", value_name = "ZONE")]
     pub timezone: Option<String>,
     /// Persons to forget: a CSV or Parquet file with a person_id column (input.erasure_list).
-    #[arg(long)]
+    #[arg(long = "erasure-list", id = "input.erasure_list", value_name = "FILE")]
     pub erasure_list: Option<PathBuf>,
 }
 
@@ -346,27 +361,32 @@ pub struct RelationshipArgs {
 #[command(next_help_heading = "Journey rules")]
 pub struct JourneyArgs {
     /// Lookback window in days (inclusive): older touches are dropped and counted as expired.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(
+        long = "lookback-days",
+        id = "journeys.lookback_days",
+        value_name = "DAYS",
+        allow_negative_numbers = true
+    )]
     pub lookback_days: Option<f64>,
     /// Lookback per touch type in days, e.g. 'click=30,impression=1' (needs --touch-type-col;
     /// other types use --lookback-days).
     #[arg(long, value_delimiter = ',', value_name = "TYPE=DAYS")]
     pub lookback_by_type: Vec<String>,
     /// Whether a conversion row that carries a channel is also the journey's last touch.
-    #[arg(long, action = clap::ArgAction::Set, value_name = "BOOL")]
+    #[arg(long = "conversion-is-touch", id = "journeys.conversion_is_touch", action = clap::ArgAction::Set, value_name = "BOOL")]
     pub conversion_is_touch: Option<bool>,
     /// Rows with a null user, time, conversion marker or touch channel: fail (the run) or
     /// drop (and count them in data_quality).
-    #[arg(long)]
+    #[arg(long = "on-invalid-rows", id = "journeys.on_invalid_rows", value_name = "fail|drop")]
     pub on_invalid_rows: Option<String>,
     /// Duplicate events (journeys.dedupe): none (count exact duplicates and warn), exact
     /// (keep only the first copy), or event_id (keep the first row of each --event-id-col).
-    #[arg(long)]
+    #[arg(long = "dedupe", id = "journeys.dedupe", value_name = "MODE")]
     pub dedupe: Option<String>,
     /// Path transforms applied in order after the lookback, comma-separated: exposure,
     /// first, unique, frequency, trim_long_path(N), remove_if_not_all(a|b),
     /// remove_if_last_and_not_all(a|b).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long = "transforms", id = "journeys.transforms", value_name = "TRANSFORMS", value_delimiter = ',')]
     pub transforms: Vec<String>,
 }
 
@@ -379,26 +399,36 @@ pub struct ModelArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub markov_order: Option<String>,
     /// For Markov order ≥ 2: removal effects of the N most visited channel sequences.
-    #[arg(long)]
+    #[arg(long = "markov-max-sequences", id = "models.markov_max_sequences", value_name = "N")]
     pub markov_max_sequences: Option<usize>,
     /// Channels that last_non_direct skips.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(
+        long = "direct-channels",
+        id = "models.direct_channels",
+        value_name = "CHANNELS",
+        value_delimiter = ','
+    )]
     pub direct_channels: Option<Vec<String>>,
     /// position_based weights: u_shaped (0.4,0.2,0.4), j_shaped (0.2,0.2,0.6), inverse_j
     /// (0.6,0.2,0.2) or first,middle,last summing to 1.
-    #[arg(long)]
+    #[arg(long = "position-weights", id = "models.position_weights", value_name = "WEIGHTS")]
     pub position_weights: Option<String>,
     /// time_decay half-life in days.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(
+        long = "half-life-days",
+        id = "models.time_decay_half_life_days",
+        value_name = "DAYS",
+        allow_negative_numbers = true
+    )]
     pub half_life_days: Option<f64>,
     /// Bootstrap replicates behind the interval columns (0 switches them off; default 200).
-    #[arg(long, value_name = "N")]
+    #[arg(long = "bootstrap", id = "models.bootstrap_replicates", value_name = "N")]
     pub bootstrap: Option<u64>,
     /// Central level of the intervals (default 0.9).
-    #[arg(long, value_name = "LEVEL")]
+    #[arg(long = "interval-level", id = "models.interval_level", value_name = "LEVEL")]
     pub interval_level: Option<f64>,
     /// Seed of the bootstrap (default 1).
-    #[arg(long, value_name = "SEED")]
+    #[arg(long = "bootstrap-seed", id = "models.bootstrap_seed", value_name = "SEED")]
     pub bootstrap_seed: Option<u64>,
 }
 
@@ -407,19 +437,19 @@ pub struct ModelArgs {
 #[command(next_help_heading = "Path-table input (--paths)")]
 pub struct PathInputArgs {
     /// Separator between channels in the path column (tokens are trimmed, empty ones dropped).
-    #[arg(long)]
+    #[arg(long = "path-sep", id = "path_table.separator", value_name = "SEP")]
     pub path_sep: Option<String>,
     /// Path column.
-    #[arg(long)]
+    #[arg(long = "path-col", id = "path_table.path", value_name = "COL")]
     pub path_col: Option<String>,
     /// Conversions column (real numbers are kept exactly).
-    #[arg(long)]
+    #[arg(long = "conversions-col", id = "path_table.conversions", value_name = "COL")]
     pub conversions_col: Option<String>,
     /// Non-conversions column (an absent `nulls` column counts as 0).
-    #[arg(long)]
+    #[arg(long = "nulls-col", id = "path_table.nulls", value_name = "COL")]
     pub nulls_col: Option<String>,
     /// Value column (an absent `value` column counts as 0).
-    #[arg(long)]
+    #[arg(long = "path-value-col", id = "path_table.value", value_name = "COL")]
     pub path_value_col: Option<String>,
 }
 

@@ -1,9 +1,13 @@
 //! The command-line interface: clap flags and printing only.
 //!
-//! Every `attribute` flag is an override of one dotted key of the settings schema
+//! Every flag of a setting is an override of one dotted key of the settings schema
 //! ([`crate::settings::Settings`]), applied after the environment
 //! (`TOUCHPOINT_<SECTION>__<KEY>`) like `--set`: one schema and one set of defaults for flags,
-//! environment and pipeline files. The binary prints one JSON summary line last on stdout
+//! environment and pipeline files. The key is the flag's clap id (`id = "columns.user"` in
+//! `args.rs`), so the mapping is written once, where the flag is defined, and
+//! [`schema_flags`] turns every such flag into its override by the type clap parsed; only
+//! flags that are not one value of one key (`--no-value`, `TYPE=DAYS` lists, `--source`,
+//! `--channel-group`, the Markov order's TOML value, `--set`) are mapped by hand. The binary prints one JSON summary line last on stdout
 //! and maps errors to the documented exit status ([`crate::error::ExitStatus`]).
 
 mod args;
@@ -38,9 +42,13 @@ fn env() -> Vec<(String, String)> {
 }
 
 fn run_command(cli: &Cli, phase: &dyn Fn(&'static str)) -> Result<serde_json::Value> {
+    let flags = match cli.matches.subcommand() {
+        Some((name, m)) => schema_flags(name, m),
+        None => Vec::new(),
+    };
     match &cli.command {
-        Command::Run(r) => run_pipeline(r, phase),
-        Command::Validate(r) => job(r)?.validate(),
+        Command::Run(r) => run_pipeline(r, flags, phase),
+        Command::Validate(r) => job(r, flags)?.validate(),
         Command::Merge(m) if m.bounded_memory => to_json(&run::merge_bounded::merge_bounded_and_publish(
             &m.partials,
             &m.out,
@@ -52,7 +60,8 @@ fn run_command(cli: &Cli, phase: &dyn Fn(&'static str)) -> Result<serde_json::Va
                 return Err(Error::Usage("attribute needs --out DIR".into()));
             }
             let env = env();
-            let resolved = settings::resolve(&Layers { file: None, env: &env, flags: attribute_flags(a)? })?;
+            let resolved =
+                settings::resolve(&Layers { file: None, env: &env, flags: attribute_flags(a, flags)? })?;
             if a.show_settings {
                 print!("{}", toml::to_string(&resolved.settings).unwrap_or_default());
                 return Ok(serde_json::json!({"status": "ok"}));
@@ -61,7 +70,8 @@ fn run_command(cli: &Cli, phase: &dyn Fn(&'static str)) -> Result<serde_json::Va
         }
         Command::Doctor(a) => {
             let env = env();
-            let resolved = settings::resolve(&Layers { file: None, env: &env, flags: attribute_flags(a)? })?;
+            let resolved =
+                settings::resolve(&Layers { file: None, env: &env, flags: attribute_flags(a, flags)? })?;
             let report = run::doctor::doctor(resolved.settings)?;
             println!(
                 "{}",
@@ -73,29 +83,26 @@ fn run_command(cli: &Cli, phase: &dyn Fn(&'static str)) -> Result<serde_json::Va
             )
         }
         Command::Generate(g) => generate(g),
-        Command::Evaluate(e) => evaluate(e, phase),
+        Command::Evaluate(e) => evaluate(e, flags, phase),
     }
 }
 
-fn job(r: &RunArgs) -> Result<Job> {
+/// A pipeline's job: its file, then `--set`, then the flags of settings (`--run-date`,
+/// `--window-days`).
+fn job(r: &RunArgs, schema: Vec<Flag>) -> Result<Job> {
     let env = env();
     let mut flags = Vec::new();
     for s in &r.set {
         let (k, v) = parse_set(s)?;
         flags.push((k, v, format!("--set {s}")));
     }
-    if let Some(d) = &r.run_date {
-        flags.push(("window.run_date".into(), toml::Value::String(d.clone()), "--run-date".into()));
-    }
-    if let Some(n) = r.window_days {
-        flags.push(("window.days".into(), toml::Value::Integer(n as i64), "--window-days".into()));
-    }
+    flags.extend(schema);
     let resolved = settings::resolve(&Layers { file: Some(&r.pipeline), env: &env, flags })?;
     Job::new(r.pipeline.clone(), resolved)
 }
 
-fn run_pipeline(r: &RunArgs, phase: &dyn Fn(&'static str)) -> Result<serde_json::Value> {
-    let job = job(r)?;
+fn run_pipeline(r: &RunArgs, flags: Vec<Flag>, phase: &dyn Fn(&'static str)) -> Result<serde_json::Value> {
+    let job = job(r, flags)?;
     if r.show_settings {
         print!("{}", job.show());
         return Ok(serde_json::json!({"status": "ok", "pipeline": job.file.display().to_string()}));
@@ -117,9 +124,12 @@ fn run_pipeline(r: &RunArgs, phase: &dyn Fn(&'static str)) -> Result<serde_json:
     to_json(&job.run(phase)?)
 }
 
-fn evaluate(e: &EvaluateArgs, phase: &dyn Fn(&'static str)) -> Result<serde_json::Value> {
+fn evaluate(
+    e: &EvaluateArgs,
+    mut flags: Vec<Flag>,
+    phase: &dyn Fn(&'static str),
+) -> Result<serde_json::Value> {
     let env = env();
-    let mut flags = vec![("output.root".to_owned(), path(&e.out), "--out".to_owned())];
     let models = e.models.clone().unwrap_or_else(|| Model::ALL.iter().map(|m| m.name().to_owned()).collect());
     flags.push((
         "models.run".into(),
@@ -193,98 +203,79 @@ fn path(p: &std::path::Path) -> toml::Value {
     settings::path_value(p)
 }
 
-/// The `attribute` flags as overrides of dotted settings keys, in a fixed order.
-fn attribute_flags(a: &AttributeArgs) -> Result<Vec<Flag>> {
-    let mut f: Vec<Flag> = Vec::new();
+/// The flags of subcommand `name` whose clap id is a settings key (`section.key`, set in
+/// `args.rs`), as overrides in definition order: a flag names its setting once, where it is
+/// defined, and its value becomes TOML by the type clap parsed it to.
+fn schema_flags(name: &str, m: &clap::ArgMatches) -> Vec<Flag> {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let Some(cmd) = cli.find_subcommand(name) else { return Vec::new() };
+    let given = |id: &str| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    cmd.get_arguments()
+        .filter(|a| a.get_id().as_str().contains('.') && given(a.get_id().as_str()))
+        .map(|a| {
+            let id = a.get_id().as_str();
+            let flag = format!("--{}", a.get_long().unwrap_or(id));
+            (id.to_owned(), value_of(m, id, a.get_value_delimiter().is_some()), flag)
+        })
+        .collect()
+}
+
+/// A flag's value as TOML, by its parsed type (text, a path made absolute, a number, a
+/// flag, a comma-separated list).
+fn value_of(m: &clap::ArgMatches, id: &str, listed: bool) -> toml::Value {
+    use toml::Value as V;
+    let one = |k: Option<i64>| k.map(V::Integer);
+    if listed {
+        let v: Vec<String> = m.get_many::<String>(id).map(|v| v.cloned().collect()).unwrap_or_default();
+        return list(&v);
+    }
+    let found = (m.try_get_one::<String>(id).ok().flatten().map(|v| s(v)))
+        .or_else(|| m.try_get_one::<std::path::PathBuf>(id).ok().flatten().map(|p| path(p)))
+        .or_else(|| m.try_get_one::<f64>(id).ok().flatten().map(|&x| V::Float(x)))
+        .or_else(|| m.try_get_one::<bool>(id).ok().flatten().map(|&b| V::Boolean(b)))
+        .or_else(|| one(m.try_get_one::<u32>(id).ok().flatten().map(|&n| i64::from(n))))
+        .or_else(|| one(m.try_get_one::<u64>(id).ok().flatten().and_then(|&n| i64::try_from(n).ok())))
+        .or_else(|| one(m.try_get_one::<usize>(id).ok().flatten().and_then(|&n| i64::try_from(n).ok())));
+    // A type not listed here is a flag definition's mistake, caught by the unit test below;
+    // as text, the settings' type check names the flag.
+    found.unwrap_or_else(|| {
+        s(&m.get_raw(id)
+            .and_then(|mut r| r.next())
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_default())
+    })
+}
+
+/// The `attribute` (and `doctor`) overrides: the flags of settings, then what is not one
+/// flag to one key (defaults that depend on other flags, `TYPE=DAYS` lists, sources,
+/// channel groups, the Markov order's TOML value), then `--set`.
+fn attribute_flags(a: &AttributeArgs, mut f: Vec<Flag>) -> Result<Vec<Flag>> {
     let mut put = |key: &str, v: Option<toml::Value>, flag: &str| {
         if let Some(v) = v {
             f.push((key.to_owned(), v, flag.to_owned()));
         }
     };
-    put("input.events", a.events.as_deref().map(s), "--events");
-    put("input.paths", a.paths.as_deref().map(path), "--paths");
-    put("output.root", a.out.as_deref().map(path), "--out");
-    put("input.spend", a.spend.as_deref().map(path), "--spend");
-    put("input.spend_period", a.spend_period.as_deref().map(s), "--spend-period");
-    put("input.experiments", a.experiments.as_deref().map(path), "--experiments");
-    put("input.partition_key", a.partition_key.as_deref().map(s), "--partition-key");
-    let models = match &a.models {
-        Some(m) => Some(list(m)),
+    if a.models.is_none() && a.paths.is_some() {
         // A path table has no timestamps: by default every model but time_decay.
-        None if a.paths.is_some() => Some(toml::Value::Array(
-            crate::settings::Models::default()
-                .run
-                .iter()
-                .filter(|m| **m != Model::TimeDecay)
-                .map(|m| s(m.name()))
-                .collect(),
-        )),
-        None => None,
-    };
-    put("models.run", models, "--models");
-    let c = &a.columns;
-    put("columns.user", c.user_col.as_deref().map(s), "--user-col");
-    put("columns.time", c.time_col.as_deref().map(s), "--time-col");
-    put("columns.channel", c.channel_col.as_deref().map(s), "--channel-col");
-    put("columns.conversion", c.conversion_col.as_deref().map(s), "--conversion-col");
-    put("columns.conversion_value", c.conversion_value.as_deref().map(s), "--conversion-value");
-    put("columns.value", c.value_col.as_deref().map(s), "--value-col");
-    put("columns.value", c.no_value.then(|| s("")), "--no-value");
-    put("columns.tie_breaker", c.tie_breaker_col.as_deref().map(s), "--tie-breaker-col");
-    put("columns.touch_type", c.touch_type_col.as_deref().map(s), "--touch-type-col");
-    put("columns.campaign", c.campaign_col.as_deref().map(s), "--campaign-col");
-    put("columns.event_id", c.event_id_col.as_deref().map(s), "--event-id-col");
-    put("columns.consent", c.consent_col.as_deref().map(s), "--consent-col");
-    let j = &a.journeys;
-    put("journeys.lookback_days", j.lookback_days.map(toml::Value::Float), "--lookback-days");
-    put("journeys.lookback_by_type", lookback_by_type(&j.lookback_by_type)?, "--lookback-by-type");
+        let run = crate::settings::Models::default().run.into_iter().filter(|m| *m != Model::TimeDecay);
+        put("models.run", Some(toml::Value::Array(run.map(|m| s(m.name())).collect())), "--paths");
+    }
+    put("columns.value", a.columns.no_value.then(|| s("")), "--no-value");
     put(
-        "journeys.conversion_is_touch",
-        j.conversion_is_touch.map(toml::Value::Boolean),
-        "--conversion-is-touch",
+        "journeys.lookback_by_type",
+        typed_days(&a.journeys.lookback_by_type, "--lookback-by-type")?,
+        "--lookback-by-type",
     );
-    put("journeys.on_invalid_rows", j.on_invalid_rows.as_deref().map(s), "--on-invalid-rows");
-    put("journeys.transforms", (!j.transforms.is_empty()).then(|| list(&j.transforms)), "--transforms");
-    put("journeys.dedupe", j.dedupe.as_deref().map(s), "--dedupe");
-    relationship_flags(&a.relationship, &mut put)?;
-    let m = &a.model_params;
-    put("models.markov_order", m.markov_order.as_deref().map(settings::parse_value), "--markov-order");
-    put(
-        "models.markov_max_sequences",
-        m.markov_max_sequences.map(|n| toml::Value::Integer(n as i64)),
-        "--markov-max-sequences",
-    );
-    put("models.direct_channels", m.direct_channels.as_deref().map(list), "--direct-channels");
-    put("models.position_weights", m.position_weights.as_deref().map(s), "--position-weights");
-    put("models.time_decay_half_life_days", m.half_life_days.map(toml::Value::Float), "--half-life-days");
-    put("models.bootstrap_replicates", m.bootstrap.map(|n| toml::Value::Integer(n as i64)), "--bootstrap");
-    put("models.interval_level", m.interval_level.map(toml::Value::Float), "--interval-level");
-    put(
-        "models.bootstrap_seed",
-        m.bootstrap_seed.map(|n| toml::Value::Integer(n as i64)),
-        "--bootstrap-seed",
-    );
-    let p = &a.path_input;
-    put("path_table.separator", p.path_sep.as_deref().map(s), "--path-sep");
-    put("path_table.path", p.path_col.as_deref().map(s), "--path-col");
-    put("path_table.conversions", p.conversions_col.as_deref().map(s), "--conversions-col");
-    put("path_table.nulls", p.nulls_col.as_deref().map(s), "--nulls-col");
-    put("path_table.value", p.path_value_col.as_deref().map(s), "--path-value-col");
-    put("output.format", a.format.as_deref().map(s), "--format");
-    put("output.journey_credit", a.journey_credit.then_some(toml::Value::Boolean(true)), "--journey-credit");
-    put("window.run_date", a.run_date.as_deref().map(s), "--run-date");
-    put("window.days", a.window_days.map(|n| toml::Value::Integer(n as i64)), "--window-days");
-    put("guards.min_conversions", a.min_conversions.map(toml::Value::Float), "--min-conversions");
-    put(
-        "guards.max_conversion_change",
-        a.max_conversion_change.map(toml::Value::Float),
-        "--max-conversion-change",
-    );
-    put(
-        "output.lock_timeout_seconds",
-        a.lock_timeout.map(|n| toml::Value::Integer(n as i64)),
-        "--lock-timeout",
-    );
+    let r = &a.relationship;
+    if !r.sources.is_empty() {
+        let list: Vec<toml::Value> = r.sources.iter().map(|x| source_flag(x)).collect::<Result<_>>()?;
+        put("sources", Some(toml::Value::Array(list)), "--source");
+    }
+    let by_type = typed_days(&r.lookback_by_conversion_type, "--lookback-by-conversion-type")?;
+    put("journeys.lookback_by_conversion_type", by_type, "--lookback-by-conversion-type");
+    let order = a.model_params.markov_order.as_deref().map(settings::parse_value);
+    put("models.markov_order", order, "--markov-order");
     for g in &a.channel_group {
         let (name, channels) = g
             .split_once('=')
@@ -298,35 +289,6 @@ fn attribute_flags(a: &AttributeArgs) -> Result<Vec<Flag>> {
         f.push((k, v, format!("--set {x}")));
     }
     Ok(f)
-}
-
-/// The customer-relationship flags as dotted settings keys.
-fn relationship_flags(
-    r: &args::RelationshipArgs,
-    put: &mut dyn FnMut(&str, Option<toml::Value>, &str),
-) -> Result<()> {
-    if !r.sources.is_empty() {
-        let list: Vec<toml::Value> = r.sources.iter().map(|x| source_flag(x)).collect::<Result<_>>()?;
-        put("sources", Some(toml::Value::Array(list)), "--source");
-    }
-    put("input.source_name", r.source_name.as_deref().map(s), "--source-name");
-    put("conversions.path", r.conversions.as_deref().map(path), "--conversions");
-    put("identity.path", r.identity_map.as_deref().map(path), "--identity-map");
-    put("segments.customers", r.customers.as_deref().map(path), "--customers");
-    put("columns.segment", r.segment_col.as_deref().map(s), "--segment-col");
-    put(
-        "segments.customer_status",
-        r.customer_status.then_some(toml::Value::Boolean(true)),
-        "--customer-status",
-    );
-    put("columns.conversion_id", r.conversion_id_col.as_deref().map(s), "--conversion-id-col");
-    put("columns.conversion_type", r.conversion_type_col.as_deref().map(s), "--conversion-type-col");
-    put("columns.source", r.source_col.as_deref().map(s), "--source-col");
-    let by_type = typed_days(&r.lookback_by_conversion_type, "--lookback-by-conversion-type")?;
-    put("journeys.lookback_by_conversion_type", by_type, "--lookback-by-conversion-type");
-    put("window.timezone", r.timezone.as_deref().map(s), "--timezone");
-    put("input.erasure_list", r.erasure_list.as_deref().map(path), "--erasure-list");
-    Ok(())
 }
 
 /// `--source NAME=PATH[,key=value…]` as one `[[sources]]` table.
@@ -347,10 +309,6 @@ fn source_flag(x: &str) -> Result<toml::Value> {
         t.insert(k.trim().into(), s(v.trim()));
     }
     Ok(toml::Value::Table(t))
-}
-
-fn lookback_by_type(items: &[String]) -> Result<Option<toml::Value>> {
-    typed_days(items, "--lookback-by-type")
 }
 
 /// `TYPE=DAYS` items as a table of days.
@@ -394,4 +352,63 @@ pub fn parse_shard(s: &str) -> std::result::Result<(u32, u32), String> {
         return Err(format!("`{s}`: need 0 ≤ i < N"));
     }
     Ok((i, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag whose id is a settings key, all given on one command line, becomes one
+    /// override of its key, and the settings schema knows every such key (a typo in an id
+    /// would be "unknown field" only when a user first passes the flag).
+    #[test]
+    fn every_flag_of_a_setting_overrides_a_key_the_schema_knows() {
+        let base: [(&str, &[&str]); 5] = [
+            ("attribute", &[]),
+            ("doctor", &[]),
+            ("run", &["p.toml"]),
+            ("validate", &["p.toml"]),
+            ("evaluate", &["--world", "confounded", "--users", "1"]),
+        ];
+        for (name, required) in base {
+            let cli = Cli::command();
+            let cmd = cli.find_subcommand(name).expect("a subcommand");
+            let mut argv: Vec<String> = vec!["touchpoint".into(), name.into()];
+            argv.extend(required.iter().map(|x| x.to_string()));
+            let mut keys = Vec::new();
+            // --paths and --events are alternatives (one input): --paths is checked below.
+            for a in cmd
+                .get_arguments()
+                .filter(|a| a.get_id().as_str().contains('.') && a.get_id() != "input.paths")
+            {
+                argv.push(format!("--{}", a.get_long().expect("a long flag")));
+                if !matches!(a.get_action(), clap::ArgAction::SetTrue) {
+                    let bool_value = a.get_value_names().is_some_and(|v| v[0] == "BOOL");
+                    argv.push(if bool_value { "true" } else { "1" }.into());
+                }
+                keys.push(a.get_id().to_string());
+            }
+            assert!(keys.len() >= if name == "attribute" { 45 } else { 1 }, "{name}: {keys:?}");
+            let m = Cli::command().try_get_matches_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            let flags = schema_flags(name, m.subcommand_matches(name).expect("its matches"));
+            let got: Vec<String> = flags.iter().map(|f| f.0.clone()).collect();
+            assert_eq!(got, keys, "{name}");
+            for f in flags {
+                let flags = vec![f.clone()];
+                if let Err(e) = settings::resolve(&Layers { file: None, env: &[], flags }) {
+                    assert!(!e.to_string().contains("unknown field"), "{name} {}: {e}", f.2);
+                }
+            }
+        }
+        let argv = ["touchpoint", "attribute", "--paths", "p.csv", "--bootstrap", "7"];
+        let m = Cli::command().try_get_matches_from(argv).expect("parses");
+        let flags = schema_flags("attribute", m.subcommand_matches("attribute").expect("its matches"));
+        assert_eq!(flags[0].0, "input.paths");
+        assert!(matches!(&flags[0].1, toml::Value::String(p) if p.ends_with("p.csv")));
+        assert_eq!(
+            flags[1],
+            ("models.bootstrap_replicates".into(), toml::Value::Integer(7), "--bootstrap".into())
+        );
+    }
 }
