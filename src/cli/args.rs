@@ -139,7 +139,7 @@ pub struct MergeArgs {
     /// Stream the partials a block at a time and keep only sums: memory no longer grows with
     /// the distinct paths. Writes every table of `merge` (`path_summary` sorted on disk in a
     /// hidden directory beside --out), intervals, channel groups and the page included;
-    /// refuses markov_order = "auto" (docs/scale.md).
+    /// with markov_order = "auto", the order one run would choose (docs/scale.md).
     #[arg(long)]
     pub bounded_memory: bool,
 }

@@ -681,57 +681,83 @@ fn binomial(n: usize, k: usize) -> f64 {
     (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
 }
 
+/// The held-out fold of a path (0 or 1): FNV-1a over its channels' names, each followed by
+/// U+001F. Stable across versions and platforms, and the same for a path wherever it is
+/// counted, however a partition numbers its channels.
+pub fn fold_of(path: &[u32], channels: &[String]) -> usize {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for &c in path {
+        for b in channels[c as usize].bytes().chain([0x1f]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    (h >> 32) as usize & 1
+}
+
+/// (conversions, nulls) of the paths by (order, fold, last state of that order), for every
+/// order 1..=max: additive over any partition of the paths, which is all the order's choice
+/// needs ([`choose_order_from`]).
+pub type FoldCounts<K> = std::collections::BTreeMap<(usize, usize, K), (f64, f64)>;
+
+/// The [`FoldCounts`] of a path table, last states as channel ids.
+pub fn fold_counts(pt: &PathTable, max: usize) -> FoldCounts<Vec<u32>> {
+    let mut out = FoldCounts::new();
+    for r in &pt.rows {
+        let fold = fold_of(&r.path, &pt.channels);
+        for k in 1..=max.max(1) {
+            let last = path_states(&r.path, k).last().expect("non-empty path").to_vec();
+            let e = out.entry((k, fold, last)).or_insert((0.0, 0.0));
+            (e.0, e.1) = (e.0 + r.conversions, e.1 + r.nulls);
+        }
+    }
+    out
+}
+
 /// Choose the Markov order among 1..=max by penalised out-of-sample AUC.
 ///
 /// Each path is scored by P(conversion | its last state), estimated on the other half of
-/// the paths (two folds split by a fixed hash of the path, so the choice is deterministic);
-/// a last state unseen in training scores the training conversion rate. The AUC is weighted
-/// by conversions (positives) and nulls (negatives) and penalised for the number of
+/// the paths (two folds by [`fold_of`], so the choice is deterministic); a last state
+/// unseen in training scores the training conversion rate. The AUC is weighted by
+/// conversions (positives) and nulls (negatives) and penalised for the number of
 /// parameters as in ChannelAttribution's `choose_order`. Ties go to the lower order.
 pub fn choose_order(pt: &PathTable, max: usize) -> (usize, Vec<OrderScore>) {
-    let fold_of = |path: &[u32]| -> usize {
-        // FNV-1a over the channel ids: stable across versions and platforms.
-        let mut h: u64 = 0xcbf29ce484222325;
-        for &c in path {
-            for b in c.to_le_bytes() {
-                h ^= b as u64;
-                h = h.wrapping_mul(0x100000001b3);
-            }
-        }
-        (h >> 32) as usize & 1
-    };
-    let n_total: f64 = pt.rows.iter().map(|r| r.conversions + r.nulls).sum();
+    let states: Vec<usize> = (1..=max.max(1)).map(|k| Chain::fit(pt, k).states.len() - 1).collect();
+    choose_order_from(&fold_counts(pt, max), pt.channels.len(), &states)
+}
+
+/// [`choose_order`] from summed [`FoldCounts`] (a merge's, or one path table's): the
+/// paths of one fold ending in one state all share a score, so their sums stand for them.
+/// `states[k - 1]` is the transient states of the order-k chain.
+pub fn choose_order_from<K: Ord>(
+    counts: &FoldCounts<K>,
+    channels: usize,
+    states: &[usize],
+) -> (usize, Vec<OrderScore>) {
+    let n_total: f64 = counts.iter().filter(|((k, _, _), _)| *k == 1).map(|(_, (c, n))| c + n).sum();
     let mut scores = Vec::new();
-    for k in 1..=max.max(1) {
+    for (i, &states) in states.iter().enumerate() {
+        let k = i + 1;
         let mut items: Vec<(f64, f64, f64)> = Vec::new();
         for test_fold in 0..2 {
-            // Last-state conversion and null counts on the training fold.
-            let mut conv: FxHashMap<Vec<u32>, (f64, f64)> = FxHashMap::default();
-            let (mut tc, mut tn) = (0.0, 0.0);
-            for r in pt.rows.iter().filter(|r| fold_of(&r.path) != test_fold) {
-                let last = *path_states(&r.path, k).last().expect("non-empty path");
-                let e = conv.entry(last.to_vec()).or_insert((0.0, 0.0));
-                e.0 += r.conversions;
-                e.1 += r.nulls;
-                tc += r.conversions;
-                tn += r.nulls;
-            }
+            let of = |fold: usize| counts.iter().filter(move |((o, f, _), _)| *o == k && *f == fold);
+            let by_state: std::collections::BTreeMap<&K, (f64, f64)> =
+                of(1 - test_fold).map(|((_, _, s), &x)| (s, x)).collect();
+            let (tc, tn) = by_state.values().fold((0.0, 0.0), |a, x| (a.0 + x.0, a.1 + x.1));
             let base = if tc + tn > 0.0 { tc / (tc + tn) } else { 0.0 };
-            for r in pt.rows.iter().filter(|r| fold_of(&r.path) == test_fold) {
-                let last = *path_states(&r.path, k).last().expect("non-empty path");
-                let score = match conv.get(last) {
-                    Some((c, n)) if c + n > 0.0 => c / (c + n),
+            for ((_, _, last), &(c, n)) in of(test_fold) {
+                let score = match by_state.get(last) {
+                    Some((tc, tn)) if tc + tn > 0.0 => tc / (tc + tn),
                     _ => base,
                 };
-                items.push((score, r.conversions, r.nulls));
+                items.push((score, c, n));
             }
         }
         let auc = weighted_auc(&mut items);
-        let p = binomial(pt.channels.len() + k - 1, k);
+        let p = binomial(channels + k - 1, k);
         let denom = n_total - p - 1.0;
         let penalized_auc =
             if denom > 0.0 { 1.0 - (1.0 - auc) * (n_total - 1.0) / denom } else { f64::NEG_INFINITY };
-        let states = Chain::fit(pt, k).states.len() - 1;
         scores.push(OrderScore { order: k, auc, penalized_auc, states, selected: false });
     }
     let best = scores.iter().enumerate().fold(0usize, |b, (i, s)| {

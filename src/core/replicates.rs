@@ -79,10 +79,14 @@ pub enum Kind {
     Role,
     /// Shapley credit (conversions, 0, value) of a channel (`from`) at a position (`to`).
     Ordered,
+    /// With `markov_order = "auto"`: (conversions, nulls, 0) of the journeys of fold `to`
+    /// whose last state of order `model` is `from` (point statistics only: what the order's
+    /// held-out score is computed from, `core::markov::choose_order_from`).
+    Fold,
 }
 
 impl Kind {
-    const ALL: [Kind; 11] = [
+    const ALL: [Kind; 12] = [
         Kind::Total,
         Kind::Credit,
         Kind::Edge,
@@ -94,6 +98,7 @@ impl Kind {
         Kind::Length,
         Kind::Role,
         Kind::Ordered,
+        Kind::Fold,
     ];
 
     /// The kind's name in statistics tables.
@@ -110,6 +115,7 @@ impl Kind {
             Kind::Length => "length",
             Kind::Role => "role",
             Kind::Ordered => "ordered",
+            Kind::Fold => "fold",
         }
     }
 
@@ -417,7 +423,7 @@ impl FrameNames<'_> {
                 let e = &mut s.ends[st as usize];
                 (e.0, e.1) = (e.0 + c, e.1 + a);
             }
-            Kind::DistinctPaths | Kind::Length | Kind::Role | Kind::Ordered => {
+            Kind::DistinctPaths | Kind::Length | Kind::Role | Kind::Ordered | Kind::Fold => {
                 return Err(format!("a `{}` row among replicate statistics", r.kind.name()))
             }
             Kind::Coalition => {

@@ -41,7 +41,7 @@ pub type NamedStreams = Vec<(String, ArrowArrayStream)>;
 
 /// The tables the distributed fit writes (`path_summary` is one row per distinct path, and
 /// the distributed fit keeps only sums; `docs/scale.md` says why the others are left out).
-pub const DISTRIBUTED_TABLES: [&str; 11] = [
+pub const DISTRIBUTED_TABLES: [&str; 12] = [
     "channel_attribution",
     "channel_calibration",
     "spend_response",
@@ -51,6 +51,7 @@ pub const DISTRIBUTED_TABLES: [&str; 11] = [
     "markov_removal_effects",
     "markov_transitions",
     "markov_sequence_effects",
+    "markov_order_selection",
     "shapley_ordered",
     "data_quality",
 ];
@@ -65,7 +66,6 @@ pub const GROUP_TABLES: [&str; 3] = ["channel_group_attribution", "channel_group
 /// checks them; paths every executor reads with the library, so no object-store URI), and
 /// the pseudonymization key.
 pub fn check_spark(settings: &Settings) -> Result<()> {
-    distributed_models(settings)?;
     super::person_key(settings)?;
     if settings.staged() {
         let s = settings;
@@ -157,14 +157,13 @@ pub struct Solved {
     pub journey: Option<String>,
 }
 
-/// Refuse settings the distributed fit cannot carry, naming what to change.
-pub fn distributed_models(s: &Settings) -> Result<usize> {
+/// The Markov orders a distributed fit counts: the fixed order, or with `"auto"` every
+/// candidate order (the order is then chosen from the summed fold counts, as one run
+/// chooses it: `markov::choose_order_from`).
+pub fn markov_orders(s: &Settings) -> Vec<usize> {
     match s.models.markov_order {
-        MarkovOrder::Fixed(k) => Ok(k),
-        MarkovOrder::Auto { .. } => Err(Error::Config(
-            "markov_order = \"auto\" scores orders on held-out paths: give the Spark job or merge --bounded-memory a fixed order"
-                .into(),
-        )),
+        MarkovOrder::Fixed(k) => vec![k],
+        MarkovOrder::Auto { max } => (1..=max.max(1)).collect(),
     }
 }
 
@@ -173,7 +172,7 @@ pub fn distributed_models(s: &Settings) -> Result<usize> {
 /// Markov edges and end values, and the totals. Columns: `kind`, `model`, `from`, `to`,
 /// `conversions`, `nulls`, `value`.
 pub fn path_statistics(settings: &Settings, paths: ArrowInput) -> Result<ArrowArrayStream> {
-    let k = distributed_models(settings)?;
+    let orders = markov_orders(settings);
     let pt = read_paths(paths)?;
     // The report channel of each path channel: only `frequency` renames them, by a suffix.
     let frequency = settings.journeys.transforms.contains(&crate::settings::Transform::Frequency);
@@ -182,16 +181,17 @@ pub fn path_statistics(settings: &Settings, paths: ArrowInput) -> Result<ArrowAr
         .iter()
         .map(|c| if frequency { crate::core::transforms::frequency_base(c).to_owned() } else { c.clone() })
         .collect();
-    ffi::export_table(&statistics_of(settings, pt, k, &bases)?.table())
+    ffi::export_table(&statistics_of(settings, pt, &orders, &bases)?.table())
 }
 
-/// The additive statistics of one group of distinct paths (see [`path_statistics`]);
-/// `bases[i]` is the report channel of path channel i (they differ with `frequency`, and
-/// `last_non_direct` asks the report channel whether it is direct).
+/// The additive statistics of one group of distinct paths (see [`path_statistics`]) with
+/// the Markov chain of each of `orders`; `bases[i]` is the report channel of path channel
+/// i (they differ with `frequency`, and `last_non_direct` asks the report channel whether
+/// it is direct).
 pub(crate) fn statistics_of(
     settings: &Settings,
     pt: PathTable,
-    k: usize,
+    orders: &[usize],
     bases: &[String],
 ) -> Result<Statistics> {
     let mut st = Statistics::default();
@@ -260,7 +260,17 @@ pub(crate) fn statistics_of(
         );
     }
     if settings.models.run.iter().any(|m| matches!(m, Model::Markov | Model::MarkovJourney)) {
-        markov_statistics(&mut st, &a.paths, k);
+        let auto = matches!(settings.models.markov_order, MarkovOrder::Auto { .. });
+        for &k in orders {
+            // With "auto" each candidate order's rows are tagged with it (`model`).
+            markov_statistics(&mut st, &a.paths, k, if auto { k.to_string() } else { String::new() });
+        }
+        if auto {
+            let max = orders.last().copied().unwrap_or(1);
+            for ((k, fold, last), (c, n)) in markov::fold_counts(&a.paths, max) {
+                st.push(Kind::Fold, &k.to_string(), &name(&last), &fold.to_string(), (c, n, 0.0));
+            }
+        }
     }
     Ok(st)
 }
@@ -268,7 +278,7 @@ pub(crate) fn statistics_of(
 pub(crate) const SEP: &str = "\u{1f}";
 
 /// The Markov chain's edge counts and end values, states named by their channels.
-fn markov_statistics(st: &mut Statistics, pt: &PathTable, k: usize) {
+fn markov_statistics(st: &mut Statistics, pt: &PathTable, k: usize, tag: String) {
     let name = |t: &[u32]| t.iter().map(|&c| pt.channels[c as usize].as_str()).collect::<Vec<_>>().join(SEP);
     for e in chain_counts::edge_counts(&Chain::fit(pt, k)) {
         let (kind, to) = match &e.to {
@@ -276,10 +286,10 @@ fn markov_statistics(st: &mut Statistics, pt: &PathTable, k: usize) {
             End::Conversion => (Kind::EdgeConversion, String::new()),
             End::Null => (Kind::EdgeNull, String::new()),
         };
-        st.push(kind, "", &name(&e.from), &to, (e.count, 0.0, 0.0));
+        st.push(kind, &tag, &name(&e.from), &to, (e.count, 0.0, 0.0));
     }
     for e in chain_counts::end_values(pt, k) {
-        st.push(Kind::End, "", &name(&e.state), "", (e.conversions, 0.0, e.value));
+        st.push(Kind::End, &tag, &name(&e.state), "", (e.conversions, 0.0, e.value));
     }
 }
 
@@ -346,8 +356,11 @@ fn read_paths(paths: ArrowInput) -> Result<PathTable> {
 #[derive(Default)]
 struct Sums {
     credits: Vec<(Model, Credits)>,
-    edges: Vec<EdgeCount>,
-    ends: Vec<EndValue>,
+    /// Edge counts and end values by Markov order (one order unless `"auto"`).
+    edges: BTreeMap<usize, Vec<EdgeCount>>,
+    ends: BTreeMap<usize, Vec<EndValue>>,
+    /// With `"auto"`: (conversions, nulls) by (order, fold, last state).
+    folds: markov::FoldCounts<String>,
     /// (conversions, value, nulls) of the modelled journeys.
     totals: (f64, f64, f64),
     distinct: f64,
@@ -358,13 +371,20 @@ struct Sums {
     ordered: BTreeMap<(u32, u32), (f64, f64)>,
 }
 
-fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
+fn sums(rows: &[ffi::StatisticsRow], channels: &[String], fixed: usize) -> Result<Sums> {
     let bad = |what: &str| Error::Config(format!("path statistics: {what}"));
     let tuple = |s: &str| channel_ids(s, channels).ok_or_else(|| bad("a channel no partial saw"));
     let channel = |s: &str| -> Result<usize> {
         Ok(*tuple(s)?.first().ok_or_else(|| bad("a channel row without a channel"))? as usize)
     };
     let mut s = Sums { roles: vec![Roles::default(); channels.len()], ..Default::default() };
+    // An edge or end row's order: its tag with "auto", else the fixed order.
+    let order = |m: &str| -> Result<usize> {
+        match m {
+            "" => Ok(fixed),
+            m => m.parse().map_err(|_| bad("an order that is not a number")),
+        }
+    };
     for r in rows {
         let (c, n, v) = r.numbers;
         let kind = Kind::parse(&r.kind).ok_or_else(|| bad(&format!("unknown kind `{}`", r.kind)))?;
@@ -383,14 +403,22 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
                 });
                 s.credits[at].1.add(channel(&r.from)? as u32, 1.0, c, v);
             }
-            Kind::End => s.ends.push(EndValue { state: tuple(&r.from)?, value: v, conversions: c }),
+            Kind::End => s.ends.entry(order(&r.model)?).or_default().push(EndValue {
+                state: tuple(&r.from)?,
+                value: v,
+                conversions: c,
+            }),
             Kind::Edge | Kind::EdgeConversion | Kind::EdgeNull => {
                 let to = match kind {
                     Kind::Edge => End::State(tuple(&r.to)?),
                     Kind::EdgeConversion => End::Conversion,
                     _ => End::Null,
                 };
-                s.edges.push(EdgeCount { from: tuple(&r.from)?, to, count: c });
+                s.edges.entry(order(&r.model)?).or_default().push(EdgeCount {
+                    from: tuple(&r.from)?,
+                    to,
+                    count: c,
+                });
             }
             Kind::Role => {
                 let i =
@@ -401,6 +429,11 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String]) -> Result<Sums> {
             Kind::Coalition => {
                 let x = s.coalitions.entry(tuple(&r.from)?).or_default();
                 (x[0], x[1], x[2]) = (x[0] + c, x[1] + n, x[2] + v);
+            }
+            Kind::Fold => {
+                let fold = if r.to == "1" { 1 } else { 0 };
+                let x = s.folds.entry((order(&r.model)?, fold, r.from.clone())).or_default();
+                (x.0, x.1) = (x.0 + c, x.1 + n);
             }
             Kind::Ordered => {
                 let pos: u32 = r.to.parse().map_err(|_| bad("an ordered row without a position"))?;
@@ -618,17 +651,31 @@ pub(crate) fn solve_rows(
     metas: &[PartialMeta],
     rows: &[ffi::StatisticsRow],
 ) -> Result<(RunResult, Vec<Vec<u32>>)> {
-    let k = distributed_models(settings)?;
     let Merged { base, path_channels, report_of, mut stats, time_decay, input, lags } = merge_metas(metas);
     // Chunks may keep nothing; the whole may not, with the reader's own messages.
     let kept =
         engine::Kept { rows_read: input.rows_read, events: input.events, other_shards: input.other_shards };
     engine::check_kept("the events", &super::scope_of(settings).0, &kept)?;
-    let mut s = sums(rows, &path_channels)?;
+    let orders = markov_orders(settings);
+    let mut s = sums(rows, &path_channels, orders[0])?;
     let n = path_channels.len();
     let m = &settings.models;
-    let markov = match m.run.iter().any(|x| matches!(x, Model::Markov | Model::MarkovJourney)) {
-        true => Some(markov::removal(chain_counts::from_edge_counts(k, n, &s.edges, &s.ends), s.totals)?),
+    let chain = |k: usize| {
+        let edges = s.edges.get(&k).map_or(&[][..], Vec::as_slice);
+        let ends = s.ends.get(&k).map_or(&[][..], Vec::as_slice);
+        chain_counts::from_edge_counts(k, n, edges, ends)
+    };
+    let runs_markov = m.run.iter().any(|x| matches!(x, Model::Markov | Model::MarkovJourney));
+    let (k, order_scores) = match (m.markov_order, runs_markov) {
+        (MarkovOrder::Auto { .. }, true) => {
+            let states: Vec<usize> = orders.iter().map(|&k| chain(k).states.len() - 1).collect();
+            let (k, scores) = markov::choose_order_from(&s.folds, n, &states);
+            (k, Some(scores))
+        }
+        _ => (orders[0], None),
+    };
+    let markov = match runs_markov {
+        true => Some(markov::removal(chain(k), s.totals)?),
         false => None,
     };
     let (sets, set_sums): (Vec<Vec<u32>>, Vec<[f64; 3]>) =
@@ -657,7 +704,7 @@ pub(crate) fn solve_rows(
         report_of,
         credits,
         markov,
-        order_scores: None,
+        order_scores,
         sequences,
         shapley_ordered,
         recorded: None,

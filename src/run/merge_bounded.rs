@@ -11,7 +11,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
 use std::path::{Path, PathBuf};
 
-use super::arrow::{distributed_models, distributed_tables, solve_rows, statistics_of};
+use super::arrow::{distributed_tables, markov_orders, solve_rows, statistics_of};
 use super::shard::{
     check_set, merge_campaigns, merge_journey_credit, merge_segments, merge_source_touches, read_meta, Layer,
     PartialMeta, CHANNELS, GROUPS, SEGMENTS,
@@ -101,7 +101,7 @@ fn add_block(
     meta: &PartialMeta,
     (channels, bases): (&[String], &[String]),
     rows: Vec<PathRow>,
-    k: usize,
+    k: &[usize],
 ) -> Result<()> {
     top_converting(top, rows.iter(), report::TOP_PATHS);
     let pt = PathTable { channels: channels.to_vec(), rows };
@@ -239,7 +239,7 @@ fn stream_statistics(
     mut spill: Option<&mut SortSpill>,
 ) -> Result<(Vec<StatisticsRow>, Vec<PathRow>)> {
     let first = &parts[0].1;
-    let k = distributed_models(&first.settings)?;
+    let k = markov_orders(&first.settings);
     let metas: Vec<PartialMeta> = parts.iter().map(|p| p.1.clone()).collect();
     let merged = super::shard::merge_metas(&metas);
     let channels = merged.path_channels;
@@ -273,7 +273,7 @@ fn stream_statistics(
         }
         if block.len() as u64 >= block_rows {
             spill_block(spill.as_deref_mut(), &channels, &block)?;
-            add_block((&mut sums, &mut top), first, (&channels, &bases), std::mem::take(&mut block), k)?;
+            add_block((&mut sums, &mut top), first, (&channels, &bases), std::mem::take(&mut block), &k)?;
         }
         let ids = path.split(UNIT_SEPARATOR).map(|name| {
             channels
@@ -285,7 +285,7 @@ fn stream_statistics(
         last = Some(path);
     }
     spill_block(spill, &channels, &block)?;
-    add_block((&mut sums, &mut top), first, (&channels, &bases), block, k)?;
+    add_block((&mut sums, &mut top), first, (&channels, &bases), block, &k)?;
     let rows = sums
         .into_iter()
         .map(|((kind, model, from, to), numbers)| StatisticsRow { kind, model, from, to, numbers })

@@ -583,3 +583,47 @@ fn shards_no_person_hashes_to_write_empty_partials_and_the_merges_equal_one_run(
         }
     }
 }
+
+/// `markov_order = "auto"`: each order's score comes from (order, fold, last state) counts
+/// that add up across partitions, and each candidate order's edges are summed, so N shards
+/// through either merge choose one run's order with one run's scores
+/// (`markov_order_selection`) and chain. Without intervals: a merge carries them for a fixed
+/// order only (it says so).
+#[test]
+fn the_auto_markov_order_through_shards_and_both_merges_equals_one_run() {
+    use touchpoint::settings::{MarkovOrder, Model};
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Settings::default();
+    s.models.run = vec![Model::FirstTouch, Model::Linear, Model::Markov, Model::MarkovJourney];
+    s.models.markov_order = MarkovOrder::Auto { max: 3 };
+    s.models.bootstrap_replicates = 0;
+    s.input.events = Some(events().1.to_str().unwrap().to_owned());
+    let one = dir.path().join("one");
+    let mut s1 = s.clone();
+    s1.output.root = Some(one.clone());
+    touchpoint::run::attribute(s1, None, &|_| {}).unwrap();
+    let tables =
+        ["markov_order_selection", "channel_attribution", "markov_removal_effects", "markov_transitions"];
+    for n in [1u32, 3] {
+        let parts: Vec<PathBuf> = (0..n)
+            .map(|i| {
+                let d = dir.path().join(format!("n{n}-shard-{i}"));
+                let mut si = s.clone();
+                si.output.root = Some(d.clone());
+                shard::attribute_shard(si, (i, n)).unwrap();
+                d
+            })
+            .collect();
+        let (full, bounded) =
+            (dir.path().join(format!("n{n}-full")), dir.path().join(format!("n{n}-bounded")));
+        shard::merge_and_publish(&parts, &full).unwrap();
+        touchpoint::run::merge_bounded::merge_bounded_and_publish(&parts, &bounded, 7).unwrap();
+        for t in tables {
+            let file = format!("{t}.parquet");
+            compare_tables(t, &one.join(&file), &full.join(&file), &format!("merge of {n}"));
+            compare_tables(t, &one.join(&file), &bounded.join(&file), &format!("bounded merge of {n}"));
+        }
+    }
+    let (names, rows) = crate::common::read_parquet(&one.join("markov_order_selection.parquet"));
+    assert_eq!(rows.len(), 3, "{names:?}");
+}

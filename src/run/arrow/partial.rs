@@ -35,7 +35,6 @@ pub enum PartialInput {
 /// sums (`partial_campaigns`' columns); with `journey_credit`, its rows (unsplit
 /// `markov_journey`, with the person's order key: [`finish_journey_credit`] finishes them).
 pub fn partial(settings: Settings, input: PartialInput) -> Result<Partial> {
-    super::distributed_models(&settings)?;
     let mut chunk = settings.clone();
     chunk.output.root = None;
     if !crate::core::replicates::mergeable(&settings.models) {
