@@ -237,6 +237,10 @@ def test_spark_submit_entry_point_writes_the_date_partition(tmp_path, generated,
 
 
 def test_settings_the_job_cannot_carry_are_refused_before_spark_runs(spark):
+    # The training window keeps each day's journeys in one machine's output root.
+    with pytest.raises(touchpoint.TouchpointError) as e:
+        ts.attribute(spark.read.parquet(str(SAMPLE)), models={"training_days": 30}, window={"run_date": "2024-02-15"})
+    assert e.value.exit_code == 78 and "training_days" in str(e.value)
     # Staged input is read by the library from its files: a DataFrame of events beside it
     # would be ignored, so it is refused.
     orders = Path(__file__).parents[2] / "sample-data" / "crm" / "orders.csv"

@@ -60,13 +60,20 @@ pub const DISTRIBUTED_TABLES: [&str; 12] = [
 /// bounded merge of shards, the Spark job).
 pub const GROUP_TABLES: [&str; 3] = ["channel_group_attribution", "channel_group_roles", "group_comparison"];
 
-/// Check, on the driver before Spark runs, what the Spark job cannot carry
-/// (`markov_order = "auto"`), and what would otherwise fail inside an executor, where the
+/// Check, on the driver before Spark runs, what the Spark job cannot carry (a training
+/// window), and what would otherwise fail inside an executor, where the
 /// error loses its file and exit status: staged input's files and columns (as `validate`
 /// checks them; paths every executor reads with the library, so no object-store URI), and
 /// the pseudonymization key.
 pub fn check_spark(settings: &Settings) -> Result<()> {
     super::person_key(settings)?;
+    if settings.models.training_days.is_some() {
+        return Err(Error::Config(
+            "models.training_days keeps each day's closed journeys in the output root of one machine: the \
+             Spark job does not carry it (docs/scale.md); run it with touchpoint run"
+                .into(),
+        ));
+    }
     if settings.staged() {
         let s = settings;
         let sources = s.sources.iter().map(|x| x.path.as_str());
