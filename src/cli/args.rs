@@ -136,10 +136,9 @@ pub struct MergeArgs {
     /// one of the partials.
     #[arg(long)]
     pub out: PathBuf,
-    /// Stream the partials a block at a time and keep only sums: memory no longer grows with
-    /// the distinct paths. Writes every table of `merge` (`path_summary` sorted on disk in a
-    /// hidden directory beside --out), intervals, channel groups and the page included;
-    /// with markov_order = "auto", the order one run would choose (docs/scale.md).
+    /// Accepted for scripts written before `merge` streamed by default. `merge` always streams
+    /// the partials a block at a time and keeps only sums: memory does not grow with the
+    /// distinct paths (`path_summary` is sorted on disk in a hidden directory beside --out).
     #[arg(long)]
     pub bounded_memory: bool,
 }

@@ -7,7 +7,7 @@
 //! § Spark), summed as they come; only the sums are kept. Memory is a block per partial
 //! plus the sums, whatever the number of paths. The tables are the distributed fit's.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::path::{Path, PathBuf};
 
@@ -30,22 +30,6 @@ use crate::settings::Format;
 /// Rows read from each partial at a time, and merged paths per statistics block (the CLI's;
 /// tests pass small blocks to cross many block boundaries).
 pub const BLOCK: u64 = 1 << 19;
-
-/// A path compared channel by channel (the order of the partials' sorted path tables).
-#[derive(PartialEq, Eq)]
-struct PathKey(String);
-
-impl Ord for PathKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.split(UNIT_SEPARATOR).cmp(other.0.split(UNIT_SEPARATOR))
-    }
-}
-
-impl PartialOrd for PathKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
 
 /// One partial's path table, read a block at a time.
 struct Cursor {
@@ -80,18 +64,27 @@ impl Cursor {
         Ok(())
     }
 
-    /// The next row (path, conversions, nulls, value), if any.
-    fn next(&mut self) -> Result<Option<(String, f64, f64, f64)>> {
+    /// The next row (path, conversions, nulls, value), if any, its path as ids into the
+    /// merged `channels` (sorted, like each partial's: ids compare as the partials' paths
+    /// are sorted, channel by channel, so the k-way merge compares integers, not text).
+    fn next(&mut self, channels: &ChannelIds) -> Result<Option<(Vec<u32>, f64, f64, f64)>> {
         self.fill()?;
-        let b = &mut self.block;
+        let b = &self.block;
         if self.at >= b.0.len() {
             return Ok(None);
         }
         let i = self.at;
         self.at += 1;
-        Ok(Some((std::mem::take(&mut b.0[i]), b.1[i], b.2[i], b.3[i])))
+        let ids = b.0[i].split(UNIT_SEPARATOR).map(|name| {
+            let id = channels.get(name).copied();
+            id.ok_or_else(|| Error::bad_input(&self.file, Some("path"), "a channel no manifest lists"))
+        });
+        Ok(Some((ids.collect::<Result<_>>()?, b.1[i], b.2[i], b.3[i])))
     }
 }
+
+/// The merged channels' ids by name (their places in the sorted list).
+type ChannelIds<'a> = rustc_hash::FxHashMap<&'a str, u32>;
 
 /// Sums of statistics rows by key.
 type Sums = BTreeMap<(String, String, String, String), (f64, f64, f64)>;
@@ -243,31 +236,32 @@ fn stream_statistics(
     let metas: Vec<PartialMeta> = parts.iter().map(|p| p.1.clone()).collect();
     let merged = super::shard::merge_metas(&metas);
     let channels = merged.path_channels;
+    let ids: ChannelIds = channels.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
     let bases: Vec<String> = merged.report_of.iter().map(|&b| merged.base[b as usize].clone()).collect();
     let mut cursors: Vec<Cursor> = parts
         .iter()
         .map(|p| Cursor::open(layer.paths_file(&p.0), block_rows.max(1), p.1.rows))
         .collect::<Result<_>>()?;
     // The heap orders (path, partial); each partial's head numbers wait in `heads`.
-    let mut heap: BinaryHeap<Reverse<(PathKey, usize)>> = BinaryHeap::new();
+    let mut heap: BinaryHeap<Reverse<(Vec<u32>, usize)>> = BinaryHeap::new();
     let mut heads = vec![(0.0, 0.0, 0.0); cursors.len()];
     for (i, c) in cursors.iter_mut().enumerate() {
-        if let Some((p, a, b, v)) = c.next()? {
+        if let Some((p, a, b, v)) = c.next(&ids)? {
             heads[i] = (a, b, v);
-            heap.push(Reverse((PathKey(p), i)));
+            heap.push(Reverse((p, i)));
         }
     }
     let (mut sums, mut block): (Sums, Vec<PathRow>) = (BTreeMap::new(), Vec::new());
     let mut top = Vec::new();
-    let mut last: Option<String> = None;
-    while let Some(Reverse((PathKey(path), i))) = heap.pop() {
+    while let Some(Reverse((path, i))) = heap.pop() {
         let (c, n, v) = heads[i];
-        if let Some((p, a, b, x)) = cursors[i].next()? {
+        if let Some((p, a, b, x)) = cursors[i].next(&ids)? {
             heads[i] = (a, b, x);
-            heap.push(Reverse((PathKey(p), i)));
+            heap.push(Reverse((p, i)));
         }
-        if last.as_deref() == Some(path.as_str()) {
-            let r = block.last_mut().expect("a row for the last path");
+        // The block's last row is the last path merged (a block is handed on only before
+        // a new path starts).
+        if let Some(r) = block.last_mut().filter(|r| r.path == path) {
             (r.conversions, r.nulls, r.value) = (r.conversions + c, r.nulls + n, r.value + v);
             continue;
         }
@@ -275,14 +269,7 @@ fn stream_statistics(
             spill_block(spill.as_deref_mut(), &channels, &block)?;
             add_block((&mut sums, &mut top), first, (&channels, &bases), std::mem::take(&mut block), &k)?;
         }
-        let ids = path.split(UNIT_SEPARATOR).map(|name| {
-            channels
-                .binary_search_by(|c| c.as_str().cmp(name))
-                .map(|id| id as u32)
-                .map_err(|_| Error::bad_input(&cursors[i].file, Some("path"), "a channel no manifest lists"))
-        });
-        block.push(PathRow { path: ids.collect::<Result<_>>()?, conversions: c, nulls: n, value: v });
-        last = Some(path);
+        block.push(PathRow { path, conversions: c, nulls: n, value: v });
     }
     spill_block(spill, &channels, &block)?;
     add_block((&mut sums, &mut top), first, (&channels, &bases), block, &k)?;
