@@ -67,7 +67,7 @@ impl Cursor {
     /// The next row (path, conversions, nulls, value), if any, its path as ids into the
     /// merged `channels` (sorted, like each partial's: ids compare as the partials' paths
     /// are sorted, channel by channel, so the k-way merge compares integers, not text).
-    fn next(&mut self, channels: &ChannelIds) -> Result<Option<(Vec<u32>, f64, f64, f64)>> {
+    fn next(&mut self, channels: &ChannelIds) -> Result<Option<PathRow>> {
         self.fill()?;
         let b = &self.block;
         if self.at >= b.0.len() {
@@ -79,7 +79,12 @@ impl Cursor {
             let id = channels.get(name).copied();
             id.ok_or_else(|| Error::bad_input(&self.file, Some("path"), "a channel no manifest lists"))
         });
-        Ok(Some((ids.collect::<Result<_>>()?, b.1[i], b.2[i], b.3[i])))
+        Ok(Some(PathRow {
+            path: ids.collect::<Result<_>>()?,
+            conversions: b.1[i],
+            nulls: b.2[i],
+            value: b.3[i],
+        }))
     }
 }
 
@@ -246,18 +251,18 @@ fn stream_statistics(
     let mut heap: BinaryHeap<Reverse<(Vec<u32>, usize)>> = BinaryHeap::new();
     let mut heads = vec![(0.0, 0.0, 0.0); cursors.len()];
     for (i, c) in cursors.iter_mut().enumerate() {
-        if let Some((p, a, b, v)) = c.next(&ids)? {
-            heads[i] = (a, b, v);
-            heap.push(Reverse((p, i)));
+        if let Some(r) = c.next(&ids)? {
+            heads[i] = (r.conversions, r.nulls, r.value);
+            heap.push(Reverse((r.path, i)));
         }
     }
     let (mut sums, mut block): (Sums, Vec<PathRow>) = (BTreeMap::new(), Vec::new());
     let mut top = Vec::new();
     while let Some(Reverse((path, i))) = heap.pop() {
         let (c, n, v) = heads[i];
-        if let Some((p, a, b, x)) = cursors[i].next(&ids)? {
-            heads[i] = (a, b, x);
-            heap.push(Reverse((p, i)));
+        if let Some(r) = cursors[i].next(&ids)? {
+            heads[i] = (r.conversions, r.nulls, r.value);
+            heap.push(Reverse((r.path, i)));
         }
         // The block's last row is the last path merged (a block is handed on only before
         // a new path starts).
