@@ -339,12 +339,13 @@ def test_bad_staged_input_fails_on_the_driver_naming_the_file(spark, tmp_path):
     assert e.value.exit_code == 78 and "s3://lake/identity_map.csv" in str(e.value)
 
 
-def test_journey_credit_of_an_event_log_equals_the_cli(spark, tmp_path):
+@pytest.mark.parametrize("order", [1, "auto(max=2)"])
+def test_journey_credit_of_an_event_log_equals_the_cli(spark, tmp_path, order):
     """journey_credit from a DataFrame of events (chunks of whole users, 64-row batches):
     the nightly pipeline's journeys in one run's order and numbering, markov_journey split
     by the merged chain, equal to `touchpoint run`."""
     pipeline = Path(__file__).parents[2] / "pipelines" / "sample_nightly.toml"
-    models = {"run": MODELS, "bootstrap_replicates": 0}
+    models = {"run": MODELS, "bootstrap_replicates": 0, "markov_order": order}
     want = _cli_run(pipeline, tmp_path / "cli", "2024-02-15", "output.journey_credit=true",
                     *[f"models.{k}={json.dumps(v)}" for k, v in models.items()])
     got = ts.attribute(spark.read.parquet(str(SAMPLE)), pipeline=str(pipeline), window={"run_date": "2024-02-15"},

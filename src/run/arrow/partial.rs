@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::report::{self, TableName};
 use crate::run::shard::partial_meta;
 use crate::run::Run;
-use crate::settings::{Model, Settings};
+use crate::settings::{MarkovOrder, Model, Settings};
 
 use super::SEP;
 
@@ -49,6 +49,11 @@ pub fn partial(settings: Settings, input: PartialInput) -> Result<Partial> {
         let journeys =
             |m: &Model| settings.output.journey_credit && !matches!(m, Model::Markov | Model::ShapleyRate);
         chunk.models.run.retain(|m| *m == Model::TimeDecay || journeys(m));
+        if matches!(chunk.models.markov_order, MarkovOrder::Auto { .. }) {
+            // The order is chosen on the driver from the summed fold counts; nothing the
+            // chunk writes then depends on its own chain's order (unsplit rows name channels).
+            chunk.models.markov_order = MarkovOrder::Fixed(1);
+        }
     }
     let mut run = Run::new(chunk, "partial", &|_| {});
     run.chunk = true;
