@@ -236,6 +236,35 @@ def test_spark_submit_entry_point_writes_the_date_partition(tmp_path, generated,
     assert bad.returncode == 78, bad.stdout + bad.stderr
 
 
+def test_the_crm_pipeline_from_the_command_line_publishes_every_table_of_the_cli(tmp_path, spark):
+    """`touchpoint-spark pipelines/sample_crm.toml` (staged input: no DataFrame of events
+    is read) publishes, manifest last, every table `touchpoint run` writes, journey_credit
+    in the executors' parts; a staged source that is missing is exit 66 with the CLI's JSON
+    error line, before Spark runs."""
+    want = _cli_run(CRM, tmp_path / "cli", "2024-02-29")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    job = [sys.executable, "-m", "touchpoint.spark"]
+    p = subprocess.run([*job, str(CRM), "--run-date", "2024-02-29", "--out", str(out), "--partitions", "2"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout.strip().splitlines()[-1])["status"] == "ok"
+    published = ts.publish.read(str(out), "2024-02-29")
+    assert published.pop("report.html").startswith("<!doctype html>")
+    assert set(published) == set(want)
+    for name in want:
+        assert_tables_equal(published[name], want[name], name, rel=1e-9)
+    parts = ts.publish.read_manifest(str(out), "2024-02-29")["files"]["journey_credit"]["parts"]
+    assert sum(p["rows"] for p in parts) == want["journey_credit"].num_rows
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'version = 1\n[input]\nevents = "{SAMPLE}"\n[conversions]\npath = "{tmp_path / "gone.csv"}"\n'
+                   'user = "customer_ref"\ntime = "ordered_at"\nid = "order_id"\n')
+    p = subprocess.run([*job, str(bad), "--run-date", "2024-02-29", "--out", str(out)],
+                       capture_output=True, text=True, env=env)
+    line = json.loads(p.stdout.strip().splitlines()[-1])
+    assert p.returncode == 66 and line["kind"] == "input_not_found" and "gone.csv" in line["message"], p.stdout
+
+
 def test_settings_the_job_cannot_carry_are_refused_before_spark_runs(spark):
     # The training window keeps each day's journeys in one machine's output root.
     with pytest.raises(touchpoint.TouchpointError) as e:

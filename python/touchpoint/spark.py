@@ -671,6 +671,7 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
         raise publish.error("bad_configuration", 78, "bad configuration: the Spark job needs input.events "
                             "and an output (--out or output.root)")
     publish.filesystem(out)  # a bad URI fails here, before Spark starts
+    _touchpoint.check_distributed(json.dumps(s))  # and so do staged inputs' files and the settings
     run_date = s["window"].get("run_date")
     with publish.lock(out):
         # Local workers run this Python (the one touchpoint is installed in) unless the
