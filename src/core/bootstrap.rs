@@ -285,62 +285,6 @@ pub fn named_sums(a: &Analysis, params: &Models, opts: &BootstrapOptions) -> Res
     Ok(Some(per.into_iter().flatten().collect()))
 }
 
-/// A partition's replicate statistics (a shard's, a Spark chunk's): [`named_sums`]. With
-/// `markov_order = "auto"` the order is chosen only where the partitions meet, from their
-/// summed fold counts, so every candidate order's chain is summed here instead, its edge and
-/// end rows tagged with the order (`model`); the merge keeps the chosen order's
-/// (`docs/scale.md` § Intervals past one machine).
-pub fn partition_sums(
-    a: &Analysis,
-    params: &Models,
-    opts: &BootstrapOptions,
-) -> Result<Option<Vec<NamedRow>>> {
-    let Some(mut rows) = named_sums(a, params, opts)? else { return Ok(None) };
-    let (crate::settings::MarkovOrder::Auto { max }, Some(index)) = (params.markov_order, a.index.as_ref())
-    else {
-        return Ok(Some(rows));
-    };
-    if a.markov.is_none() || a.training.is_some() {
-        return Ok(Some(rows));
-    }
-    rows.retain(|r| !r.kind.of_chain());
-    let journeys = ByPath::new(index, a.paths.rows.len());
-    for k in 1..=max.max(1) {
-        rows.extend(chain_sums(a, &journeys, k, opts));
-    }
-    Ok(Some(rows))
-}
-
-/// Every replicate's edge and end sums of the order-k chain of `a`'s paths, tagged `k`.
-fn chain_sums(a: &Analysis, journeys: &ByPath, k: usize, opts: &BootstrapOptions) -> Vec<NamedRow> {
-    let chain = Chain::fit(&a.paths, k);
-    let plan = MarkovPlan::new(&chain, &a.paths);
-    let frame = Frame {
-        models: Vec::new(),
-        channels: a.paths.channels.clone(),
-        chain: Some(replicates::ChainFrame::of(&chain)),
-        coalitions: Vec::new(),
-    };
-    let (tag, n) = (k.to_string(), a.paths.rows.len());
-    let per: Vec<Vec<NamedRow>> = (0..opts.replicates as u32)
-        .into_par_iter()
-        .map_init(
-            || Weighted { conversions: vec![0.0; n], nulls: vec![0.0; n], value: vec![0.0; n] },
-            |w, r| {
-                journeys.reweight(Draws::new(opts.seed, r), w);
-                let mut s = ReplicateSums::zeros(&frame);
-                plan.count(w, &mut s);
-                let mut rows = Vec::new();
-                frame.rows(r, &s, &mut rows);
-                rows.retain(|x| x.kind.of_chain());
-                rows.iter_mut().for_each(|x| x.model.clone_from(&tag));
-                rows
-            },
-        )
-        .collect();
-    per.into_iter().flatten().collect()
-}
-
 /// The plan of `a`'s replicates (None without a journey index or replicates).
 pub fn plan<'a>(a: &'a Analysis, params: &Models, opts: &BootstrapOptions) -> Result<Option<Plan<'a>>> {
     match a.index.as_ref().filter(|_| opts.replicates > 0) {

@@ -119,11 +119,6 @@ impl Kind {
         }
     }
 
-    /// Whether rows of this kind describe the Markov chain (its edges and end values).
-    pub fn of_chain(self) -> bool {
-        matches!(self, Kind::Edge | Kind::EdgeConversion | Kind::EdgeNull | Kind::End)
-    }
-
     /// The kind named `s`.
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == s)
@@ -182,6 +177,15 @@ pub struct Frame {
 /// Whether a model's replicate credit is a sum over persons (else it is solved from sums).
 pub fn summed(m: Model) -> bool {
     !matches!(m, Model::Markov | Model::MarkovJourney | Model::ShapleyRate)
+}
+
+/// Whether replicate statistics of these settings add up across partitions. With
+/// `markov_order = "auto"` each partition would pick its own order on its own held-out
+/// paths, so their chains' edges would not be the merged chain's: a merge leaves the
+/// intervals out (and says so) rather than sum edges of different chains.
+pub fn mergeable(m: &crate::settings::Models) -> bool {
+    let markov = m.run.iter().any(|x| matches!(x, Model::Markov | Model::MarkovJourney));
+    !(markov && matches!(m.markov_order, crate::settings::MarkovOrder::Auto { .. }))
 }
 
 /// Whether a model set needs the coalition sums.

@@ -255,7 +255,7 @@ impl<'a> Run<'a> {
             let mut a = analysis::analyze(journeys, &opts)?;
             a.training = fit.as_ref().map(|f| f.1.clone());
             let units = (&log_units[..], &campaigns[..]);
-            let c = campaign_sums(&a, touch_campaign.as_deref(), units, s)?;
+            let c = campaign_sums(&a, touch_campaign.as_deref(), units, s, shard.is_some() || chunk)?;
             Ok((a, c))
         })?;
         let (mut analysis, mut groups) = (analysis, groups);
@@ -268,9 +268,12 @@ impl<'a> Run<'a> {
             if shard.is_some() || chunk {
                 // A shard's (or a Spark chunk's) replicates are solved by the merge, with
                 // every other partition's.
-                let main = bootstrap::partition_sums(&analysis, &s.models, &opts)?;
+                if !crate::core::replicates::mergeable(&s.models) {
+                    return Ok((None, None));
+                }
+                let main = bootstrap::named_sums(&analysis, &s.models, &opts)?;
                 let group = match groups.as_ref() {
-                    Some(g) => bootstrap::partition_sums(g, &s.models, &opts)?,
+                    Some(g) => bootstrap::named_sums(g, &s.models, &opts)?,
                     None => None,
                 };
                 return Ok((main, group));
@@ -497,12 +500,14 @@ fn event_order(log: &crate::core::event_log::EventLog, s: &Settings) -> journeys
 }
 
 /// The campaign sums of the run's recorded journeys (`core::campaigns`), with a campaign
-/// column, its replicates' included.
+/// column; a partition (shard, Spark chunk) sums the replicates only where its channel
+/// replicates are merged too.
 fn campaign_sums(
     a: &analysis::Analysis,
     touch_campaign: Option<&[u32]>,
     (log_units, campaigns): (&[u64], &[String]),
     s: &Settings,
+    partition: bool,
 ) -> Result<Option<CampaignSums>> {
     let (Some(tc), Some(rec)) = (touch_campaign, a.recorded.as_ref()) else { return Ok(None) };
     let input = SumsInput {
@@ -510,10 +515,22 @@ fn campaign_sums(
         touch_campaign: tc,
         campaigns,
         log_units,
-        replicates: s.models.bootstrap_replicates as u32,
+        replicates: match partition {
+            true => partition_replicates(s),
+            false => s.models.bootstrap_replicates as u32,
+        },
         seed: s.models.bootstrap_seed,
     };
     campaigns::partition_sums(a, &input, &s.models).map(Some)
+}
+
+/// The bootstrap replicates a partition sums: none where the merge cannot solve them
+/// (`markov_order = "auto"`: the partitions' chains would be of different orders).
+pub(crate) fn partition_replicates(s: &Settings) -> u32 {
+    match crate::core::replicates::mergeable(&s.models) {
+        true => s.models.bootstrap_replicates as u32,
+        false => 0,
+    }
 }
 
 /// The (channel, campaign) pairs of the log's touches, packed and sorted (empty without a

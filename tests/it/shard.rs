@@ -587,8 +587,8 @@ fn shards_no_person_hashes_to_write_empty_partials_and_the_merges_equal_one_run(
 /// `markov_order = "auto"`: each order's score comes from (order, fold, last state) counts
 /// that add up across partitions, and each candidate order's edges are summed, so N shards
 /// through either merge choose one run's order with one run's scores
-/// (`markov_order_selection`) and chain; the shards' replicates sum every candidate order's
-/// chain too, so the interval columns are one run's.
+/// (`markov_order_selection`) and chain. Without intervals: a merge carries them for a fixed
+/// order only (it says so).
 #[test]
 fn the_auto_markov_order_through_shards_and_both_merges_equals_one_run() {
     use touchpoint::settings::{MarkovOrder, Model};
@@ -596,7 +596,7 @@ fn the_auto_markov_order_through_shards_and_both_merges_equals_one_run() {
     let mut s = Settings::default();
     s.models.run = vec![Model::FirstTouch, Model::Linear, Model::Markov, Model::MarkovJourney];
     s.models.markov_order = MarkovOrder::Auto { max: 3 };
-    s.models.bootstrap_replicates = 12;
+    s.models.bootstrap_replicates = 0;
     s.input.events = Some(events().1.to_str().unwrap().to_owned());
     let one = dir.path().join("one");
     let mut s1 = s.clone();
@@ -626,7 +626,4 @@ fn the_auto_markov_order_through_shards_and_both_merges_equals_one_run() {
     }
     let (names, rows) = crate::common::read_parquet(&one.join("markov_order_selection.parquet"));
     assert_eq!(rows.len(), 3, "{names:?}");
-    let (names, rows) = crate::common::read_parquet(&one.join("channel_attribution.parquet"));
-    let low = names.iter().position(|n| n.ends_with("_low")).expect("interval columns");
-    assert!(rows.iter().any(|r| matches!(r[low], crate::common::Cell::Num(_))), "intervals were compared");
 }

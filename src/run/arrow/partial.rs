@@ -37,6 +37,9 @@ pub enum PartialInput {
 pub fn partial(settings: Settings, input: PartialInput) -> Result<Partial> {
     let mut chunk = settings.clone();
     chunk.output.root = None;
+    if !crate::core::replicates::mergeable(&settings.models) {
+        chunk.models.bootstrap_replicates = 0;
+    }
     if chunk.models.bootstrap_replicates == 0 && !settings.campaigns() {
         // Without intervals a chunk needs only its path table and time decay (touch times);
         // the models run on the driver, once. With them, the replicates' sums need every

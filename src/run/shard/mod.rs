@@ -153,6 +153,13 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
     let wait = std::time::Duration::from_secs(run.settings.output.lock_timeout_seconds);
     run.set_output(Output::Dir(DirOutput::open(&run.out()?, wait)?));
     let mut result = run.compute_events(Some(shard))?;
+    if run.settings.models.bootstrap_replicates > 0
+        && !crate::core::replicates::mergeable(&run.settings.models)
+    {
+        let w = "no replicate statistics: with markov_order = \"auto\" the merge has no intervals; give a fixed order";
+        tracing::warn!("{w}");
+        result.analysis.warnings.push(w.into());
+    }
     let mut meta = partial_meta(&run.settings, &result, shard);
     let (channel_reps, group_reps) = std::mem::take(&mut run.replicates);
     let mut tables = CHANNELS.tables(&result.analysis, &mut meta, channel_reps);
@@ -167,7 +174,7 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
     }
     if run.settings.campaigns() {
         // An empty shard has no journeys, and writes no sums but their columns.
-        let draws = 1 + run.settings.models.bootstrap_replicates;
+        let draws = 1 + super::partition_replicates(&run.settings) as usize;
         let sums = result.campaign_sums.take().unwrap_or(CampaignSums { draws, ..Default::default() });
         tables.push(Table::new(TableName::PartialCampaigns.as_str(), sums.columns()));
     }
@@ -519,7 +526,7 @@ pub(crate) fn merged_intervals(
     file_of: impl Fn(&Path) -> Option<PathBuf>,
 ) -> Result<Option<Intervals>> {
     let reps = settings.models.bootstrap_replicates;
-    if reps == 0 {
+    if reps == 0 || !crate::core::replicates::mergeable(&settings.models) {
         return Ok(None);
     }
     if parts.iter().any(|(d, _)| file_of(d).is_none()) {
@@ -545,14 +552,9 @@ pub(crate) fn solve_replicates(
 ) -> Result<Intervals> {
     let names = frame.names();
     let mut sums = vec![ReplicateSums::zeros(&frame); settings.models.bootstrap_replicates];
-    // With "auto" the partitions summed every candidate order's chain, tagged with its
-    // order: the chosen one's rows are the merged chain's.
-    let order = frame.chain.as_ref().map(|c| c.order.to_string());
-    let other_order =
-        |r: &NamedRow| r.kind.of_chain() && !r.model.is_empty() && Some(&r.model) != order.as_ref();
     for source in sources {
         let (rows, file) = source?;
-        for (i, row) in rows.iter().enumerate().filter(|(_, r)| !other_order(r)) {
+        for (i, row) in rows.iter().enumerate() {
             let s = sums.get_mut(row.replicate as usize).ok_or_else(|| {
                 Error::bad_input(&file, Some("replicate"), format!("row {i}: out of range"))
             })?;
@@ -568,8 +570,8 @@ pub(crate) fn merge_warnings(settings: &Settings, intervals: bool, groups: bool)
     let mut w = Vec::new();
     if !intervals && settings.models.bootstrap_replicates > 0 {
         w.push(
-            "no intervals: the partials carry no replicate statistics (shards of another version?); rerun the \
-             shards"
+            "no intervals: a merge carries them for a fixed Markov order only (with markov_order = \"auto\" the \
+             shards write no replicate statistics: their chains would be of different orders)"
                 .into(),
         );
     }
