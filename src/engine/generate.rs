@@ -447,7 +447,7 @@ fn experiments_table(
 ) -> crate::core::table::Table {
     use crate::core::table::{Table, Values};
     let n = users as f64;
-    let day0 = (t0_us / 86_400_000_000) as i32;
+    let day0 = (t0_us / crate::settings::DAY_MICROS) as i32;
     let k = w.channels.len();
     Table::new(
         "experiments",
