@@ -13,8 +13,10 @@ def attribute(
     chunk_rows: int = ...,
     **sections: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """A Spark DataFrame of events → the distributed tables (``pyarrow.Table``s) and
-    ``path_summary`` (a sorted Spark DataFrame), equal to the CLI's."""
+    """A Spark DataFrame of events (None when the settings stage their input: sources, a
+    conversions table, an identity map, customers, erasure) → every table the CLI writes:
+    the small ones as ``pyarrow.Table``s, ``path_summary`` and ``journey_credit`` as sorted
+    Spark DataFrames written by the executors, and the page."""
 
 class Parts:
     """A Spark DataFrame published in parts, each written by its executor."""
