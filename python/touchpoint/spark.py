@@ -368,8 +368,8 @@ def attribute(
     chunks of about ``chunk_rows`` rows of whole users. When the settings stage their input
     (``[[sources]]``, ``[conversions]``, ``[identity]``, customers, erasure), ``events`` is
     None: each of ``partitions`` (default: one per core) shards stages the input from its
-    files and keeps its persons, as ``--shard`` does; ``journey_credit`` is then a sorted
-    DataFrame too, written by the executors.
+    files and keeps its persons, as ``--shard`` does. With ``output.journey_credit``,
+    ``journey_credit`` is a sorted DataFrame too, written by the executors.
     """
     settings = touchpoint._resolved(pipeline, sections)
     _touchpoint.check_distributed(settings)

@@ -179,10 +179,11 @@ pub fn summed(m: Model) -> bool {
     !matches!(m, Model::Markov | Model::MarkovJourney | Model::ShapleyRate)
 }
 
-/// Whether replicate statistics of these settings add up across partitions. With
-/// `markov_order = "auto"` each partition would pick its own order on its own held-out
-/// paths, so their chains' edges would not be the merged chain's: a merge leaves the
-/// intervals out (and says so) rather than sum edges of different chains.
+/// Whether partitions sum replicate statistics for these settings. With
+/// `markov_order = "auto"` the order is chosen only where the partitions meet (from their
+/// summed fold counts), and a replicate's Markov sums are the edge counts of one chain; every
+/// candidate order's chain per replicate costs too much (`docs/scale.md`), so a merge leaves
+/// the intervals out (and says so).
 pub fn mergeable(m: &crate::settings::Models) -> bool {
     let markov = m.run.iter().any(|x| matches!(x, Model::Markov | Model::MarkovJourney));
     !(markov && matches!(m.markov_order, crate::settings::MarkovOrder::Auto { .. }))

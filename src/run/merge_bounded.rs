@@ -1,5 +1,6 @@
-//! `merge --bounded-memory`: the merge of partials whose distinct paths do not fit in memory
-//! (47M at 1B generated events).
+//! `touchpoint merge` (also `--bounded-memory`, its name before it became the CLI's only
+//! merge): the merge of partials in memory independent of their distinct paths (47M at 1B
+//! generated events), as fast as holding them (paths compared as channel ids).
 //!
 //! The partials' path tables are sorted by path, so one streaming k-way pass reads each a
 //! block at a time and yields every distinct path once, in order. Blocks of merged paths
@@ -177,7 +178,7 @@ pub fn merge_bounded_and_publish(dirs: &[PathBuf], out: &Path, block_rows: u64) 
             _ => t as &dyn TableSource,
         })
         .collect();
-    let mut run = Run::new(settings, "merge --bounded-memory", &|_| {});
+    let mut run = Run::new(settings, "merge", &|_| {});
     run.phase("merge", |_| Ok(t.elapsed()))?;
     run.publish_tables(&result, &sources, true)
 }

@@ -525,7 +525,7 @@ fn campaign_sums(
 }
 
 /// The bootstrap replicates a partition sums: none where the merge cannot solve them
-/// (`markov_order = "auto"`: the partitions' chains would be of different orders).
+/// (`markov_order = "auto"`: [`crate::core::replicates::mergeable`]).
 pub(crate) fn partition_replicates(s: &Settings) -> u32 {
     match crate::core::replicates::mergeable(&s.models) {
         true => s.models.bootstrap_replicates as u32,

@@ -571,7 +571,7 @@ pub(crate) fn merge_warnings(settings: &Settings, intervals: bool, groups: bool)
     if !intervals && settings.models.bootstrap_replicates > 0 {
         w.push(
             "no intervals: a merge carries them for a fixed Markov order only (with markov_order = \"auto\" the \
-             shards write no replicate statistics: their chains would be of different orders)"
+             order is chosen at the merge, so the shards sum no replicates; give a fixed order for intervals)"
                 .into(),
         );
     }
