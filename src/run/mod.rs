@@ -631,7 +631,8 @@ fn read_stream(
     if s.staged() {
         return Err(Error::Config(
             "[[sources]], [conversions], [identity], customers and erasure lists are read from files: \
-             run them with the CLI (docs/sources.md)"
+             run them with the CLI, or with touchpoint.spark.attribute(None, …), which stages them from the \
+             files (docs/sources.md)"
                 .into(),
         ));
     }
