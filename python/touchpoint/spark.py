@@ -406,10 +406,11 @@ def _partials_of(events: Any, settings: str, partitions: int | None, chunk_rows:
     from pyspark.sql import functions as F
 
     sj = json.loads(settings)
-    if events is None and not _touchpoint.staged(settings):
+    staged = _touchpoint.staged(settings)
+    if events is None and not staged:
         raise publish.error("bad_configuration", 78, "bad configuration: no events: give a Spark DataFrame of "
                             "events, or settings that stage their input ([[sources]], [conversions], ...)")
-    if _touchpoint.staged(settings):
+    if staged:
         if events is not None:
             raise publish.error("bad_configuration", 78, "bad configuration: the settings stage their input "
                                 "([[sources]], [conversions], [identity], customers, erasure), which the job "

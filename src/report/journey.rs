@@ -222,11 +222,7 @@ impl MarkovSplit {
 /// run's order; `journey` tells rows of different journeys apart) with the merged fit's
 /// `split`: each run of a journey's `markov_journey` rows becomes one row per reporting
 /// channel, its other columns the first row's. Other rows are kept as they are.
-pub(crate) fn finish_markov_journey(
-    t: Table,
-    journey: &[(u32, u64)],
-    split: Option<&MarkovSplit>,
-) -> Result<Table> {
+pub(crate) fn finish_markov_journey(t: Table, journey: &[u64], split: Option<&MarkovSplit>) -> Result<Table> {
     let Some(split) = split else { return Ok(t) };
     let re: Vec<f64> = split.removal_effects.iter().map(|&b| f64::from_bits(b)).collect();
     let column = |n: &str| t.columns.iter().position(|c| c.0 == n);

@@ -438,7 +438,8 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String], fixed: usize) -> Resul
                 (x[0], x[1], x[2]) = (x[0] + c, x[1] + n, x[2] + v);
             }
             Kind::Fold => {
-                let fold = if r.to == "1" { 1 } else { 0 };
+                let fold: usize =
+                    r.to.parse().ok().filter(|&f| f < 2).ok_or_else(|| bad("a fold that is not 0 or 1"))?;
                 let x = s.folds.entry((order(&r.model)?, fold, r.from.clone())).or_default();
                 (x.0, x.1) = (x.0 + c, x.1 + n);
             }
@@ -670,24 +671,21 @@ pub(crate) fn solve_rows(
     let mut s = sums(rows, &path_channels, orders[0])?;
     let n = path_channels.len();
     let m = &settings.models;
-    let chain = |k: usize| {
-        let edges = s.edges.get(&k).map_or(&[][..], Vec::as_slice);
-        let ends = s.ends.get(&k).map_or(&[][..], Vec::as_slice);
-        chain_counts::from_edge_counts(k, n, edges, ends)
-    };
     let runs_markov = m.run.iter().any(|x| matches!(x, Model::Markov | Model::MarkovJourney));
-    let (k, order_scores) = match (m.markov_order, runs_markov) {
-        (MarkovOrder::Auto { .. }, true) => {
-            let states: Vec<usize> = orders.iter().map(|&k| chain(k).states.len() - 1).collect();
+    // Each candidate order's chain, built once: the order's choice counts their states.
+    let mut chains: BTreeMap<usize, Chain> = match runs_markov {
+        true => orders.iter().map(|&k| (k, chain_of(&s, k, n))).collect(),
+        false => BTreeMap::new(),
+    };
+    let (k, order_scores) = match m.markov_order {
+        MarkovOrder::Auto { .. } if runs_markov => {
+            let states: Vec<usize> = chains.values().map(|c| c.states.len() - 1).collect();
             let (k, scores) = markov::choose_order_from(&s.folds, n, &states);
             (k, Some(scores))
         }
         _ => (orders[0], None),
     };
-    let markov = match runs_markov {
-        true => Some(markov::removal(chain(k), s.totals)?),
-        false => None,
-    };
+    let markov = chains.remove(&k).map(|c| markov::removal(c, s.totals)).transpose()?;
     let (sets, set_sums): (Vec<Vec<u32>>, Vec<[f64; 3]>) =
         std::mem::take(&mut s.coalitions).into_iter().unzip();
     let dedupe = settings.journeys.dedupe != crate::settings::Dedupe::None;
@@ -732,6 +730,13 @@ pub(crate) fn solve_rows(
         ..RunResult::new(analysis, input)
     };
     Ok((result, sets))
+}
+
+/// The order-k chain of the summed edge counts and end values.
+fn chain_of(s: &Sums, k: usize, n_channels: usize) -> Chain {
+    let edges = s.edges.get(&k).map_or(&[][..], Vec::as_slice);
+    let ends = s.ends.get(&k).map_or(&[][..], Vec::as_slice);
+    chain_counts::from_edge_counts(k, n_channels, edges, ends)
 }
 
 /// Every model's credit from the sums, in the settings' order, and what the fits warn of

@@ -70,7 +70,9 @@ pub fn partial(settings: Settings, input: PartialInput) -> Result<Partial> {
     let segment_paths = segment_paths.map(|t| keyed_segment_paths(t, &levels)).transpose()?;
     meta.segments = levels;
     meta.source_touches = result.source_touches.clone();
-    meta.pseudonym_key_fingerprint = crate::run::person_key(&settings)?.map(|k| k.fingerprint());
+    // The key this partition pseudonymized with (the run read it once, from its environment).
+    let fingerprint = run.manifest.get("pseudonym_key_fingerprint").and_then(|v| v.as_str());
+    meta.pseudonym_key_fingerprint = fingerprint.map(str::to_owned);
     let journey_credit = match settings.output.journey_credit {
         true => Some(report::partial_journey_credit(&result, &run.settings)?),
         false => None,
@@ -125,18 +127,22 @@ pub fn finish_journey_credit(
 ) -> Result<ArrowArrayStream> {
     let finish: JourneyFinish =
         serde_json::from_str(finish).map_err(|e| Error::Internal(format!("journey_credit's finish: {e}")))?;
-    let t = ffi::read_table(rows, TableName::JourneyCredit.as_str(), &crate::run::shard::JOURNEY_COLUMNS)?;
-    let number = match t.column("journey") {
-        Some(Values::U64(v)) => v.clone(),
-        _ => {
-            return Err(Error::Internal("journey_credit rows without their journey numbers (uint64)".into()))
-        }
+    let mut have =
+        ffi::read_table(rows, TableName::JourneyCredit.as_str(), &crate::run::shard::JOURNEY_COLUMNS)?
+            .columns;
+    let mut take = |name: &str| -> Result<Values> {
+        let at = have.iter().position(|c| c.0 == name);
+        let at = at.ok_or_else(|| Error::Internal(format!("journey_credit rows without `{name}`")))?;
+        Ok(have.swap_remove(at).1)
+    };
+    let Values::U64(number) = take("journey")? else {
+        return Err(Error::Internal("journey_credit rows whose journey numbers are not uint64".into()));
     };
     let mut columns = Vec::with_capacity(finish.columns.len());
     for name in &finish.columns {
-        let c = t.columns.iter().find(|c| c.0 == name.as_str());
-        let c = c.ok_or_else(|| Error::Internal(format!("journey_credit rows without `{name}`")))?;
-        columns.push(c.clone());
+        let c = crate::run::shard::JOURNEY_COLUMNS.iter().find(|k| **k == name.as_str());
+        let c = c.ok_or_else(|| Error::Internal(format!("`{name}` is no journey_credit column")))?;
+        columns.push((*c, take(c)?));
     }
     let t = Table::new(TableName::JourneyCredit.as_str(), columns);
     let mut t = crate::run::shard::finish_journey_rows(t, &number, settings, finish.split.as_ref())?;

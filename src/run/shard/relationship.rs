@@ -184,8 +184,7 @@ pub(crate) fn finish_journey_rows(
             None => return Err(Error::Internal("journey_credit rows without journey_id".into())),
         }
     }
-    let journeys: Vec<(u32, u64)> = number.iter().map(|&k| (0, k)).collect();
-    crate::report::finish_markov_journey(t, &journeys, split)
+    crate::report::finish_markov_journey(t, number, split)
 }
 
 /// 1, 2, … over journeys given in order, a new number at each new journey.
