@@ -35,6 +35,8 @@ use crate::core::paths::{PathRow, PathTable};
 use crate::core::recorded::JourneyIndex;
 use crate::core::replicates::{self, Frame, NamedRow, ReplicateSums};
 use crate::error::Result;
+
+mod block;
 use crate::settings::{Model, Models};
 
 /// How many replicates, at which level, from which seed.
@@ -248,11 +250,22 @@ pub struct Plan<'a> {
 /// index (an aggregated path table) or replicates are off.
 pub fn intervals(a: &Analysis, params: &Models, opts: &BootstrapOptions) -> Result<Option<Intervals>> {
     let Some(plan) = plan(a, params, opts)? else { return Ok(None) };
-    let reps: Vec<Vec<Credits>> = (0..opts.replicates as u32)
+    let reps: Vec<Vec<Vec<Credits>>> = blocks(opts.replicates)
         .into_par_iter()
-        .map_init(|| plan.buffer(), |w, r| plan.replicate(opts.seed, r, w))
+        .map(|(first, count)| {
+            let sums = plan.block_sums(opts.seed, first, count);
+            sums.into_par_iter()
+                .enumerate()
+                .map(|(l, s)| plan.replicate(opts.seed, first + l as u32, s))
+                .collect()
+        })
         .collect::<Result<_>>()?;
-    Ok(Some(fold(a, opts.level, reps)))
+    Ok(Some(fold(a, opts.level, reps.into_iter().flatten().collect())))
+}
+
+/// The replicates in blocks of [`block::BLOCK`]: (first replicate, how many).
+fn blocks(replicates: usize) -> Vec<(u32, usize)> {
+    (0..replicates).step_by(block::BLOCK).map(|r| (r as u32, block::BLOCK.min(replicates - r))).collect()
 }
 
 /// The replicates' credits (per replicate, per model of `a`, path-table channels) folded
@@ -271,16 +284,15 @@ pub fn fold(a: &Analysis, level: f64, reps: Vec<Vec<Credits>>) -> Intervals {
 /// adds them up and solves them).
 pub fn named_sums(a: &Analysis, params: &Models, opts: &BootstrapOptions) -> Result<Option<Vec<NamedRow>>> {
     let Some(plan) = plan(a, params, opts)? else { return Ok(None) };
-    let per: Vec<Vec<NamedRow>> = (0..opts.replicates as u32)
+    let per: Vec<Vec<NamedRow>> = blocks(opts.replicates)
         .into_par_iter()
-        .map_init(
-            || plan.buffer(),
-            |w, r| {
-                let mut rows = Vec::new();
-                plan.frame.rows(r, &plan.sums(opts.seed, r, w), &mut rows);
-                rows
-            },
-        )
+        .map(|(first, count)| {
+            let mut rows = Vec::new();
+            for (l, s) in plan.block_sums(opts.seed, first, count).iter().enumerate() {
+                plan.frame.rows(first + l as u32, s, &mut rows);
+            }
+            rows
+        })
         .collect();
     Ok(Some(per.into_iter().flatten().collect()))
 }
@@ -365,44 +377,17 @@ impl<'a> Plan<'a> {
         })
     }
 
-    /// A buffer of per-row weights, reused by the replicates one thread computes.
-    pub fn buffer(&self) -> Weighted {
-        let n = self.a.paths.rows.len();
-        Weighted { conversions: vec![0.0; n], nulls: vec![0.0; n], value: vec![0.0; n] }
-    }
-
-    /// Every model's credits (path-table channel ids) in replicate r.
-    fn replicate(&self, seed: u64, r: u32, w: &mut Weighted) -> Result<Vec<Credits>> {
-        let s = self.sums(seed, r, w);
+    /// Every model's credits (path-table channel ids) in replicate r, from its sums.
+    fn replicate(&self, seed: u64, r: u32, s: ReplicateSums) -> Result<Vec<Credits>> {
         if self.a.training.is_none() {
             return self.frame.solve(&s);
         }
         let mut out = self.frame.solve_summed(&s);
-        self.apply_training_fit(w, &mut out);
+        let n = self.a.paths.rows.len();
+        let mut w = Weighted { conversions: vec![0.0; n], nulls: vec![0.0; n], value: vec![0.0; n] };
+        self.journeys.reweight(Draws::new(seed, r), &mut w);
+        self.apply_training_fit(&w, &mut out);
         Ok(out)
-    }
-
-    /// Replicate r's additive statistics over this analysis' persons (`w` is scratch).
-    pub fn sums(&self, seed: u64, r: u32, w: &mut Weighted) -> ReplicateSums {
-        let draws = Draws::new(seed, r);
-        self.journeys.reweight(draws, w);
-        let w = &*w;
-        let mut s = ReplicateSums::zeros(&self.frame);
-        for (m, c) in self.split_rules(w).into_iter().enumerate() {
-            s.credits[self.rules[m]] = c;
-        }
-        if let Some(i) = self.a.credits.iter().position(|(m, _)| *m == Model::TimeDecay) {
-            s.credits[i] = self.time_decay(draws, self.a.paths.channels.len());
-        }
-        if let Some(plan) = &self.markov {
-            plan.count(w, &mut s);
-        }
-        for (p, &c) in self.coalition_of.iter().enumerate() {
-            let x = &mut s.coalitions[c as usize];
-            (x[0], x[1], x[2]) = (x[0] + w.conversions[p], x[1] + w.nulls[p], x[2] + w.value[p]);
-        }
-        s.totals = [w.conversions.iter().sum(), w.nulls.iter().sum(), w.value.iter().sum()];
-        s
     }
 
     /// With a training window the fitted models are fixed (fitted on the training period,
@@ -425,32 +410,6 @@ impl<'a> Plan<'a> {
                 _ => {}
             }
         }
-    }
-
-    /// Every path-determined rule model's credits in one pass over the converting paths.
-    fn split_rules(&self, w: &Weighted) -> Vec<Credits> {
-        let (nr, n) = (self.rules.len(), self.a.paths.channels.len());
-        let (mut conv_acc, mut value_acc) = (vec![0.0; nr * n], vec![0.0; nr * n]);
-        for (j, &p) in self.converting.iter().enumerate() {
-            let (conv, value) = (w.conversions[p as usize], w.value[p as usize]);
-            if conv == 0.0 {
-                continue;
-            }
-            for k in self.split_offsets[j] as usize..self.split_offsets[j + 1] as usize {
-                let ch = self.split_channel[k] as usize;
-                for m in 0..nr {
-                    let s = self.shares[k * nr + m];
-                    conv_acc[m * n + ch] += s * conv;
-                    value_acc[m * n + ch] += s * value;
-                }
-            }
-        }
-        (0..nr)
-            .map(|m| Credits {
-                conversions: conv_acc[m * n..(m + 1) * n].to_vec(),
-                value: value_acc[m * n..(m + 1) * n].to_vec(),
-            })
-            .collect()
     }
 
     /// `markov_journey` with the training fit's removal effects: each path's distinct
@@ -553,33 +512,6 @@ impl MarkovPlan {
         }
         let path_edges = EdgeIds::of(path_edges, edges.len());
         MarkovPlan { offsets, path_edges, end }
-    }
-
-    /// A replicate's edge counts and end values, added into `s`. Without branches: whether a
-    /// path converts, ends without converting or weighs nothing at all in a replicate is a
-    /// coin flip the processor cannot predict, and adding a zero changes no sum (every term
-    /// is ≥ 0, so the sums are those of the rows that weigh something). An edge the full fit
-    /// never walked (a state that never converts) is counted into a spare slot.
-    fn count(&self, w: &Weighted, s: &mut ReplicateSums) {
-        let n = s.edges.len();
-        let mut acc = vec![0.0; n + 1];
-        let slot = |e: u32| (e as usize).min(n);
-        for p in 0..self.end.len() {
-            let (conv, nulls) = (w.conversions[p], w.nulls[p]);
-            let walked = self.offsets[p] as usize..self.offsets[p + 1] as usize;
-            match &self.path_edges {
-                EdgeIds::Narrow(ids) => ids[walked].iter().for_each(|&e| acc[e as usize] += conv + nulls),
-                EdgeIds::Wide(ids) => ids[walked].iter().for_each(|&e| acc[e as usize] += conv + nulls),
-            }
-            let (st, ce, ne) = self.end[p];
-            acc[slot(ce)] += conv;
-            acc[slot(ne)] += nulls;
-            let e = &mut s.ends[st as usize];
-            (e.0, e.1) = (e.0 + w.value[p], e.1 + conv);
-        }
-        for (x, a) in s.edges.iter_mut().zip(acc) {
-            *x += a;
-        }
     }
 }
 
