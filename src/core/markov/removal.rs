@@ -164,8 +164,41 @@ type Lane = [[f64; LANES]; 2];
 /// Gauss–Seidel for up to [`LANES`] removals at once; `gone[i]` has bit l set when state i
 /// is removed in lane l. Each lane stops on its own test (no value changes by more than
 /// 1e-15 relative), so it returns the same bits as a lone solve of that removal. Returns
-/// `(x[start], converged)` per lane.
+/// `(x[start], converged)` per lane. Compiled for the widest vector instructions the
+/// processor has (the same source: vector code does not fuse multiplies into adds unless
+/// asked to, so the same bits).
 pub fn sweep_lanes(rows: &Rows, gone: &[u8], lanes: usize) -> Vec<((f64, f64), bool)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the processor has the feature `sweep_avx512` is compiled for.
+            return unsafe { sweep_avx512(rows, gone, lanes) };
+        }
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: as above, for AVX2.
+            return unsafe { sweep_avx2(rows, gone, lanes) };
+        }
+    }
+    sweep(rows, gone, lanes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn sweep_avx512(rows: &Rows, gone: &[u8], lanes: usize) -> Vec<((f64, f64), bool)> {
+    sweep(rows, gone, lanes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sweep_avx2(rows: &Rows, gone: &[u8], lanes: usize) -> Vec<((f64, f64), bool)> {
+    sweep(rows, gone, lanes)
+}
+
+/// The sweeps of [`sweep_lanes`]. Every lane's arithmetic is done for every state and kept
+/// only where the lane is live (a select, not a branch), so a pass is straight-line vector
+/// code; a dead lane's values, change and scale are left as they were.
+#[inline(always)]
+pub(super) fn sweep(rows: &Rows, gone: &[u8], lanes: usize) -> Vec<((f64, f64), bool)> {
     let n = rows.b.len();
     let mut x: Vec<Lane> = vec![[[0.0; LANES]; 2]; n];
     let mut active: u8 = if lanes >= LANES { u8::MAX } else { (1u8 << lanes) - 1 };
@@ -190,12 +223,15 @@ pub fn sweep_lanes(rows: &Rows, gone: &[u8], lanes: usize) -> Vec<((f64, f64), b
                 }
             }
             let d = 1.0 - rows.diag[i];
-            for l in (0..LANES).filter(|l| live >> l & 1 == 1) {
+            let xi = &mut x[i];
+            for l in 0..LANES {
+                let on = live >> l & 1 == 1;
                 let new = (acc[0][l] / d, acc[1][l] / d);
-                delta[l] = delta[l].max((new.0 - x[i][0][l]).abs()).max((new.1 - x[i][1][l]).abs());
-                scale[l] = scale[l].max(new.0.abs()).max(new.1.abs());
-                x[i][0][l] = new.0;
-                x[i][1][l] = new.1;
+                let change = (new.0 - xi[0][l]).abs().max((new.1 - xi[1][l]).abs());
+                delta[l] = if on { delta[l].max(change) } else { delta[l] };
+                scale[l] = if on { scale[l].max(new.0.abs()).max(new.1.abs()) } else { scale[l] };
+                xi[0][l] = if on { new.0 } else { xi[0][l] };
+                xi[1][l] = if on { new.1 } else { xi[1][l] };
             }
         }
         let was = active;

@@ -4,7 +4,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::removal::{sweep_lanes, Rows, LANES};
+use super::removal::{sweep, sweep_lanes, Rows, LANES};
 use super::Chain;
 use crate::core::paths::{PathRow, PathTable};
 
@@ -88,6 +88,8 @@ fn lanes_give_the_bits_of_lone_gauss_seidel_solves() {
             .map(|st| cs.iter().enumerate().filter(|(_, c)| st.contains(c)).fold(0u8, |m, (l, _)| m | 1 << l))
             .collect();
         let lanes = sweep_lanes(&rows, &gone, cs.len());
+        // The vector build chosen at run time and the portable one: the same bits.
+        assert_eq!(lanes, sweep(&rows, &gone, cs.len()), "seed {seed}");
         for (l, &c) in cs.iter().enumerate() {
             let lone_gone: Vec<bool> =
                 chain.states.iter().enumerate().map(|(i, s)| i != 0 && s.contains(&c)).collect();
