@@ -533,15 +533,13 @@ pub fn removal(chain: Chain, totals: (f64, f64, f64)) -> Result<MarkovResult> {
     let (total_conv, total_value, total_nulls) = totals;
     let total_w = total_conv + total_nulls;
     let observed_rate = if total_w > 0.0 { total_conv / total_w } else { 0.0 };
-    let (p, v) = chain.start()?;
+    let ((p, v), fractions) = chain.start_and_removal_fractions()?;
     let mut re = vec![None; nc];
     let mut vre = vec![None; nc];
-    if p > 0.0 {
-        for (c, (rc, vc)) in chain.removal_fractions(p, v)?.into_iter().enumerate() {
-            re[c] = Some(rc.clamp(0.0, 1.0));
-            if total_value > 0.0 && v > 0.0 {
-                vre[c] = Some(vc.clamp(0.0, 1.0));
-            }
+    for (c, (rc, vc)) in fractions.into_iter().enumerate() {
+        re[c] = Some(rc.clamp(0.0, 1.0));
+        if total_value > 0.0 && v > 0.0 {
+            vre[c] = Some(vc.clamp(0.0, 1.0));
         }
     }
     let normalise = |res: &[Option<f64>], total: f64| -> Vec<f64> {

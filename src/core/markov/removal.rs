@@ -105,13 +105,17 @@ impl Fundamental {
     }
 }
 
+/// (conversion probability, expected value), or the fractions of them lost.
+pub type PairPv = (f64, f64);
+
 /// Channels solved together by one Gauss–Seidel pass (bits of a `u8` mask).
 pub const LANES: usize = 8;
 
-/// Removals from which the lanes pay: a lane pass does all 8 lanes' arithmetic and holds
-/// 8× the solution per state, so with few channels (12 at order 4: 28% slower in
-/// `benches/markov.rs`) the lone solves win, and at 300 channels the lanes (9–28% less CPU).
-pub const LANES_FROM: usize = 64;
+/// Removals from which the lanes pay. A lane pass does all 8 lanes' arithmetic, which cost
+/// 8× a lone solve's in scalar code (the lone solves won below 64 channels then); in vector
+/// registers a pass costs about what one lone solve does, so two removals already pay
+/// (order 3, 12 channels, 200 replicates: the bootstrap phase 2.3 s → 1.6 s).
+pub const LANES_FROM: usize = 2;
 
 /// The transition rows of `x = Q x + r` for Gauss–Seidel, every edge kept: a removed
 /// target's lane stays 0, and adding `q · 0` leaves a sum's bits unchanged, so a lane
@@ -309,13 +313,36 @@ impl Chain {
         p: f64,
         v: f64,
     ) -> Vec<(f64, f64)> {
+        self.lane_solves(count, removed).into_iter().map(|kept| kept_to_fractions(kept, p, v)).collect()
+    }
+
+    /// P(conversion) and expected value from `(start)`, and every channel's lost fractions
+    /// ([`Chain::removal_fractions`]; none when nothing converts). With Gauss–Seidel the full
+    /// chain rides as one more lane of the channels' passes (the bits of its lone solve).
+    pub fn start_and_removal_fractions(&self) -> Result<(PairPv, Vec<PairPv>)> {
+        if self.direct() || self.states.len() < 2 || self.n_channels + 1 < LANES_FROM {
+            let (p, v) = self.start()?;
+            let fractions = if p > 0.0 { self.removal_fractions(p, v)? } else { Vec::new() };
+            return Ok(((p, v), fractions));
+        }
+        let kept = self.lane_solves(self.n_channels + 1, |i, st| i > 0 && st.contains(&(i as u32 - 1)));
+        let (p, v) = kept[0];
+        let fractions = match p > 0.0 {
+            true => kept[1..].iter().map(|&k| kept_to_fractions(k, p, v)).collect(),
+            false => Vec::new(),
+        };
+        Ok(((p, v), fractions))
+    }
+
+    /// `(start)`'s conversion probability and value with each removal's states gone.
+    fn lane_solves(&self, count: usize, removed: impl Fn(usize, &[u32]) -> bool + Sync) -> Vec<(f64, f64)> {
         if count < LANES_FROM {
             let n = self.states.len();
             return (0..count)
                 .into_par_iter()
                 .map(|i| {
                     let gone: Vec<bool> = (0..n).map(|s| s != 0 && removed(i, &self.states[s])).collect();
-                    kept_to_fractions(self.gauss_seidel(&gone), p, v)
+                    self.gauss_seidel(&gone)
                 })
                 .collect();
         }
@@ -339,7 +366,7 @@ impl Chain {
         let lanes: Vec<((f64, f64), bool)> = solved.into_iter().flatten().collect();
         let stuck = lanes.iter().filter(|l| !l.1).count();
         self.unconverged.fetch_add(stuck, std::sync::atomic::Ordering::Relaxed);
-        lanes.into_iter().map(|(kept, _)| kept_to_fractions(kept, p, v)).collect()
+        lanes.into_iter().map(|(kept, _)| kept).collect()
     }
 }
 
