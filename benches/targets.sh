@@ -5,7 +5,8 @@
 #   benches/targets.sh                      # the single-machine rows (~25 min on 2 cores)
 #   PEERS=1 SPARK=1 benches/targets.sh      # + Python Polars & ChannelAttribution, + Spark
 #   SCALE_1B=1 benches/targets.sh           # + 1B events end to end (benches/scale_1b.sh, ~20 min)
-#   REPS=5 TIMEOUT=1800 benches/targets.sh
+#   USERS10=20000 USERS300=5000 USERS50=50000 REPS=1 benches/targets.sh   # a quick try of the script
+#   REPS=5 TIMEOUT=1800 benches/targets.sh   # TIMEOUT: seconds per run (default 600)
 #
 # Whole-process wall time (median of REPS runs) and peak RSS from /usr/bin/time; a run
 # that passes TIMEOUT seconds is stopped and shown as "> TIMEOUT s". Logs come from
@@ -20,7 +21,7 @@ ROOT=$(pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/touchpoint-target}
 WORK=${WORK:-$ROOT/bench-data}
 REPS=${REPS:-3}
-TIMEOUT=${TIMEOUT:-1200}
+TIMEOUT=${TIMEOUT:-600}
 SPARK_PY=${SPARK_PY:-$HOME/.cache/touchpoint-spark-venv/bin/python}
 BENCH=${BENCH:-$ROOT/../shared/bench}
 MODELS=first_touch,last_touch,linear,markov
@@ -32,8 +33,8 @@ log() { # users channels → path of a generated log
   [ -f "$f" ] || "$TP" generate --users "$1" --channels "$2" --seed "$3" --out "$f" -q >/dev/null
   echo "$f"
 }
-EV10=$(log 1050000 12 42)
-CH300=$(log 300000 300 5)
+EV10=$(log "${USERS10:-1050000}" 12 42)
+CH300=$(log "${USERS300:-300000}" 300 5)
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # tp LABEL REPS ARGS… → "median_wall max_rss_gb" of `touchpoint ARGS --out … -q`
@@ -44,18 +45,26 @@ tp() {
     rm -rf "$WORK/t_$label"
     if ! timeout "$TIMEOUT" /usr/bin/time -f "%e %M" -o "$WORK/t_$label.time" \
       "$TP" "$@" --out "$WORK/t_$label" -q >/dev/null 2>"$WORK/t_$label.err"; then
-      echo "> $TIMEOUT NA"
+      echo ">$TIMEOUT NA"
       return
     fi
     read -r wall kb < "$WORK/t_$label.time"
     walls+=("$wall")
     rss=$(echo "if ($kb > $rss) $kb else $rss" | bc)
   done
-  echo "$(printf '%s\n' "${walls[@]}" | median) $(echo "scale=2; $rss / 1048576" | bc)"
+  echo "$(printf '%s\n' "${walls[@]}" | median) $(printf "%.2f" "$(echo "$rss / 1048576" | bc -l)")"
 }
-ratio() { [[ $1 == ">"* || $2 == ">"* ]] && echo NA || echo "scale=2; $1 / $2" | bc; }
-met() { [[ $1 == NA ]] && echo "not run" || { [ "$(echo "$1 <= $2" | bc)" = 1 ] && echo yes || echo no; }; }
-metge() { [[ $1 == NA ]] && echo "not run" || { [ "$(echo "$1 >= $2" | bc)" = 1 ] && echo yes || echo no; }; }
+# ratio A B: A / B; ">N" when A timed out (then A / B is at least N / B), NA when unknown.
+ratio() {
+  case "$1$2" in
+    *NA*) echo NA ;;
+    ">"*) echo ">$(echo "scale=1; ${1#>} / $2" | bc)" ;;
+    *) echo "scale=2; $1 / $2" | bc ;;
+  esac
+}
+# met X LIMIT: whether X ≤ LIMIT (metge: ≥); a timed-out ">N" is above any limit.
+met() { case "$1" in NA) echo "not run" ;; ">"*) echo no ;; *) [ "$(echo "$1 <= $2" | bc)" = 1 ] && echo yes || echo no ;; esac; }
+metge() { case "$1" in NA | ">"*) echo "not run" ;; *) [ "$(echo "$1 >= $2" | bc)" = 1 ] && echo yes || echo no ;; esac; }
 row() { printf '| %s | %s | %s | %s |\n' "$@"; }
 
 echo "| work | target | measured | met? |"
@@ -82,9 +91,12 @@ r=$(ratio "$b0" "$scan")
 row "10M, \`--bootstrap 0\`" "≤ 2.3× a Polars scan of the five columns" "$b0 s against a scan of $scan s: ${r}×" "$(met "$r" 2.3)"
 
 # Against Python Polars journeys + ChannelAttribution (the peers' own venv and log).
-if [ -n "${PEERS:-}" ]; then
-  PY="$WORK/.venv/bin/python"
-  [ -x "$PY" ] || { python3 -m venv "$WORK/.venv" && "$WORK/.venv/bin/pip" install -q numpy pandas polars pyarrow ChannelAttribution; }
+PY="$WORK/.venv/bin/python"
+if [ -n "${PEERS:-}" ] && [ ! -x "$PY" ]; then
+  python3 -m venv "$WORK/.venv" && "$WORK/.venv/bin/pip" install -q numpy pandas polars pyarrow ChannelAttribution >&2 ||
+    rm -rf "$WORK/.venv"
+fi
+if [ -n "${PEERS:-}" ] && [ -x "$PY" ]; then
   GEN="$WORK/ev_u1050000.parquet"
   [ -f "$GEN" ] || "$PY" "$BENCH/gen_events.py" --users 1050000 --channels 12 --days 60 --seed 42 --out "$GEN" >&2
   read -r p0 _ <<< "$(tp peers0 "$REPS" attribute --events "$GEN" --conversion-is-touch false --models $MODELS --bootstrap 0)"
@@ -96,7 +108,7 @@ if [ -n "${PEERS:-}" ]; then
   row "against Python Polars + ChannelAttribution, 10M" "≥ 10× with intervals, ≥ 20× without" \
     "Python $py s; touchpoint $p200 s with (${r200}×), $p0 s without (${r0}×)" "$(metge "$r200" 10) / $(metge "$r0" 20)"
 else
-  row "against Python Polars + ChannelAttribution, 10M" "≥ 10× / ≥ 20×" "not run (PEERS=1)" "not run"
+  row "against Python Polars + ChannelAttribution, 10M" "≥ 10× / ≥ 20×" "not run (PEERS=1; needs PyPI)" "not run"
 fi
 
 # Orders 2 and 3 on the 10M log, with and without the intervals.
@@ -113,17 +125,17 @@ read -r c1 _ <<< "$(tp c1b200 "$REPS" attribute --events "$CH300" --models $MODE
 r=$(ratio "$c1" "$c10")
 row "300 channels, order 1" "defaults ≤ 2× \`--bootstrap 0\`" "$c1 s against $c10 s: ${r}×" "$(met "$r" 2)"
 read -r c20 _ <<< "$(tp c2b0 1 attribute --events "$CH300" --models $MODELS --markov-order 2 --bootstrap 0)"
-row "300 channels, order 2, \`--bootstrap 0\`" "≤ 10 s" "$c20 s" "$(met "${c20/>*/NA}" 10)"
+row "300 channels, order 2, \`--bootstrap 0\`" "≤ 10 s" "$c20 s" "$(met "$c20" 10)"
 read -r c2 _ <<< "$(tp c2b200 1 attribute --events "$CH300" --models $MODELS --markov-order 2)"
 r=$(ratio "$c2" "$c20")
 row "300 channels, order 2" "defaults ≤ 2× \`--bootstrap 0\`" "$c2 s against $c20 s: ${r}×" "$(met "$r" 2)"
 read -r c30 _ <<< "$(tp c3b0 1 attribute --events "$CH300" --models $MODELS --markov-order 3 --bootstrap 0)"
-row "300 channels, order 3, \`--bootstrap 0\`" "≤ 30 s" "$c30 s" "$(met "${c30/>*/NA}" 30)"
+row "300 channels, order 3, \`--bootstrap 0\`" "≤ 30 s" "$c30 s" "$(met "$c30" 30)"
 
 # 50M events with the defaults: peak memory.
-EV50=$(log 5250000 12 42)
+EV50=$(log "${USERS50:-5250000}" 12 42)
 read -r w50 gb50 <<< "$(tp m50 1 attribute --events "$EV50" --models $MODELS)"
-row "50M, defaults" "≤ 3 GB peak" "$gb50 GB, $w50 s" "$(met "${gb50/NA/NA}" 3)"
+row "50M, defaults" "≤ 3 GB peak" "$gb50 GB, $w50 s" "$(met "$gb50" 3)"
 
 # 1B events end to end (shards one after another, then the merge).
 if [ -n "${SCALE_1B:-}" ]; then
