@@ -17,8 +17,8 @@
 //! or a hash of the string id: [`person_key`]), so a shard or a Spark partition weights its
 //! persons exactly as one run over everything does, and a replicate's statistics add up
 //! across partitions ([`crate::core::replicates`]). A replicate is two steps: the sums
-//! ([`Plan::sums`]) and the one solve of those sums ([`Frame::solve`]), the step every merge
-//! shares.
+//! (summed for 8 replicates per pass: `block.rs`) and the one solve of those sums
+//! ([`Frame::solve`]), the step every merge shares.
 //!
 //! Determinism: a replicate's weights depend only on (seed, replicate, person), and every sum
 //! inside a replicate runs in a fixed order, so the intervals are identical at any thread
@@ -48,6 +48,20 @@ pub struct BootstrapOptions {
     pub level: f64,
     /// Seed of the user weights.
     pub seed: u64,
+    /// Which build of the replicates' pass runs (the same bits either way).
+    pub kernel: Kernel,
+}
+
+/// The build of the replicates' pass: compiled for the widest vector instructions the
+/// processor has (chosen at run time), or portable code. Both give the same bits; the choice
+/// exists so that a test can show it on the machine it runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernel {
+    /// AVX-512 or AVX2 when the processor has them, else portable.
+    #[default]
+    Fastest,
+    /// Portable code only.
+    Portable,
 }
 
 /// The replicates of every model's credits, folded into the report channels.
@@ -168,8 +182,8 @@ fn below(h: u64) -> u32 {
     }
 }
 
-/// Per path-table row: the weighted conversions, nulls and value of one replicate (a
-/// buffer reused by the replicates a thread computes, so no page is zeroed twice).
+/// Per path-table row: the weighted conversions, nulls and value of one replicate (what
+/// a training window's fixed models are applied to).
 pub struct Weighted {
     conversions: Vec<f64>,
     nulls: Vec<f64>,
@@ -244,6 +258,7 @@ pub struct Plan<'a> {
     time_decay: Option<Vec<f64>>,
     /// What the sums are solved on.
     pub frame: Frame,
+    kernel: Kernel,
 }
 
 /// Compute the replicates of every model of `a`. None when the analysis has no journey
@@ -253,10 +268,10 @@ pub fn intervals(a: &Analysis, params: &Models, opts: &BootstrapOptions) -> Resu
     let reps: Vec<Vec<Vec<Credits>>> = blocks(opts.replicates)
         .into_par_iter()
         .map(|(first, count)| {
-            let sums = plan.block_sums(opts.seed, first, count);
-            sums.into_par_iter()
-                .enumerate()
-                .map(|(l, s)| plan.replicate(opts.seed, first + l as u32, s))
+            let block = plan.block(opts.seed, first);
+            (0..count)
+                .into_par_iter()
+                .map(|l| plan.replicate(opts.seed, first + l as u32, plan.lane(&block, l)))
                 .collect()
         })
         .collect::<Result<_>>()?;
@@ -287,9 +302,9 @@ pub fn named_sums(a: &Analysis, params: &Models, opts: &BootstrapOptions) -> Res
     let per: Vec<Vec<NamedRow>> = blocks(opts.replicates)
         .into_par_iter()
         .map(|(first, count)| {
-            let mut rows = Vec::new();
-            for (l, s) in plan.block_sums(opts.seed, first, count).iter().enumerate() {
-                plan.frame.rows(first + l as u32, s, &mut rows);
+            let (block, mut rows) = (plan.block(opts.seed, first), Vec::new());
+            for l in 0..count {
+                plan.frame.rows(first + l as u32, &plan.lane(&block, l), &mut rows);
             }
             rows
         })
@@ -300,13 +315,13 @@ pub fn named_sums(a: &Analysis, params: &Models, opts: &BootstrapOptions) -> Res
 /// The plan of `a`'s replicates (None without a journey index or replicates).
 pub fn plan<'a>(a: &'a Analysis, params: &Models, opts: &BootstrapOptions) -> Result<Option<Plan<'a>>> {
     match a.index.as_ref().filter(|_| opts.replicates > 0) {
-        Some(index) => Ok(Some(Plan::new(a, index, params)?)),
+        Some(index) => Ok(Some(Plan::new(a, index, params, opts.kernel)?)),
         None => Ok(None),
     }
 }
 
 impl<'a> Plan<'a> {
-    fn new(a: &'a Analysis, index: &'a JourneyIndex, params: &Models) -> Result<Self> {
+    fn new(a: &'a Analysis, index: &'a JourneyIndex, params: &Models, kernel: Kernel) -> Result<Self> {
         let rows = &a.paths.rows;
         let converting: Vec<u32> =
             (0..rows.len() as u32).filter(|&p| rows[p as usize].conversions > 0.0).collect();
@@ -374,6 +389,7 @@ impl<'a> Plan<'a> {
             coalition_of,
             time_decay,
             frame,
+            kernel,
         })
     }
 

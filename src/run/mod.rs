@@ -264,6 +264,7 @@ impl<'a> Run<'a> {
                 replicates: s.models.bootstrap_replicates,
                 level: s.models.interval_level,
                 seed: s.models.bootstrap_seed,
+                kernel: Default::default(),
             };
             if shard.is_some() || chunk {
                 // A shard's (or a Spark chunk's) replicates are solved by the merge, with

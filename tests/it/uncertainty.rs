@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use touchpoint::core::bootstrap::{self, poisson_weight, BootstrapOptions};
+use touchpoint::core::bootstrap::{self, poisson_weight, BootstrapOptions, Kernel};
 use touchpoint::core::journeys::JourneyOptions;
 use touchpoint::core::markov;
 use touchpoint::core::models::RuleModel;
@@ -25,8 +25,16 @@ fn every_replicate_is_the_models_refitted_on_a_reweighted_path_table() {
     let mut opts = JourneyOptions::resolve(&s.journeys, &log, true);
     opts.index = true;
     let a = analyze_journeys(journeys_with(&log, &opts), &log.channels, &s);
-    let bo = BootstrapOptions { replicates: 11, level: 0.9, seed: 42 };
+    let bo = BootstrapOptions { replicates: 11, level: 0.9, seed: 42, kernel: Kernel::Fastest };
     let iv = bootstrap::intervals(&a, &s.models, &bo).unwrap().expect("intervals");
+    // The vector build (when this processor has one) and the portable build: the same bits.
+    let portable = BootstrapOptions { kernel: Kernel::Portable, ..bo };
+    let iv_portable = bootstrap::intervals(&a, &s.models, &portable).unwrap().expect("intervals");
+    let bits = |iv: &bootstrap::Intervals| -> Vec<u64> {
+        let credits = iv.draws.iter().flat_map(|(_, reps)| reps.iter());
+        credits.flat_map(|c| c.conversions.iter().chain(&c.value).map(|x| x.to_bits())).collect()
+    };
+    assert_eq!(bits(&iv), bits(&iv_portable));
     let index = a.index.as_ref().unwrap();
     assert_eq!(index.len() as u64, a.stats.journeys - a.stats.unattributed_conversions as u64);
     for r in [0u32, 1, 2, 7, 8, 10] {

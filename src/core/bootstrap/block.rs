@@ -14,7 +14,7 @@
 
 use std::array::from_fn;
 
-use super::{splitmix64, ByPath, Draws, EdgeIds, MarkovPlan, Plan, THRESHOLDS};
+use super::{splitmix64, ByPath, Draws, EdgeIds, Kernel, MarkovPlan, Plan, THRESHOLDS};
 use crate::core::models::Credits;
 use crate::core::replicates::ReplicateSums;
 
@@ -23,6 +23,12 @@ pub(super) const BLOCK: usize = 8;
 
 /// One number per replicate of a block.
 type Lanes = [f64; BLOCK];
+
+/// A block of replicates' statistics and their draws.
+pub(super) struct Block {
+    acc: Acc,
+    draws: [Draws; BLOCK],
+}
 
 /// A block's running sums, laid out as [`ReplicateSums`] with a lane per replicate.
 struct Acc {
@@ -45,30 +51,35 @@ fn add(to: &mut Lanes, x: &Lanes) {
 }
 
 impl Plan<'_> {
-    /// The additive statistics of replicates `first .. first + count` (`count` ≤
-    /// [`BLOCK`]; the lanes past it are computed and dropped).
-    pub(super) fn block_sums(&self, seed: u64, first: u32, count: usize) -> Vec<ReplicateSums> {
+    /// The additive statistics of replicates `first .. first + BLOCK` (lanes past the
+    /// last replicate are computed and never read).
+    pub(super) fn block(&self, seed: u64, first: u32) -> Block {
         let draws: [Draws; BLOCK] = from_fn(|l| Draws::new(seed, first.wrapping_add(l as u32)));
         let keys: [u64; BLOCK] = from_fn(|l| draws[l].key);
         let mut acc = self.acc();
-        self.pass_fastest(&keys, &mut acc);
-        (0..count).map(|l| self.unpack(&acc, l, draws[l])).collect()
+        match self.kernel {
+            Kernel::Fastest => self.pass_fastest(&keys, &mut acc),
+            Kernel::Portable => self.pass(&keys, &mut acc),
+        }
+        Block { acc, draws }
     }
 
     fn acc(&self) -> Acc {
-        let zero = ReplicateSums::zeros(&self.frame);
         let n = self.a.paths.channels.len();
+        let (edges, states) = self.frame.chain.as_ref().map_or((0, 0), |c| (c.edges.len(), c.states.len()));
         Acc {
             rules: vec![[[0.0; BLOCK]; 2]; self.rules.len() * n],
-            edges: vec![[0.0; BLOCK]; zero.edges.len() + 1],
-            ends: vec![[[0.0; BLOCK]; 2]; zero.ends.len()],
-            coalitions: vec![[[0.0; BLOCK]; 3]; zero.coalitions.len()],
+            edges: vec![[0.0; BLOCK]; edges + 1],
+            ends: vec![[[0.0; BLOCK]; 2]; states],
+            coalitions: vec![[[0.0; BLOCK]; 3]; self.frame.coalitions.len()],
             totals: [[0.0; BLOCK]; 3],
         }
     }
 
-    /// Lane `l` of the block as one replicate's sums.
-    fn unpack(&self, acc: &Acc, l: usize, draws: Draws) -> ReplicateSums {
+    /// Lane `l` of a block as one replicate's sums (one lane at a time, so a block holds
+    /// its lanes and at most one replicate's sums per thread, not eight).
+    pub(super) fn lane(&self, block: &Block, l: usize) -> ReplicateSums {
+        let (acc, draws) = (&block.acc, block.draws[l]);
         let mut s = ReplicateSums::zeros(&self.frame);
         let n = self.a.paths.channels.len();
         for (m, &i) in self.rules.iter().enumerate() {
@@ -99,7 +110,10 @@ impl Plan<'_> {
     fn pass_fastest(&self, keys: &[u64; BLOCK], acc: &mut Acc) {
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq") {
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512dq")
+                && is_x86_feature_detected!("avx512vl")
+            {
                 // SAFETY: the processor has the features `pass_avx512` is compiled for.
                 return unsafe { self.pass_avx512(keys, acc) };
             }

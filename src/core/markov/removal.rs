@@ -30,7 +30,7 @@
 //!
 //! Above [`super::DIRECT_MAX_STATES`] states the dense inverse is out of reach (n² numbers)
 //! and so is a sparse LU (journey graphs fill in), so each channel keeps its own
-//! Gauss–Seidel solve; from [`LANES_FROM`] channels on, [`sweep_lanes`] runs [`LANES`]
+//! Gauss–Seidel solve; from [`lanes_from`] channels on, [`sweep_lanes`] runs [`LANES`]
 //! channels per pass over the transition rows, reading the matrix once for all of them with
 //! the same arithmetic per channel as a lone solve.
 
@@ -111,11 +111,19 @@ pub type PairPv = (f64, f64);
 /// Channels solved together by one Gauss–Seidel pass (bits of a `u8` mask).
 pub const LANES: usize = 8;
 
-/// Removals from which the lanes pay. A lane pass does all 8 lanes' arithmetic, which cost
-/// 8× a lone solve's in scalar code (the lone solves won below 64 channels then); in vector
-/// registers a pass costs about what one lone solve does, so two removals already pay
-/// (order 3, 12 channels, 200 replicates: the bootstrap phase 2.3 s → 1.6 s).
-pub const LANES_FROM: usize = 2;
+/// Removals from which the lanes pay. A lane pass does all 8 lanes' arithmetic: in scalar
+/// or 128-bit code that cost more than lone solves below 64 channels (12 at order 4: 28%
+/// slower in `benches/markov.rs`); in 512-bit registers a pass costs about what one lone
+/// solve does, so two removals already pay (order 3, 12 channels, 200 replicates: the
+/// bootstrap phase 2.3 s → 1.6 s, 1.4 s with the full chain as a lane). Either way the
+/// bits are the same, only the time differs.
+pub fn lanes_from() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") {
+        return 2;
+    }
+    64
+}
 
 /// The transition rows of `x = Q x + r` for Gauss–Seidel, every edge kept: a removed
 /// target's lane stays 0, and adding `q · 0` leaves a sum's bits unchanged, so a lane
@@ -303,7 +311,7 @@ impl Chain {
             .collect())
     }
 
-    /// One Gauss–Seidel solve per removal, [`LANES`] removals per pass from [`LANES_FROM`]
+    /// One Gauss–Seidel solve per removal, [`LANES`] removals per pass from [`lanes_from`]
     /// removals on, blocks in parallel (each block's arithmetic is fixed, so the result does
     /// not depend on the threads); fewer removals are solved one by one, with the same bits.
     fn lane_fractions(
@@ -320,7 +328,7 @@ impl Chain {
     /// ([`Chain::removal_fractions`]; none when nothing converts). With Gauss–Seidel the full
     /// chain rides as one more lane of the channels' passes (the bits of its lone solve).
     pub fn start_and_removal_fractions(&self) -> Result<(PairPv, Vec<PairPv>)> {
-        if self.direct() || self.states.len() < 2 || self.n_channels + 1 < LANES_FROM {
+        if self.direct() || self.states.len() < 2 || self.n_channels + 1 < lanes_from() {
             let (p, v) = self.start()?;
             let fractions = if p > 0.0 { self.removal_fractions(p, v)? } else { Vec::new() };
             return Ok(((p, v), fractions));
@@ -336,7 +344,7 @@ impl Chain {
 
     /// `(start)`'s conversion probability and value with each removal's states gone.
     fn lane_solves(&self, count: usize, removed: impl Fn(usize, &[u32]) -> bool + Sync) -> Vec<(f64, f64)> {
-        if count < LANES_FROM {
+        if count < lanes_from() {
             let n = self.states.len();
             return (0..count)
                 .into_par_iter()
