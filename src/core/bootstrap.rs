@@ -325,7 +325,6 @@ impl<'a> Plan<'a> {
         let rows = &a.paths.rows;
         let converting: Vec<u32> =
             (0..rows.len() as u32).filter(|&p| rows[p as usize].conversions > 0.0).collect();
-        let (mut split_offsets, mut split_channel) = (vec![0u32], Vec::new());
         let fixed: Vec<(usize, RuleModel)> = a
             .credits
             .iter()
@@ -333,25 +332,8 @@ impl<'a> Plan<'a> {
             .filter(|(_, (m, _))| *m != Model::MarkovJourney)
             .filter_map(|(i, (m, _))| Some((i, a.rule_model(*m, params)?)))
             .collect();
-        let nr = fixed.len();
-        let mut shares = Vec::new();
-        let mut w = Vec::new();
-        for &p in &converting {
-            let path = &rows[p as usize].path;
-            let mut distinct = path.clone();
-            distinct.sort_unstable();
-            distinct.dedup();
-            let base = shares.len();
-            shares.resize(base + distinct.len() * nr, 0.0);
-            for (m, (_, rule)) in fixed.iter().enumerate() {
-                rule.weights(path, &mut w);
-                for (&ch, &wi) in path.iter().zip(&w) {
-                    shares[base + distinct.binary_search(&ch).expect("its own channel") * nr + m] += wi;
-                }
-            }
-            split_channel.extend(distinct);
-            split_offsets.push(split_channel.len() as u32);
-        }
+        let rule_models: Vec<&RuleModel> = fixed.iter().map(|(_, r)| r).collect();
+        let (split_offsets, split_channel, shares) = split_shares(rows, &converting, &rule_models);
         let rules = fixed.iter().map(|(i, _)| *i).collect();
         // With a training window the chain is the training period's: the window's paths may
         // walk states it does not have, and it is not refitted per replicate anyway.
@@ -464,6 +446,47 @@ impl<'a> Plan<'a> {
     }
 }
 
+/// For each converting row (in order), its distinct channels and each one's share under
+/// every rule model: `shares[k * rules.len() + m]` for entry k. Rows in parallel chunks,
+/// concatenated in order (the same numbers as one pass).
+fn split_shares(
+    rows: &[PathRow],
+    converting: &[u32],
+    rules: &[&RuleModel],
+) -> (Vec<u32>, Vec<u32>, Vec<f64>) {
+    let nr = rules.len();
+    let chunk = |ps: &[u32]| {
+        let (mut lens, mut channels, mut shares, mut w) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for &p in ps {
+            let path = &rows[p as usize].path;
+            let mut distinct = path.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let base = shares.len();
+            shares.resize(base + distinct.len() * nr, 0.0);
+            for (m, rule) in rules.iter().enumerate() {
+                rule.weights(path, &mut w);
+                for (&ch, &wi) in path.iter().zip(&w) {
+                    shares[base + distinct.binary_search(&ch).expect("its own channel") * nr + m] += wi;
+                }
+            }
+            lens.push(distinct.len() as u32);
+            channels.extend(distinct);
+        }
+        (lens, channels, shares)
+    };
+    let parts: Vec<_> = converting.par_chunks(4096).map(chunk).collect();
+    let (mut offsets, mut channels, mut shares) = (vec![0u32], Vec::new(), Vec::new());
+    for (lens, ch, sh) in parts {
+        for len in lens {
+            offsets.push(offsets[offsets.len() - 1] + len);
+        }
+        channels.extend(ch);
+        shares.extend(sh);
+    }
+    (offsets, channels, shares)
+}
+
 /// The path table with a replicate's counts (for models that need the table itself).
 fn weighted_table(pt: &PathTable, w: &Weighted) -> PathTable {
     let rows = pt
@@ -510,21 +533,34 @@ impl EdgeIds {
 }
 
 impl MarkovPlan {
+    /// Rows in parallel chunks, concatenated in row order (the same ids as one pass).
     fn new(chain: &Chain, pt: &PathTable) -> Self {
         let edges: Vec<(u32, Target)> = chain.transitions.iter().map(|t| (t.from, t.to)).collect();
         let state_of: FxHashMap<&[u32], u32> =
             chain.states.iter().enumerate().skip(1).map(|(i, s)| (s.as_slice(), i as u32)).collect();
         let edge = |from: u32, to: Target| edges.binary_search(&(from, to)).map_or(u32::MAX, |e| e as u32);
+        let walk = |rows: &[PathRow]| {
+            let (mut lens, mut walked, mut end) = (Vec::new(), Vec::new(), Vec::new());
+            for r in rows {
+                let (mut prev, before) = (0u32, walked.len());
+                markov::for_each_state(&r.path, chain.order, |st| {
+                    let s = state_of[st];
+                    walked.push(edge(prev, Target::State(s)));
+                    prev = s;
+                });
+                lens.push((walked.len() - before) as u32);
+                end.push((prev, edge(prev, Target::Conversion), edge(prev, Target::Null)));
+            }
+            (lens, walked, end)
+        };
+        let chunks: Vec<_> = pt.rows.par_chunks(4096).map(walk).collect();
         let (mut offsets, mut path_edges, mut end) = (vec![0u32], Vec::new(), Vec::new());
-        for r in &pt.rows {
-            let mut prev = 0u32;
-            markov::for_each_state(&r.path, chain.order, |st| {
-                let s = state_of[st];
-                path_edges.push(edge(prev, Target::State(s)));
-                prev = s;
-            });
-            offsets.push(path_edges.len() as u32);
-            end.push((prev, edge(prev, Target::Conversion), edge(prev, Target::Null)));
+        for (lens, walked, ends) in chunks {
+            for len in lens {
+                offsets.push(offsets[offsets.len() - 1] + len);
+            }
+            path_edges.extend(walked);
+            end.extend(ends);
         }
         let path_edges = EdgeIds::of(path_edges, edges.len());
         MarkovPlan { offsets, path_edges, end }
