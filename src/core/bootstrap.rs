@@ -265,17 +265,51 @@ pub struct Plan<'a> {
 /// index (an aggregated path table) or replicates are off.
 pub fn intervals(a: &Analysis, params: &Models, opts: &BootstrapOptions) -> Result<Option<Intervals>> {
     let Some(plan) = plan(a, params, opts)? else { return Ok(None) };
+    let progress = Progress::new(opts.replicates);
     let reps: Vec<Vec<Vec<Credits>>> = blocks(opts.replicates)
         .into_par_iter()
         .map(|(first, count)| {
             let block = plan.block(opts.seed, first);
-            (0..count)
+            let out = (0..count)
                 .into_par_iter()
                 .map(|l| plan.replicate(opts.seed, first + l as u32, plan.lane(&block, l)))
-                .collect()
+                .collect();
+            progress.done(count);
+            out
         })
         .collect::<Result<_>>()?;
     Ok(Some(fold(a, opts.level, reps.into_iter().flatten().collect())))
+}
+
+/// A long bootstrap (hundreds of channels at Markov order 2 take minutes) says how far it
+/// is: once it has run 10 s, at every further tenth of the replicates, a log line with the
+/// time to go at the pace so far. Runs that end sooner log nothing.
+struct Progress {
+    total: usize,
+    done: std::sync::atomic::AtomicUsize,
+    start: std::time::Instant,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Progress { total, done: 0.into(), start: std::time::Instant::now() }
+    }
+
+    fn done(&self, count: usize) {
+        let before = self.done.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+        let (now, elapsed) = (before + count, self.start.elapsed().as_secs_f64());
+        if elapsed < 10.0 || now * 10 / self.total == before * 10 / self.total || now == self.total {
+            return;
+        }
+        let left = elapsed / now as f64 * (self.total - now) as f64;
+        tracing::info!(
+            replicates = now,
+            of = self.total,
+            elapsed_s = elapsed.round(),
+            left_s = left.round(),
+            "bootstrap"
+        );
+    }
 }
 
 /// The replicates in blocks of [`block::BLOCK`]: (first replicate, how many).
