@@ -509,16 +509,21 @@ fn split_shares(
         }
         (lens, channels, shares)
     };
-    let parts: Vec<_> = converting.par_chunks(4096).map(chunk).collect();
-    let (mut offsets, mut channels, mut shares) = (vec![0u32], Vec::new(), Vec::new());
-    for (lens, ch, sh) in parts {
+    concat_chunks(converting.par_chunks(4096).map(chunk).collect())
+}
+
+/// Per-chunk (entry counts per row, entries, extras) concatenated in chunk order: the row
+/// offsets into the entries, the entries, the extras.
+fn concat_chunks<T, U>(parts: Vec<(Vec<u32>, Vec<T>, Vec<U>)>) -> (Vec<u32>, Vec<T>, Vec<U>) {
+    let (mut offsets, mut entries, mut extras) = (vec![0u32], Vec::new(), Vec::new());
+    for (lens, e, x) in parts {
         for len in lens {
             offsets.push(offsets[offsets.len() - 1] + len);
         }
-        channels.extend(ch);
-        shares.extend(sh);
+        entries.extend(e);
+        extras.extend(x);
     }
-    (offsets, channels, shares)
+    (offsets, entries, extras)
 }
 
 /// The path table with a replicate's counts (for models that need the table itself).
@@ -587,15 +592,7 @@ impl MarkovPlan {
             }
             (lens, walked, end)
         };
-        let chunks: Vec<_> = pt.rows.par_chunks(4096).map(walk).collect();
-        let (mut offsets, mut path_edges, mut end) = (vec![0u32], Vec::new(), Vec::new());
-        for (lens, walked, ends) in chunks {
-            for len in lens {
-                offsets.push(offsets[offsets.len() - 1] + len);
-            }
-            path_edges.extend(walked);
-            end.extend(ends);
-        }
+        let (offsets, path_edges, end) = concat_chunks(pt.rows.par_chunks(4096).map(walk).collect());
         let path_edges = EdgeIds::of(path_edges, edges.len());
         MarkovPlan { offsets, path_edges, end }
     }
