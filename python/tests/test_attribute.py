@@ -101,7 +101,7 @@ def test_partials_of_disjoint_users_solve_to_the_whole_run(generated, order):
                               touchpoint.path_statistics(merged.slice(half), **sections)])
     stats = _group_sum(stats, ["kind", "model", "from", "to"])
     # The replicates' statistics add up like the paths: persons weigh the same in any group.
-    summed = _group_sum(pa.concat_tables(reps), ["replicate", "kind", "model", "from", "to"])
+    summed = touchpoint.sum_replicates(reps)
     got = touchpoint.solve(stats, metas, replicates=summed, **sections)
     want = touchpoint.attribute(events, **sections)
     ca = got["channel_attribution"]

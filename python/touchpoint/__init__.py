@@ -35,6 +35,7 @@ __all__ = [
     "settings",
     "shard_of",
     "solve",
+    "sum_replicates",
     "SECTIONS",
 ]
 
@@ -108,8 +109,8 @@ def partial(
 
     Partials of disjoint groups of users add up: sum their path tables by ``path`` and
     pass the sums to :func:`path_statistics`, the metadata to :func:`solve`; sum their
-    replicate statistics by ``replicate, kind, model, from, to`` and pass them to
-    :func:`solve` as ``replicates``; sum their campaign sums by ``draw, stat, set,
+    replicate statistics with :func:`sum_replicates` and pass them to :func:`solve` as
+    ``replicates``; sum their campaign sums by ``draw, stat, set,
     path_channel, channel, campaign`` and pass them as ``campaigns``.
     """
     settings = _resolved(pipeline, sections)
@@ -121,6 +122,27 @@ def partial(
     meta, streams = _touchpoint.partial(_stream(events), settings)
     named = {name: _table(c) for name, c in streams}
     return meta, named["paths"], named.get("replicates"), named.get("campaigns")
+
+
+def sum_replicates(tables: Any) -> pa.Table:
+    """Partials' replicate statistics summed by statistic (``kind, model, from, to``): each
+    number is a list with a value per replicate, added element by element (a null list is
+    zero in every replicate), as the Spark job sums them."""
+    keys = [n for n, t in _touchpoint.REPLICATES_SCHEMA if t == "string"]
+    numbers = [n for n, t in _touchpoint.REPLICATES_SCHEMA if t != "string"]
+    sums: dict[tuple[str, ...], list[list[float] | None]] = {}
+    for table in tables:
+        columns = [table.column(c).to_pylist() for c in (*keys, *numbers)]
+        for row in zip(*columns):
+            into = sums.setdefault(tuple(row[: len(keys)]), [None] * len(numbers))
+            for i, values in enumerate(row[len(keys):]):
+                if values is not None:
+                    into[i] = values if into[i] is None else [a + b for a, b in zip(into[i], values)]
+    ordered = sorted(sums.items())
+    out = {k: pa.array([key[i] for key, _ in ordered], pa.string()) for i, k in enumerate(keys)}
+    for i, n in enumerate(numbers):
+        out[n] = pa.array([v[i] for _, v in ordered], pa.list_(pa.float64()))
+    return pa.table(out)
 
 
 def path_statistics(paths: Any, *, pipeline: str | None = None, **sections: Mapping[str, Any]) -> pa.Table:

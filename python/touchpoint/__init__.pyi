@@ -1,4 +1,4 @@
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -62,9 +62,13 @@ def partial(
     events: ArrowLike, *, pipeline: str | None = None, **sections: Section
 ) -> tuple[str, pa.Table, pa.Table | None, pa.Table | None]:
     """A group of whole users → (metadata JSON, partial path table: path, conversions, nulls,
-    value, and with intervals on the replicates' statistics: replicate, kind, model, from, to,
-    conversions, nulls, value, and with a campaign column the campaign sums: draw, stat, set,
+    value, and with intervals on the replicates' statistics: kind, model, from, to, and
+    conversions, nulls, value as lists with a value per replicate, and with a campaign column the campaign sums: draw, stat, set,
     path_channel, channel, campaign, conversions, value)."""
+
+def sum_replicates(tables: Iterable[pa.Table]) -> pa.Table:
+    """Replicate statistics of disjoint partials summed by (kind, model, from, to), their
+    lists added element by element."""
 
 def path_statistics(paths: ArrowLike, *, pipeline: str | None = None, **sections: Section) -> pa.Table:
     """Distinct summed paths → additive statistics (kind, model, from, to, conversions, nulls, value)."""

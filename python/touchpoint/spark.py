@@ -56,13 +56,15 @@ log = logging.getLogger("touchpoint.spark")
 CHUNK_ROWS = 1_000_000
 
 # The statistics' columns and Spark SQL types come from the library (defined once, in Rust).
-_TYPES = {"string": pa.string(), "double": pa.float64(), "long": pa.int64()}
+_TYPES = {"string": pa.string(), "double": pa.float64(), "long": pa.int64(), "array<double>": pa.list_(pa.float64())}
 _STATS = list(_touchpoint.STATISTICS_SCHEMA)
 _REPS = list(_touchpoint.REPLICATES_SCHEMA)
 _KEYS = [n for n, t in _STATS if t == "string"]
 _NUMBERS = [n for n, t in _STATS if t == "double"]
-_REPLICATE_KEYS = [n for n, t in _REPS if t != "double"]
-_REPLICATE = _REPLICATE_KEYS[0]
+_REPLICATE_KEYS = [n for n, t in _REPS if t == "string"]
+# A statistic's values in every replicate (lists), under their own names in the union schema.
+_REPLICATE_NUMBERS = [n for n, t in _REPS if t != "string"]
+_REPLICATE_LISTS = [f"replicate_{n}" for n in _REPLICATE_NUMBERS]
 _CAMPAIGNS = list(_touchpoint.CAMPAIGNS_SCHEMA)
 _CAMPAIGN_KEYS = [n for n, t in _CAMPAIGNS if t != "double"]
 _CAMPAIGN_NUMBERS = [n for n, t in _CAMPAIGNS if t == "double"]
@@ -81,7 +83,8 @@ def _arrow_schema(columns: list[tuple[str, str]]) -> pa.Schema:
 # the replicates' named statistics (replicate set) and the campaign sums (stat set), told
 # apart by which column is not null. The sets share the number columns.
 _PARTIAL_COLUMNS = [("path", "string")] + [(n, "double") for n in _NUMBERS] + [("meta", "string")]
-_PARTIAL_COLUMNS += [(n, t) for n, t in _REPS if t != "double"]
+_PARTIAL_COLUMNS += [(n, "string") for n in _REPLICATE_KEYS]
+_PARTIAL_COLUMNS += [(u, t) for u, (n, t) in zip(_REPLICATE_LISTS, [c for c in _REPS if c[1] != "string"])]
 _PARTIAL_COLUMNS += [(n, t) for n, t in _CAMPAIGNS if t != "double"]
 # The channel-group level's path and replicate rows say so here (null: the channel level).
 _PARTIAL_COLUMNS += [("level", "string")]
@@ -159,9 +162,11 @@ def _partial_rows(meta: str, streams: list[tuple[str, Any]]) -> Iterator[pa.Reco
     yield _batch(1, {"meta": pa.array([meta]), **{c: pa.array([0.0]) for c in _NUMBERS}})
     for level, prefix in ((None, ""), ("group", "group_")):
         if (paths := named.get(f"{prefix}paths")) is not None:
-            yield _tagged(paths, ["path", *_NUMBERS], level)
+            yield _tagged(paths.num_rows, _columns(paths, ["path", *_NUMBERS]), level)
         if (reps := named.get(f"{prefix}replicates")) is not None:
-            yield _tagged(reps, [*_NUMBERS, *_REPLICATE_KEYS], level)
+            columns = _columns(reps, _REPLICATE_KEYS)
+            columns.update(zip(_REPLICATE_LISTS, _columns(reps, _REPLICATE_NUMBERS).values()))
+            yield _tagged(reps.num_rows, columns, level)
     if (campaigns := named.get("campaigns")) is not None:
         yield _batch(campaigns.num_rows, _columns(campaigns, [*_CAMPAIGN_NUMBERS, *_CAMPAIGN_KEYS]))
     if (segments := named.get("segment_paths")) is not None:
@@ -260,12 +265,11 @@ def _journey_credit(rows: Any, settings: str, finish: str) -> Any:
     return rows.mapInArrow(_finish_journeys(settings, finish, offsets, schema), _ddl(columns))
 
 
-def _tagged(t: pa.Table, names: list[str], level: str | None) -> pa.RecordBatch:
+def _tagged(n: int, columns: dict[str, pa.Array], level: str | None) -> pa.RecordBatch:
     """Rows of a level: the channel level's (``level`` null) or the group level's."""
-    columns = _columns(t, names)
     if level is not None:
-        columns["level"] = pa.array([level] * t.num_rows, pa.string())
-    return _batch(t.num_rows, columns)
+        columns["level"] = pa.array([level] * n, pa.string())
+    return _batch(n, columns)
 
 
 def _statistics(settings: str):
@@ -326,6 +330,12 @@ def _sorted(t: pa.Table, keys: list[str]) -> Any:
     return t.sort_by([(c, "ascending") for c in keys]).__arrow_c_stream__() if t.num_rows else None
 
 
+#: The element-wise sum of a column's collected lists (null when every list was null: a number
+#: the statistic does not use, zero in every replicate).
+_LIST_SUM = ("CASE WHEN size(`{0}`) = 0 THEN NULL ELSE aggregate(slice(`{0}`, 2, size(`{0}`)), `{0}`[0], "
+             "(acc, x) -> zip_with(acc, x, (a, b) -> a + b)) END")
+
+
 def _level(parts: Any, merged: Any, rows: Any, settings: str) -> tuple[Any, Any]:
     """One level (channels or channel groups): the statistics of its summed paths, summed
     and collected, and its replicates' statistics (``rows`` picks the level's rows)."""
@@ -333,7 +343,9 @@ def _level(parts: Any, merged: Any, rows: Any, settings: str) -> tuple[Any, Any]
 
     stats = merged.mapInArrow(_statistics(settings), _STATISTICS_SCHEMA).groupBy(*_KEYS).agg(*_sums(_NUMBERS))
     collected = _arrow(stats).cast(_STATISTICS_ARROW)
-    replicates = parts.where(F.col(_REPLICATE).isNotNull() & rows).groupBy(*_REPLICATE_KEYS).agg(*_sums(_NUMBERS))
+    lists = [F.collect_list(u).alias(n) for u, n in zip(_REPLICATE_LISTS, _REPLICATE_NUMBERS)]
+    collected_lists = parts.where(F.col(_REPLICATE_LISTS[0]).isNotNull() & rows).groupBy(*_REPLICATE_KEYS).agg(*lists)
+    replicates = collected_lists.select(*_REPLICATE_KEYS, *[F.expr(_LIST_SUM.format(n)).alias(n) for n in _REPLICATE_NUMBERS])
     ordered = collected.sort_by([(c, "ascending") for c in _KEYS]).__arrow_c_stream__()
     return ordered, _sorted(_arrow(replicates), _REPLICATE_KEYS)
 

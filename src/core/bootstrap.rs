@@ -33,11 +33,11 @@ use crate::core::markov::{self, Chain, Target};
 use crate::core::models::{self, Credits, RuleModel};
 use crate::core::paths::{PathRow, PathTable};
 use crate::core::recorded::JourneyIndex;
-use crate::core::replicates::{self, Frame, NamedRow, ReplicateSums};
+use crate::core::replicates::{self, ChainFrame, Frame, NamedSums, ReplicateSums};
 use crate::error::Result;
 
 mod block;
-use crate::settings::{Model, Models};
+use crate::settings::{MarkovOrder, Model, Models};
 
 /// How many replicates, at which level, from which seed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -251,7 +251,8 @@ pub struct Plan<'a> {
     /// split arrays the share of its channel under each: `shares[k * rules.len() + m]`.
     rules: Vec<usize>,
     shares: Vec<f64>,
-    markov: Option<MarkovPlan>,
+    /// One per chain of the frame.
+    markov: Vec<MarkovPlan>,
     /// The coalition of every path row (when the frame has coalitions).
     coalition_of: Vec<u32>,
     /// Time-decay weight of every recorded touch.
@@ -329,21 +330,59 @@ pub fn fold(a: &Analysis, level: f64, reps: Vec<Vec<Credits>>) -> Intervals {
     Intervals { level, draws }
 }
 
-/// A partition's replicate statistics, named (what a shard's partial carries; the merge
-/// adds them up and solves them).
-pub fn named_sums(a: &Analysis, params: &Models, opts: &BootstrapOptions) -> Result<Option<Vec<NamedRow>>> {
-    let Some(plan) = plan(a, params, opts)? else { return Ok(None) };
-    let per: Vec<Vec<NamedRow>> = blocks(opts.replicates)
-        .into_par_iter()
-        .map(|(first, count)| {
-            let (block, mut rows) = (plan.block(opts.seed, first), Vec::new());
-            for l in 0..count {
-                plan.frame.rows(first + l as u32, &plan.lane(&block, l), &mut rows);
+/// A partition's replicate statistics, named, each with its value in every replicate
+/// (what a shard's partial carries; the merge adds them up and solves them). With
+/// `markov_order = "auto"` the chain of every candidate order is summed (the order is chosen
+/// where the partitions meet).
+pub fn named_sums(a: &Analysis, params: &Models, opts: &BootstrapOptions) -> Result<Option<Vec<NamedSums>>> {
+    let Some(mut plan) = plan(a, params, opts)? else { return Ok(None) };
+    if let (MarkovOrder::Auto { max }, false) = (params.markov_order, plan.markov.is_empty()) {
+        plan.every_order(max.max(1));
+    }
+    let keys = plan.frame.keys();
+    let reps = opts.replicates;
+    let width: usize = keys.iter().map(|k| k.used.iter().filter(|&&u| u).count()).sum();
+    let mut columns: Vec<Vec<f64>> = vec![vec![0.0; reps]; width];
+    // A round of one block per thread at a time, so the replicates in flight are a round's.
+    let all = blocks(reps);
+    for round in all.chunks(rayon::current_num_threads().max(1)) {
+        let flat: Vec<(u32, Vec<Vec<f64>>)> = round
+            .par_iter()
+            .map(|&(first, count)| {
+                let block = plan.block(opts.seed, first);
+                let lanes = (0..count)
+                    .map(|l| {
+                        let mut v = Vec::with_capacity(width);
+                        plan.frame.values(&plan.lane(&block, l), &mut v);
+                        debug_assert_eq!(v.len(), width, "values in the order of the keys");
+                        v
+                    })
+                    .collect();
+                (first, lanes)
+            })
+            .collect();
+        for (first, lanes) in flat {
+            for (l, v) in lanes.into_iter().enumerate() {
+                for (u, x) in v.into_iter().enumerate() {
+                    columns[u][first as usize + l] = x;
+                }
             }
-            rows
+        }
+    }
+    let mut columns = columns.into_iter();
+    let rows = keys
+        .into_iter()
+        .map(|k| NamedSums {
+            kind: k.kind,
+            numbers: k
+                .used
+                .map(|u| if u { columns.next().expect("one per used number") } else { Vec::new() }),
+            model: k.model,
+            from: k.from,
+            to: k.to,
         })
         .collect();
-    Ok(Some(per.into_iter().flatten().collect()))
+    Ok(Some(rows))
 }
 
 /// The plan of `a`'s replicates (None without a journey index or replicates).
@@ -355,6 +394,14 @@ pub fn plan<'a>(a: &'a Analysis, params: &Models, opts: &BootstrapOptions) -> Re
 }
 
 impl<'a> Plan<'a> {
+    /// Sum the chain of every order 1..=`max` instead of the analysis' own (a partition with
+    /// `markov_order = "auto"`).
+    fn every_order(&mut self, max: usize) {
+        let chains: Vec<Chain> = (1..=max).map(|k| Chain::fit(&self.a.paths, k)).collect();
+        self.markov = chains.iter().map(|c| MarkovPlan::new(c, &self.a.paths)).collect();
+        self.frame.chains = chains.iter().map(ChainFrame::of).collect();
+    }
+
     fn new(a: &'a Analysis, index: &'a JourneyIndex, params: &Models, kernel: Kernel) -> Result<Self> {
         let rows = &a.paths.rows;
         let converting: Vec<u32> =
@@ -371,8 +418,12 @@ impl<'a> Plan<'a> {
         let rules = fixed.iter().map(|(i, _)| *i).collect();
         // With a training window the chain is the training period's: the window's paths may
         // walk states it does not have, and it is not refitted per replicate anyway.
-        let markov =
-            a.markov.as_ref().filter(|_| a.training.is_none()).map(|m| MarkovPlan::new(&m.chain, &a.paths));
+        let markov = a
+            .markov
+            .iter()
+            .filter(|_| a.training.is_none())
+            .map(|m| MarkovPlan::new(&m.chain, &a.paths))
+            .collect();
         let frame = Frame::of(a);
         let coalition_of = match frame.coalitions.is_empty() {
             true => Vec::new(),

@@ -15,10 +15,15 @@
 //!
 //! [`ReplicateSums`] holds those sums in the index space of a [`Frame`] (the full fit's
 //! channels, chain and coalitions); [`Frame::solve`] is the one solve, used by a single
-//! run and by every merge. Partitions name their sums ([`Frame::rows`], channel names
-//! joined by the unit separator), a merge adds named rows into the merged frame
-//! ([`Frame::add_row`]): sums of disjoint partitions are the sums of their union, so a
+//! run and by every merge. Partitions name their sums once per statistic, with its value in
+//! every replicate ([`NamedSums`], channel names joined by the unit separator); a merge
+//! finds each named statistic in the merged frame once ([`FrameNames::slot`]) and adds its
+//! replicates' values: sums of disjoint partitions are the sums of their union, so a
 //! merge's intervals equal one run's up to the order of floating-point additions.
+//!
+//! With `markov_order = "auto"` the order is chosen only where the partitions meet, so a
+//! partition sums the chain of every candidate order, its rows tagged with the order
+//! (`model`), and the merge keeps the chosen order's.
 
 use rustc_hash::FxHashMap;
 
@@ -30,16 +35,11 @@ use crate::core::paths::{PathRow, PathTable};
 use crate::error::{Error, Result};
 use crate::settings::Model;
 
-/// The version of the named replicate statistics (the `partial_replicates` table).
-pub const REPLICATES_FORMAT: u32 = 1;
-
 /// The columns that key a statistics row: its [`Kind`], the model of a credit row, and
 /// `from`/`to` (a channel, a state, a length or a coalition, names joined by U+001F).
 pub const KEYS: [&str; 4] = ["kind", "model", "from", "to"];
 /// The three sums of a statistics row (and of a path row).
 pub const NUMBERS: [&str; 3] = ["conversions", "nulls", "value"];
-/// The column that numbers a replicate's row.
-pub const REPLICATE: &str = "replicate";
 
 /// The statistics table with its Spark SQL types: the one definition the Rust tables, the
 /// readers and the Spark job use (the Python extension exports it as `STATISTICS_SCHEMA`).
@@ -48,10 +48,11 @@ pub fn statistics_schema() -> Vec<(&'static str, &'static str)> {
     keys.chain(NUMBERS.iter().map(|n| (*n, "double"))).collect()
 }
 
-/// The replicate statistics table (`partial_replicates`): the replicate, then a statistics
-/// row (exported as `REPLICATES_SCHEMA`).
+/// The replicate statistics table (`partial_replicates`): a statistics row whose numbers
+/// are lists, one value per replicate (exported as `REPLICATES_SCHEMA`).
 pub fn replicates_schema() -> Vec<(&'static str, &'static str)> {
-    std::iter::once((REPLICATE, "long")).chain(statistics_schema()).collect()
+    let keys = KEYS.iter().map(|k| (*k, "string"));
+    keys.chain(NUMBERS.iter().map(|n| (*n, "array<double>"))).collect()
 }
 
 /// What a statistics row is a sum of. One name per kind, here only.
@@ -125,21 +126,37 @@ impl Kind {
     }
 }
 
-/// One named statistic of one replicate (a row of `partial_replicates`).
+/// One named statistic of a partition in every replicate (a row of `partial_replicates`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct NamedRow {
-    /// Replicate number.
-    pub replicate: u32,
+pub struct NamedSums {
     /// What it sums.
     pub kind: Kind,
-    /// The model of a credit row, else empty.
+    /// The model of a credit row; with `markov_order = "auto"` the order of a chain's row;
+    /// else empty.
     pub model: String,
     /// Channel, source state or coalition: channel names joined by the unit separator.
     pub from: String,
     /// The target state of an edge, else empty.
     pub to: String,
-    /// (conversions, nulls, value).
-    pub numbers: [f64; 3],
+    /// (conversions, nulls, value), each with one value per replicate; a number the kind
+    /// does not use is an empty list (zero in every replicate).
+    pub numbers: [Vec<f64>; 3],
+}
+
+/// A named statistic without its values, and which of (conversions, nulls, value) it uses
+/// ([`Frame::keys`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    /// What it sums.
+    pub kind: Kind,
+    /// As [`NamedSums::model`].
+    pub model: String,
+    /// As [`NamedSums::from`].
+    pub from: String,
+    /// As [`NamedSums::to`].
+    pub to: String,
+    /// The numbers it has.
+    pub used: [bool; 3],
 }
 
 /// The chain every replicate is refitted on: the full fit's states and edges.
@@ -168,8 +185,10 @@ pub struct Frame {
     pub models: Vec<Model>,
     /// Path-table channel names, sorted.
     pub channels: Vec<String>,
-    /// The full fit's chain (Markov or `markov_journey` runs).
-    pub chain: Option<ChainFrame>,
+    /// The full fit's chain (Markov or `markov_journey` runs). A partition with
+    /// `markov_order = "auto"` sums every candidate order's chain (rows tagged with the
+    /// order); everywhere else there is at most one.
+    pub chains: Vec<ChainFrame>,
     /// Distinct channel sets of the paths, sorted (`markov_journey` or `shapley_rate` runs).
     pub coalitions: Vec<Vec<u32>>,
 }
@@ -177,16 +196,6 @@ pub struct Frame {
 /// Whether a model's replicate credit is a sum over persons (else it is solved from sums).
 pub fn summed(m: Model) -> bool {
     !matches!(m, Model::Markov | Model::MarkovJourney | Model::ShapleyRate)
-}
-
-/// Whether partitions sum replicate statistics for these settings. With
-/// `markov_order = "auto"` the order is chosen only where the partitions meet (from their
-/// summed fold counts), and a replicate's Markov sums are the edge counts of one chain; every
-/// candidate order's chain per replicate costs too much (`docs/scale.md`), so a merge leaves
-/// the intervals out (and says so).
-pub fn mergeable(m: &crate::settings::Models) -> bool {
-    let markov = m.run.iter().any(|x| matches!(x, Model::Markov | Model::MarkovJourney));
-    !(markov && matches!(m.markov_order, crate::settings::MarkovOrder::Auto { .. }))
 }
 
 /// Whether a model set needs the coalition sums.
@@ -199,10 +208,11 @@ pub fn needs_coalitions(models: &[Model]) -> bool {
 pub struct ReplicateSums {
     /// Per model of the frame: its credit (empty for the solved models).
     pub credits: Vec<Credits>,
-    /// Weighted journeys per edge of the frame's chain.
-    pub edges: Vec<f64>,
-    /// Per state: (value, conversions) of the converting journeys ending there.
-    pub ends: Vec<(f64, f64)>,
+    /// Per chain of the frame: weighted journeys per edge.
+    pub edges: Vec<Vec<f64>>,
+    /// Per chain of the frame, per state: (value, conversions) of the converting journeys
+    /// ending there.
+    pub ends: Vec<Vec<(f64, f64)>>,
     /// Per coalition: (conversions, nulls, value).
     pub coalitions: Vec<[f64; 3]>,
     /// (conversions, nulls, value).
@@ -214,11 +224,10 @@ impl ReplicateSums {
     pub fn zeros(f: &Frame) -> Self {
         let n = f.channels.len();
         let credits = f.models.iter().map(|&m| Credits::zeros(if summed(m) { n } else { 0 })).collect();
-        let (edges, states) = f.chain.as_ref().map_or((0, 0), |c| (c.edges.len(), c.states.len()));
         ReplicateSums {
             credits,
-            edges: vec![0.0; edges],
-            ends: vec![(0.0, 0.0); states],
+            edges: f.chains.iter().map(|c| vec![0.0; c.edges.len()]).collect(),
+            ends: f.chains.iter().map(|c| vec![(0.0, 0.0); c.states.len()]).collect(),
             coalitions: vec![[0.0; 3]; f.coalitions.len()],
             totals: [0.0; 3],
         }
@@ -239,7 +248,7 @@ impl Frame {
         Frame {
             models,
             channels: a.paths.channels.clone(),
-            chain: a.markov.as_ref().filter(|_| fitted).map(|m| ChainFrame::of(&m.chain)),
+            chains: a.markov.iter().filter(|_| fitted).map(|m| ChainFrame::of(&m.chain)).collect(),
             coalitions,
         }
     }
@@ -285,24 +294,24 @@ impl Frame {
     /// The chain refitted with a replicate's counts (the full fit's states and edges; an
     /// edge no weighted journey walks has probability 0), and its removal effects.
     fn refit(&self, s: &ReplicateSums) -> Result<markov::MarkovResult> {
-        let c = self
-            .chain
-            .as_ref()
-            .ok_or_else(|| Error::Internal("a Markov replicate without a chain".into()))?;
+        let (c, edges, ends) = match (self.chains.as_slice(), &s.edges[..], &s.ends[..]) {
+            ([c], [edges], [ends]) => (c, edges, ends),
+            _ => return Err(Error::Internal("a Markov replicate without exactly one chain".into())),
+        };
         let mut out_total = vec![0.0; c.states.len()];
         for (e, &(from, _)) in c.edges.iter().enumerate() {
-            out_total[from as usize] += s.edges[e];
+            out_total[from as usize] += edges[e];
         }
         let transitions = c
             .edges
             .iter()
-            .zip(&s.edges)
+            .zip(edges)
             .map(|(&(from, to), &count)| {
                 let t = out_total[from as usize];
                 Transition { from, to, count, probability: if t > 0.0 { count / t } else { 0.0 } }
             })
             .collect();
-        let lsv = s.ends.iter().map(|&(v, conv)| if conv > 0.0 { v / conv } else { 0.0 }).collect();
+        let lsv = ends.iter().map(|&(v, conv)| if conv > 0.0 { v / conv } else { 0.0 }).collect();
         let chain = Chain::from_parts(c.order, c.states.clone(), transitions, lsv, self.channels.len());
         let [conv, nulls, value] = s.totals;
         markov::removal(chain, (conv, value, nulls))
@@ -316,50 +325,105 @@ impl Frame {
         coalition_table(&self.channels, &self.coalitions, &s.coalitions)
     }
 
-    /// The replicate's sums as named rows, appended to `out`.
-    pub fn rows(&self, replicate: u32, s: &ReplicateSums, out: &mut Vec<NamedRow>) {
+    /// The frame's statistics in the one order [`Frame::values`] lists their values in: the
+    /// totals, each summed model's credit per channel, each chain's edges and end states,
+    /// each coalition.
+    pub fn keys(&self) -> Vec<Key> {
         let name = |t: &[u32]| {
             t.iter()
                 .map(|&c| self.channels[c as usize].as_str())
                 .collect::<Vec<_>>()
                 .join(&UNIT_SEPARATOR.to_string())
         };
-        let mut push = |kind: Kind, model: &str, from: String, to: String, numbers: [f64; 3]| {
-            out.push(NamedRow { replicate, kind, model: model.into(), from, to, numbers })
-        };
-        push(Kind::Total, "", String::new(), String::new(), s.totals);
-        for (&m, c) in self.models.iter().zip(&s.credits) {
-            for (ch, (&conv, &value)) in c.conversions.iter().zip(&c.value).enumerate() {
-                push(Kind::Credit, m.name(), self.channels[ch].clone(), String::new(), [conv, 0.0, value]);
+        let key = |kind, model: &str, from, to, used| Key { kind, model: model.into(), from, to, used };
+        let mut out = vec![key(Kind::Total, "", String::new(), String::new(), [true; 3])];
+        for m in self.models.iter().filter(|&&m| summed(m)) {
+            for ch in &self.channels {
+                out.push(key(Kind::Credit, m.name(), ch.clone(), String::new(), [true, false, true]));
             }
         }
-        if let Some(chain) = &self.chain {
-            for (&(from, to), &count) in chain.edges.iter().zip(&s.edges) {
-                let from = name(&chain.states[from as usize]);
+        for chain in &self.chains {
+            let tag = if self.chains.len() > 1 { chain.order.to_string() } else { String::new() };
+            for &(from, to) in &chain.edges {
                 let (kind, to) = match to {
                     Target::State(t) => (Kind::Edge, name(&chain.states[t as usize])),
                     Target::Conversion => (Kind::EdgeConversion, String::new()),
                     Target::Null => (Kind::EdgeNull, String::new()),
                 };
-                push(kind, "", from, to, [count, 0.0, 0.0]);
+                out.push(key(kind, &tag, name(&chain.states[from as usize]), to, [true, false, false]));
             }
-            for (state, &(value, conv)) in chain.states.iter().zip(&s.ends) {
-                if conv != 0.0 || value != 0.0 {
-                    push(Kind::End, "", name(state), String::new(), [conv, 0.0, value]);
+            for state in &chain.states {
+                out.push(key(Kind::End, &tag, name(state), String::new(), [true, false, true]));
+            }
+        }
+        for set in &self.coalitions {
+            out.push(key(Kind::Coalition, "", name(set), String::new(), [true; 3]));
+        }
+        out
+    }
+
+    /// A replicate's values of the used numbers of [`Frame::keys`], in that order, appended
+    /// to `out`.
+    pub fn values(&self, s: &ReplicateSums, out: &mut Vec<f64>) {
+        out.extend(s.totals);
+        for (m, c) in self.models.iter().zip(&s.credits) {
+            if summed(*m) {
+                for (&conv, &value) in c.conversions.iter().zip(&c.value) {
+                    out.extend([conv, value]);
                 }
             }
         }
-        for (set, &numbers) in self.coalitions.iter().zip(&s.coalitions) {
-            push(Kind::Coalition, "", name(set), String::new(), numbers);
+        for (edges, ends) in s.edges.iter().zip(&s.ends) {
+            out.extend(edges);
+            for &(value, conv) in ends {
+                out.extend([conv, value]);
+            }
+        }
+        for c in &s.coalitions {
+            out.extend(c);
         }
     }
 
-    /// An index of the frame's names, for [`Frame::add_row`].
+    /// An index of the frame's names, for [`FrameNames::slot`].
     pub fn names(&self) -> FrameNames<'_> {
-        let states = self.chain.as_ref().map_or_else(FxHashMap::default, |c| {
+        let states = self.chains.first().map_or_else(FxHashMap::default, |c| {
             c.states.iter().enumerate().map(|(i, s)| (s.as_slice(), i as u32)).collect()
         });
         FrameNames { frame: self, states }
+    }
+}
+
+/// Where a named statistic adds up in a [`ReplicateSums`] ([`FrameNames::slot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// The totals.
+    Total,
+    /// A summed model's credit (position among the frame's models, channel).
+    Credit(usize, u32),
+    /// An edge of the chain.
+    Edge(usize),
+    /// The converting journeys ending in a state.
+    End(usize),
+    /// A coalition.
+    Coalition(usize),
+}
+
+impl Slot {
+    /// Add (conversions, nulls, value) into the slot of `s`.
+    pub fn add(self, s: &mut ReplicateSums, [a, b, c]: [f64; 3]) {
+        match self {
+            Slot::Total => (0..3).for_each(|i| s.totals[i] += [a, b, c][i]),
+            Slot::Credit(m, ch) => s.credits[m].add(ch, 1.0, a, c),
+            Slot::Edge(e) => s.edges[0][e] += a,
+            Slot::End(st) => {
+                let e = &mut s.ends[0][st];
+                (e.0, e.1) = (e.0 + c, e.1 + a);
+            }
+            Slot::Coalition(at) => {
+                let x = &mut s.coalitions[at];
+                (x[0], x[1], x[2]) = (x[0] + a, x[1] + b, x[2] + c);
+            }
+        }
     }
 }
 
@@ -385,59 +449,68 @@ impl FrameNames<'_> {
         self.states.get(self.tuple(s)?.as_slice()).copied()
     }
 
-    /// Add a named row into a replicate's sums. An error names what the frame does not
-    /// have (a partial of another run, or a corrupted one).
-    pub fn add_row(&self, s: &mut ReplicateSums, r: &NamedRow) -> std::result::Result<(), String> {
+    /// Where a named statistic adds up in the frame's sums; None for a chain row of another
+    /// order than the frame's (a partition with `markov_order = "auto"` sums every candidate
+    /// order). An error names what the frame does not have (a partial of another run, or a
+    /// corrupted one).
+    pub fn slot(
+        &self,
+        kind: Kind,
+        model: &str,
+        from: &str,
+        to: &str,
+    ) -> std::result::Result<Option<Slot>, String> {
         let f = self.frame;
-        let [a, b, c] = r.numbers;
-        let edge = |to: Target| -> std::result::Result<usize, String> {
-            let chain = f.chain.as_ref().ok_or("an edge, but no Markov model runs")?;
-            let from = self.state(&r.from).ok_or("an edge from a state the merged chain does not have")?;
-            chain
-                .edges
-                .binary_search(&(from, to))
-                .map_err(|_| "an edge the merged chain does not have".into())
+        let chain = || -> std::result::Result<Option<&ChainFrame>, String> {
+            let c = f.chains.first().ok_or("a chain's row, but no Markov model runs")?;
+            Ok((model.is_empty() || model == c.order.to_string()).then_some(c))
         };
-        match r.kind {
-            Kind::Total => (0..3).for_each(|i| s.totals[i] += r.numbers[i]),
+        let edge = |to: Target| -> std::result::Result<Option<Slot>, String> {
+            let Some(c) = chain()? else { return Ok(None) };
+            let from = self.state(from).ok_or("an edge from a state the merged chain does not have")?;
+            let e =
+                c.edges.binary_search(&(from, to)).map_err(|_| "an edge the merged chain does not have")?;
+            Ok(Some(Slot::Edge(e)))
+        };
+        Ok(Some(match kind {
+            Kind::Total => Slot::Total,
             Kind::Credit => {
-                let m = Model::parse(&r.model).map_err(|e| e.to_string())?;
+                let m = Model::parse(model).map_err(|e| e.to_string())?;
                 let at =
                     f.models.iter().position(|&x| x == m).ok_or("credit of a model this run does not run")?;
-                let ch =
-                    self.tuple(&r.from).filter(|t| t.len() == 1).ok_or("credit of an unknown channel")?[0];
-                let credit = s
-                    .credits
-                    .get_mut(at)
-                    .filter(|c| !c.conversions.is_empty())
-                    .ok_or("credit of a solved model")?;
-                credit.add(ch, 1.0, a, c);
+                if !summed(m) {
+                    return Err("credit of a solved model".into());
+                }
+                let ch = self.tuple(from).filter(|t| t.len() == 1).ok_or("credit of an unknown channel")?[0];
+                Slot::Credit(at, ch)
             }
             Kind::Edge => {
-                let to = self.state(&r.to).ok_or("an edge to a state the merged chain does not have")?;
-                s.edges[edge(Target::State(to))?] += a;
+                if chain()?.is_none() {
+                    return Ok(None);
+                }
+                let t = self.state(to).ok_or("an edge to a state the merged chain does not have")?;
+                return edge(Target::State(t));
             }
-            Kind::EdgeConversion => s.edges[edge(Target::Conversion)?] += a,
-            Kind::EdgeNull => s.edges[edge(Target::Null)?] += a,
+            Kind::EdgeConversion => return edge(Target::Conversion),
+            Kind::EdgeNull => return edge(Target::Null),
             Kind::End => {
-                let st = self.state(&r.from).ok_or("an end in a state the merged chain does not have")?;
-                let e = &mut s.ends[st as usize];
-                (e.0, e.1) = (e.0 + c, e.1 + a);
+                if chain()?.is_none() {
+                    return Ok(None);
+                }
+                Slot::End(self.state(from).ok_or("an end in a state the merged chain does not have")? as usize)
             }
             Kind::DistinctPaths | Kind::Length | Kind::Role | Kind::Ordered | Kind::Fold => {
-                return Err(format!("a `{}` row among replicate statistics", r.kind.name()))
+                return Err(format!("a `{}` row among replicate statistics", kind.name()))
             }
             Kind::Coalition => {
-                let set = self.tuple(&r.from).ok_or("a coalition of an unknown channel")?;
-                let at = f
-                    .coalitions
-                    .binary_search(&set)
-                    .map_err(|_| "a coalition the merged paths do not have")?;
-                let x = &mut s.coalitions[at];
-                (x[0], x[1], x[2]) = (x[0] + a, x[1] + b, x[2] + c);
+                let set = self.tuple(from).ok_or("a coalition of an unknown channel")?;
+                Slot::Coalition(
+                    f.coalitions
+                        .binary_search(&set)
+                        .map_err(|_| "a coalition the merged paths do not have")?,
+                )
             }
-        }
-        Ok(())
+        }))
     }
 }
 

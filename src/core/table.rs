@@ -27,6 +27,8 @@ pub enum Values {
     Date(Vec<i32>),
     /// Instants, µs since the Unix epoch, UTC.
     TimestampUs(Vec<i64>),
+    /// Lists of real numbers (a statistic's value per replicate); an empty list is null.
+    F64Lists(Vec<Vec<f64>>),
 }
 
 impl Values {
@@ -44,6 +46,7 @@ impl Values {
             Values::OptBool(v) => v.len(),
             Values::Date(v) => v.len(),
             Values::TimestampUs(v) => v.len(),
+            Values::F64Lists(v) => v.len(),
         }
     }
 
@@ -76,6 +79,7 @@ impl Values {
             (OptBool(a), OptBool(b)) => a.extend(b),
             (Date(a), Date(b)) => a.extend(b),
             (TimestampUs(a), TimestampUs(b)) => a.extend(b),
+            (F64Lists(a), F64Lists(b)) => a.extend(b),
             (a, b) => panic!("appending a column of another type ({a:?} and {b:?})"),
         }
     }
@@ -97,6 +101,7 @@ impl Values {
             Values::OptBool(v) => Values::OptBool(pick(v, idx)),
             Values::Date(v) => Values::Date(pick(v, idx)),
             Values::TimestampUs(v) => Values::TimestampUs(pick(v, idx)),
+            Values::F64Lists(v) => Values::F64Lists(pick(v, idx)),
         }
     }
 }

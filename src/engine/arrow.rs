@@ -133,7 +133,10 @@ fn str_column(df: &DataFrame, name: &str, label: &str) -> Result<Vec<String>> {
 
 /// Named replicate statistics (`partial_replicates`' columns), summed by an engine such as
 /// Spark, over a stream.
-pub fn read_replicate_rows(input: ArrowInput, label: &str) -> Result<Vec<crate::core::replicates::NamedRow>> {
+pub fn read_replicate_rows(
+    input: ArrowInput,
+    label: &str,
+) -> Result<Vec<crate::core::replicates::NamedSums>> {
     let df = import_stream(input, label)?;
     super::write::replicate_rows(std::path::Path::new(label), &df)
 }

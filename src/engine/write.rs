@@ -7,7 +7,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::core::replicates::{Kind as StatKind, NamedRow};
+use crate::core::replicates::{Kind as StatKind, NamedSums};
 use crate::core::roles::ChannelLags;
 use crate::core::table::{Table, Values};
 use crate::error::{Error, Result};
@@ -41,6 +41,15 @@ pub fn to_frame(t: &Table) -> Result<DataFrame> {
                 .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))
                 .map_err(internal)?
                 .into(),
+            Values::F64Lists(v) => {
+                let values = v.iter().map(Vec::len).sum();
+                let mut b =
+                    ListPrimitiveChunkedBuilder::<Float64Type>::new(name, v.len(), values, DataType::Float64);
+                for list in v {
+                    b.append_opt_slice(Some(list.as_slice()).filter(|l| !l.is_empty()));
+                }
+                b.finish().into_column()
+            }
         };
         cols.push(c);
     }
@@ -126,7 +135,7 @@ pub fn parquet_rows(path: &Path) -> Result<u64> {
 }
 
 /// Read the replicate statistics a shard run wrote (`partial_replicates.parquet`).
-pub fn read_partial_replicates(path: &Path) -> Result<Vec<NamedRow>> {
+pub fn read_partial_replicates(path: &Path) -> Result<Vec<NamedSums>> {
     replicate_rows(path, &read_whole(path, "the replicate statistics")?)
 }
 
@@ -155,6 +164,26 @@ impl Cols<'_> {
         Ok(col.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
     }
 
+    /// A column of lists of numbers without nulls inside a list (a null list: empty).
+    fn lists(&self, c: &str) -> Result<Vec<Vec<f64>>> {
+        let ty = DataType::List(Box::new(DataType::Float64));
+        let col = self.df.column(c).map_err(|e| self.err(c, e))?.cast(&ty).map_err(|e| self.err(c, e))?;
+        let ca = col.list().map_err(|e| self.err(c, e))?;
+        let mut out = Vec::with_capacity(ca.len());
+        for list in ca.amortized_iter() {
+            let Some(list) = list else {
+                out.push(Vec::new());
+                continue;
+            };
+            let x = list.as_ref().f64().map_err(|e| self.err(c, e))?;
+            if x.null_count() > 0 {
+                return Err(self.err(c, "a null inside a list"));
+            }
+            out.push(x.into_no_null_iter().collect());
+        }
+        Ok(out)
+    }
+
     /// A column of numbers without nulls, as `ty`.
     fn numbers<T: PolarsNumericType>(&self, c: &str, ty: DataType) -> Result<Vec<T::Native>> {
         let col = self.df.column(c).map_err(|e| self.err(c, e))?.cast(&ty).map_err(|e| self.err(c, e))?;
@@ -166,31 +195,28 @@ impl Cols<'_> {
     }
 }
 
-/// The named replicate statistics in a frame (a partial's file, or a stream of summed rows
-/// whose `replicate` may be any integer type); `path` names it in errors.
-pub(crate) fn replicate_rows(path: &Path, df: &DataFrame) -> Result<Vec<NamedRow>> {
+/// The named replicate statistics in a frame (a partial's file, or a stream of summed
+/// rows); `path` names it in errors. A number column is a list per row, one value per
+/// replicate (null: zero in every replicate).
+pub(crate) fn replicate_rows(path: &Path, df: &DataFrame) -> Result<Vec<NamedSums>> {
+    use crate::core::replicates::{KEYS, NUMBERS};
     let cols = Cols { df, path, what: "replicate statistics" };
-    let num = |c: &str| cols.numbers::<Float64Type>(c, DataType::Float64);
-    use crate::core::replicates::{KEYS, NUMBERS, REPLICATE};
-    let rep = cols.numbers::<UInt32Type>(REPLICATE, DataType::UInt32)?;
+    if df.column("replicate").is_ok() {
+        let why = "a row per replicate is an older touchpoint's format; rerun the shards with this version";
+        return Err(Error::bad_input(path, Some("replicate"), why));
+    }
     let [kind, model, from, to] = KEYS.map(|k| cols.text(k));
     let (kind, model, from, to) = (kind?, model?, from?, to?);
-    let [c, n, v] = NUMBERS.map(num);
-    let (c, n, v) = (c?, n?, v?);
-    (0..df.height())
-        .map(|i| {
-            let k = StatKind::parse(&kind[i])
-                .ok_or_else(|| Error::bad_input(path, Some("kind"), format!("row {i}: unknown kind")))?;
-            Ok(NamedRow {
-                replicate: rep[i],
-                kind: k,
-                model: model[i].clone(),
-                from: from[i].clone(),
-                to: to[i].clone(),
-                numbers: [c[i], n[i], v[i]],
-            })
-        })
-        .collect()
+    let [c, n, v] = NUMBERS.map(|c| cols.lists(c));
+    let mut numbers = [c?.into_iter(), n?.into_iter(), v?.into_iter()];
+    let mut out = Vec::with_capacity(df.height());
+    for (i, (((kind, model), from), to)) in kind.iter().zip(model).zip(from).zip(to).enumerate() {
+        let k = StatKind::parse(kind)
+            .ok_or_else(|| Error::bad_input(path, Some("kind"), format!("row {i}: unknown kind")))?;
+        let numbers = numbers.each_mut().map(|it| it.next().unwrap_or_default());
+        out.push(NamedSums { kind: k, model, from, to, numbers });
+    }
+    Ok(out)
 }
 
 /// Read the counted lags to conversion a shard run wrote (`partial_lags.parquet`), by channel.

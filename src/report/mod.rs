@@ -286,20 +286,25 @@ pub fn partial_segment_paths(segments: &[crate::core::analysis::SegmentAnalysis]
 }
 
 /// The named replicate statistics of a shard run ([`crate::core::replicates`]), one row per
-/// (replicate, statistic).
-pub fn partial_replicates(rows: &[crate::core::replicates::NamedRow]) -> Table {
-    use crate::core::replicates::{NamedRow, KEYS, NUMBERS, REPLICATE};
-    let text = |f: fn(&NamedRow) -> String| Values::Str(rows.iter().map(f).collect());
-    let num = |i: usize| Values::F64(rows.iter().map(|r| r.numbers[i]).collect());
-    let keys = [
-        text(|r| r.kind.name().to_owned()),
-        text(|r| r.model.clone()),
-        text(|r| r.from.clone()),
-        text(|r| r.to.clone()),
-    ];
-    let mut columns = vec![(REPLICATE, Values::U32(rows.iter().map(|r| r.replicate).collect()))];
-    columns.extend(KEYS.into_iter().zip(keys));
-    columns.extend(NUMBERS.into_iter().zip([num(0), num(1), num(2)]));
+/// statistic with its value in every replicate.
+pub fn partial_replicates(rows: Vec<crate::core::replicates::NamedSums>) -> Table {
+    use crate::core::replicates::{KEYS, NUMBERS};
+    let n = rows.len();
+    let (mut kind, mut model, mut from, mut to) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut numbers = [Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n)];
+    for r in rows {
+        kind.push(r.kind.name().to_owned());
+        model.push(r.model);
+        from.push(r.from);
+        to.push(r.to);
+        for (col, x) in numbers.iter_mut().zip(r.numbers) {
+            col.push(x);
+        }
+    }
+    let keys = [kind, model, from, to].map(Values::Str);
+    let mut columns: Vec<(&str, Values)> = KEYS.into_iter().zip(keys).collect();
+    columns.extend(NUMBERS.into_iter().zip(numbers.map(Values::F64Lists)));
     Table::new(TableName::PartialReplicates.as_str(), columns)
 }
 

@@ -466,7 +466,7 @@ pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<Sol
     check_keys(&settings, &metas)?;
     let mut result = solve_level(&settings, &metas, (statistics, replicates), "")?;
     if let Some(input) = campaigns.filter(|_| settings.campaigns()) {
-        let draws = 1 + super::partition_replicates(&settings) as usize;
+        let draws = 1 + settings.models.bootstrap_replicates;
         let sums = ffi::read_campaign_sums(input, "the campaign sums", draws)?;
         result.campaign = Some(crate::core::campaigns::solve(&sums, &result.analysis, &settings.models)?);
     }

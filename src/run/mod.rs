@@ -26,7 +26,7 @@ use crate::core::event_log::{event_id_duplicates, InputFile, InputSummary};
 use crate::core::journeys::{self, JourneyOptions, JourneyStats, Journeys};
 use crate::core::paths::PathTable;
 use crate::core::privacy::PseudonymKey;
-use crate::core::replicates::NamedRow;
+use crate::core::replicates::NamedSums;
 use crate::core::spend::{self, SpendTotals};
 use crate::engine::{self, LoadOptions, ReadScope, TableSource};
 use crate::error::{Error, Result};
@@ -80,7 +80,7 @@ pub struct Run<'a> {
     pub(crate) chunk: bool,
     /// A shard's bootstrap statistics, named, of the channels and of the channel groups (set
     /// by [`Run::compute_events`] for a shard).
-    pub(crate) replicates: (Option<Vec<NamedRow>>, Option<Vec<NamedRow>>),
+    pub(crate) replicates: (Option<Vec<NamedSums>>, Option<Vec<NamedSums>>),
 }
 
 impl<'a> Run<'a> {
@@ -255,7 +255,7 @@ impl<'a> Run<'a> {
             let mut a = analysis::analyze(journeys, &opts)?;
             a.training = fit.as_ref().map(|f| f.1.clone());
             let units = (&log_units[..], &campaigns[..]);
-            let c = campaign_sums(&a, touch_campaign.as_deref(), units, s, shard.is_some() || chunk)?;
+            let c = campaign_sums(&a, touch_campaign.as_deref(), units, s)?;
             Ok((a, c))
         })?;
         let (mut analysis, mut groups) = (analysis, groups);
@@ -269,9 +269,6 @@ impl<'a> Run<'a> {
             if shard.is_some() || chunk {
                 // A shard's (or a Spark chunk's) replicates are solved by the merge, with
                 // every other partition's.
-                if !crate::core::replicates::mergeable(&s.models) {
-                    return Ok((None, None));
-                }
                 let main = bootstrap::named_sums(&analysis, &s.models, &opts)?;
                 let group = match groups.as_ref() {
                     Some(g) => bootstrap::named_sums(g, &s.models, &opts)?,
@@ -501,14 +498,12 @@ fn event_order(log: &crate::core::event_log::EventLog, s: &Settings) -> journeys
 }
 
 /// The campaign sums of the run's recorded journeys (`core::campaigns`), with a campaign
-/// column; a partition (shard, Spark chunk) sums the replicates only where its channel
-/// replicates are merged too.
+/// column, with the replicates' (a partition's are added up where the partitions meet).
 fn campaign_sums(
     a: &analysis::Analysis,
     touch_campaign: Option<&[u32]>,
     (log_units, campaigns): (&[u64], &[String]),
     s: &Settings,
-    partition: bool,
 ) -> Result<Option<CampaignSums>> {
     let (Some(tc), Some(rec)) = (touch_campaign, a.recorded.as_ref()) else { return Ok(None) };
     let input = SumsInput {
@@ -516,22 +511,10 @@ fn campaign_sums(
         touch_campaign: tc,
         campaigns,
         log_units,
-        replicates: match partition {
-            true => partition_replicates(s),
-            false => s.models.bootstrap_replicates as u32,
-        },
+        replicates: s.models.bootstrap_replicates as u32,
         seed: s.models.bootstrap_seed,
     };
     campaigns::partition_sums(a, &input, &s.models).map(Some)
-}
-
-/// The bootstrap replicates a partition sums: none where the merge cannot solve them
-/// (`markov_order = "auto"`: [`crate::core::replicates::mergeable`]).
-pub(crate) fn partition_replicates(s: &Settings) -> u32 {
-    match crate::core::replicates::mergeable(&s.models) {
-        true => s.models.bootstrap_replicates as u32,
-        false => 0,
-    }
 }
 
 /// The (channel, campaign) pairs of the log's touches, packed and sorted (empty without a

@@ -232,7 +232,7 @@ fn a_shard_run_reports_the_rows_of_other_shards_it_skipped() {
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["partial"]["input"]["other_shards"].as_u64(), Some(skipped));
-    assert_eq!(m["partial"]["format_version"], 2);
+    assert_eq!(m["partial"]["format_version"], 3);
 }
 
 #[test]

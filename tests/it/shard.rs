@@ -587,8 +587,8 @@ fn shards_no_person_hashes_to_write_empty_partials_and_the_merges_equal_one_run(
 /// `markov_order = "auto"`: each order's score comes from (order, fold, last state) counts
 /// that add up across partitions, and each candidate order's edges are summed, so N shards
 /// through either merge choose one run's order with one run's scores
-/// (`markov_order_selection`) and chain. Without intervals: a merge carries them for a fixed
-/// order only (it says so).
+/// (`markov_order_selection`) and chain. Every shard sums each candidate order's chain per
+/// replicate, and the merges solve the chosen order's: the intervals equal one run's.
 #[test]
 fn the_auto_markov_order_through_shards_and_both_merges_equals_one_run() {
     use touchpoint::settings::{MarkovOrder, Model};
@@ -596,7 +596,7 @@ fn the_auto_markov_order_through_shards_and_both_merges_equals_one_run() {
     let mut s = Settings::default();
     s.models.run = vec![Model::FirstTouch, Model::Linear, Model::Markov, Model::MarkovJourney];
     s.models.markov_order = MarkovOrder::Auto { max: 3 };
-    s.models.bootstrap_replicates = 0;
+    s.models.bootstrap_replicates = 24;
     s.input.events = Some(events().1.to_str().unwrap().to_owned());
     let one = dir.path().join("one");
     let mut s1 = s.clone();
@@ -626,4 +626,13 @@ fn the_auto_markov_order_through_shards_and_both_merges_equals_one_run() {
     }
     let (names, rows) = crate::common::read_parquet(&one.join("markov_order_selection.parquet"));
     assert_eq!(rows.len(), 3, "{names:?}");
+    // The intervals are there (and equal above), for the chain of the chosen order.
+    let (names, rows) = crate::common::read_parquet(&one.join("channel_attribution.parquet"));
+    let (low, model) = (col(&names, "conversions_low"), col(&names, "model"));
+    let mut markov = rows.iter().filter(|r| r[model] == crate::common::Cell::Str("markov".into()));
+    assert!(markov.any(|r| matches!(r[low], crate::common::Cell::Num(_))), "no Markov intervals");
+}
+
+fn col(names: &[String], name: &str) -> usize {
+    names.iter().position(|n| n == name).unwrap_or_else(|| panic!("no column {name} in {names:?}"))
 }

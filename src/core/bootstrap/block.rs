@@ -34,13 +34,19 @@ pub(super) struct Block {
 struct Acc {
     /// Per (rule model, channel): conversions and value.
     rules: Vec<[Lanes; 2]>,
+    /// Per chain of the frame.
+    chains: Vec<ChainAcc>,
+    /// Per coalition: (conversions, nulls, value).
+    coalitions: Vec<[Lanes; 3]>,
+    totals: [Lanes; 3],
+}
+
+/// One chain's running sums.
+struct ChainAcc {
     /// Per edge of the chain, and a spare slot for edges the full fit never walked.
     edges: Vec<Lanes>,
     /// Per state: (value, conversions) of the journeys ending there.
     ends: Vec<[Lanes; 2]>,
-    /// Per coalition: (conversions, nulls, value).
-    coalitions: Vec<[Lanes; 3]>,
-    totals: [Lanes; 3],
 }
 
 #[inline(always)]
@@ -66,11 +72,13 @@ impl Plan<'_> {
 
     fn acc(&self) -> Acc {
         let n = self.a.paths.channels.len();
-        let (edges, states) = self.frame.chain.as_ref().map_or((0, 0), |c| (c.edges.len(), c.states.len()));
+        let chains = self.frame.chains.iter().map(|c| ChainAcc {
+            edges: vec![[0.0; BLOCK]; c.edges.len() + 1],
+            ends: vec![[[0.0; BLOCK]; 2]; c.states.len()],
+        });
         Acc {
             rules: vec![[[0.0; BLOCK]; 2]; self.rules.len() * n],
-            edges: vec![[0.0; BLOCK]; edges + 1],
-            ends: vec![[[0.0; BLOCK]; 2]; states],
+            chains: chains.collect(),
             coalitions: vec![[[0.0; BLOCK]; 3]; self.frame.coalitions.len()],
             totals: [[0.0; BLOCK]; 3],
         }
@@ -92,11 +100,13 @@ impl Plan<'_> {
         if let Some(i) = self.a.credits.iter().position(|(m, _)| *m == crate::settings::Model::TimeDecay) {
             s.credits[i] = self.time_decay(draws, n);
         }
-        for (x, a) in s.edges.iter_mut().zip(&acc.edges) {
-            *x += a[l];
-        }
-        for (e, a) in s.ends.iter_mut().zip(&acc.ends) {
-            *e = (a[0][l], a[1][l]);
+        for ((edges, ends), c) in s.edges.iter_mut().zip(&mut s.ends).zip(&acc.chains) {
+            for (x, a) in edges.iter_mut().zip(&c.edges) {
+                *x += a[l];
+            }
+            for (e, a) in ends.iter_mut().zip(&c.ends) {
+                *e = (a[0][l], a[1][l]);
+            }
         }
         for (c, a) in s.coalitions.iter_mut().zip(&acc.coalitions) {
             *c = [a[0][l], a[1][l], a[2][l]];
@@ -151,8 +161,8 @@ impl Plan<'_> {
                 self.split(next, &conv, &value, &mut acc.rules);
                 next += 1;
             }
-            if let Some(m) = &self.markov {
-                m.count(p, [&conv, &nulls, &value], acc);
+            for (m, c) in self.markov.iter().zip(&mut acc.chains) {
+                m.count(p, [&conv, &nulls, &value], c);
             }
             if let Some(&c) = self.coalition_of.get(p) {
                 let x = &mut acc.coalitions[c as usize];
@@ -210,7 +220,7 @@ impl MarkovPlan {
     /// replicate is a coin flip, and adding a zero changes no sum. An edge the full fit
     /// never walked (a state that never converts) is counted into the spare slot.
     #[inline(always)]
-    fn count(&self, p: usize, [conv, nulls, value]: [&Lanes; 3], acc: &mut Acc) {
+    fn count(&self, p: usize, [conv, nulls, value]: [&Lanes; 3], acc: &mut ChainAcc) {
         let spare = acc.edges.len() - 1;
         let all: Lanes = from_fn(|l| conv[l] + nulls[l]);
         let walked = self.offsets[p] as usize..self.offsets[p + 1] as usize;

@@ -37,9 +37,6 @@ pub enum PartialInput {
 pub fn partial(settings: Settings, input: PartialInput) -> Result<Partial> {
     let mut chunk = settings.clone();
     chunk.output.root = None;
-    if !crate::core::replicates::mergeable(&settings.models) {
-        chunk.models.bootstrap_replicates = 0;
-    }
     if chunk.models.bootstrap_replicates == 0 && !settings.campaigns() {
         // Without intervals a chunk needs only its path table and time decay (touch times);
         // the models run on the driver, once. With them, the replicates' sums need every
@@ -83,8 +80,8 @@ pub fn partial(settings: Settings, input: PartialInput) -> Result<Partial> {
     });
     let json = serde_json::to_string(&meta).map_err(|e| Error::Internal(format!("partial metadata: {e}")))?;
     let paths = ffi::export_table(&report::partial_paths(&result.analysis, UNIT_SEPARATOR))?;
-    let export_replicates = |rows: Option<Vec<replicates::NamedRow>>| -> Result<Option<ArrowArrayStream>> {
-        rows.map(|r| ffi::export_table(&report::partial_replicates(&r))).transpose()
+    let export_replicates = |rows: Option<Vec<replicates::NamedSums>>| -> Result<Option<ArrowArrayStream>> {
+        rows.map(|r| ffi::export_table(&report::partial_replicates(r))).transpose()
     };
     let (channel_reps, group_reps) = std::mem::take(&mut run.replicates);
     let campaigns = match result.campaign_sums {

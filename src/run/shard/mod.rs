@@ -24,7 +24,7 @@ use crate::core::event_log::{InputSummary, UNIT_SEPARATOR};
 use crate::core::journeys::{JourneyStats, Journeys};
 use crate::core::models::Credits;
 use crate::core::paths::{merge_sorted, PathRow, PathTable};
-use crate::core::replicates::{Frame, NamedRow, ReplicateSums};
+use crate::core::replicates::{Frame, NamedSums, ReplicateSums};
 use crate::core::roles::ChannelLags;
 use crate::core::table::Table;
 use crate::engine::{self, TableSource};
@@ -40,8 +40,9 @@ pub(crate) use relationship::{
 };
 
 /// The version of the partial format this touchpoint writes and reads (2: the bootstrap's
-/// replicate statistics, `partial_replicates.parquet`, and persons weighted by a stable key).
-pub const PARTIAL_FORMAT: u32 = 2;
+/// replicate statistics, `partial_replicates.parquet`, and persons weighted by a stable key;
+/// 3: a replicate statistic is one row with a list of its values in every replicate).
+pub const PARTIAL_FORMAT: u32 = 3;
 
 /// The metadata of a partial aggregate (in its `manifest.json`, under `partial`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,7 +132,7 @@ impl Layer {
 
     /// The tables of one level of a shard: its path table, its lags (tens of thousands of
     /// (channel, minute) counts: a table, not the manifest) and its replicate statistics.
-    fn tables(self, a: &Analysis, meta: &mut PartialMeta, replicates: Option<Vec<NamedRow>>) -> Vec<Table> {
+    fn tables(self, a: &Analysis, meta: &mut PartialMeta, replicates: Option<Vec<NamedSums>>) -> Vec<Table> {
         let named = |mut t: Table, n: TableName| {
             t.name = n.as_str();
             t
@@ -141,7 +142,7 @@ impl Layer {
             t.push(named(report::partial_lags(&l), n));
         }
         if let (Some(r), Some(n)) = (replicates, self.replicates) {
-            t.push(named(report::partial_replicates(&r), n));
+            t.push(named(report::partial_replicates(r), n));
         }
         t
     }
@@ -153,13 +154,6 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
     let wait = std::time::Duration::from_secs(run.settings.output.lock_timeout_seconds);
     run.set_output(Output::Dir(DirOutput::open(&run.out()?, wait)?));
     let mut result = run.compute_events(Some(shard))?;
-    if run.settings.models.bootstrap_replicates > 0
-        && !crate::core::replicates::mergeable(&run.settings.models)
-    {
-        let w = "no replicate statistics: with markov_order = \"auto\" the merge has no intervals; give a fixed order";
-        tracing::warn!("{w}");
-        result.analysis.warnings.push(w.into());
-    }
     let mut meta = partial_meta(&run.settings, &result, shard);
     let (channel_reps, group_reps) = std::mem::take(&mut run.replicates);
     let mut tables = CHANNELS.tables(&result.analysis, &mut meta, channel_reps);
@@ -174,7 +168,7 @@ pub fn attribute_shard(settings: Settings, shard: (u32, u32)) -> Result<RunSumma
     }
     if run.settings.campaigns() {
         // An empty shard has no journeys, and writes no sums but their columns.
-        let draws = 1 + super::partition_replicates(&run.settings) as usize;
+        let draws = 1 + run.settings.models.bootstrap_replicates;
         let sums = result.campaign_sums.take().unwrap_or(CampaignSums { draws, ..Default::default() });
         tables.push(Table::new(TableName::PartialCampaigns.as_str(), sums.columns()));
     }
@@ -526,7 +520,7 @@ pub(crate) fn merged_intervals(
     file_of: impl Fn(&Path) -> Option<PathBuf>,
 ) -> Result<Option<Intervals>> {
     let reps = settings.models.bootstrap_replicates;
-    if reps == 0 || !crate::core::replicates::mergeable(&settings.models) {
+    if reps == 0 {
         return Ok(None);
     }
     if parts.iter().any(|(d, _)| file_of(d).is_none()) {
@@ -548,17 +542,25 @@ pub(crate) fn solve_replicates(
     a: &Analysis,
     frame: Frame,
     settings: &Settings,
-    sources: impl Iterator<Item = Result<(Vec<NamedRow>, PathBuf)>>,
+    sources: impl Iterator<Item = Result<(Vec<NamedSums>, PathBuf)>>,
 ) -> Result<Intervals> {
     let names = frame.names();
-    let mut sums = vec![ReplicateSums::zeros(&frame); settings.models.bootstrap_replicates];
+    let reps = settings.models.bootstrap_replicates;
+    let mut sums = vec![ReplicateSums::zeros(&frame); reps];
     for source in sources {
         let (rows, file) = source?;
         for (i, row) in rows.iter().enumerate() {
-            let s = sums.get_mut(row.replicate as usize).ok_or_else(|| {
-                Error::bad_input(&file, Some("replicate"), format!("row {i}: out of range"))
-            })?;
-            names.add_row(s, row).map_err(|p| Error::bad_input(&file, None, format!("row {i}: {p}")))?;
+            let bad = |p: String| Error::bad_input(&file, None, format!("row {i}: {p}"));
+            let Some(slot) = names.slot(row.kind, &row.model, &row.from, &row.to).map_err(bad)? else {
+                continue;
+            };
+            if let Some(l) = row.numbers.iter().map(Vec::len).find(|&l| l != 0 && l != reps) {
+                return Err(bad(format!("{l} replicates, the run has {reps}")));
+            }
+            let at = |x: &Vec<f64>, r: usize| x.get(r).copied().unwrap_or(0.0);
+            for (r, s) in sums.iter_mut().enumerate() {
+                slot.add(s, row.numbers.each_ref().map(|x| at(x, r)));
+            }
         }
     }
     let solved: Vec<Vec<Credits>> = sums.par_iter().map(|s| frame.solve(s)).collect::<Result<_>>()?;
@@ -570,8 +572,8 @@ pub(crate) fn merge_warnings(settings: &Settings, intervals: bool, groups: bool)
     let mut w = Vec::new();
     if !intervals && settings.models.bootstrap_replicates > 0 {
         w.push(
-            "no intervals: a merge carries them for a fixed Markov order only (with markov_order = \"auto\" the \
-             order is chosen at the merge, so the shards sum no replicates; give a fixed order for intervals)"
+            "no intervals: the partials carry no replicate statistics (shards of another version?); rerun the \
+             shards"
                 .into(),
         );
     }

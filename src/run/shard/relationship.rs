@@ -222,7 +222,7 @@ pub(crate) fn merge_campaigns(
     if !settings.campaigns() {
         return Ok(None);
     }
-    let draws = 1 + crate::run::partition_replicates(settings) as usize;
+    let draws = 1 + settings.models.bootstrap_replicates;
     let name = TableName::PartialCampaigns.as_str();
     let mut sums = CampaignSums { draws, ..Default::default() };
     for (d, _) in parts {
