@@ -48,6 +48,23 @@ fn ratio(x: f64) -> String {
 /// even split, the data-driven Markov), those of them that ran.
 const CHART_MODELS: [Model; 4] = [Model::FirstTouch, Model::LastTouch, Model::Linear, Model::Markov];
 
+/// The page's sections a run may not have (null in the context when it has not).
+const OPTIONAL_SECTIONS: [&str; 13] = [
+    "night",
+    "comparisons",
+    "roas_chart",
+    "calibration",
+    "response",
+    "evaluation",
+    "spend_rows",
+    "markov_order",
+    "removal_chart",
+    "transitions",
+    "transition_graph",
+    "segments",
+    "sources",
+];
+
 /// Render `report.html`; `previous` is the previous run date's headline (scheduled runs).
 pub fn html(
     run: &RunResult,
@@ -72,6 +89,11 @@ pub fn html(
         "quality": quality(run),
         "warnings": a.warnings,
     });
+    // The optional sections, null until a run has them: every name the template uses is
+    // defined, so a misspelt one fails the render (`UndefinedBehavior::Strict`).
+    for optional in OPTIONAL_SECTIONS {
+        ctx[optional] = Value::Null;
+    }
     let (roles_chart, roles_table) = roles(a);
     ctx["roles"] = roles_table;
     ctx["roles_chart"] = json!(roles_chart);
@@ -91,7 +113,7 @@ pub fn html(
             .iter()
             .map(|c| json!({"a": c.a, "b": c.b, "verdict": c.verdict, "statement": c.statement(), "prob": format!("{:.0}%", c.prob_a_higher * 100.0)}))
             .collect();
-        ctx["roas_chart"] = json!(roas_chart(g, &sp));
+        ctx["roas_chart"] = json!(roas_chart(&super::tables::channel_group_attribution(g, Some(&sp))));
     }
     super::sections::evidence(&mut ctx, run, settings, &attribution)?;
     if let Some(r) = &a.markov {
@@ -117,11 +139,10 @@ pub fn html(
     if let (Some(p), Some(now)) = (previous, super::headline(a)) {
         ctx["night"] = night_over_night(p, &now);
     }
-    // A name the template uses and the context lacks is a bug here, not an empty cell on
-    // the page: printing or iterating it fails (an optional section may still be tested
-    // with `if`).
+    // A name the template uses and the context lacks is a bug here, not an empty cell or a
+    // silently hidden section on the page: any use of it, `if` included, fails the render.
     let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.add_template("report.html", TEMPLATE)
         .and_then(|()| env.get_template("report.html"))
         .and_then(|t| t.render(ctx))
@@ -285,22 +306,23 @@ fn spend_rows(
 }
 
 /// ROAS with intervals per group under Markov.
-fn roas_chart(g: &Analysis, sp: &std::collections::BTreeMap<String, f64>) -> String {
-    let Some(m) = g.credits.iter().position(|(m, _)| *m == Model::Markov) else { return String::new() };
-    let point = g.folded(&g.credits[m].1);
-    let bounds = g.intervals.as_ref().and_then(|iv| iv.bounds(Model::Markov));
-    let rows: Vec<(String, f64, (f64, f64))> = g
-        .report_channels
-        .iter()
-        .enumerate()
-        .filter_map(|(i, name)| {
-            let s = *sp.get(name).filter(|s| **s > 0.0)?;
-            let iv = bounds
-                .as_ref()
-                .map_or((point.value[i], point.value[i]), |(lo, hi)| (lo.value[i], hi.value[i]));
-            Some((name.clone(), point.value[i] / s, (iv.0 / s, iv.1 / s)))
+/// ROAS by group under Markov with its interval, as `channel_group_attribution` has them
+/// (`roas`, `roas_low`, `roas_high`): the page reads the table. A group without spend has no
+/// ROAS and no dot.
+fn roas_chart(t: &Table) -> String {
+    let (model, group) = (t.texts("model"), t.texts("group"));
+    let (roas, low, high) = (t.floats("roas"), t.floats("roas_low"), t.floats("roas_high"));
+    let markov = Some(Model::Markov.name());
+    let rows: Vec<(String, f64, (f64, f64))> = (0..t.height())
+        .filter(|&i| model[i].as_deref() == markov)
+        .filter_map(|i| {
+            let r = roas[i]?;
+            Some((group[i].clone()?, r, (low[i].unwrap_or(r), high[i].unwrap_or(r))))
         })
         .collect();
+    if !model.iter().any(|m| m.as_deref() == markov) {
+        return String::new();
+    }
     charts::dot_intervals("ROAS by group (Markov)", &rows, ratio)
 }
 

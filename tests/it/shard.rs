@@ -411,10 +411,13 @@ fn the_campaign_grain_through_shards_equals_one_run() {
 
 /// The bundled CRM pipeline (two more sources, an orders table with repeated ids, an
 /// identity map, customer segments with the customer status, `journey_credit`, a time
-/// zone, 100 replicates) through 1, 3 and 7 shards: every table one run writes.
+/// zone, 100 replicates) with its erasure list through 1, 3 and 7 shards: every table one
+/// run writes.
 #[test]
 fn the_crm_pipeline_through_shards_writes_every_table_of_one_run() {
-    let want = pipeline_through_shards("sample_crm.toml", "2024-02-29", &[]);
+    let erasure = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/crm/erasure_request.csv");
+    let extra = [("input.erasure_list", toml::Value::String(erasure.display().to_string()))];
+    let want = pipeline_through_shards("sample_crm.toml", "2024-02-29", &extra);
     for t in
         ["segment_attribution", "segment_roles", "source_quality", "source_channel_touches", "journey_credit"]
     {
