@@ -142,6 +142,7 @@ impl DatedOutput {
         let part = format!("run_date={run_date}");
         self.adopt_legacy(&part)?;
         let (id, dir) = self.store.new_version()?;
+        let _pending = super::store::Pending::new(&dir, &self.dates().join(format!("run_date={run_date}")));
         let file = format!("part-0.{}", format.extension());
         let mut written = Vec::new();
         for t in tables {

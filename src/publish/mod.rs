@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use dated::DatedOutput;
-use store::{swap_link, sync_dir, Store};
+use store::{swap_link, sync_dir, Pending, Store};
 
 use crate::engine::TableSource;
 use crate::error::{Error, Result};
@@ -220,6 +220,7 @@ impl DirOutput {
         manifest: impl FnOnce(&[WrittenFile]) -> serde_json::Value,
     ) -> Result<Vec<WrittenFile>> {
         let (id, dir) = self.store.new_version()?;
+        let _pending = Pending::new(&dir, &self.out);
         let mut written = Vec::new();
         for t in tables {
             let file = format!("{}.{}", t.name(), format.extension());

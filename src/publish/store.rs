@@ -127,3 +127,29 @@ pub fn parent_of(path: &Path) -> &Path {
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
+
+/// A version being written: removed when dropped unless the output's pointer refers to it,
+/// so a run that fails after it began writing (a full disk, a bad table, a failed swap)
+/// leaves no half-written version behind to hold the space until the next run. A kill
+/// leaves it; the next run's garbage collection removes it.
+#[derive(Debug)]
+pub struct Pending {
+    dir: PathBuf,
+    pointer: PathBuf,
+}
+
+impl Pending {
+    /// Watch the version directory `dir`, live once `pointer` links to it.
+    pub fn new(dir: &Path, pointer: &Path) -> Self {
+        Pending { dir: dir.to_path_buf(), pointer: pointer.to_path_buf() }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let live = std::fs::read_link(&self.pointer).ok();
+        if live.as_deref().and_then(Path::file_name) != self.dir.file_name() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

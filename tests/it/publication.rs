@@ -273,9 +273,10 @@ impl Drop for Mount {
     }
 }
 
-/// A disk that fills up in the middle of writing: 74, and the previous run stays whole. Runs
-/// where the tests run as root (CI does), on a 300 kB tmpfs that holds one run (~190 kB) but
-/// not two.
+/// A disk that fills up in the middle of writing: 74, the previous run stays whole, and the
+/// failed run's half-written version is gone (the full disk is not left full), for a plain
+/// output and a dated one (`--run-date`). Runs where the tests run as root (CI does), on a
+/// tmpfs that holds one run (~190 kB plain, ~170 kB dated) but not two.
 #[test]
 fn a_disk_that_fills_up_mid_write_fails_with_74_and_keeps_the_previous_run() {
     let uid = std::process::Command::new("id").arg("-u").output().unwrap();
@@ -284,24 +285,36 @@ fn a_disk_that_fills_up_mid_write_fails_with_74_and_keeps_the_previous_run() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("small");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=300k", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(ok.success(), "mount a tmpfs (root)");
-    let _guard = Mount(mnt.clone());
-    let out = mnt.join("out");
-    assert!(attribute(&out, &[], &[]).status.success());
-    let before = snapshot(&out);
-    let o = attribute(&out, &["--lookback-days", "7"], &[]);
-    assert_eq!(o.status.code(), Some(74), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("No space left"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert_eq!(snapshot(&out), before, "the previous run is whole");
+    let cases: [(&[&str], &str, &str); 2] = [
+        (&[], ".out.touchpoint/versions", "size=300k"),
+        (&["--run-date", "2024-02-15"], "out/.touchpoint/versions", "size=240k"),
+    ];
+    for (i, (dated, store, size)) in cases.into_iter().enumerate() {
+        let mnt = dir.path().join(format!("small{i}"));
+        std::fs::create_dir_all(&mnt).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", size, "tmpfs"])
+            .arg(&mnt)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount a tmpfs (root)");
+        let _guard = Mount(mnt.clone());
+        let out = mnt.join("out");
+        assert!(attribute(&out, dated, &[]).status.success());
+        let before = snapshot(&out);
+        let versions = || {
+            let rd = std::fs::read_dir(mnt.join(store)).unwrap();
+            let mut v: Vec<String> = rd.map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+            v.sort();
+            v
+        };
+        let kept = versions();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        let o = attribute(&out, &[dated, &["--lookback-days", "7"]].concat(), &[]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(74), "{dated:?}: {stderr}");
+        assert!(stderr.contains("No space left"), "{stderr}");
+        assert_eq!(snapshot(&out), before, "{dated:?}: the previous run is whole");
+        assert_eq!(versions(), kept, "{dated:?}: the failed run's version is removed");
+    }
 }
