@@ -251,6 +251,21 @@ fn check_distributed(py: Python<'_>, settings: &str) -> PyResult<()> {
     api::check_spark(&s).map_err(|e| py_err(py, e))
 }
 
+/// `guards.max_conversion_change` of the library: this run's conversions against the
+/// previous publication's (`previous`: its total conversions and where they were read, as
+/// the Spark driver read them through its store), raising the CLI's `guard` error (65).
+#[pyfunction]
+#[pyo3(signature = (settings, conversions, previous=None))]
+fn check_conversion_change(
+    py: Python<'_>,
+    settings: &str,
+    conversions: f64,
+    previous: Option<(f64, String)>,
+) -> PyResult<()> {
+    let s = settings_of(py, settings)?;
+    api::check_conversion_change(&s, conversions, previous).map_err(|e| py_err(py, e))
+}
+
 /// Whether the settings stage their input (`[[sources]]`, `[conversions]`, `[identity]`,
 /// customers, erasure, consent by person): the Spark job then runs one shard of the staged
 /// input per partition instead of reading a DataFrame of events.
@@ -301,5 +316,6 @@ fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resolve_settings, m)?)?;
     m.add_function(wrap_pyfunction!(shard_of, m)?)?;
     m.add_function(wrap_pyfunction!(check_distributed, m)?)?;
+    m.add_function(wrap_pyfunction!(check_conversion_change, m)?)?;
     Ok(())
 }

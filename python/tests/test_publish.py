@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
 from conftest import assert_tables_equal, cli_tables
 
@@ -137,6 +138,20 @@ def test_local_publication_guard_and_lock(spark, tmp_path, generated, capsys):
         code, line = _job(capsys, _pipeline(tmp_path, generated), out, DATE)
     assert (code, line["kind"], line["exit_code"]) == (75, "locked", 75), line
     assert publish.read_manifest(out, DATE) == doc
+
+    # Undated runs: the change guard reads the undated run's manifest (`_manifest/latest`)
+    # with the library's rule; another log's conversions change by more than the bound.
+    plain = str(tmp_path / "plain")
+    assert ts.main([str(_pipeline(tmp_path, generated)), "--out", plain, "--partitions", "2"]) == 0
+    first = publish.read_manifest(plain, None)
+    capsys.readouterr()
+    events = pq.read_table(str(generated))
+    half = tmp_path / "half.parquet"
+    pq.write_table(events.slice(0, events.num_rows // 2), half)
+    assert ts.main([str(jumpy), "--events", str(half), "--out", plain, "--partitions", "2"]) == 65
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["kind"] == "guard" and "_manifest/latest" in line["message"], line
+    assert publish.read_manifest(plain, None) == first
 
 
 def test_errors_are_the_cli_json_line(tmp_path, capsys):

@@ -298,30 +298,21 @@ def _older(run_id: str, than: str, by: dt.timedelta) -> bool:
     return b - a > by
 
 
-def previous_conversions(out: str, run_date: str) -> tuple[float, str] | None:
-    """Total conversions of the previous run date's manifest and its path, when there is
-    one with totals (``guards.max_conversion_change``)."""
-    prev = (dt.date.fromisoformat(run_date) - dt.timedelta(days=1)).isoformat()
-    doc = read_manifest(out, prev)
+def previous_conversions(out: str, run_date: str | None) -> tuple[float, str] | None:
+    """Total conversions of the previous publication and where they were read, when there is
+    one with totals (``guards.max_conversion_change``): the previous run date's manifest, or
+    the undated run's present one."""
+    prev = (dt.date.fromisoformat(run_date) - dt.timedelta(days=1)).isoformat() if run_date else None
+    doc = read_manifest(out, prev, any_writer=True)
     if doc is None or "conversions" not in doc.get("totals", {}):
         return None
     return float(doc["totals"]["conversions"]), f"{out.rstrip('/')}/_manifest/{key_of(prev)}/_manifest.json"
 
 
-def check_conversion_change(out: str, run_date: str | None, conversions: float, max_change: float | None) -> None:
-    """``guards.max_conversion_change`` against the previous date's manifest on a store the
-    Rust library cannot read (it reads local paths only); the CLI's message and kind."""
-    if max_change is None or run_date is None:
-        return
-    found = previous_conversions(out, run_date)
-    if found is None:
-        return
-    previous, source = found
-    change = abs(conversions - previous) / previous if previous > 0 else 0.0
-    if change > max_change:
-        raise error(
-            "guard", 65,
-            f"guard failed: {conversions:g} conversions against {previous:g} in {source}: a change of "
-            f"{100 * change:.1f}%, more than guards.max_conversion_change = {100 * max_change:.1f}%; "
-            "nothing was published and the previous outputs are unchanged",
-        )
+def check_conversion_change(settings: str, out: str, run_date: str | None, conversions: float) -> None:
+    """``guards.max_conversion_change`` against the previous publication's manifest on any
+    store (the library reads local paths only, so the driver reads it and the library
+    decides: the CLI's rule, message and kind)."""
+    from . import _touchpoint
+
+    _touchpoint.check_conversion_change(settings, conversions, previous_conversions(out, run_date))

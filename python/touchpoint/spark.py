@@ -697,11 +697,10 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
         events = None if staged else spark.read.parquet(s["input"]["events"])
         tables = attribute(events, pipeline=a.pipeline, partitions=a.partitions, **sections)
         totals = _totals(tables)
-        fs, _ = publish.filesystem(out)
-        if not publish.is_local(fs) and "conversions" in totals:
-            # The library reads the previous manifest from local paths only.
-            change = s.get("guards", {}).get("max_conversion_change")
-            publish.check_conversion_change(out, run_date, totals["conversions"], change)
+        if "conversions" in totals:
+            # The previous publication's manifest, read through the store (local or not),
+            # against the library's rule; the undated run's is `_manifest/latest`.
+            publish.check_conversion_change(json.dumps(s), out, run_date, totals["conversions"])
         manifest = publish.publish(_publishable(tables), out, run_date, totals)
     return {"status": "ok", "run_id": manifest["run_id"],
             "manifest": publish.manifest_path(out.rstrip("/"), run_date), "outputs": _listed(out, manifest)}

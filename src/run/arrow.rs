@@ -32,6 +32,8 @@ use crate::settings::{MarkovOrder, Model, Settings};
 use super::shard::{merge_metas, Merged, PartialMeta};
 
 mod partial;
+/// The change guard for a driver that read the previous manifest itself (an object store).
+pub use super::guards::check_change as check_conversion_change;
 use super::{guards, load_spend, Run};
 use partial::JourneyFinish;
 pub use partial::{finish_journey_credit, partial, Partial, PartialInput};

@@ -19,8 +19,15 @@ pub fn check(settings: &Settings, run: &RunResult) -> Result<()> {
             )));
         }
     }
-    let Some(max) = g.max_conversion_change else { return Ok(()) };
-    let Some((previous, from)) = previous_conversions(settings) else { return Ok(()) };
+    check_change(settings, conversions, previous_conversions(settings))
+}
+
+/// `guards.max_conversion_change`: this run's conversions against the previous
+/// publication's (total conversions, where they were read), when there is one. The Spark
+/// job reads the previous manifest through its store (an object store too) and asks here.
+pub fn check_change(settings: &Settings, conversions: f64, previous: Option<(f64, String)>) -> Result<()> {
+    let Some(max) = settings.guards.max_conversion_change else { return Ok(()) };
+    let Some((previous, from)) = previous else { return Ok(()) };
     let change = if previous > 0.0 { (conversions - previous).abs() / previous } else { 0.0 };
     if change > max {
         return Err(Error::Guard(format!(
