@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
-from conftest import assert_tables_equal, cli_tables
+from conftest import assert_tables_equal, cli_tables, run_cli
 
 import touchpoint
 import touchpoint.spark as ts
@@ -233,3 +236,31 @@ def test_a_commit_deletes_the_previous_run_and_old_leftovers_not_a_run_still_wri
     assert f"{runs}/{young}/a.parquet" in left
     assert f"{runs}/{old}/a.parquet" not in left
     assert all(f.removeprefix("s3://") in left for f in second)
+
+
+def test_spark_submit_publishes_the_nightly_pipeline_to_s3(spark, s3, tmp_path, monkeypatch):
+    """As the README shows: `spark-submit` of the job with `--out s3://…` (the standard AWS
+    variables point at the server on 127.0.0.1) publishes `pipelines/sample_nightly.toml`
+    (groups, spend, 200 replicates) on the store: every table `touchpoint run` writes, values
+    to 1e-9, intervals included, the page, and the manifest listing them."""
+    monkeypatch.chdir(tmp_path)  # where a path-joining writer would leave `s3:/bucket/…`
+    pipeline = Path(__file__).parents[2] / "pipelines" / "sample_nightly.toml"
+    date, cli = "2024-02-15", tmp_path / "cli"
+    run_cli("run", str(pipeline), "--run-date", date, "--set", f"output.root={json.dumps(str(cli))}", "-q")
+    want = {f.parent.parent.name: pq.read_table(f) for f in sorted(cli.glob("*/run_date=*/part-0.parquet"))}
+    out = "s3://bucket/nightly"
+    submit = Path(sys.executable).parent / "spark-submit"
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    args = [str(pipeline), "--run-date", date, "--out", out, "--partitions", "2"]
+    p = subprocess.run([str(submit), "--master", "local[2]", "--driver-memory", "1g", ts.__file__, *args],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    line = json.loads(p.stdout.strip().splitlines()[-1])
+    assert line["status"] == "ok" and line["manifest"] == f"{out}/_manifest/run_date={date}/_manifest.json", line
+    published = publish.read(out, date)
+    assert published.pop("report.html").startswith("<!doctype html>")
+    assert sorted(published) == sorted(want)
+    for name, table in published.items():
+        assert_tables_equal(table, want[name], name, rel=1e-9)
+    assert published["channel_attribution"].column("conversions_low").null_count < published["channel_attribution"].num_rows
+    assert not (tmp_path / "s3:").exists()
