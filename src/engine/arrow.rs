@@ -174,8 +174,8 @@ pub fn read_path_rows(input: ArrowInput, label: &str) -> Result<super::write::Pa
 /// One row of the path statistics (`run::arrow::path_statistics`).
 #[derive(Debug, Clone)]
 pub struct StatisticsRow {
-    /// `total`, `credit`, `edge`, `edge_conversion`, `edge_null` or `end`.
-    pub kind: String,
+    /// What the row sums.
+    pub kind: crate::core::replicates::Kind,
     /// The model of a credit row.
     pub model: String,
     /// The channel (credit) or source state (edges, ends).
@@ -193,15 +193,18 @@ pub fn read_statistics(input: ArrowInput, label: &str) -> Result<Vec<StatisticsR
     let (kind, model, from, to) = (kind?, model?, from?, to?);
     let [c, n, v] = NUMBERS.map(|k| f64_column(&df, k, label));
     let (c, n, v) = (c?, n?, v?);
-    Ok((0..df.height())
-        .map(|i| StatisticsRow {
-            kind: kind[i].clone(),
-            model: model[i].clone(),
-            from: from[i].clone(),
-            to: to[i].clone(),
-            numbers: (c[i], n[i], v[i]),
+    (0..df.height())
+        .map(|i| {
+            let parsed = crate::core::replicates::Kind::parse(&kind[i]);
+            Ok(StatisticsRow {
+                kind: parsed.ok_or_else(|| bad(label, format!("row {i}: unknown kind `{}`", kind[i])))?,
+                model: model[i].clone(),
+                from: from[i].clone(),
+                to: to[i].clone(),
+                numbers: (c[i], n[i], v[i]),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The shard of each id of a one-column stream: string, 32-bit or 64-bit integer ids

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::settings::{Columns, InvalidRows};
 
 /// How many distinct values of a string marker column a message shows.
-const MARKER_EXAMPLES: usize = 8;
+pub(super) const MARKER_EXAMPLES: usize = 8;
 
 /// A null time: a sentinel no real timestamp reaches (halves the memory of `Option<i64>`).
 const NULL_TIME: i64 = i64::MIN;

@@ -217,14 +217,7 @@ fn load_plans(
     }
     check_read(spec, scope, &log)?;
     if !log.is_conversion.iter().any(|&c| c) && !state.marker_values.is_empty() {
-        let seen: Vec<String> = state.marker_values.iter().map(|v| format!("`{v}`")).collect();
-        log.warnings.push(format!(
-            "no row of the conversion column `{}` equals the conversion value `{}`; the column holds {}: \
-             check --conversion-value (columns.conversion_value)",
-            cols.conversion,
-            cols.conversion_value,
-            seen.join(", ")
-        ));
+        log.warnings.push(marker_typo(&cols.conversion, &cols.conversion_value, &state.marker_values));
     }
     finish(&mut log, state, cols);
     check_channels(spec, cols, &log)?;
@@ -346,6 +339,22 @@ pub fn check_kept(spec: &str, scope: &ReadScope, log: &Kept) -> Result<()> {
     Ok(())
 }
 
+/// The warning of a log without conversions whose text marker never equals the conversion
+/// value (a typo in it): a few of the values the column holds. Read directly or staged.
+pub fn marker_typo(column: &str, value: &str, seen: &std::collections::BTreeSet<String>) -> String {
+    let seen: Vec<String> = seen.iter().map(|v| format!("`{v}`")).collect();
+    format!(
+        "no row of the conversion column `{column}` equals the conversion value `{value}`; the column holds {}: \
+         check --conversion-value (columns.conversion_value)",
+        seen.join(", ")
+    )
+}
+
+/// Conversion values whose sum no 64-bit float holds (a unit mix-up): refused, read directly
+/// or staged.
+pub(super) const VALUE_OVERFLOW: &str =
+    "the conversion values add up to more than a 64-bit float holds; check the column's unit";
+
 /// Channel names that would break a table's grain, and sums that overflow, are refused.
 fn check_channels(spec: &str, cols: &Columns, log: &EventLog) -> Result<()> {
     if let Some(p) = log.channels.iter().find_map(|c| reserved_name_problem(c)) {
@@ -353,11 +362,7 @@ fn check_channels(spec: &str, cols: &Columns, log: &EventLog) -> Result<()> {
     }
     let total: f64 = log.value.par_iter().sum();
     if !total.is_finite() {
-        return Err(Error::bad_input(
-            PathBuf::from(spec),
-            cols.value.as_deref(),
-            "the conversion values add up to more than a 64-bit float holds; check the column's unit",
-        ));
+        return Err(Error::bad_input(PathBuf::from(spec), cols.value.as_deref(), VALUE_OVERFLOW));
     }
     Ok(())
 }

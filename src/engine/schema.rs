@@ -249,12 +249,18 @@ pub(super) fn check_schema_of(
     })
 }
 
-/// The schema and row count of a Parquet file, from its footer.
-fn read_footer(path: &Path) -> Result<(Schema, u64)> {
+/// A file of 0 bytes is refused by name, before a reader's own message about its footer.
+pub(super) fn not_empty(path: &Path) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.len() == 0 {
         return Err(Error::bad_input(path, None, "the file is empty (0 bytes), not a Parquet file"));
     }
+    Ok(())
+}
+
+/// The schema and row count of a Parquet file, from its footer.
+fn read_footer(path: &Path) -> Result<(Schema, u64)> {
+    not_empty(path)?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = ParquetReader::new(file);
     let not_parquet = |e: PolarsError| Error::bad_input(path, None, open_problem(&e));

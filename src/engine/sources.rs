@@ -70,6 +70,9 @@ pub struct Staged {
     /// log's rows their channel (the other sources name theirs, which wins: read with
     /// [`super::LoadOptions::own_channel`]).
     pub channel_rules: Option<ChannelRules>,
+    /// With no conversion among the event log's rows: values its text marker holds (the
+    /// reader's warning of a typo in the conversion value).
+    pub marker_values: std::collections::BTreeSet<String>,
 }
 
 /// `[channel_rules]` as the reader applies them to the staged frame: the configured rules
@@ -107,6 +110,7 @@ pub fn stage(settings: &Settings, scope: &ReadScope) -> Result<Staged> {
     let t = std::time::Instant::now();
     let plans = source_plans(settings, scope)?;
     let (frames, files) = read_sources(&plans, scope, false)?;
+    let marker_values = marker_examples(&plans, &frames)?;
     tracing::debug!(ms = t.elapsed().as_millis(), "scanned the sources");
     // One chunk per column: the row pass reads rows by index.
     let with_options = UnionArgs { rechunk: true, ..Default::default() };
@@ -127,7 +131,43 @@ pub fn stage(settings: &Settings, scope: &ReadScope) -> Result<Staged> {
         customers: &customers,
         shard: scope.shard,
     };
-    pass.run(frame, files)
+    let mut staged = pass.run(frame, files)?;
+    staged.marker_values = marker_values;
+    Ok(staged)
+}
+
+/// With no conversion among the event log's rows and a text marker column: the first few
+/// distinct values it holds, for the warning a file read directly gives
+/// ([`super::read::marker_typo`]).
+fn marker_examples(plans: &[SourcePlan], frames: &[DataFrame]) -> Result<std::collections::BTreeSet<String>> {
+    let mut seen = std::collections::BTreeSet::new();
+    let Some((si, p, c)) = plans.iter().enumerate().find_map(|(i, p)| match &p.kind {
+        Kind::Events(c) => Some((i as u32, p, c)),
+        _ => None,
+    }) else {
+        return Ok(seen);
+    };
+    let of_events = |f: &&DataFrame| {
+        let source = f.column("__source").ok().and_then(|s| s.u32().ok().filter(|s| !s.is_empty())?.get(0));
+        source == Some(si)
+    };
+    let converts =
+        |f: &DataFrame| f.column(CONVERSION).ok().and_then(|s| s.bool().ok()).is_some_and(|b| b.any());
+    if frames.iter().filter(of_events).any(converts) {
+        return Ok(seen);
+    }
+    for file in &p.files {
+        let df = scan(file)?.select([col(c.conversion.as_str())]).collect();
+        let df = df.map_err(|e| Error::bad_input(file, Some(&c.conversion), e.to_string()))?;
+        let Ok(text) = df.column(&c.conversion).and_then(|s| s.str()) else { return Ok(seen) };
+        for v in text.iter().flatten() {
+            if seen.len() >= super::convert::MARKER_EXAMPLES {
+                return Ok(seen);
+            }
+            seen.insert(v.to_owned());
+        }
+    }
+    Ok(seen)
 }
 
 /// Check every source without reading its rows (`touchpoint validate`, `--dry-run`): the
@@ -306,6 +346,7 @@ fn scan(file: &Path) -> Result<LazyFrame> {
     if is_csv {
         return Ok(read_side_table(file)?.lazy());
     }
+    super::schema::not_empty(file)?;
     let path = file.to_string_lossy().to_string();
     LazyFrame::scan_parquet(PlRefPath::new(path.as_str()), ScanArgsParquet::default())
         .map_err(|e| Error::bad_input(file, None, super::schema::open_problem(&e)))
@@ -438,6 +479,17 @@ fn read_source_file(
         Kind::Events(c) if need(&c.conversion)?.is_integer() => int_markers(df, file, &c.conversion)?,
         _ => df,
     };
+    let value = match &p.kind {
+        Kind::Events(c) => c.value.as_deref(),
+        Kind::Conversions { value, .. } => value.as_deref(),
+        Kind::Touches { .. } => None,
+    };
+    if let Some(name) = value {
+        let total = df.column(VALUE).ok().and_then(|c| c.f64().ok()).map_or(0.0, |c| c.sum().unwrap_or(0.0));
+        if !total.is_finite() {
+            return Err(Error::bad_input(file, Some(name), super::read::VALUE_OVERFLOW));
+        }
+    }
     Ok((df, user_dt.is_integer(), tie))
 }
 

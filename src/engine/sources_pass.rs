@@ -145,7 +145,17 @@ impl RowPass<'_> {
         let frame = self.build(frame.clone(), &keep, person, &mut summary)?;
         tracing::debug!(ms = t.elapsed().as_millis(), "built the staged frame");
         let channel_rules = super::staged_rules(self.settings);
-        Ok(Staged { frame, columns: self.columns(), files, rejected, summary, other_shards, channel_rules })
+        let marker_values = Default::default();
+        Ok(Staged {
+            frame,
+            columns: self.columns(),
+            files,
+            rejected,
+            summary,
+            other_shards,
+            channel_rules,
+            marker_values,
+        })
     }
 
     /// Every row's person (the id itself where it has no time or no map entry), borrowed

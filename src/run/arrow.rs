@@ -328,7 +328,7 @@ impl Statistics {
         let [c, n, v] = self.numbers;
         let keys = self.kind.into_iter().zip(self.model).zip(self.from).zip(self.to);
         keys.zip(c.into_iter().zip(n).zip(v)).map(|((((kind, model), from), to), ((c, n), v))| {
-            ffi::StatisticsRow { kind: kind.name().to_owned(), model, from, to, numbers: (c, n, v) }
+            ffi::StatisticsRow { kind, model, from, to, numbers: (c, n, v) }
         })
     }
 
@@ -396,7 +396,7 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String], fixed: usize) -> Resul
     };
     for r in rows {
         let (c, n, v) = r.numbers;
-        let kind = Kind::parse(&r.kind).ok_or_else(|| bad(&format!("unknown kind `{}`", r.kind)))?;
+        let kind = r.kind;
         match kind {
             Kind::Total => s.totals = (s.totals.0 + c, s.totals.1 + v, s.totals.2 + n),
             Kind::DistinctPaths => s.distinct += c,

@@ -20,7 +20,7 @@ use super::shard::{
 use super::{Run, RunSummary};
 use crate::core::event_log::UNIT_SEPARATOR;
 use crate::core::paths::{top_converting, PathRow, PathTable, SummaryRow, PATH_JOIN};
-use crate::core::replicates::Frame;
+use crate::core::replicates::{Frame, Kind};
 use crate::engine::spill::{SortSpill, SortedRuns};
 use crate::engine::{self, arrow::StatisticsRow, TableSource};
 use crate::error::{Error, Result};
@@ -93,7 +93,8 @@ impl Cursor {
 type ChannelIds<'a> = rustc_hash::FxHashMap<&'a str, u32>;
 
 /// Sums of statistics rows by key.
-type Sums = BTreeMap<(String, String, String, String), (f64, f64, f64)>;
+/// Sums by (kind's name, model, from, to): rows in the order of their names.
+type Sums = BTreeMap<(&'static str, String, String, String), (Kind, (f64, f64, f64))>;
 
 fn add_block(
     (sums, top): (&mut Sums, &mut Vec<PathRow>),
@@ -105,7 +106,7 @@ fn add_block(
     top_converting(top, rows.iter(), report::TOP_PATHS);
     let pt = PathTable { channels: channels.to_vec(), rows };
     for r in statistics_of(&meta.settings, pt, k, bases)?.rows() {
-        let e = sums.entry((r.kind, r.model, r.from, r.to)).or_insert((0.0, 0.0, 0.0));
+        let (_, e) = sums.entry((r.kind.name(), r.model, r.from, r.to)).or_insert((r.kind, (0.0, 0.0, 0.0)));
         e.0 += r.numbers.0;
         e.1 += r.numbers.1;
         e.2 += r.numbers.2;
@@ -281,7 +282,7 @@ fn stream_statistics(
     add_block((&mut sums, &mut top), first, (&channels, &bases), block, &k)?;
     let rows = sums
         .into_iter()
-        .map(|((kind, model, from, to), numbers)| StatisticsRow { kind, model, from, to, numbers })
+        .map(|((_, model, from, to), (kind, numbers))| StatisticsRow { kind, model, from, to, numbers })
         .collect();
     Ok((rows, top))
 }

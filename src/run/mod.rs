@@ -602,6 +602,10 @@ fn read_events(s: &Settings, events: &str, scope: &ReadScope) -> Result<crate::c
     log.rejected = staged.rejected;
     log.other_shards = staged.other_shards;
     log.staged = Some(staged.summary);
+    if !log.is_conversion.iter().any(|&c| c) && !staged.marker_values.is_empty() {
+        let (column, value) = (&s.columns.conversion, &s.columns.conversion_value);
+        log.warnings.push(engine::read::marker_typo(column, value, &staged.marker_values));
+    }
     Ok(log)
 }
 
