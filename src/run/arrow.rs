@@ -69,33 +69,9 @@ pub const GROUP_TABLES: [&str; 3] = ["channel_group_attribution", "channel_group
 /// the pseudonymization key.
 pub fn check_spark(settings: &Settings) -> Result<()> {
     super::person_key(settings)?;
-    if settings.models.training_days.is_some() {
-        return Err(Error::Config(
-            "models.training_days keeps each day's closed journeys in the output root of one machine: the \
-             Spark job does not carry it (docs/scale.md); run it with touchpoint run"
-                .into(),
-        ));
-    }
+    settings.refuse_for(crate::settings::Entry::Spark)?;
     if settings.staged() {
-        let s = settings;
-        let sources = s.sources.iter().map(|x| x.path.as_str());
-        let files = [
-            &s.input.events,
-            &s.conversions.path,
-            &s.identity.path,
-            &s.segments.customers,
-            &s.input.erasure_list,
-        ];
-        if let Some(uri) =
-            files.into_iter().flatten().map(String::as_str).chain(sources).find(|p| p.contains("://"))
-        {
-            return Err(Error::Config(format!(
-                "staged input is read by touchpoint from files every executor can read, not from `{uri}`: \
-                 copy it to a shared filesystem, or join the sources in the warehouse and give the job \
-                 the joined event log (docs/scale.md § Spark: Staged input)"
-            )));
-        }
-        engine::sources::check(s, &super::scope_of(s).0)?;
+        engine::sources::check(settings, &super::scope_of(settings).0)?;
     }
     Ok(())
 }

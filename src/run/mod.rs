@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::publish::{DatedOutput, DirOutput, Output, WrittenFile};
 use crate::report::{self, RunResult};
 use crate::settings::DAY_MICROS;
-use crate::settings::{Dedupe, Model, PersonIds, Settings, SpendPeriod};
+use crate::settings::{Dedupe, Entry, Model, PersonIds, Settings, SpendPeriod};
 use training::Training;
 
 /// The outcome of a successful run, for the CLI's JSON summary line.
@@ -157,16 +157,17 @@ impl<'a> Run<'a> {
                 ))
             }
         };
+        let entry = match (shard, &stream) {
+            (Some(_), _) => Entry::Shard,
+            (None, Some(_)) => Entry::Stream,
+            (None, None) => Entry::Events,
+        };
+        self.settings.refuse_for(entry)?;
         let spend = load_spend(&self.settings)?;
         let experiments = load_experiments(&self.settings)?;
-        let training = match (self.settings.models.training_days, &self.settings.output.root, shard) {
-            (None, _, _) => None,
-            (Some(_), Some(root), None) => Training::of(&self.settings, root)?,
-            _ => {
-                return Err(Error::Config(
-                    "models.training_days needs an output root (it keeps each day's closed journeys there) and no --shard".into(),
-                ))
-            }
+        let training = match &self.settings.output.root {
+            Some(root) if self.settings.models.training_days.is_some() => Training::of(&self.settings, root)?,
+            _ => None,
         };
         let missing = training.as_ref().map(Training::missing).unwrap_or_default();
         let mut log = self.phase("read", |s| {
@@ -616,14 +617,6 @@ fn read_stream(
     stream: engine::arrow::ArrowInput,
     scope: &ReadScope,
 ) -> Result<crate::core::event_log::EventLog> {
-    if s.staged() {
-        return Err(Error::Config(
-            "[[sources]], [conversions], [identity], customers and erasure lists are read from files: \
-             run them with the CLI, or with touchpoint.spark.attribute(None, …), which stages them from the \
-             files (docs/sources.md)"
-                .into(),
-        ));
-    }
     let opts = LoadOptions {
         columns: &s.columns,
         on_invalid: s.journeys.on_invalid_rows,
@@ -721,11 +714,7 @@ pub fn attribute(
     let mut run = Run::new(settings, "attribute", progress);
     let mut result = match paths {
         Some(p) => {
-            if run.settings.output.journey_credit {
-                return Err(Error::Config(
-                    "--journey-credit needs --events (a path table has no journeys)".into(),
-                ));
-            }
+            run.settings.refuse_for(Entry::Paths)?;
             run.command = "attribute --paths";
             run.compute_paths(&p)?
         }

@@ -84,9 +84,7 @@ impl Training {
     pub fn of(s: &Settings, root: &Path) -> Result<Option<Training>> {
         let Some(days) = s.models.training_days else { return Ok(None) };
         let w: Window = s.window().ok_or_else(|| {
-            Error::Config(
-                "models.training_days needs a scheduled run with a run date (window.run_date)".into(),
-            )
+            Error::Internal("a training window without a run date (Settings::refuse_for refuses it)".into())
         })?;
         let last = w.run_date.0;
         let first = last - chrono::Duration::days(days as i64 - 1);

@@ -7,6 +7,7 @@
 //! all overrides of the same dotted keys ([`resolve`]), so a flag, a variable and a file key
 //! can never mean different things.
 
+mod entry;
 mod model;
 mod resolve;
 mod rules;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use entry::Entry;
 pub use model::{MarkovOrder, Model, Models, PositionWeights};
 pub use resolve::{parse_set, parse_value, path_value, resolve, Layers, Resolved, SECTIONS};
 pub use rules::{
