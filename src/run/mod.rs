@@ -131,6 +131,7 @@ impl<'a> Run<'a> {
         let t = Instant::now();
         let out = f(&self.settings)?;
         self.timings.push((name, t.elapsed().as_millis()));
+        tracing::debug!(phase = name, ms = t.elapsed().as_millis(), peak_mb = peak_rss_mb(), "phase done");
         Ok(out)
     }
 
@@ -625,6 +626,14 @@ fn read_stream(
         own_channel: false,
     };
     engine::arrow::load_stream(stream, "the events", &opts)
+}
+
+/// The process' peak resident memory so far, in MB (Linux `VmHWM`; None elsewhere): logged
+/// at each phase's end (`-v`), so the phase where the peak is reached shows.
+fn peak_rss_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? / 1024)
 }
 
 /// Load the configured spend file (before any event is read, so a bad one fails fast) and sum
