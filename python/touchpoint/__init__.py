@@ -136,6 +136,9 @@ def sum_replicates(tables: Any) -> pa.Table:
         for row in zip(*columns):
             into = sums.setdefault(tuple(row[: len(keys)]), [None] * len(numbers))
             for i, values in enumerate(row[len(keys):]):
+                if values is not None and into[i] is not None and len(values) != len(into[i]):
+                    raise TouchpointError(f"replicate statistics of {row[: len(keys)]}: {len(values)} replicates "
+                                          f"in one table, {len(into[i])} in another (partials of other settings?)")
                 if values is not None:
                     into[i] = values if into[i] is None else [a + b for a, b in zip(into[i], values)]
     ordered = sorted(sums.items())

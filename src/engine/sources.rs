@@ -141,6 +141,9 @@ pub fn stage(settings: &Settings, scope: &ReadScope) -> Result<Staged> {
 /// ([`super::read::marker_typo`]).
 fn marker_examples(plans: &[SourcePlan], frames: &[DataFrame]) -> Result<std::collections::BTreeSet<String>> {
     let mut seen = std::collections::BTreeSet::new();
+    if plans.iter().any(|p| matches!(p.kind, Kind::Conversions { .. })) {
+        return Ok(seen); // the conversions come from the conversions table
+    }
     let Some((si, p, c)) = plans.iter().enumerate().find_map(|(i, p)| match &p.kind {
         Kind::Events(c) => Some((i as u32, p, c)),
         _ => None,
@@ -157,7 +160,8 @@ fn marker_examples(plans: &[SourcePlan], frames: &[DataFrame]) -> Result<std::co
         return Ok(seen);
     }
     for file in &p.files {
-        let df = scan(file)?.select([col(c.conversion.as_str())]).collect();
+        // The first rows only: a few examples for a warning, not a pass over the log.
+        let df = scan(file)?.select([col(c.conversion.as_str())]).limit(1 << 20).collect();
         let df = df.map_err(|e| Error::bad_input(file, Some(&c.conversion), e.to_string()))?;
         let Ok(text) = df.column(&c.conversion).and_then(|s| s.str()) else { return Ok(seen) };
         for v in text.iter().flatten() {
@@ -485,7 +489,18 @@ fn read_source_file(
         Kind::Touches { .. } => None,
     };
     if let Some(name) = value {
-        let total = df.column(VALUE).ok().and_then(|c| c.f64().ok()).map_or(0.0, |c| c.sum().unwrap_or(0.0));
+        // The finite values of conversion rows, as the direct read sums the kept ones: a
+        // NaN, infinite or negative value is the row rule's to name (`RowPass`).
+        let (values, converts) =
+            (df.column(VALUE).and_then(|c| c.f64()), df.column(CONVERSION).and_then(|c| c.bool()));
+        let total: f64 = match (values, converts) {
+            (Ok(v), Ok(c)) => v
+                .iter()
+                .zip(c.iter())
+                .filter_map(|(v, c)| v.filter(|x| c == Some(true) && x.is_finite() && *x >= 0.0))
+                .sum(),
+            _ => 0.0,
+        };
         if !total.is_finite() {
             return Err(Error::bad_input(file, Some(name), super::read::VALUE_OVERFLOW));
         }

@@ -313,3 +313,51 @@ pub(crate) fn table_of(
     }
     Ok(Table::new(name, columns))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::replicates::{Kind, NamedSums};
+
+    /// Replicate statistics round-trip through their Parquet encoding (lists; an unused
+    /// number is null, read back as an empty list), and the format of a row per replicate
+    /// (partial format 2) is refused by name.
+    #[test]
+    fn replicate_statistics_round_trip_and_the_old_format_is_refused() {
+        let row = |kind, numbers| NamedSums {
+            kind,
+            model: "linear".into(),
+            from: "a".into(),
+            to: String::new(),
+            numbers,
+        };
+        let rows = vec![
+            row(Kind::Credit, [vec![1.0, 2.5], Vec::new(), vec![10.0, 0.0]]),
+            row(Kind::Total, [vec![3.0, 4.0], vec![1.0, 0.0], vec![7.0, 8.0]]),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.parquet");
+        let text = |f: fn(&NamedSums) -> String| Values::Str(rows.iter().map(f).collect());
+        let lists = |i: usize| Values::F64Lists(rows.iter().map(|r| r.numbers[i].clone()).collect());
+        let table = Table::new(
+            "partial_replicates",
+            vec![
+                ("kind", text(|r| r.kind.name().into())),
+                ("model", text(|r| r.model.clone())),
+                ("from", text(|r| r.from.clone())),
+                ("to", text(|r| r.to.clone())),
+                ("conversions", lists(0)),
+                ("nulls", lists(1)),
+                ("value", lists(2)),
+            ],
+        );
+        write_table(&table, &path, Format::Parquet).unwrap();
+        assert_eq!(read_partial_replicates(&path).unwrap(), rows);
+        let old =
+            df!("replicate" => [0u32], "kind" => ["total"], "model" => [""], "from" => [""], "to" => [""],
+            "conversions" => [1.0], "nulls" => [0.0], "value" => [0.0])
+            .unwrap();
+        let e = replicate_rows(&path, &old).unwrap_err().to_string();
+        assert!(e.contains("rerun the shards") && e.contains("replicate"), "{e}");
+    }
+}

@@ -455,7 +455,7 @@ pub fn solve(settings: Settings, metas: &[String], summed: Summed) -> Result<Sol
         result.groups = Some(solve_level(&settings, &group_metas, level, "group ")?.analysis);
     }
     result.segments = solve_segments(&settings, &metas, segments, &result.analysis)?;
-    // What the merges warn of, the Spark job too (e.g. no intervals with "auto").
+    // What the merges warn of, the Spark job too (e.g. a level without its group level).
     let (intervals, groups) = (result.analysis.intervals.is_some(), result.groups.is_some());
     result.analysis.warnings.extend(super::shard::merge_warnings(&settings, intervals, groups));
     result.source_touches = super::shard::merge_source_touches(metas.iter());

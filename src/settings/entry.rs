@@ -39,6 +39,11 @@ impl Settings {
             Entry::Paths if self.models.run.contains(&Model::TimeDecay) => Err(Error::Config(
                 "time_decay needs event timestamps; it cannot run on an aggregated path table".into(),
             )),
+            Entry::Paths if self.staged() => Err(Error::Config(
+                "[[sources]], [conversions], [identity], customers and erasure lists stage events: a path table \
+                 (--paths) has none; give the event log with --events"
+                    .into(),
+            )),
             Entry::Spark => self.refuse_uris_of_staged_input(),
             _ => Ok(()),
         }
@@ -54,6 +59,11 @@ impl Settings {
             Entry::Spark => Err(Error::Config(
                 "models.training_days keeps each day's closed journeys in the output root of one machine: the \
                  Spark job does not carry it (docs/scale.md); run it with touchpoint run"
+                    .into(),
+            )),
+            Entry::Paths => Err(Error::Config(
+                "models.training_days keeps each day's closed journeys: a path table (--paths) has none; give \
+                 the event log with --events"
                     .into(),
             )),
             Entry::Shard => Err(Error::Config(
@@ -118,16 +128,19 @@ mod tests {
         assert_eq!(refusing(|_| {}), vec![]);
         assert_eq!(refusing(|s| s.models.run.push(Model::TimeDecay)), vec![Paths]);
         assert_eq!(refusing(|s| s.output.journey_credit = true), vec![Paths]);
-        assert_eq!(refusing(|s| s.input.erasure_list = Some("erase.csv".into())), vec![Stream]);
-        assert_eq!(refusing(|s| s.input.erasure_list = Some("s3://b/erase.csv".into())), vec![Stream, Spark]);
+        assert_eq!(refusing(|s| s.input.erasure_list = Some("erase.csv".into())), vec![Stream, Paths]);
+        assert_eq!(
+            refusing(|s| s.input.erasure_list = Some("s3://b/erase.csv".into())),
+            vec![Stream, Paths, Spark]
+        );
         // A training window: one machine's output root and a run date.
-        assert_eq!(refusing(|s| s.models.training_days = Some(7)), vec![Events, Stream, Shard, Spark]);
+        assert_eq!(refusing(|s| s.models.training_days = Some(7)), vec![Events, Stream, Paths, Shard, Spark]);
         let dated = |s: &mut Settings| {
             s.models.training_days = Some(7);
             s.output.root = Some("out".into());
             s.window.run_date =
                 Some(super::super::RunDate(chrono::NaiveDate::from_ymd_opt(2024, 2, 15).unwrap()));
         };
-        assert_eq!(refusing(dated), vec![Shard, Spark]);
+        assert_eq!(refusing(dated), vec![Paths, Shard, Spark]);
     }
 }

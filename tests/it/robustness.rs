@@ -412,7 +412,7 @@ const CASES: &[Case] = &[
         case: "NaN value",
         behaviour: "names the column and the row",
         exit: 65,
-        needle: "`revenue`",
+        needle: "row 2",
         run: |d, o| {
             attribute(
                 &write(
@@ -430,7 +430,7 @@ const CASES: &[Case] = &[
         case: "infinite value",
         behaviour: "names the column and the row",
         exit: 65,
-        needle: "`revenue`",
+        needle: "row 2",
         run: |d, o| {
             attribute(
                 &write(
@@ -448,7 +448,7 @@ const CASES: &[Case] = &[
         case: "negative value",
         behaviour: "names the column and the row",
         exit: 65,
-        needle: "`revenue`",
+        needle: "row 2",
         run: |d, o| {
             attribute(
                 &write(d, "e.parquet", with(base(), Column::new("revenue".into(), [0.0, 0.0, -1.0, 0.0]))),

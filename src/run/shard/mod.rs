@@ -245,7 +245,8 @@ pub(crate) fn read_meta(dir: &Path) -> Result<PartialMeta> {
         ));
     }
     let version = doc["partial"]["format_version"].as_u64();
-    if version != Some(PARTIAL_FORMAT as u64) {
+    // Version 2 differs only in its replicate statistics, whose reader refuses them by name.
+    if version != Some(PARTIAL_FORMAT as u64) && version != Some(2) {
         return Err(Error::bad_input(
             &mpath,
             None,
@@ -572,8 +573,8 @@ pub(crate) fn merge_warnings(settings: &Settings, intervals: bool, groups: bool)
     let mut w = Vec::new();
     if !intervals && settings.models.bootstrap_replicates > 0 {
         w.push(
-            "no intervals: the partials carry no replicate statistics (shards of another version?); rerun the \
-             shards"
+            "no intervals: the partials carry no replicate statistics (shards run with bootstrap_replicates = 0, \
+             or a format-2 partial without them); rerun the shards"
                 .into(),
         );
     }
