@@ -264,3 +264,30 @@ def test_spark_submit_publishes_the_nightly_pipeline_to_s3(spark, s3, tmp_path, 
         assert_tables_equal(table, want[name], name, rel=1e-9)
     assert published["channel_attribution"].column("conversions_low").null_count < published["channel_attribution"].num_rows
     assert not (tmp_path / "s3:").exists()
+
+
+def test_a_disk_that_fills_up_fails_with_74_and_leaves_the_previous_date(spark, tmp_path, generated, capsys):
+    """The Spark job on a small file system (a tmpfs; needs root, as CI runs): the first
+    date fits, a second, bigger run of the same date does not. It fails with the CLI's 74
+    (`io_error`) and its JSON line, the first date's manifest and files are as they were,
+    and nothing of the failed run is left taking space."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=140k", "tmpfs", str(mnt)], check=True)
+    try:
+        out = str(mnt / "out")
+        small = tmp_path / "small.toml"
+        small.write_text(f'version = 1\n[input]\nevents = "{generated}"\n[models]\nrun = ["linear"]\n'
+                         "bootstrap_replicates = 0\n[window]\ndays = 1\n")
+        code, line = _job(capsys, small, out, DATE)
+        assert code == 0, line
+        before = {p: p.read_bytes() for p in Path(out).rglob("*") if p.is_file()}
+        big = _pipeline(tmp_path, generated, "big.toml")  # linear and markov, three days
+        code, line = _job(capsys, big, out, DATE)
+        assert (code, line["kind"], line["exit_code"]) == (74, "io_error", 74), line
+        after = {p: p.read_bytes() for p in Path(out).rglob("*") if p.is_file()}
+        assert after == before, sorted(set(after) ^ set(before))
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
