@@ -98,11 +98,13 @@ fi
 r=$(ratio "$b0" "$scan")
 row "10M, \`--bootstrap 0\`" "≤ 2.3× a Polars scan of the five columns" "$b0 s against a scan of $scan s: ${r}×" "$(met "$r" 2.3)"
 
-# Against Python Polars journeys + ChannelAttribution (the peers' own venv and log).
-PY="$WORK/.venv/bin/python"
+# Against Python Polars journeys + ChannelAttribution (the peers' log; a venv of its own, so
+# compare_peers.sh, which installs more into $WORK/.venv, never finds a partial one there).
+PY="$WORK/.venv-targets/bin/python"
 if [ -n "${PEERS:-}" ] && [ ! -x "$PY" ]; then
-  python3 -m venv "$WORK/.venv" && "$WORK/.venv/bin/pip" install -q numpy pandas polars pyarrow ChannelAttribution >&2 ||
-    rm -rf "$WORK/.venv"
+  python3 -m venv "$WORK/.venv-targets" &&
+    "$WORK/.venv-targets/bin/pip" install -q numpy pandas polars pyarrow ChannelAttribution >&2 ||
+    rm -rf "$WORK/.venv-targets"
 fi
 if [ -n "${PEERS:-}" ] && [ -x "$PY" ] && [ -f "$BENCH/peers.py" ]; then
   GEN="$WORK/ev_u1050000.parquet"

@@ -102,6 +102,12 @@ def test_partials_of_disjoint_users_solve_to_the_whole_run(generated, order):
     stats = _group_sum(stats, ["kind", "model", "from", "to"])
     # The replicates' statistics add up like the paths: persons weigh the same in any group.
     summed = touchpoint.sum_replicates(reps)
+    # Partials of other replicate counts do not add up: refused, not cut to the shorter list.
+    i = reps[0].schema.get_field_index("conversions")
+    short = [x[:1] if x else x for x in reps[0].column(i).to_pylist()]
+    bad = reps[0].set_column(i, "conversions", pa.array(short, pa.list_(pa.float64())))
+    with pytest.raises(touchpoint.TouchpointError, match="replicates"):
+        touchpoint.sum_replicates([reps[1], bad])
     got = touchpoint.solve(stats, metas, replicates=summed, **sections)
     want = touchpoint.attribute(events, **sections)
     ca = got["channel_attribution"]

@@ -66,16 +66,15 @@ impl Settings {
                  the event log with --events"
                     .into(),
             )),
-            Entry::Shard => Err(Error::Config(
-                "models.training_days needs an output root (it keeps each day's closed journeys there) and no \
-                 --shard"
-                    .into(),
-            )),
-            Entry::Events | Entry::Stream if self.output.root.is_none() => Err(Error::Config(
-                "models.training_days needs an output root (it keeps each day's closed journeys there) and no \
-                 --shard"
-                    .into(),
-            )),
+            Entry::Shard | Entry::Events | Entry::Stream
+                if entry == Entry::Shard || self.output.root.is_none() =>
+            {
+                Err(Error::Config(
+                    "models.training_days needs an output root (it keeps each day's closed journeys there) and \
+                     no --shard"
+                        .into(),
+                ))
+            }
             Entry::Events | Entry::Stream if self.window().is_none() => Err(Error::Config(
                 "models.training_days needs a scheduled run with a run date (window.run_date)".into(),
             )),

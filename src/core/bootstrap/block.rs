@@ -14,7 +14,7 @@
 
 use std::array::from_fn;
 
-use super::{splitmix64, ByPath, Draws, EdgeIds, Kernel, MarkovPlan, Plan, THRESHOLDS};
+use super::{reached, splitmix64, ByPath, Draws, EdgeIds, Kernel, MarkovPlan, Plan};
 use crate::core::models::Credits;
 use crate::core::replicates::ReplicateSums;
 
@@ -204,7 +204,7 @@ impl ByPath {
             let (person, c, v) = (self.person[j], self.converted[j], self.value[j]);
             for l in 0..BLOCK {
                 let h = splitmix64(keys[l] ^ person);
-                let x = THRESHOLDS.iter().map(|&t| u32::from(h >= t)).sum::<u32>() as f64;
+                let x = reached(h) as f64;
                 all[l] += x;
                 conv[l] += x * c;
                 value[l] += x * v;
