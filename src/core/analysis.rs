@@ -3,12 +3,13 @@
 
 use crate::core::bootstrap::Intervals;
 use crate::core::journeys::{JourneyIndex, JourneyStats, Journeys, Recorded};
-use crate::core::markov::{self, MarkovResult, OrderScore, SequenceEffect};
+use crate::core::markov::{MarkovResult, OrderScore, SequenceEffect};
 use crate::core::models::{self, Credits, OrderedShare, RuleModel};
+use crate::core::statistics::{self, Fit, Plan, SolveOptions, Sums};
 use crate::core::paths::PathTable;
 use crate::error::{Error, Result};
 use crate::settings::DAY_MICROS;
-use crate::settings::{MarkovOrder, Model, Models};
+use crate::settings::{Model, Models};
 
 /// Everything the models computed over one channel space, before it becomes tables.
 #[derive(Debug, Clone)]
@@ -95,23 +96,9 @@ impl Analysis {
     /// The rule-based model of `m` in this analysis' channel space (None for Markov and
     /// time decay, which are not per-path rules).
     pub fn rule_model(&self, m: Model, params: &Models) -> Option<RuleModel> {
-        Some(match m {
-            Model::FirstTouch => RuleModel::FirstTouch,
-            Model::LastTouch => RuleModel::LastTouch,
-            Model::LastNonDirect => RuleModel::LastNonDirect(
-                self.report_of
-                    .iter()
-                    .map(|&b| params.direct_channels.contains(&self.report_channels[b as usize]))
-                    .collect(),
-            ),
-            Model::Linear => RuleModel::Linear,
-            Model::PositionBased => RuleModel::PositionBased(params.position_weights),
-            Model::Shapley => RuleModel::Shapley,
-            Model::MarkovJourney => RuleModel::MarkovJourney(
-                self.markov.as_ref()?.removal_effects.iter().map(|r| r.unwrap_or(0.0)).collect(),
-            ),
-            Model::TimeDecay | Model::Markov | Model::ShapleyRate => return None,
-        })
+        let re: Option<Vec<f64>> =
+            self.markov.as_ref().map(|r| r.removal_effects.iter().map(|r| r.unwrap_or(0.0)).collect());
+        statistics::rule_model(m, params, (&self.report_of, &self.report_channels), re.as_deref())
     }
 }
 
@@ -150,110 +137,102 @@ pub struct AnalyzeOptions<'a> {
     pub training: Option<&'a PathTable>,
 }
 
-/// Run the enabled models on a journey result.
+/// Run the enabled models on a journey result: the journeys' statistics ([`Sums::of`],
+/// one partition) solved by the solve every merge uses ([`statistics::solve`]).
 pub fn analyze(journeys: Journeys, opts: &AnalyzeOptions) -> Result<Analysis> {
-    let base_names = opts.base_names;
     let Journeys { paths, stats, fold, recorded, index } = journeys;
     let (report_channels, report_of) = match fold {
-        Some(f) => (base_names.to_vec(), f),
+        Some(f) => (opts.base_names.to_vec(), f),
         None => (paths.channels.clone(), (0..paths.channels.len() as u32).collect()),
     };
-    let mut a = Analysis {
-        paths,
-        stats,
-        report_channels,
-        report_of,
-        credits: Vec::new(),
-        markov: None,
-        order_scores: None,
-        sequences: Vec::new(),
-        shapley_ordered: None,
-        recorded,
-        index,
-        intervals: None,
-        training: None,
-        warnings: Vec::new(),
-        roles: None,
-        lags: None,
-        top_paths: None,
+    let orders = statistics::markov_orders(opts.models);
+    let plan = Plan { models: opts.models, orders: &orders, report_of: &report_of, report_channels: &report_channels };
+    let mut sums = Sums::of(&paths, &plan);
+    let mut training = opts.training.map(|t| Sums::of(t, &plan));
+    let time_decay = time_decay_credit(opts, recorded.as_ref(), paths.channels.len())?;
+    let solve = SolveOptions {
+        models: opts.models,
+        channels: &paths.channels,
+        time_decay: time_decay.as_ref(),
+        sequence_effects: opts.sequence_effects,
     };
-    a.lags = a.recorded.as_ref().map(|rec| {
-        crate::core::roles::lag_counts(rec, |c| a.report_of[c as usize] as usize, a.report_channels.len())
-    });
-    a.warnings = input_warnings(&a.stats, a.paths.total_nulls(), opts.models, opts.dedupe);
-    for &m in &opts.models.run {
-        let c = model_credits(&mut a, m, opts)?;
-        a.credits.push((m, c));
+    let mut fit = statistics::solve(&mut sums, training.as_mut(), &solve)?;
+    if opts.training.is_some() {
+        fitted_onto_window(&paths, &mut fit);
     }
+    let dedupe = opts.dedupe;
+    fit.warnings.splice(0..0, input_warnings(&stats, paths.total_nulls(), opts.models, dedupe));
+    let lags = recorded.as_ref().map(|rec| {
+        crate::core::roles::lag_counts(rec, |c| report_of[c as usize] as usize, report_channels.len())
+    });
+    let mut a = Analysis::new(paths, stats, (report_channels, report_of), fit, sums.roles);
+    (a.recorded, a.index, a.lags) = (recorded, index, lags);
     Ok(a)
 }
 
-/// One model's credits; Markov and Shapley also leave their extra results in `a`.
-fn model_credits(a: &mut Analysis, m: Model, opts: &AnalyzeOptions) -> Result<Credits> {
-    let params = opts.models;
-    Ok(match m {
-        Model::TimeDecay => match opts.time_decay_credit {
-            Some(c) => c.clone(),
-            None => {
-                let rec = a.recorded.as_ref().ok_or_else(|| {
-                    Error::Config(
-                        "time_decay needs event timestamps; it cannot run on an aggregated path table".into(),
-                    )
-                })?;
-                time_decay(rec, a.paths.channels.len(), params.time_decay_half_life_days)
-            }
-        },
-        Model::Markov => markov_credits(a, opts)?,
-        Model::ShapleyRate => {
-            let (c, scaled) = crate::core::shapley::shapley_rate(opts.training.unwrap_or(&a.paths));
-            let c = match opts.training {
-                Some(_) => onto_window(&a.paths, &c.conversions, &c.value),
-                None => c,
-            };
-            if !scaled {
-                a.warnings.push(SHAPLEY_RATE_UNSCALED.into());
-            }
-            c
+impl Analysis {
+    /// An analysis from its paths (a merge's: one row per path length) and its fit; one
+    /// run then adds its recorded journeys, its index and its lags.
+    pub fn new(
+        paths: PathTable,
+        stats: JourneyStats,
+        (report_channels, report_of): (Vec<String>, Vec<u32>),
+        fit: Fit,
+        roles: Vec<crate::core::roles::Roles>,
+    ) -> Analysis {
+        Analysis {
+            paths,
+            stats,
+            report_channels,
+            report_of,
+            credits: fit.credits,
+            markov: fit.markov,
+            order_scores: fit.order_scores,
+            sequences: fit.sequences,
+            shapley_ordered: fit.shapley_ordered,
+            recorded: None,
+            index: None,
+            intervals: None,
+            training: None,
+            warnings: fit.warnings,
+            roles: Some(roles),
+            lags: None,
+            top_paths: None,
         }
-        Model::MarkovJourney => {
-            if a.markov.is_none() {
-                markov_credits(a, opts)?; // the removal effects it splits by
-            }
-            a.rule_model(Model::MarkovJourney, params).expect("a Markov fit").credits(&a.paths)
-        }
-        other => {
-            if other == Model::Shapley {
-                a.shapley_ordered = Some(models::shapley_ordered(&a.paths));
-            }
-            a.rule_model(other, params).expect("a rule model").credits(&a.paths)
-        }
-    })
+    }
 }
 
-fn markov_credits(a: &mut Analysis, opts: &AnalyzeOptions) -> Result<Credits> {
-    let fit_on = opts.training.unwrap_or(&a.paths);
-    let k = match opts.models.markov_order {
-        MarkovOrder::Fixed(k) => k,
-        MarkovOrder::Auto { max } => {
-            let (k, scores) = markov::choose_order(fit_on, max);
-            tracing::info!(order = k, "chose the Markov order by penalised out-of-sample AUC");
-            a.order_scores = Some(scores);
-            k
+/// Time-decay credit: given (merged shards carry it), or from the recorded journeys' touch
+/// times; None when the model does not run.
+fn time_decay_credit(opts: &AnalyzeOptions, recorded: Option<&Recorded>, n: usize) -> Result<Option<Credits>> {
+    if !opts.models.run.contains(&Model::TimeDecay) {
+        return Ok(None);
+    }
+    if let Some(c) = opts.time_decay_credit {
+        return Ok(Some(c.clone()));
+    }
+    let rec = recorded.ok_or_else(|| {
+        Error::Config("time_decay needs event timestamps; it cannot run on an aggregated path table".into())
+    })?;
+    Ok(Some(time_decay(rec, n, opts.models.time_decay_half_life_days)))
+}
+
+/// Markov and `shapley_rate` fitted on the training window's journeys, their weights
+/// applied to this window's conversions (`docs/models.md` § Training window).
+fn fitted_onto_window(window: &PathTable, fit: &mut Fit) {
+    let re = |x: &[Option<f64>]| x.iter().map(|r| r.unwrap_or(0.0)).collect::<Vec<_>>();
+    let markov = fit.markov.as_mut().map(|r| {
+        let c = onto_window(window, &re(&r.removal_effects), &re(&r.value_removal_effects));
+        (r.conversions, r.value) = (c.conversions.clone(), c.value.clone());
+        c
+    });
+    for (m, c) in fit.credits.iter_mut() {
+        match m {
+            Model::Markov => *c = markov.clone().unwrap_or_else(|| c.clone()),
+            Model::ShapleyRate => *c = onto_window(window, &c.conversions, &c.value),
+            _ => {}
         }
-    };
-    let mut r = markov::attribute(fit_on, k)?;
-    if opts.training.is_some() {
-        let re = |x: &[Option<f64>]| x.iter().map(|r| r.unwrap_or(0.0)).collect::<Vec<_>>();
-        let c = onto_window(&a.paths, &re(&r.removal_effects), &re(&r.value_removal_effects));
-        (r.conversions, r.value) = (c.conversions, c.value);
     }
-    a.warnings.extend(markov_warnings(&r));
-    if opts.sequence_effects {
-        a.sequences = markov::sequence_effects(&r, opts.models.markov_max_sequences)?;
-    }
-    let c = Credits { conversions: r.conversions.clone(), value: r.value.clone() };
-    a.markov = Some(r);
-    Ok(c)
 }
 
 /// The warning of a `shapley_rate` whose values cannot be scaled.

@@ -21,6 +21,7 @@ pub mod response;
 pub mod roles;
 pub mod shapley;
 pub mod spend;
+pub mod statistics;
 pub mod table;
 pub mod transforms;
 pub mod world;

@@ -192,6 +192,12 @@ pub struct OrderedShare {
 /// position; a channel occurring m times in a path with |T| distinct channels gets
 /// 1/(m·|T|) at each of its positions. Sums over positions equal [`shapley`].
 pub fn shapley_ordered(pt: &PathTable) -> Vec<OrderedShare> {
+    ordered_shares(ordered_sums(pt))
+}
+
+/// Shapley credit of a path table's converting paths summed by (channel, position):
+/// (conversions, value), additive over partitions.
+pub fn ordered_sums(pt: &PathTable) -> std::collections::BTreeMap<(u32, u32), (f64, f64)> {
     let mut acc: std::collections::BTreeMap<(u32, u32), (f64, f64)> = Default::default();
     let mut w = Vec::new();
     for r in pt.rows.iter().filter(|r| r.conversions > 0.0) {
@@ -202,7 +208,7 @@ pub fn shapley_ordered(pt: &PathTable) -> Vec<OrderedShare> {
             e.1 += wi * r.value;
         }
     }
-    ordered_shares(acc)
+    acc
 }
 
 /// Shapley credit summed by (channel, position) as [`OrderedShare`]s, in key order (also

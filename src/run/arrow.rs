@@ -11,16 +11,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::core::analysis::{self, analyze, Analysis, AnalyzeOptions};
+use crate::core::analysis::{self, Analysis};
 use crate::core::chain_counts::{self, EdgeCount, End, EndValue};
 use crate::core::event_log::UNIT_SEPARATOR;
-use crate::core::journeys::{JourneyStats, Journeys};
-use crate::core::markov::{self, Chain};
-use crate::core::models::{self, Credits};
+use crate::core::markov::Chain;
+use crate::core::models::Credits;
 use crate::core::paths::{PathRow, PathTable};
 use crate::core::replicates::{self, Kind};
-use crate::core::roles::{self, Roles};
-use crate::core::shapley;
+use crate::core::roles::Roles;
+use crate::core::statistics::{self, ChainSum, Plan, SolveOptions, Sums};
 use crate::core::table::{Table, Values};
 use crate::engine;
 use crate::engine::arrow::{self as ffi, ArrowArrayStream, ArrowInput};
@@ -146,10 +145,7 @@ pub struct Solved {
 /// candidate order (the order is then chosen from the summed fold counts, as one run
 /// chooses it: `markov::choose_order_from`).
 pub fn markov_orders(s: &Settings) -> Vec<usize> {
-    match s.models.markov_order {
-        MarkovOrder::Fixed(k) => vec![k],
-        MarkovOrder::Auto { max } => (1..=max.max(1)).collect(),
-    }
+    statistics::markov_orders(&s.models)
 }
 
 /// Additive statistics of a group of distinct paths (`path`, `conversions`, `nulls`,
@@ -179,83 +175,46 @@ pub(crate) fn statistics_of(
     orders: &[usize],
     bases: &[String],
 ) -> Result<Statistics> {
-    let mut st = Statistics::default();
-    let totals = (pt.total_conversions(), pt.total_nulls(), pt.total_value());
-    st.push(Kind::Total, "", "", "", totals);
-    st.push(Kind::DistinctPaths, "", "", "", (pt.rows.len() as f64, 0.0, 0.0));
-    // Per path length: what `journey_timing` reads, and the totals a segment's pooled fit
-    // is scaled to.
-    let mut by_length: std::collections::BTreeMap<usize, (f64, f64, f64)> = Default::default();
-    for r in &pt.rows {
-        let e = by_length.entry(r.path.len()).or_default();
-        (e.0, e.1, e.2) = (e.0 + r.conversions, e.1 + r.nulls, e.2 + r.value);
-    }
-    for (len, numbers) in by_length {
-        st.push(Kind::Length, "", &len.to_string(), "", numbers);
-    }
-    let names = pt.channels.clone();
-    for (i, r) in roles::channel_roles(&pt).iter().enumerate() {
-        for (name, x) in Roles::NAMES.iter().zip(r.values()) {
-            if x != 0.0 {
-                st.push(Kind::Role, name, &names[i], "", (x, 0.0, 0.0));
-            }
-        }
-    }
-    let name = |t: &[u32]| t.iter().map(|&c| names[c as usize].as_str()).collect::<Vec<_>>().join(SEP);
-    if replicates::needs_coalitions(&settings.models.run) {
-        let (of, sets) = replicates::coalitions(&pt);
-        let mut sums = vec![[0.0; 3]; sets.len()];
-        for (r, &c) in pt.rows.iter().zip(&of) {
-            let x = &mut sums[c as usize];
-            (x[0], x[1], x[2]) = (x[0] + r.conversions, x[1] + r.nulls, x[2] + r.value);
-        }
-        for (set, [c, n, v]) in sets.iter().zip(sums) {
-            st.push(Kind::Coalition, "", &name(set), "", (c, n, v));
-        }
-    }
-    let mut models = settings.models.clone();
-    models.run.retain(|&m| replicates::summed(m) && m != Model::TimeDecay);
     let mut base = bases.to_vec();
     base.sort();
     base.dedup();
-    let report_of = bases.iter().map(|b| base.binary_search(b).map_or(0, |i| i as u32)).collect();
-    let fold = (base != names).then_some(report_of);
-    let journeys = Journeys { paths: pt, stats: JourneyStats::default(), fold, recorded: None, index: None };
-    let opts = AnalyzeOptions {
-        base_names: &base,
-        models: &models,
-        time_decay_credit: None,
-        sequence_effects: false,
-        dedupe: true,
-        training: None,
-    };
-    let a = analyze(journeys, &opts)?;
-    for (m, c) in &a.credits {
+    let report_of: Vec<u32> = bases.iter().map(|b| base.binary_search(b).map_or(0, |i| i as u32)).collect();
+    let plan = Plan { models: &settings.models, orders, report_of: &report_of, report_channels: &base };
+    let s = Sums::of(&pt, &plan);
+    let names = &pt.channels;
+    let name = |t: &[u32]| t.iter().map(|&c| names[c as usize].as_str()).collect::<Vec<_>>().join(SEP);
+    let mut st = Statistics::default();
+    let (conversions, value, nulls) = s.totals;
+    st.push(Kind::Total, "", "", "", (conversions, nulls, value));
+    st.push(Kind::DistinctPaths, "", "", "", (s.distinct, 0.0, 0.0));
+    for r in &s.lengths {
+        st.push(Kind::Length, "", &r.path.len().to_string(), "", (r.conversions, r.nulls, r.value));
+    }
+    for (i, r) in s.roles.iter().enumerate() {
+        for (role, x) in Roles::NAMES.iter().zip(r.values()).filter(|(_, x)| *x != 0.0) {
+            st.push(Kind::Role, role, &names[i], "", (x, 0.0, 0.0));
+        }
+    }
+    for (set, &[c, n, v]) in &s.coalitions {
+        st.push(Kind::Coalition, "", &name(set), "", (c, n, v));
+    }
+    for (m, c) in &s.credits {
         for (i, ch) in names.iter().enumerate() {
             st.push(Kind::Credit, m.name(), ch, "", (c.conversions[i], 0.0, c.value[i]));
         }
     }
-    for o in a.shapley_ordered.iter().flatten() {
-        st.push(
-            Kind::Ordered,
-            "",
-            &names[o.channel as usize],
-            &o.position.to_string(),
-            (o.conversions, 0.0, o.value),
-        );
+    for (&(channel, position), &(c, v)) in &s.ordered {
+        st.push(Kind::Ordered, "", &names[channel as usize], &position.to_string(), (c, 0.0, v));
     }
-    if settings.models.run.iter().any(|m| matches!(m, Model::Markov | Model::MarkovJourney)) {
-        let auto = matches!(settings.models.markov_order, MarkovOrder::Auto { .. });
-        for &k in orders {
-            // With "auto" each candidate order's rows are tagged with it (`model`).
-            markov_statistics(&mut st, &a.paths, k, if auto { k.to_string() } else { String::new() });
+    let auto = matches!(settings.models.markov_order, MarkovOrder::Auto { .. });
+    for (&k, chain) in &s.chains {
+        // With "auto" each candidate order's rows are tagged with it (`model`).
+        if let ChainSum::Fitted(chain) = chain {
+            markov_statistics(&mut st, (&pt, chain), k, if auto { k.to_string() } else { String::new() });
         }
-        if auto {
-            let max = orders.last().copied().unwrap_or(1);
-            for ((k, fold, last), (c, n)) in markov::fold_counts(&a.paths, max) {
-                st.push(Kind::Fold, &k.to_string(), &name(&last), &fold.to_string(), (c, n, 0.0));
-            }
-        }
+    }
+    for ((k, fold, last), (c, n)) in &s.folds {
+        st.push(Kind::Fold, &k.to_string(), &name(last), &fold.to_string(), (*c, *n, 0.0));
     }
     Ok(st)
 }
@@ -263,9 +222,9 @@ pub(crate) fn statistics_of(
 pub(crate) const SEP: &str = "\u{1f}";
 
 /// The Markov chain's edge counts and end values, states named by their channels.
-fn markov_statistics(st: &mut Statistics, pt: &PathTable, k: usize, tag: String) {
+fn markov_statistics(st: &mut Statistics, (pt, chain): (&PathTable, &Chain), k: usize, tag: String) {
     let name = |t: &[u32]| t.iter().map(|&c| pt.channels[c as usize].as_str()).collect::<Vec<_>>().join(SEP);
-    for e in chain_counts::edge_counts(&Chain::fit(pt, k)) {
+    for e in chain_counts::edge_counts(chain) {
         let (kind, to) = match &e.to {
             End::State(s) => (Kind::Edge, name(s)),
             End::Conversion => (Kind::EdgeConversion, String::new()),
@@ -337,25 +296,6 @@ fn read_paths(paths: ArrowInput) -> Result<PathTable> {
     Ok(PathTable::from_rows(channels, rows))
 }
 
-/// The summed statistics, in the merged channel space.
-#[derive(Default)]
-struct Sums {
-    credits: Vec<(Model, Credits)>,
-    /// Edge counts and end values by Markov order (one order unless `"auto"`).
-    edges: BTreeMap<usize, Vec<EdgeCount>>,
-    ends: BTreeMap<usize, Vec<EndValue>>,
-    /// With `"auto"`: (conversions, nulls) by (order, fold, last state).
-    folds: markov::FoldCounts<String>,
-    /// (conversions, value, nulls) of the modelled journeys.
-    totals: (f64, f64, f64),
-    distinct: f64,
-    /// One row per path length with the converting and the other journeys of that length.
-    lengths: Vec<PathRow>,
-    roles: Vec<Roles>,
-    coalitions: BTreeMap<Vec<u32>, [f64; 3]>,
-    ordered: BTreeMap<(u32, u32), (f64, f64)>,
-}
-
 fn sums(rows: &[ffi::StatisticsRow], channels: &[String], fixed: usize) -> Result<Sums> {
     let bad = |what: &str| Error::Config(format!("path statistics: {what}"));
     let tuple = |s: &str| channel_ids(s, channels).ok_or_else(|| bad("a channel no partial saw"));
@@ -363,6 +303,7 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String], fixed: usize) -> Resul
         Ok(*tuple(s)?.first().ok_or_else(|| bad("a channel row without a channel"))? as usize)
     };
     let mut s = Sums { roles: vec![Roles::default(); channels.len()], ..Default::default() };
+    let mut chains: BTreeMap<usize, (Vec<EdgeCount>, Vec<EndValue>)> = BTreeMap::new();
     // An edge or end row's order: its tag with "auto", else the fixed order.
     let order = |m: &str| -> Result<usize> {
         match m {
@@ -388,7 +329,7 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String], fixed: usize) -> Resul
                 });
                 s.credits[at].1.add(channel(&r.from)? as u32, 1.0, c, v);
             }
-            Kind::End => s.ends.entry(order(&r.model)?).or_default().push(EndValue {
+            Kind::End => chains.entry(order(&r.model)?).or_default().1.push(EndValue {
                 state: tuple(&r.from)?,
                 value: v,
                 conversions: c,
@@ -399,7 +340,7 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String], fixed: usize) -> Resul
                     Kind::EdgeConversion => End::Conversion,
                     _ => End::Null,
                 };
-                s.edges.entry(order(&r.model)?).or_default().push(EdgeCount {
+                chains.entry(order(&r.model)?).or_default().0.push(EdgeCount {
                     from: tuple(&r.from)?,
                     to,
                     count: c,
@@ -418,7 +359,7 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String], fixed: usize) -> Resul
             Kind::Fold => {
                 let fold: usize =
                     r.to.parse().ok().filter(|&f| f < 2).ok_or_else(|| bad("a fold that is not 0 or 1"))?;
-                let x = s.folds.entry((order(&r.model)?, fold, r.from.clone())).or_default();
+                let x = s.folds.entry((order(&r.model)?, fold, tuple(&r.from)?)).or_default();
                 (x.0, x.1) = (x.0 + c, x.1 + n);
             }
             Kind::Ordered => {
@@ -428,6 +369,7 @@ fn sums(rows: &[ffi::StatisticsRow], channels: &[String], fixed: usize) -> Resul
             }
         }
     }
+    s.chains = chains.into_iter().map(|(k, (edges, ends))| (k, ChainSum::Counted { edges, ends })).collect();
     Ok(s)
 }
 
@@ -645,114 +587,32 @@ pub(crate) fn solve_rows(
     let kept =
         engine::Kept { rows_read: input.rows_read, events: input.events, other_shards: input.other_shards };
     engine::check_kept("the events", &super::scope_of(settings).0, &kept)?;
-    let orders = markov_orders(settings);
-    let mut s = sums(rows, &path_channels, orders[0])?;
-    let n = path_channels.len();
     let m = &settings.models;
-    let runs_markov = m.run.iter().any(|x| matches!(x, Model::Markov | Model::MarkovJourney));
-    // Each candidate order's chain, built once: the order's choice counts their states.
-    let mut chains: BTreeMap<usize, Chain> = match runs_markov {
-        true => orders.iter().map(|&k| (k, chain_of(&s, k, n))).collect(),
-        false => BTreeMap::new(),
+    let mut s = sums(rows, &path_channels, markov_orders(settings)[0])?;
+    if !statistics::runs_markov(&m.run) {
+        s.chains.clear();
+    }
+    let opts = SolveOptions {
+        models: m,
+        channels: &path_channels,
+        time_decay: time_decay.as_ref(),
+        sequence_effects: true,
     };
-    let (k, order_scores) = match m.markov_order {
-        MarkovOrder::Auto { .. } if runs_markov => {
-            let states: Vec<usize> = chains.values().map(|c| c.states.len() - 1).collect();
-            let (k, scores) = markov::choose_order_from(&s.folds, n, &states);
-            (k, Some(scores))
-        }
-        _ => (orders[0], None),
-    };
-    let markov = chains.remove(&k).map(|c| markov::removal(c, s.totals)).transpose()?;
-    let (sets, set_sums): (Vec<Vec<u32>>, Vec<[f64; 3]>) =
-        std::mem::take(&mut s.coalitions).into_iter().unzip();
+    let mut fit = statistics::solve(&mut s, None, &opts)?;
     let dedupe = settings.journeys.dedupe != crate::settings::Dedupe::None;
-    let mut warnings = crate::core::analysis::input_warnings(&stats, s.totals.2, m, dedupe);
-    let (credits, fit_warnings) = distributed_credits(
-        m,
-        (&s, &sets, &set_sums),
-        (markov.as_ref(), time_decay.as_ref()),
-        &path_channels,
-    );
-    warnings.extend(fit_warnings);
-    let sequences = match (&markov, k >= 2 && m.markov_max_sequences > 0) {
-        (Some(r), true) => markov::sequence_effects(r, m.markov_max_sequences)?,
-        _ => Vec::new(),
-    };
-    let shapley_ordered = m.run.contains(&Model::Shapley).then(|| models::ordered_shares(s.ordered));
+    fit.warnings.splice(0..0, analysis::input_warnings(&stats, s.totals.2, m, dedupe));
     stats.distinct_paths = Some(s.distinct as u64);
-    let analysis = Analysis {
-        // The distinct paths stay where they were summed: one row per path length stands in
-        // for them, which is all `journey_timing` reads (the other tables read the sums).
-        paths: PathTable { channels: path_channels, rows: s.lengths },
-        stats,
-        report_channels: base,
-        report_of,
-        credits,
-        markov,
-        order_scores,
-        sequences,
-        shapley_ordered,
-        recorded: None,
-        index: None,
-        intervals: None,
-        training: None,
-        warnings,
-        roles: Some(s.roles),
-        lags,
-        top_paths: None,
-    };
+    // The distinct paths stay where they were summed: one row per path length stands in for
+    // them, which is all `journey_timing` reads (the other tables read the sums).
+    let paths = PathTable { channels: path_channels, rows: std::mem::take(&mut s.lengths) };
+    let mut analysis = Analysis::new(paths, stats, (base, report_of), fit, std::mem::take(&mut s.roles));
+    analysis.lags = lags;
     let result = RunResult {
         spend: load_spend(settings)?,
         experiments: super::load_experiments(settings)?,
         ..RunResult::new(analysis, input)
     };
-    Ok((result, sets))
-}
-
-/// The order-k chain of the summed edge counts and end values.
-fn chain_of(s: &Sums, k: usize, n_channels: usize) -> Chain {
-    let edges = s.edges.get(&k).map_or(&[][..], Vec::as_slice);
-    let ends = s.ends.get(&k).map_or(&[][..], Vec::as_slice);
-    chain_counts::from_edge_counts(k, n_channels, edges, ends)
-}
-
-/// Every model's credit from the sums, in the settings' order, and what the fits warn of
-/// (as one run's analysis warns).
-fn distributed_credits(
-    m: &crate::settings::Models,
-    (s, sets, set_sums): (&Sums, &[Vec<u32>], &[[f64; 3]]),
-    (markov, time_decay): (Option<&markov::MarkovResult>, Option<&Credits>),
-    channels: &[String],
-) -> (Vec<(Model, Credits)>, Vec<String>) {
-    let n = channels.len();
-    let (mut credits, mut warnings): (Vec<(Model, Credits)>, Vec<String>) = (Vec::new(), Vec::new());
-    for &x in &m.run {
-        let c = match x {
-            Model::TimeDecay => time_decay.cloned(),
-            Model::Markov | Model::MarkovJourney => markov.map(|r| {
-                if !credits.iter().any(|(y, _)| matches!(y, Model::Markov | Model::MarkovJourney)) {
-                    warnings.extend(analysis::markov_warnings(r));
-                }
-                let re: Vec<f64> = r.removal_effects.iter().map(|e| e.unwrap_or(0.0)).collect();
-                match x {
-                    Model::Markov => Credits { conversions: r.conversions.clone(), value: r.value.clone() },
-                    _ => replicates::split_by_removal(sets, set_sums, &re, n),
-                }
-            }),
-            Model::ShapleyRate => {
-                let (c, scaled) =
-                    shapley::shapley_rate(&replicates::coalition_table(channels, sets, set_sums));
-                if !scaled {
-                    warnings.push(analysis::SHAPLEY_RATE_UNSCALED.into());
-                }
-                Some(c)
-            }
-            _ => s.credits.iter().find(|(y, _)| *y == x).map(|(_, c)| c.clone()),
-        };
-        credits.push((x, c.unwrap_or_else(|| Credits::zeros(n))));
-    }
-    (credits, warnings)
+    Ok((result, s.coalitions.into_keys().collect()))
 }
 
 /// The shard of each id of a one-column stream (string, 32- or 64-bit integer ids), as
