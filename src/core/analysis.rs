@@ -5,8 +5,8 @@ use crate::core::bootstrap::Intervals;
 use crate::core::journeys::{JourneyIndex, JourneyStats, Journeys, Recorded};
 use crate::core::markov::{MarkovResult, OrderScore, SequenceEffect};
 use crate::core::models::{self, Credits, OrderedShare, RuleModel};
-use crate::core::statistics::{self, Fit, Plan, SolveOptions, Sums};
 use crate::core::paths::PathTable;
+use crate::core::statistics::{self, Fit, Plan, SolveOptions, Sums};
 use crate::error::{Error, Result};
 use crate::settings::DAY_MICROS;
 use crate::settings::{Model, Models};
@@ -146,7 +146,12 @@ pub fn analyze(journeys: Journeys, opts: &AnalyzeOptions) -> Result<Analysis> {
         None => (paths.channels.clone(), (0..paths.channels.len() as u32).collect()),
     };
     let orders = statistics::markov_orders(opts.models);
-    let plan = Plan { models: opts.models, orders: &orders, report_of: &report_of, report_channels: &report_channels };
+    let plan = Plan {
+        models: opts.models,
+        orders: &orders,
+        report_of: &report_of,
+        report_channels: &report_channels,
+    };
     let mut sums = Sums::of(&paths, &plan);
     let mut training = opts.training.map(|t| Sums::of(t, &plan));
     let time_decay = time_decay_credit(opts, recorded.as_ref(), paths.channels.len())?;
@@ -204,7 +209,11 @@ impl Analysis {
 
 /// Time-decay credit: given (merged shards carry it), or from the recorded journeys' touch
 /// times; None when the model does not run.
-fn time_decay_credit(opts: &AnalyzeOptions, recorded: Option<&Recorded>, n: usize) -> Result<Option<Credits>> {
+fn time_decay_credit(
+    opts: &AnalyzeOptions,
+    recorded: Option<&Recorded>,
+    n: usize,
+) -> Result<Option<Credits>> {
     if !opts.models.run.contains(&Model::TimeDecay) {
         return Ok(None);
     }

@@ -51,7 +51,7 @@ pub struct Sums {
 #[derive(Debug)]
 pub enum ChainSum {
     /// Fitted on a path table.
-    Fitted(Chain),
+    Fitted(Box<Chain>),
     /// Summed edge counts and end values.
     Counted {
         /// Edge counts, states as channel tuples.
@@ -89,13 +89,21 @@ pub fn runs_markov(models: &[Model]) -> bool {
 
 /// A rule model in a channel space, None for the models that are not per-path rules
 /// (Markov, time decay, `shapley_rate`); `markov_journey` needs the removal effects.
-pub fn rule_model(m: Model, params: &Models, plan: (&[u32], &[String]), re: Option<&[f64]>) -> Option<RuleModel> {
+pub fn rule_model(
+    m: Model,
+    params: &Models,
+    plan: (&[u32], &[String]),
+    re: Option<&[f64]>,
+) -> Option<RuleModel> {
     let (report_of, report_channels) = plan;
     Some(match m {
         Model::FirstTouch => RuleModel::FirstTouch,
         Model::LastTouch => RuleModel::LastTouch,
         Model::LastNonDirect => RuleModel::LastNonDirect(
-            report_of.iter().map(|&b| params.direct_channels.contains(&report_channels[b as usize])).collect(),
+            report_of
+                .iter()
+                .map(|&b| params.direct_channels.contains(&report_channels[b as usize]))
+                .collect(),
         ),
         Model::Linear => RuleModel::Linear,
         Model::PositionBased => RuleModel::PositionBased(params.position_weights),
@@ -134,7 +142,7 @@ impl Sums {
             s.coalitions = sets.into_iter().zip(sums).collect();
         }
         if runs_markov(run) {
-            s.chains = plan.orders.iter().map(|&k| (k, ChainSum::Fitted(Chain::fit(pt, k)))).collect();
+            s.chains = plan.orders.iter().map(|&k| (k, ChainSum::Fitted(Box::new(Chain::fit(pt, k))))).collect();
             if let MarkovOrder::Auto { .. } = plan.models.markov_order {
                 s.folds = markov::fold_counts(pt, plan.orders.last().copied().unwrap_or(1));
             }
@@ -209,9 +217,10 @@ pub fn solve(s: &mut Sums, fit_on: Option<&mut Sums>, opts: &SolveOptions) -> Re
     for &x in &m.run {
         let c = match x {
             Model::TimeDecay => opts.time_decay.cloned(),
-            Model::Markov => {
-                fit.markov.as_ref().map(|r| Credits { conversions: r.conversions.clone(), value: r.value.clone() })
-            }
+            Model::Markov => fit
+                .markov
+                .as_ref()
+                .map(|r| Credits { conversions: r.conversions.clone(), value: r.value.clone() }),
             Model::MarkovJourney => fit.markov.as_ref().map(|r| markov_journey(s, r, n)),
             Model::ShapleyRate => rate.as_ref().map(|(c, scaled)| {
                 if !scaled {
@@ -233,7 +242,8 @@ pub fn solve(s: &mut Sums, fit_on: Option<&mut Sums>, opts: &SolveOptions) -> Re
 /// effects (a path's credit depends only on its channel set).
 fn markov_journey(s: &Sums, r: &MarkovResult, n: usize) -> Credits {
     let re: Vec<f64> = r.removal_effects.iter().map(|e| e.unwrap_or(0.0)).collect();
-    let (sets, sums): (Vec<Vec<u32>>, Vec<[f64; 3]>) = s.coalitions.iter().map(|(k, v)| (k.clone(), *v)).unzip();
+    let (sets, sums): (Vec<Vec<u32>>, Vec<[f64; 3]>) =
+        s.coalitions.iter().map(|(k, v)| (k.clone(), *v)).unzip();
     replicates::split_by_removal(&sets, &sums, &re, n)
 }
 
@@ -255,7 +265,7 @@ fn markov_fit_chains(
         .into_iter()
         .map(|(k, c)| {
             let chain = match c {
-                ChainSum::Fitted(chain) => chain,
+                ChainSum::Fitted(chain) => *chain,
                 ChainSum::Counted { edges, ends } => chain_counts::from_edge_counts(k, n, &edges, &ends),
             };
             (k, chain)
@@ -272,7 +282,8 @@ fn markov_fit_chains(
         }
         (MarkovOrder::Fixed(k), _) => k,
     };
-    let chain = built.remove(&k).ok_or_else(|| crate::error::Error::Internal(format!("no order-{k} chain")))?;
+    let chain =
+        built.remove(&k).ok_or_else(|| crate::error::Error::Internal(format!("no order-{k} chain")))?;
     let r = markov::removal(chain, totals)?;
     fit.warnings.extend(crate::core::analysis::markov_warnings(&r));
     Ok(Some(r))
@@ -284,10 +295,9 @@ fn shapley_rate(s: &Sums, channels: &[String], m: &Models) -> Option<(Credits, b
     if !m.run.contains(&Model::ShapleyRate) {
         return None;
     }
-    let rows = s
-        .coalitions
-        .iter()
-        .filter(|(set, _)| !set.is_empty())
-        .map(|(set, &[conversions, nulls, value])| PathRow { path: set.clone(), conversions, nulls, value });
+    let rows =
+        s.coalitions.iter().filter(|(set, _)| !set.is_empty()).map(|(set, &[conversions, nulls, value])| {
+            PathRow { path: set.clone(), conversions, nulls, value }
+        });
     Some(shapley::shapley_rate(&PathTable { channels: channels.to_vec(), rows: rows.collect() }))
 }
