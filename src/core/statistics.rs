@@ -142,7 +142,8 @@ impl Sums {
             s.coalitions = sets.into_iter().zip(sums).collect();
         }
         if runs_markov(run) {
-            s.chains = plan.orders.iter().map(|&k| (k, ChainSum::Fitted(Box::new(Chain::fit(pt, k))))).collect();
+            s.chains =
+                plan.orders.iter().map(|&k| (k, ChainSum::Fitted(Box::new(Chain::fit(pt, k))))).collect();
             if let MarkovOrder::Auto { .. } = plan.models.markov_order {
                 s.folds = markov::fold_counts(pt, plan.orders.last().copied().unwrap_or(1));
             }

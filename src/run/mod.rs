@@ -19,10 +19,10 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::core::analysis::{self, AnalyzeOptions};
+use crate::core::analysis::{self, Analysis, AnalyzeOptions};
 use crate::core::bootstrap::{self, BootstrapOptions};
 use crate::core::campaigns::{self, CampaignSums, SumsInput};
-use crate::core::event_log::{event_id_duplicates, InputFile, InputSummary};
+use crate::core::event_log::{event_id_duplicates, EventLog, InputFile, InputSummary, UserNames};
 use crate::core::journeys::{self, JourneyOptions, JourneyStats, Journeys};
 use crate::core::paths::PathTable;
 use crate::core::privacy::PseudonymKey;
@@ -62,6 +62,9 @@ pub struct RunSummary {
     pub elapsed_ms: u128,
 }
 
+/// A partition's replicate statistics, of the channels and of the channel groups.
+pub(crate) type PartitionReplicates = (Option<Vec<NamedSums>>, Option<Vec<NamedSums>>);
+
 /// One run: its settings, the command it serves and the phases it went through.
 pub struct Run<'a> {
     /// The settings of the run.
@@ -80,7 +83,7 @@ pub struct Run<'a> {
     pub(crate) chunk: bool,
     /// A shard's bootstrap statistics, named, of the channels and of the channel groups (set
     /// by [`Run::compute_events`] for a shard).
-    pub(crate) replicates: (Option<Vec<NamedSums>>, Option<Vec<NamedSums>>),
+    pub(crate) replicates: PartitionReplicates,
 }
 
 impl<'a> Run<'a> {
@@ -148,49 +151,19 @@ impl<'a> Run<'a> {
             self.open_output()?;
         }
         let stream = self.stream.take();
-        let chunk = self.chunk;
-        let events = match (&stream, &self.settings.input.events) {
-            (Some(_), _) => String::new(),
-            (None, Some(e)) => e.clone(),
-            (None, None) => {
-                return Err(Error::Config(
-                    "no event log (--events, or input.events in the pipeline file)".into(),
-                ))
-            }
-        };
         let entry = match (shard, &stream) {
             (Some(_), _) => Entry::Shard,
             (None, Some(_)) => Entry::Stream,
             (None, None) => Entry::Events,
         };
         self.settings.refuse_for(entry)?;
-        let spend = load_spend(&self.settings)?;
-        let experiments = load_experiments(&self.settings)?;
+        let (spend, experiments) = (load_spend(&self.settings)?, load_experiments(&self.settings)?);
         let training = match &self.settings.output.root {
             Some(root) if self.settings.models.training_days.is_some() => Training::of(&self.settings, root)?,
             _ => None,
         };
         let missing = training.as_ref().map(Training::missing).unwrap_or_default();
-        let mut log = self.phase("read", |s| {
-            let (mut scope, _) = scope_of(s);
-            if let (Some(start), Some((a, b))) = (Training::read_start(&missing, s), scope.range) {
-                scope.range = Some((a.min(start), b));
-            }
-            scope.shard = shard;
-            scope.allow_empty = chunk;
-            scope.skip_user_names = !s.output.journey_credit || s.output.person_ids == PersonIds::Omitted;
-            match stream {
-                Some(st) => read_stream(s, st, &scope),
-                None => read_events(s, &events, &scope),
-            }
-        })?;
-        tracing::info!(
-            files = log.files.len(),
-            rows = log.rows_read,
-            events = log.len(),
-            users = log.n_users,
-            "read input"
-        );
+        let mut log = self.read_log(shard, stream, &missing)?;
         let fit = match &training {
             Some(t) => Some(self.phase("training", |s| training::prepare(t, &mut log, s))?),
             None => None,
@@ -210,23 +183,8 @@ impl<'a> Run<'a> {
             false => Some(self.phase("groups", |s| groups::analyze_groups(&mut log, s, &duplicates, index))?),
         };
         let log_units = campaign_units(&log);
-        let input = InputSummary {
-            files: log.files.clone(),
-            rows_read: log.rows_read,
-            events: log.len() as u64,
-            rejected: log.rejected.clone(),
-            other_shards: log.other_shards,
-            unmatched_channel_rule: log.unmatched_channel_rule,
-            rows_without_consent: log.rows_without_consent,
-            staged: log.staged.clone(),
-        };
-        let users = match self.person_key()? {
-            Some(key) => {
-                self.manifest.insert("pseudonym_key_fingerprint".into(), json!(key.fingerprint()));
-                log.user_names.mapped(|id| key.pseudonym(id))
-            }
-            None => log.user_names.clone(),
-        };
+        let input = input_summary(&log);
+        let users = self.users(&log)?;
         let read_warnings = log.warnings.clone();
         let (channels, campaigns) = (log.channels.clone(), log.campaigns.clone());
         let seg_journeys = match order {
@@ -238,56 +196,27 @@ impl<'a> Run<'a> {
         let rec = journeys.recorded.as_ref();
         let status = self.settings.segments.customer_status;
         let journey_conversions = relationship::journey_conversions(&log, rec, status);
-        let user_order = match (shard.is_some() || chunk) && self.settings.output.journey_credit {
+        let partition = shard.is_some() || self.chunk;
+        let user_order = match partition && self.settings.output.journey_credit {
             true => (0..log.n_users as u32).map(|u| log.order_key(u)).collect(),
             false => Vec::new(),
         };
         let source_touches =
             relationship::source_touches(&log, rec, self.settings.journeys.conversion_is_touch);
         drop(log);
-        let (analysis, campaign_sums) = self.phase("models", |s| {
-            let opts = AnalyzeOptions {
-                base_names: &channels,
-                models: &s.models,
-                time_decay_credit: None,
-                sequence_effects: true,
-                dedupe: s.journeys.dedupe != crate::settings::Dedupe::None,
-                training: fit.as_ref().map(|f| &f.0),
-            };
-            let mut a = analysis::analyze(journeys, &opts)?;
+        let (mut analysis, campaign_sums) = self.phase("models", |s| {
+            let mut a =
+                analysis::analyze(journeys, &analyze_options(s, &channels, fit.as_ref().map(|f| &f.0)))?;
             a.training = fit.as_ref().map(|f| f.1.clone());
-            let units = (&log_units[..], &campaigns[..]);
-            let c = campaign_sums(&a, touch_campaign.as_deref(), units, s)?;
+            let c = campaign_sums(&a, touch_campaign.as_deref(), (&log_units[..], &campaigns[..]), s)?;
             Ok((a, c))
         })?;
-        let (mut analysis, mut groups) = (analysis, groups);
-        self.replicates = self.phase("bootstrap", |s| {
-            let opts = BootstrapOptions {
-                replicates: s.models.bootstrap_replicates,
-                level: s.models.interval_level,
-                seed: s.models.bootstrap_seed,
-                kernel: Default::default(),
-            };
-            if shard.is_some() || chunk {
-                // A shard's (or a Spark chunk's) replicates are solved by the merge, with
-                // every other partition's.
-                let main = bootstrap::named_sums(&analysis, &s.models, &opts)?;
-                let group = match groups.as_ref() {
-                    Some(g) => bootstrap::named_sums(g, &s.models, &opts)?,
-                    None => None,
-                };
-                return Ok((main, group));
-            }
-            analysis.intervals = bootstrap::intervals(&analysis, &s.models, &opts)?;
-            if let Some(g) = groups.as_mut() {
-                g.intervals = bootstrap::intervals(g, &s.models, &opts)?;
-            }
-            Ok((None, None))
-        })?;
+        let mut groups = groups;
+        self.replicates = self.bootstrap(&mut analysis, groups.as_mut(), partition)?;
         // One run solves its campaign sums as a merge solves the partitions' (a partition
         // hands them on).
         let (campaign, campaign_sums) = match campaign_sums {
-            Some(sums) if shard.is_none() && !chunk => {
+            Some(sums) if !partition => {
                 (Some(campaigns::solve(&sums, &analysis, &self.settings.models)?), None)
             }
             sums => (None, sums),
@@ -299,21 +228,101 @@ impl<'a> Run<'a> {
             tracing::warn!("{w}");
         }
         Ok(RunResult {
-            analysis,
             campaign,
             campaign_sums,
             users,
-            input,
             spend,
             groups,
             segments,
             journey_conversions,
             source_touches,
             experiments,
-            evaluation: None,
-            history: Vec::new(),
             user_order,
-            journey_credit: None,
+            ..RunResult::new(analysis, input)
+        })
+    }
+
+    /// The event log of this run: its files (or the stream it was handed), over the
+    /// window (widened to the training days still to compute) and one shard if given.
+    fn read_log(
+        &mut self,
+        shard: Option<(u32, u32)>,
+        stream: Option<crate::engine::arrow::ArrowInput>,
+        missing: &[chrono::NaiveDate],
+    ) -> Result<EventLog> {
+        let events = match (&stream, &self.settings.input.events) {
+            (Some(_), _) => String::new(),
+            (None, Some(e)) => e.clone(),
+            (None, None) => {
+                return Err(Error::Config(
+                    "no event log (--events, or input.events in the pipeline file)".into(),
+                ))
+            }
+        };
+        let chunk = self.chunk;
+        let log = self.phase("read", |s| {
+            let (mut scope, _) = scope_of(s);
+            if let (Some(start), Some((a, b))) = (Training::read_start(missing, s), scope.range) {
+                scope.range = Some((a.min(start), b));
+            }
+            scope.shard = shard;
+            scope.allow_empty = chunk;
+            scope.skip_user_names = !s.output.journey_credit || s.output.person_ids == PersonIds::Omitted;
+            match stream {
+                Some(st) => read_stream(s, st, &scope),
+                None => read_events(s, &events, &scope),
+            }
+        })?;
+        tracing::info!(
+            files = log.files.len(),
+            rows = log.rows_read,
+            events = log.len(),
+            users = log.n_users,
+            "read input"
+        );
+        Ok(log)
+    }
+
+    /// The persons' names as `journey_credit` shows them: pseudonyms under the key, or as read.
+    fn users(&mut self, log: &EventLog) -> Result<UserNames> {
+        Ok(match self.person_key()? {
+            Some(key) => {
+                self.manifest.insert("pseudonym_key_fingerprint".into(), json!(key.fingerprint()));
+                log.user_names.mapped(|id| key.pseudonym(id))
+            }
+            None => log.user_names.clone(),
+        })
+    }
+
+    /// The intervals of one run (channels and groups); a partition's (a shard's, a Spark
+    /// chunk's) replicate statistics instead, which the merge solves with every other
+    /// partition's.
+    fn bootstrap(
+        &mut self,
+        analysis: &mut Analysis,
+        groups: Option<&mut Analysis>,
+        partition: bool,
+    ) -> Result<PartitionReplicates> {
+        self.phase("bootstrap", |s| {
+            let opts = BootstrapOptions {
+                replicates: s.models.bootstrap_replicates,
+                level: s.models.interval_level,
+                seed: s.models.bootstrap_seed,
+                kernel: Default::default(),
+            };
+            if partition {
+                let main = bootstrap::named_sums(analysis, &s.models, &opts)?;
+                let group = match groups {
+                    Some(g) => bootstrap::named_sums(g, &s.models, &opts)?,
+                    None => None,
+                };
+                return Ok((main, group));
+            }
+            analysis.intervals = bootstrap::intervals(analysis, &s.models, &opts)?;
+            if let Some(g) = groups {
+                g.intervals = bootstrap::intervals(g, &s.models, &opts)?;
+            }
+            Ok((None, None))
         })
     }
 
@@ -462,7 +471,7 @@ impl<'a> Run<'a> {
 /// campaign of every recorded touch; and the sorted order (its duplicate rows serve the
 /// group level, the order itself the segments' walks).
 fn build_journeys(
-    log: &crate::core::event_log::EventLog,
+    log: &EventLog,
     s: &Settings,
     index: bool,
 ) -> (Journeys, Option<Vec<u32>>, journeys::EventOrder) {
@@ -491,7 +500,7 @@ fn build_journeys(
 }
 
 /// The events in journey order, with the duplicates that `journeys.dedupe` skips.
-fn event_order(log: &crate::core::event_log::EventLog, s: &Settings) -> journeys::EventOrder {
+fn event_order(log: &EventLog, s: &Settings) -> journeys::EventOrder {
     let mut order = journeys::sort_events(log);
     if let (Dedupe::EventId, Some(keys)) = (s.journeys.dedupe, &log.event_key) {
         order.duplicates = event_id_duplicates(keys);
@@ -746,5 +755,35 @@ pub(crate) fn person_key(settings: &Settings) -> Result<Option<PseudonymKey>> {
              (output.pseudonym_key_env); or set output.person_ids to \"omitted\"",
             o.pseudonym_key_env
         ))),
+    }
+}
+
+/// The models' options of one run over the events.
+fn analyze_options<'a>(
+    s: &'a Settings,
+    channels: &'a [String],
+    training: Option<&'a PathTable>,
+) -> AnalyzeOptions<'a> {
+    AnalyzeOptions {
+        base_names: channels,
+        models: &s.models,
+        time_decay_credit: None,
+        sequence_effects: true,
+        dedupe: s.journeys.dedupe != crate::settings::Dedupe::None,
+        training,
+    }
+}
+
+/// What a run read, for `data_quality` and the manifest.
+fn input_summary(log: &EventLog) -> InputSummary {
+    InputSummary {
+        files: log.files.clone(),
+        rows_read: log.rows_read,
+        events: log.len() as u64,
+        rejected: log.rejected.clone(),
+        other_shards: log.other_shards,
+        unmatched_channel_rule: log.unmatched_channel_rule,
+        rows_without_consent: log.rows_without_consent,
+        staged: log.staged.clone(),
     }
 }
