@@ -234,61 +234,12 @@ impl Chain {
     /// system to machine precision. `I − Q` is a nonsingular M-matrix (every state reaches
     /// absorption), so the sweeps converge monotonically from 0.
     fn gauss_seidel(&self, gone: &[bool]) -> (f64, f64) {
-        let n = self.states.len();
-        let mut row_ptr = vec![0usize; n + 1];
-        let mut cols: Vec<u32> = Vec::new();
-        let mut probs: Vec<f64> = Vec::new();
-        let mut b = vec![(0.0f64, 0.0f64); n];
-        let mut diag = vec![0.0f64; n];
-        for t in &self.transitions {
-            let a = t.from as usize;
-            match t.to {
-                Target::State(j) if j as usize == a => diag[a] += t.probability,
-                Target::State(j) if !gone[j as usize] => {
-                    cols.push(j);
-                    probs.push(t.probability);
-                }
-                Target::State(_) | Target::Null => {}
-                Target::Conversion => {
-                    b[a].0 += t.probability;
-                    b[a].1 += t.probability * self.last_state_value[a];
-                }
-            }
-            row_ptr[a + 1] = cols.len();
-        }
-        for i in 0..n {
-            row_ptr[i + 1] = row_ptr[i + 1].max(row_ptr[i]);
-        }
-        let mut x = vec![(0.0f64, 0.0f64); n];
-        let mut converged = false;
-        for _sweep in 0..GAUSS_SEIDEL_MAX_SWEEPS {
-            let mut delta: f64 = 0.0;
-            let mut scale: f64 = 0.0;
-            for i in 0..n {
-                if gone[i] {
-                    continue;
-                }
-                let (mut p, mut v) = b[i];
-                for k in row_ptr[i]..row_ptr[i + 1] {
-                    let xj = x[cols[k] as usize];
-                    p += probs[k] * xj.0;
-                    v += probs[k] * xj.1;
-                }
-                let d = 1.0 - diag[i];
-                let new = (p / d, v / d);
-                delta = delta.max((new.0 - x[i].0).abs()).max((new.1 - x[i].1).abs());
-                scale = scale.max(new.0.abs()).max(new.1.abs());
-                x[i] = new;
-            }
-            if delta <= 1e-15 * scale {
-                converged = true;
-                break;
-            }
-        }
+        let rows = removal::Rows::of(self);
+        let (x, converged) = removal::sweep_one(&rows, &rows.permute(gone));
         if !converged {
             self.unconverged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        x[0]
+        x
     }
 
     fn solver(&self) -> Result<&Solver> {
