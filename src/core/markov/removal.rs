@@ -190,6 +190,7 @@ impl Rows {
 
     /// Edges to a state the sweep visits later (or to itself): the cycles the walk
     /// closes, which alone make a sweep read a value from the sweep before.
+    #[cfg(test)]
     pub fn back_edges(&self) -> usize {
         (0..self.b.len())
             .map(|i| {
