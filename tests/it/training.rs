@@ -169,3 +169,45 @@ fn a_training_window_needs_a_run_date_and_at_least_the_lookback() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("at least the lookback (30 days)"));
     assert!(!out.exists(), "nothing written");
 }
+
+/// With a training window the Markov fit is fixed (the training period's removal effects)
+/// and a replicate only reweights the window's conversions, so every channel's replicate
+/// credit is the same share of the replicate's conversions: each channel's bounds are its
+/// credit times one common ratio (where the channel is on converting paths in every
+/// replicate, as each of the sample's channels is over a week).
+#[test]
+fn intervals_with_a_training_window_scale_the_fixed_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("out");
+    let o = touchpoint(&[
+        "run",
+        "pipelines/sample_nightly.toml",
+        "--run-date",
+        "2024-02-12",
+        "-q",
+        "--set",
+        &format!("output.root={}", root.display()),
+        "--set",
+        "models.training_days=40",
+        "--set",
+        "window.days=7",
+        "--set",
+        "models.bootstrap_replicates=60",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (names, rows) = read_parquet(&root.join("channel_attribution/run_date=2024-02-12/part-0.parquet"));
+    let col = |n: &str| names.iter().position(|x| x == n).unwrap();
+    let markov: Vec<_> = rows
+        .iter()
+        .filter(|r| r[col("model")].str() == "markov" && r[col("channel")].str() != "(unattributed)")
+        .map(|r| {
+            (r[col("conversions")].num(), r[col("conversions_low")].num(), r[col("conversions_high")].num())
+        })
+        .collect();
+    assert!(markov.len() >= 5, "the sample's channels: {}", markov.len());
+    let (lo, hi) = (markov[0].1 / markov[0].0, markov[0].2 / markov[0].0);
+    assert!(lo < 1.0 && hi > 1.0, "the bounds bracket the credit: {lo} {hi}");
+    for &(c, l, h) in &markov {
+        assert!((l / c - lo).abs() <= 1e-9 && (h / c - hi).abs() <= 1e-9, "{c}: {l}/{h} vs ratios {lo}/{hi}");
+    }
+}
