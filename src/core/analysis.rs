@@ -151,9 +151,12 @@ pub fn analyze(journeys: Journeys, opts: &AnalyzeOptions) -> Result<Analysis> {
         orders: &orders,
         report_of: &report_of,
         report_channels: &report_channels,
+        fitted_only: false,
     };
-    let mut sums = Sums::of(&paths, &plan);
-    let mut training = opts.training.map(|t| Sums::of(t, &plan));
+    // With a training window Markov is fitted on the training journeys only.
+    let window = Plan { orders: if opts.training.is_some() { &[] } else { &orders }, ..plan };
+    let mut sums = Sums::of(&paths, &window);
+    let mut training = opts.training.map(|t| Sums::of(t, &Plan { fitted_only: true, ..plan }));
     let time_decay = time_decay_credit(opts, recorded.as_ref(), paths.channels.len())?;
     let solve = SolveOptions {
         models: opts.models,

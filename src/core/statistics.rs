@@ -72,6 +72,9 @@ pub struct Plan<'a> {
     pub report_of: &'a [u32],
     /// The report channels.
     pub report_channels: &'a [String],
+    /// Only what Markov and `shapley_rate` are fitted on (chains, fold counts, coalitions,
+    /// totals): the statistics of a training window's journeys.
+    pub fitted_only: bool,
 }
 
 /// The Markov orders a plan fits: the fixed one, or every candidate of `"auto"`.
@@ -120,10 +123,13 @@ impl Sums {
         let mut s = Sums {
             totals: (pt.total_conversions(), pt.total_value(), pt.total_nulls()),
             distinct: pt.rows.len() as f64,
-            lengths: lengths(pt),
-            roles: roles::channel_roles(pt),
             ..Default::default()
         };
+        s.fitted(pt, plan);
+        if plan.fitted_only {
+            return s;
+        }
+        (s.lengths, s.roles) = (lengths(pt), roles::channel_roles(pt));
         for &m in run.iter().filter(|&&m| replicates::summed(m)) {
             if let Some(rule) = rule_model(m, plan.models, (plan.report_of, plan.report_channels), None) {
                 s.credits.push((m, rule.credits(pt)));
@@ -132,6 +138,13 @@ impl Sums {
         if run.contains(&Model::Shapley) {
             s.ordered = models::ordered_sums(pt);
         }
+        s
+    }
+
+    /// The statistics the fitted models read: the coalitions and the Markov chains (with
+    /// `"auto"`, every candidate's, and the fold counts).
+    fn fitted(&mut self, pt: &PathTable, plan: &Plan) {
+        let run = &plan.models.run;
         if replicates::needs_coalitions(run) {
             let (of, sets) = replicates::coalitions(pt);
             let mut sums = vec![[0.0; 3]; sets.len()];
@@ -139,16 +152,15 @@ impl Sums {
                 let x = &mut sums[c as usize];
                 (x[0], x[1], x[2]) = (x[0] + r.conversions, x[1] + r.nulls, x[2] + r.value);
             }
-            s.coalitions = sets.into_iter().zip(sums).collect();
+            self.coalitions = sets.into_iter().zip(sums).collect();
         }
-        if runs_markov(run) {
-            s.chains =
-                plan.orders.iter().map(|&k| (k, ChainSum::Fitted(Box::new(Chain::fit(pt, k))))).collect();
+        if runs_markov(run) && !plan.orders.is_empty() {
+            let fit = |k: usize| (k, ChainSum::Fitted(Box::new(Chain::fit(pt, k))));
+            self.chains = plan.orders.iter().map(|&k| fit(k)).collect();
             if let MarkovOrder::Auto { .. } = plan.models.markov_order {
-                s.folds = markov::fold_counts(pt, plan.orders.last().copied().unwrap_or(1));
+                self.folds = markov::fold_counts(pt, plan.orders.last().copied().unwrap_or(1));
             }
         }
-        s
     }
 }
 
@@ -285,6 +297,7 @@ fn markov_fit_chains(
     };
     let chain =
         built.remove(&k).ok_or_else(|| crate::error::Error::Internal(format!("no order-{k} chain")))?;
+    drop(built); // the other candidates, before the chosen chain's solves
     let r = markov::removal(chain, totals)?;
     fit.warnings.extend(crate::core::analysis::markov_warnings(&r));
     Ok(Some(r))

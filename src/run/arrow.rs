@@ -179,7 +179,13 @@ pub(crate) fn statistics_of(
     base.sort();
     base.dedup();
     let report_of: Vec<u32> = bases.iter().map(|b| base.binary_search(b).map_or(0, |i| i as u32)).collect();
-    let plan = Plan { models: &settings.models, orders, report_of: &report_of, report_channels: &base };
+    let plan = Plan {
+        models: &settings.models,
+        orders,
+        report_of: &report_of,
+        report_channels: &base,
+        fitted_only: false,
+    };
     let s = Sums::of(&pt, &plan);
     let names = &pt.channels;
     let name = |t: &[u32]| t.iter().map(|&c| names[c as usize].as_str()).collect::<Vec<_>>().join(SEP);
@@ -519,7 +525,7 @@ fn solve_segments(
             Some(input) => ffi::read_statistics(input, "the segment path statistics")?,
             None => Vec::new(),
         };
-        let (result, _) = solve_rows(&plain, &levels, &rows)?;
+        let (result, _) = solve_rows(&plain, &levels, &rows, false)?;
         out.push(super::segments::finish_segment((segmentation, key.1), result.analysis, pooled, settings));
     }
     Ok(out)
@@ -534,7 +540,8 @@ fn solve_level(
     level: &str,
 ) -> Result<RunResult> {
     let rows = ffi::read_statistics(statistics, &format!("the {level}path statistics"))?;
-    let (mut result, coalitions) = solve_rows(settings, metas, &rows)?;
+    // As one run: the sequences of channels, not of groups.
+    let (mut result, coalitions) = solve_rows(settings, metas, &rows, level.is_empty())?;
     if let Some(input) = replicates.filter(|_| settings.models.bootstrap_replicates > 0) {
         let label = format!("the {level}replicate statistics");
         let named = ffi::read_replicate_rows(input, &label)?;
@@ -581,6 +588,7 @@ pub(crate) fn solve_rows(
     settings: &Settings,
     metas: &[PartialMeta],
     rows: &[ffi::StatisticsRow],
+    sequence_effects: bool,
 ) -> Result<(RunResult, Vec<Vec<u32>>)> {
     let Merged { base, path_channels, report_of, mut stats, time_decay, input, lags } = merge_metas(metas);
     // Chunks may keep nothing; the whole may not, with the reader's own messages.
@@ -588,15 +596,20 @@ pub(crate) fn solve_rows(
         engine::Kept { rows_read: input.rows_read, events: input.events, other_shards: input.other_shards };
     engine::check_kept("the events", &super::scope_of(settings).0, &kept)?;
     let m = &settings.models;
-    let mut s = sums(rows, &path_channels, markov_orders(settings)[0])?;
-    if !statistics::runs_markov(&m.run) {
-        s.chains.clear();
+    let orders = markov_orders(settings);
+    let mut s = sums(rows, &path_channels, orders[0])?;
+    match statistics::runs_markov(&m.run) {
+        // A sum without paths is still a chain (an empty one), as one run's.
+        true => orders.iter().for_each(|&k| {
+            s.chains.entry(k).or_insert(ChainSum::Counted { edges: Vec::new(), ends: Vec::new() });
+        }),
+        false => s.chains.clear(),
     }
     let opts = SolveOptions {
         models: m,
         channels: &path_channels,
         time_decay: time_decay.as_ref(),
-        sequence_effects: true,
+        sequence_effects,
     };
     let mut fit = statistics::solve(&mut s, None, &opts)?;
     let dedupe = settings.journeys.dedupe != crate::settings::Dedupe::None;

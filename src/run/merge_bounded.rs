@@ -220,7 +220,8 @@ fn bounded_layer(
     let settings = &parts[0].1.settings;
     let metas: Vec<PartialMeta> = parts.iter().map(|p| p.1.clone()).collect();
     let (rows, top) = stream_statistics(parts, layer, block_rows, spill)?;
-    let (mut result, coalitions) = solve_rows(settings, &metas, &rows)?;
+    // As one run: the sequences of channels, not of groups or segments.
+    let (mut result, coalitions) = solve_rows(settings, &metas, &rows, layer.is_channels())?;
     result.analysis.top_paths = Some(top);
     let mut frame = Frame::of(&result.analysis);
     frame.coalitions = coalitions;

@@ -151,6 +151,15 @@ impl<'a> Run<'a> {
             self.open_output()?;
         }
         let stream = self.stream.take();
+        let events = match (&stream, &self.settings.input.events) {
+            (Some(_), _) => String::new(),
+            (None, Some(e)) => e.clone(),
+            (None, None) => {
+                return Err(Error::Config(
+                    "no event log (--events, or input.events in the pipeline file)".into(),
+                ))
+            }
+        };
         let entry = match (shard, &stream) {
             (Some(_), _) => Entry::Shard,
             (None, Some(_)) => Entry::Stream,
@@ -163,7 +172,7 @@ impl<'a> Run<'a> {
             _ => None,
         };
         let missing = training.as_ref().map(Training::missing).unwrap_or_default();
-        let mut log = self.read_log(shard, stream, &missing)?;
+        let mut log = self.read_log(shard, (stream, &events), &missing)?;
         let fit = match &training {
             Some(t) => Some(self.phase("training", |s| training::prepare(t, &mut log, s))?),
             None => None,
@@ -247,18 +256,9 @@ impl<'a> Run<'a> {
     fn read_log(
         &mut self,
         shard: Option<(u32, u32)>,
-        stream: Option<crate::engine::arrow::ArrowInput>,
+        (stream, events): (Option<crate::engine::arrow::ArrowInput>, &str),
         missing: &[chrono::NaiveDate],
     ) -> Result<EventLog> {
-        let events = match (&stream, &self.settings.input.events) {
-            (Some(_), _) => String::new(),
-            (None, Some(e)) => e.clone(),
-            (None, None) => {
-                return Err(Error::Config(
-                    "no event log (--events, or input.events in the pipeline file)".into(),
-                ))
-            }
-        };
         let chunk = self.chunk;
         let log = self.phase("read", |s| {
             let (mut scope, _) = scope_of(s);
@@ -270,7 +270,7 @@ impl<'a> Run<'a> {
             scope.skip_user_names = !s.output.journey_credit || s.output.person_ids == PersonIds::Omitted;
             match stream {
                 Some(st) => read_stream(s, st, &scope),
-                None => read_events(s, &events, &scope),
+                None => read_events(s, events, &scope),
             }
         })?;
         tracing::info!(

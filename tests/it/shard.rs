@@ -587,6 +587,52 @@ fn shards_no_person_hashes_to_write_empty_partials_and_the_merges_equal_one_run(
     }
 }
 
+/// A log whose conversions have no touch before them (the conversion is not a touch): no
+/// partition has a path, and the merges still write one run's tables, the Markov fit of an
+/// empty chain included (a merge once refused it: "a chain's row, but no Markov model runs").
+#[test]
+fn a_log_without_paths_through_shards_and_both_merges_equals_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let ev = dir.path().join("ev.parquet");
+    let n = 6;
+    let mut df = polars::prelude::df!(
+        "user_id" => (0..n).map(|i| format!("u{i}")).collect::<Vec<_>>(),
+        "channel" => vec!["email"; n],
+        "event" => vec!["conversion"; n],
+        "revenue" => vec![10.0; n],
+    )
+    .unwrap();
+    df.with_column(crate::common::ts(&(0..n as i64).collect::<Vec<_>>())).unwrap();
+    crate::common::write_events(&ev, &mut df);
+    let with = |out: &Path| {
+        let mut s = Settings::default();
+        s.models.bootstrap_replicates = 10;
+        s.models.run = touchpoint::settings::Model::ALL.to_vec();
+        s.journeys.conversion_is_touch = false;
+        s.input.events = Some(ev.to_str().unwrap().to_owned());
+        s.output.root = Some(out.to_path_buf());
+        s
+    };
+    let one = dir.path().join("one");
+    touchpoint::run::attribute(with(&one), None, &|_| {}).unwrap();
+    let parts: Vec<PathBuf> = (0..3u32).map(|i| dir.path().join(format!("p{i}"))).collect();
+    for (i, d) in parts.iter().enumerate() {
+        shard::attribute_shard(with(d), (i as u32, 3)).unwrap();
+    }
+    let (merged, bounded) = (dir.path().join("m"), dir.path().join("b"));
+    shard::merge_and_publish(&parts, &merged).unwrap();
+    touchpoint::run::merge_bounded::merge_bounded_and_publish(&parts, &bounded, 5).unwrap();
+    let want = tables_of(&one);
+    assert!(want.contains_key("markov_removal_effects"), "{:?}", want.keys());
+    for (how, out) in [("merge", &merged), ("merge --bounded-memory", &bounded)] {
+        let got = tables_of(out);
+        assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>(), "{how}");
+        for (t, f) in &want {
+            compare_tables(t, f, &got[t], how);
+        }
+    }
+}
+
 /// `markov_order = "auto"`: each order's score comes from (order, fold, last state) counts
 /// that add up across partitions, and each candidate order's edges are summed, so N shards
 /// through either merge choose one run's order with one run's scores

@@ -271,7 +271,7 @@ pub fn sweep_one(rows: &Rows, gone: &[bool]) -> ((f64, f64), bool) {
 type Lane = [[f64; LANES]; 2];
 
 /// Gauss–Seidel for up to [`LANES`] removals at once; `gone[i]` has bit l set when state i
-/// is removed in lane l. Each lane stops on its own test (no value changes by more than
+/// (in sweep order, [`Rows::permute`]) is removed in lane l. Each lane stops on its own test (no value changes by more than
 /// 1e-15 relative), so it returns the same bits as a lone solve of that removal. Returns
 /// `(x[start], converged)` per lane. Compiled for the widest vector instructions the
 /// processor has (the same source: vector code does not fuse multiplies into adds unless
@@ -442,17 +442,20 @@ impl Chain {
 
     /// `(start)`'s conversion probability and value with each removal's states gone.
     fn lane_solves(&self, count: usize, removed: impl Fn(usize, &[u32]) -> bool + Sync) -> Vec<(f64, f64)> {
+        let rows = Rows::of(self);
         if count < lanes_from() {
             let n = self.states.len();
-            return (0..count)
+            let solved: Vec<((f64, f64), bool)> = (0..count)
                 .into_par_iter()
                 .map(|i| {
                     let gone: Vec<bool> = (0..n).map(|s| s != 0 && removed(i, &self.states[s])).collect();
-                    self.gauss_seidel(&gone)
+                    sweep_one(&rows, &rows.permute(&gone))
                 })
                 .collect();
+            let stuck = solved.iter().filter(|l| !l.1).count();
+            self.unconverged.fetch_add(stuck, std::sync::atomic::Ordering::Relaxed);
+            return solved.into_iter().map(|(kept, _)| kept).collect();
         }
-        let rows = Rows::of(self);
         let ids: Vec<usize> = (0..count).collect();
         let solved: Vec<Vec<((f64, f64), bool)>> = ids
             .par_chunks(LANES)

@@ -102,6 +102,13 @@ pub(crate) struct Layer {
     lags: Option<TableName>,
 }
 
+impl Layer {
+    /// Whether this is the channel level (not the groups' or a segment's).
+    pub(crate) fn is_channels(&self) -> bool {
+        matches!(self.paths, TableName::PartialPaths)
+    }
+}
+
 /// The channel level of a partial.
 pub(crate) const CHANNELS: Layer = Layer {
     paths: TableName::PartialPaths,
@@ -499,7 +506,7 @@ fn merge_layer(
         models: &settings.models,
         time_decay_credit: time_decay.as_ref(),
         // As one run: the sequences of channels, not of groups.
-        sequence_effects: matches!(layer.paths, TableName::PartialPaths),
+        sequence_effects: layer.is_channels(),
         dedupe: settings.journeys.dedupe != crate::settings::Dedupe::None,
         training: None,
     };
