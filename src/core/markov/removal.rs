@@ -271,8 +271,9 @@ pub fn sweep_one(rows: &Rows, gone: &[bool]) -> ((f64, f64), bool) {
 type Lane = [[f64; LANES]; 2];
 
 /// Gauss–Seidel for up to [`LANES`] removals at once; `gone[i]` has bit l set when state i
-/// (in sweep order, [`Rows::permute`]) is removed in lane l. Each lane stops on its own test (no value changes by more than
-/// 1e-15 relative), so it returns the same bits as a lone solve of that removal. Returns
+/// (in sweep order, [`Rows::permute`]) is removed in lane l. Each lane stops on its own
+/// test (no value changes by more than 1e-15 relative), so it returns the same bits as a
+/// lone solve of that removal. Returns
 /// `(x[start], converged)` per lane. Compiled for the widest vector instructions the
 /// processor has (the same source: vector code does not fuse multiplies into adds unless
 /// asked to, so the same bits).
