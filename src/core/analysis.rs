@@ -135,6 +135,9 @@ pub struct AnalyzeOptions<'a> {
     /// `shapley_rate` are fitted on them and applied to these journeys (`docs/models.md`
     /// § Training window).
     pub training: Option<&'a PathTable>,
+    /// The journeys are a partition's (a shard, a Spark chunk): the Markov chain is fitted
+    /// and not solved, the merge solves the partitions' sum.
+    pub partition: bool,
 }
 
 /// Run the enabled models on a journey result: the journeys' statistics ([`Sums::of`],
@@ -163,6 +166,7 @@ pub fn analyze(journeys: Journeys, opts: &AnalyzeOptions) -> Result<Analysis> {
         channels: &paths.channels,
         time_decay: time_decay.as_ref(),
         sequence_effects: opts.sequence_effects,
+        partition: opts.partition,
     };
     let mut fit = statistics::solve(&mut sums, training.as_mut(), &solve)?;
     if opts.training.is_some() {

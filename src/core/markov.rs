@@ -469,6 +469,9 @@ pub struct MarkovResult {
     pub value: Vec<f64>,
     /// Set when an iterative solve stopped before machine precision.
     pub warning: Option<String>,
+    /// False for a partition's chain ([`unsolved`]): its removal effects are the merge's to
+    /// solve, from every partition's summed counts.
+    pub solved: bool,
 }
 
 /// Fit the chain of order k and compute exact removal effects and credits.
@@ -516,7 +519,29 @@ pub fn removal(chain: Chain, totals: (f64, f64, f64)) -> Result<MarkovResult> {
         value_removal_effects: vre,
         conversions,
         value,
+        solved: true,
     })
+}
+
+/// A partition's fitted chain without its removal solves (a shard, a Spark chunk): nothing
+/// the partition writes reads them, and the merge solves the summed chain once. Its
+/// removal effects are None and its credits 0; `p_conversion` is the observed rate.
+pub fn unsolved(chain: Chain, totals: (f64, f64, f64)) -> MarkovResult {
+    let (conv, _, nulls) = totals;
+    let observed_rate = if conv + nulls > 0.0 { conv / (conv + nulls) } else { 0.0 };
+    let nc = chain.n_channels;
+    MarkovResult {
+        chain,
+        p_conversion: observed_rate,
+        expected_value: 0.0,
+        observed_rate,
+        removal_effects: vec![None; nc],
+        value_removal_effects: vec![None; nc],
+        conversions: vec![0.0; nc],
+        value: vec![0.0; nc],
+        warning: None,
+        solved: false,
+    }
 }
 
 /// Removal effect of a channel sequence (order ≥ 2): every state that contains the

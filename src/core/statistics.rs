@@ -188,6 +188,9 @@ pub struct SolveOptions<'a> {
     pub time_decay: Option<&'a Credits>,
     /// Compute the removal effects of channel sequences (order ≥ 2).
     pub sequence_effects: bool,
+    /// A partition's statistics (a shard, a Spark chunk): the chains are fitted but not
+    /// solved ([`markov::unsolved`]), the merge solves their sum.
+    pub partition: bool,
 }
 
 /// The fitted models of one sum of statistics.
@@ -224,7 +227,7 @@ pub fn solve(s: &mut Sums, fit_on: Option<&mut Sums>, opts: &SolveOptions) -> Re
             shapley_rate(s, opts.channels, m)
         }
     };
-    if let (Some(r), true) = (&fit.markov, opts.sequence_effects) {
+    if let (Some(r), true) = (&fit.markov, opts.sequence_effects && !opts.partition) {
         fit.sequences = markov::sequence_effects(r, m.markov_max_sequences)?;
     }
     for &x in &m.run {
@@ -286,6 +289,9 @@ fn markov_fit_chains(
         .collect();
     let k = match (opts.models.markov_order, built.len()) {
         (_, 0) => return Ok(None),
+        // A partition's chain is only counted (its candidate orders, with "auto", by the
+        // bootstrap's partition sums): the merge chooses the order.
+        _ if opts.partition => *built.keys().next().expect("a chain"),
         (MarkovOrder::Auto { .. }, _) => {
             let states: Vec<usize> = built.values().map(|c| c.states.len() - 1).collect();
             let (k, scores) = markov::choose_order_from(folds, n, &states);
@@ -298,6 +304,9 @@ fn markov_fit_chains(
     let chain =
         built.remove(&k).ok_or_else(|| crate::error::Error::Internal(format!("no order-{k} chain")))?;
     drop(built); // the other candidates, before the chosen chain's solves
+    if opts.partition {
+        return Ok(Some(markov::unsolved(chain, totals)));
+    }
     let r = markov::removal(chain, totals)?;
     fit.warnings.extend(crate::core::analysis::markov_warnings(&r));
     Ok(Some(r))

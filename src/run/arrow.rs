@@ -610,6 +610,7 @@ pub(crate) fn solve_rows(
         channels: &path_channels,
         time_decay: time_decay.as_ref(),
         sequence_effects,
+        partition: false,
     };
     let mut fit = statistics::solve(&mut s, None, &opts)?;
     let dedupe = settings.journeys.dedupe != crate::settings::Dedupe::None;

@@ -25,7 +25,13 @@ fn group_ids(log: &EventLog, s: &Settings) -> (Vec<String>, Vec<u32>) {
 /// The group-level analysis: the log's channel column is swapped for group ids while the
 /// journeys are built (no copy of the other columns), then restored. `duplicates` are the
 /// channel-level duplicate rows, so two touches of one group are never taken for copies.
-pub fn analyze_groups(log: &mut EventLog, s: &Settings, duplicates: &[u32], index: bool) -> Result<Analysis> {
+/// `partition`: a shard's or a Spark chunk's journeys (the chain is fitted, the merge solves it).
+pub fn analyze_groups(
+    log: &mut EventLog,
+    s: &Settings,
+    duplicates: &[u32],
+    (index, partition): (bool, bool),
+) -> Result<Analysis> {
     if let Some(p) = s.channel_groups.keys().find_map(|g| reserved_name_problem(g)) {
         return Err(Error::Config(format!("channel group: {p}")));
     }
@@ -61,6 +67,7 @@ pub fn analyze_groups(log: &mut EventLog, s: &Settings, duplicates: &[u32], inde
             sequence_effects: false,
             dedupe: s.journeys.dedupe != Dedupe::None,
             training: None,
+            partition,
         },
     )?;
     Ok(a)

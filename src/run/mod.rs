@@ -177,6 +177,8 @@ impl<'a> Run<'a> {
             Some(t) => Some(self.phase("training", |s| training::prepare(t, &mut log, s))?),
             None => None,
         };
+        // A shard's or a Spark chunk's journeys: their statistics are summed and solved by the merge.
+        let partition = shard.is_some() || self.chunk;
         // Intervals need every journey by person (a shard's become its replicate statistics).
         let index = self.settings.models.bootstrap_replicates > 0;
         let (journeys, touch_campaign, order) =
@@ -187,10 +189,13 @@ impl<'a> Run<'a> {
             true => (order.duplicates.clone(), Some(order)),
             false => (order.duplicates, None),
         };
-        let groups = match self.settings.channel_groups.is_empty() {
-            true => None,
-            false => Some(self.phase("groups", |s| groups::analyze_groups(&mut log, s, &duplicates, index))?),
-        };
+        let groups =
+            match self.settings.channel_groups.is_empty() {
+                true => None,
+                false => Some(self.phase("groups", |s| {
+                    groups::analyze_groups(&mut log, s, &duplicates, (index, partition))
+                })?),
+            };
         let log_units = campaign_units(&log);
         let input = input_summary(&log);
         let users = self.users(&log)?;
@@ -205,7 +210,6 @@ impl<'a> Run<'a> {
         let rec = journeys.recorded.as_ref();
         let status = self.settings.segments.customer_status;
         let journey_conversions = relationship::journey_conversions(&log, rec, status);
-        let partition = shard.is_some() || self.chunk;
         let user_order = match partition && self.settings.output.journey_credit {
             true => (0..log.n_users as u32).map(|u| log.order_key(u)).collect(),
             false => Vec::new(),
@@ -214,8 +218,10 @@ impl<'a> Run<'a> {
             relationship::source_touches(&log, rec, self.settings.journeys.conversion_is_touch);
         drop(log);
         let (mut analysis, campaign_sums) = self.phase("models", |s| {
-            let mut a =
-                analysis::analyze(journeys, &analyze_options(s, &channels, fit.as_ref().map(|f| &f.0)))?;
+            let mut a = analysis::analyze(
+                journeys,
+                &analyze_options(s, (&channels, fit.as_ref().map(|f| &f.0)), partition),
+            )?;
             a.training = fit.as_ref().map(|f| f.1.clone());
             let c = campaign_sums(&a, touch_campaign.as_deref(), (&log_units[..], &campaigns[..]), s)?;
             Ok((a, c))
@@ -230,8 +236,9 @@ impl<'a> Run<'a> {
             }
             sums => (None, sums),
         };
-        let segments = self
-            .phase("segment models", |s| segments::analyze_segments(seg_journeys, &analysis, s, &channels))?;
+        let segments = self.phase("segment models", |s| {
+            segments::analyze_segments(seg_journeys, &analysis, s, (&channels, partition))
+        })?;
         analysis.warnings.splice(0..0, read_warnings);
         for w in &analysis.warnings {
             tracing::warn!("{w}");
@@ -348,6 +355,7 @@ impl<'a> Run<'a> {
                 sequence_effects: true,
                 dedupe: s.journeys.dedupe != crate::settings::Dedupe::None,
                 training: None,
+                partition: false,
             };
             analysis::analyze(journeys, &opts)
         })?;
@@ -761,8 +769,8 @@ pub(crate) fn person_key(settings: &Settings) -> Result<Option<PseudonymKey>> {
 /// The models' options of one run over the events.
 fn analyze_options<'a>(
     s: &'a Settings,
-    channels: &'a [String],
-    training: Option<&'a PathTable>,
+    (channels, training): (&'a [String], Option<&'a PathTable>),
+    partition: bool,
 ) -> AnalyzeOptions<'a> {
     AnalyzeOptions {
         base_names: channels,
@@ -771,6 +779,7 @@ fn analyze_options<'a>(
         sequence_effects: true,
         dedupe: s.journeys.dedupe != crate::settings::Dedupe::None,
         training,
+        partition,
     }
 }
 

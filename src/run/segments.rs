@@ -53,11 +53,12 @@ pub fn segment_journeys(
 }
 
 /// Run the models on each segment; small segments take the pooled fit for [`FITTED`].
+/// `partition`: a shard's or a Spark chunk's segments (chains fitted, solved by the merge).
 pub fn analyze_segments(
     list: Vec<SegmentJourneys>,
     pooled: &Analysis,
     s: &Settings,
-    channels: &[String],
+    (channels, partition): (&[String], bool),
 ) -> Result<Vec<SegmentAnalysis>> {
     let mut models = s.models.clone();
     models.bootstrap_replicates = 0;
@@ -70,6 +71,7 @@ pub fn analyze_segments(
                 sequence_effects: false,
                 dedupe: s.journeys.dedupe != Dedupe::None,
                 training: None,
+                partition,
             };
             let a = analysis::analyze(sj.journeys, &opts)?;
             Ok(finish_segment((sj.segmentation, sj.segment), a, pooled, s))

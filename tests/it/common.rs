@@ -169,6 +169,7 @@ pub fn analyze_journeys(
         sequence_effects: true,
         dedupe: false,
         training: None,
+        partition: false,
     };
     touchpoint::core::analysis::analyze(j, &opts).unwrap()
 }

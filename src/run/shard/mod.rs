@@ -509,6 +509,7 @@ fn merge_layer(
         sequence_effects: layer.is_channels(),
         dedupe: settings.journeys.dedupe != crate::settings::Dedupe::None,
         training: None,
+        partition: false,
     };
     let mut analysis = analyze(journeys, &opts)?;
     analysis.lags = lags;
