@@ -268,7 +268,9 @@ fn markov_fit(s: &mut Sums, opts: &SolveOptions, fit: &mut Fit) -> Result<Option
 }
 
 /// The Markov fit of the chosen order: with `"auto"` the order whose chain predicts
-/// conversion best out of sample (`markov::choose_order_from`), else the only one.
+/// conversion best out of sample (`markov::choose_order_from`), else the only one. A
+/// partition keeps its lowest candidate order's chain, unsolved: the order is chosen, and
+/// the chain solved, where the partitions are summed.
 fn markov_fit_chains(
     chains: BTreeMap<usize, ChainSum>,
     folds: &FoldCounts<Vec<u32>>,
