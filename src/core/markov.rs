@@ -469,9 +469,6 @@ pub struct MarkovResult {
     pub value: Vec<f64>,
     /// Set when an iterative solve stopped before machine precision.
     pub warning: Option<String>,
-    /// False for a partition's chain ([`unsolved`]): its removal effects are the merge's to
-    /// solve, from every partition's summed counts.
-    pub solved: bool,
 }
 
 /// Fit the chain of order k and compute exact removal effects and credits.
@@ -519,7 +516,6 @@ pub fn removal(chain: Chain, totals: (f64, f64, f64)) -> Result<MarkovResult> {
         value_removal_effects: vre,
         conversions,
         value,
-        solved: true,
     })
 }
 
@@ -540,7 +536,6 @@ pub fn unsolved(chain: Chain, totals: (f64, f64, f64)) -> MarkovResult {
         conversions: vec![0.0; nc],
         value: vec![0.0; nc],
         warning: None,
-        solved: false,
     }
 }
 

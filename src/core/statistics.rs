@@ -141,6 +141,11 @@ impl Sums {
         s
     }
 
+    /// The coalitions as the sorted sets and their sums (what `replicates` reads).
+    fn coalition_lists(&self) -> (Vec<Vec<u32>>, Vec<[f64; 3]>) {
+        self.coalitions.iter().map(|(k, v)| (k.clone(), *v)).unzip()
+    }
+
     /// The statistics the fitted models read: the coalitions and the Markov chains (with
     /// `"auto"`, every candidate's, and the fold counts).
     fn fitted(&mut self, pt: &PathTable, plan: &Plan) {
@@ -258,8 +263,7 @@ pub fn solve(s: &mut Sums, fit_on: Option<&mut Sums>, opts: &SolveOptions) -> Re
 /// effects (a path's credit depends only on its channel set).
 fn markov_journey(s: &Sums, r: &MarkovResult, n: usize) -> Credits {
     let re: Vec<f64> = r.removal_effects.iter().map(|e| e.unwrap_or(0.0)).collect();
-    let (sets, sums): (Vec<Vec<u32>>, Vec<[f64; 3]>) =
-        s.coalitions.iter().map(|(k, v)| (k.clone(), *v)).unzip();
+    let (sets, sums) = s.coalition_lists();
     replicates::split_by_removal(&sets, &sums, &re, n)
 }
 
@@ -320,9 +324,6 @@ fn shapley_rate(s: &Sums, channels: &[String], m: &Models) -> Option<(Credits, b
     if !m.run.contains(&Model::ShapleyRate) {
         return None;
     }
-    let rows =
-        s.coalitions.iter().filter(|(set, _)| !set.is_empty()).map(|(set, &[conversions, nulls, value])| {
-            PathRow { path: set.clone(), conversions, nulls, value }
-        });
-    Some(shapley::shapley_rate(&PathTable { channels: channels.to_vec(), rows: rows.collect() }))
+    let (sets, sums) = s.coalition_lists();
+    Some(shapley::shapley_rate(&replicates::coalition_table(channels, &sets, &sums)))
 }

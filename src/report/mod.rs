@@ -238,10 +238,6 @@ pub struct Headline {
 
 /// The headline numbers of a result.
 pub fn headline(a: &Analysis) -> Option<Headline> {
-    // A partition's Markov credit is the merge's to solve: it has no headline of its own.
-    if a.markov.as_ref().is_some_and(|r| !r.solved) {
-        return None;
-    }
     let (m, c) =
         a.credits.iter().find(|(m, _)| *m == crate::settings::Model::Markov).or(a.credits.first())?;
     let f = a.folded(c);

@@ -141,19 +141,12 @@ pub struct Solved {
     pub journey: Option<String>,
 }
 
-/// The Markov orders a distributed fit counts: the fixed order, or with `"auto"` every
-/// candidate order (the order is then chosen from the summed fold counts, as one run
-/// chooses it: `markov::choose_order_from`).
-pub fn markov_orders(s: &Settings) -> Vec<usize> {
-    statistics::markov_orders(&s.models)
-}
-
 /// Additive statistics of a group of distinct paths (`path`, `conversions`, `nulls`,
 /// `value`, paths joined by the unit separator): credit per rule model and path channel,
 /// Markov edges and end values, and the totals. Columns: `kind`, `model`, `from`, `to`,
 /// `conversions`, `nulls`, `value`.
 pub fn path_statistics(settings: &Settings, paths: ArrowInput) -> Result<ArrowArrayStream> {
-    let orders = markov_orders(settings);
+    let orders = statistics::markov_orders(&settings.models);
     let pt = read_paths(paths)?;
     // The report channel of each path channel: only `frequency` renames them, by a suffix.
     let frequency = settings.journeys.transforms.contains(&crate::settings::Transform::Frequency);
@@ -596,7 +589,7 @@ pub(crate) fn solve_rows(
         engine::Kept { rows_read: input.rows_read, events: input.events, other_shards: input.other_shards };
     engine::check_kept("the events", &super::scope_of(settings).0, &kept)?;
     let m = &settings.models;
-    let orders = markov_orders(settings);
+    let orders = statistics::markov_orders(&settings.models);
     let mut s = sums(rows, &path_channels, orders[0])?;
     match statistics::runs_markov(&m.run) {
         // A sum without paths is still a chain (an empty one), as one run's.

@@ -12,7 +12,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::path::{Path, PathBuf};
 
-use super::arrow::{distributed_tables, markov_orders, solve_rows, statistics_of};
+use super::arrow::{distributed_tables, solve_rows, statistics_of};
 use super::shard::{
     check_set, merge_campaigns, merge_journey_credit, merge_segments, merge_source_touches, read_meta, Layer,
     PartialMeta, CHANNELS, GROUPS, SEGMENTS,
@@ -240,7 +240,7 @@ fn stream_statistics(
     mut spill: Option<&mut SortSpill>,
 ) -> Result<(Vec<StatisticsRow>, Vec<PathRow>)> {
     let first = &parts[0].1;
-    let k = markov_orders(&first.settings);
+    let k = crate::core::statistics::markov_orders(&first.settings.models);
     let metas: Vec<PartialMeta> = parts.iter().map(|p| p.1.clone()).collect();
     let merged = super::shard::merge_metas(&metas);
     let channels = merged.path_channels;

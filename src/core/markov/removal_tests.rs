@@ -176,10 +176,10 @@ fn the_sweep_visits_successors_first_so_an_acyclic_chain_has_no_back_edges() {
     let pt = PathTable::from_rows((0..40).map(|c| format!("c{c:02}")).collect(), rows);
     for k in 1..=3 {
         let chain = Chain::fit(&pt, k);
-        assert_eq!(Rows::of(&chain).back_edges(), 0, "order {k}");
+        let rows = Rows::of(&chain);
+        assert_eq!(rows.back_edges(), 0, "order {k}");
         // and the sweep's answer is the LU's
         let gone = vec![false; chain.states.len()];
-        let rows = Rows::of(&chain);
         let ((p, _), converged) = super::removal::sweep_one(&rows, &rows.permute(&gone));
         assert!(converged);
         let (lu, _) = chain.solve(None).unwrap();
