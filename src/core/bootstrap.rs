@@ -34,10 +34,12 @@ use crate::core::models::{self, Credits, RuleModel};
 use crate::core::paths::{PathRow, PathTable};
 use crate::core::recorded::JourneyIndex;
 use crate::core::replicates::{self, ChainFrame, Frame, NamedSums, ReplicateSums};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 mod block;
+
 use crate::settings::{MarkovOrder, Model, Models};
+pub use block::BLOCK;
 
 /// How many replicates, at which level, from which seed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -272,8 +274,14 @@ pub struct Plan<'a> {
 /// Compute the replicates of every model of `a`. None when the analysis has no journey
 /// index (an aggregated path table) or replicates are off.
 pub fn intervals(a: &Analysis, params: &Models, opts: &BootstrapOptions) -> Result<Option<Intervals>> {
-    let Some(plan) = plan(a, params, opts)? else { return Ok(None) };
+    let Some(mut plan) = plan(a, params, opts)? else { return Ok(None) };
+    if let Some(m) = &a.markov {
+        plan.frame.linearize(&m.chain, params.markov_replicates);
+    }
     let progress = Progress::new(opts.replicates);
+    if plan.frame.linear.is_some() {
+        return linear_intervals(a, &plan, opts, &progress).map(Some);
+    }
     let reps: Vec<Vec<Vec<Credits>>> = blocks(opts.replicates)
         .into_par_iter()
         .map(|(first, count)| {
@@ -287,6 +295,49 @@ pub fn intervals(a: &Analysis, params: &Models, opts: &BootstrapOptions) -> Resu
         })
         .collect::<Result<_>>()?;
     Ok(Some(fold(a, opts.level, reps.into_iter().flatten().collect())))
+}
+
+/// Replicates whose Markov removals take one correction step from the full fit
+/// ([`Frame::linearize`]), in the groups a merge solves them in (`markov::Linear::group`):
+/// a group's blocks in parallel, each replicate's chain sums written into its column of the
+/// correction product and dropped, then the group's corrections in one product.
+fn linear_intervals(
+    a: &Analysis,
+    plan: &Plan,
+    opts: &BootstrapOptions,
+    progress: &Progress,
+) -> Result<Intervals> {
+    let frame = &plan.frame;
+    let Some(linear) = frame.linear.as_ref() else {
+        return Err(Error::Internal("no linearized chain".into()));
+    };
+    let entries = linear.entries().max(1);
+    let all = blocks(opts.replicates);
+    let mut out = Vec::with_capacity(opts.replicates);
+    for group in all.chunks(linear.group(opts.replicates, BLOCK) / BLOCK) {
+        let mut q = vec![0.0; entries * group.iter().map(|b| b.1).sum::<usize>()];
+        // Each lane's chain sums are dropped on the thread that made them, so the next
+        // lane reuses their memory.
+        let sums: Vec<Vec<ReplicateSums>> = group
+            .par_iter()
+            .zip(q.par_chunks_mut(entries * BLOCK))
+            .map(|(&(first, count), q)| {
+                let block = plan.block(opts.seed, first);
+                let lane = |(l, q): (usize, &mut [f64])| {
+                    let mut s = plan.lane(&block, l);
+                    frame.fill(&s, q)?;
+                    (s.edges, s.ends) = (Vec::new(), Vec::new());
+                    Ok(s)
+                };
+                let lanes = (0..count).zip(q.chunks_mut(entries)).map(lane).collect();
+                progress.done(count);
+                lanes
+            })
+            .collect::<Result<_>>()?;
+        let sums: Vec<ReplicateSums> = sums.into_iter().flatten().collect();
+        out.extend(frame.solve_filled(&sums, &q)?);
+    }
+    Ok(fold(a, opts.level, out))
 }
 
 /// A long bootstrap (hundreds of channels at Markov order 2 take minutes) says how far it

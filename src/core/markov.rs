@@ -25,10 +25,14 @@ use rustc_hash::FxHashMap;
 use crate::core::paths::{PathRow, PathTable};
 use crate::error::{Error, Result};
 
+mod linear;
+#[cfg(test)]
+mod linear_tests;
 mod removal;
 #[cfg(test)]
 mod removal_tests;
 
+pub use linear::{Counts, Kept, Linear};
 pub use removal::Fundamental;
 
 /// Target of a transition.
@@ -74,6 +78,10 @@ pub struct Chain {
     fundamental: std::sync::OnceLock<Fundamental>,
     /// Gauss–Seidel solves that stopped at the sweep limit before converging.
     unconverged: std::sync::atomic::AtomicUsize,
+    /// Whether the removal solves keep every state's solution ([`Chain::keep_solutions`]).
+    keep: std::sync::atomic::AtomicBool,
+    /// The kept solutions, until [`Linear::of`] takes them.
+    solutions: std::sync::Mutex<Option<removal::Solutions>>,
 }
 
 impl Clone for Chain {
@@ -87,6 +95,8 @@ impl Clone for Chain {
             solver: std::sync::OnceLock::new(),
             fundamental: std::sync::OnceLock::new(),
             unconverged: std::sync::atomic::AtomicUsize::new(0),
+            keep: false.into(),
+            solutions: std::sync::Mutex::new(None),
         }
     }
 }
@@ -161,7 +171,16 @@ impl Chain {
             solver: std::sync::OnceLock::new(),
             fundamental: std::sync::OnceLock::new(),
             unconverged: std::sync::atomic::AtomicUsize::new(0),
+            keep: false.into(),
+            solutions: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Keep every state's solution of the removal solves for the replicates' correction
+    /// steps ([`Linear::of`] takes them instead of solving them again). Only the
+    /// Gauss–Seidel lanes have them; other solves keep nothing.
+    pub fn keep_solutions(&self) {
+        self.keep.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Name of a transient state: `(start)` or channel names joined by ` > `.
@@ -480,25 +499,9 @@ pub fn attribute(pt: &PathTable, k: usize) -> Result<MarkovResult> {
 /// Removal effects and credits of a fitted chain; `totals` are the (conversions, value,
 /// nulls) of the journeys it was fitted to.
 pub fn removal(chain: Chain, totals: (f64, f64, f64)) -> Result<MarkovResult> {
-    let (k, nc) = (chain.order, chain.n_channels);
-    let (total_conv, total_value, total_nulls) = totals;
-    let total_w = total_conv + total_nulls;
-    let observed_rate = if total_w > 0.0 { total_conv / total_w } else { 0.0 };
+    let k = chain.order;
     let ((p, v), fractions) = chain.start_and_removal_fractions()?;
-    let mut re = vec![None; nc];
-    let mut vre = vec![None; nc];
-    for (c, (rc, vc)) in fractions.into_iter().enumerate() {
-        re[c] = Some(rc.clamp(0.0, 1.0));
-        if total_value > 0.0 && v > 0.0 {
-            vre[c] = Some(vc.clamp(0.0, 1.0));
-        }
-    }
-    let normalise = |res: &[Option<f64>], total: f64| -> Vec<f64> {
-        let sum: f64 = res.iter().map(|r| r.unwrap_or(0.0)).sum();
-        res.iter().map(|r| if sum > 0.0 { r.unwrap_or(0.0) / sum * total } else { 0.0 }).collect()
-    };
-    let conversions = normalise(&re, total_conv);
-    let value = normalise(&vre, total_value);
+    let credited = Credited::of(chain.n_channels, &fractions, v, totals);
     let unconverged = chain.unconverged.load(std::sync::atomic::Ordering::Relaxed);
     let warning = (unconverged > 0).then(|| {
         format!(
@@ -511,12 +514,67 @@ pub fn removal(chain: Chain, totals: (f64, f64, f64)) -> Result<MarkovResult> {
         chain,
         p_conversion: p,
         expected_value: v,
-        observed_rate,
-        removal_effects: re,
-        value_removal_effects: vre,
-        conversions,
-        value,
+        observed_rate: credited.observed_rate,
+        removal_effects: credited.removal_effects,
+        value_removal_effects: credited.value_removal_effects,
+        conversions: credited.conversions,
+        value: credited.value,
     })
+}
+
+/// Removal effects and the credits they split the totals into.
+#[derive(Debug, Clone)]
+pub struct Credited {
+    /// As [`MarkovResult::observed_rate`].
+    pub observed_rate: f64,
+    /// As [`MarkovResult::removal_effects`].
+    pub removal_effects: Vec<Option<f64>>,
+    /// As [`MarkovResult::value_removal_effects`].
+    pub value_removal_effects: Vec<Option<f64>>,
+    /// As [`MarkovResult::conversions`].
+    pub conversions: Vec<f64>,
+    /// As [`MarkovResult::value`].
+    pub value: Vec<f64>,
+}
+
+impl Credited {
+    /// From each channel's lost fractions (none when nothing converts), the chain's
+    /// expected value `v` and the (conversions, value, nulls) it was fitted to: each removal
+    /// effect clamped to [0, 1], the totals split in proportion to them.
+    pub fn of(n_channels: usize, fractions: &[(f64, f64)], v: f64, totals: (f64, f64, f64)) -> Credited {
+        let (total_conv, total_value, total_nulls) = totals;
+        let total_w = total_conv + total_nulls;
+        let mut re = vec![None; n_channels];
+        let mut vre = vec![None; n_channels];
+        for (c, &(rc, vc)) in fractions.iter().enumerate() {
+            re[c] = Some(rc.clamp(0.0, 1.0));
+            if total_value > 0.0 && v > 0.0 {
+                vre[c] = Some(vc.clamp(0.0, 1.0));
+            }
+        }
+        let normalise = |res: &[Option<f64>], total: f64| -> Vec<f64> {
+            let sum: f64 = res.iter().map(|r| r.unwrap_or(0.0)).sum();
+            res.iter().map(|r| if sum > 0.0 { r.unwrap_or(0.0) / sum * total } else { 0.0 }).collect()
+        };
+        Credited {
+            observed_rate: if total_w > 0.0 { total_conv / total_w } else { 0.0 },
+            conversions: normalise(&re, total_conv),
+            value: normalise(&vre, total_value),
+            removal_effects: re,
+            value_removal_effects: vre,
+        }
+    }
+
+    /// From the kept (P(conversion), expected value) of the full chain and of each channel's
+    /// removal ([`Linear::kept`]).
+    pub fn of_kept(full: (f64, f64), kept: &[(f64, f64)], totals: (f64, f64, f64)) -> Credited {
+        let (p, v) = full;
+        let fractions: Vec<(f64, f64)> = match p > 0.0 {
+            true => kept.iter().map(|&k| removal::kept_to_fractions(k, p, v)).collect(),
+            false => Vec::new(),
+        };
+        Credited::of(kept.len(), &fractions, v, totals)
+    }
 }
 
 /// A partition's fitted chain without its removal solves (a shard, a Spark chunk): nothing

@@ -25,6 +25,7 @@
 //! partition sums the chain of every candidate order, its rows tagged with the order
 //! (`model`), and the merge keeps the chosen order's.
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::core::analysis::Analysis;
@@ -33,7 +34,7 @@ use crate::core::markov::{self, Chain, Target, Transition};
 use crate::core::models::Credits;
 use crate::core::paths::{PathRow, PathTable};
 use crate::error::{Error, Result};
-use crate::settings::Model;
+use crate::settings::{MarkovReplicates, Model};
 
 /// The columns that key a statistics row: its [`Kind`], the model of a credit row, and
 /// `from`/`to` (a channel, a state, a length or a coalition, names joined by U+001F).
@@ -191,6 +192,9 @@ pub struct Frame {
     pub chains: Vec<ChainFrame>,
     /// Distinct channel sets of the paths, sorted (`markov_journey` or `shapley_rate` runs).
     pub coalitions: Vec<Vec<u32>>,
+    /// The full chain's solutions a replicate takes one correction step from, instead of
+    /// refitting ([`Frame::linearize`]).
+    pub linear: Option<std::sync::Arc<markov::Linear>>,
 }
 
 /// Whether a model's replicate credit is a sum over persons (else it is solved from sums).
@@ -250,27 +254,101 @@ impl Frame {
             channels: a.paths.channels.clone(),
             chains: a.markov.iter().filter(|_| fitted).map(|m| ChainFrame::of(&m.chain)).collect(),
             coalitions,
+            linear: None,
+        }
+    }
+
+    /// Solve replicates' Markov removals by one correction step from `chain` (the full fit
+    /// the frame's chain is of) where `how` says so: always with `linear`, with `auto` above
+    /// [`markov::DIRECT_MAX_STATES`] states. A partition's frame is never linearized: it
+    /// does not solve.
+    pub fn linearize(&mut self, chain: &Chain, how: MarkovReplicates) {
+        if linearized(how, chain.states.len()) && self.chains.len() == 1 && chain.states.len() > 1 {
+            let t = std::time::Instant::now();
+            let linear = markov::Linear::of(chain);
+            tracing::debug!(
+                ms = t.elapsed().as_millis() as u64,
+                states = chain.states.len(),
+                "linearized the chain"
+            );
+            if linear.unconverged > 0 {
+                tracing::warn!(
+                    solves = linear.unconverged,
+                    "Markov replicates: Gauss–Seidel solves stopped at the sweep limit"
+                );
+            }
+            self.linear = Some(std::sync::Arc::new(linear));
         }
     }
 
     /// Every model's credits (path-table channel ids, the frame's model order) in the
     /// replicate whose sums are `s`.
     pub fn solve(&self, s: &ReplicateSums) -> Result<Vec<Credits>> {
+        let mut out = self.solve_many(std::slice::from_ref(s))?;
+        Ok(out.pop().expect("one replicate"))
+    }
+
+    /// [`Frame::solve`] of several replicates: with a linearized chain their correction
+    /// steps are one matrix product ([`Frame::solve_filled`]).
+    pub fn solve_many(&self, ss: &[ReplicateSums]) -> Result<Vec<Vec<Credits>>> {
+        if let Some(linear) = self.linear.as_ref().filter(|_| self.runs_markov()) {
+            let mut out = Vec::with_capacity(ss.len());
+            for ss in ss.chunks(linear.group(ss.len(), crate::core::bootstrap::BLOCK)) {
+                let mut q = vec![0.0; linear.entries() * ss.len()];
+                q.par_chunks_mut(linear.entries().max(1)).zip(ss).try_for_each(|(q, s)| self.fill(s, q))?;
+                out.extend(self.solve_filled(ss, &q)?);
+            }
+            return Ok(out);
+        }
+        let fits: Vec<Option<markov::Credited>> = match self.runs_markov() {
+            false => vec![None; ss.len()],
+            true => ss.par_iter().map(|s| self.refit(s).map(Some)).collect::<Result<_>>()?,
+        };
+        Ok(ss.par_iter().zip(fits).map(|(s, fit)| self.assemble(s, fit.as_ref())).collect())
+    }
+
+    fn runs_markov(&self) -> bool {
+        self.models.iter().any(|m| matches!(m, Model::Markov | Model::MarkovJourney))
+    }
+
+    /// A replicate's column of the linearized chain's correction product
+    /// ([`markov::Linear::fill`]); its chain sums are not read again.
+    pub fn fill(&self, s: &ReplicateSums, q: &mut [f64]) -> Result<()> {
+        let linear =
+            self.linear.as_ref().ok_or_else(|| Error::Internal("fill without a linearized chain".into()))?;
+        let (_, edges, ends) = one_chain(&self.chains, s)?;
+        linear.fill(&markov::Counts { edges, ends }, q);
+        Ok(())
+    }
+
+    /// [`Frame::solve`] of replicates whose columns [`Frame::fill`] wrote into `q`, in order
+    /// (their chain sums may be gone).
+    pub fn solve_filled(&self, ss: &[ReplicateSums], q: &[f64]) -> Result<Vec<Vec<Credits>>> {
+        let linear =
+            self.linear.as_ref().ok_or_else(|| Error::Internal("solve without a linearized chain".into()))?;
+        let kept = linear.kept(q);
+        Ok(ss
+            .par_iter()
+            .zip(kept)
+            .map(|(s, (full, channels))| {
+                let [conv, nulls, value] = s.totals;
+                let fit = markov::Credited::of_kept(full, &channels, (conv, value, nulls));
+                self.assemble(s, Some(&fit))
+            })
+            .collect())
+    }
+
+    fn assemble(&self, s: &ReplicateSums, fit: Option<&markov::Credited>) -> Vec<Credits> {
         let n = self.channels.len();
-        let mut fit = None;
+        let fit = || fit.expect("a Markov model's replicate is fitted");
         let mut out = Vec::with_capacity(self.models.len());
         for (i, &m) in self.models.iter().enumerate() {
-            if matches!(m, Model::Markov | Model::MarkovJourney) && fit.is_none() {
-                fit = Some(self.refit(s)?);
-            }
             out.push(match m {
                 Model::Markov => {
-                    let f = fit.as_ref().expect("fitted above");
-                    Credits { conversions: f.conversions.clone(), value: f.value.clone() }
+                    Credits { conversions: fit().conversions.clone(), value: fit().value.clone() }
                 }
                 Model::MarkovJourney => {
-                    let f = fit.as_ref().expect("fitted above");
-                    let re: Vec<f64> = f.removal_effects.iter().map(|x| x.unwrap_or(0.0)).collect();
+                    let re: Vec<f64> = fit().removal_effects.iter().map(|x| x.unwrap_or(0.0)).collect();
                     self.split_coalitions(s, &re)
                 }
                 Model::ShapleyRate => crate::core::shapley::shapley_rate(&self.coalition_table(s)).0,
@@ -278,7 +356,7 @@ impl Frame {
                 _ => Credits::zeros(n),
             });
         }
-        Ok(out)
+        out
     }
 
     /// The summed models' credits of a replicate; the solved ones zero (a training window
@@ -293,11 +371,8 @@ impl Frame {
 
     /// The chain refitted with a replicate's counts (the full fit's states and edges; an
     /// edge no weighted journey walks has probability 0), and its removal effects.
-    fn refit(&self, s: &ReplicateSums) -> Result<markov::MarkovResult> {
-        let (c, edges, ends) = match (self.chains.as_slice(), &s.edges[..], &s.ends[..]) {
-            ([c], [edges], [ends]) => (c, edges, ends),
-            _ => return Err(Error::Internal("a Markov replicate without exactly one chain".into())),
-        };
+    fn refit(&self, s: &ReplicateSums) -> Result<markov::Credited> {
+        let (c, edges, ends) = one_chain(&self.chains, s)?;
         let mut out_total = vec![0.0; c.states.len()];
         for (e, &(from, _)) in c.edges.iter().enumerate() {
             out_total[from as usize] += edges[e];
@@ -314,7 +389,14 @@ impl Frame {
         let lsv = ends.iter().map(|&(v, conv)| if conv > 0.0 { v / conv } else { 0.0 }).collect();
         let chain = Chain::from_parts(c.order, c.states.clone(), transitions, lsv, self.channels.len());
         let [conv, nulls, value] = s.totals;
-        markov::removal(chain, (conv, value, nulls))
+        let r = markov::removal(chain, (conv, value, nulls))?;
+        Ok(markov::Credited {
+            observed_rate: r.observed_rate,
+            removal_effects: r.removal_effects,
+            value_removal_effects: r.value_removal_effects,
+            conversions: r.conversions,
+            value: r.value,
+        })
     }
 
     fn split_coalitions(&self, s: &ReplicateSums, re: &[f64]) -> Credits {
@@ -390,6 +472,28 @@ impl Frame {
             c.states.iter().enumerate().map(|(i, s)| (s.as_slice(), i as u32)).collect()
         });
         FrameNames { frame: self, states }
+    }
+}
+
+/// Whether replicates of a chain of `states` states take a correction step from the full
+/// fit ([`Frame::linearize`]) rather than a refit.
+pub fn linearized(how: MarkovReplicates, states: usize) -> bool {
+    match how {
+        MarkovReplicates::Refit => false,
+        MarkovReplicates::Linear => true,
+        MarkovReplicates::Auto => states > markov::DIRECT_MAX_STATES,
+    }
+}
+
+/// A chain of a frame, a replicate's weighted journeys per edge and (value, conversions)
+/// per end state on it.
+type OneChain<'a> = (&'a ChainFrame, &'a [f64], &'a [(f64, f64)]);
+
+/// The frame's one chain and a replicate's sums on it.
+fn one_chain<'a>(chains: &'a [ChainFrame], s: &'a ReplicateSums) -> Result<OneChain<'a>> {
+    match (chains, &s.edges[..], &s.ends[..]) {
+        ([c], [edges], [ends]) => Ok((c, edges, ends)),
+        _ => Err(Error::Internal("a Markov replicate without exactly one chain".into())),
     }
 }
 

@@ -224,11 +224,11 @@ pub fn solve(s: &mut Sums, fit_on: Option<&mut Sums>, opts: &SolveOptions) -> Re
     let mut fit = Fit::default();
     let rate = match fit_on {
         Some(t) => {
-            fit.markov = markov_fit(t, opts, &mut fit)?;
+            fit.markov = markov_fit(t, opts, &mut fit, false)?;
             shapley_rate(t, opts.channels, m)
         }
         None => {
-            fit.markov = markov_fit(s, opts, &mut fit)?;
+            fit.markov = markov_fit(s, opts, &mut fit, true)?;
             shapley_rate(s, opts.channels, m)
         }
     };
@@ -267,8 +267,15 @@ fn markov_journey(s: &Sums, r: &MarkovResult, n: usize) -> Credits {
     replicates::split_by_removal(&sets, &sums, &re, n)
 }
 
-fn markov_fit(s: &mut Sums, opts: &SolveOptions, fit: &mut Fit) -> Result<Option<MarkovResult>> {
-    markov_fit_chains(std::mem::take(&mut s.chains), &s.folds, s.totals, opts, fit)
+/// `replicated`: whether the bootstrap refits this chain (not a training window's), so
+/// that its solves are kept where replicates take a correction step from them.
+fn markov_fit(
+    s: &mut Sums,
+    opts: &SolveOptions,
+    fit: &mut Fit,
+    replicated: bool,
+) -> Result<Option<MarkovResult>> {
+    markov_fit_chains(std::mem::take(&mut s.chains), &s.folds, s.totals, opts, fit, replicated)
 }
 
 /// The Markov fit of the chosen order: with `"auto"` the order whose chain predicts
@@ -281,6 +288,7 @@ fn markov_fit_chains(
     totals: (f64, f64, f64),
     opts: &SolveOptions,
     fit: &mut Fit,
+    replicated: bool,
 ) -> Result<Option<MarkovResult>> {
     let n = opts.channels.len();
     let mut built: BTreeMap<usize, Chain> = chains
@@ -312,6 +320,13 @@ fn markov_fit_chains(
     drop(built); // the other candidates, before the chosen chain's solves
     if opts.partition {
         return Ok(Some(markov::unsolved(chain, totals)));
+    }
+    let m = opts.models;
+    if replicated
+        && m.bootstrap_replicates > 0
+        && replicates::linearized(m.markov_replicates, chain.states.len())
+    {
+        chain.keep_solutions();
     }
     let r = markov::removal(chain, totals)?;
     fit.warnings.extend(crate::core::analysis::markov_warnings(&r));

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use entry::Entry;
-pub use model::{MarkovOrder, Model, Models, PositionWeights};
+pub use model::{MarkovOrder, MarkovReplicates, Model, Models, PositionWeights};
 pub use resolve::{parse_set, parse_value, path_value, resolve, Layers, Resolved, SECTIONS};
 pub use rules::{
     days_to_micros, ChannelRule, ChannelRules, Columns, Dedupe, InvalidRows, JourneyRules, Transform, TAGS,

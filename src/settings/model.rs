@@ -84,6 +84,22 @@ impl TryFrom<String> for Model {
     }
 }
 
+/// How a bootstrap replicate's Markov removal effects are computed (`docs/models.md`
+/// § Uncertainty, "Markov replicates of a large chain").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MarkovReplicates {
+    /// `refit` up to the chain size whose removals come from one dense factorisation
+    /// (600 states), `linear` above, where a refit costs a full Gauss–Seidel fit.
+    #[default]
+    Auto,
+    /// Refit every replicate's chain and solve every removal again (exact).
+    Refit,
+    /// One correction step from the full fit's solutions (exact to first order in the
+    /// reweighting, one pass over the edges per replicate).
+    Linear,
+}
+
 /// The Markov order: fixed, or chosen from the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MarkovOrder {
@@ -173,6 +189,8 @@ pub struct Models {
     pub interval_level: f64,
     /// Seed of the bootstrap's user weights (same seed and input, same intervals).
     pub bootstrap_seed: u64,
+    /// How replicates solve Markov's removals: `"auto"`, `"refit"` or `"linear"`.
+    pub markov_replicates: MarkovReplicates,
     /// Fit Markov and `shapley_rate` on the journeys closed in this many days ending with
     /// the run date (scheduled runs; at least the lookback), instead of the window's alone.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -193,6 +211,7 @@ impl Default for Models {
             bootstrap_replicates: 200,
             interval_level: 0.9,
             bootstrap_seed: 1,
+            markov_replicates: MarkovReplicates::Auto,
             training_days: None,
         }
     }

@@ -19,7 +19,7 @@ use crate::core::models::Credits;
 use crate::core::replicates::ReplicateSums;
 
 /// Replicates summed together in one pass (one AVX-512 register of `f64`).
-pub(super) const BLOCK: usize = 8;
+pub const BLOCK: usize = 8;
 
 /// One number per replicate of a block.
 type Lanes = [f64; BLOCK];

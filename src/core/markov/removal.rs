@@ -133,13 +133,28 @@ pub fn lanes_from() -> usize {
 /// a state mostly reads successors already updated in the same sweep. `order[new]` is a
 /// state's index in the chain.
 pub struct Rows {
-    row_ptr: Vec<usize>,
-    cols: Vec<u32>,
-    probs: Vec<f64>,
-    b: Vec<(f64, f64)>,
-    diag: Vec<f64>,
-    order: Vec<u32>,
-    start: usize,
+    pub(super) row_ptr: Vec<usize>,
+    pub(super) cols: Vec<u32>,
+    pub(super) probs: Vec<f64>,
+    pub(super) b: Vec<(f64, f64)>,
+    pub(super) diag: Vec<f64>,
+    pub(super) order: Vec<u32>,
+    pub(super) start: usize,
+    /// Where each of the chain's transitions lives in these rows.
+    pub(super) slots: Vec<Slot>,
+}
+
+/// A transition's place in [`Rows`] (states in sweep order).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Slot {
+    /// An edge between two states: its position in `cols`/`probs`.
+    Edge(u32),
+    /// A state's edge to itself.
+    Diag(u32),
+    /// A state's edge into `(conversion)`.
+    Conversion(u32),
+    /// An edge into `(null)`.
+    Null,
 }
 
 impl Rows {
@@ -148,17 +163,26 @@ impl Rows {
         let n = chain.states.len();
         let (mut row_ptr, mut b, mut diag) = (vec![0usize; n + 1], vec![(0.0, 0.0); n], vec![0.0; n]);
         let mut edges: Vec<(u32, f64)> = Vec::new();
+        // Per transition: Edge(index into `edges`) or the slot it keeps (state numbers old).
+        let mut slots = Vec::with_capacity(chain.transitions.len());
         for t in &chain.transitions {
             let a = t.from as usize;
-            match t.to {
-                Target::State(j) if j as usize == a => diag[a] += t.probability,
-                Target::State(j) => edges.push((j, t.probability)),
-                Target::Null => {}
+            slots.push(match t.to {
+                Target::State(j) if j as usize == a => {
+                    diag[a] += t.probability;
+                    Slot::Diag(a as u32)
+                }
+                Target::State(j) => {
+                    edges.push((j, t.probability));
+                    Slot::Edge(edges.len() as u32 - 1)
+                }
+                Target::Null => Slot::Null,
                 Target::Conversion => {
                     b[a].0 += t.probability;
                     b[a].1 += t.probability * chain.last_state_value[a];
+                    Slot::Conversion(a as u32)
                 }
-            }
+            });
             row_ptr[a + 1] = edges.len();
         }
         for i in 0..n {
@@ -177,15 +201,65 @@ impl Rows {
             diag: order.iter().map(|&o| diag[o as usize]).collect(),
             start: new_of.first().map_or(0, |&s| s as usize),
             order,
+            slots: Vec::new(),
         };
+        let mut new_pos = vec![0u32; edges.len()];
         for (new, &old) in rows.order.iter().enumerate() {
-            for &(j, q) in &edges[row_ptr[old as usize]..row_ptr[old as usize + 1]] {
-                rows.cols.push(new_of[j as usize]);
-                rows.probs.push(q);
+            for k in row_ptr[old as usize]..row_ptr[old as usize + 1] {
+                new_pos[k] = rows.cols.len() as u32;
+                rows.cols.push(new_of[edges[k].0 as usize]);
+                rows.probs.push(edges[k].1);
             }
             rows.row_ptr[new + 1] = rows.cols.len();
         }
+        rows.slots = slots
+            .into_iter()
+            .map(|s| match s {
+                Slot::Edge(k) => Slot::Edge(new_pos[k as usize]),
+                Slot::Diag(a) => Slot::Diag(new_of[a as usize]),
+                Slot::Conversion(a) => Slot::Conversion(new_of[a as usize]),
+                Slot::Null => Slot::Null,
+            })
+            .collect();
         rows
+    }
+
+    /// The rows of the transposed system `g = Qᵀ g + e_start` (`g[i]`: the expected visits to
+    /// state i from `(start)`, the fundamental matrix's first row), for the same sweeps: the
+    /// states in the reverse of [`Rows`]' order, as visits flow from `(start)` forwards.
+    /// Index i here is index `n − 1 − i` of `self`; only the solve's arithmetic is kept
+    /// (`slots` and `order` are empty).
+    pub(super) fn transposed(&self) -> Rows {
+        let n = self.b.len();
+        let mut counts = vec![0usize; n + 1];
+        for &j in &self.cols {
+            counts[n - j as usize] += 1;
+        }
+        for i in 0..n {
+            counts[i + 1] += counts[i];
+        }
+        let (mut cols, mut probs) = (vec![0u32; self.cols.len()], vec![0.0; self.probs.len()]);
+        let mut next = counts.clone();
+        for i in 0..n {
+            for k in self.row_ptr[i]..self.row_ptr[i + 1] {
+                let to = n - 1 - self.cols[k] as usize;
+                cols[next[to]] = (n - 1 - i) as u32;
+                probs[next[to]] = self.probs[k];
+                next[to] += 1;
+            }
+        }
+        let mut b = vec![(0.0, 0.0); n];
+        b[n - 1 - self.start] = (1.0, 0.0);
+        Rows {
+            row_ptr: counts,
+            cols,
+            probs,
+            b,
+            diag: self.diag.iter().rev().copied().collect(),
+            order: Vec::new(),
+            start: n - 1 - self.start,
+            slots: Vec::new(),
+        }
     }
 
     /// Edges to a state the sweep visits later (or to itself): the cycles the walk
@@ -260,15 +334,18 @@ pub fn sweep_one(rows: &Rows, gone: &[bool]) -> ((f64, f64), bool) {
             scale = scale.max(new.0.abs()).max(new.1.abs());
             x[i] = new;
         }
-        if delta <= 1e-15 * scale {
+        if delta <= EXACT * scale {
             return (x[rows.start], true);
         }
     }
     (x[rows.start], false)
 }
 
+/// A solve's `(start)` values and whether it converged.
+type Solved = ((f64, f64), bool);
+
 /// One lane's running solution: conversion probabilities then values.
-type Lane = [[f64; LANES]; 2];
+pub(super) type Lane = [[f64; LANES]; 2];
 
 /// Gauss–Seidel for up to [`LANES`] removals at once; `gone[i]` has bit l set when state i
 /// (in sweep order, [`Rows::permute`]) is removed in lane l. Each lane stops on its own
@@ -277,38 +354,50 @@ type Lane = [[f64; LANES]; 2];
 /// `(x[start], converged)` per lane. Compiled for the widest vector instructions the
 /// processor has (the same source: vector code does not fuse multiplies into adds unless
 /// asked to, so the same bits).
+#[cfg(test)]
 pub fn sweep_lanes(rows: &Rows, gone: &[u8], lanes: usize) -> Vec<((f64, f64), bool)> {
+    let (x, converged) = solve_lanes(rows, gone, lanes, EXACT);
+    let s = rows.start;
+    (0..lanes).map(|l| ((x[s][0][l], x[s][1][l]), converged[l])).collect()
+}
+
+/// The stopping test of the removal solves: no value changes by more than this, relative.
+pub(super) const EXACT: f64 = 1e-15;
+
+/// [`sweep_lanes`] with every state's solution (in sweep order) instead of `(start)`'s,
+/// stopping at relative change `tol`.
+pub(super) fn solve_lanes(rows: &Rows, gone: &[u8], lanes: usize, tol: f64) -> (Vec<Lane>, [bool; LANES]) {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") {
             // SAFETY: the processor has the feature `sweep_avx512` is compiled for.
-            return unsafe { sweep_avx512(rows, gone, lanes) };
+            return unsafe { sweep_avx512(rows, gone, lanes, tol) };
         }
         if is_x86_feature_detected!("avx2") {
             // SAFETY: as above, for AVX2.
-            return unsafe { sweep_avx2(rows, gone, lanes) };
+            return unsafe { sweep_avx2(rows, gone, lanes, tol) };
         }
     }
-    sweep(rows, gone, lanes)
+    sweep(rows, gone, lanes, tol)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn sweep_avx512(rows: &Rows, gone: &[u8], lanes: usize) -> Vec<((f64, f64), bool)> {
-    sweep(rows, gone, lanes)
+unsafe fn sweep_avx512(rows: &Rows, gone: &[u8], lanes: usize, tol: f64) -> (Vec<Lane>, [bool; LANES]) {
+    sweep(rows, gone, lanes, tol)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn sweep_avx2(rows: &Rows, gone: &[u8], lanes: usize) -> Vec<((f64, f64), bool)> {
-    sweep(rows, gone, lanes)
+unsafe fn sweep_avx2(rows: &Rows, gone: &[u8], lanes: usize, tol: f64) -> (Vec<Lane>, [bool; LANES]) {
+    sweep(rows, gone, lanes, tol)
 }
 
 /// The sweeps of [`sweep_lanes`]. Every lane's arithmetic is done for every state and kept
 /// only where the lane is live (a select, not a branch), so a pass is straight-line vector
 /// code; a dead lane's values, change and scale are left as they were.
 #[inline(always)]
-pub(super) fn sweep(rows: &Rows, gone: &[u8], lanes: usize) -> Vec<((f64, f64), bool)> {
+pub(super) fn sweep(rows: &Rows, gone: &[u8], lanes: usize, tol: f64) -> (Vec<Lane>, [bool; LANES]) {
     let n = rows.b.len();
     let mut x: Vec<Lane> = vec![[[0.0; LANES]; 2]; n];
     let mut active: u8 = if lanes >= LANES { u8::MAX } else { (1u8 << lanes) - 1 };
@@ -346,14 +435,13 @@ pub(super) fn sweep(rows: &Rows, gone: &[u8], lanes: usize) -> Vec<((f64, f64), 
         }
         let was = active;
         for l in (0..LANES).filter(|l| was >> l & 1 == 1) {
-            if delta[l] <= 1e-15 * scale[l] {
+            if delta[l] <= tol * scale[l] {
                 converged[l] = true;
                 active &= !(1u8 << l);
             }
         }
     }
-    let s = rows.start;
-    (0..lanes).map(|l| ((x[s][0][l], x[s][1][l]), converged[l])).collect()
+    (x, converged)
 }
 
 impl Chain {
@@ -420,7 +508,10 @@ impl Chain {
         p: f64,
         v: f64,
     ) -> Vec<(f64, f64)> {
-        self.lane_solves(count, removed).into_iter().map(|kept| kept_to_fractions(kept, p, v)).collect()
+        self.lane_solves(count, removed, false)
+            .into_iter()
+            .map(|kept| kept_to_fractions(kept, p, v))
+            .collect()
     }
 
     /// P(conversion) and expected value from `(start)`, and every channel's lost fractions
@@ -432,7 +523,7 @@ impl Chain {
             let fractions = if p > 0.0 { self.removal_fractions(p, v)? } else { Vec::new() };
             return Ok(((p, v), fractions));
         }
-        let kept = self.lane_solves(self.n_channels + 1, |i, st| i > 0 && st.contains(&(i as u32 - 1)));
+        let kept = self.lane_solves(self.n_channels + 1, |i, st| i > 0 && st.contains(&(i as u32 - 1)), true);
         let (p, v) = kept[0];
         let fractions = match p > 0.0 {
             true => kept[1..].iter().map(|&k| kept_to_fractions(k, p, v)).collect(),
@@ -441,8 +532,14 @@ impl Chain {
         Ok(((p, v), fractions))
     }
 
-    /// `(start)`'s conversion probability and value with each removal's states gone.
-    fn lane_solves(&self, count: usize, removed: impl Fn(usize, &[u32]) -> bool + Sync) -> Vec<(f64, f64)> {
+    /// `(start)`'s conversion probability and value with each removal's states gone; with
+    /// `capture` and [`Chain::keep_solutions`], every state's, kept for [`super::Linear`].
+    fn lane_solves(
+        &self,
+        count: usize,
+        removed: impl Fn(usize, &[u32]) -> bool + Sync,
+        capture: bool,
+    ) -> Vec<(f64, f64)> {
         let rows = Rows::of(self);
         if count < lanes_from() {
             let n = self.states.len();
@@ -457,8 +554,11 @@ impl Chain {
             self.unconverged.fetch_add(stuck, std::sync::atomic::Ordering::Relaxed);
             return solved.into_iter().map(|(kept, _)| kept).collect();
         }
+        let keep = capture && self.keep.load(std::sync::atomic::Ordering::Relaxed);
         let ids: Vec<usize> = (0..count).collect();
-        let solved: Vec<Vec<((f64, f64), bool)>> = ids
+        // Each block's starting values; its every state's only when kept (hundreds of
+        // blocks of a large chain would not fit otherwise).
+        let solved: Vec<(Vec<Solved>, Option<Vec<Lane>>)> = ids
             .par_chunks(LANES)
             .map(|block| {
                 let gone: Vec<u8> = std::iter::once(0)
@@ -470,13 +570,42 @@ impl Chain {
                             .fold(0u8, |m, (l, _)| m | 1 << l)
                     }))
                     .collect();
-                sweep_lanes(&rows, &rows.permute(&gone), block.len())
+                let (x, converged) = solve_lanes(&rows, &rows.permute(&gone), block.len(), EXACT);
+                let s = rows.start;
+                let starts = (0..block.len()).map(|l| ((x[s][0][l], x[s][1][l]), converged[l])).collect();
+                (starts, keep.then_some(x))
             })
             .collect();
-        let lanes: Vec<((f64, f64), bool)> = solved.into_iter().flatten().collect();
-        let stuck = lanes.iter().filter(|l| !l.1).count();
+        let stuck = solved.iter().flat_map(|b| &b.0).filter(|l| !l.1).count();
         self.unconverged.fetch_add(stuck, std::sync::atomic::Ordering::Relaxed);
-        lanes.into_iter().map(|(kept, _)| kept).collect()
+        let mut kept = Vec::with_capacity(count);
+        let mut blocks = Vec::new();
+        for (starts, x) in solved {
+            kept.extend(starts.into_iter().map(|(k, _)| k));
+            blocks.extend(x);
+        }
+        if keep {
+            *self.solutions.lock().unwrap_or_else(|e| e.into_inner()) = Some(Solutions { blocks });
+        }
+        kept
+    }
+
+    /// The solutions [`Chain::keep_solutions`] kept, if any (taken: the chain no longer
+    /// holds them).
+    pub(super) fn take_solutions(&self) -> Option<Solutions> {
+        self.solutions.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// Every state's solution (sweep order) of the full chain (column 0) and of each
+/// channel's removal (column 1 + c): per block of [`LANES`] columns, as the lanes left it.
+pub(super) struct Solutions {
+    pub(super) blocks: Vec<Vec<Lane>>,
+}
+
+impl std::fmt::Debug for Solutions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Solutions({} blocks)", self.blocks.len())
     }
 }
 
@@ -486,6 +615,6 @@ fn fractions((lp, lv): (f64, f64), p: f64, v: f64) -> (f64, f64) {
 }
 
 /// Lost fractions from what is kept (the per-channel solves' form, `1 − kept / full`).
-fn kept_to_fractions((pc, vc): (f64, f64), p: f64, v: f64) -> (f64, f64) {
+pub(super) fn kept_to_fractions((pc, vc): (f64, f64), p: f64, v: f64) -> (f64, f64) {
     (1.0 - pc / p, if v > 0.0 { 1.0 - vc / v } else { 0.0 })
 }

@@ -549,10 +549,13 @@ pub(crate) fn merged_intervals(
 /// by replicate into the analysis' intervals.
 pub(crate) fn solve_replicates(
     a: &Analysis,
-    frame: Frame,
+    mut frame: Frame,
     settings: &Settings,
     sources: impl Iterator<Item = Result<(Vec<NamedSums>, PathBuf)>>,
 ) -> Result<Intervals> {
+    if let Some(m) = &a.markov {
+        frame.linearize(&m.chain, settings.models.markov_replicates);
+    }
     let names = frame.names();
     let reps = settings.models.bootstrap_replicates;
     let mut sums = vec![ReplicateSums::zeros(&frame); reps];
@@ -572,7 +575,7 @@ pub(crate) fn solve_replicates(
             }
         }
     }
-    let solved: Vec<Vec<Credits>> = sums.par_iter().map(|s| frame.solve(s)).collect::<Result<_>>()?;
+    let solved = frame.solve_many(&sums)?;
     Ok(bootstrap::fold(a, settings.models.interval_level, solved))
 }
 
