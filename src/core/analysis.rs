@@ -167,6 +167,7 @@ pub fn analyze(journeys: Journeys, opts: &AnalyzeOptions) -> Result<Analysis> {
         time_decay: time_decay.as_ref(),
         sequence_effects: opts.sequence_effects,
         partition: opts.partition,
+        replicated: index.is_some() && !opts.partition,
     };
     let mut fit = statistics::solve(&mut sums, training.as_mut(), &solve)?;
     if opts.training.is_some() {

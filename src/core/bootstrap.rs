@@ -314,7 +314,7 @@ fn linear_intervals(
     let entries = linear.entries().max(1);
     let all = blocks(opts.replicates);
     let mut out = Vec::with_capacity(opts.replicates);
-    for group in all.chunks(linear.group(opts.replicates, BLOCK) / BLOCK) {
+    for group in all.chunks(frame.group(opts.replicates) / BLOCK) {
         let mut q = vec![0.0; entries * group.iter().map(|b| b.1).sum::<usize>()];
         // Each lane's chain sums are dropped on the thread that made them, so the next
         // lane reuses their memory.

@@ -33,7 +33,7 @@ mod removal;
 mod removal_tests;
 
 pub use linear::{Counts, Kept, Linear};
-pub use removal::Fundamental;
+pub use removal::{Fundamental, LANES};
 
 /// Target of a transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -263,7 +263,7 @@ impl Frame {
     /// [`markov::DIRECT_MAX_STATES`] states. A partition's frame is never linearized: it
     /// does not solve.
     pub fn linearize(&mut self, chain: &Chain, how: MarkovReplicates) {
-        if linearized(how, chain.states.len()) && self.chains.len() == 1 && chain.states.len() > 1 {
+        if linearized(how, chain) && self.chains.len() == 1 && chain.states.len() > 1 {
             let t = std::time::Instant::now();
             let linear = markov::Linear::of(chain);
             tracing::debug!(
@@ -293,7 +293,7 @@ impl Frame {
     pub fn solve_many(&self, ss: &[ReplicateSums]) -> Result<Vec<Vec<Credits>>> {
         if let Some(linear) = self.linear.as_ref().filter(|_| self.runs_markov()) {
             let mut out = Vec::with_capacity(ss.len());
-            for ss in ss.chunks(linear.group(ss.len(), crate::core::bootstrap::BLOCK)) {
+            for ss in ss.chunks(self.group(ss.len())) {
                 let mut q = vec![0.0; linear.entries() * ss.len()];
                 q.par_chunks_mut(linear.entries().max(1)).zip(ss).try_for_each(|(q, s)| self.fill(s, q))?;
                 out.extend(self.solve_filled(ss, &q)?);
@@ -305,6 +305,15 @@ impl Frame {
             true => ss.par_iter().map(|s| self.refit(s).map(Some)).collect::<Result<_>>()?,
         };
         Ok(ss.par_iter().zip(fits).map(|(s, fit)| self.assemble(s, fit.as_ref())).collect())
+    }
+
+    /// How many replicates a linearized chain's product takes at once
+    /// ([`markov::Linear::group`]), counting what a replicate's sums hold besides its chain
+    /// (a credit per model and channel, three numbers per coalition).
+    pub fn group(&self, replicates: usize) -> usize {
+        let held = 8 * (2 * self.models.len() * self.channels.len() + 3 * self.coalitions.len());
+        let block = crate::core::bootstrap::BLOCK;
+        self.linear.as_ref().map_or(block, |l| l.group(replicates, block, held))
     }
 
     fn runs_markov(&self) -> bool {
@@ -475,15 +484,28 @@ impl Frame {
     }
 }
 
-/// Whether replicates of a chain of `states` states take a correction step from the full
-/// fit ([`Frame::linearize`]) rather than a refit.
-pub fn linearized(how: MarkovReplicates, states: usize) -> bool {
+/// Whether replicates of `chain` take a correction step from the full fit
+/// ([`Frame::linearize`]) rather than a refit. `auto` refits where a refit is cheap: up to
+/// [`markov::DIRECT_MAX_STATES`] states (one dense LU), or while a Gauss–Seidel refit reads
+/// at most [`REFIT_MAX_WORK`] lane-transitions per sweep (⌈(channels + 1) / 8⌉ passes ×
+/// transitions). Above, a refit costs what the full fit costs, and there are enough
+/// journeys that the step's second-order error is small.
+pub fn linearized(how: MarkovReplicates, chain: &Chain) -> bool {
     match how {
         MarkovReplicates::Refit => false,
         MarkovReplicates::Linear => true,
-        MarkovReplicates::Auto => states > markov::DIRECT_MAX_STATES,
+        MarkovReplicates::Auto => {
+            let passes = (chain.n_channels + 1).div_ceil(markov::LANES);
+            chain.states.len() > markov::DIRECT_MAX_STATES
+                && passes * chain.transitions.len() > REFIT_MAX_WORK
+        }
     }
 }
+
+/// See [`linearized`]: 250k lane-transitions per sweep are ~30 ms of refit per replicate
+/// on this project's machine (the 12-channel 10M log at order 3: 2 × 26k; 300 channels at
+/// order 2: 38 × 752k, 3.3 s).
+pub const REFIT_MAX_WORK: usize = 250_000;
 
 /// A chain of a frame, a replicate's weighted journeys per edge and (value, conversions)
 /// per end state on it.

@@ -196,6 +196,11 @@ pub struct SolveOptions<'a> {
     /// A partition's statistics (a shard, a Spark chunk): the chains are fitted but not
     /// solved ([`markov::unsolved`]), the merge solves their sum.
     pub partition: bool,
+    /// The bootstrap's replicates will be solved from this fit (a single run with a
+    /// journey index): where they take a correction step from it, its removal solves keep
+    /// their solutions ([`markov::Chain::keep_solutions`]). Elsewhere the step, if any,
+    /// solves them again (the same bits), and nothing is held that no replicate reads.
+    pub replicated: bool,
 }
 
 /// The fitted models of one sum of statistics.
@@ -323,8 +328,9 @@ fn markov_fit_chains(
     }
     let m = opts.models;
     if replicated
+        && opts.replicated
         && m.bootstrap_replicates > 0
-        && replicates::linearized(m.markov_replicates, chain.states.len())
+        && replicates::linearized(m.markov_replicates, &chain)
     {
         chain.keep_solutions();
     }

@@ -604,6 +604,8 @@ pub(crate) fn solve_rows(
         time_decay: time_decay.as_ref(),
         sequence_effects,
         partition: false,
+        // The replicates' step, if any, solves the removals again (`Frame::linearize`).
+        replicated: false,
     };
     let mut fit = statistics::solve(&mut s, None, &opts)?;
     let dedupe = settings.journeys.dedupe != crate::settings::Dedupe::None;

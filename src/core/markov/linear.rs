@@ -233,14 +233,15 @@ impl Linear {
         }
     }
 
-    /// How many of `replicates` replicates to solve in one product: all of them while
-    /// their columns of `Qᵀ` fit in [`Q_BYTES`], else as few equal groups (multiples of
-    /// `block`) as do. A function of the chain and the count only, so a single run and a
-    /// merge take the same products.
-    pub fn group(&self, replicates: usize, block: usize) -> usize {
-        let column = self.entries.len().max(1) * std::mem::size_of::<f64>();
-        let groups = (replicates * column).div_ceil(Q_BYTES).max(1);
-        replicates.div_ceil(groups).div_ceil(block).max(1) * block
+    /// How many replicates to solve in one product: the most (a multiple of `block`, at
+    /// least one block) whose columns of `Qᵀ`, with the `held` bytes each replicate's other
+    /// sums keep until its group is solved, fit in [`Q_BYTES`]; all of them if they fit. A
+    /// function of the frame and the count only, so a single run and a merge take the same
+    /// products.
+    pub fn group(&self, replicates: usize, block: usize, held: usize) -> usize {
+        let column = self.entries.len().max(1) * std::mem::size_of::<f64>() + held;
+        let fit = (Q_BYTES / column / block).max(1) * block;
+        fit.min(replicates.div_ceil(block).max(1) * block)
     }
 
     /// The length of a replicate's column of `Qᵀ`.
@@ -303,7 +304,7 @@ enum Entry {
 /// second-order error and saves a third of the sweeps.
 const VISITS: f64 = 1e-11;
 
-/// The most memory the replicates' columns of `Qᵀ` take at once (each product computes
+/// The most memory the replicates of a group take at once (each product computes
 /// `W` again, so fewer, larger groups are faster).
 const Q_BYTES: usize = 512 << 20;
 

@@ -92,3 +92,36 @@ fn the_correction_step_is_exact_to_first_order_in_the_reweighting() {
     }
     assert!(checked >= 20, "only {checked} chains had a measurable second-order error");
 }
+
+/// The point fit's kept lane solutions are exactly the columns the step would solve: a
+/// chain above 600 states with enough channels for the lanes (from 64 on without AVX-512)
+/// gives the same corrections, bit for bit, whether the fit kept its solves or not.
+#[test]
+fn the_fits_kept_solutions_are_the_ones_the_step_would_solve() {
+    use crate::core::paths::{PathRow, PathTable};
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let names = (0..70).map(|c| format!("c{c:02}")).collect();
+    let rows: Vec<PathRow> = (0..600)
+        .map(|_| {
+            let path = (0..6).map(|_| rng.random_range(0..70u32)).collect();
+            let conversions = rng.random_range(0..3) as f64;
+            PathRow { path, conversions, nulls: rng.random_range(0..3) as f64, value: 20.0 * conversions }
+        })
+        .collect();
+    let pt = PathTable::from_rows(names, rows);
+    let chain = Chain::fit(&pt, 2);
+    assert!(chain.states.len() > super::DIRECT_MAX_STATES, "{} states", chain.states.len());
+    let fresh = Linear::of(&chain.clone());
+    chain.keep_solutions();
+    let r = super::removal(chain, (pt.total_conversions(), pt.total_value(), pt.total_nulls())).unwrap();
+    assert!(r.chain.solutions.lock().unwrap().is_some(), "the fit kept its solves");
+    let kept = Linear::of(&r.chain);
+    assert!(r.chain.solutions.lock().unwrap().is_none(), "the step took them");
+    let (edges, ends, _) = reweighted(&r.chain, 3, 0.02);
+    let mut q = vec![0.0; kept.entries()];
+    kept.fill(&Counts { edges: &edges, ends: &ends }, &mut q);
+    let bits = |k: super::Kept| {
+        std::iter::once(k.0).chain(k.1).flat_map(|(p, v)| [p.to_bits(), v.to_bits()]).collect::<Vec<_>>()
+    };
+    assert_eq!(bits(kept.kept(&q).pop().unwrap()), bits(fresh.kept(&q).pop().unwrap()));
+}
