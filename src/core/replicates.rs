@@ -502,10 +502,12 @@ pub fn linearized(how: MarkovReplicates, chain: &Chain) -> bool {
     }
 }
 
-/// See [`linearized`]: 250k lane-transitions per sweep are ~30 ms of refit per replicate
-/// on this project's machine (the 12-channel 10M log at order 3: 2 × 26k; 300 channels at
-/// order 2: 38 × 752k, 3.3 s).
-pub const REFIT_MAX_WORK: usize = 250_000;
+/// See [`linearized`]: 40k lane-transitions per sweep are ~5 ms of refit per replicate on
+/// this project's machine, ~1 s for 200 replicates on two cores (the 12-channel 10M log at
+/// order 3: 2 passes × 26k transitions, 1.5 s of refits against 0.5 s of steps; 300
+/// channels at order 2: 38 × 752k, 3.3 s a replicate). Below it a log is small enough
+/// that its rarely walked states make the step's error largest, and a refit is cheap.
+pub const REFIT_MAX_WORK: usize = 40_000;
 
 /// A chain of a frame, a replicate's weighted journeys per edge and (value, conversions)
 /// per end state on it.

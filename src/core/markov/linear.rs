@@ -38,8 +38,12 @@ pub struct Linear {
     y: Vec<Vec<Lane>>,
     /// Per block of columns, per state (sweep order): expected visits from `(start)`.
     g: Vec<Vec<[f64; LANES]>>,
-    /// Per transition of the chain: its source state (chain numbering).
+    /// Per transition of the chain: its source state (chain numbering) and the full fit's
+    /// probability.
     from: Vec<u32>,
+    point: Vec<f64>,
+    /// Per state (chain numbering): the full fit's value per conversion.
+    last_state_value: Vec<f64>,
     /// The terms of the corrections, state by state (sweep order).
     entries: Vec<Entry>,
     /// Per edge of the rows, per state, and per converting state: its entry (the value
@@ -112,12 +116,15 @@ impl Linear {
             None => forward.into_iter().map(|f| f.expect("solved without kept solutions")).collect(),
         };
         let from = chain.transitions.iter().map(|t| t.from).collect();
+        let point = chain.transitions.iter().map(|t| t.probability).collect();
         let mut linear = Linear {
             rows,
             cols,
             y,
             g,
             from,
+            point,
+            last_state_value: chain.last_state_value.clone(),
             unconverged,
             entries: Vec::new(),
             edge: Vec::new(),
@@ -250,7 +257,14 @@ impl Linear {
     }
 
     /// A replicate's column of `Qᵀ` (zeros on entry): its row-normalised probability on
-    /// every entry (a state no weighted journey leaves has none, as in an exact refit).
+    /// every entry.
+    ///
+    /// A state no weighted journey leaves is one no weighted journey enters either (every
+    /// journey that enters a state leaves it), so in the replicate nothing reaches it and
+    /// its row does not change the exact answer. It keeps the full fit's row, which leaves
+    /// the step's residual there 0. Emptying it, as a refit does, would charge the step a
+    /// first-order `−g_s y_s` that the exact answer does not have: a row dropping to zero is
+    /// no small change (a state one person walks loses its row in 37% of replicates).
     pub fn fill(&self, r: &Counts, q: &mut [f64]) {
         let mut out_total = vec![0.0; r.ends.len()];
         for (&from, &count) in self.from.iter().zip(r.edges) {
@@ -259,15 +273,20 @@ impl Linear {
         for &e in &self.stay {
             q[e as usize] = -1.0;
         }
-        for ((&slot, &from), &count) in self.rows.slots.iter().zip(&self.from).zip(r.edges) {
+        let rows = self.rows.slots.iter().zip(&self.from).zip(&self.point);
+        for (((&slot, &from), &point), &count) in rows.zip(r.edges) {
             let t = out_total[from as usize];
-            let p = if t > 0.0 { count / t } else { 0.0 };
+            let p = if t > 0.0 { count / t } else { point };
             match slot {
                 Slot::Edge(k) => q[self.edge[k as usize] as usize] = p,
                 Slot::Diag(i) => q[self.stay[i as usize] as usize] += p,
                 Slot::Conversion(i) => {
                     let (value, conv) = r.ends[from as usize];
-                    let lsv = if conv > 0.0 { value / conv } else { 0.0 };
+                    let lsv = match (t > 0.0, conv > 0.0) {
+                        (false, _) => self.last_state_value[from as usize],
+                        (true, true) => value / conv,
+                        (true, false) => 0.0,
+                    };
                     let e = self.convert[i as usize] as usize;
                     q[e] += p;
                     q[e + 1] += p * lsv;
