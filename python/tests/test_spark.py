@@ -52,14 +52,17 @@ GROUPS = {"social": ["facebook", "instagram", "tiktok"], "search": ["paid_search
 GROUP_TABLES = ("channel_group_attribution", "channel_group_roles", "group_comparison")
 
 
-@pytest.mark.parametrize("order", [2, "auto(max=3)"])
-def test_intervals_equal_the_cli(spark, tmp_path, order):
+@pytest.mark.parametrize("order,replicates", [(2, "auto"), ("auto(max=3)", "auto"), (3, "linear")])
+def test_intervals_equal_the_cli(spark, tmp_path, order, replicates):
     """Chunks sum their replicates' statistics, Spark sums them by key, the driver solves:
     the interval columns equal the CLI's. With channel groups: the chunks' group-level
     paths and replicates are summed as a second level and solved the same way, so the
     group tables and group_comparison (paired replicates) equal the CLI's too. With "auto"
-    the chunks sum every candidate order's chain and the driver solves the chosen one's."""
-    models = {"run": MODELS, "markov_order": order, "bootstrap_replicates": 25, "bootstrap_seed": 3}
+    the chunks sum every candidate order's chain and the driver solves the chosen one's.
+    With markov_replicates = "linear" the driver takes each replicate's correction step
+    from the summed fit, as the CLI takes it from its own."""
+    models = {"run": MODELS, "markov_order": order, "bootstrap_replicates": 25, "bootstrap_seed": 3,
+              "markov_replicates": replicates}
     sections = {"models": models,
                 "channel_groups": GROUPS}
     want = cli_tables(SAMPLE, tmp_path / "cli", sections)
