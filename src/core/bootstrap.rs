@@ -314,8 +314,13 @@ fn linear_intervals(
     let entries = linear.entries().max(1);
     let all = blocks(opts.replicates);
     let mut out = Vec::with_capacity(opts.replicates);
-    for group in all.chunks(frame.group(opts.replicates) / BLOCK) {
-        let mut q = vec![0.0; entries * group.iter().map(|b| b.1).sum::<usize>()];
+    let size = frame.group(opts.replicates);
+    // One buffer for every group: zeroing it again is cheaper than the kernel's zeroing of
+    // fresh pages.
+    let mut buffer = vec![0.0; entries * size.min(opts.replicates)];
+    for group in all.chunks(size / BLOCK) {
+        let q = &mut buffer[..entries * group.iter().map(|b| b.1).sum::<usize>()];
+        q.fill(0.0);
         // Each lane's chain sums are dropped on the thread that made them, so the next
         // lane reuses their memory.
         let sums: Vec<Vec<ReplicateSums>> = group
@@ -335,7 +340,7 @@ fn linear_intervals(
             })
             .collect::<Result<_>>()?;
         let sums: Vec<ReplicateSums> = sums.into_iter().flatten().collect();
-        out.extend(frame.solve_filled(&sums, &q)?);
+        out.extend(frame.solve_filled(&sums, q)?);
     }
     Ok(fold(a, opts.level, out))
 }
