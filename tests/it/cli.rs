@@ -504,31 +504,37 @@ fn campaign_grain_touch_types_and_journey_credit() {
     assert_eq!(q["non_converting_journeys"], 1.0);
 }
 
+/// Also with the replicates' Markov correction step (`markov_replicates = "linear"`): its
+/// products run in fixed tiles summed in order.
 #[test]
 fn the_thread_count_does_not_change_a_byte() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |threads: &str, out: &Path| {
+    let run = |threads: &str, out: &Path, replicates: &str| {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_touchpoint"))
             .args(["attribute", "--events", sample().to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
             .args(["--markov-order", "3", "--journey-credit"])
+            .args(["--set", &format!("models.markov_replicates=\"{replicates}\"")])
             .env("RAYON_NUM_THREADS", threads)
             .env("POLARS_MAX_THREADS", threads)
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
-    let (one, four) = (dir.path().join("one"), dir.path().join("four"));
-    run("1", &one);
-    run("4", &four);
     let strip = |d: &Path| {
         let mut f = files(d);
         f.remove("manifest.json");
         f
     };
-    let (a, b) = (strip(&one), strip(&four));
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (k, v) in &a {
-        assert!(v == &b[k], "{k} differs between 1 and 4 threads");
+    for replicates in ["auto", "linear"] {
+        let (one, four) =
+            (dir.path().join(format!("one-{replicates}")), dir.path().join(format!("four-{replicates}")));
+        run("1", &one, replicates);
+        run("4", &four, replicates);
+        let (a, b) = (strip(&one), strip(&four));
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+        for (k, v) in &a {
+            assert!(v == &b[k], "{k} differs between 1 and 4 threads ({replicates})");
+        }
     }
 }
 
