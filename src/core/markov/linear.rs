@@ -32,13 +32,12 @@ pub struct Linear {
     rows: Rows,
     /// Columns: 0 the full chain, 1 + c channel c removed.
     cols: usize,
-    /// Blocks of [`LANES`] columns (the last padded with zeros).
-    blocks: usize,
-    /// Per state (sweep order), per block of columns: each column's conversion probability
-    /// and value from the state. A state's row is contiguous, as a product's column reads it.
-    y: Vec<Lane>,
-    /// Per state (sweep order), per block of columns: expected visits from `(start)`.
-    g: Vec<[f64; LANES]>,
+    /// Per block of [`LANES`] columns, per state (sweep order): each column's conversion
+    /// probability and value from the state (the lanes' own layout: a state's block is two
+    /// cache lines).
+    y: Vec<Vec<Lane>>,
+    /// Per block of columns, per state (sweep order): expected visits from `(start)`.
+    g: Vec<Vec<[f64; LANES]>>,
     /// Per transition of the chain: its source state (chain numbering) and the full fit's
     /// probability.
     from: Vec<u32>,
@@ -116,13 +115,11 @@ impl Linear {
             Some(y) => y,
             None => forward.into_iter().map(|f| f.expect("solved without kept solutions")).collect(),
         };
-        let (y, g) = (state_major(y), state_major(g));
         let from = chain.transitions.iter().map(|t| t.from).collect();
         let point = chain.transitions.iter().map(|t| t.probability).collect();
         let mut linear = Linear {
             rows,
             cols,
-            blocks: cols.div_ceil(LANES),
             y,
             g,
             from,
@@ -181,7 +178,7 @@ impl Linear {
     /// `q` holds the replicates' columns of `Qᵀ` one after another ([`Linear::fill`], each
     /// [`Linear::entries`] long).
     pub fn kept(&self, q: &[f64]) -> Vec<Kept> {
-        let (cols, e) = (self.blocks * LANES, self.entries.len());
+        let (cols, e) = (self.cols, self.entries.len());
         let m = q.len() / e.max(1);
         let q = MatRef::from_column_major_slice(q, e, m);
         let chunks: Vec<Mat<f64>> = (0..self.entries.len())
@@ -214,30 +211,31 @@ impl Linear {
         (0..m)
             .map(|r| {
                 let at = |c: usize| {
-                    let y = &self.y[s * self.blocks + c / LANES];
+                    let y = &self.y[c / LANES][s];
                     (y[0][c % LANES] + d[(c, r)], y[1][c % LANES] + d[(cols + c, r)])
                 };
-                (at(0), (1..self.cols).map(at).collect())
+                (at(0), (1..cols).map(at).collect())
             })
             .collect()
     }
 
-    /// An entry's column of `W`: per removal (padded to whole blocks), conversion
-    /// probability then value.
+    /// An entry's column of `W`: per removal, conversion probability then value.
     fn weights(&self, e: Entry, w: &mut [f64]) {
-        let nb = self.blocks;
-        let (wp, wv) = w.split_at_mut(nb * LANES);
-        let row = |i: u32| i as usize * nb..(i as usize + 1) * nb;
-        match e {
-            Entry::Edge { from, to } => products(&self.g[row(from)], &self.y[row(to)], wp, wv),
-            Entry::Stay(i) => products(&self.g[row(i)], &self.y[row(i)], wp, wv),
-            Entry::ConvertP(i) => {
-                wp.copy_from_slice(self.g[row(i)].as_flattened());
-                wv.fill(0.0);
-            }
-            Entry::ConvertV(i) => {
-                wp.fill(0.0);
-                wv.copy_from_slice(self.g[row(i)].as_flattened());
+        let (wp, wv) = w.split_at_mut(self.cols);
+        for (b, (g, y)) in self.g.iter().zip(&self.y).enumerate() {
+            let lanes = LANES.min(self.cols - b * LANES);
+            let (wp, wv) = (&mut wp[b * LANES..b * LANES + lanes], &mut wv[b * LANES..b * LANES + lanes]);
+            match e {
+                Entry::Edge { from, to } => products(&g[from as usize], &y[to as usize], wp, wv),
+                Entry::Stay(i) => products(&g[i as usize], &y[i as usize], wp, wv),
+                Entry::ConvertP(i) => {
+                    wp.copy_from_slice(&g[i as usize][..lanes]);
+                    wv.fill(0.0);
+                }
+                Entry::ConvertV(i) => {
+                    wp.fill(0.0);
+                    wv.copy_from_slice(&g[i as usize][..lanes]);
+                }
             }
         }
     }
@@ -299,29 +297,12 @@ impl Linear {
     }
 }
 
-/// `w_p = g ∘ y_p`, `w_v = g ∘ y_v` over a state's blocks.
-fn products(g: &[[f64; LANES]], y: &[Lane], wp: &mut [f64], wv: &mut [f64]) {
-    for (b, (g, y)) in g.iter().zip(y).enumerate() {
-        let (wp, wv) = (&mut wp[b * LANES..(b + 1) * LANES], &mut wv[b * LANES..(b + 1) * LANES]);
-        for l in 0..LANES {
-            wp[l] = g[l] * y[0][l];
-            wv[l] = g[l] * y[1][l];
-        }
+/// `w_p = g ∘ y_p`, `w_v = g ∘ y_v` over a block's lanes.
+fn products(g: &[f64; LANES], y: &Lane, wp: &mut [f64], wv: &mut [f64]) {
+    for l in 0..wp.len() {
+        wp[l] = g[l] * y[0][l];
+        wv[l] = g[l] * y[1][l];
     }
-}
-
-/// Per-block vectors (block-major, as the lanes leave them) state by state: element
-/// `i * blocks + b` is block b's entry for state i. Each block is freed once copied, so the
-/// two layouts are not held whole at once.
-fn state_major<T: Copy + Default>(by_block: Vec<Vec<T>>) -> Vec<T> {
-    let (blocks, n) = (by_block.len(), by_block.first().map_or(0, Vec::len));
-    let mut out = vec![T::default(); n * blocks];
-    for (b, block) in by_block.into_iter().enumerate() {
-        for (i, x) in block.into_iter().enumerate() {
-            out[i * blocks + b] = x;
-        }
-    }
-    out
 }
 
 /// A term of the corrections: what the replicate's probability on it multiplies.
