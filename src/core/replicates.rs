@@ -259,9 +259,9 @@ impl Frame {
     }
 
     /// Solve replicates' Markov removals by one correction step from `chain` (the full fit
-    /// the frame's chain is of) where `how` says so: always with `linear`, with `auto` above
-    /// [`markov::DIRECT_MAX_STATES`] states. A partition's frame is never linearized: it
-    /// does not solve.
+    /// the frame's chain is of) where `how` says so: always with `linear`, with `auto` where
+    /// a refit is costly ([`linearized`]). A partition's frame is never linearized: it does
+    /// not solve.
     pub fn linearize(&mut self, chain: &Chain, how: MarkovReplicates) {
         if linearized(how, chain) && self.chains.len() == 1 && chain.states.len() > 1 {
             let t = std::time::Instant::now();
@@ -488,7 +488,9 @@ impl Frame {
 /// ([`Frame::linearize`]) rather than a refit. `auto` refits where a refit is cheap: up to
 /// [`markov::DIRECT_MAX_STATES`] states (one dense LU), or while a Gauss–Seidel refit reads
 /// at most [`REFIT_MAX_WORK`] lane-transitions per sweep (⌈(channels + 1) / 8⌉ passes ×
-/// transitions). Above, a refit costs what the full fit costs, and there are enough
+/// transitions; the passes of AVX-512 lanes, a processor without them solves fewer than 64
+/// removals one by one and pays more). A function of the chain alone, so one run and every
+/// merge decide alike. Above, a refit costs what the full fit costs, and there are enough
 /// journeys that the step's second-order error is small.
 pub fn linearized(how: MarkovReplicates, chain: &Chain) -> bool {
     match how {

@@ -135,7 +135,7 @@ fn merged_intervals_equal_a_single_runs() {
 }
 
 /// Replicates that take one correction step from the full fit (`markov_replicates =
-/// "linear"`, the default above 600 states) merge like refitted ones: through 1 and 3
+/// "linear"`, the default where a refit is costly) merge like refitted ones: through 1 and 3
 /// shards every replicate equals one run's to 1e-9 (the merge sums the same statistics and
 /// takes the same step).
 #[test]
