@@ -242,7 +242,7 @@ impl Linear {
 
     /// How many replicates to solve in one product: the most (a multiple of `block`, at
     /// least one block) whose columns of `Qᵀ`, with the `held` bytes each replicate's other
-    /// sums keep until its group is solved, fit in [`Q_BYTES`]; all of them if they fit. A
+    /// sums keep until its group is solved, fit in `Q_BYTES` (512 MB); all of them if they fit. A
     /// function of the frame and the count only, so a single run and a merge take the same
     /// products.
     pub fn group(&self, replicates: usize, block: usize, held: usize) -> usize {

@@ -30,7 +30,7 @@
 //!
 //! Above [`super::DIRECT_MAX_STATES`] states the dense inverse is out of reach (n² numbers)
 //! and so is a sparse LU (journey graphs fill in), so each channel keeps its own
-//! Gauss–Seidel solve; from [`lanes_from`] channels on, [`sweep_lanes`] runs [`LANES`]
+//! Gauss–Seidel solve; from [`lanes_from`] channels on, [`solve_lanes`] runs [`LANES`]
 //! channels per pass over the transition rows, reading the matrix once for all of them with
 //! the same arithmetic per channel as a lone solve.
 
@@ -347,25 +347,15 @@ type Solved = ((f64, f64), bool);
 /// One lane's running solution: conversion probabilities then values.
 pub(super) type Lane = [[f64; LANES]; 2];
 
-/// Gauss–Seidel for up to [`LANES`] removals at once; `gone[i]` has bit l set when state i
-/// (in sweep order, [`Rows::permute`]) is removed in lane l. Each lane stops on its own
-/// test (no value changes by more than 1e-15 relative), so it returns the same bits as a
-/// lone solve of that removal. Returns
-/// `(x[start], converged)` per lane. Compiled for the widest vector instructions the
-/// processor has (the same source: vector code does not fuse multiplies into adds unless
-/// asked to, so the same bits).
-#[cfg(test)]
-pub fn sweep_lanes(rows: &Rows, gone: &[u8], lanes: usize) -> Vec<((f64, f64), bool)> {
-    let (x, converged) = solve_lanes(rows, gone, lanes, EXACT);
-    let s = rows.start;
-    (0..lanes).map(|l| ((x[s][0][l], x[s][1][l]), converged[l])).collect()
-}
-
 /// The stopping test of the removal solves: no value changes by more than this, relative.
 pub(super) const EXACT: f64 = 1e-15;
 
-/// [`sweep_lanes`] with every state's solution (in sweep order) instead of `(start)`'s,
-/// stopping at relative change `tol`.
+/// Gauss–Seidel for up to [`LANES`] removals at once; `gone[i]` has bit l set when state i
+/// (in sweep order, [`Rows::permute`]) is removed in lane l. Each lane stops on its own
+/// test (no value changes by more than `tol` relative; [`EXACT`] gives the bits of a lone
+/// solve of that removal). Returns every state's solution (sweep order) and whether each
+/// lane converged. Compiled for the widest vector instructions the processor has (the same source: vector code does not fuse multiplies into adds unless
+/// asked to, so the same bits).
 pub(super) fn solve_lanes(rows: &Rows, gone: &[u8], lanes: usize, tol: f64) -> (Vec<Lane>, [bool; LANES]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -393,7 +383,7 @@ unsafe fn sweep_avx2(rows: &Rows, gone: &[u8], lanes: usize, tol: f64) -> (Vec<L
     sweep(rows, gone, lanes, tol)
 }
 
-/// The sweeps of [`sweep_lanes`]. Every lane's arithmetic is done for every state and kept
+/// The sweeps of [`solve_lanes`]. Every lane's arithmetic is done for every state and kept
 /// only where the lane is live (a select, not a branch), so a pass is straight-line vector
 /// code; a dead lane's values, change and scale are left as they were.
 #[inline(always)]

@@ -4,7 +4,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::removal::{sweep, sweep_lanes, Rows, LANES};
+use super::removal::{solve_lanes, sweep, Rows, EXACT, LANES};
 use super::Chain;
 use crate::core::paths::{PathRow, PathTable};
 
@@ -22,6 +22,12 @@ pub(super) fn random_table(seed: u64, channels: usize) -> PathTable {
         })
         .collect();
     PathTable::from_rows(names, rows)
+}
+
+/// `(start)`'s values and convergence per lane of one lane pass.
+fn sweep_lanes(rows: &Rows, gone: &[u8], lanes: usize) -> Vec<((f64, f64), bool)> {
+    let (x, converged) = solve_lanes(rows, gone, lanes, EXACT);
+    (0..lanes).map(|l| ((x[rows.start][0][l], x[rows.start][1][l]), converged[l])).collect()
 }
 
 /// `|a − b| ≤ 1e-9 |b|`, plus 1e-14 for the old form's own `1 − kept/full` cancellation.
@@ -90,7 +96,7 @@ fn lanes_give_the_bits_of_lone_gauss_seidel_solves() {
         let gone = rows.permute(&gone);
         let lanes = sweep_lanes(&rows, &gone, cs.len());
         // The vector build chosen at run time and the portable one: the same bits.
-        let (x, converged) = sweep(&rows, &gone, cs.len(), super::removal::EXACT);
+        let (x, converged) = sweep(&rows, &gone, cs.len(), EXACT);
         let portable: Vec<_> =
             (0..cs.len()).map(|l| ((x[rows.start][0][l], x[rows.start][1][l]), converged[l])).collect();
         assert_eq!(lanes, portable, "seed {seed}");
