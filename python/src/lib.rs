@@ -13,6 +13,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
 use touchpoint::engine::arrow::{ArrowArrayStream, ArrowInput};
+use touchpoint::publish::manifest_last as mlast;
 use touchpoint::run::arrow as api;
 use touchpoint::settings::Settings;
 
@@ -288,6 +289,164 @@ fn shard_of(py: Python<'_>, ids: &Bound<'_, PyAny>, n: u32) -> PyResult<Vec<Opti
     detached(py, || api::shard_of(input, n))
 }
 
+/// One run's publication to a store without rename (an object store), by the library's
+/// rules (`touchpoint::publish::manifest_last`): where each file goes, what the manifest
+/// holds, which earlier runs to delete. The driver moves the bytes, in that order.
+#[pyclass(frozen)]
+struct Publication {
+    layout: mlast::Layout,
+    run_id: String,
+}
+
+fn internal(e: impl std::fmt::Display) -> touchpoint::Error {
+    touchpoint::Error::Internal(e.to_string())
+}
+
+#[pymethods]
+impl Publication {
+    /// A new run of `run_date` (`YYYY-MM-DD`, or None for a run without a date).
+    #[new]
+    #[pyo3(signature = (run_date=None))]
+    fn new(py: Python<'_>, run_date: Option<&str>) -> PyResult<Self> {
+        let layout = mlast::Layout::parse(run_date).map_err(|e| py_err(py, e))?;
+        Ok(Publication { layout, run_id: mlast::new_run_id(chrono::Utc::now()) })
+    }
+
+    #[getter]
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The manifest's path relative to the output: the commit point.
+    #[getter]
+    fn manifest(&self) -> String {
+        self.layout.manifest()
+    }
+
+    /// The directory of this run date's runs, and of this run.
+    #[getter]
+    fn runs(&self) -> String {
+        self.layout.runs()
+    }
+
+    #[getter]
+    fn run(&self) -> String {
+        self.layout.run(&self.run_id)
+    }
+
+    /// Where table `name` goes: `kind` is "table", "document" (`report.html`) or "parts".
+    fn file(&self, py: Python<'_>, name: &str, kind: &str) -> PyResult<String> {
+        let kind = kind.parse().map_err(|e| py_err(py, e))?;
+        Ok(self.layout.file(&self.run_id, name, kind))
+    }
+
+    /// The manifest's text: `files` maps each name to its entry's JSON (`entry`, `parts`);
+    /// `extra` holds the optional `totals`, `headline`, `settings` and
+    /// `pseudonym_key_fingerprint`.
+    fn commit(
+        &self,
+        py: Python<'_>,
+        files: std::collections::BTreeMap<String, String>,
+        extra: &str,
+    ) -> PyResult<String> {
+        let files = files
+            .into_iter()
+            .map(|(name, e)| Ok((name, serde_json::from_str(&e)?)))
+            .collect::<Result<_, serde_json::Error>>()
+            .map_err(|e| py_err(py, internal(e)))?;
+        let mut m = mlast::Manifest::new(&self.layout, &self.run_id, chrono::Utc::now(), files);
+        let extra: Extra = serde_json::from_str(extra).map_err(|e| py_err(py, internal(e)))?;
+        (m.totals, m.headline, m.settings, m.pseudonym_key_fingerprint) =
+            (extra.totals, extra.headline, extra.settings, extra.pseudonym_key_fingerprint);
+        Ok(m.to_json())
+    }
+
+    /// The runs to delete after the commit, of the names listed under `runs`.
+    #[pyo3(signature = (listed, previous=None))]
+    fn stale(&self, listed: Vec<String>, previous: Option<&str>) -> Vec<String> {
+        let names: Vec<&str> = listed.iter().map(String::as_str).collect();
+        mlast::stale_runs(&names, &self.run_id, previous).into_iter().map(str::to_string).collect()
+    }
+}
+
+/// What a manifest carries besides its files.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Extra {
+    #[serde(default)]
+    totals: std::collections::BTreeMap<String, f64>,
+    headline: Option<serde_json::Value>,
+    settings: Option<serde_json::Value>,
+    pseudonym_key_fingerprint: Option<String>,
+}
+
+/// The manifest paths of a run date: its own and the one its guard compares with.
+#[pyfunction]
+#[pyo3(signature = (run_date=None))]
+fn manifest_paths(py: Python<'_>, run_date: Option<&str>) -> PyResult<(String, String)> {
+    let layout = mlast::Layout::parse(run_date).map_err(|e| py_err(py, e))?;
+    Ok((layout.manifest(), layout.previous().manifest()))
+}
+
+/// The entry (JSON) of `data` written at `path`; `rows` for a part.
+#[pyfunction]
+#[pyo3(signature = (path, data, rows=None))]
+fn publication_entry(path: String, data: &[u8], rows: Option<u64>) -> String {
+    serde_json::to_string(&mlast::Entry::of(path, data, rows)).expect("plain data")
+}
+
+/// The entry (JSON) of a table written in parts under `path` from its parts' entries.
+#[pyfunction]
+fn publication_parts(py: Python<'_>, path: String, parts: Vec<String>) -> PyResult<String> {
+    let parts = parts
+        .iter()
+        .map(|p| serde_json::from_str(p))
+        .collect::<Result<_, _>>()
+        .map_err(|e| py_err(py, internal(e)))?;
+    Ok(serde_json::to_string(&mlast::Entry::of_parts(path, parts)).expect("plain data"))
+}
+
+/// The file of a partition's part in the directory of a table written in parts.
+#[pyfunction]
+fn part_path(dir: &str, partition: u32) -> String {
+    mlast::part_path(dir, partition)
+}
+
+/// A manifest read at `path`, checked (another writer's is `bad_input`, 65), as JSON.
+#[pyfunction]
+fn parse_manifest(py: Python<'_>, text: &str, path: &str) -> PyResult<String> {
+    let m = mlast::Manifest::parse(text, path).map_err(|e| py_err(py, e))?;
+    Ok(serde_json::to_string(&m).expect("plain data"))
+}
+
+/// Every file a manifest (JSON) lists, parts included, in the manifest's order.
+#[pyfunction]
+fn manifest_files(py: Python<'_>, text: &str) -> PyResult<Vec<String>> {
+    let m = mlast::Manifest::parse(text, "manifest").map_err(|e| py_err(py, e))?;
+    Ok(m.files().into_iter().map(str::to_string).collect())
+}
+
+/// The lock of a local output root, the one the CLI's `run` takes (`<root>/.touchpoint/lock`):
+/// released by `release()` or when the process dies.
+#[pyclass]
+struct RootLock(Option<touchpoint::publish::RootLock>);
+
+#[pymethods]
+impl RootLock {
+    fn release(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// Take the lock of the local output `root`, waiting up to `wait_seconds` (then `locked`, 75).
+#[pyfunction]
+#[pyo3(signature = (root, wait_seconds=0))]
+fn lock_root(py: Python<'_>, root: PathBuf, wait_seconds: u64) -> PyResult<RootLock> {
+    let wait = std::time::Duration::from_secs(wait_seconds);
+    let lock = detached(py, || touchpoint::publish::RootLock::take(&root, wait))?;
+    Ok(RootLock(Some(lock)))
+}
+
 #[pymodule]
 fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TouchpointError", m.py().get_type::<TouchpointError>())?;
@@ -317,5 +476,15 @@ fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shard_of, m)?)?;
     m.add_function(wrap_pyfunction!(check_distributed, m)?)?;
     m.add_function(wrap_pyfunction!(check_conversion_change, m)?)?;
+    m.add_class::<Publication>()?;
+    m.add_class::<RootLock>()?;
+    m.add("PUBLICATION_FORMAT", mlast::FORMAT)?;
+    m.add_function(wrap_pyfunction!(manifest_paths, m)?)?;
+    m.add_function(wrap_pyfunction!(publication_entry, m)?)?;
+    m.add_function(wrap_pyfunction!(publication_parts, m)?)?;
+    m.add_function(wrap_pyfunction!(part_path, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_manifest, m)?)?;
+    m.add_function(wrap_pyfunction!(manifest_files, m)?)?;
+    m.add_function(wrap_pyfunction!(lock_root, m)?)?;
     Ok(())
 }

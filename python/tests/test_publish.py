@@ -139,7 +139,13 @@ def test_local_publication_guard_and_lock(spark, tmp_path, generated, capsys):
 
     with publish.lock(out):
         code, line = _job(capsys, _pipeline(tmp_path, generated), out, DATE)
+        # The lock is the library's, the one the CLI's `run` takes on the same root: a CLI
+        # run to this output while the Spark job holds it fails the same way.
+        cli = run_cli("run", str(_pipeline(tmp_path, generated)), "--run-date", DATE,
+                      "--set", f'output.root="{out}"', check=False)
     assert (code, line["kind"], line["exit_code"]) == (75, "locked", 75), line
+    assert cli.returncode == 75 and json.loads(cli.stdout.strip().splitlines()[-1])["kind"] == "locked", cli
+    assert str(Path(out, ".touchpoint", "lock")) in line["message"], line
     assert publish.read_manifest(out, DATE) == doc
 
     # Undated runs: the change guard reads the undated run's manifest (`_manifest/latest`)

@@ -15,6 +15,11 @@ old or entirely new. So the **manifest is the commit point**:
 3. only then are the run the previous manifest named and runs a killed job left over a day
    earlier deleted (never a younger run: another job of the date may still be writing it).
 
+The rules are the library's (``touchpoint::publish::manifest_last``, through
+:class:`touchpoint._touchpoint.Publication`): the layout, the run id, the manifest's
+format and entries, which runs are stale, and on a local disk the lock the CLI's ``run``
+takes. This module only moves the bytes through pyarrow's filesystems, in that order.
+
 A failure before step 2 deletes the new run prefix and leaves the previous manifest and its
 files as they were. Names starting with ``_`` are skipped by hive-partition readers, so a
 reader never lists a run's files by accident: it reads the manifest, then the files it
@@ -24,8 +29,6 @@ lists (:func:`read`). ``docs/scale.md`` § Spark says what a reader can rely on.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import hashlib
 import json
 import os
 import uuid
@@ -36,10 +39,11 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from . import _touchpoint
 from ._touchpoint import TouchpointError
 
-#: The manifest's format: readers check it before trusting the rest.
-FORMAT = "touchpoint-publication/1"
+#: The manifest's format: readers check it before trusting the rest (the library's).
+FORMAT = _touchpoint.PUBLICATION_FORMAT
 
 
 def error(kind: str, exit_code: int, message: str) -> TouchpointError:
@@ -77,30 +81,26 @@ def key_of(run_date: str | None) -> str:
 def manifest_path(base: str, run_date: str | None) -> str:
     """Where the manifest of a run date lives: the CLI's ``_manifest/run_date=D/_manifest.json``
     (so the library's guards find the previous date's totals on a local disk)."""
-    return f"{base}/_manifest/{key_of(run_date)}/_manifest.json"
+    return f"{base}/{_touchpoint.manifest_paths(run_date)[0]}"
 
 
 @contextlib.contextmanager
-def lock(out: str) -> Iterator[None]:
-    """Exclusive publication to ``out`` on a local disk: ``flock`` on ``<out>/_lock``, held
-    until the block ends and released by the kernel if the process dies (no stale locks).
-    A second writer fails at once with the CLI's ``locked`` (75). On an object store there
-    is no lock: pyarrow offers no conditional PUT, so the last manifest written wins."""
+def lock(out: str, wait_seconds: int = 0) -> Iterator[None]:
+    """Exclusive publication to ``out`` on a local disk: the library's lock of the output
+    root (``<out>/.touchpoint/lock``, the one the CLI's ``run`` takes, so the two exclude
+    each other), waiting up to ``wait_seconds`` (``output.lock_timeout_seconds``); then the
+    CLI's ``locked`` (75). The kernel releases it if the process dies (no stale locks). On
+    an object store there is no lock: pyarrow offers no conditional PUT, so the last
+    manifest written wins."""
     fs, base = filesystem(out)
     if not is_local(fs):
         yield
         return
-    import fcntl
-
-    os.makedirs(base, exist_ok=True)
-    path = os.path.join(base, "_lock")
-    with open(path, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise error("locked", 75, f"output locked: {path} is held by another touchpoint run on the "
-                        "same output; retry when it has finished") from e
+    held = _touchpoint.lock_root(base, wait_seconds)
+    try:
         yield
+    finally:
+        held.release()
 
 
 def _parquet(table: pa.Table) -> bytes:
@@ -126,23 +126,23 @@ def _put(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _runs(base: str, run_date: str | None) -> str:
-    return f"{base}/_runs/{key_of(run_date)}"
-
-
 def read_manifest(out: str, run_date: str | None = None, any_writer: bool = False) -> dict[str, Any] | None:
     """The current manifest of a run date (or of the undated run), or None when none is
     published. ``any_writer``: also the CLI's, which shares the path but not the format
     (what a run's history needs: its headline and settings)."""
     fs, base = filesystem(out)
-    path = manifest_path(base, run_date)
+    return _manifest_at(fs, manifest_path(base, run_date), out, any_writer)
+
+
+def _manifest_at(fs: pafs.FileSystem, path: str, out: str, any_writer: bool) -> dict[str, Any] | None:
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
     with fs.open_input_stream(path) as f:
-        doc = json.loads(f.read())
-    if not any_writer and doc.get("format") != FORMAT:
-        raise error("bad_input", 65, f"bad input: {out}: {path} is not a {FORMAT} manifest")
-    return doc
+        text = f.read().decode()
+    if any_writer:
+        return json.loads(text)
+    where = f"{out.split('://')[0]}://{path}" if "://" in out else path
+    return json.loads(_touchpoint.parse_manifest(text, where))
 
 
 def read(out: str, run_date: str | None = None) -> dict[str, Any]:
@@ -169,21 +169,16 @@ def read(out: str, run_date: str | None = None) -> dict[str, Any]:
 def files_of(manifest: Mapping[str, Any]) -> list[str]:
     """The files a manifest lists, relative to the output: a table written in parts lists
     each part."""
-    out = []
-    for f in manifest["files"].values():
-        if "parts" in f:
-            out.extend(p["path"] for p in f["parts"])
-        else:
-            out.append(f["path"])
-    return out
+    return _touchpoint.manifest_files(json.dumps(manifest))
 
 
-def write_part(out: str, rel: str, table: pa.Table) -> dict[str, Any]:
-    """Write one part of a table written in parts (by an executor): its manifest entry."""
+def write_part(out: str, rel: str, table: pa.Table) -> str:
+    """Write one part of a table written in parts (by an executor): its manifest entry's
+    JSON (the library's, with the size and SHA-256 of the bytes uploaded)."""
     fs, base = filesystem(out)
     data = _parquet(table)
     _put(fs, f"{base}/{rel}", data)
-    return {"path": rel, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "rows": table.num_rows}
+    return _touchpoint.publication_entry(rel, data, table.num_rows)
 
 
 class Page(str):
@@ -214,50 +209,47 @@ def publish(
     A table is a ``pyarrow.Table`` (one Parquet file), a page (``str``: the HTML of
     ``report.html``, written under its own name) or an object whose ``write_parts(out, rel)``
     writes it in parts under the directory ``rel`` (a table too big for the driver, written
-    by Spark's executors) and returns their entries (:func:`write_part`), in order.
+    by Spark's executors) and returns their entries (:func:`write_part`).
     ``totals`` (``{"conversions": …}``) go into the manifest, where the next date's
     ``guards.max_conversion_change`` reads them, as it reads the CLI's.
     """
     fs, base = filesystem(out)
-    run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:12]}"
-    prefix = f"{_runs(base, run_date)}/{run_id}"
+    run = _touchpoint.Publication(run_date)
     previous = read_manifest(out, run_date)
     try:
         files = {}
         for name, table in sorted(tables.items()):
             if hasattr(table, "write_parts"):
-                rel = f"_runs/{key_of(run_date)}/{run_id}/{name}"
-                parts = table.write_parts(out, rel)
-                files[name] = {"path": rel, "bytes": sum(p["bytes"] for p in parts), "parts": parts}
+                rel = run.file(name, "parts")
+                files[name] = _touchpoint.publication_parts(rel, table.write_parts(out, rel))
                 continue
             is_page = isinstance(table, str)
             data = table.encode() if is_page else _parquet(table)
-            rel = f"_runs/{key_of(run_date)}/{run_id}/{name if is_page else name + '.parquet'}"
+            rel = run.file(name, "document" if is_page else "table")
             _put(fs, f"{base}/{rel}", data)
-            files[name] = {"path": rel, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        manifest = {
-            "format": FORMAT,
-            "run_date": run_date,
-            "run_id": run_id,
-            "published_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "totals": dict(totals or {}),
-            "files": files,
-        }
-        page = next((t for t in tables.values() if isinstance(t, Page)), None)
-        if page is not None and page.headline:
-            manifest["headline"] = page.headline
-            if page.settings:
-                manifest["settings"] = page.settings
-        if page is not None and page.key_fingerprint:
-            manifest["pseudonym_key_fingerprint"] = page.key_fingerprint
-        _put(fs, manifest_path(base, run_date), json.dumps(manifest, indent=2).encode())
+            files[name] = _touchpoint.publication_entry(rel, data)
+        text = run.commit(files, json.dumps(_extra(tables, totals)))
+        _put(fs, f"{base}/{run.manifest}", text.encode())
     except BaseException as e:
-        _delete(fs, prefix)
+        _delete(fs, f"{base}/{run.run}")
         if isinstance(e, (OSError, pa.ArrowException)):
             raise error("io_error", 74, f"I/O error: {out}: {e}") from e
         raise
-    _delete_other_runs(fs, _runs(base, run_date), run_id, previous and previous.get("run_id"))
-    return manifest
+    _delete_stale_runs(fs, base, run, previous and previous.get("run_id"))
+    return json.loads(text)
+
+
+def _extra(tables: Mapping[str, Any], totals: Mapping[str, float] | None) -> dict[str, Any]:
+    """What the manifest keeps besides the files: the totals and the page's data."""
+    extra: dict[str, Any] = {"totals": dict(totals or {})}
+    page = next((t for t in tables.values() if isinstance(t, Page)), None)
+    if page is not None and page.headline:
+        extra["headline"] = page.headline
+        if page.settings:
+            extra["settings"] = page.settings
+    if page is not None and page.key_fingerprint:
+        extra["pseudonym_key_fingerprint"] = page.key_fingerprint
+    return extra
 
 
 def _delete(fs: pafs.FileSystem, path: str) -> None:
@@ -267,52 +259,34 @@ def _delete(fs: pafs.FileSystem, path: str) -> None:
         fs.delete_dir(path)
 
 
-LEFTOVER_AGE = dt.timedelta(days=1)
-
-
-def _delete_other_runs(fs: pafs.FileSystem, runs: str, keep: str, previous: str | None) -> None:
-    """After the commit: the run the previous manifest named, and runs a killed job left
-    that started over :data:`LEFTOVER_AGE` before this one. Not a younger run: on an object
-    store there is no lock, and a second job of the same date may still be writing it (its
-    manifest, written after ours, must find its files)."""
+def _delete_stale_runs(fs: pafs.FileSystem, base: str, run: Any, previous: str | None) -> None:
+    """After the commit: the runs the library's rule names stale (the run the previous
+    manifest named, and what a killed job left over a day before this one; never a younger
+    run, which may be another job of the date still writing)."""
+    runs = f"{base}/{run.runs}"
     try:
         infos = fs.get_file_info(pafs.FileSelector(runs, allow_not_found=True))
     except (OSError, pa.ArrowException):
         return
-    for info in infos:
-        if info.type != pafs.FileType.Directory or info.base_name == keep:
-            continue
-        if info.base_name == previous or _older(info.base_name, keep, LEFTOVER_AGE):
-            _delete(fs, info.path)
-
-
-def _older(run_id: str, than: str, by: dt.timedelta) -> bool:
-    """Whether run ``run_id`` started more than ``by`` before run ``than`` (ids begin with
-    their UTC start, ``%Y%m%dT%H%M%S%fZ``); an id of another shape is never deleted."""
-    fmt = "%Y%m%dT%H%M%S%fZ"
-    try:
-        a = dt.datetime.strptime(run_id.split("-")[0], fmt)
-        b = dt.datetime.strptime(than.split("-")[0], fmt)
-    except ValueError:
-        return False
-    return b - a > by
+    listed = [i.base_name for i in infos if i.type == pafs.FileType.Directory]
+    for name in run.stale(listed, previous):
+        _delete(fs, f"{runs}/{name}")
 
 
 def previous_conversions(out: str, run_date: str | None) -> tuple[float, str] | None:
     """Total conversions of the previous publication and where they were read, when there is
     one with totals (``guards.max_conversion_change``): the previous run date's manifest, or
-    the undated run's present one."""
-    prev = (dt.date.fromisoformat(run_date) - dt.timedelta(days=1)).isoformat() if run_date else None
-    doc = read_manifest(out, prev, any_writer=True)
+    the undated run's present one (the library says which)."""
+    fs, base = filesystem(out)
+    rel = _touchpoint.manifest_paths(run_date)[1]
+    doc = _manifest_at(fs, f"{base}/{rel}", out, any_writer=True)
     if doc is None or "conversions" not in doc.get("totals", {}):
         return None
-    return float(doc["totals"]["conversions"]), f"{out.rstrip('/')}/_manifest/{key_of(prev)}/_manifest.json"
+    return float(doc["totals"]["conversions"]), f"{out.rstrip('/')}/{rel}"
 
 
 def check_conversion_change(settings: str, out: str, run_date: str | None, conversions: float) -> None:
     """``guards.max_conversion_change`` against the previous publication's manifest on any
     store (the library reads local paths only, so the driver reads it and the library
     decides: the CLI's rule, message and kind)."""
-    from . import _touchpoint
-
     _touchpoint.check_conversion_change(settings, conversions, previous_conversions(out, run_date))

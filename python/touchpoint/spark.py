@@ -571,8 +571,9 @@ _STORE_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_I
 
 class Parts:
     """A Spark DataFrame published in parts: each partition is written by its executor as
-    ``<rel>/part-<partition>.parquet`` (:func:`touchpoint.publish.write_part`), in the
-    DataFrame's order; the driver only receives the parts' entries for the manifest.
+    ``<rel>/part-<partition>.parquet`` (:func:`touchpoint.publish.write_part`); the driver
+    only receives the parts' entries for the manifest, which lists them in the DataFrame's
+    (partition) order.
 
     Executors reach the store with their own configuration (the cluster's role or
     variables). In local mode they are this machine's processes, started before the
@@ -585,7 +586,7 @@ class Parts:
         local = str(df.sparkSession.conf.get("spark.master", "")).startswith("local")
         self.env = {k: os.environ[k] for k in _STORE_VARIABLES if local and k in os.environ}
 
-    def write_parts(self, out: str, rel: str) -> list[dict[str, Any]]:
+    def write_parts(self, out: str, rel: str) -> list[str]:
         # A local directory as the driver sees it: executors may run elsewhere.
         out = out if "://" in out else os.path.abspath(out)
         names = self.df.columns
@@ -601,16 +602,13 @@ class Parts:
             table = pa.Table.from_batches(got) if got else None
             if table is None or table.num_rows == 0:
                 return
-            part = f"{rel}/part-{TaskContext.get().partitionId():05d}.parquet"
-            entry = publish.write_part(out, part, table.cast(schema))
-            yield pa.RecordBatch.from_pylist([{"entry": json.dumps(entry)}])
+            part = _touchpoint.part_path(rel, TaskContext.get().partitionId())
+            yield pa.RecordBatch.from_pylist([{"entry": publish.write_part(out, part, table.cast(schema))}])
 
-        rows = self.df.mapInArrow(write, "entry string").collect()
-        # In partition order (the DataFrame's): by the number, not the name.
-        partition = lambda e: int(e["path"].rsplit("part-", 1)[1].split(".")[0])  # noqa: E731
-        entries = sorted((json.loads(r["entry"]) for r in rows), key=partition)
+        # The library orders the parts by partition number (the DataFrame's order).
+        entries = [r["entry"] for r in self.df.mapInArrow(write, "entry string").collect()]
         if not entries:  # no rows at all: one empty part, so the table exists with its columns
-            entries = [publish.write_part(out, f"{rel}/part-00000.parquet", schema.empty_table())]
+            entries = [publish.write_part(out, _touchpoint.part_path(rel, 0), schema.empty_table())]
         return entries
 
 
@@ -686,7 +684,7 @@ def _run(a: argparse.Namespace) -> dict[str, Any]:
     publish.filesystem(out)  # a bad URI fails here, before Spark starts
     _touchpoint.check_distributed(json.dumps(s))  # and so do staged inputs' files and the settings
     run_date = s["window"].get("run_date")
-    with publish.lock(out):
+    with publish.lock(out, s["output"].get("lock_timeout_seconds", 0)):
         # Local workers run this Python (the one touchpoint is installed in) unless the
         # cluster says otherwise (spark.pyspark.python, PYSPARK_PYTHON).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -13,6 +13,7 @@
 
 mod dated;
 mod fault;
+pub mod manifest_last;
 mod store;
 
 use std::fs::File;
@@ -27,6 +28,20 @@ use store::{swap_link, sync_dir, Pending, Store};
 use crate::engine::TableSource;
 use crate::error::{Error, Result};
 use crate::settings::Format;
+
+/// An output root held for one publisher: the lock the CLI's dated output takes
+/// (`<root>/.touchpoint/lock`), so a Spark job publishing to a local root and a `run` of the
+/// CLI to the same root exclude each other. Released when dropped, or by the kernel when
+/// the process dies.
+#[derive(Debug)]
+pub struct RootLock(#[allow(dead_code)] File); // held open: closing it releases the lock
+
+impl RootLock {
+    /// Take the lock of `root` (creating it), waiting up to `wait`; then exit status 75.
+    pub fn take(root: &Path, wait: std::time::Duration) -> Result<RootLock> {
+        store::take_lock(&root.join(".touchpoint"), wait).map(RootLock)
+    }
+}
 
 /// A file written by a run, as recorded in the manifest.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -91,7 +106,6 @@ pub enum Output {
     Dated(DatedOutput),
 }
 
-/// Write one table into `dir/file` and describe it for the manifest.
 /// Write a document (`report.html`), synced, described for the manifest as `name`.
 fn write_document(path: &Path, name: &str, bytes: &[u8]) -> Result<WrittenFile> {
     if let Some(parent) = path.parent() {

@@ -27,26 +27,33 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
 }
 
+/// Take `<dir>/lock` (creating `dir`): held while the returned file is open, released by
+/// the kernel when the process dies, so a killed run never leaves a stale lock. A second
+/// taker waits up to `wait`, then fails with exit status 75, which schedulers retry.
+pub fn take_lock(dir: &Path, wait: std::time::Duration) -> Result<File> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let lock_path = dir.join("lock");
+    let lock = File::create(&lock_path).map_err(io(&lock_path))?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(lock),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        }
+    }
+}
+
 impl Store {
     /// Open (creating) the store at `dir` and take its lock: one publisher per output at a
     /// time. A second run waits up to `wait`, then fails with exit status 75, which
     /// schedulers retry.
     pub fn open(dir: &Path, wait: std::time::Duration) -> Result<Store> {
         std::fs::create_dir_all(dir.join("versions")).map_err(io(dir))?;
-        let lock_path = dir.join("lock");
-        let lock = File::create(&lock_path).map_err(io(&lock_path))?;
-        let deadline = std::time::Instant::now() + wait;
-        loop {
-            match lock.try_lock() {
-                Ok(()) => break,
-                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
-                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
-            }
-        }
-        Ok(Store { dir: dir.to_path_buf(), _lock: lock })
+        Ok(Store { dir: dir.to_path_buf(), _lock: take_lock(dir, wait)? })
     }
 
     /// A new, empty version directory (named by time and process, unique).
