@@ -42,6 +42,8 @@ use rayon::prelude::*;
 use super::{Chain, Target, GAUSS_SEIDEL_MAX_SWEEPS};
 use crate::error::{Error, Result};
 
+mod order;
+
 /// `x` (conversion probability and value from every state) and `G = (I − Q)⁻¹`.
 #[derive(Debug)]
 pub struct Fundamental {
@@ -129,7 +131,7 @@ pub fn lanes_from() -> usize {
 /// target's lane stays 0, and adding `q · 0` leaves a sum's bits unchanged, so a lane
 /// computes exactly what a solve that drops those edges computes.
 ///
-/// The states are renumbered in the order the sweeps visit them ([`sweep_order`]), so that
+/// The states are renumbered in the order the sweeps visit them ([`order::sweep_order`]), so that
 /// a state mostly reads successors already updated in the same sweep. `order[new]` is a
 /// state's index in the chain.
 pub struct Rows {
@@ -142,6 +144,9 @@ pub struct Rows {
     pub(super) start: usize,
     /// Where each of the chain's transitions lives in these rows.
     pub(super) slots: Vec<Slot>,
+    /// The strongly connected components, as ranges of states in sweep order: each reads
+    /// only itself and the ranges before it, so each is swept to convergence in turn.
+    pub(super) blocks: Vec<(u32, u32)>,
 }
 
 /// A transition's place in [`Rows`] (states in sweep order).
@@ -188,7 +193,7 @@ impl Rows {
         for i in 0..n {
             row_ptr[i + 1] = row_ptr[i + 1].max(row_ptr[i]);
         }
-        let order = sweep_order(&row_ptr, &edges);
+        let (order, blocks) = order::sweep_order(&row_ptr, &edges);
         let mut new_of = vec![0u32; n];
         for (new, &old) in order.iter().enumerate() {
             new_of[old as usize] = new as u32;
@@ -202,6 +207,7 @@ impl Rows {
             start: new_of.first().map_or(0, |&s| s as usize),
             order,
             slots: Vec::new(),
+            blocks,
         };
         let mut new_pos = vec![0u32; edges.len()];
         for (new, &old) in rows.order.iter().enumerate() {
@@ -259,6 +265,8 @@ impl Rows {
             order: Vec::new(),
             start: n - 1 - self.start,
             slots: Vec::new(),
+            // The same components; an edge now leads to components after its own.
+            blocks: self.blocks.iter().rev().map(|&(lo, hi)| (n as u32 - hi, n as u32 - lo)).collect(),
         }
     }
 
@@ -279,66 +287,39 @@ impl Rows {
     }
 }
 
-/// The sweeps' order: the post-order of a depth-first walk from `(start)` (edges in their
-/// order; then from each state not reached, by index). Every edge but the walk's back edges
-/// (those that close a cycle) then points to a state visited earlier in the same sweep, so
-/// the values flow back to `(start)` in a few sweeps: journeys rarely return to an earlier
-/// state (order 3, 300 channels: 110 sweeps in index order). The order is a function of
-/// the chain alone, so one run, a merge and a replicate of the same chain sweep alike.
-fn sweep_order(row_ptr: &[usize], edges: &[(u32, f64)]) -> Vec<u32> {
-    let n = row_ptr.len() - 1;
-    let mut seen = vec![false; n];
-    let mut order = Vec::with_capacity(n);
-    let mut stack: Vec<(usize, usize)> = Vec::new();
-    for root in 0..n {
-        if seen[root] {
-            continue;
-        }
-        seen[root] = true;
-        stack.push((root, row_ptr[root]));
-        while let Some(top) = stack.last_mut() {
-            let (i, k) = *top;
-            if k == row_ptr[i + 1] {
-                order.push(i as u32);
-                stack.pop();
-                continue;
-            }
-            top.1 += 1;
-            let j = edges[k].0 as usize;
-            if !seen[j] {
-                seen[j] = true;
-                stack.push((j, row_ptr[j]));
-            }
-        }
-    }
-    order
-}
-
 /// One Gauss–Seidel solve (one removal, `gone` in sweep order): the arithmetic of a lane
 /// of [`sweep`], in scalar code. Returns `(x[start], converged)`.
 pub fn sweep_one(rows: &Rows, gone: &[bool]) -> ((f64, f64), bool) {
     let n = rows.b.len();
     let mut x = vec![(0.0f64, 0.0f64); n];
-    for _sweep in 0..GAUSS_SEIDEL_MAX_SWEEPS {
-        let (mut delta, mut scale) = (0.0f64, 0.0f64);
-        for i in (0..n).filter(|&i| !gone[i]) {
-            let (mut p, mut v) = rows.b[i];
-            for k in rows.row_ptr[i]..rows.row_ptr[i + 1] {
-                let (q, xj) = (rows.probs[k], x[rows.cols[k] as usize]);
-                p += q * xj.0;
-                v += q * xj.1;
+    let mut converged = true;
+    for &(lo, hi) in &rows.blocks {
+        let states = lo as usize..hi as usize;
+        let mut done = false;
+        for _sweep in 0..GAUSS_SEIDEL_MAX_SWEEPS {
+            let (mut delta, mut scale) = (0.0f64, 0.0f64);
+            for i in states.clone().filter(|&i| !gone[i]) {
+                let (mut p, mut v) = rows.b[i];
+                for k in rows.row_ptr[i]..rows.row_ptr[i + 1] {
+                    let (q, xj) = (rows.probs[k], x[rows.cols[k] as usize]);
+                    p += q * xj.0;
+                    v += q * xj.1;
+                }
+                let d = 1.0 - rows.diag[i];
+                let new = (p / d, v / d);
+                delta = delta.max((new.0 - x[i].0).abs()).max((new.1 - x[i].1).abs());
+                scale = scale.max(new.0.abs()).max(new.1.abs());
+                x[i] = new;
             }
-            let d = 1.0 - rows.diag[i];
-            let new = (p / d, v / d);
-            delta = delta.max((new.0 - x[i].0).abs()).max((new.1 - x[i].1).abs());
-            scale = scale.max(new.0.abs()).max(new.1.abs());
-            x[i] = new;
+            // A state on its own reads only final values: one computation is exact.
+            if hi - lo == 1 || delta <= EXACT * scale {
+                done = true;
+                break;
+            }
         }
-        if delta <= EXACT * scale {
-            return (x[rows.start], true);
-        }
+        converged &= done;
     }
-    (x[rows.start], false)
+    (x[rows.start], converged)
 }
 
 /// A solve's `(start)` values and whether it converged.
@@ -383,55 +364,64 @@ unsafe fn sweep_avx2(rows: &Rows, gone: &[u8], lanes: usize, tol: f64) -> (Vec<L
     sweep(rows, gone, lanes, tol)
 }
 
-/// The sweeps of [`solve_lanes`]. Every lane's arithmetic is done for every state and kept
-/// only where the lane is live (a select, not a branch), so a pass is straight-line vector
-/// code; a dead lane's values, change and scale are left as they were.
+/// The sweeps of [`solve_lanes`], component by component ([`Rows::blocks`]), each swept
+/// until every lane's test holds on it. Every lane's arithmetic is done for every state and
+/// kept only where the lane is live (a select, not a branch), so a pass is straight-line
+/// vector code; a dead lane's values, change and scale are left as they were.
 #[inline(always)]
 pub(super) fn sweep(rows: &Rows, gone: &[u8], lanes: usize, tol: f64) -> (Vec<Lane>, [bool; LANES]) {
     let n = rows.b.len();
     let mut x: Vec<Lane> = vec![[[0.0; LANES]; 2]; n];
-    let mut active: u8 = if lanes >= LANES { u8::MAX } else { (1u8 << lanes) - 1 };
-    let mut converged = [false; LANES];
-    for _sweep in 0..GAUSS_SEIDEL_MAX_SWEEPS {
-        if active == 0 {
-            break;
-        }
-        let mut delta = [0.0f64; LANES];
-        let mut scale = [0.0f64; LANES];
-        for i in 0..n {
-            let live = active & !gone[i];
-            if live == 0 {
-                continue;
+    let all: u8 = if lanes >= LANES { u8::MAX } else { (1u8 << lanes) - 1 };
+    let mut stuck: u8 = 0;
+    for &(lo, hi) in &rows.blocks {
+        let mut active = all;
+        for _sweep in 0..GAUSS_SEIDEL_MAX_SWEEPS {
+            if active == 0 {
+                break;
             }
-            let mut acc: Lane = [[rows.b[i].0; LANES], [rows.b[i].1; LANES]];
-            for k in rows.row_ptr[i]..rows.row_ptr[i + 1] {
-                let (q, xj) = (rows.probs[k], &x[rows.cols[k] as usize]);
+            let mut delta = [0.0f64; LANES];
+            let mut scale = [0.0f64; LANES];
+            for i in lo as usize..hi as usize {
+                let live = active & !gone[i];
+                if live == 0 {
+                    continue;
+                }
+                let mut acc: Lane = [[rows.b[i].0; LANES], [rows.b[i].1; LANES]];
+                for k in rows.row_ptr[i]..rows.row_ptr[i + 1] {
+                    let (q, xj) = (rows.probs[k], &x[rows.cols[k] as usize]);
+                    for l in 0..LANES {
+                        acc[0][l] += q * xj[0][l];
+                        acc[1][l] += q * xj[1][l];
+                    }
+                }
+                let d = 1.0 - rows.diag[i];
+                let xi = &mut x[i];
                 for l in 0..LANES {
-                    acc[0][l] += q * xj[0][l];
-                    acc[1][l] += q * xj[1][l];
+                    let on = live >> l & 1 == 1;
+                    let new = (acc[0][l] / d, acc[1][l] / d);
+                    let change = (new.0 - xi[0][l]).abs().max((new.1 - xi[1][l]).abs());
+                    delta[l] = if on { delta[l].max(change) } else { delta[l] };
+                    scale[l] = if on { scale[l].max(new.0.abs()).max(new.1.abs()) } else { scale[l] };
+                    xi[0][l] = if on { new.0 } else { xi[0][l] };
+                    xi[1][l] = if on { new.1 } else { xi[1][l] };
                 }
             }
-            let d = 1.0 - rows.diag[i];
-            let xi = &mut x[i];
-            for l in 0..LANES {
-                let on = live >> l & 1 == 1;
-                let new = (acc[0][l] / d, acc[1][l] / d);
-                let change = (new.0 - xi[0][l]).abs().max((new.1 - xi[1][l]).abs());
-                delta[l] = if on { delta[l].max(change) } else { delta[l] };
-                scale[l] = if on { scale[l].max(new.0.abs()).max(new.1.abs()) } else { scale[l] };
-                xi[0][l] = if on { new.0 } else { xi[0][l] };
-                xi[1][l] = if on { new.1 } else { xi[1][l] };
+            if hi - lo == 1 {
+                // A state on its own reads only final values: one computation is exact.
+                active = 0;
+                break;
+            }
+            let was = active;
+            for l in (0..LANES).filter(|l| was >> l & 1 == 1) {
+                if delta[l] <= tol * scale[l] {
+                    active &= !(1u8 << l);
+                }
             }
         }
-        let was = active;
-        for l in (0..LANES).filter(|l| was >> l & 1 == 1) {
-            if delta[l] <= tol * scale[l] {
-                converged[l] = true;
-                active &= !(1u8 << l);
-            }
-        }
+        stuck |= active;
     }
-    (x, converged)
+    (x, std::array::from_fn(|l| l < lanes && stuck >> l & 1 == 0))
 }
 
 impl Chain {
