@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(sets.len(), 6, "{sets:?}");
         assert!(sets.contains(&vec![1, 2]) && sets.contains(&vec![3, 4]), "{sets:?}");
         // Every edge leads within its block or to an earlier one.
-        let mut block_of = vec![0; 8];
+        let mut block_of = [0; 8];
         for (b, &(lo, hi)) in blocks.iter().enumerate() {
             for p in lo..hi {
                 block_of[order[p as usize] as usize] = b;
