@@ -288,10 +288,33 @@ impl Rows {
 }
 
 /// One Gauss–Seidel solve (one removal, `gone` in sweep order): the arithmetic of a lane
-/// of [`sweep`], in scalar code. Returns `(x[start], converged)`.
+/// of [`sweep`], in scalar code. A removal starts from the full chain's solution
+/// ([`Rows::full`]; the full chain itself from zero). Returns `(x[start], converged)`.
 pub fn sweep_one(rows: &Rows, gone: &[bool]) -> ((f64, f64), bool) {
+    let full = gone.iter().any(|&g| g).then(|| rows.full());
+    let (x, converged) = solve_one(rows, gone, full.as_deref());
+    (x[rows.start], converged)
+}
+
+impl Rows {
+    /// The full chain's solution at every state (sweep order), from zero: where the
+    /// removals' solves start. Removing states only lowers every value, so from there the
+    /// sweeps come down to a removal's solution monotonically, as they go up from zero, and
+    /// they start closer: a channel's removal changes most values by a fraction of a
+    /// percent, a few of the fifteen digits the sweeps converge over (~20% fewer sweeps at
+    /// order 3 on the 300-channel log).
+    pub(super) fn full(&self) -> Vec<(f64, f64)> {
+        solve_one(self, &vec![false; self.b.len()], None).0
+    }
+}
+
+/// [`sweep_one`]'s sweeps from `from` (0 where gone), or from zero: every state's values.
+fn solve_one(rows: &Rows, gone: &[bool], from: Option<&[(f64, f64)]>) -> (Vec<(f64, f64)>, bool) {
     let n = rows.b.len();
-    let mut x = vec![(0.0f64, 0.0f64); n];
+    let mut x = match from {
+        Some(f) => f.iter().zip(gone).map(|(&v, &g)| if g { (0.0, 0.0) } else { v }).collect(),
+        None => vec![(0.0f64, 0.0f64); n],
+    };
     let mut converged = true;
     for &(lo, hi) in &rows.blocks {
         let states = lo as usize..hi as usize;
@@ -319,11 +342,34 @@ pub fn sweep_one(rows: &Rows, gone: &[bool]) -> ((f64, f64), bool) {
         }
         converged &= done;
     }
-    (x[rows.start], converged)
+    (x, converged)
 }
 
 /// A solve's `(start)` values and whether it converged.
 type Solved = ((f64, f64), bool);
+
+/// Where a lane solve starts: the full chain's solution ([`Rows::full`]) for every lane
+/// that removes something (0 on its removed states), or zero.
+pub(super) type Warm<'a> = Option<&'a [(f64, f64)]>;
+
+/// The lanes' starting values: [`Warm`] in the lanes that remove a state, zero elsewhere
+/// (the full chain's own lane starts from zero, as its lone solve does).
+fn start_lanes(gone: &[u8], all: u8, from: Warm) -> Vec<Lane> {
+    let Some(f) = from else {
+        return vec![[[0.0; LANES]; 2]; gone.len()];
+    };
+    let warm = gone.iter().fold(0u8, |m, &g| m | g) & all;
+    f.iter()
+        .zip(gone)
+        .map(|(&(p, v), &g)| {
+            let on = |l: usize| (warm & !g) >> l & 1 == 1;
+            [
+                std::array::from_fn(|l| if on(l) { p } else { 0.0 }),
+                std::array::from_fn(|l| if on(l) { v } else { 0.0 }),
+            ]
+        })
+        .collect()
+}
 
 /// One lane's running solution: conversion probabilities then values.
 pub(super) type Lane = [[f64; LANES]; 2];
@@ -337,31 +383,49 @@ pub(super) const EXACT: f64 = 1e-15;
 /// solve of that removal). Returns every state's solution (sweep order) and whether each
 /// lane converged. Compiled for the widest vector instructions the processor has (the same source: vector code does not fuse multiplies into adds unless
 /// asked to, so the same bits).
-pub(super) fn solve_lanes(rows: &Rows, gone: &[u8], lanes: usize, tol: f64) -> (Vec<Lane>, [bool; LANES]) {
+pub(super) fn solve_lanes(
+    rows: &Rows,
+    gone: &[u8],
+    lanes: usize,
+    tol: f64,
+    from: Warm,
+) -> (Vec<Lane>, [bool; LANES]) {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") {
             // SAFETY: the processor has the feature `sweep_avx512` is compiled for.
-            return unsafe { sweep_avx512(rows, gone, lanes, tol) };
+            return unsafe { sweep_avx512(rows, gone, lanes, tol, from) };
         }
         if is_x86_feature_detected!("avx2") {
             // SAFETY: as above, for AVX2.
-            return unsafe { sweep_avx2(rows, gone, lanes, tol) };
+            return unsafe { sweep_avx2(rows, gone, lanes, tol, from) };
         }
     }
-    sweep(rows, gone, lanes, tol)
+    sweep(rows, gone, lanes, tol, from)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn sweep_avx512(rows: &Rows, gone: &[u8], lanes: usize, tol: f64) -> (Vec<Lane>, [bool; LANES]) {
-    sweep(rows, gone, lanes, tol)
+unsafe fn sweep_avx512(
+    rows: &Rows,
+    gone: &[u8],
+    lanes: usize,
+    tol: f64,
+    from: Warm,
+) -> (Vec<Lane>, [bool; LANES]) {
+    sweep(rows, gone, lanes, tol, from)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn sweep_avx2(rows: &Rows, gone: &[u8], lanes: usize, tol: f64) -> (Vec<Lane>, [bool; LANES]) {
-    sweep(rows, gone, lanes, tol)
+unsafe fn sweep_avx2(
+    rows: &Rows,
+    gone: &[u8],
+    lanes: usize,
+    tol: f64,
+    from: Warm,
+) -> (Vec<Lane>, [bool; LANES]) {
+    sweep(rows, gone, lanes, tol, from)
 }
 
 /// The sweeps of [`solve_lanes`], component by component ([`Rows::blocks`]), each swept
@@ -369,10 +433,15 @@ unsafe fn sweep_avx2(rows: &Rows, gone: &[u8], lanes: usize, tol: f64) -> (Vec<L
 /// kept only where the lane is live (a select, not a branch), so a pass is straight-line
 /// vector code; a dead lane's values, change and scale are left as they were.
 #[inline(always)]
-pub(super) fn sweep(rows: &Rows, gone: &[u8], lanes: usize, tol: f64) -> (Vec<Lane>, [bool; LANES]) {
-    let n = rows.b.len();
-    let mut x: Vec<Lane> = vec![[[0.0; LANES]; 2]; n];
+pub(super) fn sweep(
+    rows: &Rows,
+    gone: &[u8],
+    lanes: usize,
+    tol: f64,
+    from: Warm,
+) -> (Vec<Lane>, [bool; LANES]) {
     let all: u8 = if lanes >= LANES { u8::MAX } else { (1u8 << lanes) - 1 };
+    let mut x = start_lanes(gone, all, from);
     let mut stuck: u8 = 0;
     for &(lo, hi) in &rows.blocks {
         let mut active = all;
@@ -521,13 +590,15 @@ impl Chain {
         capture: bool,
     ) -> Vec<(f64, f64)> {
         let rows = Rows::of(self);
+        let full = rows.full();
         if count < lanes_from() {
             let n = self.states.len();
             let solved: Vec<((f64, f64), bool)> = (0..count)
                 .into_par_iter()
                 .map(|i| {
                     let gone: Vec<bool> = (0..n).map(|s| s != 0 && removed(i, &self.states[s])).collect();
-                    sweep_one(&rows, &rows.permute(&gone))
+                    let (x, converged) = solve_one(&rows, &rows.permute(&gone), Some(&full));
+                    (x[rows.start], converged)
                 })
                 .collect();
             let stuck = solved.iter().filter(|l| !l.1).count();
@@ -550,7 +621,8 @@ impl Chain {
                             .fold(0u8, |m, (l, _)| m | 1 << l)
                     }))
                     .collect();
-                let (x, converged) = solve_lanes(&rows, &rows.permute(&gone), block.len(), EXACT);
+                let (x, converged) =
+                    solve_lanes(&rows, &rows.permute(&gone), block.len(), EXACT, Some(&full));
                 let s = rows.start;
                 let starts = (0..block.len()).map(|l| ((x[s][0][l], x[s][1][l]), converged[l])).collect();
                 (starts, keep.then_some(x))
