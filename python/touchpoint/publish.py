@@ -142,7 +142,8 @@ def _manifest_at(fs: pafs.FileSystem, path: str, out: str, any_writer: bool) -> 
     if any_writer:
         return json.loads(text)
     where = f"{out.split('://')[0]}://{path}" if "://" in out else path
-    return json.loads(_touchpoint.parse_manifest(text, where))
+    _touchpoint.check_manifest(text, where)
+    return json.loads(text)
 
 
 def read(out: str, run_date: str | None = None) -> dict[str, Any]:
@@ -172,13 +173,13 @@ def files_of(manifest: Mapping[str, Any]) -> list[str]:
     return _touchpoint.manifest_files(json.dumps(manifest))
 
 
-def write_part(out: str, rel: str, table: pa.Table) -> str:
-    """Write one part of a table written in parts (by an executor): its manifest entry's
-    JSON (the library's, with the size and SHA-256 of the bytes uploaded)."""
+def write_part(out: str, rel: str, table: pa.Table) -> dict[str, Any]:
+    """Write one part of a table written in parts (by an executor): its manifest entry
+    (the library's, with the size and SHA-256 of the bytes uploaded)."""
     fs, base = filesystem(out)
     data = _parquet(table)
     _put(fs, f"{base}/{rel}", data)
-    return _touchpoint.publication_entry(rel, data, table.num_rows)
+    return json.loads(_touchpoint.publication_entry(rel, data, table.num_rows))
 
 
 class Page(str):
@@ -221,7 +222,8 @@ def publish(
         for name, table in sorted(tables.items()):
             if hasattr(table, "write_parts"):
                 rel = run.file(name, "parts")
-                files[name] = _touchpoint.publication_parts(rel, table.write_parts(out, rel))
+                parts = [json.dumps(p) for p in table.write_parts(out, rel)]
+                files[name] = _touchpoint.publication_parts(rel, parts)
                 continue
             is_page = isinstance(table, str)
             data = table.encode() if is_page else _parquet(table)

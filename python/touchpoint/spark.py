@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -586,7 +587,7 @@ class Parts:
         local = str(df.sparkSession.conf.get("spark.master", "")).startswith("local")
         self.env = {k: os.environ[k] for k in _STORE_VARIABLES if local and k in os.environ}
 
-    def write_parts(self, out: str, rel: str) -> list[str]:
+    def write_parts(self, out: str, rel: str) -> list[dict[str, Any]]:
         # A local directory as the driver sees it: executors may run elsewhere.
         out = out if "://" in out else os.path.abspath(out)
         names = self.df.columns
@@ -603,10 +604,11 @@ class Parts:
             if table is None or table.num_rows == 0:
                 return
             part = _touchpoint.part_path(rel, TaskContext.get().partitionId())
-            yield pa.RecordBatch.from_pylist([{"entry": publish.write_part(out, part, table.cast(schema))}])
+            entry = publish.write_part(out, part, table.cast(schema))
+            yield pa.RecordBatch.from_pylist([{"entry": json.dumps(entry)}])
 
         # The library orders the parts by partition number (the DataFrame's order).
-        entries = [r["entry"] for r in self.df.mapInArrow(write, "entry string").collect()]
+        entries = [json.loads(r["entry"]) for r in self.df.mapInArrow(write, "entry string").collect()]
         if not entries:  # no rows at all: one empty part, so the table exists with its columns
             entries = [publish.write_part(out, _touchpoint.part_path(rel, 0), schema.empty_table())]
         return entries
@@ -634,7 +636,9 @@ def _totals(tables: Mapping[str, pa.Table]) -> dict[str, float]:
     if dq is None:
         return {}
     metrics = dict(zip(dq.column("metric").to_pylist(), dq.column("value").to_pylist()))
-    return {k: float(metrics[k]) for k in ("conversions", "conversion_value") if metrics.get(k) is not None}
+    # A total that is not a finite number is no total to compare with (and not JSON).
+    totals = {k: float(metrics[k]) for k in ("conversions", "conversion_value") if metrics.get(k) is not None}
+    return {k: v for k, v in totals.items() if math.isfinite(v)}
 
 
 def _listed(out: str, manifest: Mapping[str, Any]) -> list[str]:

@@ -74,8 +74,8 @@ pub struct Chain {
     pub n_channels: usize,
     /// The factorisation structure, built on the first solve.
     solver: std::sync::OnceLock<Solver>,
-    /// The dense fundamental quantities, built on the first removal (small chains only).
-    fundamental: std::sync::OnceLock<Fundamental>,
+    /// What the removal solves share, built on the first (`removal::Shared`).
+    fundamental: std::sync::OnceLock<removal::Shared>,
     /// Gauss–Seidel solves that stopped at the sweep limit before converging.
     unconverged: std::sync::atomic::AtomicUsize,
     /// Whether the removal solves keep every state's solution ([`Chain::keep_solutions`]).

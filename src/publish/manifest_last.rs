@@ -148,7 +148,6 @@ pub fn new_run_id(now: DateTime<Utc>) -> String {
 /// written; a table written in parts lists its `parts` in order (its rows are theirs,
 /// concatenated) and has no hash of its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Entry {
     /// Relative to the output.
     pub path: String,
@@ -264,6 +263,21 @@ impl Manifest {
     pub fn files(&self) -> Vec<&str> {
         self.files.values().flat_map(Entry::files).collect()
     }
+}
+
+/// The files of any document with a manifest's `files` (other fields are not looked at):
+/// what a reader reads, parts included, in the manifest's order.
+pub fn listed_files(text: &str) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Listed {
+        files: BTreeMap<String, Entry>,
+    }
+    let listed: Listed = serde_json::from_str(text).map_err(|e| Error::BadInput {
+        file: "manifest".into(),
+        column: None,
+        problem: format!("no files to list: {e}"),
+    })?;
+    Ok(listed.files.values().flat_map(Entry::files).map(str::to_string).collect())
 }
 
 /// The runs of a key to delete after `this` run committed, from the names listed under

@@ -33,10 +33,17 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 pub fn take_lock(dir: &Path, wait: std::time::Duration) -> Result<File> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let lock_path = dir.join("lock");
-    let lock = File::create(&lock_path).map_err(io(&lock_path))?;
+    let mut lock = File::create(&lock_path).map_err(io(&lock_path))?;
     let deadline = std::time::Instant::now() + wait;
     loop {
         match lock.try_lock() {
+            // The holder may have removed the directory it created (a failed first run)
+            // while this run waited: a lock on that unlinked file excludes nobody, so take
+            // the file the path names now.
+            Ok(()) if !names(&lock_path, &lock) => {
+                std::fs::create_dir_all(dir).map_err(io(dir))?;
+                lock = File::create(&lock_path).map_err(io(&lock_path))?;
+            }
             Ok(()) => return Ok(lock),
             Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(100));
@@ -44,6 +51,15 @@ pub fn take_lock(dir: &Path, wait: std::time::Duration) -> Result<File> {
             Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
         }
+    }
+}
+
+/// Whether `path` still names the open file `f`.
+fn names(path: &Path, f: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), f.metadata()) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
     }
 }
 

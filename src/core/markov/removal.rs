@@ -107,6 +107,24 @@ impl Fundamental {
     }
 }
 
+/// What every removal solve of one chain shares, built once (the channels' effects and the
+/// sequence effects both take theirs from it).
+pub enum Shared {
+    /// Up to [`super::DIRECT_MAX_STATES`] states: the dense fundamental.
+    Dense(Fundamental),
+    /// Above: the sweeps' rows and the full chain's solution, where every removal starts.
+    Swept { rows: Rows, full: Vec<(f64, f64)> },
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shared::Dense(d) => d.fmt(f),
+            Shared::Swept { full, .. } => write!(f, "Swept({} states)", full.len()),
+        }
+    }
+}
+
 /// (conversion probability, expected value), or the fractions of them lost.
 pub type PairPv = (f64, f64);
 
@@ -298,11 +316,10 @@ pub fn sweep_one(rows: &Rows, gone: &[bool]) -> ((f64, f64), bool) {
 
 impl Rows {
     /// The full chain's solution at every state (sweep order), from zero: where the
-    /// removals' solves start. Removing states only lowers every value, so from there the
-    /// sweeps come down to a removal's solution monotonically, as they go up from zero, and
-    /// they start closer: a channel's removal changes most values by a fraction of a
-    /// percent, a few of the fifteen digits the sweeps converge over (~20% fewer sweeps at
-    /// order 3 on the 300-channel log).
+    /// removals' solves start. A channel's removal changes most values by a fraction of a
+    /// percent, so the sweeps start a few of the fifteen digits they converge over closer
+    /// to the removal's solution (~20% fewer sweeps at order 3 on the 300-channel log), and
+    /// stop on the same test.
     pub(super) fn full(&self) -> Vec<(f64, f64)> {
         solve_one(self, &vec![false; self.b.len()], None).0
     }
@@ -336,7 +353,7 @@ fn solve_one(rows: &Rows, gone: &[bool], from: Option<&[(f64, f64)]>) -> (Vec<(f
             }
             // A state on its own reads only final values: one computation is exact.
             if hi - lo == 1 || delta <= EXACT * scale {
-                done = true;
+                done = scale.is_finite();
                 break;
             }
         }
@@ -477,8 +494,9 @@ pub(super) fn sweep(
                 }
             }
             if hi - lo == 1 {
-                // A state on its own reads only final values: one computation is exact.
-                active = 0;
+                // A state on its own reads only final values: one computation is exact
+                // (a lane left active here is one whose value is not finite).
+                active &= !(0..LANES).filter(|&l| scale[l].is_finite()).fold(0u8, |m, l| m | 1 << l);
                 break;
             }
             let was = active;
@@ -499,12 +517,36 @@ impl Chain {
         self.states.len() <= super::DIRECT_MAX_STATES
     }
 
-    fn fundamental(&self) -> Result<&Fundamental> {
-        if let Some(f) = self.fundamental.get() {
-            return Ok(f);
+    /// What the chain's removal solves share, built on the first of them.
+    fn shared(&self) -> Result<&Shared> {
+        if let Some(s) = self.fundamental.get() {
+            return Ok(s);
         }
-        let _ = self.fundamental.set(Fundamental::of(self)?);
+        let shared = match self.direct() {
+            true => Shared::Dense(Fundamental::of(self)?),
+            false => {
+                let rows = Rows::of(self);
+                let full = rows.full();
+                Shared::Swept { rows, full }
+            }
+        };
+        let _ = self.fundamental.set(shared);
         Ok(self.fundamental.get().expect("just set"))
+    }
+
+    fn fundamental(&self) -> Result<&Fundamental> {
+        match self.shared()? {
+            Shared::Dense(f) => Ok(f),
+            Shared::Swept { .. } => Err(Error::Internal("a dense fundamental above its size".into())),
+        }
+    }
+
+    /// The sweeps' rows and the full chain's solution (a chain above the dense size).
+    fn swept(&self) -> (&Rows, &[(f64, f64)]) {
+        match self.shared() {
+            Ok(Shared::Swept { rows, full }) => (rows, full),
+            _ => unreachable!("only a chain above the dense size sweeps, and building its rows cannot fail"),
+        }
     }
 
     /// P(conversion) and expected value from `(start)` of the full chain, from the same
@@ -589,15 +631,17 @@ impl Chain {
         removed: impl Fn(usize, &[u32]) -> bool + Sync,
         capture: bool,
     ) -> Vec<(f64, f64)> {
-        let rows = Rows::of(self);
-        let full = rows.full();
+        let (rows, full) = self.swept();
         if count < lanes_from() {
             let n = self.states.len();
             let solved: Vec<((f64, f64), bool)> = (0..count)
                 .into_par_iter()
                 .map(|i| {
                     let gone: Vec<bool> = (0..n).map(|s| s != 0 && removed(i, &self.states[s])).collect();
-                    let (x, converged) = solve_one(&rows, &rows.permute(&gone), Some(&full));
+                    let gone = rows.permute(&gone);
+                    // As a lane: a removal that removes nothing starts from zero.
+                    let from = gone.iter().any(|&g| g).then_some(full);
+                    let (x, converged) = solve_one(rows, &gone, from);
                     (x[rows.start], converged)
                 })
                 .collect();
@@ -621,8 +665,7 @@ impl Chain {
                             .fold(0u8, |m, (l, _)| m | 1 << l)
                     }))
                     .collect();
-                let (x, converged) =
-                    solve_lanes(&rows, &rows.permute(&gone), block.len(), EXACT, Some(&full));
+                let (x, converged) = solve_lanes(rows, &rows.permute(&gone), block.len(), EXACT, Some(full));
                 let s = rows.start;
                 let starts = (0..block.len()).map(|l| ((x[s][0][l], x[s][1][l]), converged[l])).collect();
                 (starts, keep.then_some(x))
