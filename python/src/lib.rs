@@ -437,12 +437,15 @@ impl RootLock {
     }
 }
 
-/// Take the lock of the local output `root`, waiting up to `wait_seconds` (then `locked`, 75).
+/// Take the lock of the local output `root`, waiting up to `wait_seconds` (then `locked`,
+/// 75), for the Spark job's publication: a root of the CLI's date partitions is refused
+/// (`bad_configuration`, 78).
 #[pyfunction]
 #[pyo3(signature = (root, wait_seconds=0))]
 fn lock_root(py: Python<'_>, root: PathBuf, wait_seconds: u64) -> PyResult<RootLock> {
     let wait = std::time::Duration::from_secs(wait_seconds);
     let lock = detached(py, || touchpoint::publish::RootLock::take(&root, wait))?;
+    mlast::check_local_root(&root).map_err(|e| py_err(py, e))?;
     Ok(RootLock(Some(lock)))
 }
 

@@ -139,13 +139,15 @@ def test_local_publication_guard_and_lock(spark, tmp_path, generated, capsys):
 
     with publish.lock(out):
         code, line = _job(capsys, _pipeline(tmp_path, generated), out, DATE)
-        # The lock is the library's, the one the CLI's `run` takes on the same root: a CLI
-        # run to this output while the Spark job holds it fails the same way.
-        cli = run_cli("run", str(_pipeline(tmp_path, generated)), "--run-date", DATE,
-                      "--set", f'output.root="{out}"', check=False)
     assert (code, line["kind"], line["exit_code"]) == (75, "locked", 75), line
-    assert cli.returncode == 75 and json.loads(cli.stdout.strip().splitlines()[-1])["kind"] == "locked", cli
     assert str(Path(out, ".touchpoint", "lock")) in line["message"], line
+    # The lock is the library's, the one the CLI's `run` takes on a root: a CLI run to a
+    # root the job holds (not yet published to) fails the same way.
+    fresh = str(tmp_path / "fresh")
+    with publish.lock(fresh):
+        cli = run_cli("run", str(_pipeline(tmp_path, generated)), "--run-date", DATE,
+                      "--set", f'output.root="{fresh}"', check=False)
+    assert cli.returncode == 75 and json.loads(cli.stdout.strip().splitlines()[-1])["kind"] == "locked", cli
     assert publish.read_manifest(out, DATE) == doc
 
     # Undated runs: the change guard reads the undated run's manifest (`_manifest/latest`)
@@ -176,6 +178,28 @@ def test_errors_are_the_cli_json_line(tmp_path, capsys):
         assert ts.main(argv) == code, argv
         line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert (line["status"], line["kind"], line["exit_code"]) == ("error", kind, code), line
+
+
+def test_the_cli_and_the_spark_job_refuse_each_others_root(tmp_path):
+    """The CLI's date partitions and the job's manifest-last layout share the manifests'
+    paths, so each refuses the other's root (78) instead of taking its files for its own,
+    and the first writer's publication stays as it was."""
+    import pyarrow as pa
+
+    spark_root, cli_root = str(tmp_path / "spark"), str(tmp_path / "cli")
+    ts.write({"a": pa.table({"x": [1.0]})}, spark_root, "2024-02-16")
+    before = _files(spark_root)
+    nightly = str(Path(__file__).parents[2] / "pipelines" / "sample_nightly.toml")
+    cli = run_cli("run", nightly, "--run-date", "2024-02-16", "--set", f'output.root="{spark_root}"', check=False)
+    line = json.loads(cli.stdout.strip().splitlines()[-1])
+    assert (cli.returncode, line["kind"]) == (78, "bad_configuration") and "_runs" in line["message"], cli
+    assert _files(spark_root) == before and publish.read(spark_root, "2024-02-16")["a"].num_rows == 1
+
+    run_cli("run", nightly, "--run-date", "2024-02-16", "--set", f'output.root="{cli_root}"')
+    with pytest.raises(touchpoint.TouchpointError) as e:
+        ts.write({"a": pa.table({"x": [1.0]})}, cli_root, "2024-02-16")
+    assert (e.value.kind, e.value.exit_code) == ("bad_configuration", 78) and ".touchpoint/dates" in str(e.value)
+    assert not Path(cli_root, "_runs").exists()
 
 
 def test_missing_events_are_input_not_found(spark, tmp_path, capsys):

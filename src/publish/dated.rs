@@ -36,6 +36,13 @@ impl DatedOutput {
                 root.display()
             )));
         }
+        if root.join(super::manifest_last::RUNS).is_dir() {
+            return Err(Error::Config(format!(
+                "output root `{}` holds the Spark job's publication (`_runs/`, manifests written \
+                 last); the CLI's date partitions need a root of their own",
+                root.display()
+            )));
+        }
         let created = !root.exists();
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         let store = Store::open(&root.join(".touchpoint"), wait)?;

@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The directory of every run's files, under the output.
+pub const RUNS: &str = "_runs";
+
 /// The manifest's format: a reader checks it before trusting the rest.
 pub const FORMAT: &str = "touchpoint-publication/1";
 
@@ -72,7 +75,7 @@ impl Layout {
 
     /// The directory of this key's runs (listed by [`stale_runs`]' caller).
     pub fn runs(&self) -> String {
-        format!("_runs/{}", self.key)
+        format!("{RUNS}/{}", self.key)
     }
 
     /// A run's own prefix: nothing points at it until its manifest is written.
@@ -132,6 +135,20 @@ impl std::str::FromStr for FileKind {
             _ => Err(Error::Internal(format!("file kind `{s}` (table, document or parts)"))),
         }
     }
+}
+
+/// Refuse a local root the CLI publishes date partitions to (`.touchpoint/dates`): the two
+/// layouts share the manifests' paths, and each would take the other's files for its own.
+/// (The CLI refuses a root holding [`RUNS`] in turn.)
+pub fn check_local_root(root: &std::path::Path) -> Result<()> {
+    if root.join(".touchpoint").join("dates").is_dir() {
+        return Err(Error::Config(format!(
+            "output root `{}` holds the CLI's date partitions (`.touchpoint/dates`); the Spark \
+             job's publication (manifests written last) needs a root of its own",
+            root.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A new run id: the UTC start and 12 hex digits no other process draws (the hasher's keys
