@@ -73,11 +73,6 @@ def is_local(fs: pafs.FileSystem) -> bool:
     return isinstance(fs, pafs.LocalFileSystem)
 
 
-def key_of(run_date: str | None) -> str:
-    """The manifest's key: the CLI's ``run_date=D`` partition name, or ``latest``."""
-    return f"run_date={run_date}" if run_date else "latest"
-
-
 def manifest_path(base: str, run_date: str | None) -> str:
     """Where the manifest of a run date lives: the CLI's ``_manifest/run_date=D/_manifest.json``
     (so the library's guards find the previous date's totals on a local disk)."""
@@ -152,7 +147,8 @@ def read(out: str, run_date: str | None = None) -> dict[str, Any]:
     runs)."""
     doc = read_manifest(out, run_date)
     if doc is None:
-        raise error("input_not_found", 66, f"input not found: {out}: no manifest for {key_of(run_date)}")
+        rel = _touchpoint.manifest_paths(run_date)[0]
+        raise error("input_not_found", 66, f"input not found: {out}: no manifest at {rel}")
     fs, base = filesystem(out)
 
     def table(f: Mapping[str, Any]) -> Any:

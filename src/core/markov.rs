@@ -253,8 +253,7 @@ impl Chain {
     /// system to machine precision. `I − Q` is a nonsingular M-matrix (every state reaches
     /// absorption), so the sweeps converge monotonically from 0.
     fn gauss_seidel(&self, gone: &[bool]) -> (f64, f64) {
-        let rows = removal::Rows::of(self);
-        let (x, converged) = removal::sweep_one(&rows, &rows.permute(gone));
+        let (x, converged) = self.swept_one(gone);
         if !converged {
             self.unconverged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }

@@ -305,10 +305,11 @@ impl Rows {
     }
 }
 
-/// One Gauss–Seidel solve (one removal, `gone` in sweep order): the arithmetic of a lane
-/// of [`sweep`], in scalar code. A removal starts from the full chain's solution
-/// ([`Rows::full`]; the full chain itself from zero). Returns `(x[start], converged)`.
-pub fn sweep_one(rows: &Rows, gone: &[bool]) -> ((f64, f64), bool) {
+/// One Gauss–Seidel solve (one removal, `gone` in sweep order) of any chain's rows: the
+/// arithmetic of a lane of [`sweep`], in scalar code. A removal starts from the full
+/// chain's solution ([`Rows::full`]; the full chain itself from zero). Returns
+/// `(x[start], converged)`. (A chain's own lone solves go through [`Chain::swept_one`].)
+pub(super) fn sweep_one(rows: &Rows, gone: &[bool]) -> ((f64, f64), bool) {
     let full = gone.iter().any(|&g| g).then(|| rows.full());
     let (x, converged) = solve_one(rows, gone, full.as_deref());
     (x[rows.start], converged)
@@ -541,6 +542,21 @@ impl Chain {
         }
     }
 
+    /// One lone Gauss–Seidel solve of this chain (`gone` by chain state), on the rows and
+    /// from the full solution its removal effects share: `(x[start], converged)`.
+    /// (A chain small enough for the dense fundamental shares no rows: its own are built.)
+    pub(super) fn swept_one(&self, gone: &[bool]) -> ((f64, f64), bool) {
+        if self.direct() {
+            let rows = Rows::of(self);
+            return sweep_one(&rows, &rows.permute(gone));
+        }
+        let (rows, full) = self.swept();
+        let gone = rows.permute(gone);
+        let from = gone.iter().any(|&g| g).then_some(full);
+        let (x, converged) = solve_one(rows, &gone, from);
+        (x[rows.start], converged)
+    }
+
     /// The sweeps' rows and the full chain's solution (a chain above the dense size).
     fn swept(&self) -> (&Rows, &[(f64, f64)]) {
         match self.shared() {
@@ -637,12 +653,9 @@ impl Chain {
             let solved: Vec<((f64, f64), bool)> = (0..count)
                 .into_par_iter()
                 .map(|i| {
-                    let gone: Vec<bool> = (0..n).map(|s| s != 0 && removed(i, &self.states[s])).collect();
-                    let gone = rows.permute(&gone);
                     // As a lane: a removal that removes nothing starts from zero.
-                    let from = gone.iter().any(|&g| g).then_some(full);
-                    let (x, converged) = solve_one(rows, &gone, from);
-                    (x[rows.start], converged)
+                    let gone: Vec<bool> = (0..n).map(|s| s != 0 && removed(i, &self.states[s])).collect();
+                    self.swept_one(&gone)
                 })
                 .collect();
             let stuck = solved.iter().filter(|l| !l.1).count();
