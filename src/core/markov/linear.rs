@@ -95,6 +95,7 @@ impl Linear {
             })
             .collect();
         let transposed = rows.transposed();
+        let visits = transposed.full();
         let kept = chain.take_solutions().map(|s| s.blocks).filter(|b| b.len() == gone.len());
         let full = kept.is_none().then(|| rows.full());
         let solved: Vec<_> = gone
@@ -104,7 +105,7 @@ impl Linear {
                 let lanes = LANES.min(cols - b * LANES);
                 let back: Vec<u8> = gone.iter().rev().copied().collect();
                 let forward = full.as_deref().map(|f| solve_lanes(&rows, gone, lanes, EXACT, Some(f)));
-                let (t, converged) = solve_lanes(&transposed, &back, lanes, VISITS, None);
+                let (t, converged) = solve_lanes(&transposed, &back, lanes, VISITS, Some(&visits));
                 let stuck = converged[..lanes].iter().chain(forward.iter().flat_map(|f| &f.1[..lanes]));
                 let stuck = stuck.filter(|&&c| !c).count();
                 (forward.map(|f| f.0), t.iter().rev().map(|x| x[0]).collect::<Vec<_>>(), stuck)
