@@ -49,7 +49,20 @@ pub fn bucket_count(n: usize) -> usize {
     (n / 4096).next_power_of_two().clamp(1, 1024)
 }
 
-/// Dense ids in key order of `n` rows whose keys come piece by piece.
+/// Dense ids in key order of `n` rows whose keys come piece by piece: [`scatter`] then
+/// [`Scattered::rank`].
+pub fn dense_ids<K, B, P>(n: usize, nb: usize, bucket: B, piece_keys: P) -> Dense<K>
+where
+    K: RankKey,
+    B: Fn(K) -> usize + Sync,
+    P: Fn(usize, usize, &mut Vec<Option<K>>) + Sync,
+{
+    scatter(n, nb, bucket, piece_keys).rank()
+}
+
+/// The keys of `n` rows copied into `nb` buckets, ready to be ranked. The caller's keys
+/// are not read again, so it can free them before [`Scattered::rank`] (at 50M rows of
+/// string ids they are 800 MB, as much as the buckets' copy).
 ///
 /// `piece_keys(first, len, out)` fills `out` with the keys of rows `first..first + len`
 /// (`None`: the row gets no id). It is called twice per piece (keys may be computed on the
@@ -57,7 +70,7 @@ pub fn bucket_count(n: usize) -> usize {
 /// around.
 /// `bucket(k)` must be monotone (`k1 ≤ k2 ⇒ bucket(k1) ≤ bucket(k2)`) and below `nb`; a
 /// bad spread only costs speed, never correctness.
-pub fn dense_ids<K, B, P>(n: usize, nb: usize, bucket: B, piece_keys: P) -> Dense<K>
+pub fn scatter<K, B, P>(n: usize, nb: usize, bucket: B, piece_keys: P) -> Scattered<K>
 where
     K: RankKey,
     B: Fn(K) -> usize + Sync,
@@ -121,47 +134,67 @@ where
     assert_eq!(written, kept, "dense_ids: piece_keys differs between calls");
     // SAFETY: every slot below `kept` was written exactly once above (counted).
     unsafe { slots.set_len(kept) };
-    // 3. Rank each bucket's keys (sorting packed keys, in cache).
-    let mut rank_at = vec![0u32; kept];
-    let mut rank_chunks: Vec<&mut [u32]> = Vec::with_capacity(nb);
-    let mut rest: &mut [u32] = &mut rank_at;
-    for b in 0..nb {
-        let (head, tail) = rest.split_at_mut(start[b + 1] - start[b]);
-        rank_chunks.push(head);
-        rest = tail;
-    }
-    let per_bucket: Vec<Vec<K>> = rank_chunks
-        .into_par_iter()
-        .enumerate()
-        .map_init(Vec::new, |perm: &mut Vec<u64>, (b, ranks)| {
-            rank_bucket(&slots[start[b]..start[b + 1]], ranks, perm)
-        })
-        .collect();
-    drop(slots);
-    let mut base = vec![0u32; nb];
-    let mut total = 0u32;
-    for (b, d) in per_bucket.iter().enumerate() {
-        base[b] = total;
-        total += d.len() as u32;
-    }
+    Scattered { n, nb, bucket_of, start, cursors, slots }
+}
 
-    // 4. Back to row order: walk the rows again with the same cursors.
-    let mut ids = vec![NO_ID; n];
-    ids.par_chunks_mut(PIECE).enumerate().for_each(|(p, out)| {
-        let mut cur = cursors[p].clone();
-        for (o, &b) in out.iter_mut().zip(&bucket_of[p * PIECE..]) {
-            if b != u16::MAX {
-                let slot = &mut cur[b as usize];
-                *o = base[b as usize] + rank_at[*slot];
-                *slot += 1;
-            }
+/// The rows' keys by bucket ([`scatter`]).
+pub struct Scattered<K> {
+    n: usize,
+    nb: usize,
+    /// Each row's bucket (`u16::MAX`: no id).
+    bucket_of: Vec<u16>,
+    /// Bucket `b` holds `slots[start[b]..start[b + 1]]`.
+    start: Vec<usize>,
+    /// Where each piece's rows of each bucket begin.
+    cursors: Vec<Vec<usize>>,
+    slots: Vec<K>,
+}
+
+impl<K: RankKey> Scattered<K> {
+    /// Each row's rank among the distinct keys, and those keys in order.
+    pub fn rank(self) -> Dense<K> {
+        let Scattered { n, nb, bucket_of, start, cursors, slots } = self;
+        // 3. Rank each bucket's keys (sorting packed keys, in cache).
+        let mut rank_at = vec![0u32; slots.len()];
+        let mut rank_chunks: Vec<&mut [u32]> = Vec::with_capacity(nb);
+        let mut rest: &mut [u32] = &mut rank_at;
+        for b in 0..nb {
+            let (head, tail) = rest.split_at_mut(start[b + 1] - start[b]);
+            rank_chunks.push(head);
+            rest = tail;
         }
-    });
-    let mut keys_out = Vec::with_capacity(total as usize);
-    for d in per_bucket {
-        keys_out.extend(d);
+        let per_bucket: Vec<Vec<K>> = rank_chunks
+            .into_par_iter()
+            .enumerate()
+            .map_init(Vec::new, |perm: &mut Vec<u64>, (b, ranks)| {
+                rank_bucket(&slots[start[b]..start[b + 1]], ranks, perm)
+            })
+            .collect();
+        drop(slots);
+        let mut base = vec![0u32; nb];
+        let mut total = 0u32;
+        for (b, d) in per_bucket.iter().enumerate() {
+            base[b] = total;
+            total += d.len() as u32;
+        }
+        // 4. Back to row order: walk the rows again with the same cursors.
+        let mut ids = vec![NO_ID; n];
+        ids.par_chunks_mut(PIECE).enumerate().for_each(|(p, out)| {
+            let mut cur = cursors[p].clone();
+            for (o, &b) in out.iter_mut().zip(&bucket_of[p * PIECE..]) {
+                if b != u16::MAX {
+                    let slot = &mut cur[b as usize];
+                    *o = base[b as usize] + rank_at[*slot];
+                    *slot += 1;
+                }
+            }
+        });
+        let mut keys_out = Vec::with_capacity(total as usize);
+        for d in per_bucket {
+            keys_out.extend(d);
+        }
+        Dense { ids, keys: keys_out }
     }
-    Dense { ids, keys: keys_out }
 }
 
 /// Rank one bucket's keys (`ranks[slot]` = rank of `keys[slot]` among the bucket's distinct

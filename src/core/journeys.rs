@@ -438,8 +438,20 @@ fn sort_chunk(
 
 /// Cut the events, sorted by [`sort_events`], into journeys over the log's channels.
 pub fn build(log: &EventLog, order: &EventOrder, opts: &JourneyOptions) -> Journeys {
-    let (codes, names) = (&log.channel, &log.channels);
-    let n_codes = names.len() as u32;
+    merge(log, walk(log, order, opts), opts)
+}
+
+/// The chunks' journeys, walked but not yet merged: [`build`] in two steps, so a caller
+/// can free the order's keys (16 bytes an event) before the merge.
+pub struct Walked {
+    collectors: Vec<Collector>,
+    duplicate_events: u64,
+}
+
+/// Walk every chunk of users of the sorted events into its own paths ([`build`]'s first
+/// step).
+pub fn walk(log: &EventLog, order: &EventOrder, opts: &JourneyOptions) -> Walked {
+    let (codes, n_codes) = (&log.channel, log.channels.len() as u32);
     let t = std::time::Instant::now();
     let collectors: Vec<Collector> = order
         .bounds
@@ -452,18 +464,25 @@ pub fn build(log: &EventLog, order: &EventOrder, opts: &JourneyOptions) -> Journ
                 min_ts: order.min_ts,
                 skip,
             };
-            walk(log, codes, n_codes, &rows, opts)
+            walk_chunk(log, codes, n_codes, &rows, opts)
         })
         .collect();
-
     tracing::debug!(ms = t.elapsed().as_millis(), chunks = order.bounds.len() - 1, "walked journeys");
+    Walked { collectors, duplicate_events: order.duplicates.len() as u64 }
+}
+
+/// Sum the chunks' paths into the path table ([`build`]'s second step).
+pub fn merge(log: &EventLog, walked: Walked, opts: &JourneyOptions) -> Journeys {
+    let Walked { collectors, duplicate_events } = walked;
+    let names = &log.channels;
+    let n_codes = names.len() as u32;
     let t = std::time::Instant::now();
-    let mut stats =
-        JourneyStats { duplicate_events: order.duplicates.len() as u64, ..JourneyStats::default() };
+    let mut stats = JourneyStats { duplicate_events, ..JourneyStats::default() };
     let mut recorded = Recorded::default();
     // Merge the chunks' paths: sort every (path, chunk) entry, then sum equal paths in chunk
     // order (fixed), which also leaves the rows sorted by path.
-    let mut entries: Vec<(Box<[u32]>, usize, Agg)> = Vec::new();
+    let mut entries: Vec<(Box<[u32]>, usize, Agg)> =
+        Vec::with_capacity(collectors.iter().map(|c| c.paths.len()).sum());
     let mut chunk_index = Vec::new();
     let mut chunk_paths = Vec::new();
     for (ci, c) in collectors.into_iter().enumerate() {
@@ -634,7 +653,7 @@ struct Rows<'a> {
 }
 
 /// Walk a run of sorted rows that holds whole users.
-fn walk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &Rows, opts: &JourneyOptions) -> Collector {
+fn walk_chunk(log: &EventLog, codes: &[u32], n_codes: u32, rows: &Rows, opts: &JourneyOptions) -> Collector {
     let Rows { keys, users, min_ts, skip } = *rows;
     let mut c = Collector { index: opts.index.then(Vec::new), ..Collector::default() };
     let mut pending: Vec<Pending> = Vec::new();

@@ -451,15 +451,17 @@ fn kept_channels(ids: &[u32], channels: Interner<String>) -> (Vec<u32>, Vec<Stri
 /// Dense user ids: the rank of each row's key among the distinct keys of the whole input
 /// (hash order for string ids, value order for integers).
 fn number_users(log: &mut EventLog, users: UserKeys, mut names: Option<FxHashMap<u128, String>>) {
-    use crate::core::intern::{bucket_count, dense_ids, hash_bucket, range_bucket};
+    use crate::core::intern::{bucket_count, hash_bucket, range_bucket, scatter};
     let n = log.len();
     let nb = bucket_count(n);
     match users {
         UserKeys::Str(keys) => {
-            let dense = dense_ids(n, nb, hash_bucket(nb), |at, len, out| {
+            let scattered = scatter(n, nb, hash_bucket(nb), |at, len, out| {
                 out.extend(keys[at..at + len].iter().map(|&h| Some(h)));
             });
+            // Freed before the ranking: 16 bytes a row, the read's largest buffer.
             drop(keys);
+            let dense = scattered.rank();
             log.user = dense.ids;
             log.n_users = dense.keys.len();
             // The low half of the id's XXH3-128: the same person has the same key in
@@ -475,10 +477,11 @@ fn number_users(log: &mut EventLog, users: UserKeys, mut names: Option<FxHashMap
         UserKeys::Int(keys) => {
             let (min, max) =
                 (keys.iter().copied().min().unwrap_or(0), keys.iter().copied().max().unwrap_or(0));
-            let dense = dense_ids(n, nb, range_bucket(min, max, nb), |at, len, out| {
+            let scattered = scatter(n, nb, range_bucket(min, max, nb), |at, len, out| {
                 out.extend(keys[at..at + len].iter().map(|&k| Some(k)));
             });
             drop(keys);
+            let dense = scattered.rank();
             log.user = dense.ids;
             log.n_users = dense.keys.len();
             log.user_key = dense.keys.iter().map(|&k| k as u64).collect();

@@ -181,10 +181,10 @@ impl<'a> Run<'a> {
         let partition = shard.is_some() || self.chunk;
         // Intervals need every journey by person (a shard's become its replicate statistics).
         let index = self.settings.models.bootstrap_replicates > 0;
-        let (journeys, touch_campaign, order) =
-            self.phase("journeys", |s| Ok(build_journeys(&log, s, index)))?;
         // The sorted order is kept for the segments' walks only (16 bytes an event).
         let segmenting = self.settings.segments.any(self.settings.columns.segment.is_some());
+        let (journeys, touch_campaign, order) =
+            self.phase("journeys", |s| Ok(build_journeys(&log, s, (index, segmenting))))?;
         let (duplicates, order) = match segmenting {
             true => (order.duplicates.clone(), Some(order)),
             false => (order.duplicates, None),
@@ -477,11 +477,12 @@ impl<'a> Run<'a> {
 
 /// Sort the events and build the channel journeys; with a campaign column, also the
 /// campaign of every recorded touch; and the sorted order (its duplicate rows serve the
-/// group level, the order itself the segments' walks).
+/// group level, the order itself the segments' walks: without `keep_order` only its
+/// duplicates are left, the rest freed before the paths are merged).
 fn build_journeys(
     log: &EventLog,
     s: &Settings,
-    index: bool,
+    (index, keep_order): (bool, bool),
 ) -> (Journeys, Option<Vec<u32>>, journeys::EventOrder) {
     let campaign = log.campaign.as_ref();
     // Recorded journeys also give channel_roles its days and touches to conversion (null
@@ -492,9 +493,13 @@ fn build_journeys(
     opts.report = s.window().map(|w| w.range());
     opts.index = index;
     let t = Instant::now();
-    let order = event_order(log, s);
+    let mut order = event_order(log, s);
     tracing::debug!(ms = t.elapsed().as_millis(), "sorted events");
-    let j = journeys::build(log, &order, &opts);
+    let walked = journeys::walk(log, &order, &opts);
+    if !keep_order {
+        (order.keys, order.users) = (Vec::new(), Vec::new());
+    }
+    let j = journeys::merge(log, walked, &opts);
     tracing::info!(
         journeys = j.stats.journeys,
         converting = j.stats.converting_journeys,
