@@ -1,7 +1,8 @@
 """The Spark job on one log, timed by phase, and compared with the CLI's tables.
 
 usage: spark_job.py EVENTS CLI_OUT MASTER   (REPLICATES=200: with the interval columns;
-the CLI's output must then have been written with the same --bootstrap)
+the CLI's output must then have been written with the same --bootstrap; CHUNK_ROWS=0: the
+job without Spark's sort, each partition held whole)
 """
 
 import logging
@@ -27,16 +28,17 @@ spark = (
 spark.sparkContext.setLogLevel("ERROR")
 t_jvm = time.time()
 logging.basicConfig(level=logging.INFO, format="%(message)s")
-tables = ts.attribute(
-    spark.read.parquet(events),
-    models={
-        "run": ["first_touch", "last_touch", "linear", "markov"],
-        "bootstrap_replicates": int(os.environ.get("REPLICATES", "0")),
-    },
-)
+models = {
+    "run": ["first_touch", "last_touch", "linear", "markov"],
+    "bootstrap_replicates": int(os.environ.get("REPLICATES", "0")),
+}
+# CHUNK_ROWS=0: the job without Spark's sort (each partition one chunk, held whole by the
+# library); the default sorts each partition and cuts it into chunks of 1M rows.
+chunk_rows = int(os.environ.get("CHUNK_ROWS", str(ts.CHUNK_ROWS))) or None
+tables = ts.attribute(spark.read.parquet(events), chunk_rows=chunk_rows, models=models)
 t_end = time.time()
 print(f"spark: session start            {t_jvm - t0:8.2f} s")
-print(f"spark: the job                  {t_end - t_jvm:8.2f} s")
+print(f"spark: the job (chunk_rows={chunk_rows}) {t_end - t_jvm:8.2f} s")
 
 # Spark's share: the same repartition, sort and Arrow hand-over to Python, with a
 # mapInArrow that only counts rows instead of calling touchpoint.

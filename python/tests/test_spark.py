@@ -52,21 +52,23 @@ GROUPS = {"social": ["facebook", "instagram", "tiktok"], "search": ["paid_search
 GROUP_TABLES = ("channel_group_attribution", "channel_group_roles", "group_comparison")
 
 
-@pytest.mark.parametrize("order,replicates", [(2, "auto"), ("auto(max=3)", "auto"), (3, "linear")])
-def test_intervals_equal_the_cli(spark, tmp_path, order, replicates):
+@pytest.mark.parametrize("order,replicates,chunk_rows", [(2, "auto", 3000), ("auto(max=3)", "auto", None),
+                                                      (3, "linear", 3000)])
+def test_intervals_equal_the_cli(spark, tmp_path, order, replicates, chunk_rows):
     """Chunks sum their replicates' statistics, Spark sums them by key, the driver solves:
     the interval columns equal the CLI's. With channel groups: the chunks' group-level
     paths and replicates are summed as a second level and solved the same way, so the
     group tables and group_comparison (paired replicates) equal the CLI's too. With "auto"
     the chunks sum every candidate order's chain and the driver solves the chosen one's.
     With markov_replicates = "linear" the driver takes each replicate's correction step
-    from the summed fit, as the CLI takes it from its own."""
+    from the summed fit, as the CLI takes it from its own. With ``chunk_rows=None`` Spark
+    does not sort: each unsorted partition is one chunk."""
     models = {"run": MODELS, "markov_order": order, "bootstrap_replicates": 25, "bootstrap_seed": 3,
               "markov_replicates": replicates}
     sections = {"models": models,
                 "channel_groups": GROUPS}
     want = cli_tables(SAMPLE, tmp_path / "cli", sections)
-    got = ts.attribute(spark.read.parquet(str(SAMPLE)), chunk_rows=3000, **sections)
+    got = ts.attribute(spark.read.parquet(str(SAMPLE)), chunk_rows=chunk_rows, **sections)
     ca = got["channel_attribution"]
     attributed = ca.filter(pc.not_equal(ca.column("channel"), "(unattributed)"))
     assert attributed.num_rows > 0 and attributed.column("value_high").null_count == 0
@@ -188,10 +190,16 @@ def test_generated_log_with_a_window_equals_the_cli(spark, tmp_path, generated):
     _compare(got, want)
     # Chunks of whole users: a chunk size smaller than a user changes nothing.
     tiny = ts.attribute(spark.read.parquet(str(generated)), chunk_rows=1, **sections)
+    # Unsorted partitions, each one chunk: the library sorts each partition's events itself.
+    whole = ts.attribute(spark.read.parquet(str(generated)), chunk_rows=None, **sections)
     arrow = lambda t: t if isinstance(t, pa.Table) else t.toArrow()  # noqa: E731
     for name in got:
         if name != "report.html":
             assert_tables_equal(arrow(tiny[name]), arrow(got[name]), name, rel=1e-12)
+            assert_tables_equal(arrow(whole[name]), arrow(got[name]), name, rel=1e-12)
+    with pytest.raises(touchpoint.TouchpointError, match="chunk_rows is 0") as e:
+        ts.attribute(spark.read.parquet(str(generated)), chunk_rows=0, **sections)
+    assert (e.value.kind, e.value.exit_code) == ("bad_configuration", 78)
 
 
 def test_spark_xxhash64_is_shard_of(spark):
@@ -217,7 +225,8 @@ def test_spark_submit_entry_point_writes_the_date_partition(tmp_path, generated,
     # As documented: spark-submit with the job's own file as the application.
     submit = Path(sys.executable).parent / "spark-submit"
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    args = [str(pipeline), "--run-date", "2024-01-15", "--out", str(out), "--partitions", "2"]
+    # --chunk-rows 0: without Spark's sort, each partition one chunk (the same tables).
+    args = [str(pipeline), "--run-date", "2024-01-15", "--out", str(out), "--partitions", "2", "--chunk-rows", "0"]
     p = subprocess.run([str(submit), "--master", "local[2]", "--driver-memory", "1g", ts.__file__, *args],
                        capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr

@@ -10,7 +10,7 @@ def attribute(
     *,
     pipeline: str | None = None,
     partitions: int | None = None,
-    chunk_rows: int = ...,
+    chunk_rows: int | None = ...,
     **sections: Mapping[str, Any],
 ) -> dict[str, Any]:
     """A Spark DataFrame of events (None when the settings stage their input: sources, a
