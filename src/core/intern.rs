@@ -10,6 +10,9 @@
 
 use rayon::prelude::*;
 
+mod hashed;
+pub use hashed::HashInterner;
+
 /// Rows per piece of parallel work; fixed, so no result depends on the thread count.
 pub const PIECE: usize = 1 << 16;
 

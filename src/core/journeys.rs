@@ -23,6 +23,9 @@ pub use crate::core::recorded::{JourneyIndex, Recorded};
 pub use crate::core::transforms::{apply_transforms, frequency_cap, frequency_name, ResolvedTransform};
 use crate::settings::DAY_MICROS;
 use crate::settings::{days_to_micros, Dedupe, JourneyRules, Transform};
+pub use streamed::sort_and_build;
+
+mod streamed;
 
 /// The result of the journey layer.
 #[derive(Debug, Clone, Default)]

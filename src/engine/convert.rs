@@ -114,7 +114,7 @@ impl BatchKeys {
 
     fn push_to(&self, all: &mut UserKeys, i: usize) {
         match (all, self) {
-            (UserKeys::Str(all), BatchKeys::Str(k)) => all.push(k[i]),
+            (UserKeys::Str(all, _), BatchKeys::Str(k)) => all.push(k[i]),
             (UserKeys::Int(all), BatchKeys::Int(k, _)) => all.push(k[i]),
             _ => unreachable!("the user kind is checked for every file"),
         }
@@ -305,7 +305,7 @@ fn append_clean(ctx: &BatchContext, c: &BatchColumns, log: &mut EventLog, state:
     log.is_conversion.extend(kept.iter().map(|&i| c.conv[i] == CONVERSION));
     log.value.extend(kept.iter().map(|&i| c.value_of(i)));
     match (&mut state.users, &c.keys) {
-        (UserKeys::Str(all), BatchKeys::Str(k)) => all.extend(kept.iter().map(|&i| k[i])),
+        (UserKeys::Str(all, _), BatchKeys::Str(k)) => all.extend(kept.iter().map(|&i| k[i])),
         (UserKeys::Int(all), BatchKeys::Int(k, _)) => all.extend(kept.iter().map(|&i| k[i])),
         _ => unreachable!("the user kind is checked for every file"),
     }

@@ -21,7 +21,7 @@ use super::schema::{
 };
 use super::time::{bound_expr, micros_expr};
 use crate::core::event_log::{reserved_name_problem, EventLog, InputFile, Tags, UserNames, NO_CHANNEL};
-use crate::core::intern::PIECE;
+use crate::core::intern::{HashInterner, PIECE};
 use crate::error::{Error, Result};
 use crate::settings::{ChannelRules, Columns, InvalidRows};
 
@@ -33,12 +33,23 @@ pub const READ_BATCH: u64 = 4 << 20;
 /// `--shard i/N`.
 pub const MAX_EVENTS: u64 = u32::MAX as u64 - 1;
 
-/// The user key of every kept row, in log order; numbered once every file is read.
+/// The user keys of the kept rows; numbered once every file is read.
 pub(super) enum UserKeys {
-    /// XXH3-128 hashes of string ids.
-    Str(Vec<u128>),
-    /// Integer ids.
+    /// XXH3-128 hashes of string ids: the batch's, interned after each batch into
+    /// provisional ids in `log.user` ([`HashInterner`], 4 bytes a row instead of 16).
+    Str(Vec<u128>, HashInterner),
+    /// Integer ids of every kept row, in log order.
     Int(Vec<i64>),
+}
+
+impl UserKeys {
+    /// Intern the batch's string keys into `user` (integer ids wait for the end).
+    pub(super) fn flush(&mut self, user: &mut Vec<u32>) {
+        if let UserKeys::Str(batch, interner) = self {
+            interner.intern(batch, user);
+            batch.clear();
+        }
+    }
 }
 
 /// Interns values into dense ids in first-seen order; [`Interner::sorted_remap`] then
@@ -201,7 +212,10 @@ fn load_plans(
         ties: Vec::new(),
         extra: Extra::default(),
         users: match plans[0].user {
-            UserKind::Str => UserKeys::Str(Vec::with_capacity(total as usize)),
+            UserKind::Str => {
+                log.user.reserve(total as usize);
+                UserKeys::Str(Vec::new(), HashInterner::default())
+            }
             UserKind::Int => UserKeys::Int(Vec::with_capacity(total as usize)),
         },
         names: (!scope.skip_user_names).then(FxHashMap::default),
@@ -272,6 +286,7 @@ fn read_plan(
             user_int32,
         };
         append_batch(&ctx, df, log, state)?;
+        state.users.flush(&mut log.user);
         offset += len;
         if offset >= plan.rows {
             return Ok(());
@@ -451,30 +466,23 @@ fn kept_channels(ids: &[u32], channels: Interner<String>) -> (Vec<u32>, Vec<Stri
 /// Dense user ids: the rank of each row's key among the distinct keys of the whole input
 /// (hash order for string ids, value order for integers).
 fn number_users(log: &mut EventLog, users: UserKeys, mut names: Option<FxHashMap<u128, String>>) {
-    use crate::core::intern::{bucket_count, hash_bucket, range_bucket, scatter};
-    let n = log.len();
-    let nb = bucket_count(n);
+    use crate::core::intern::{bucket_count, range_bucket, scatter};
     match users {
-        UserKeys::Str(keys) => {
-            let scattered = scatter(n, nb, hash_bucket(nb), |at, len, out| {
-                out.extend(keys[at..at + len].iter().map(|&h| Some(h)));
-            });
-            // Freed before the ranking: 16 bytes a row, the read's largest buffer.
-            drop(keys);
-            let dense = scattered.rank();
-            log.user = dense.ids;
-            log.n_users = dense.keys.len();
+        UserKeys::Str(_, interner) => {
+            let keys = interner.rank(&mut log.user);
+            log.n_users = keys.len();
             // The low half of the id's XXH3-128: the same person has the same key in
             // every shard and partition (the bootstrap weights persons by it).
-            log.user_key = dense.keys.iter().map(|&h| h as u64).collect();
-            log.user_key_high = dense.keys.iter().map(|&h| (h >> 64) as u64).collect();
+            log.user_key = keys.iter().map(|&h| h as u64).collect();
+            log.user_key_high = keys.iter().map(|&h| (h >> 64) as u64).collect();
             if let Some(names) = &mut names {
-                log.user_names = UserNames::Str(
-                    dense.keys.iter().map(|h| names.remove(h).expect("every user named")).collect(),
-                );
+                log.user_names =
+                    UserNames::Str(keys.iter().map(|h| names.remove(h).expect("every user named")).collect());
             }
         }
         UserKeys::Int(keys) => {
+            let n = log.len();
+            let nb = bucket_count(n);
             let (min, max) =
                 (keys.iter().copied().min().unwrap_or(0), keys.iter().copied().max().unwrap_or(0));
             let scattered = scatter(n, nb, range_bucket(min, max, nb), |at, len, out| {

@@ -13,6 +13,7 @@ mod relationship;
 mod segments;
 pub mod shard;
 mod training;
+mod walk;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,8 +23,8 @@ use serde_json::json;
 use crate::core::analysis::{self, Analysis, AnalyzeOptions};
 use crate::core::bootstrap::{self, BootstrapOptions};
 use crate::core::campaigns::{self, CampaignSums, SumsInput};
-use crate::core::event_log::{event_id_duplicates, EventLog, InputFile, InputSummary, UserNames};
-use crate::core::journeys::{self, JourneyOptions, JourneyStats, Journeys};
+use crate::core::event_log::{EventLog, InputFile, InputSummary, UserNames};
+use crate::core::journeys::{JourneyStats, Journeys};
 use crate::core::paths::PathTable;
 use crate::core::privacy::PseudonymKey;
 use crate::core::replicates::NamedSums;
@@ -33,8 +34,9 @@ use crate::error::{Error, Result};
 use crate::publish::{DatedOutput, DirOutput, Output, WrittenFile};
 use crate::report::{self, RunResult};
 use crate::settings::DAY_MICROS;
-use crate::settings::{Dedupe, Entry, Model, PersonIds, Settings, SpendPeriod};
+use crate::settings::{Entry, PersonIds, Settings, SpendPeriod};
 use training::Training;
+use walk::{build_journeys, event_order};
 
 /// The outcome of a successful run, for the CLI's JSON summary line.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -183,12 +185,8 @@ impl<'a> Run<'a> {
         let index = self.settings.models.bootstrap_replicates > 0;
         // The sorted order is kept for the segments' walks only (16 bytes an event).
         let segmenting = self.settings.segments.any(self.settings.columns.segment.is_some());
-        let (journeys, touch_campaign, order) =
+        let (journeys, touch_campaign, duplicates, order) =
             self.phase("journeys", |s| Ok(build_journeys(&log, s, (index, segmenting))))?;
-        let (duplicates, order) = match segmenting {
-            true => (order.duplicates.clone(), Some(order)),
-            false => (order.duplicates, None),
-        };
         let groups =
             match self.settings.channel_groups.is_empty() {
                 true => None,
@@ -473,52 +471,6 @@ impl<'a> Run<'a> {
             elapsed_ms: self.t0.elapsed().as_millis(),
         }
     }
-}
-
-/// Sort the events and build the channel journeys; with a campaign column, also the
-/// campaign of every recorded touch; and the sorted order (its duplicate rows serve the
-/// group level, the order itself the segments' walks: without `keep_order` only its
-/// duplicates are left, the rest freed before the paths are merged).
-fn build_journeys(
-    log: &EventLog,
-    s: &Settings,
-    (index, keep_order): (bool, bool),
-) -> (Journeys, Option<Vec<u32>>, journeys::EventOrder) {
-    let campaign = log.campaign.as_ref();
-    // Recorded journeys also give channel_roles its days and touches to conversion (null
-    // without them: recording costs ~5% of a 10M-event run that needs it for nothing else).
-    let record =
-        s.output.journey_credit || s.has(Model::TimeDecay) || campaign.is_some() || log.source.is_some();
-    let mut opts = JourneyOptions::resolve(&s.journeys, log, record);
-    opts.report = s.window().map(|w| w.range());
-    opts.index = index;
-    let t = Instant::now();
-    let mut order = event_order(log, s);
-    tracing::debug!(ms = t.elapsed().as_millis(), "sorted events");
-    let walked = journeys::walk(log, &order, &opts);
-    if !keep_order {
-        (order.keys, order.users) = (Vec::new(), Vec::new());
-    }
-    let j = journeys::merge(log, walked, &opts);
-    tracing::info!(
-        journeys = j.stats.journeys,
-        converting = j.stats.converting_journeys,
-        paths = j.paths.rows.len(),
-        "built journeys"
-    );
-    let touch_campaign = campaign.map(|c| {
-        j.recorded.as_ref().map_or_else(Vec::new, |r| r.row.iter().map(|&row| c[row as usize]).collect())
-    });
-    (j, touch_campaign, order)
-}
-
-/// The events in journey order, with the duplicates that `journeys.dedupe` skips.
-fn event_order(log: &EventLog, s: &Settings) -> journeys::EventOrder {
-    let mut order = journeys::sort_events(log);
-    if let (Dedupe::EventId, Some(keys)) = (s.journeys.dedupe, &log.event_key) {
-        order.duplicates = event_id_duplicates(keys);
-    }
-    order
 }
 
 /// The campaign sums of the run's recorded journeys (`core::campaigns`), with a campaign
