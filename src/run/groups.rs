@@ -52,10 +52,9 @@ pub fn analyze_groups(
     let mut opts = JourneyOptions::resolve(&s.journeys, log, s.has(crate::settings::Model::TimeDecay));
     opts.report = s.window().map(|w| w.range());
     opts.index = index;
-    let mut order = journeys::sort_events(log);
-    order.duplicates = duplicates.to_vec();
-    let j = journeys::build(log, &order, &opts);
-    drop(order);
+    // Each chunk of users sorted and walked at once (the whole order is never held),
+    // skipping the channel level's duplicates.
+    let (j, _) = journeys::sort_and_build(log, &opts, Some(duplicates.to_vec()));
     log.channel = channel;
     log.channels = channels;
     let a = analysis::analyze(
