@@ -2,15 +2,15 @@
 //! (a provisional id) instead of the 16-byte hash until every file is read.
 //!
 //! Why: at 50M events of string user ids the hashes of every row, and the copy
-//! [`super::scatter`] makes of them to rank them, were 1.6 GB of a 3.4 GB read. Here each
-//! batch's hashes go into one of [`SHARDS`] maps by their leading bits; a shard's map holds
-//! 1/64 of the users, small enough to stay in cache, and the shards are filled in
-//! parallel. A shard is a range of hashes, so ranking each shard's keys and numbering the
+//! [`super::scatter`] made of them to rank them, were 1.6 GB of a 3.4 GB read. Here each
+//! batch's hashes go into one of [`SHARDS`] tables by their leading bits, filled in
+//! parallel; a table holds 1/64 of the users (in cache for a few million users in all,
+//! not for tens of millions, where each look-up is a cache miss). A shard is a range of hashes, so ranking each shard's keys and numbering the
 //! shards in order gives every key its rank among all keys: the same ids as
 //! [`super::dense_ids`] over the hashes, whatever the batches or the thread count.
 
+use hashbrown::HashTable;
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
 
 /// Shards, by the leading [`SHARD_BITS`] bits of the hash.
 const SHARD_BITS: u32 = 6;
@@ -18,14 +18,53 @@ const SHARDS: usize = 1 << SHARD_BITS;
 /// Bits of a provisional id left for the key's number within its shard.
 const LOCAL_BITS: u32 = 32 - SHARD_BITS;
 
+/// One shard's distinct hashes in order of arrival (a key's number is its index), and a
+/// table of those indices: about 25 bytes a user, so that a log of one event per user
+/// costs no more than the 34 bytes a row of ranking every row's hash.
+#[derive(Default, Clone)]
+struct Shard {
+    keys: Vec<u128>,
+    table: HashTable<u32>,
+}
+
+impl Shard {
+    /// The number of `k` in this shard, given it one if it is new.
+    fn id(&mut self, k: u128) -> u32 {
+        // The hash's low half: independent of the shard bits, and already uniform.
+        let h = k as u64;
+        let Shard { keys, table } = self;
+        if let Some(&i) = table.find(h, |&i| keys[i as usize] == k) {
+            return i;
+        }
+        let i = keys.len() as u32;
+        assert!(i < 1 << LOCAL_BITS, "more distinct users than one run holds");
+        keys.push(k);
+        table.insert_unique(h, i, |&j| keys[j as usize] as u64);
+        i
+    }
+
+    /// The shard's keys in increasing order and the rank of each key's number.
+    fn ranked(self) -> (Vec<u128>, Vec<u32>) {
+        let Shard { keys, table } = self;
+        drop(table);
+        let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| keys[i as usize]);
+        let mut rank_of = vec![0u32; keys.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank_of[i as usize] = r as u32;
+        }
+        (order.iter().map(|&i| keys[i as usize]).collect(), rank_of)
+    }
+}
+
 /// The distinct hashes seen so far, shard by shard, each numbered in order of arrival.
 pub struct HashInterner {
-    shards: Vec<FxHashMap<u128, u32>>,
+    shards: Vec<Shard>,
 }
 
 impl Default for HashInterner {
     fn default() -> Self {
-        HashInterner { shards: vec![FxHashMap::default(); SHARDS] }
+        HashInterner { shards: vec![Shard::default(); SHARDS] }
     }
 }
 
@@ -46,15 +85,8 @@ impl HashInterner {
             .par_iter_mut()
             .zip(&rows)
             .enumerate()
-            .map(|(s, (map, rows))| {
-                rows.iter()
-                    .map(|&i| {
-                        let next = map.len() as u32;
-                        let local = *map.entry(keys[i as usize]).or_insert(next);
-                        assert!(local < 1 << LOCAL_BITS, "more distinct users than one run holds");
-                        (s as u32) << LOCAL_BITS | local
-                    })
-                    .collect()
+            .map(|(s, (shard, rows))| {
+                rows.iter().map(|&i| (s as u32) << LOCAL_BITS | shard.id(keys[i as usize])).collect()
             })
             .collect();
         let at = out.len();
@@ -69,19 +101,7 @@ impl HashInterner {
     /// Renumber provisional ids in place to each key's rank among all the distinct keys,
     /// and return those keys in increasing order (id = index).
     pub fn rank(self, ids: &mut [u32]) -> Vec<u128> {
-        let ranked: Vec<(Vec<u128>, Vec<u32>)> = self
-            .shards
-            .into_par_iter()
-            .map(|map| {
-                let mut pairs: Vec<(u128, u32)> = map.into_iter().collect();
-                pairs.sort_unstable();
-                let mut rank_of = vec![0u32; pairs.len()];
-                for (r, &(_, local)) in pairs.iter().enumerate() {
-                    rank_of[local as usize] = r as u32;
-                }
-                (pairs.into_iter().map(|(k, _)| k).collect(), rank_of)
-            })
-            .collect();
+        let ranked: Vec<(Vec<u128>, Vec<u32>)> = self.shards.into_par_iter().map(Shard::ranked).collect();
         let mut base = Vec::with_capacity(SHARDS);
         let mut total = 0u32;
         for (keys, _) in &ranked {
@@ -94,7 +114,11 @@ impl HashInterner {
                 *id = base[s] + ranked[s].1[local as usize];
             }
         });
-        ranked.into_iter().flat_map(|(keys, _)| keys).collect()
+        let mut keys = Vec::with_capacity(total as usize);
+        for (k, _) in ranked {
+            keys.extend(k);
+        }
+        keys
     }
 }
 
