@@ -172,6 +172,8 @@ def test_errors_are_the_cli_json_line(tmp_path, capsys):
     pipeline.write_text('version = 1\n[input]\nevents = "/nowhere.parquet"\n')
     for argv, kind, code in [
         ([str(pipeline), "--bogus"], "usage", 2),
+        ([str(pipeline), "--chunk-rows", "-5"], "usage", 2),
+        ([str(pipeline), "--chunk-rows", "many"], "usage", 2),
         ([str(pipeline), "--out", "nosuchscheme://x/y"], "bad_configuration", 78),
         ([str(tmp_path / "missing.toml"), "--out", str(tmp_path / "o")], "input_not_found", 66),
     ]:

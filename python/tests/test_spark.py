@@ -52,8 +52,8 @@ GROUPS = {"social": ["facebook", "instagram", "tiktok"], "search": ["paid_search
 GROUP_TABLES = ("channel_group_attribution", "channel_group_roles", "group_comparison")
 
 
-@pytest.mark.parametrize("order,replicates,chunk_rows", [(2, "auto", 3000), ("auto(max=3)", "auto", None),
-                                                      (3, "linear", 3000)])
+@pytest.mark.parametrize("order,replicates,chunk_rows", [(2, "auto", 3000), ("auto(max=3)", "auto", 3000),
+                                                      ("auto(max=3)", "auto", None), (3, "linear", 3000)])
 def test_intervals_equal_the_cli(spark, tmp_path, order, replicates, chunk_rows):
     """Chunks sum their replicates' statistics, Spark sums them by key, the driver solves:
     the interval columns equal the CLI's. With channel groups: the chunks' group-level
@@ -215,7 +215,8 @@ def test_spark_xxhash64_is_shard_of(spark):
             assert [r[c] for r in rows] == touchpoint.shard_of(table.column(c), n), (c, n)
 
 
-def test_spark_submit_entry_point_writes_the_date_partition(tmp_path, generated, spark):
+@pytest.mark.parametrize("chunk_rows", ["1000000", "0"])
+def test_spark_submit_entry_point_writes_the_date_partition(tmp_path, generated, spark, chunk_rows):
     pipeline = tmp_path / "nightly.toml"
     pipeline.write_text(
         f'version = 1\n[input]\nevents = "{generated}"\n[models]\nrun = ["linear", "markov"]\n'
@@ -226,7 +227,7 @@ def test_spark_submit_entry_point_writes_the_date_partition(tmp_path, generated,
     submit = Path(sys.executable).parent / "spark-submit"
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
     # --chunk-rows 0: without Spark's sort, each partition one chunk (the same tables).
-    args = [str(pipeline), "--run-date", "2024-01-15", "--out", str(out), "--partitions", "2", "--chunk-rows", "0"]
+    args = [str(pipeline), "--run-date", "2024-01-15", "--out", str(out), "--partitions", "2", "--chunk-rows", chunk_rows]
     p = subprocess.run([str(submit), "--master", "local[2]", "--driver-memory", "1g", ts.__file__, *args],
                        capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr

@@ -6,7 +6,10 @@ The job (``docs/scale.md`` § Spark):
    user's events are contiguous;
 2. ``mapInArrow``: each partition is cut into chunks of whole users (the last user of a
    chunk is carried into the next), and each chunk becomes a partial path table with its
-   metadata, computed by the Rust library exactly as ``--shard`` computes one;
+   metadata, computed by the Rust library exactly as ``--shard`` computes one. With
+   ``chunk_rows=None`` (``--chunk-rows 0``) Spark does not sort: each partition is one
+   chunk, which the library holds whole and sorts itself (unless ``journeys.dedupe`` is
+   ``"event_id"``: which copy of an event id is kept depends on the row order);
 3. a Spark ``groupBy(path)`` sums the partial path tables (never collected);
 4. ``mapInArrow`` again: each group of distinct paths becomes additive statistics (credit
    per rule model and channel, Markov edge counts of order k, totals), summed by a second
@@ -152,6 +155,7 @@ def _partials(settings: str, user: str, chunk_rows: int | None):
 def _whole_partition(batches: Iterator[pa.RecordBatch], settings: str) -> Iterator[pa.RecordBatch]:
     """An unsorted partition as one chunk: its batches streamed into the library, which
     holds the partition's events in its own columns (25-40 bytes an event) and sorts them."""
+    batches = iter(batches)
     first = next((b for b in batches if b.num_rows), None)
     if first is None:
         return
@@ -455,7 +459,9 @@ def _partials_of(events: Any, settings: str, partitions: int | None, chunk_rows:
     spark = events.sparkSession
     n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
     keyed = events.repartition(n, F.col(user))
-    if chunk_rows is not None:
+    # Whole partitions need no order, except to keep the first copy of an event id: which
+    # copy comes first must not depend on how Spark delivers the rows.
+    if chunk_rows is not None or sj["journeys"].get("dedupe") == "event_id":
         keyed = keyed.sortWithinPartitions(F.col(user), F.col(when))
     return keyed.mapInArrow(_partials(settings, user, chunk_rows), _PARTIAL_SCHEMA), n
 
@@ -671,6 +677,17 @@ class _Usage(Exception):
     """A command-line error: the CLI's ``usage`` (2), as a JSON line like every error."""
 
 
+def _rows(text: str) -> int:
+    """``--chunk-rows``: refused as a usage error before Spark starts or the lock is taken."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of rows") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{n} is negative: give rows per chunk, or 0 for whole partitions")
+    return n
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse would print and exit 2 on its own
         self.print_usage(sys.stderr)
@@ -741,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="override output.root: a directory or a URI (s3://bucket/prefix)")
     p.add_argument("--partitions", type=int, help="partitions of the events (default: spark.sql.shuffle.partitions; "
                    "with staged input, shards of it: one per core)")
-    p.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS,
+    p.add_argument("--chunk-rows", type=_rows, default=CHUNK_ROWS,
                    help=f"rows of whole users per chunk of a sorted partition (default {CHUNK_ROWS}); 0: Spark "
                    "does not sort, each partition is one chunk held whole by its worker (faster)")
     try:

@@ -65,7 +65,7 @@ where
 
 /// The keys of `n` rows copied into `nb` buckets, ready to be ranked. The caller's keys
 /// are not read again, so it can free them before [`Scattered::rank`] (at 50M rows of
-/// string ids they are 800 MB, as much as the buckets' copy).
+/// integer ids they are 400 MB, as much as the buckets' copy).
 ///
 /// `piece_keys(first, len, out)` fills `out` with the keys of rows `first..first + len`
 /// (`None`: the row gets no id). It is called twice per piece (keys may be computed on the

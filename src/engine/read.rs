@@ -468,7 +468,9 @@ fn kept_channels(ids: &[u32], channels: Interner<String>) -> (Vec<u32>, Vec<Stri
 fn number_users(log: &mut EventLog, users: UserKeys, mut names: Option<FxHashMap<u128, String>>) {
     use crate::core::intern::{bucket_count, range_bucket, scatter};
     match users {
-        UserKeys::Str(_, interner) => {
+        UserKeys::Str(batch, interner) => {
+            // Every batch was interned as it was appended ([`UserKeys::flush`]).
+            assert!(batch.is_empty() && log.user.len() == log.len(), "a batch of user ids was not interned");
             let keys = interner.rank(&mut log.user);
             log.n_users = keys.len();
             // The low half of the id's XXH3-128: the same person has the same key in

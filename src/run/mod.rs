@@ -183,7 +183,7 @@ impl<'a> Run<'a> {
         let partition = shard.is_some() || self.chunk;
         // Intervals need every journey by person (a shard's become its replicate statistics).
         let index = self.settings.models.bootstrap_replicates > 0;
-        // The sorted order is kept for the segments' walks only (16 bytes an event).
+        // The sorted order is kept for the segments' walks only (20 bytes an event).
         let segmenting = self.settings.segments.any(self.settings.columns.segment.is_some());
         let (journeys, touch_campaign, duplicates, order) =
             self.phase("journeys", |s| Ok(build_journeys(&log, s, (index, segmenting))))?;

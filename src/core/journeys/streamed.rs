@@ -13,13 +13,14 @@ use super::{chunk_shift, merge, sort_chunk, walk_chunk, Collector, JourneyOption
 use crate::core::event_log::EventLog;
 use crate::core::intern::{scatter_plan, SharedSlots, PIECE};
 
-/// The journeys of the log and the rows skipped as duplicates: with `event_id_duplicates`
-/// (`journeys.dedupe = "event_id"`) those rows, otherwise the exact duplicates the sort
-/// finds (skipped when `opts.dedupe`).
+/// The journeys of the log and the duplicate rows (skipped when `opts.dedupe`): the
+/// caller's `given` rows when it has them (the event-id duplicates of `journeys.dedupe =
+/// "event_id"`, or the channel level's duplicates for the group level), sorted; otherwise
+/// the exact duplicates the sort finds.
 pub fn sort_and_build(
     log: &EventLog,
     opts: &JourneyOptions,
-    event_id_duplicates: Option<Vec<u32>>,
+    given: Option<Vec<u32>>,
 ) -> (Journeys, Vec<u32>) {
     let t = std::time::Instant::now();
     let n_users = log.user.par_iter().copied().max().map_or(0, |m| m as usize + 1);
@@ -43,7 +44,7 @@ pub fn sort_and_build(
             let mut dups =
                 sort_chunk(log, ((k << shift) as u32, shift), &mut s.keys, &mut s.users, &mut s.sort);
             dups.sort_unstable();
-            let skip: &[u32] = match (&event_id_duplicates, opts.dedupe) {
+            let skip: &[u32] = match (&given, opts.dedupe) {
                 (_, false) => &[],
                 (Some(ev), true) => ev,
                 (None, true) => &dups,
@@ -60,7 +61,7 @@ pub fn sort_and_build(
         duplicates.extend(d);
     }
     duplicates.sort_unstable();
-    let duplicates = event_id_duplicates.unwrap_or(duplicates);
+    let duplicates = given.unwrap_or(duplicates);
     tracing::debug!(ms = t.elapsed().as_millis(), chunks = collectors.len(), "sorted and walked journeys");
     let walked = Walked { collectors, duplicate_events: duplicates.len() as u64 };
     (merge(log, walked, opts), duplicates)
@@ -84,7 +85,12 @@ fn key(log: &EventLog, i: usize, min_ts: i64) -> u128 {
 /// chunks' boundaries.
 fn rows_by_chunk(log: &EventLog, shift: u32, n_chunks: usize) -> (Vec<u32>, Vec<usize>) {
     let n = log.len();
-    assert!(log.user.len() == n, "sort_and_build: the event log's columns differ in length");
+    // As `sort_events`: the packed keys hold the row in 32 bits, and read these columns.
+    assert!(
+        log.user.len() == n && log.is_conversion.len() == n && log.channel.len() == n,
+        "sort_and_build: the event log's columns differ in length"
+    );
+    assert!(n < u32::MAX as usize, "more than 4G events in one run: the input layer refuses them");
     let counts: Vec<Vec<u32>> = log
         .user
         .par_chunks(PIECE)
