@@ -338,19 +338,16 @@ pub fn sort_events(log: &EventLog) -> EventOrder {
     EventOrder { keys, users, min_ts, bounds, duplicates }
 }
 
-/// Pass 1: the packed keys (and their users) scattered by chunk of `2^shift` users, rows in
-/// order within a chunk; returns the keys, users and chunk boundaries.
-fn scatter_by_chunk(
-    log: &EventLog,
-    (shift, n_chunks): (u32, usize),
-    min_ts: i64,
-) -> (Vec<u128>, Vec<u32>, Vec<usize>) {
-    use crate::core::intern::{scatter_plan, SharedSlots, PIECE};
-    let n = log.len();
-    let key = |i: usize| -> u128 {
-        let rel = log.ts[i].wrapping_sub(min_ts) as u64 as u128; // < 2^63 for any real span
-        (rel << 33) | ((log.is_conversion[i] as u128) << 32) | i as u128
-    };
+/// A row's key in journey order ([`EventOrder::keys`]).
+fn packed_key(log: &EventLog, i: usize, min_ts: i64) -> u128 {
+    let rel = log.ts[i].wrapping_sub(min_ts) as u64 as u128; // < 2^63 for any real span
+    (rel << 33) | ((log.is_conversion[i] as u128) << 32) | i as u128
+}
+
+/// Where each chunk of `2^shift` users starts, and where each piece of rows writes its
+/// rows of each chunk ([`crate::core::intern::scatter_plan`]).
+fn chunk_plan(log: &EventLog, shift: u32, n_chunks: usize) -> (Vec<usize>, Vec<Vec<usize>>) {
+    use crate::core::intern::{scatter_plan, PIECE};
     let counts: Vec<Vec<u32>> = log
         .user
         .par_chunks(PIECE)
@@ -362,8 +359,20 @@ fn scatter_by_chunk(
             c
         })
         .collect();
-    let (bounds, cursors) = scatter_plan(&counts, n_chunks);
-    drop(counts);
+    scatter_plan(&counts, n_chunks)
+}
+
+/// Pass 1: the packed keys (and their users) scattered by chunk of `2^shift` users, rows in
+/// order within a chunk; returns the keys, users and chunk boundaries.
+fn scatter_by_chunk(
+    log: &EventLog,
+    (shift, n_chunks): (u32, usize),
+    min_ts: i64,
+) -> (Vec<u128>, Vec<u32>, Vec<usize>) {
+    use crate::core::intern::{SharedSlots, PIECE};
+    let n = log.len();
+    let key = |i: usize| packed_key(log, i, min_ts);
+    let (bounds, cursors) = chunk_plan(log, shift, n_chunks);
     // The users travel with the keys, so the second pass reads them in order.
     let mut keys: Vec<u128> = Vec::with_capacity(n);
     let mut users: Vec<u32> = Vec::with_capacity(n);

@@ -9,9 +9,12 @@
 
 use rayon::prelude::*;
 
-use super::{chunk_shift, merge, sort_chunk, walk_chunk, Collector, JourneyOptions, Journeys, Rows, Walked};
+use super::{
+    chunk_plan, chunk_shift, merge, packed_key, sort_chunk, walk_chunk, Collector, JourneyOptions, Journeys,
+    Rows, Walked,
+};
 use crate::core::event_log::EventLog;
-use crate::core::intern::{scatter_plan, SharedSlots, PIECE};
+use crate::core::intern::{SharedSlots, PIECE};
 
 /// The journeys of the log and the duplicate rows (skipped when `opts.dedupe`): the
 /// caller's `given` rows when it has them (the event-id duplicates of `journeys.dedupe =
@@ -38,7 +41,7 @@ pub fn sort_and_build(
         .into_par_iter()
         .map_init(Scratch::default, |s, (k, rows)| {
             s.keys.clear();
-            s.keys.extend(rows.iter().map(|&r| key(log, r as usize, min_ts)));
+            s.keys.extend(rows.iter().map(|&r| packed_key(log, r as usize, min_ts)));
             s.users.clear();
             s.users.extend(rows.iter().map(|&r| log.user[r as usize]));
             let mut dups =
@@ -75,12 +78,6 @@ struct Scratch {
     sort: (Vec<u128>, Vec<u32>),
 }
 
-/// `sort_events`' packed key of a row.
-fn key(log: &EventLog, i: usize, min_ts: i64) -> u128 {
-    let rel = log.ts[i].wrapping_sub(min_ts) as u64 as u128;
-    (rel << 33) | ((log.is_conversion[i] as u128) << 32) | i as u128
-}
-
 /// The rows scattered by chunk of `2^shift` users, in row order within a chunk, and the
 /// chunks' boundaries.
 fn rows_by_chunk(log: &EventLog, shift: u32, n_chunks: usize) -> (Vec<u32>, Vec<usize>) {
@@ -91,18 +88,7 @@ fn rows_by_chunk(log: &EventLog, shift: u32, n_chunks: usize) -> (Vec<u32>, Vec<
         "sort_and_build: the event log's columns differ in length"
     );
     assert!(n < u32::MAX as usize, "more than 4G events in one run: the input layer refuses them");
-    let counts: Vec<Vec<u32>> = log
-        .user
-        .par_chunks(PIECE)
-        .map(|us| {
-            let mut c = vec![0u32; n_chunks];
-            for &u in us {
-                c[(u >> shift) as usize] += 1;
-            }
-            c
-        })
-        .collect();
-    let (bounds, cursors) = scatter_plan(&counts, n_chunks);
+    let (bounds, cursors) = chunk_plan(log, shift, n_chunks);
     let mut rows: Vec<u32> = Vec::with_capacity(n);
     let out = SharedSlots(rows.as_mut_ptr());
     log.user.par_chunks(PIECE).zip(cursors.into_par_iter()).enumerate().for_each(|(p, (us, mut cur))| {
