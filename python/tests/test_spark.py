@@ -417,3 +417,33 @@ def test_renamed_columns_integer_ids_and_invalid_rows_equal_the_cli(spark, tmp_p
     want = cli_tables(path, tmp_path / "cli", sections)
     got = ts.attribute(spark.read.parquet(str(path)), chunk_rows=3000, **sections)
     _compare(got, want)
+
+
+@pytest.mark.parametrize("chunk_rows", [3000, None])
+def test_event_ids_repeated_later_or_across_persons_equal_the_cli(spark, tmp_path, chunk_rows):
+    """journeys.dedupe = "event_id" on a log where every 40th row is delivered again an
+    hour later on another channel (a retry: one copy kept) and every 60th row's id is also
+    another person's (both kept), the rows in reverse: which copy is kept is decided by the
+    person's journey order, so Spark's partitions, sorted or not, keep the CLI's copies."""
+    from conftest import read_plain
+
+    t = read_plain(SAMPLE)
+    n = t.num_rows
+    t = t.append_column("eid", pa.array([f"e{i}" for i in range(n)]))
+    retries = t.take(list(range(0, n, 40)))
+    later = pc.add(retries.column("ts"), pa.scalar(3_600_000_000, pa.duration("us")))
+    retries = retries.set_column(1, "ts", later.cast(t.schema.field("ts").type))
+    retries = retries.set_column(2, "channel", pa.array(["retry"] * retries.num_rows))
+    shared = t.take(list(range(0, n, 60)))
+    shared = shared.set_column(0, "user_id", pc.binary_join_element_wise(shared.column("user_id"), "x", ""))
+    log = pa.concat_tables([t, retries.cast(t.schema), shared.cast(t.schema)])
+    log = log.take(list(range(log.num_rows - 1, -1, -1)))
+    path = tmp_path / "ids.parquet"
+    pq.write_table(log, path)
+    sections = {"models": {"run": MODELS, "bootstrap_replicates": 0},
+                "columns": {"event_id": "eid"}, "journeys": {"dedupe": "event_id"}}
+    want = cli_tables(path, tmp_path / "cli", sections)
+    quality = dict(zip(want["data_quality"].column("metric").to_pylist(), want["data_quality"].column("value").to_pylist()))
+    assert quality["duplicate_events"] == retries.num_rows
+    got = ts.attribute(spark.read.parquet(str(path)), chunk_rows=chunk_rows, **sections)
+    _compare(got, want)

@@ -8,8 +8,8 @@ The job (``docs/scale.md`` § Spark):
    chunk is carried into the next), and each chunk becomes a partial path table with its
    metadata, computed by the Rust library exactly as ``--shard`` computes one. With
    ``chunk_rows=None`` (``--chunk-rows 0``) Spark does not sort: each partition is one
-   chunk, which the library holds whole and sorts itself (unless ``journeys.dedupe`` is
-   ``"event_id"``: which copy of an event id is kept depends on the row order);
+   chunk, which the library holds whole and sorts itself (its rules never depend on the
+   row order: even the copy of a repeated event id it keeps is decided by the fields);
 3. a Spark ``groupBy(path)`` sums the partial path tables (never collected);
 4. ``mapInArrow`` again: each group of distinct paths becomes additive statistics (credit
    per rule model and channel, Markov edge counts of order k, totals), summed by a second
@@ -459,9 +459,9 @@ def _partials_of(events: Any, settings: str, partitions: int | None, chunk_rows:
     spark = events.sparkSession
     n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
     keyed = events.repartition(n, F.col(user))
-    # Whole partitions need no order, except to keep the first copy of an event id: which
-    # copy comes first must not depend on how Spark delivers the rows.
-    if chunk_rows is not None or sj["journeys"].get("dedupe") == "event_id":
+    # Whole partitions need no order: the library sorts them, and none of its rules
+    # depends on the order rows arrive in (docs/models.md § Journeys).
+    if chunk_rows is not None:
         keyed = keyed.sortWithinPartitions(F.col(user), F.col(when))
     return keyed.mapInArrow(_partials(settings, user, chunk_rows), _PARTIAL_SCHEMA), n
 

@@ -225,6 +225,30 @@ impl EventLog {
         self.value.reserve(n);
     }
 
+    /// Rows `x` and `y` in journey order: time, touches before conversions, the
+    /// tie-breaker, channel, value (`docs/models.md` § Journeys), then every tag, so rows
+    /// that compare equal are equal in every column read. Names are sorted, so comparing
+    /// ids compares names.
+    pub fn journey_cmp(&self, x: usize, y: usize) -> std::cmp::Ordering {
+        let tie = |t: &Option<Vec<i64>>| t.as_ref().map(|t| (t[x], t[y]));
+        let ids = |t: Option<&Vec<u32>>| t.map(|t| (t[x], t[y]));
+        let tags = [&self.source, &self.segment, &self.conversion_type, &self.conversion_id];
+        let by_tag = tags.into_iter().map(|t| ids(t.as_ref().map(|t| &t.ids)));
+        let by_id = [ids(self.touch_type.as_ref()), ids(self.campaign.as_ref())].into_iter().chain(by_tag);
+        (self.ts[x], self.is_conversion[x])
+            .cmp(&(self.ts[y], self.is_conversion[y]))
+            .then_with(|| tie(&self.tie).map_or(std::cmp::Ordering::Equal, |(a, b)| a.cmp(&b)))
+            .then(self.channel[x].cmp(&self.channel[y]))
+            .then(self.value[x].total_cmp(&self.value[y]))
+            .then_with(|| {
+                by_id
+                    .flatten()
+                    .map(|(a, b)| a.cmp(&b))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+    }
+
     /// Number of events kept.
     pub fn len(&self) -> usize {
         self.ts.len()
@@ -236,14 +260,22 @@ impl EventLog {
     }
 }
 
-/// Rows whose event id repeats an earlier row's (in log order: files by path, then rows),
-/// sorted; rows without an id (key 0) are never duplicates.
-pub fn event_id_duplicates(keys: &[u128]) -> Vec<u32> {
-    let mut by_key: Vec<(u128, u32)> =
-        keys.iter().enumerate().filter(|(_, &k)| k != 0).map(|(i, &k)| (k, i as u32)).collect();
-    by_key.sort_unstable();
-    let mut dups: Vec<u32> = by_key.windows(2).filter(|w| w[0].0 == w[1].0).map(|w| w[1].1).collect();
-    dups.sort_unstable();
+/// Rows that repeat the event id of an earlier row of the same person, sorted; rows without
+/// an id (key 0) are never duplicates. "Earlier" is journey order ([`EventLog::journey_cmp`]):
+/// the copy kept is the first of the person's journey, decided by its fields, so it does not
+/// depend on the row order of the input, and a shard or a Spark partition of whole persons
+/// keeps the copy one run over everything keeps. An id repeated for another person names
+/// another event (ids of different systems can collide) and is kept.
+pub fn event_id_duplicates(log: &EventLog, keys: &[u128]) -> Vec<u32> {
+    use rayon::prelude::*;
+    let mut rows: Vec<(u32, u128, u32)> =
+        keys.iter().enumerate().filter(|(_, &k)| k != 0).map(|(i, &k)| (log.user[i], k, i as u32)).collect();
+    rows.par_sort_unstable_by(|a, b| {
+        (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| log.journey_cmp(a.2 as usize, b.2 as usize))
+    });
+    let same = |w: &[(u32, u128, u32)]| (w[0].0, w[0].1) == (w[1].0, w[1].1);
+    let mut dups: Vec<u32> = rows.windows(2).filter(|w| same(w)).map(|w| w[1].2).collect();
+    dups.par_sort_unstable();
     dups
 }
 
@@ -400,6 +432,32 @@ mod tests {
         }
         for ok in ["a>b", "email", "Ümlaut", "with space", "q\"uote"] {
             assert!(reserved_name_problem(ok).is_none(), "{ok}");
+        }
+    }
+
+    /// A hand-made log: person 0 has the id 7 three times (at t 5, at t 3 on channel 2,
+    /// at t 3 on channel 1) and the id 8 once; person 1 has the id 7 too. Journey order
+    /// keeps t 3 on channel 1; person 1's row names another event. Any row order keeps
+    /// the same copy.
+    #[test]
+    fn event_ids_repeat_within_a_person_and_the_first_in_journey_order_is_kept() {
+        let rows =
+            [(0u32, 5i64, 0u32, 7u128), (0, 3, 2, 7), (0, 3, 1, 7), (0, 9, 0, 8), (1, 1, 0, 7), (1, 2, 0, 0)];
+        for perm in [[0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0], [2, 0, 4, 1, 5, 3]] {
+            let picked: Vec<_> = perm.iter().map(|&i| rows[i]).collect();
+            let log = EventLog {
+                user: picked.iter().map(|r| r.0).collect(),
+                ts: picked.iter().map(|r| r.1).collect(),
+                channel: picked.iter().map(|r| r.2).collect(),
+                is_conversion: vec![false; 6],
+                value: vec![0.0; 6],
+                ..EventLog::default()
+            };
+            let keys: Vec<u128> = perm.iter().map(|&i| rows[i].3).collect();
+            let mut dropped: Vec<usize> =
+                event_id_duplicates(&log, &keys).iter().map(|&r| perm[r as usize]).collect();
+            dropped.sort_unstable();
+            assert_eq!(dropped, [0, 1], "row order {perm:?}");
         }
     }
 }

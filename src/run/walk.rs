@@ -32,7 +32,7 @@ pub(super) fn build_journeys(
         (journeys::build(log, &order, &opts), order.duplicates.clone(), Some(order))
     } else {
         let by_event_id = match (s.journeys.dedupe, &log.event_key) {
-            (Dedupe::EventId, Some(keys)) => Some(event_id_duplicates(keys)),
+            (Dedupe::EventId, Some(keys)) => Some(event_id_duplicates(log, keys)),
             _ => None,
         };
         let (j, duplicates) = journeys::sort_and_build(log, &opts, by_event_id);
@@ -54,7 +54,7 @@ pub(super) fn build_journeys(
 pub(super) fn event_order(log: &EventLog, s: &Settings) -> journeys::EventOrder {
     let mut order = journeys::sort_events(log);
     if let (Dedupe::EventId, Some(keys)) = (s.journeys.dedupe, &log.event_key) {
-        order.duplicates = event_id_duplicates(keys);
+        order.duplicates = event_id_duplicates(log, keys);
     }
     order
 }

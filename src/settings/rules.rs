@@ -151,8 +151,8 @@ pub enum Dedupe {
     None,
     /// Drop every copy but the first.
     Exact,
-    /// Drop every event whose `columns.event_id` repeats an earlier row's (in file and row
-    /// order); null ids are never duplicates.
+    /// Drop every event whose `columns.event_id` repeats one of the same person's, keeping
+    /// the first copy in journey order; null ids are never duplicates.
     EventId,
 }
 

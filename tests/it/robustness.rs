@@ -823,7 +823,7 @@ const CASES: &[Case] = &[
     Case {
         area: "shapes",
         case: "events repeated under one event id",
-        behaviour: "valid: with journeys.dedupe = event_id the first row of each id is kept",
+        behaviour: "valid: with journeys.dedupe = event_id the first row (in journey order) of each person's id is kept",
         exit: 0,
         needle: "",
         run: |d, o| {

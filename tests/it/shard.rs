@@ -762,3 +762,62 @@ fn the_auto_markov_order_through_shards_and_both_merges_equals_one_run() {
 fn col(names: &[String], name: &str) -> usize {
     names.iter().position(|n| n == name).unwrap_or_else(|| panic!("no column {name} in {names:?}"))
 }
+
+/// Event ids (`journeys.dedupe = "event_id"`): every 40th row delivered again an hour later
+/// on another channel (a retry: a repeat within the person, the first in journey order kept)
+/// and every 60th row copied to a person of its own (another system's event under the same
+/// id: kept). One run over the rows in file order, one over them reversed and 3 shards merged
+/// keep the same copies: the same duplicate count (exactly the retries), the same credits.
+#[test]
+fn event_ids_are_deduplicated_alike_in_any_row_order_and_through_shards() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let mut df = ParquetReader::new(std::fs::File::open(&events().1).unwrap()).finish().unwrap();
+    let n = df.height();
+    let ids: Vec<String> = (0..n).map(|i| format!("e{i}")).collect();
+    df.with_column(Column::new("eid".into(), ids)).unwrap();
+    let every = |k: usize| IdxCa::from_vec("idx".into(), (0..n as u32).step_by(k).collect());
+    let mut retries = df.take(&every(40)).unwrap();
+    let hour = retries.column("ts").unwrap().as_materialized_series().cast(&DataType::Int64).unwrap()
+        + 3_600_000_000i64;
+    let hour = hour.cast(df.column("ts").unwrap().dtype()).unwrap();
+    retries.with_column(hour.into()).unwrap();
+    retries.with_column(Column::new("channel".into(), vec!["retry_channel"; retries.height()])).unwrap();
+    let mut shared = df.take(&every(60)).unwrap();
+    let users: Vec<String> =
+        df.column("user_id").unwrap().str().unwrap().iter().map(|u| format!("{}x", u.unwrap())).collect();
+    let next_user = Column::new("user_id".into(), users).take(&every(60)).unwrap();
+    shared.with_column(next_user).unwrap();
+    let mut all = df.vstack(&retries).unwrap().vstack(&shared).unwrap();
+    let m = all.height() as u32;
+    let (forward, backward) = (dir.path().join("f.parquet"), dir.path().join("b.parquet"));
+    crate::common::write_events(&forward, &mut all);
+    let mut reversed = all.take(&IdxCa::from_vec("idx".into(), (0..m).rev().collect())).unwrap();
+    crate::common::write_events(&backward, &mut reversed);
+    let mut s = Settings::default();
+    s.columns.event_id = Some("eid".into());
+    s.journeys.dedupe = touchpoint::settings::Dedupe::EventId;
+    s.models.bootstrap_replicates = 0;
+    let run = |file: &Path| {
+        let mut s = s.clone();
+        s.input.events = Some(file.to_str().unwrap().to_owned());
+        touchpoint::run::Run::new(s, "test", &|_| {}).compute_events(None).unwrap().analysis
+    };
+    let (a, b) = (run(&forward), run(&backward));
+    assert_eq!(a.stats.duplicate_events as usize, retries.height(), "exactly the retries");
+    assert_eq!(a.stats, b.stats);
+    assert_eq!(credits(&a), credits(&b), "the row order keeps the same copies");
+    let dirs: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            let d = dir.path().join(format!("shard-{i}"));
+            let mut s = s.clone();
+            s.input.events = Some(backward.to_str().unwrap().to_owned());
+            s.output.root = Some(d.clone());
+            shard::attribute_shard(s, (i, 3)).unwrap();
+            d
+        })
+        .collect();
+    let merged = shard::merge(&dirs).unwrap().0.analysis;
+    assert_eq!(merged.stats.duplicate_events, a.stats.duplicate_events);
+    assert_same(&a, &merged);
+}
