@@ -147,6 +147,8 @@ fn partial_of(
         api::partial(settings, input).map(|p| {
             let named = [
                 ("paths", Some(p.paths)),
+                ("statistics", Some(p.statistics)),
+                ("group_statistics", p.group_statistics),
                 ("replicates", p.replicates),
                 ("campaigns", p.campaigns),
                 ("group_paths", p.group_paths),
@@ -273,6 +275,13 @@ fn check_conversion_change(
 #[pyfunction]
 fn staged(py: Python<'_>, settings: &str) -> PyResult<bool> {
     Ok(settings_of(py, settings)?.staged())
+}
+
+/// Whether the settings have a campaign column (the event log's or a source's): only then
+/// do the Spark job's chunks write campaign sums, and the job sums them.
+#[pyfunction]
+fn campaigns(py: Python<'_>, settings: &str) -> PyResult<bool> {
+    Ok(settings_of(py, settings)?.campaigns())
 }
 
 /// The fingerprint of the pseudonymization key (for the manifest), when `journey_credit`
@@ -462,6 +471,8 @@ fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Spark job builds its schemas from these.
     m.add("STATISTICS_SCHEMA", touchpoint::core::replicates::statistics_schema())?;
     m.add("REPLICATES_SCHEMA", touchpoint::core::replicates::replicates_schema())?;
+    // The one statistic that is not a sum over chunks: the job counts it on the merged paths.
+    m.add("DISTINCT_PATHS", touchpoint::core::replicates::Kind::DistinctPaths.name())?;
     m.add("CAMPAIGNS_SCHEMA", touchpoint::core::campaigns::schema())?;
     m.add("JOURNEY_SCHEMA", touchpoint::run::shard::JOURNEY_SCHEMA.to_vec())?;
     m.add("SECTIONS", touchpoint::settings::SECTIONS.to_vec())?;
@@ -470,6 +481,7 @@ fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partial, m)?)?;
     m.add_function(wrap_pyfunction!(staged_partial, m)?)?;
     m.add_function(wrap_pyfunction!(staged, m)?)?;
+    m.add_function(wrap_pyfunction!(campaigns, m)?)?;
     m.add_function(wrap_pyfunction!(pseudonym_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(finish_journey_credit, m)?)?;
     m.add_function(wrap_pyfunction!(path_statistics, m)?)?;

@@ -10,10 +10,11 @@ The job (``docs/scale.md`` § Spark):
    ``chunk_rows=None`` (``--chunk-rows 0``) Spark does not sort: each partition is one
    chunk, which the library holds whole and sorts itself (its rules never depend on the
    row order: even the copy of a repeated event id it keeps is decided by the fields);
-3. a Spark ``groupBy(path)`` sums the partial path tables (never collected);
-4. ``mapInArrow`` again: each group of distinct paths becomes additive statistics (credit
-   per rule model and channel, Markov edge counts of order k, totals), summed by a second
-   ``groupBy``;
+   Each chunk also computes the path statistics of its paths (credit per rule model and
+   channel, Markov edge counts of order k, totals): all of them sums over paths;
+3. a Spark ``groupBy(path)`` sums the partial path tables (never collected), which gives
+   the distinct paths, the one statistic that is not a sum over chunks;
+4. a second ``groupBy`` sums the chunks' statistics;
 5. the driver collects those small tables and the partials' metadata and solves.
 
 Beside the channel level, the chunks write what the settings ask for, each summed by its
@@ -104,7 +105,6 @@ _TYPES[_JOURNEY_DDL] = pa.struct([(n, _TYPES[t]) for n, t in _JOURNEY])
 _PARTIAL_COLUMNS += [("jc", _JOURNEY_DDL)]
 _PARTIAL_SCHEMA = _ddl(_PARTIAL_COLUMNS)
 _PARTIAL_ARROW = _arrow_schema(_PARTIAL_COLUMNS)
-_STATISTICS_SCHEMA = _ddl(_STATS)
 _STATISTICS_ARROW = _arrow_schema(_STATS)
 
 
@@ -147,7 +147,7 @@ def _partials(settings: str, user: str, chunk_rows: int | None):
             yield from _whole_partition(batches, settings)
             return
         for chunk in _chunks(batches, user, chunk_rows):
-            yield from _partial_rows(*_touchpoint.partial(chunk.__arrow_c_stream__(), settings))
+            yield from _partial_rows(*_touchpoint.partial(chunk.__arrow_c_stream__(), settings), settings)
 
     return run
 
@@ -160,7 +160,7 @@ def _whole_partition(batches: Iterator[pa.RecordBatch], settings: str) -> Iterat
     if first is None:
         return
     reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
-    yield from _partial_rows(*_touchpoint.partial(reader.__arrow_c_stream__(), settings))
+    yield from _partial_rows(*_touchpoint.partial(reader.__arrow_c_stream__(), settings), settings)
 
 
 def _staged_partials(settings: str, shards: int):
@@ -170,18 +170,21 @@ def _staged_partials(settings: str, shards: int):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for shard in batch.column(0).to_pylist():
-                yield from _partial_rows(*_touchpoint.staged_partial(settings, shard, shards))
+                yield from _partial_rows(*_touchpoint.staged_partial(settings, shard, shards), settings)
 
     return run
 
 
-def _partial_rows(meta: str, streams: list[tuple[str, Any]]) -> Iterator[pa.RecordBatch]:
-    """A partial's rows in the union schema."""
+def _partial_rows(meta: str, streams: list[tuple[str, Any]], settings: str) -> Iterator[pa.RecordBatch]:
+    """A partial's rows in the union schema: its paths, and the statistics of its paths
+    (each level's and segment's), which add up across chunks (all but the distinct paths,
+    which the job counts on the merged paths)."""
     named = {name: touchpoint._table(c) for name, c in streams}
     yield _batch(1, {"meta": pa.array([meta]), **{c: pa.array([0.0]) for c in _NUMBERS}})
     for level, prefix in ((None, ""), ("group", "group_")):
         if (paths := named.get(f"{prefix}paths")) is not None:
             yield _tagged(paths.num_rows, _columns(paths, ["path", *_NUMBERS]), level)
+            yield from _statistic_rows(named[f"{prefix}statistics"], level, None)
         if (reps := named.get(f"{prefix}replicates")) is not None:
             columns = _columns(reps, _REPLICATE_KEYS)
             columns.update(zip(_REPLICATE_LISTS, _columns(reps, _REPLICATE_NUMBERS).values()))
@@ -190,6 +193,10 @@ def _partial_rows(meta: str, streams: list[tuple[str, Any]]) -> Iterator[pa.Reco
         yield _batch(campaigns.num_rows, _columns(campaigns, [*_CAMPAIGN_NUMBERS, *_CAMPAIGN_KEYS]))
     if (segments := named.get("segment_paths")) is not None:
         yield _batch(segments.num_rows, _columns(segments, ["segment", "path", *_NUMBERS]))
+        for key in sorted(set(segments.column("segment").to_pylist())):
+            paths = segments.filter(pc.equal(segments.column("segment"), key)).select(["path", *_NUMBERS])
+            stats = touchpoint._table(_touchpoint.path_statistics(paths.__arrow_c_stream__(), settings))
+            yield from _statistic_rows(stats, None, key)
     if (journeys := named.get("journey_credit")) is not None and journeys.num_rows:
         yield _batch(journeys.num_rows, {"jc": _journey_struct(journeys)})
 
@@ -291,50 +298,16 @@ def _tagged(n: int, columns: dict[str, pa.Array], level: str | None) -> pa.Recor
     return _batch(n, columns)
 
 
-def _statistics(settings: str):
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        got = list(batches)
-        table = pa.Table.from_batches(got) if got else None
-        if table is None or table.num_rows == 0:
-            return
-        stats = touchpoint._table(_touchpoint.path_statistics(table.__arrow_c_stream__(), settings))
-        yield from stats.cast(_STATISTICS_ARROW).to_batches()
-
-    return run
-
-
-_SEGMENT_STATISTICS_SCHEMA = "`segment` string, " + _STATISTICS_SCHEMA
-
-
-def _segment_statistics(settings: str):
-    """The path statistics of each segment's summed paths in a partition, keyed by segment."""
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        got = list(batches)
-        if not got:
-            return
-        table = pa.Table.from_batches(got)
-        for key in sorted(set(table.column("segment").to_pylist())):
-            paths = table.filter(pc.equal(table.column("segment"), key)).select(["path", *_NUMBERS])
-            stats = touchpoint._table(_touchpoint.path_statistics(paths.__arrow_c_stream__(), settings))
-            stats = stats.cast(_STATISTICS_ARROW)
-            yield from stats.add_column(0, "segment", pa.array([key] * stats.num_rows, pa.string())).to_batches()
-
-    return run
-
-
-def _segments(parts: Any, settings: str) -> list[tuple[str, Any]]:
-    """Every customer segment's summed path statistics, collected (a few hundred rows each),
-    as (segment key, stream) in key order."""
-    from pyspark.sql import functions as F
-
-    merged = parts.where(F.col("segment").isNotNull()).groupBy("segment", "path").agg(*_sums(_NUMBERS))
-    stats = merged.mapInArrow(_segment_statistics(settings), _SEGMENT_STATISTICS_SCHEMA)
-    collected = _arrow(stats.groupBy("segment", *_KEYS).agg(*_sums(_NUMBERS)))
-    out = []
-    for key in sorted(set(collected.column("segment").to_pylist())):
-        rows = collected.filter(pc.equal(collected.column("segment"), key)).drop_columns(["segment"])
-        out.append((key, rows.cast(_STATISTICS_ARROW).sort_by([(c, "ascending") for c in _KEYS]).__arrow_c_stream__()))
-    return out
+def _statistic_rows(stats: pa.Table, level: str | None, segment: str | None) -> Iterator[pa.RecordBatch]:
+    """A chunk's path statistics at one level (or of one segment) as rows of the statistics
+    set: their keys (shared with the replicates' rows) and numbers (shared with the path
+    rows), no replicate lists."""
+    if stats.num_rows == 0:
+        return
+    columns = _columns(stats, [*_KEYS, *_NUMBERS])
+    if segment is not None:
+        columns["segment"] = pa.array([segment] * stats.num_rows, pa.string())
+    yield _tagged(stats.num_rows, columns, level)
 
 
 def _sums(columns: list[str]) -> list[Any]:
@@ -355,18 +328,30 @@ _LIST_SUM = ("CASE WHEN size(`{0}`) = 0 THEN NULL ELSE aggregate(slice(`{0}`, 2,
              "(acc, x) -> zip_with(acc, x, (a, b) -> a + b)) END")
 
 
-def _level(parts: Any, merged: Any, rows: Any, settings: str) -> tuple[Any, Any]:
-    """One level (channels or channel groups): the statistics of its summed paths, summed
-    and collected, and its replicates' statistics (``rows`` picks the level's rows)."""
+def _statistics_of(summed: pa.Table, distinct: Mapping[tuple[Any, Any], int], level: str | None,
+                   segment: str | None) -> Any:
+    """One level's (or segment's) summed statistics as a sorted stream, its distinct paths
+    those of the merged paths (the chunks' counts add a path once per chunk)."""
+    pick = pc.is_null(summed.column("level")) if level is None else pc.equal(summed.column("level"), level)
+    pick = pc.and_(pick, pc.is_null(summed.column("segment")) if segment is None
+                   else pc.equal(summed.column("segment"), segment))
+    rows = summed.filter(pick).drop_columns(["level", "segment"]).cast(_STATISTICS_ARROW)
+    is_distinct = pc.equal(rows.column("kind"), _touchpoint.DISTINCT_PATHS)
+    exact = pa.array([float(distinct.get((level, segment), 0))] * rows.num_rows, pa.float64())
+    rows = rows.set_column(rows.schema.get_field_index("conversions"), "conversions",
+                           pc.if_else(is_distinct, exact, rows.column("conversions")))
+    return rows.sort_by([(c, "ascending") for c in _KEYS]).__arrow_c_stream__()
+
+
+def _replicates(parts: Any, rows: Any) -> Any:
+    """A level's replicates' statistics, summed element by element, collected and sorted
+    (``rows`` picks the level's rows)."""
     from pyspark.sql import functions as F
 
-    stats = merged.mapInArrow(_statistics(settings), _STATISTICS_SCHEMA).groupBy(*_KEYS).agg(*_sums(_NUMBERS))
-    collected = _arrow(stats).cast(_STATISTICS_ARROW)
     lists = [F.collect_list(u).alias(n) for u, n in zip(_REPLICATE_LISTS, _REPLICATE_NUMBERS)]
     collected_lists = parts.where(F.col(_REPLICATE_LISTS[0]).isNotNull() & rows).groupBy(*_REPLICATE_KEYS).agg(*lists)
     replicates = collected_lists.select(*_REPLICATE_KEYS, *[F.expr(_LIST_SUM.format(n)).alias(n) for n in _REPLICATE_NUMBERS])
-    ordered = collected.sort_by([(c, "ascending") for c in _KEYS]).__arrow_c_stream__()
-    return ordered, _sorted(_arrow(replicates), _REPLICATE_KEYS)
+    return _sorted(_arrow(replicates), _REPLICATE_KEYS)
 
 
 def _arrow(df: Any) -> pa.Table:
@@ -496,19 +481,30 @@ def _sum(parts: Any, settings: str) -> tuple[list[str], Any, Any, dict[str, Any]
     log.info("partials (repartition, sort, mapInArrow): %.2f s, %d chunks", time.time() - t, len(metas))
     t = time.time()
     sj = json.loads(settings)
+    # Every level's and segment's paths summed in one shuffle, cached: the distinct paths
+    # are counted on it, and path_summary (written by the executors when it is published)
+    # and the page's top paths read the channel level's.
+    levels = ["level", "segment"]
+    every = parts.where(F.col("path").isNotNull()).groupBy(*levels, "path").agg(*_sums(_NUMBERS)).persist()
+    distinct = {(r["level"], r["segment"]): r["count"] for r in every.groupBy(*levels).count().collect()}
     channel = F.col("level").isNull() & F.col("segment").isNull()
-    # Cached: the statistics read it once, and path_summary (written by the executors when
-    # it is published) once more.
-    merged = parts.where(F.col("path").isNotNull() & channel).groupBy("path").agg(*_sums(_NUMBERS)).persist()
-    stats, reps = _level(parts, merged, channel, settings)
-    campaigns = parts.where(F.col(_STAT).isNotNull()).groupBy(*_CAMPAIGN_KEYS).agg(*_sums(_CAMPAIGN_NUMBERS))
-    summed: dict[str, Any] = {"replicates": reps, "campaigns": _sorted(_arrow(campaigns), _CAMPAIGN_KEYS)}
+    merged = every.where(channel).select("path", *_NUMBERS)
+    statistic = F.col("kind").isNotNull() & F.col(_REPLICATE_LISTS[0]).isNull()
+    summed_stats = _arrow(parts.where(statistic).groupBy(*levels, *_KEYS).agg(*_sums(_NUMBERS)))
+    stats = _statistics_of(summed_stats, distinct, None, None)
+    # Each sum below is a Spark job (~0.3 s in local mode): only those the settings need.
+    intervals = sj["models"]["bootstrap_replicates"] > 0
+    summed: dict[str, Any] = {"replicates": _replicates(parts, channel) if intervals else None}
+    if _touchpoint.campaigns(settings):
+        campaigns = parts.where(F.col(_STAT).isNotNull()).groupBy(*_CAMPAIGN_KEYS).agg(*_sums(_CAMPAIGN_NUMBERS))
+        summed["campaigns"] = _sorted(_arrow(campaigns), _CAMPAIGN_KEYS)
     if sj.get("channel_groups"):
         group = F.col("level") == "group"
-        group_merged = parts.where(F.col("path").isNotNull() & group).groupBy("path").agg(*_sums(_NUMBERS))
-        summed["groups"] = _level(parts, group_merged, group, settings)
+        reps = _replicates(parts, group) if intervals else None
+        summed["groups"] = (_statistics_of(summed_stats, distinct, "group", None), reps)
     if sj.get("segments", {}).get("customer_status") or sj.get("columns", {}).get("segment"):
-        summed["segments"] = _segments(parts, settings)
+        keys = sorted(k for lv, k in distinct if lv is None and k is not None)
+        summed["segments"] = [(k, _statistics_of(summed_stats, distinct, None, k)) for k in keys]
     # The page's paths: the converting paths with the most conversions, ties by path.
     top = merged.where(F.col("conversions") > 0).orderBy(F.col("conversions").desc(), F.col("path").asc())
     summed["top_paths"] = _arrow(top.limit(_touchpoint.TOP_PATHS).select("path", *_NUMBERS)).__arrow_c_stream__()

@@ -146,8 +146,12 @@ pub struct Solved {
 /// Markov edges and end values, and the totals. Columns: `kind`, `model`, `from`, `to`,
 /// `conversions`, `nulls`, `value`.
 pub fn path_statistics(settings: &Settings, paths: ArrowInput) -> Result<ArrowArrayStream> {
+    statistics_of_paths(settings, read_paths(paths)?)
+}
+
+/// [`path_statistics`] of a path table (a Spark chunk's own paths: no text to parse).
+pub(crate) fn statistics_of_paths(settings: &Settings, pt: PathTable) -> Result<ArrowArrayStream> {
     let orders = statistics::markov_orders(&settings.models);
-    let pt = read_paths(paths)?;
     // The report channel of each path channel: only `frequency` renames them, by a suffix.
     let frequency = settings.journeys.transforms.contains(&crate::settings::Transform::Frequency);
     let bases: Vec<String> = pt

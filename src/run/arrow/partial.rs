@@ -11,7 +11,7 @@ use crate::run::shard::partial_meta;
 use crate::run::Run;
 use crate::settings::{MarkovOrder, Model, Settings};
 
-use super::SEP;
+use super::{statistics_of_paths, SEP};
 
 /// What a Spark partial is computed from.
 pub enum PartialInput {
@@ -92,9 +92,16 @@ pub fn partial(settings: Settings, input: PartialInput) -> Result<Partial> {
         Some(g) => Some(ffi::export_table(&report::partial_paths(g, UNIT_SEPARATOR))?),
         None => None,
     };
+    // Every statistic of the chunk's paths is a sum over paths, so Spark sums the chunks'
+    // (the distinct paths excepted: the job counts them on the merged paths).
+    let statistics = statistics_of_paths(&settings, result.analysis.paths.clone())?;
+    let group_statistics =
+        result.groups.as_ref().map(|g| statistics_of_paths(&settings, g.paths.clone())).transpose()?;
     Ok(Partial {
         meta: json,
         paths,
+        statistics,
+        group_statistics,
         replicates: export_replicates(channel_reps)?,
         campaigns,
         group_paths,
@@ -174,6 +181,10 @@ pub struct Partial {
     pub meta: String,
     /// The partial path table.
     pub paths: ArrowArrayStream,
+    /// The path statistics of the chunk's paths ([`super::path_statistics`]' columns).
+    pub statistics: ArrowArrayStream,
+    /// The channel-group level's path statistics, with `[channel_groups]`.
+    pub group_statistics: Option<ArrowArrayStream>,
     /// The replicates' named statistics, with intervals on.
     pub replicates: Option<ArrowArrayStream>,
     /// The campaign sums, with a campaign column.
