@@ -143,16 +143,19 @@ def _columns(t: pa.Table, names: list[str]) -> dict[str, pa.Array]:
 
 def _partials(settings: str, user: str, chunk_rows: int | None):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        stats: list[pa.Table] = []
         if chunk_rows is None:
-            yield from _whole_partition(batches, settings)
-            return
-        for chunk in _chunks(batches, user, chunk_rows):
-            yield from _partial_rows(*_touchpoint.partial(chunk.__arrow_c_stream__(), settings), settings)
+            yield from _whole_partition(batches, settings, stats)
+        else:
+            for chunk in _chunks(batches, user, chunk_rows):
+                yield from _partial_rows(*_touchpoint.partial(chunk.__arrow_c_stream__(), settings), settings, stats)
+        yield from _summed_statistics(stats)
 
     return run
 
 
-def _whole_partition(batches: Iterator[pa.RecordBatch], settings: str) -> Iterator[pa.RecordBatch]:
+def _whole_partition(batches: Iterator[pa.RecordBatch], settings: str,
+                     stats: list[pa.Table]) -> Iterator[pa.RecordBatch]:
     """An unsorted partition as one chunk: its batches streamed into the library, which
     holds the partition's events in its own columns (25-40 bytes an event) and sorts them."""
     batches = iter(batches)
@@ -160,7 +163,7 @@ def _whole_partition(batches: Iterator[pa.RecordBatch], settings: str) -> Iterat
     if first is None:
         return
     reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
-    yield from _partial_rows(*_touchpoint.partial(reader.__arrow_c_stream__(), settings), settings)
+    yield from _partial_rows(*_touchpoint.partial(reader.__arrow_c_stream__(), settings), settings, stats)
 
 
 def _staged_partials(settings: str, shards: int):
@@ -168,23 +171,44 @@ def _staged_partials(settings: str, shards: int):
     sources, the conversions table, the identity map, customers and erasure from their files
     and stages them as ``--shard`` does (every rule over all rows, the shard's persons kept)."""
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        stats: list[pa.Table] = []
         for batch in batches:
             for shard in batch.column(0).to_pylist():
-                yield from _partial_rows(*_touchpoint.staged_partial(settings, shard, shards), settings)
+                yield from _partial_rows(*_touchpoint.staged_partial(settings, shard, shards), settings, stats)
+        yield from _summed_statistics(stats)
 
     return run
 
 
-def _partial_rows(meta: str, streams: list[tuple[str, Any]], settings: str) -> Iterator[pa.RecordBatch]:
-    """A partial's rows in the union schema: its paths, and the statistics of its paths
-    (each level's and segment's), which add up across chunks (all but the distinct paths,
-    which the job counts on the merged paths)."""
+#: A statistic row's key in a partition: its level, its segment and the statistic's own.
+_STATISTIC_KEYS = ["level", "segment", *_KEYS]
+
+
+def _summed_statistics(stats: list[pa.Table]) -> Iterator[pa.RecordBatch]:
+    """The partition's chunks' statistics summed by key, as rows of the statistics set:
+    one row per key and partition, however many chunks the partition held (a key's chunks
+    summed in chunk order, one thread: the same bits every time)."""
+    stats = [t for t in stats if t.num_rows]
+    if not stats:
+        return
+    summed = pa.concat_tables(stats).group_by(_STATISTIC_KEYS, use_threads=False).aggregate(
+        [(n, "sum") for n in _NUMBERS])
+    columns = {k: summed.column(k).combine_chunks() for k in _STATISTIC_KEYS}
+    columns.update({n: summed.column(f"{n}_sum").combine_chunks() for n in _NUMBERS})
+    yield _batch(summed.num_rows, columns)
+
+
+def _partial_rows(meta: str, streams: list[tuple[str, Any]], settings: str,
+                  stats: list[pa.Table]) -> Iterator[pa.RecordBatch]:
+    """A partial's rows in the union schema; the statistics of its paths (each level's and
+    segment's), which add up across chunks (all but the distinct paths, which the job
+    counts on the merged paths), go to ``stats``, summed once per partition."""
     named = {name: touchpoint._table(c) for name, c in streams}
     yield _batch(1, {"meta": pa.array([meta]), **{c: pa.array([0.0]) for c in _NUMBERS}})
     for level, prefix in ((None, ""), ("group", "group_")):
         if (paths := named.get(f"{prefix}paths")) is not None:
             yield _tagged(paths.num_rows, _columns(paths, ["path", *_NUMBERS]), level)
-            yield from _statistic_rows(named[f"{prefix}statistics"], level, None)
+            stats.append(_statistic_rows(named[f"{prefix}statistics"], level, None))
         if (reps := named.get(f"{prefix}replicates")) is not None:
             columns = _columns(reps, _REPLICATE_KEYS)
             columns.update(zip(_REPLICATE_LISTS, _columns(reps, _REPLICATE_NUMBERS).values()))
@@ -195,8 +219,8 @@ def _partial_rows(meta: str, streams: list[tuple[str, Any]], settings: str) -> I
         yield _batch(segments.num_rows, _columns(segments, ["segment", "path", *_NUMBERS]))
         for key in sorted(set(segments.column("segment").to_pylist())):
             paths = segments.filter(pc.equal(segments.column("segment"), key)).select(["path", *_NUMBERS])
-            stats = touchpoint._table(_touchpoint.path_statistics(paths.__arrow_c_stream__(), settings))
-            yield from _statistic_rows(stats, None, key)
+            summed = touchpoint._table(_touchpoint.path_statistics(paths.__arrow_c_stream__(), settings))
+            stats.append(_statistic_rows(summed, None, key))
     if (journeys := named.get("journey_credit")) is not None and journeys.num_rows:
         yield _batch(journeys.num_rows, {"jc": _journey_struct(journeys)})
 
@@ -298,16 +322,13 @@ def _tagged(n: int, columns: dict[str, pa.Array], level: str | None) -> pa.Recor
     return _batch(n, columns)
 
 
-def _statistic_rows(stats: pa.Table, level: str | None, segment: str | None) -> Iterator[pa.RecordBatch]:
-    """A chunk's path statistics at one level (or of one segment) as rows of the statistics
-    set: their keys (shared with the replicates' rows) and numbers (shared with the path
-    rows), no replicate lists."""
-    if stats.num_rows == 0:
-        return
-    columns = _columns(stats, [*_KEYS, *_NUMBERS])
-    if segment is not None:
-        columns["segment"] = pa.array([segment] * stats.num_rows, pa.string())
-    yield _tagged(stats.num_rows, columns, level)
+def _statistic_rows(stats: pa.Table, level: str | None, segment: str | None) -> pa.Table:
+    """A chunk's path statistics at one level (or of one segment), keyed by level and
+    segment (:data:`_STATISTIC_KEYS`)."""
+    n = stats.num_rows
+    keyed = stats.select([*_KEYS, *_NUMBERS]).cast(_STATISTICS_ARROW)
+    keyed = keyed.add_column(0, "segment", pa.array([segment] * n, pa.string()))
+    return keyed.add_column(0, "level", pa.array([level] * n, pa.string()))
 
 
 def _sums(columns: list[str]) -> list[Any]:
@@ -489,6 +510,11 @@ def _sum(parts: Any, settings: str) -> tuple[list[str], Any, Any, dict[str, Any]
     distinct = {(r["level"], r["segment"]): r["count"] for r in every.groupBy(*levels).count().collect()}
     channel = F.col("level").isNull() & F.col("segment").isNull()
     merged = every.where(channel).select("path", *_NUMBERS)
+    if any(lv is not None or seg is not None for lv, seg in distinct):
+        # Only the channel level's paths stay cached for path_summary.
+        merged = merged.persist()
+        merged.count()
+        every.unpersist()
     statistic = F.col("kind").isNotNull() & F.col(_REPLICATE_LISTS[0]).isNull()
     summed_stats = _arrow(parts.where(statistic).groupBy(*levels, *_KEYS).agg(*_sums(_NUMBERS)))
     stats = _statistics_of(summed_stats, distinct, None, None)

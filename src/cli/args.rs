@@ -379,7 +379,8 @@ pub struct JourneyArgs {
     #[arg(long = "on-invalid-rows", id = "journeys.on_invalid_rows", value_name = "fail|drop")]
     pub on_invalid_rows: Option<String>,
     /// Duplicate events (journeys.dedupe): none (count exact duplicates and warn), exact
-    /// (keep only the first copy), or event_id (keep the first row of each --event-id-col).
+    /// (keep only the first copy), or event_id (keep, of a person's rows sharing an
+    /// --event-id-col value, the first in journey order).
     #[arg(long = "dedupe", id = "journeys.dedupe", value_name = "MODE")]
     pub dedupe: Option<String>,
     /// Path transforms applied in order after the lookback, comma-separated: exposure,

@@ -3,8 +3,9 @@
 //!
 //! Rules this module owns:
 //! - **Order.** By (user, time, touches before conversions, tie-breaker, channel name,
-//!   value). Rows still tied are identical in every field that matters, so the output never
-//!   depends on input row order. The sort runs on packed `u128` keys (user, time, conversion
+//!   value, then touch type, campaign, source, segment and conversion type and id). Rows
+//!   still tied are identical in every column read, so the output never depends on input
+//!   row order. The sort runs on packed `u128` keys (user, time, conversion
 //!   flag, row) — integers only, never strings — and the rare groups of equal
 //!   (user, time, flag) are then ordered by the remaining keys.
 //! - **Cut.** Each conversion closes a journey made of the touches since the user's previous
@@ -266,28 +267,20 @@ impl EventOrder {
     }
 }
 
-/// The order of rows tied on (user, time, conversion flag): tie-breaker, channel, value.
+/// The order of rows tied on (user, time, conversion flag): tie-breaker, channel, value,
+/// then every other column read ([`EventLog::journey_cmp`]), so no tie is left to the row
+/// order of the input.
 fn order_ties(log: &EventLog, x: usize, y: usize) -> std::cmp::Ordering {
-    let tx = log.tie.as_ref().map(|t| t[x]);
-    let ty = log.tie.as_ref().map(|t| t[y]);
-    tx.cmp(&ty).then(log.channel[x].cmp(&log.channel[y])).then(log.value[x].total_cmp(&log.value[y]))
+    log.journey_cmp(x, y)
 }
 
-/// Rows of a tied run (sorted by [`order_ties`], stable, so copies keep row order) that
-/// repeat an earlier row in every mapped column, touch type and campaign included.
+/// Rows of a tied run (sorted by [`order_ties`], stable) that repeat the row before them
+/// in every column read: sorted by every column, copies are neighbours.
 fn find_duplicates(log: &EventLog, run: &[u128], out: &mut Vec<u32>) {
-    let same_extra = |x: usize, y: usize| {
-        log.touch_type.as_ref().is_none_or(|t| t[x] == t[y])
-            && log.campaign.as_ref().is_none_or(|c| c[x] == c[y])
-    };
-    for i in 1..run.len() {
-        let x = run[i] as u32 as usize;
-        let earlier = run[..i].iter().rev().map(|&k| k as u32 as usize);
-        for y in earlier.take_while(|&y| order_ties(log, y, x).is_eq()) {
-            if same_extra(x, y) {
-                out.push(x as u32);
-                break;
-            }
+    for w in run.windows(2) {
+        let (y, x) = (w[0] as u32 as usize, w[1] as u32 as usize);
+        if order_ties(log, y, x).is_eq() {
+            out.push(x as u32);
         }
     }
 }

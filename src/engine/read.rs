@@ -33,6 +33,9 @@ pub const READ_BATCH: u64 = 4 << 20;
 /// `--shard i/N`.
 pub const MAX_EVENTS: u64 = u32::MAX as u64 - 1;
 
+/// How to stay under [`MAX_EVENTS`], in every entry point's words (a Spark partition is a run).
+const SPLIT: &str = "split the users (--shard i/N on the command line, more --partitions in the Spark job)";
+
 /// The user keys of the kept rows; numbered once every file is read.
 pub(super) enum UserKeys {
     /// XXH3-128 hashes of string ids: the batch's, interned after each batch into
@@ -199,9 +202,7 @@ fn load_plans(
         return Err(Error::bad_input(
             PathBuf::from(spec),
             None,
-            format!(
-                "{total} rows: one run holds at most {MAX_EVENTS} events; split the users with --shard i/N"
-            ),
+            format!("{total} rows: one run holds at most {MAX_EVENTS} events; {SPLIT}"),
         ));
     }
     let mut log = EventLog::default();
@@ -304,7 +305,7 @@ fn check_read(spec: &str, scope: &ReadScope, log: &EventLog) -> Result<()> {
         return Err(Error::bad_input(
             PathBuf::from(spec),
             None,
-            format!("one run holds at most {MAX_EVENTS} events; split the users with --shard i/N"),
+            format!("one run holds at most {MAX_EVENTS} events; {SPLIT}"),
         ));
     }
     Ok(())

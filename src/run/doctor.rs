@@ -28,7 +28,8 @@ pub fn doctor(mut settings: Settings) -> Result<serde_json::Value> {
         findings.push(format!("{n} row(s) with a {}: {fate}", reason.text()));
     }
     if s.duplicate_events > 0 {
-        findings.push(format!("{} exact duplicate event(s)", s.duplicate_events));
+        // Exact copies, or with `dedupe = "event_id"` repeated event ids.
+        findings.push(format!("{} duplicate event(s)", s.duplicate_events));
     }
     if s.unattributed_conversions > 0.0 {
         findings.push(format!(

@@ -181,6 +181,62 @@ fn reruns_and_shuffled_input_give_byte_identical_tables() {
     assert_eq!(qc["input_files"], 2.0);
 }
 
+/// Rows tied on (user, time, flag, channel, value) that differ only in a tag: two
+/// conversions of u1 at day 2, one `gold` and `long`, one `silver` and `short` (a lookback
+/// of 2 or 30 days), and two touches of u2 at day 0 on one channel in campaigns `alpha` and
+/// `beta`. Forward and reversed, the file gives the same bytes in every table: ties are
+/// ordered by every column read, not by the row order (it did before: the attributed
+/// conversion's segment and the first touch's campaign followed the file).
+#[test]
+fn rows_tied_but_for_a_tag_give_the_same_tables_in_any_row_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = |d: i64| d;
+    let df = DataFrame::new_infer_height(vec![
+        Column::new("user_id".into(), ["u1", "u1", "u1", "u2", "u2", "u2"]),
+        ts(&[day(0), day(2), day(2), day(0), day(0), day(1)]),
+        Column::new("channel".into(), [Some("search"), None, None, Some("email"), Some("email"), None]),
+        Column::new("event".into(), ["touch", "conversion", "conversion", "touch", "touch", "conversion"]),
+        Column::new("revenue".into(), [0.0, 10.0, 10.0, 0.0, 0.0, 5.0]),
+        Column::new("tier".into(), ["gold", "gold", "silver", "gold", "gold", "gold"]),
+        Column::new("camp".into(), ["alpha", "alpha", "alpha", "alpha", "beta", "alpha"]),
+        Column::new("ctype".into(), [None, Some("long"), Some("short"), None, None, Some("long")]),
+    ])
+    .unwrap();
+    let n = df.height() as u32;
+    let flags = [
+        "--segment-col",
+        "tier",
+        "--campaign-col",
+        "camp",
+        "--conversion-type-col",
+        "ctype",
+        "--lookback-by-conversion-type",
+        "short=1,long=30",
+        "--bootstrap",
+        "0",
+        "-q",
+    ];
+    let mut outs = Vec::new();
+    for (name, order) in [("forward", (0..n).collect::<Vec<_>>()), ("reversed", (0..n).rev().collect())] {
+        let mut rows = df.take(&IdxCa::from_vec("idx".into(), order)).unwrap();
+        let file = dir.path().join(format!("{name}.parquet"));
+        write_events(&file, &mut rows);
+        let out = dir.path().join(name);
+        run_ok(&file, &out, &flags);
+        let mut f = files(&out);
+        f.remove("manifest.json");
+        f.remove("report.html");
+        outs.push(f);
+    }
+    assert!(
+        outs[0].contains_key("segment_attribution.parquet")
+            && outs[0].contains_key("campaign_attribution.parquet")
+    );
+    for (name, bytes) in &outs[0] {
+        assert!(*bytes == outs[1][name], "{name} depends on the row order of tied rows");
+    }
+}
+
 #[test]
 fn csv_format_and_model_selection() {
     let dir = tempfile::tempdir().unwrap();
