@@ -268,12 +268,18 @@ impl EventLog {
 /// another event (ids of different systems can collide) and is kept.
 pub fn event_id_duplicates(log: &EventLog, keys: &[u128]) -> Vec<u32> {
     use rayon::prelude::*;
-    let mut rows: Vec<(u32, u128, u32)> =
-        keys.iter().enumerate().filter(|(_, &k)| k != 0).map(|(i, &k)| (log.user[i], k, i as u32)).collect();
+    // 16 bytes a row: the id's hash cut to 64 bits (a collision needs two ids of one person
+    // among ~2^32 of theirs), not the 32 a 128-bit key aligns to.
+    let mut rows: Vec<(u32, u64, u32)> = keys
+        .iter()
+        .enumerate()
+        .filter(|(_, &k)| k != 0)
+        .map(|(i, &k)| (log.user[i], k as u64, i as u32))
+        .collect();
     rows.par_sort_unstable_by(|a, b| {
         (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| log.journey_cmp(a.2 as usize, b.2 as usize))
     });
-    let same = |w: &[(u32, u128, u32)]| (w[0].0, w[0].1) == (w[1].0, w[1].1);
+    let same = |w: &[(u32, u64, u32)]| (w[0].0, w[0].1) == (w[1].0, w[1].1);
     let mut dups: Vec<u32> = rows.windows(2).filter(|w| same(w)).map(|w| w[1].2).collect();
     dups.par_sort_unstable();
     dups
