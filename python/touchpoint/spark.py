@@ -11,10 +11,11 @@ The job (``docs/scale.md`` § Spark):
    chunk, which the library holds whole and sorts itself (its rules never depend on the
    row order: even the copy of a repeated event id it keeps is decided by the fields);
    Each chunk also computes the path statistics of its paths (credit per rule model and
-   channel, Markov edge counts of order k, totals): all of them sums over paths;
+   channel, Markov edge counts of order k, totals): all of them sums over paths, added
+   up within the partition as its chunks come;
 3. a Spark ``groupBy(path)`` sums the partial path tables (never collected), which gives
    the distinct paths, the one statistic that is not a sum over chunks;
-4. a second ``groupBy`` sums the chunks' statistics;
+4. a second ``groupBy`` sums the partitions' statistics;
 5. the driver collects those small tables and the partials' metadata and solves.
 
 Beside the channel level, the chunks write what the settings ask for, each summed by its
@@ -185,17 +186,30 @@ _STATISTIC_KEYS = ["level", "segment", *_KEYS]
 
 
 def _summed_statistics(stats: list[pa.Table]) -> Iterator[pa.RecordBatch]:
-    """The partition's chunks' statistics summed by key, as rows of the statistics set:
-    one row per key and partition, however many chunks the partition held (a key's chunks
-    summed in chunk order, one thread: the same bits every time)."""
-    stats = [t for t in stats if t.num_rows]
-    if not stats:
+    """The partition's statistics (:func:`_add_statistics`) as rows of the statistics set:
+    one row per key and partition, however many chunks the partition held."""
+    if not stats or stats[0].num_rows == 0:
         return
-    summed = pa.concat_tables(stats).group_by(_STATISTIC_KEYS, use_threads=False).aggregate(
-        [(n, "sum") for n in _NUMBERS])
-    columns = {k: summed.column(k).combine_chunks() for k in _STATISTIC_KEYS}
-    columns.update({n: summed.column(f"{n}_sum").combine_chunks() for n in _NUMBERS})
+    summed = stats[0]
+    columns = {k: summed.column(k).combine_chunks() for k in _STATISTIC_KEYS + _NUMBERS}
     yield _batch(summed.num_rows, columns)
+
+
+def _add_statistics(stats: list[pa.Table], chunk: pa.Table) -> None:
+    """Add a chunk's statistics to the partition's running sum (``stats``: empty, or one
+    table keyed by :data:`_STATISTIC_KEYS`), so a worker holds one sum, not every chunk's
+    rows: each key summed in chunk order, on one thread (the same bits every time). A
+    partition of one chunk (``--chunk-rows 0``, a staged shard) is not grouped at all."""
+    if chunk.num_rows == 0:
+        return
+    if not stats:
+        stats.append(chunk)
+        return
+    both = pa.concat_tables([stats[0], chunk])
+    summed = both.group_by(_STATISTIC_KEYS, use_threads=False).aggregate([(n, "sum") for n in _NUMBERS])
+    # By name: pyarrow's versions differ in where they put the keys.
+    sums = [f"{n}_sum" for n in _NUMBERS]
+    stats[0] = summed.select([*_STATISTIC_KEYS, *sums]).rename_columns([*_STATISTIC_KEYS, *_NUMBERS])
 
 
 def _partial_rows(meta: str, streams: list[tuple[str, Any]], settings: str,
@@ -208,7 +222,7 @@ def _partial_rows(meta: str, streams: list[tuple[str, Any]], settings: str,
     for level, prefix in ((None, ""), ("group", "group_")):
         if (paths := named.get(f"{prefix}paths")) is not None:
             yield _tagged(paths.num_rows, _columns(paths, ["path", *_NUMBERS]), level)
-            stats.append(_statistic_rows(named[f"{prefix}statistics"], level, None))
+            _add_statistics(stats, _statistic_rows(named[f"{prefix}statistics"], level, None))
         if (reps := named.get(f"{prefix}replicates")) is not None:
             columns = _columns(reps, _REPLICATE_KEYS)
             columns.update(zip(_REPLICATE_LISTS, _columns(reps, _REPLICATE_NUMBERS).values()))
@@ -220,7 +234,7 @@ def _partial_rows(meta: str, streams: list[tuple[str, Any]], settings: str,
         for key in sorted(set(segments.column("segment").to_pylist())):
             paths = segments.filter(pc.equal(segments.column("segment"), key)).select(["path", *_NUMBERS])
             summed = touchpoint._table(_touchpoint.path_statistics(paths.__arrow_c_stream__(), settings))
-            stats.append(_statistic_rows(summed, None, key))
+            _add_statistics(stats, _statistic_rows(summed, None, key))
     if (journeys := named.get("journey_credit")) is not None and journeys.num_rows:
         yield _batch(journeys.num_rows, {"jc": _journey_struct(journeys)})
 

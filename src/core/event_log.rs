@@ -226,8 +226,8 @@ impl EventLog {
     }
 
     /// Rows `x` and `y` in journey order: time, touches before conversions, the
-    /// tie-breaker, channel, value (`docs/models.md` § Journeys), then every tag, so rows
-    /// that compare equal are equal in every column read. Names are sorted, so comparing
+    /// tie-breaker, channel, value (`docs/models.md` § Journeys), then every tag and the
+    /// event id, so rows that compare equal are equal in every column read. Names are sorted, so comparing
     /// ids compares names.
     pub fn journey_cmp(&self, x: usize, y: usize) -> std::cmp::Ordering {
         let tie = |t: &Option<Vec<i64>>| t.as_ref().map(|t| (t[x], t[y]));
@@ -247,6 +247,8 @@ impl EventLog {
                     .find(|o| o.is_ne())
                     .unwrap_or(std::cmp::Ordering::Equal)
             })
+            // Two events of different ids are two events, whatever else they share.
+            .then_with(|| self.event_key.as_ref().map_or(std::cmp::Ordering::Equal, |k| k[x].cmp(&k[y])))
     }
 
     /// Number of events kept.

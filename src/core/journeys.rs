@@ -3,7 +3,7 @@
 //!
 //! Rules this module owns:
 //! - **Order.** By (user, time, touches before conversions, tie-breaker, channel name,
-//!   value, then touch type, campaign, source, segment and conversion type and id). Rows
+//!   value, then touch type, campaign, source, segment, conversion type and id, event id). Rows
 //!   still tied are identical in every column read, so the output never depends on input
 //!   row order. The sort runs on packed `u128` keys (user, time, conversion
 //!   flag, row) — integers only, never strings — and the rare groups of equal

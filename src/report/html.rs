@@ -421,7 +421,8 @@ fn quality(run: &RunResult) -> Vec<(String, String)> {
         ("rows read".into(), input.rows_read.to_string()),
         ("rows rejected".into(), rejected.to_string()),
         ("events".into(), input.events.to_string()),
-        ("exact duplicate events".into(), s.duplicate_events.to_string()),
+        // Exact copies, or with `dedupe = "event_id"` repeated event ids.
+        ("duplicate events".into(), s.duplicate_events.to_string()),
         ("users".into(), s.users.to_string()),
         ("journeys".into(), s.journeys.to_string()),
         ("touches outside the lookback".into(), s.expired_touches.to_string()),
