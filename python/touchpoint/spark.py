@@ -188,7 +188,7 @@ _STATISTIC_KEYS = ["level", "segment", *_KEYS]
 def _summed_statistics(stats: list[pa.Table]) -> Iterator[pa.RecordBatch]:
     """The partition's statistics (:func:`_add_statistics`) as rows of the statistics set:
     one row per key and partition, however many chunks the partition held."""
-    if not stats or stats[0].num_rows == 0:
+    if not stats:
         return
     summed = stats[0]
     columns = {k: summed.column(k).combine_chunks() for k in _STATISTIC_KEYS + _NUMBERS}

@@ -227,17 +227,16 @@ impl EventLog {
 
     /// Rows `x` and `y` in journey order: time, touches before conversions, the
     /// tie-breaker, channel, value (`docs/models.md` § Journeys), then every tag and the
-    /// event id, so rows that compare equal are equal in every column read. Names are sorted, so comparing
-    /// ids compares names.
+    /// event id, so rows that compare equal are equal in every column read. Names are
+    /// sorted, so comparing ids compares names.
     pub fn journey_cmp(&self, x: usize, y: usize) -> std::cmp::Ordering {
-        let tie = |t: &Option<Vec<i64>>| t.as_ref().map(|t| (t[x], t[y]));
         let ids = |t: Option<&Vec<u32>>| t.map(|t| (t[x], t[y]));
         let tags = [&self.source, &self.segment, &self.conversion_type, &self.conversion_id];
         let by_tag = tags.into_iter().map(|t| ids(t.as_ref().map(|t| &t.ids)));
         let by_id = [ids(self.touch_type.as_ref()), ids(self.campaign.as_ref())].into_iter().chain(by_tag);
         (self.ts[x], self.is_conversion[x])
             .cmp(&(self.ts[y], self.is_conversion[y]))
-            .then_with(|| tie(&self.tie).map_or(std::cmp::Ordering::Equal, |(a, b)| a.cmp(&b)))
+            .then_with(|| self.tie.as_ref().map_or(std::cmp::Ordering::Equal, |t| t[x].cmp(&t[y])))
             .then(self.channel[x].cmp(&self.channel[y]))
             .then(self.value[x].total_cmp(&self.value[y]))
             .then_with(|| {

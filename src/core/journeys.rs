@@ -267,19 +267,12 @@ impl EventOrder {
     }
 }
 
-/// The order of rows tied on (user, time, conversion flag): tie-breaker, channel, value,
-/// then every other column read ([`EventLog::journey_cmp`]), so no tie is left to the row
-/// order of the input.
-fn order_ties(log: &EventLog, x: usize, y: usize) -> std::cmp::Ordering {
-    log.journey_cmp(x, y)
-}
-
-/// Rows of a tied run (sorted by [`order_ties`], stable) that repeat the row before them
-/// in every column read: sorted by every column, copies are neighbours.
+/// Rows of a tied run (sorted by [`EventLog::journey_cmp`], stable) that repeat the row
+/// before them in every column read: sorted by every column, copies are neighbours.
 fn find_duplicates(log: &EventLog, run: &[u128], out: &mut Vec<u32>) {
     for w in run.windows(2) {
         let (y, x) = (w[0] as u32 as usize, w[1] as u32 as usize);
-        if order_ties(log, y, x).is_eq() {
+        if log.journey_cmp(y, x).is_eq() {
             out.push(x as u32);
         }
     }
@@ -391,7 +384,7 @@ fn scatter_by_chunk(
 }
 
 /// Pass 2 on one chunk (users `base..base + 2^shift`): a counting sort by user, then each
-/// user's keys by time and flag, ties by [`order_ties`]; returns the chunk's exact
+/// user's keys by time and flag, ties by [`EventLog::journey_cmp`]; returns the chunk's exact
 /// duplicates.
 fn sort_chunk(
     log: &EventLog,
@@ -432,7 +425,7 @@ fn sort_chunk(
                 b += 1;
             }
             if b - a > 1 {
-                group[a..b].sort_by(|&x, &y| order_ties(log, x as u32 as usize, y as u32 as usize));
+                group[a..b].sort_by(|&x, &y| log.journey_cmp(x as u32 as usize, y as u32 as usize));
                 find_duplicates(log, &group[a..b], &mut dups);
             }
             a = b;
