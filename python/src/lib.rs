@@ -125,17 +125,37 @@ fn partial<'py>(
     partial_of(py, settings, input)
 }
 
-/// Shard `shard` of `shards` of the staged input (sources, conversions table, identity map,
-/// customers, erasure: read from their files by the library), as [`partial`] gives a chunk.
+/// The plan of the distributed read of staged input (JSON: the files, the columns of the
+/// rows with their Spark SQL types), every file checked on the driver.
 #[pyfunction]
-fn staged_partial<'py>(
+fn split_plan(py: Python<'_>, settings: &str) -> PyResult<String> {
+    let settings = settings_of(py, settings)?;
+    detached(py, || api::split_plan(&settings))
+}
+
+/// File `index` of the plan, read and flagged by the rules of one row: what was counted
+/// (JSON) and its rows.
+#[pyfunction]
+fn stage_file<'py>(
     py: Python<'py>,
     settings: &str,
-    shard: u32,
-    shards: u32,
+    plan: &str,
+    index: usize,
+) -> PyResult<(String, Bound<'py, PyCapsule>)> {
+    let settings = settings_of(py, settings)?;
+    let (read, rows) = detached(py, || api::stage_file(&settings, plan, index))?;
+    Ok((read, give_stream(py, SendStream(rows))?))
+}
+
+/// The staged rows of whole persons (a stream), as [`partial`] gives a chunk of events.
+#[pyfunction]
+fn staged_rows_partial<'py>(
+    py: Python<'py>,
+    rows: &Bound<'py, PyAny>,
+    settings: &str,
 ) -> PyResult<(String, Tables<'py>)> {
     let settings = settings_of(py, settings)?;
-    partial_of(py, settings, api::PartialInput::Staged { shard, shards })
+    partial_of(py, settings, api::PartialInput::StagedRows(take_stream(rows)?))
 }
 
 fn partial_of(
@@ -479,7 +499,9 @@ fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TOP_PATHS", touchpoint::report::TOP_PATHS)?;
     m.add_function(wrap_pyfunction!(attribute, m)?)?;
     m.add_function(wrap_pyfunction!(partial, m)?)?;
-    m.add_function(wrap_pyfunction!(staged_partial, m)?)?;
+    m.add_function(wrap_pyfunction!(split_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(stage_file, m)?)?;
+    m.add_function(wrap_pyfunction!(staged_rows_partial, m)?)?;
     m.add_function(wrap_pyfunction!(staged, m)?)?;
     m.add_function(wrap_pyfunction!(campaigns, m)?)?;
     m.add_function(wrap_pyfunction!(pseudonym_fingerprint, m)?)?;

@@ -23,8 +23,11 @@ own ``groupBy``: the replicates' statistics (intervals), the channel-group level
 customer segment's paths, the campaign sums, the journeys' credit rows. ``path_summary``
 and ``journey_credit`` stay in Spark and are written by the executors; the page is rendered
 on the driver. Staged input (sources, a conversions table, an identity map, customers,
-erasure) replaces steps 1-2: each partition stages the whole input from its files and keeps
-one shard of the persons, as ``--shard`` does.
+erasure) replaces steps 1-2 by a read of each row once: one task per file reads and flags
+its rows with the library (the identity map and the erasure list, small, held by every
+task), Spark finds the persons who withdrew consent and, of each repeated conversion id,
+the rows that lose to its first, and partitions of whole persons stage and cut their rows
+(``docs/scale.md`` § Spark: Staged input).
 
 Only DataFrame APIs are used (no RDDs), so the job can run over Spark Connect.
 
@@ -155,30 +158,115 @@ def _partials(settings: str, user: str, chunk_rows: int | None):
     return run
 
 
-def _whole_partition(batches: Iterator[pa.RecordBatch], settings: str,
-                     stats: list[pa.Table]) -> Iterator[pa.RecordBatch]:
+def _whole_partition(batches: Iterator[pa.RecordBatch], settings: str, stats: list[pa.Table],
+                     partial: Any = None) -> Iterator[pa.RecordBatch]:
     """An unsorted partition as one chunk: its batches streamed into the library, which
-    holds the partition's events in its own columns (25-40 bytes an event) and sorts them."""
+    holds the partition's events in its own columns (25-40 bytes an event) and sorts them
+    (``partial``: the library's function for the rows, events by default)."""
     batches = iter(batches)
     first = next((b for b in batches if b.num_rows), None)
     if first is None:
         return
     reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
-    yield from _partial_rows(*_touchpoint.partial(reader.__arrow_c_stream__(), settings), settings, stats)
+    yield from _partial_rows(*(partial or _touchpoint.partial)(reader.__arrow_c_stream__(), settings), settings, stats)
 
 
-def _staged_partials(settings: str, shards: int):
-    """Each shard (a row of ``spark.range``) of the staged input: the library reads the
-    sources, the conversions table, the identity map, customers and erasure from their files
-    and stages them as ``--shard`` does (every rule over all rows, the shard's persons kept)."""
+#: Arrow types of the Spark SQL types of the staged rows' columns.
+_SQL_ARROW = {"string": pa.string(), "bigint": pa.int64(), "int": pa.int32(), "double": pa.float64(),
+              "boolean": pa.bool_()}
+
+
+def _read_files(settings: str, plan: str, schema: pa.Schema):
+    """Step 1 of the staged read (``docs/scale.md`` § Spark: Staged input): each file (a row
+    of ``spark.range``) read and flagged by the library, then one row of what it counted
+    (``__read``, JSON)."""
+    rows_schema = pa.schema([f for f in schema if f.name != "__read"])
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for index in batch.column(0).to_pylist():
+                read, rows = _touchpoint.stage_file(settings, plan, index)
+                table = touchpoint._table(rows).select(rows_schema.names).cast(rows_schema)
+                table = table.append_column("__read", pa.nulls(table.num_rows, pa.string()))
+                yield from table.to_batches()
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array([read]) if f.name == "__read" else pa.nulls(1, f.type) for f in schema], schema=schema)
+
+    return run
+
+
+def _staged_partials(settings: str):
+    """Step 3 of the staged read: a partition of whole persons' staged rows as one chunk."""
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         stats: list[pa.Table] = []
-        for batch in batches:
-            for shard in batch.column(0).to_pylist():
-                yield from _partial_rows(*_touchpoint.staged_partial(settings, shard, shards), settings, stats)
+        yield from _whole_partition(batches, settings, stats, _touchpoint.staged_rows_partial)
         yield from _summed_statistics(stats)
 
     return run
+
+
+def _staged_parts(spark: Any, settings: str, n: int) -> tuple[Any, Any, Any]:
+    """The partials of staged input, each row read once: one task per file reads and flags
+    its rows (identity map, erasure), Spark finds the persons who withdrew consent and the
+    repeated conversion ids' losers (all but the least key the library gave each candidate),
+    and each partition of whole persons stages and cuts their rows. Returns the partials,
+    the function that completes their metadata with the counts of the read, and the one
+    that frees the read's cache."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    plan = _touchpoint.split_plan(settings)
+    columns = [*json.loads(plan)["columns"], ("__read", "string")]
+    schema = pa.schema([(c, _SQL_ARROW[t]) for c, t in columns])
+    files = json.loads(plan)["files"]
+    read = spark.range(0, files, 1, max(files, 1)).mapInArrow(
+        _read_files(settings, plan, schema), ", ".join(f"`{c}` {t}" for c, t in columns))
+    read = read.persist(StorageLevel.MEMORY_AND_DISK)
+    rows = read.where(F.col("__read").isNull()).drop("__read")
+    candidates = rows.where(F.col("__candidate"))
+    withdrawn = None
+    if json.loads(settings)["input"]["consent_scope"] == "person":
+        withdrawn = rows.where(F.col("__withdraws")).select("__mapped").distinct()
+        candidates = candidates.join(withdrawn, "__mapped", "left_anti")
+    key = F.struct("time", "__source", "__mapped", "__value_key", "__file", "__row")
+    first = candidates.groupBy("conversion_id").agg(F.min(key).alias("__first"))
+    losers = (candidates.join(first, "conversion_id").where(key != F.col("__first"))
+              .select("__file", "__row", F.lit(True).alias("__dup")))
+    staged = rows.join(losers, ["__file", "__row"], "left")
+    parts = staged.repartition(n, "__mapped").mapInArrow(_staged_partials(settings), _PARTIAL_SCHEMA)
+
+    def complete(metas: list[str]) -> list[str]:
+        reads = [json.loads(r[0]) for r in read.where(F.col("__read").isNotNull()).select("__read").collect()]
+        aliases = {}
+        if any(r["identity_entries"] for r in reads):
+            kept = staged.where(F.col("__keepable") & F.col("__dup").isNull())
+            if withdrawn is not None:
+                kept = kept.join(withdrawn, "__mapped", "left_anti")
+            by_status = kept.groupBy("person").agg(F.max("__status").alias("status")).groupBy("status").count()
+            counts = {r["status"]: r["count"] for r in by_status.collect()}
+            aliases = {f"aliases_{name}": counts.get(code, 0)
+                       for code, name in enumerate(("unmapped", "mapped", "conflicting"))}
+        return _completed(metas, reads, aliases)
+
+    return parts, complete, read.unpersist
+
+
+def _completed(metas: list[str], reads: list[dict[str, Any]], aliases: dict[str, int]) -> list[str]:
+    """The partials' metadata with the counts only the read has: every file's rows (each
+    partial lists every file), the erased rows and the distinct ids by identity status
+    (carried by the first partial, the others' are zero), the identity map's entries."""
+    files = [r["file"] for r in reads]
+    done = []
+    for k, meta in enumerate(metas):
+        m = json.loads(meta)
+        m["input"]["files"] = files
+        staged = m["input"]["staged"]
+        staged["identity_entries"] = reads[0]["identity_entries"] if reads else 0
+        if k == 0:
+            staged["rows_erased"] = sum(r["erased"] for r in reads)
+            staged.update(aliases)
+        done.append(json.dumps(m))
+    return done
 
 
 #: A statistic row's key in a partition: its level, its segment and the statistic's own.
@@ -420,8 +508,8 @@ def attribute(
     ``chunk_rows=None`` Spark does not sort: each partition is one chunk, streamed into the
     library, which holds it whole (faster; size the partitions to the workers). When the settings stage their input
     (``[[sources]]``, ``[conversions]``, ``[identity]``, customers, erasure), ``events`` is
-    None: each of ``partitions`` (default: one per core) shards stages the input from its
-    files and keeps its persons, as ``--shard`` does. With ``output.journey_credit``,
+    None: the library reads each file once, in a task of its own, and ``partitions`` of
+    whole persons stage and cut their rows. With ``output.journey_credit``,
     ``journey_credit`` is a sorted DataFrame too, written by the executors.
     """
     if chunk_rows is not None and chunk_rows < 1:
@@ -430,13 +518,16 @@ def attribute(
     settings = touchpoint._resolved(pipeline, sections)
     _touchpoint.check_distributed(settings)
     sj = json.loads(settings)
-    parts, n = _partials_of(events, settings, partitions, chunk_rows)
+    parts, n, complete, release = _partials_of(events, settings, partitions, chunk_rows)
     parts = parts.cache()
     try:
         metas, merged, stats, summed = _sum(parts, settings)
+        metas = complete(metas)
         journeys = _journey_rows(parts, n) if sj["output"]["journey_credit"] else None
     finally:
         parts.unpersist()
+        if release is not None:
+            release()
     t = time.time()
     summed["previous_headline"] = _previous_headline(sj)
     summed["history"] = _history(sj)
@@ -454,10 +545,12 @@ def attribute(
     return tables
 
 
-def _partials_of(events: Any, settings: str, partitions: int | None, chunk_rows: int | None) -> tuple[Any, int]:
-    """The partials' rows (union schema) and the number of partitions: the events
-    repartitioned by user and cut into chunks of whole users; or, when the settings stage
-    their input, one shard of it per partition."""
+def _partials_of(events: Any, settings: str, partitions: int | None,
+                 chunk_rows: int | None) -> tuple[Any, int, Any, Any]:
+    """The partials' rows (union schema), the number of partitions, the function that
+    completes the partials' metadata and the one that frees what it cached: the events repartitioned by user and cut into chunks
+    of whole users; or, when the settings stage their input, the staged read
+    (:func:`_staged_parts`)."""
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
@@ -472,9 +565,9 @@ def _partials_of(events: Any, settings: str, partitions: int | None, chunk_rows:
                                 "([[sources]], [conversions], [identity], customers, erasure), which the job "
                                 "reads from their files: pass events=None")
         spark = SparkSession.builder.getOrCreate()
-        n = partitions or _parallelism(spark)
-        shards = spark.range(0, n, 1, n)
-        return shards.mapInArrow(_staged_partials(settings, n), _PARTIAL_SCHEMA), n
+        n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
+        parts, complete, release = _staged_parts(spark, settings, n)
+        return parts, n, complete, release
     user, when = sj["columns"]["user"], sj["columns"]["time"]
     spark = events.sparkSession
     n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
@@ -483,15 +576,7 @@ def _partials_of(events: Any, settings: str, partitions: int | None, chunk_rows:
     # depends on the order rows arrive in (docs/models.md § Journeys).
     if chunk_rows is not None:
         keyed = keyed.sortWithinPartitions(F.col(user), F.col(when))
-    return keyed.mapInArrow(_partials(settings, user, chunk_rows), _PARTIAL_SCHEMA), n
-
-
-def _parallelism(spark: Any) -> int:
-    """Shards of staged input by default: one per core (each shard reads every source)."""
-    try:
-        return int(spark.sparkContext.defaultParallelism)
-    except Exception:  # Spark Connect has no SparkContext
-        return int(spark.conf.get("spark.sql.shuffle.partitions"))
+    return keyed.mapInArrow(_partials(settings, user, chunk_rows), _PARTIAL_SCHEMA), n, lambda metas: metas, None
 
 
 def _journey_rows(parts: Any, n: int) -> Any:
@@ -788,12 +873,12 @@ def main(argv: list[str] | None = None) -> int:
     the CLI's exit codes and error kinds, never a traceback."""
     p = _Parser(prog="touchpoint-spark", description="touchpoint's Spark job")
     p.add_argument("pipeline", help="pipeline file (input.events is read with spark.read.parquet; with staged "
-                   "input, [[sources]] etc., every partition reads the files with the library)")
+                   "input, [[sources]] etc., the library reads each file once, one task a file)")
     p.add_argument("--run-date", help="the run date of a scheduled run (window.run_date)")
     p.add_argument("--events", help="override input.events")
     p.add_argument("--out", help="override output.root: a directory or a URI (s3://bucket/prefix)")
-    p.add_argument("--partitions", type=int, help="partitions of the events (default: spark.sql.shuffle.partitions; "
-                   "with staged input, shards of it: one per core)")
+    p.add_argument("--partitions", type=int, help="partitions of the events, or of the staged input's persons "
+                   "(default: spark.sql.shuffle.partitions)")
     p.add_argument("--chunk-rows", type=_rows, default=CHUNK_ROWS,
                    help=f"rows of whole users per chunk of a sorted partition (default {CHUNK_ROWS}); 0: Spark "
                    "does not sort, each partition is one chunk held whole by its worker (faster)")

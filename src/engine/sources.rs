@@ -131,7 +131,7 @@ pub fn stage(settings: &Settings, scope: &ReadScope) -> Result<Staged> {
         customers: &customers,
         shard: scope.shard,
     };
-    let mut staged = pass.run(frame, files)?;
+    let mut staged = pass.run(frame, files, None)?;
     staged.marker_values = marker_values;
     Ok(staged)
 }
@@ -257,29 +257,35 @@ fn align_ties(
     let is_events = |si: usize| matches!(plans[si].kind, Kind::Events(_));
     let of_events = files.iter().zip(ties).filter(|(_, (si, _))| is_events(*si));
     tie_kinds_agree(of_events.clone().map(|(f, (_, k))| (f.path.as_path(), *k)), Some(&column))?;
-    let (dtype, lowest) = match of_events.clone().find_map(|(_, (_, k))| *k) {
-        Some(TieKind::Str) => (DataType::String, lit("")),
-        Some(TieKind::Float) => (DataType::Float64, lit(f64::NEG_INFINITY)),
-        Some(TieKind::Int) | None => (DataType::Int64, lit(i64::MIN)),
-    };
+    let dtype = tie_type(of_events.clone().find_map(|(_, (_, k))| *k));
+    frames.into_iter().zip(ties).map(|(f, (si, _))| align_tie(f, is_events(*si), &dtype)).collect()
+}
+
+/// The one type of the tie-breakers of a kind.
+fn tie_type(kind: Option<TieKind>) -> DataType {
+    match kind {
+        Some(TieKind::Str) => DataType::String,
+        Some(TieKind::Float) => DataType::Float64,
+        Some(TieKind::Int) | None => DataType::Int64,
+    }
+}
+
+/// A file's tie-breaker in the type of the event log's: its own cast (an event-log file),
+/// or the lowest value of the type (the other sources' rows, which have none).
+fn align_tie(mut f: DataFrame, is_events: bool, dtype: &DataType) -> Result<DataFrame> {
     let internal = |e: PolarsError| Error::Internal(format!("staging the sources: {e}"));
-    frames
-        .into_iter()
-        .zip(ties)
-        .map(|(mut f, (si, _))| {
-            // Last in every frame, whether replaced or added: the frames concatenate by position.
-            if !is_events(*si) {
-                return f
-                    .lazy()
-                    .with_column(lowest.clone().cast(dtype.clone()).alias(TIE))
-                    .collect()
-                    .map_err(internal);
-            }
-            let tie = f.drop_in_place(TIE).map_err(internal)?.cast(&dtype).map_err(internal)?;
-            f.with_column(tie).map_err(internal)?;
-            Ok(f)
-        })
-        .collect()
+    // Last in every frame, whether replaced or added: the frames concatenate by position.
+    if !is_events {
+        let lowest = match dtype {
+            DataType::String => lit(""),
+            DataType::Float64 => lit(f64::NEG_INFINITY),
+            _ => lit(i64::MIN),
+        };
+        return f.lazy().with_column(lowest.cast(dtype.clone()).alias(TIE)).collect().map_err(internal);
+    }
+    let tie = f.drop_in_place(TIE).map_err(internal)?.cast(dtype).map_err(internal)?;
+    f.with_column(tie).map_err(internal)?;
+    Ok(f)
 }
 
 /// The sources of the settings, in a fixed order: the event log, `[[sources]]`, conversions.
@@ -698,3 +704,7 @@ fn load_customers(s: &Settings) -> Result<Option<FxHashMap<String, String>>> {
 #[path = "sources_pass.rs"]
 mod pass;
 use pass::RowPass;
+
+#[path = "sources_split.rs"]
+mod split;
+pub use split::{split_plan, stage_file, stage_rows, FileRead, SplitPlan};

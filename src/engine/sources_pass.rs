@@ -16,11 +16,66 @@ use crate::settings::{Columns, InvalidRows, Settings};
 
 /// Identity-map status of a row's id.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Status {
+pub(super) enum Status {
     Unmapped,
     Mapped,
     Conflict,
 }
+
+impl Status {
+    /// The status as the distributed read hands it on (`__status`): ordered as the enum, so
+    /// the greatest code of an id's rows is its status.
+    pub(super) fn code(self) -> i32 {
+        self as i32
+    }
+
+    fn of(code: i32) -> Status {
+        match code {
+            2 => Status::Conflict,
+            1 => Status::Mapped,
+            _ => Status::Unmapped,
+        }
+    }
+}
+
+/// What the distributed read decided before the rows reached their person's partition
+/// (`docs/scale.md` § Spark: Staged input): each row's person and identity status
+/// (`__mapped`, `__status`, from the identity map the read held) and whether it lost to an
+/// earlier conversion of the same id (`__dup`, from the keys the read gave every candidate).
+pub(super) struct Given<'a> {
+    person: &'a StringChunked,
+    status: &'a Int32Chunked,
+    dup: &'a BooleanChunked,
+}
+
+impl<'a> Given<'a> {
+    pub(super) fn of(frame: &'a DataFrame) -> Result<Given<'a>> {
+        let get = |n: &str| frame.column(n).map(|c| c.as_materialized_series()).map_err(internal);
+        Ok(Given {
+            person: get(MAPPED)?.str().map_err(internal)?,
+            status: get(STATUS)?.i32().map_err(internal)?,
+            dup: get(DUP)?.bool().map_err(internal)?,
+        })
+    }
+
+    fn mapped(&self) -> Vec<(&'a str, Status)> {
+        let code = |i: usize| Status::of(self.status.get(i).unwrap_or(0));
+        (0..self.person.len()).map(|i| (self.person.get(i).unwrap_or(""), code(i))).collect()
+    }
+}
+
+/// The columns the distributed read adds to a file's rows (`RowPass::flag`).
+pub(super) const MAPPED: &str = "__mapped";
+pub(super) const STATUS: &str = "__status";
+pub(super) const DUP: &str = "__dup";
+pub(super) const WITHDRAWS: &str = "__withdraws";
+pub(super) const KEEPABLE: &str = "__keepable";
+pub(super) const CANDIDATE: &str = "__candidate";
+pub(super) const VALUE_KEY: &str = "__value_key";
+/// Every column of the frame the reader does not read.
+const INTERNAL: [&str; 11] = [
+    "__file", "__row", "__source", "consent", MAPPED, STATUS, DUP, WITHDRAWS, KEEPABLE, CANDIDATE, VALUE_KEY,
+];
 
 pub(super) struct RowPass<'a> {
     pub(super) settings: &'a Settings,
@@ -54,10 +109,10 @@ fn internal(e: PolarsError) -> Error {
     Error::Internal(format!("staging the sources: {e}"))
 }
 
-impl RowPass<'_> {
-    pub(super) fn run(&self, frame: DataFrame, mut files: Vec<InputFile>) -> Result<Staged> {
+impl<'a> Cols<'a> {
+    fn of(frame: &'a DataFrame, s: &Settings) -> Result<Cols<'a>> {
         let get = |n: &str| frame.column(n).map(|c| c.as_materialized_series()).map_err(internal);
-        let c = Cols {
+        Ok(Cols {
             id: get(PERSON)?.str().map_err(internal)?,
             time: get(TIME)?.i64().map_err(internal)?,
             file: get("__file")?.u32().map_err(internal)?,
@@ -68,8 +123,21 @@ impl RowPass<'_> {
             value: get(VALUE)?.f64().map_err(internal)?,
             consent: get("consent")?.bool().map_err(internal)?,
             conv_id: get("conversion_id")?.str().map_err(internal)?,
-            tie: self.settings.columns.tie_breaker.as_ref().map(|_| get(super::TIE)).transpose()?,
-        };
+            tie: s.columns.tie_breaker.as_ref().map(|_| get(super::TIE)).transpose()?,
+        })
+    }
+}
+
+impl RowPass<'_> {
+    /// Every rule over the frame's rows. `given`: the rows come from the distributed read,
+    /// which mapped their ids and chose among repeated conversion ids already.
+    pub(super) fn run(
+        &self,
+        frame: DataFrame,
+        mut files: Vec<InputFile>,
+        given: Option<Given>,
+    ) -> Result<Staged> {
+        let c = Cols::of(&frame, self.settings)?;
         let n = frame.height();
         let mut counts: Vec<SourceCounts> = self
             .plans
@@ -81,7 +149,10 @@ impl RowPass<'_> {
             ..Default::default()
         };
         let t = std::time::Instant::now();
-        let mapped = self.map_all(&c);
+        let mapped = match &given {
+            Some(g) => g.mapped(),
+            None => self.map_all(&c),
+        };
         tracing::debug!(ms = t.elapsed().as_millis(), "mapped ids");
         let withdrawn = self.withdrawn(&c, &mapped);
         let ours = self.ours(&c, &mapped);
@@ -93,7 +164,7 @@ impl RowPass<'_> {
         for (i, (p, st)) in mapped.into_iter().enumerate() {
             let (src, f) = (c.source.get(i).unwrap_or(0) as usize, c.file.get(i).unwrap_or(0) as usize);
             let id = c.id.get(i);
-            if id.is_some_and(|a| self.erased.contains(a) || self.erased.contains(p)) {
+            if self.erased_row(id, p) {
                 summary.rows_erased += u64::from(ours[i]);
                 continue;
             }
@@ -132,7 +203,10 @@ impl RowPass<'_> {
             status[i] = st;
         }
         tracing::debug!(ms = t.elapsed().as_millis(), "checked rows");
-        self.drop_repeated_conversions(&c, &person, &mut keep, (&mut counts, &ours));
+        match &given {
+            Some(g) => drop_given(&c, g, &mut keep, &mut counts),
+            None => self.drop_repeated_conversions(&c, &person, &mut keep, (&mut counts, &ours)),
+        }
         self.alias_counts(&c, &keep, &status, &mut summary);
         for i in (0..n).filter(|&i| !ours[i]) {
             (keep[i], person[i]) = (false, None);
@@ -156,6 +230,11 @@ impl RowPass<'_> {
             channel_rules,
             marker_values,
         })
+    }
+
+    /// Whether a row is erased: its id, or the person it maps to, is on the erasure list.
+    fn erased_row(&self, id: Option<&str>, person: &str) -> bool {
+        id.is_some_and(|a| self.erased.contains(a) || self.erased.contains(person))
     }
 
     /// Every row's person (the id itself where it has no time or no map entry), borrowed
@@ -262,6 +341,53 @@ impl RowPass<'_> {
         }
     }
 
+    /// One file's rows as the distributed read hands them on: erased rows dropped (their
+    /// number returned), every other row with what the rules decide from the row and the
+    /// identity map alone. The rest (consent of a whole person, invalid rows, repeated
+    /// conversion ids, segments) is decided where all rows of a person, or of a conversion
+    /// id, meet: [`Self::run`] with [`Given`], and the job's choice among the candidates,
+    /// the least key (time, source, person, value key, file, row) of each conversion id,
+    /// which is the order [`Self::drop_repeated_conversions`] sorts by.
+    pub(super) fn flag(&self, frame: DataFrame) -> Result<(DataFrame, u64)> {
+        let c = Cols::of(&frame, self.settings)?;
+        let mapped = self.map_all(&c);
+        let n = frame.height();
+        let (mut keep, mut person, mut status) =
+            (vec![true; n], Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut withdraws, mut keepable, mut candidate) = (vec![false; n], vec![false; n], vec![false; n]);
+        let mut erased = 0u64;
+        for (i, (p, st)) in mapped.into_iter().enumerate() {
+            let id = c.id.get(i);
+            person.push(id.map(|_| p));
+            status.push(st.code());
+            if self.erased_row(id, p) {
+                (keep[i], erased) = (false, erased + 1);
+                continue;
+            }
+            let consent = c.consent.get(i).unwrap_or(false);
+            withdraws[i] = id.is_some() && !consent;
+            keepable[i] = consent && self.invalid(&c, i, c.source.get(i).unwrap_or(0) as usize).is_none();
+            candidate[i] = keepable[i] && c.conv.get(i) == Some(true) && c.conv_id.get(i).is_some();
+        }
+        // The value's bits in u64 order (`drop_repeated_conversions`), as a signed integer.
+        let value_key: Vec<i64> =
+            c.value.iter().map(|v| (v.unwrap_or(0.0).to_bits() ^ (1 << 63)) as i64).collect();
+        let mut df = frame.clone();
+        let columns = [
+            Column::new(MAPPED.into(), person),
+            Column::new(STATUS.into(), status),
+            Column::new(WITHDRAWS.into(), withdraws),
+            Column::new(KEEPABLE.into(), keepable),
+            Column::new(CANDIDATE.into(), candidate),
+            Column::new(VALUE_KEY.into(), value_key),
+        ];
+        for column in columns {
+            df.with_column(column).map_err(internal)?;
+        }
+        let mask = BooleanChunked::from_slice("keep".into(), &keep);
+        Ok((df.filter(&mask).map_err(internal)?, erased))
+    }
+
     /// Of the kept conversions sharing an id, keep the earliest (then by source order,
     /// person, value): a fixed choice whatever the row order.
     fn drop_repeated_conversions(
@@ -347,7 +473,8 @@ impl RowPass<'_> {
         df.with_column(value.map_err(internal)?).map_err(internal)?;
         let mask = BooleanChunked::from_slice("keep".into(), keep);
         let df = df.filter(&mask).map_err(internal)?;
-        Ok(df.drop_many(["__file", "__row", "__source", "consent"]))
+        let present: Vec<&str> = INTERNAL.into_iter().filter(|n| df.column(n).is_ok()).collect();
+        Ok(df.drop_many(present))
     }
 
     /// How the reader reads the staged frame.
@@ -377,6 +504,17 @@ impl RowPass<'_> {
                 s.columns.conversion_type.is_some() || s.conversions.r#type.is_some(),
                 "conversion_type",
             ),
+        }
+    }
+}
+
+/// The distributed read's choice among repeated conversion ids: the kept rows it marked are
+/// dropped and counted (the read marks only rows that pass every rule before this one).
+fn drop_given(c: &Cols, g: &Given, keep: &mut [bool], counts: &mut [SourceCounts]) {
+    for (i, kept) in keep.iter_mut().enumerate() {
+        if *kept && g.dup.get(i) == Some(true) {
+            *kept = false;
+            counts[c.source.get(i).unwrap_or(0) as usize].duplicate_conversions += 1;
         }
     }
 }

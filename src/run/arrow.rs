@@ -31,11 +31,13 @@ use crate::settings::{MarkovOrder, Model, Settings};
 use super::shard::{merge_metas, Merged, PartialMeta};
 
 mod partial;
+mod staging;
 /// The change guard for a driver that read the previous manifest itself (an object store).
 pub use super::guards::check_change as check_conversion_change;
 use super::{guards, load_spend, Run};
 use partial::JourneyFinish;
 pub use partial::{finish_journey_credit, partial, Partial, PartialInput};
+pub use staging::{split_plan, stage_file};
 
 /// Tables by name, each an Arrow stream.
 pub type NamedStreams = Vec<(String, ArrowArrayStream)>;

@@ -83,6 +83,9 @@ pub struct Run<'a> {
     stream: Option<engine::arrow::ArrowInput>,
     /// One chunk of a distributed run: reading nothing is not an error here.
     pub(crate) chunk: bool,
+    /// The stream holds the distributed read's staged rows of whole persons, not events
+    /// (`engine::sources::stage_rows`).
+    pub(crate) staged_rows: bool,
     /// A shard's bootstrap statistics, named, of the channels and of the channel groups (set
     /// by [`Run::compute_events`] for a shard).
     pub(crate) replicates: PartitionReplicates,
@@ -101,6 +104,7 @@ impl<'a> Run<'a> {
             output: None,
             stream: None,
             chunk: false,
+            staged_rows: false,
             replicates: (None, None),
         }
     }
@@ -163,6 +167,8 @@ impl<'a> Run<'a> {
             }
         };
         let entry = match (shard, &stream) {
+            // Whole persons of the staged input: a shard of it, by other means.
+            _ if self.staged_rows => Entry::Shard,
             (Some(_), _) => Entry::Shard,
             (None, Some(_)) => Entry::Stream,
             (None, None) => Entry::Events,
@@ -264,7 +270,7 @@ impl<'a> Run<'a> {
         (stream, events): (Option<crate::engine::arrow::ArrowInput>, &str),
         missing: &[chrono::NaiveDate],
     ) -> Result<EventLog> {
-        let chunk = self.chunk;
+        let (chunk, staged_rows) = (self.chunk, self.staged_rows);
         let log = self.phase("read", |s| {
             let (mut scope, _) = scope_of(s);
             if let (Some(start), Some((a, b))) = (Training::read_start(missing, s), scope.range) {
@@ -274,6 +280,10 @@ impl<'a> Run<'a> {
             scope.allow_empty = chunk;
             scope.skip_user_names = !s.output.journey_credit || s.output.person_ids == PersonIds::Omitted;
             match stream {
+                Some(st) if staged_rows => {
+                    let rows = engine::arrow::import_stream(st, "the staged rows")?;
+                    read_staged(s, engine::sources::stage_rows(s, &scope, rows)?, &scope)
+                }
                 Some(st) => read_stream(s, st, &scope),
                 None => read_events(s, events, &scope),
             }
@@ -552,7 +562,7 @@ fn segmentation_name(s: &Settings) -> String {
 /// Read the event log, or stage every source into one frame and read that
 /// (`docs/sources.md`); staged reads report the sources' files and counts.
 fn read_events(s: &Settings, events: &str, scope: &ReadScope) -> Result<crate::core::event_log::EventLog> {
-    let mut opts = LoadOptions {
+    let opts = LoadOptions {
         columns: &s.columns,
         on_invalid: s.journeys.on_invalid_rows,
         scope,
@@ -562,7 +572,22 @@ fn read_events(s: &Settings, events: &str, scope: &ReadScope) -> Result<crate::c
     if !s.staged() {
         return engine::load_events(events, &opts);
     }
-    let staged = engine::sources::stage(s, scope)?;
+    read_staged(s, engine::sources::stage(s, scope)?, scope)
+}
+
+/// Read the staged frame as an event file, with the counts of staging.
+fn read_staged(
+    s: &Settings,
+    staged: engine::sources::Staged,
+    scope: &ReadScope,
+) -> Result<crate::core::event_log::EventLog> {
+    let mut opts = LoadOptions {
+        columns: &s.columns,
+        on_invalid: s.journeys.on_invalid_rows,
+        scope,
+        channel_rules: Some(&s.channel_rules),
+        own_channel: false,
+    };
     // A shard no person hashes to: an empty partial, as for a file (`engine::check_kept`).
     let empty_shard = ReadScope { allow_empty: true, ..scope.clone() };
     if staged.frame.height() == 0 && staged.other_shards > 0 && scope.shard.is_some() {

@@ -1,4 +1,4 @@
-//! A Spark partition's partial (a chunk of whole users, or one shard of the staged input)
+//! A Spark partition's partial (a chunk of whole users, or the staged rows of whole persons)
 //! and the executors' finish of `journey_credit` (`docs/scale.md` § Spark).
 
 use crate::core::event_log::UNIT_SEPARATOR;
@@ -17,18 +17,12 @@ use super::{statistics_of_paths, SEP};
 pub enum PartialInput {
     /// A chunk of whole users, handed over as a stream of events.
     Stream(ArrowInput),
-    /// Shard `shard` of `shards` of the staged input (`[[sources]]`, `[conversions]`,
-    /// `[identity]`, customers, erasure), which the library reads from its files and
-    /// stages as `--shard` does: every rule over all rows, this shard's persons kept.
-    Staged {
-        /// This partition's shard, from 0.
-        shard: u32,
-        /// The number of shards (partitions).
-        shards: u32,
-    },
+    /// The staged rows of whole persons from the distributed read ([`super::stage_file`]),
+    /// with the job's choice among repeated conversion ids joined in.
+    StagedRows(ArrowInput),
 }
 
-/// One partition of whole users (a Spark chunk, or a shard of staged input): the partial
+/// One partition of whole users (a Spark chunk, or staged rows of whole persons): the partial
 /// path table, its metadata as JSON (the shard format's `partial` object), and with
 /// intervals on its replicates' named statistics (`partial_replicates`' columns), which
 /// add up across partitions as a shard's do. With a campaign column, also its campaign
@@ -54,15 +48,11 @@ pub fn partial(settings: Settings, input: PartialInput) -> Result<Partial> {
     }
     let mut run = Run::new(chunk, "partial", &|_| {});
     run.chunk = true;
-    let shard = match input {
-        PartialInput::Stream(events) => {
-            run.stream = Some(events);
-            None
-        }
-        PartialInput::Staged { shard, shards } => Some((shard, shards)),
-    };
-    let result = run.compute_events(shard)?;
-    let mut meta = partial_meta(&settings, &result, shard.unwrap_or((0, 1)));
+    run.staged_rows = matches!(input, PartialInput::StagedRows(_));
+    let (PartialInput::Stream(stream) | PartialInput::StagedRows(stream)) = input;
+    run.stream = Some(stream);
+    let result = run.compute_events(None)?;
+    let mut meta = partial_meta(&settings, &result, (0, 1));
     let (levels, segment_paths) = crate::run::shard::segment_levels(&settings, &result, (0, 1));
     let segment_paths = segment_paths.map(|t| keyed_segment_paths(t, &levels)).transpose()?;
     meta.segments = levels;

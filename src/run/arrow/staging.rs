@@ -1,0 +1,27 @@
+//! The Spark job's read of staged input, each row once (`engine::sources` § distributed
+//! read): the plan on the driver, one task per file, over the run's read scope.
+
+use crate::engine::arrow::{self as ffi, ArrowArrayStream};
+use crate::engine::sources::{self, SplitPlan};
+use crate::error::{Error, Result};
+use crate::run::scope_of;
+use crate::settings::Settings;
+
+/// The plan of the distributed read (JSON): the number of files, the columns of the rows
+/// the tasks hand on (with Spark SQL types), the tie-breaker's type. Every file is checked
+/// here, on the driver, as `validate` checks it.
+pub fn split_plan(settings: &Settings) -> Result<String> {
+    let (scope, _) = scope_of(settings);
+    let plan = sources::split_plan(settings, &scope)?;
+    serde_json::to_string(&plan).map_err(|e| Error::Internal(format!("the read plan: {e}")))
+}
+
+/// File `index` of the plan read and flagged: what the task counted (JSON), and its rows.
+pub fn stage_file(settings: &Settings, plan: &str, index: usize) -> Result<(String, ArrowArrayStream)> {
+    let plan: SplitPlan =
+        serde_json::from_str(plan).map_err(|e| Error::Internal(format!("the read plan: {e}")))?;
+    let (scope, _) = scope_of(settings);
+    let (mut rows, read) = sources::stage_file(settings, &scope, &plan, index)?;
+    let read = serde_json::to_string(&read).map_err(|e| Error::Internal(format!("a file's counts: {e}")))?;
+    Ok((read, ffi::export_frame(&mut rows)?))
+}
