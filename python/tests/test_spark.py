@@ -560,3 +560,24 @@ def test_staged_rules_across_files_and_partitions_equal_the_cli(spark, tmp_path,
     for metric in ("duplicate_conversion_ids", "ids_mapped", "ids_conflicting", "rows_without_consent",
                    "rows_rejected"):
         assert dq.get(metric, 0) > 0, (metric, dq)
+
+
+def test_an_invalid_row_found_in_an_executor_fails_as_the_cli_does(spark, tmp_path):
+    """With on_invalid_rows = "fail" the invalid row is found where its person's rows meet,
+    in an executor: the job still fails with the CLI's kind, exit code and message (the file,
+    the source's own column, the row), as `attribute` and as `touchpoint-spark`."""
+    pipeline = _crm_edge_cases(tmp_path / "in")
+    pipeline.write_text(pipeline.read_text().replace('on_invalid_rows = "drop"', 'on_invalid_rows = "fail"'))
+    cli = run_cli("run", str(pipeline), "--run-date", "2024-02-29", "--set",
+                  f"output.root={json.dumps(str(tmp_path / 'cli'))}", check=False)
+    want = json.loads(cli.stdout.strip().splitlines()[-1])
+    assert cli.returncode == 65 and "calls.parquet" in want["message"] and "called_at" in want["message"], want
+    with pytest.raises(touchpoint.TouchpointError) as e:
+        ts.attribute(None, pipeline=str(pipeline), window={"run_date": "2024-02-29"}, partitions=3)
+    assert (e.value.exit_code, e.value.kind, str(e.value)) == (65, "bad_input", want["message"])
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    p = subprocess.run([sys.executable, "-m", "touchpoint.spark", str(pipeline), "--run-date", "2024-02-29",
+                        "--out", str(tmp_path / "out"), "--partitions", "3"], capture_output=True, text=True, env=env)
+    line = json.loads(p.stdout.strip().splitlines()[-1])
+    assert p.returncode == 65 and line["kind"] == "bad_input" and line["message"] == want["message"], p.stdout
+    assert not (tmp_path / "out" / "_manifest").exists()

@@ -145,6 +145,39 @@ def _columns(t: pa.Table, names: list[str]) -> dict[str, pa.Array]:
     return {c: t.column(c).combine_chunks() for c in names}
 
 
+#: How a library error crosses from an executor to the driver: Spark hands on only the text
+#: of a worker's exception, so the error's kind, exit code and message travel in it as JSON.
+_CARRIED = "touchpoint-error:"
+
+
+def _carrying(f: Any) -> Any:
+    """An executor's function over batches whose library errors reach the driver with
+    their kind and exit code (:func:`_from_executor`), not as an internal error."""
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from f(batches)
+        except touchpoint.TouchpointError as e:
+            carried = {"kind": getattr(e, "kind", "internal_error"), "exit_code": getattr(e, "exit_code", 70),
+                       "message": str(e)}
+            raise RuntimeError(_CARRIED + json.dumps(carried)) from None
+
+    return run
+
+
+def _from_executor(e: BaseException) -> BaseException:
+    """The library's error an executor raised (:func:`_carrying`), as the driver raises
+    it; any other failure as it is."""
+    text = str(e)
+    at = text.find(_CARRIED)
+    if at < 0:
+        return e
+    try:
+        carried, _ = json.JSONDecoder().raw_decode(text[at + len(_CARRIED):])
+    except ValueError:
+        return e
+    return publish.error(carried["kind"], carried["exit_code"], carried["message"])
+
+
 def _partials(settings: str, user: str, chunk_rows: int | None):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         stats: list[pa.Table] = []
@@ -220,7 +253,7 @@ def _staged_parts(spark: Any, settings: str, n: int) -> tuple[Any, Any, Any]:
     schema = pa.schema([(c, _SQL_ARROW[t]) for c, t in columns])
     files = json.loads(plan)["files"]
     read = spark.range(0, files, 1, max(files, 1)).mapInArrow(
-        _read_files(settings, plan, schema), ", ".join(f"`{c}` {t}" for c, t in columns))
+        _carrying(_read_files(settings, plan, schema)), ", ".join(f"`{c}` {t}" for c, t in columns))
     read = read.persist(StorageLevel.MEMORY_AND_DISK)
     rows = read.where(F.col("__read").isNull()).drop("__read")
     candidates = rows.where(F.col("__candidate"))
@@ -233,7 +266,7 @@ def _staged_parts(spark: Any, settings: str, n: int) -> tuple[Any, Any, Any]:
     losers = (candidates.join(first, "conversion_id").where(key != F.col("__first"))
               .select("__file", "__row", F.lit(True).alias("__dup")))
     staged = rows.join(losers, ["__file", "__row"], "left")
-    parts = staged.repartition(n, "__mapped").mapInArrow(_staged_partials(settings), _PARTIAL_SCHEMA)
+    parts = staged.repartition(n, "__mapped").mapInArrow(_carrying(_staged_partials(settings)), _PARTIAL_SCHEMA)
 
     def complete(metas: list[str]) -> list[str]:
         reads = [json.loads(r[0]) for r in read.where(F.col("__read").isNotNull()).select("__read").collect()]
@@ -414,7 +447,7 @@ def _journey_credit(rows: Any, settings: str, finish: str) -> Any:
     for r in sorted(counts, key=lambda r: r["partition"]):
         offsets[r["partition"]] = total
         total += r["journeys"]
-    return rows.mapInArrow(_finish_journeys(settings, finish, offsets, schema), _ddl(columns))
+    return rows.mapInArrow(_carrying(_finish_journeys(settings, finish, offsets, schema)), _ddl(columns))
 
 
 def _tagged(n: int, columns: dict[str, pa.Array], level: str | None) -> pa.RecordBatch:
@@ -524,6 +557,10 @@ def attribute(
         metas, merged, stats, summed = _sum(parts, settings)
         metas = complete(metas)
         journeys = _journey_rows(parts, n) if sj["output"]["journey_credit"] else None
+    except Exception as e:
+        if (carried := _from_executor(e)) is not e:
+            raise carried from None
+        raise
     finally:
         parts.unpersist()
         if release is not None:
@@ -576,7 +613,8 @@ def _partials_of(events: Any, settings: str, partitions: int | None,
     # depends on the order rows arrive in (docs/models.md § Journeys).
     if chunk_rows is not None:
         keyed = keyed.sortWithinPartitions(F.col(user), F.col(when))
-    return keyed.mapInArrow(_partials(settings, user, chunk_rows), _PARTIAL_SCHEMA), n, lambda metas: metas, None
+    parts = keyed.mapInArrow(_carrying(_partials(settings, user, chunk_rows)), _PARTIAL_SCHEMA)
+    return parts, n, lambda metas: metas, None
 
 
 def _journey_rows(parts: Any, n: int) -> Any:
@@ -817,7 +855,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _failure(e: BaseException) -> tuple[str, int, str]:
     """``(kind, exit code, message)`` of a failure, with the CLI's kinds and codes
-    (``src/error.rs``): the library's errors carry theirs; the rest are classified."""
+    (``src/error.rs``): the library's errors carry theirs (from an executor too); the rest
+    are classified."""
+    e = _from_executor(e)
     if isinstance(e, touchpoint.TouchpointError):
         return getattr(e, "kind", "bad_configuration"), getattr(e, "exit_code", 78), str(e)
     if isinstance(e, _Usage):
