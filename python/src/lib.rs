@@ -290,8 +290,9 @@ fn check_conversion_change(
 }
 
 /// Whether the settings stage their input (`[[sources]]`, `[conversions]`, `[identity]`,
-/// customers, erasure, consent by person): the Spark job then runs one shard of the staged
-/// input per partition instead of reading a DataFrame of events.
+/// customers, erasure, consent by person): the Spark job then reads the files itself, one
+/// task a file ([`split_plan`], [`stage_file`], [`staged_rows_partial`]), instead of
+/// reading a DataFrame of events.
 #[pyfunction]
 fn staged(py: Python<'_>, settings: &str) -> PyResult<bool> {
     Ok(settings_of(py, settings)?.staged())

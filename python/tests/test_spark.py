@@ -309,8 +309,8 @@ def _cli_run(pipeline: Path, out: Path, date: str, *sets: str) -> dict[str, pa.T
 def test_the_crm_pipeline_writes_every_table_of_the_cli(spark, tmp_path, partitions):
     """pipelines/sample_crm.toml (web events, call-centre and shop sources, an orders table
     with repeated ids, an identity map, customer segments and status, a time zone,
-    journey_credit with omitted persons, markov_journey) through the Spark job, each
-    partition one shard of the staged input, and through `touchpoint run`: every table
+    journey_credit with omitted persons, markov_journey) through the Spark job (each file
+    read once, whole persons staged per partition), and through `touchpoint run`: every table
     equal (journey_credit in one run's order, numbered over the run, markov_journey split
     by the merged chain), the page's text equal, and journey_credit published by the
     executors as the CLI writes it."""
@@ -473,7 +473,16 @@ def _crm_edge_cases(root: Path) -> Path:
             rows.append({"cookie": f"c{u}", "ts": t, "channel": rnd.choice(channels), "event": "purchase" if conv
                          else "visit", "revenue": float(rnd.randint(5, 90)) if conv else None,
                          "order": f"w{rnd.randint(0, 30)}" if conv else None, "seq": rnd.randint(0, 3),
-                         "ok": u % 37 != 5 or k > 0})
+                         "ok": u % 37 != 5 or k > 0, "utm_source": rnd.choice(["google", "facebook", None]),
+                         "utm_medium": rnd.choice(["cpc", "email", "organic", None]),
+                         "utm_campaign": rnd.choice(["brand", "spring", None]),
+                         # Retries of an event: the same id an hour later.
+                         "eid": f"e{u}-{k // 2}"})
+            if k % 2:
+                rows[-1]["ts"] = rows[-2]["ts"] + 3_600_000_000
+    # c9 on the days two persons' identity entries both cover it (a conflict, below).
+    rows.append({**rows[-1], "cookie": "c9", "ts": t0 + 11 * day, "event": "visit", "revenue": None, "order": None,
+                 "ok": True, "eid": "e9-x"})
     half = len(rows) // 2
     for i, part in enumerate((rows[:half], rows[half:])):
         t = pa.Table.from_pylist(part)
@@ -542,13 +551,23 @@ person_ids = "raw"
     return pipeline
 
 
-@pytest.mark.parametrize("partitions", [1, 4])
-def test_staged_rules_across_files_and_partitions_equal_the_cli(spark, tmp_path, partitions):
+#: Channels from the event log's UTM columns (one rule, the rest unassigned), and its
+#: repeated event ids dropped.
+_RULES_AND_IDS = [('consent = "ok"', 'consent = "ok"\nevent_id = "eid"'),
+                  ('on_invalid_rows = "drop"', 'on_invalid_rows = "drop"\ndedupe = "event_id"'),
+                  ('[output]', '[[channel_rules.rules]]\nchannel = "paid_search"\nsource = "^google$"\n'
+                               'medium = "cpc"\n[output]')]
+
+
+@pytest.mark.parametrize("partitions,edits", [(1, []), (4, []), (3, _RULES_AND_IDS)])
+def test_staged_rules_across_files_and_partitions_equal_the_cli(spark, tmp_path, partitions, edits):
     """The staged read (each file once, one task a file; withdrawn persons and repeated
     conversion ids decided by Spark between the tasks; whole persons staged per partition)
     equals `touchpoint run` on every table and count, with the rules' edge cases on both
-    sides of partition boundaries."""
+    sides of partition boundaries; and with channel rules and event ids."""
     pipeline = _crm_edge_cases(tmp_path / "in")
+    for old, new in edits:
+        pipeline.write_text(pipeline.read_text().replace(old, new, 1))
     want = _cli_run(pipeline, tmp_path / "cli", "2024-02-29")
     got = ts.attribute(None, pipeline=str(pipeline), window={"run_date": "2024-02-29"}, partitions=partitions)
     got.pop("report.html")
@@ -557,8 +576,10 @@ def test_staged_rules_across_files_and_partitions_equal_the_cli(spark, tmp_path,
         assert_tables_equal(table if isinstance(table, pa.Table) else table.toArrow(), want[name], name, rel=1e-9)
     dq = dict(zip(want["data_quality"].column("metric").to_pylist(), want["data_quality"].column("value").to_pylist()))
     # Every rule had rows to act on.
-    for metric in ("duplicate_conversion_ids", "ids_mapped", "ids_conflicting", "rows_without_consent",
-                   "rows_rejected"):
+    metrics = ["duplicate_conversion_ids", "ids_mapped", "ids_conflicting", "rows_without_consent", "rows_rejected"]
+    if edits:
+        metrics += ["duplicate_events", "rows_unmatched_channel_rule"]
+    for metric in metrics:
         assert dq.get(metric, 0) > 0, (metric, dq)
 
 

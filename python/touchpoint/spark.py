@@ -256,23 +256,31 @@ def _staged_parts(spark: Any, settings: str, n: int) -> tuple[Any, Any, Any]:
         _carrying(_read_files(settings, plan, schema)), ", ".join(f"`{c}` {t}" for c, t in columns))
     read = read.persist(StorageLevel.MEMORY_AND_DISK)
     rows = read.where(F.col("__read").isNull()).drop("__read")
-    candidates = rows.where(F.col("__candidate"))
     withdrawn = None
     if json.loads(settings)["input"]["consent_scope"] == "person":
         withdrawn = rows.where(F.col("__withdraws")).select("__mapped").distinct()
-        candidates = candidates.join(withdrawn, "__mapped", "left_anti")
-    key = F.struct("time", "__source", "__mapped", "__value_key", "__file", "__row")
-    first = candidates.groupBy("conversion_id").agg(F.min(key).alias("__first"))
-    losers = (candidates.join(first, "conversion_id").where(key != F.col("__first"))
-              .select("__file", "__row", F.lit(True).alias("__dup")))
-    staged = rows.join(losers, ["__file", "__row"], "left")
-    parts = staged.repartition(n, "__mapped").mapInArrow(_carrying(_staged_partials(settings)), _PARTIAL_SCHEMA)
+    losers = None
+    if "conversion_id" in schema.names:  # else no source has conversion ids
+        candidates = rows.where(F.col("__candidate"))
+        if withdrawn is not None:
+            candidates = candidates.join(withdrawn, "__mapped", "left_anti")
+        key = F.struct("time", "__source", "__mapped", "__value_key", "__file", "__row")
+        first = candidates.groupBy("conversion_id").agg(F.min(key).alias("__first"))
+        losers = (candidates.join(first, "conversion_id").where(key != F.col("__first"))
+                  .select("__mapped", "__file", "__row"))
+        # Each loser goes to its person's partition as a marker row (`__dup`), so no join
+        # moves the rows: the library drops the rows the markers name.
+        rows = rows.unionByName(losers.withColumn("__dup", F.lit(True)), allowMissingColumns=True)
+    parts = rows.repartition(n, "__mapped").mapInArrow(_carrying(_staged_partials(settings)), _PARTIAL_SCHEMA)
 
     def complete(metas: list[str]) -> list[str]:
         reads = [json.loads(r[0]) for r in read.where(F.col("__read").isNotNull()).select("__read").collect()]
         aliases = {}
         if any(r["identity_entries"] for r in reads):
-            kept = staged.where(F.col("__keepable") & F.col("__dup").isNull())
+            kept = read.where(F.col("__read").isNull() & F.col("__keepable"))
+            kept = kept.select("person", "__status", "__mapped", "__file", "__row")
+            if losers is not None:
+                kept = kept.join(losers.drop("__mapped"), ["__file", "__row"], "left_anti")
             if withdrawn is not None:
                 kept = kept.join(withdrawn, "__mapped", "left_anti")
             by_status = kept.groupBy("person").agg(F.max("__status").alias("status")).groupBy("status").count()

@@ -22,7 +22,7 @@ use rustc_hash::FxHashSet;
 use super::pass::{Given, RowPass, DUP, STATUS};
 use super::{
     align_tie, forget_in_identity, load_customers, load_id_set, load_identity, read_source_file,
-    read_sources, source_plans, Identity, Kind, Staged, TIE,
+    read_sources, source_plans, Identity, Kind, SourcePlan, Staged, OPTIONAL, TIE, UTM,
 };
 use crate::core::event_log::InputFile;
 use crate::engine::discover::ReadScope;
@@ -71,7 +71,7 @@ pub fn split_plan(settings: &Settings, scope: &ReadScope) -> Result<SplitPlan> {
         shard: None,
     };
     let (rows, _) = pass.flag(first)?;
-    let columns = to_spark(rows)?
+    let columns = to_spark(rows, &plans)?
         .columns()
         .iter()
         .map(|c| Ok((c.name().to_string(), spark_type(c.dtype())?.to_owned())))
@@ -113,7 +113,7 @@ pub fn stage_file(
     let (rows, erased) = pass.flag(frame)?;
     let file = InputFile { path: path.clone(), rows: rows.height() as u64 };
     let identity_entries = identity.values().map(|v| v.len() as u64).sum();
-    Ok((to_spark(rows)?, FileRead { file, erased, identity_entries }))
+    Ok((to_spark(rows, &plans)?, FileRead { file, erased, identity_entries }))
 }
 
 /// The rows of whole persons from the distributed read (step 3 of the module
@@ -122,7 +122,7 @@ pub fn stage_rows(settings: &Settings, scope: &ReadScope, rows: DataFrame) -> Re
     let plans = source_plans(settings, scope)?;
     let files: Vec<InputFile> =
         plans.iter().flat_map(|p| &p.files).map(|f| InputFile { path: f.clone(), rows: 0 }).collect();
-    let rows = from_spark(rows)?;
+    let rows = from_spark(rows, &plans)?;
     let customers = load_customers(settings)?;
     let empty = (Identity::default(), FxHashSet::default());
     let pass = RowPass {
@@ -143,31 +143,99 @@ fn internal(e: PolarsError) -> Error {
 /// The unsigned columns (file, row, source) as Spark's longs.
 const UNSIGNED: [&str; 3] = ["__file", "__row", "__source"];
 
-fn to_spark(mut df: DataFrame) -> Result<DataFrame> {
+/// The staged columns no source of the settings fills (always null, or consent always
+/// true), which the rows do not carry through Spark: every column costs the hand-over
+/// between Spark and the library per row. The source's name is carried as its index.
+fn unfilled(plans: &[SourcePlan]) -> Vec<&'static str> {
+    let filled = |name: &str| {
+        plans.iter().any(|p| match &p.kind {
+            Kind::Events(c) => {
+                let utm = UTM.iter().position(|u| *u == name);
+                match name {
+                    "segment" => c.segment.is_some(),
+                    "conversion_type" => c.conversion_type.is_some(),
+                    "conversion_id" => c.conversion_id.is_some(),
+                    "campaign" => c.campaign.is_some(),
+                    "touch_type" => c.touch_type.is_some(),
+                    "consent" => c.consent.is_some(),
+                    "event_id" => c.event_id.is_some(),
+                    _ => utm.is_some_and(|k| p.rules.as_ref().is_some_and(|r| r.uses()[k])),
+                }
+            }
+            Kind::Touches { campaign, .. } => name == "campaign" && campaign.is_some(),
+            Kind::Conversions { r#type, .. } => {
+                name == "conversion_id" || (name == "conversion_type" && r#type.is_some())
+            }
+        })
+    };
+    OPTIONAL.into_iter().filter(|n| !filled(n)).collect()
+}
+
+fn to_spark(mut df: DataFrame, plans: &[SourcePlan]) -> Result<DataFrame> {
     for name in UNSIGNED {
         let c = df.column(name).map_err(internal)?.cast(&DataType::Int64).map_err(internal)?;
         df.with_column(c).map_err(internal)?;
     }
+    Ok(df.drop_many(unfilled(plans)))
+}
+
+/// The columns [`to_spark`] left out, back: nulls, consent given, the source's name.
+fn refill(mut df: DataFrame, plans: &[SourcePlan]) -> Result<DataFrame> {
+    let n = df.height();
+    for name in unfilled(plans) {
+        let column = match name {
+            "consent" => Column::new(name.into(), vec![true; n]),
+            "source" => {
+                let index = df.column("__source").map_err(internal)?.u32().map_err(internal)?;
+                let names: Vec<Option<&str>> = index
+                    .iter()
+                    .map(|i| i.and_then(|i| plans.get(i as usize)).map(|p| p.name.as_str()))
+                    .collect();
+                Column::new(name.into(), names)
+            }
+            _ => Column::full_null(name.into(), n, &DataType::String),
+        };
+        df.with_column(column).map_err(internal)?;
+    }
     Ok(df)
 }
 
-/// The rows back in the pass' types: unsigned indices, and `__dup` false where the job
-/// chose nothing (it joins its choice in, nulls elsewhere).
-fn from_spark(mut df: DataFrame) -> Result<DataFrame> {
+/// The rows back in the pass' types (unsigned indices), and the job's choice among repeated
+/// conversion ids applied: the job sends each loser to its person's partition as a marker
+/// row (`__dup` true, only its person, file and row set), so no join moves the rows; the
+/// markers become each row's `__dup`.
+fn from_spark(mut df: DataFrame, plans: &[SourcePlan]) -> Result<DataFrame> {
     for name in UNSIGNED {
         let c = df.column(name).map_err(internal)?.cast(&DataType::UInt32).map_err(internal)?;
         df.with_column(c).map_err(internal)?;
     }
     let status = df.column(STATUS).map_err(internal)?.cast(&DataType::Int32).map_err(internal)?;
     df.with_column(status).map_err(internal)?;
-    let dup = match df.column(DUP) {
-        Ok(c) => {
-            c.cast(&DataType::Boolean).and_then(|c| c.fill_null(FillNullStrategy::Zero)).map_err(internal)?
-        }
-        Err(_) => Column::new(DUP.into(), vec![false; df.height()]),
+    let Ok(dup) = df.column(DUP) else {
+        let df = df.with_column(Column::new(DUP.into(), vec![false; df.height()])).map_err(internal)?.clone();
+        return refill(df, plans);
     };
-    df.with_column(dup).map_err(internal)?;
-    Ok(df)
+    let marker = dup
+        .cast(&DataType::Boolean)
+        .map_err(internal)?
+        .bool()
+        .map_err(internal)?
+        .fill_null_with_values(false)
+        .map_err(internal)?;
+    let index = |d: &DataFrame, n: &str| -> Result<Vec<Option<u32>>> {
+        Ok(d.column(n).map_err(internal)?.u32().map_err(internal)?.iter().collect())
+    };
+    let markers = df.filter(&marker).map_err(internal)?;
+    let losers: FxHashSet<(Option<u32>, Option<u32>)> =
+        index(&markers, "__file")?.into_iter().zip(index(&markers, "__row")?).collect();
+    let mut rows = df.filter(&!&marker).map_err(internal)?;
+    let lost: Vec<bool> = index(&rows, "__file")?
+        .into_iter()
+        .zip(index(&rows, "__row")?)
+        .map(|key| losers.contains(&key))
+        .collect();
+    rows.with_column(Column::new(DUP.into(), lost)).map_err(internal)?;
+    refill(rows, plans)
 }
 
 fn spark_type(dt: &DataType) -> Result<&'static str> {
