@@ -125,6 +125,13 @@ fn partial<'py>(
     partial_of(py, settings, input)
 }
 
+/// The columns of an event log the library reads under these settings.
+#[pyfunction]
+fn event_columns(py: Python<'_>, settings: &str) -> PyResult<Vec<String>> {
+    let settings = settings_of(py, settings)?;
+    api::event_columns(&settings).map_err(|e| py_err(py, e))
+}
+
 /// The plan of the distributed read of staged input (JSON: the files, the columns of the
 /// rows with their Spark SQL types), every file checked on the driver.
 #[pyfunction]
@@ -500,6 +507,7 @@ fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TOP_PATHS", touchpoint::report::TOP_PATHS)?;
     m.add_function(wrap_pyfunction!(attribute, m)?)?;
     m.add_function(wrap_pyfunction!(partial, m)?)?;
+    m.add_function(wrap_pyfunction!(event_columns, m)?)?;
     m.add_function(wrap_pyfunction!(split_plan, m)?)?;
     m.add_function(wrap_pyfunction!(stage_file, m)?)?;
     m.add_function(wrap_pyfunction!(staged_rows_partial, m)?)?;

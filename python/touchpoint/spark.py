@@ -616,7 +616,10 @@ def _partials_of(events: Any, settings: str, partitions: int | None,
     user, when = sj["columns"]["user"], sj["columns"]["time"]
     spark = events.sparkSession
     n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
-    keyed = events.repartition(n, F.col(user))
+    # Only the columns the library reads cross the shuffle and the hand-over to Python (a
+    # column the settings name but the DataFrame lacks is left to the library to name).
+    read = [c for c in _touchpoint.event_columns(settings) if c in events.columns]
+    keyed = events.select(*[F.col(f"`{c}`") for c in read]).repartition(n, F.col(user))
     # Whole partitions need no order: the library sorts them, and none of its rules
     # depends on the order rows arrive in (docs/models.md § Journeys).
     if chunk_rows is not None:

@@ -16,7 +16,9 @@ mod time;
 pub mod write;
 
 pub use discover::{date_of, partition_date, resolve_inputs, scoped_inputs, ReadScope};
-pub use read::{check_kept, load_events, load_frame, Kept, LoadOptions, MAX_EVENTS, READ_BATCH};
+pub use read::{
+    check_kept, load_events, load_frame, read_columns, Kept, LoadOptions, MAX_EVENTS, READ_BATCH,
+};
 pub use schema::validate_inputs;
 pub use side_tables::{load_experiments, load_paths, load_spend, PathTableRow};
 pub use write::{

@@ -501,6 +501,52 @@ fn number_users(log: &mut EventLog, users: UserKeys, mut names: Option<FxHashMap
     }
 }
 
+/// How the reader takes a mapped column from a file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Read {
+    AsIs,
+    Time,
+    Text,
+    Marker,
+    Number,
+    Flag,
+}
+
+/// The columns of an event file the reader reads, in its order: the user, the time, the
+/// channel (unless rules give it), the rules' UTM columns, the marker, the value, the
+/// tie-breaker, the tags and consent.
+fn projection<'c>(cols: &'c Columns, rules: &'c ChannelSource) -> Vec<(&'c str, Read)> {
+    let mut out = vec![(cols.user.as_str(), Read::AsIs), (cols.time.as_str(), Read::Time)];
+    if rules.reads_channel() {
+        out.push((cols.channel.as_str(), Read::Text));
+    }
+    out.extend(rules.columns().iter().map(|c| (c.as_str(), Read::Text)));
+    out.push((cols.conversion.as_str(), Read::Marker));
+    out.extend(cols.value.as_deref().map(|v| (v, Read::Number)));
+    out.extend(cols.tie_breaker.as_deref().map(|t| (t, Read::AsIs)));
+    let tags = cols.tags();
+    let text = [&cols.touch_type, &cols.campaign, &cols.event_id]
+        .into_iter()
+        .flatten()
+        .chain(tags.into_iter().flatten());
+    out.extend(text.map(|c| (c.as_str(), Read::Text)));
+    out.extend(cols.consent.as_deref().map(|c| (c, Read::Flag)));
+    out
+}
+
+/// The columns of an event log the reader reads under these options (the Spark job
+/// hands only these to the library).
+pub fn read_columns(opts: &LoadOptions) -> Result<Vec<String>> {
+    let rules = ChannelSource::new(opts)?;
+    let mut names: Vec<String> = Vec::new();
+    for (name, _) in projection(opts.columns, &rules) {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
 /// Scan one file lazily, projecting only the mapped columns, the time as µs since the
 /// epoch ([`micros_expr`]; ISO-8601 strings parsed strictly: an unparseable time fails the
 /// file rather than becoming null).
@@ -527,33 +573,20 @@ fn read_file(
         let (t, dt) = (col(cols.time.as_str()), &plan.time_dtype);
         lf = lf.filter(t.clone().gt_eq(bound_expr(start, dt)).and(t.lt(bound_expr(end, dt))));
     }
-    let mut exprs = vec![col(cols.user.as_str())];
-    exprs.push(micros_expr(&cols.time, &plan.time_dtype, &plan.path)?);
-    if rules.reads_channel() {
-        exprs.push(col(cols.channel.as_str()).cast(DataType::String));
-    }
-    exprs.extend(rules.columns().iter().map(|c| col(c.as_str()).cast(DataType::String)));
-    exprs.push(match plan.marker {
-        MarkerKind::Str => col(cols.conversion.as_str()).cast(DataType::String),
-        _ => col(cols.conversion.as_str()),
-    });
-    if let Some(v) = &cols.value {
-        exprs.push(col(v.as_str()).cast(DataType::Float64));
-    }
-    if let Some(t) = &cols.tie_breaker {
-        exprs.push(col(t.as_str()));
-    }
-    let tags = cols.tags();
-    for c in [&cols.touch_type, &cols.campaign, &cols.event_id]
+    let exprs = projection(cols, rules)
         .into_iter()
-        .flatten()
-        .chain(tags.into_iter().flatten())
-    {
-        exprs.push(col(c.as_str()).cast(DataType::String));
-    }
-    if let Some(c) = &cols.consent {
-        exprs.push(col(c.as_str()).cast(DataType::Boolean));
-    }
+        .map(|(name, read)| {
+            let c = col(name);
+            Ok(match read {
+                Read::AsIs => c,
+                Read::Time => micros_expr(name, &plan.time_dtype, &plan.path)?,
+                Read::Marker if !matches!(plan.marker, MarkerKind::Str) => c,
+                Read::Text | Read::Marker => c.cast(DataType::String),
+                Read::Number => c.cast(DataType::Float64),
+                Read::Flag => c.cast(DataType::Boolean),
+            })
+        })
+        .collect::<Result<Vec<Expr>>>()?;
     let time_strings = (plan.time == TimeKind::Str).then_some(cols.time.as_str());
     lf.select(exprs).collect().map_err(|e| read_problem(&e, &plan.path, time_strings))
 }

@@ -37,7 +37,7 @@ pub use super::guards::check_change as check_conversion_change;
 use super::{guards, load_spend, Run};
 use partial::JourneyFinish;
 pub use partial::{finish_journey_credit, partial, Partial, PartialInput};
-pub use staging::{split_plan, stage_file};
+pub use staging::{event_columns, split_plan, stage_file};
 
 /// Tables by name, each an Arrow stream.
 pub type NamedStreams = Vec<(String, ArrowArrayStream)>;
