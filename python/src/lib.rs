@@ -154,15 +154,17 @@ fn stage_file<'py>(
     Ok((read, give_stream(py, SendStream(rows))?))
 }
 
-/// The staged rows of whole persons (a stream), as [`partial`] gives a chunk of events.
+/// The staged rows of whole persons (a stream) read by `plan` ([`split_plan`]), as
+/// [`partial`] gives a chunk of events.
 #[pyfunction]
 fn staged_rows_partial<'py>(
     py: Python<'py>,
     rows: &Bound<'py, PyAny>,
     settings: &str,
+    plan: String,
 ) -> PyResult<(String, Tables<'py>)> {
     let settings = settings_of(py, settings)?;
-    partial_of(py, settings, api::PartialInput::StagedRows(take_stream(rows)?))
+    partial_of(py, settings, api::PartialInput::StagedRows(take_stream(rows)?, plan))
 }
 
 fn partial_of(
@@ -310,6 +312,14 @@ fn staged(py: Python<'_>, settings: &str) -> PyResult<bool> {
 #[pyfunction]
 fn campaigns(py: Python<'_>, settings: &str) -> PyResult<bool> {
     Ok(settings_of(py, settings)?.campaigns())
+}
+
+/// Whether the settings segment the journeys (a segment column, the customer status or a
+/// customers table): only then does the Spark job sum each segment's statistics.
+#[pyfunction]
+fn segmented(py: Python<'_>, settings: &str) -> PyResult<bool> {
+    let s = settings_of(py, settings)?;
+    Ok(s.segments.any(s.columns.segment.is_some()))
 }
 
 /// The fingerprint of the pseudonymization key (for the manifest), when `journey_credit`
@@ -513,6 +523,7 @@ fn _touchpoint(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(staged_rows_partial, m)?)?;
     m.add_function(wrap_pyfunction!(staged, m)?)?;
     m.add_function(wrap_pyfunction!(campaigns, m)?)?;
+    m.add_function(wrap_pyfunction!(segmented, m)?)?;
     m.add_function(wrap_pyfunction!(pseudonym_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(finish_journey_credit, m)?)?;
     m.add_function(wrap_pyfunction!(path_statistics, m)?)?;

@@ -347,6 +347,19 @@ def test_erasure_and_raw_person_ids_in_the_crm_pipeline_equal_the_cli(spark, tmp
     assert want["journey_credit"].column("user_id").null_count == 0
 
 
+def test_segments_of_a_customers_table_alone_equal_the_cli(spark, tmp_path):
+    """Segments from the customers table without the customer status (found by review: the
+    job summed no segment's statistics, so every segment table was empty but for the
+    unattributed rows)."""
+    want = _cli_run(CRM, tmp_path / "cli", "2024-02-29", "segments.customer_status=false")
+    got = ts.attribute(None, pipeline=str(CRM), window={"run_date": "2024-02-29"}, partitions=2,
+                       segments={"customer_status": False})
+    got.pop("report.html")
+    for name in ("segment_attribution", "segment_roles", "channel_attribution"):
+        assert_tables_equal(got[name], want[name], name, rel=1e-9)
+    assert pc.sum(want["segment_attribution"].column("conversions")).as_py() > 0
+
+
 def test_pseudonymized_persons_equal_the_cli_and_a_second_key_is_refused(spark, tmp_path, monkeypatch):
     """Executors pseudonymize persons with the key in their environment: the same
     pseudonyms as the CLI's under the same key, and the manifest keeps the key's
@@ -602,3 +615,41 @@ def test_an_invalid_row_found_in_an_executor_fails_as_the_cli_does(spark, tmp_pa
     line = json.loads(p.stdout.strip().splitlines()[-1])
     assert p.returncode == 65 and line["kind"] == "bad_input" and line["message"] == want["message"], p.stdout
     assert not (tmp_path / "out" / "_manifest").exists()
+
+
+def test_staged_input_that_keeps_nothing_fails_as_the_cli_does(spark, tmp_path):
+    """Every person withdrew consent: nothing is left once staged, which one run reports
+    as no events in the window (66, retried by schedulers), naming the staged sources.
+    Found by review: the job summed the rows read instead and said 65, every row invalid."""
+    pipeline = _crm_edge_cases(tmp_path / "in")
+    for part in (tmp_path / "in" / "web").glob("*.parquet"):
+        t = pq.read_table(part)
+        pq.write_table(t.set_column(t.schema.get_field_index("ok"), "ok", pa.array([False] * t.num_rows)), part)
+    calls = pq.read_table(tmp_path / "in" / "calls.parquet")
+    pq.write_table(calls.slice(0, 0), tmp_path / "in" / "calls.parquet")
+    text = pipeline.read_text()
+    pipeline.write_text(text[:text.index("[conversions]")] + text[text.index("[identity]"):])
+    cli = run_cli("run", str(pipeline), "--run-date", "2024-02-29", "--set",
+                  f"output.root={json.dumps(str(tmp_path / 'cli'))}", check=False)
+    want = json.loads(cli.stdout.strip().splitlines()[-1])
+    assert cli.returncode == 66 and "the staged sources" in want["message"], want
+    with pytest.raises(touchpoint.TouchpointError) as e:
+        ts.attribute(None, pipeline=str(pipeline), window={"run_date": "2024-02-29"}, partitions=2)
+    assert (e.value.exit_code, e.value.kind, str(e.value)) == (66, "input_not_found", want["message"])
+
+
+def test_the_staged_read_reads_the_files_its_plan_listed(tmp_path):
+    """The driver lists the files once; a file that lands in the directory afterwards (and
+    sorts first) does not shift what the tasks read, and is not read half-checked. Found by
+    review: each task listed the directory again and read its n-th file."""
+    pipeline = _crm_edge_cases(tmp_path / "in")
+    settings = touchpoint._resolved(str(pipeline), {"window": {"run_date": "2024-02-29"}})
+    plan = touchpoint._touchpoint.split_plan(settings)
+    planned = json.loads(plan)["sources"][0]
+    (tmp_path / "in" / "web" / "part-0.parquet").rename(tmp_path / "in" / "web" / "a-late.parquet")
+    (tmp_path / "in" / "web" / "a-late.parquet").rename(tmp_path / "in" / "web" / "part-0.parquet")
+    first = pq.read_table(tmp_path / "in" / "web" / "part-0.parquet")
+    pq.write_table(first.slice(0, 5), tmp_path / "in" / "web" / "a-late.parquet")
+    read, rows = touchpoint._touchpoint.stage_file(settings, plan, 0)
+    assert json.loads(read)["file"]["path"] == planned[0] and planned[0].endswith("part-0.parquet")
+    assert touchpoint._table(rows).num_rows == json.loads(read)["file"]["rows"] > 5

@@ -228,11 +228,14 @@ def _read_files(settings: str, plan: str, schema: pa.Schema):
     return run
 
 
-def _staged_partials(settings: str):
+def _staged_partials(settings: str, plan: str):
     """Step 3 of the staged read: a partition of whole persons' staged rows as one chunk."""
+    def partial(rows: Any, settings: str) -> Any:
+        return _touchpoint.staged_rows_partial(rows, settings, plan)
+
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         stats: list[pa.Table] = []
-        yield from _whole_partition(batches, settings, stats, _touchpoint.staged_rows_partial)
+        yield from _whole_partition(batches, settings, stats, partial)
         yield from _summed_statistics(stats)
 
     return run
@@ -251,7 +254,7 @@ def _staged_parts(spark: Any, settings: str, n: int) -> tuple[Any, Any, Any]:
     plan = _touchpoint.split_plan(settings)
     columns = [*json.loads(plan)["columns"], ("__read", "string")]
     schema = pa.schema([(c, _SQL_ARROW[t]) for c, t in columns])
-    files = json.loads(plan)["files"]
+    files = sum(len(f) for f in json.loads(plan)["sources"])
     read = spark.range(0, files, 1, max(files, 1)).mapInArrow(
         _carrying(_read_files(settings, plan, schema)), ", ".join(f"`{c}` {t}" for c, t in columns))
     read = read.persist(StorageLevel.MEMORY_AND_DISK)
@@ -271,7 +274,7 @@ def _staged_parts(spark: Any, settings: str, n: int) -> tuple[Any, Any, Any]:
         # Each loser goes to its person's partition as a marker row (`__dup`), so no join
         # moves the rows: the library drops the rows the markers name.
         rows = rows.unionByName(losers.withColumn("__dup", F.lit(True)), allowMissingColumns=True)
-    parts = rows.repartition(n, "__mapped").mapInArrow(_carrying(_staged_partials(settings)), _PARTIAL_SCHEMA)
+    parts = rows.repartition(n, "__mapped").mapInArrow(_carrying(_staged_partials(settings, plan)), _PARTIAL_SCHEMA)
 
     def complete(metas: list[str]) -> list[str]:
         reads = [json.loads(r[0]) for r in read.where(F.col("__read").isNotNull()).select("__read").collect()]
@@ -676,7 +679,7 @@ def _sum(parts: Any, settings: str) -> tuple[list[str], Any, Any, dict[str, Any]
         group = F.col("level") == "group"
         reps = _replicates(parts, group) if intervals else None
         summed["groups"] = (_statistics_of(summed_stats, distinct, "group", None), reps)
-    if sj.get("segments", {}).get("customer_status") or sj.get("columns", {}).get("segment"):
+    if _touchpoint.segmented(settings):
         keys = sorted(k for lv, k in distinct if lv is None and k is not None)
         summed["segments"] = [(k, _statistics_of(summed_stats, distinct, None, k)) for k in keys]
     # The page's paths: the converting paths with the most conversions, ties by path.

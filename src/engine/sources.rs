@@ -108,7 +108,7 @@ enum Kind {
 /// Stage every configured source within a read scope.
 pub fn stage(settings: &Settings, scope: &ReadScope) -> Result<Staged> {
     let t = std::time::Instant::now();
-    let plans = source_plans(settings, scope)?;
+    let plans = source_plans(settings, scope, None)?;
     let (frames, files) = read_sources(&plans, scope, false)?;
     let marker_values = marker_examples(&plans, &frames)?;
     tracing::debug!(ms = t.elapsed().as_millis(), "scanned the sources");
@@ -178,7 +178,7 @@ fn marker_examples(plans: &[SourcePlan], frames: &[DataFrame]) -> Result<std::co
 /// files exist, have the mapped columns with accepted types, one id type per source; the
 /// identity map, customers table and erasure list are read (they are small).
 pub fn check(settings: &Settings, scope: &ReadScope) -> Result<Vec<InputFile>> {
-    let plans = source_plans(settings, scope)?;
+    let plans = source_plans(settings, scope, None)?;
     let (_, mut files) = read_sources(&plans, scope, true)?;
     for f in &mut files {
         f.rows = file_rows(&f.path)?;
@@ -288,14 +288,24 @@ fn align_tie(mut f: DataFrame, is_events: bool, dtype: &DataType) -> Result<Data
     Ok(f)
 }
 
-/// The sources of the settings, in a fixed order: the event log, `[[sources]]`, conversions.
-fn source_plans(s: &Settings, scope: &ReadScope) -> Result<Vec<SourcePlan>> {
+/// The sources of the settings, in a fixed order: the event log, `[[sources]]`, conversions;
+/// their files as listed now, or as `listed` (a distributed read's plan: its tasks read the
+/// files the driver listed, even if a directory changed since).
+fn source_plans(s: &Settings, scope: &ReadScope, listed: Option<&[Vec<PathBuf>]>) -> Result<Vec<SourcePlan>> {
     let mut plans = Vec::new();
+    let files = |k: usize, list: &dyn Fn() -> Result<Vec<PathBuf>>| -> Result<Vec<PathBuf>> {
+        match listed {
+            Some(l) => {
+                l.get(k).cloned().ok_or_else(|| Error::Internal(format!("the read plan has no source {k}")))
+            }
+            None => list(),
+        }
+    };
     if let Some(events) = &s.input.events {
         let c = &s.columns;
         plans.push(SourcePlan {
             name: s.input.source_name.clone(),
-            files: scoped_inputs(events, scope)?,
+            files: files(plans.len(), &|| scoped_inputs(events, scope))?,
             user: c.user.clone(),
             time: c.time.clone(),
             channel: c.channel.clone(),
@@ -310,7 +320,7 @@ fn source_plans(s: &Settings, scope: &ReadScope) -> Result<Vec<SourcePlan>> {
         }
         plans.push(SourcePlan {
             name: src.name.clone(),
-            files: source_files(&src.path)?,
+            files: files(plans.len(), &|| source_files(&src.path))?,
             user: src.user.clone(),
             time: src.time.clone(),
             channel: src.channel_column.clone().unwrap_or_default(),
@@ -326,7 +336,7 @@ fn source_plans(s: &Settings, scope: &ReadScope) -> Result<Vec<SourcePlan>> {
     if let Some(path) = &cv.path {
         plans.push(SourcePlan {
             name: cv.name.clone(),
-            files: source_files(path)?,
+            files: files(plans.len(), &|| source_files(path))?,
             user: cv.user.clone(),
             time: cv.time.clone(),
             channel: String::new(),

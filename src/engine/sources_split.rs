@@ -16,6 +16,8 @@
 //! the rows of each file, the erased rows and the identity map's entries (step 1), and the
 //! distinct ids by identity status (over the kept rows of every person).
 
+use std::path::PathBuf;
+
 use polars::prelude::*;
 use rustc_hash::FxHashSet;
 
@@ -32,8 +34,9 @@ use crate::settings::Settings;
 /// What every task of a distributed read shares, decided once from every file's schema.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct SplitPlan {
-    /// The files of every source, in the settings' order (the tasks' indices).
-    pub files: usize,
+    /// The files of every source, in the settings' order (the tasks' indices, in order),
+    /// listed once: every task reads these, whatever a directory holds by then.
+    pub sources: Vec<Vec<PathBuf>>,
     /// The columns a task's rows have, with their Spark SQL types.
     pub columns: Vec<(String, String)>,
     /// The event log's tie-breaker type (`string`, `double`, `bigint`), when configured.
@@ -54,7 +57,7 @@ pub struct FileRead {
 /// The plan of a distributed read: every source's files checked as `validate` checks them
 /// (columns, types, one id type per source, one tie-breaker kind), without reading rows.
 pub fn split_plan(settings: &Settings, scope: &ReadScope) -> Result<SplitPlan> {
-    let plans = source_plans(settings, scope)?;
+    let plans = source_plans(settings, scope, None)?;
     let (frames, files) = read_sources(&plans, scope, true)?;
     let first = frames.into_iter().next().ok_or_else(|| no_files(&files))?;
     let tie = match first.column(TIE) {
@@ -76,7 +79,8 @@ pub fn split_plan(settings: &Settings, scope: &ReadScope) -> Result<SplitPlan> {
         .iter()
         .map(|c| Ok((c.name().to_string(), spark_type(c.dtype())?.to_owned())))
         .collect::<Result<_>>()?;
-    Ok(SplitPlan { files: files.len(), columns, tie })
+    let sources = plans.iter().map(|p| p.files.clone()).collect();
+    Ok(SplitPlan { sources, columns, tie })
 }
 
 fn no_files(files: &[InputFile]) -> Error {
@@ -91,7 +95,7 @@ pub fn stage_file(
     plan: &SplitPlan,
     index: usize,
 ) -> Result<(DataFrame, FileRead)> {
-    let plans = source_plans(settings, scope)?;
+    let plans = source_plans(settings, scope, Some(&plan.sources))?;
     let mut all = plans.iter().enumerate().flat_map(|(si, p)| p.files.iter().map(move |f| (si, f)));
     let (si, path) = all.nth(index).ok_or_else(|| Error::Internal(format!("no file {index} to stage")))?;
     let (mut frame, _, _) = read_source_file(&plans[si], path, (si, index, false), scope)?;
@@ -118,8 +122,13 @@ pub fn stage_file(
 
 /// The rows of whole persons from the distributed read (step 3 of the module
 /// documentation), staged as one run stages them. Files' row counts are the partition's.
-pub fn stage_rows(settings: &Settings, scope: &ReadScope, rows: DataFrame) -> Result<Staged> {
-    let plans = source_plans(settings, scope)?;
+pub fn stage_rows(
+    settings: &Settings,
+    scope: &ReadScope,
+    plan: &SplitPlan,
+    rows: DataFrame,
+) -> Result<Staged> {
+    let plans = source_plans(settings, scope, Some(&plan.sources))?;
     let files: Vec<InputFile> =
         plans.iter().flat_map(|p| &p.files).map(|f| InputFile { path: f.clone(), rows: 0 }).collect();
     let rows = from_spark(rows, &plans)?;

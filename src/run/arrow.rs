@@ -590,10 +590,16 @@ pub(crate) fn solve_rows(
     sequence_effects: bool,
 ) -> Result<(RunResult, Vec<Vec<u32>>)> {
     let Merged { base, path_channels, report_of, mut stats, time_decay, input, lags } = merge_metas(metas);
-    // Chunks may keep nothing; the whole may not, with the reader's own messages.
-    let kept =
-        engine::Kept { rows_read: input.rows_read, events: input.events, other_shards: input.other_shards };
-    engine::check_kept("the events", &super::scope_of(settings).0, &kept)?;
+    // Chunks may keep nothing; the whole may not, with the reader's own messages. Staged
+    // input is checked as one run checks it: the rows staging kept, read as a frame.
+    let (label, rows_read) = match settings.staged() {
+        true => {
+            ("the staged sources", input.staged.iter().flat_map(|st| &st.sources).map(|c| c.rows_kept).sum())
+        }
+        false => ("the events", input.rows_read),
+    };
+    let kept = engine::Kept { rows_read, events: input.events, other_shards: input.other_shards };
+    engine::check_kept(label, &super::scope_of(settings).0, &kept)?;
     let m = &settings.models;
     let orders = statistics::markov_orders(&settings.models);
     let mut s = sums(rows, &path_channels, orders[0])?;

@@ -84,8 +84,8 @@ pub struct Run<'a> {
     /// One chunk of a distributed run: reading nothing is not an error here.
     pub(crate) chunk: bool,
     /// The stream holds the distributed read's staged rows of whole persons, not events
-    /// (`engine::sources::stage_rows`).
-    pub(crate) staged_rows: bool,
+    /// (`engine::sources::stage_rows`), read by this plan.
+    pub(crate) staged_rows: Option<engine::sources::SplitPlan>,
     /// A shard's bootstrap statistics, named, of the channels and of the channel groups (set
     /// by [`Run::compute_events`] for a shard).
     pub(crate) replicates: PartitionReplicates,
@@ -104,7 +104,7 @@ impl<'a> Run<'a> {
             output: None,
             stream: None,
             chunk: false,
-            staged_rows: false,
+            staged_rows: None,
             replicates: (None, None),
         }
     }
@@ -168,7 +168,7 @@ impl<'a> Run<'a> {
         };
         let entry = match (shard, &stream) {
             // Whole persons of the staged input: a shard of it, by other means.
-            _ if self.staged_rows => Entry::Shard,
+            _ if self.staged_rows.is_some() => Entry::Shard,
             (Some(_), _) => Entry::Shard,
             (None, Some(_)) => Entry::Stream,
             (None, None) => Entry::Events,
@@ -270,7 +270,7 @@ impl<'a> Run<'a> {
         (stream, events): (Option<crate::engine::arrow::ArrowInput>, &str),
         missing: &[chrono::NaiveDate],
     ) -> Result<EventLog> {
-        let (chunk, staged_rows) = (self.chunk, self.staged_rows);
+        let (chunk, staged_rows) = (self.chunk, self.staged_rows.take());
         let log = self.phase("read", |s| {
             let (mut scope, _) = scope_of(s);
             if let (Some(start), Some((a, b))) = (Training::read_start(missing, s), scope.range) {
@@ -280,9 +280,10 @@ impl<'a> Run<'a> {
             scope.allow_empty = chunk;
             scope.skip_user_names = !s.output.journey_credit || s.output.person_ids == PersonIds::Omitted;
             match stream {
-                Some(st) if staged_rows => {
+                Some(st) if staged_rows.is_some() => {
                     let rows = engine::arrow::import_stream(st, "the staged rows")?;
-                    read_staged(s, engine::sources::stage_rows(s, &scope, rows)?, &scope)
+                    let plan = staged_rows.as_ref().expect("matched");
+                    read_staged(s, engine::sources::stage_rows(s, &scope, plan, rows)?, &scope)
                 }
                 Some(st) => read_stream(s, st, &scope),
                 None => read_events(s, events, &scope),

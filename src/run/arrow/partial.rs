@@ -18,8 +18,9 @@ pub enum PartialInput {
     /// A chunk of whole users, handed over as a stream of events.
     Stream(ArrowInput),
     /// The staged rows of whole persons from the distributed read ([`super::stage_file`]),
-    /// with the job's choice among repeated conversion ids joined in.
-    StagedRows(ArrowInput),
+    /// with the job's choice among repeated conversion ids joined in, and the read's plan
+    /// (JSON, from [`super::split_plan`]).
+    StagedRows(ArrowInput, String),
 }
 
 /// One partition of whole users (a Spark chunk, or staged rows of whole persons): the partial
@@ -48,9 +49,13 @@ pub fn partial(settings: Settings, input: PartialInput) -> Result<Partial> {
     }
     let mut run = Run::new(chunk, "partial", &|_| {});
     run.chunk = true;
-    run.staged_rows = matches!(input, PartialInput::StagedRows(_));
-    let (PartialInput::Stream(stream) | PartialInput::StagedRows(stream)) = input;
-    run.stream = Some(stream);
+    run.stream = Some(match input {
+        PartialInput::Stream(events) => events,
+        PartialInput::StagedRows(rows, plan) => {
+            run.staged_rows = Some(super::staging::plan_of(&plan)?);
+            rows
+        }
+    });
     let result = run.compute_events(None)?;
     let mut meta = partial_meta(&settings, &result, (0, 1));
     let (levels, segment_paths) = crate::run::shard::segment_levels(&settings, &result, (0, 1));

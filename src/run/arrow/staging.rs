@@ -33,10 +33,14 @@ pub fn event_columns(settings: &Settings) -> Result<Vec<String>> {
 
 /// File `index` of the plan read and flagged: what the task counted (JSON), and its rows.
 pub fn stage_file(settings: &Settings, plan: &str, index: usize) -> Result<(String, ArrowArrayStream)> {
-    let plan: SplitPlan =
-        serde_json::from_str(plan).map_err(|e| Error::Internal(format!("the read plan: {e}")))?;
+    let plan = plan_of(plan)?;
     let (scope, _) = scope_of(settings);
     let (mut rows, read) = sources::stage_file(settings, &scope, &plan, index)?;
     let read = serde_json::to_string(&read).map_err(|e| Error::Internal(format!("a file's counts: {e}")))?;
     Ok((read, ffi::export_frame(&mut rows)?))
+}
+
+/// The plan handed to a task, read back.
+pub(super) fn plan_of(plan: &str) -> Result<SplitPlan> {
+    serde_json::from_str(plan).map_err(|e| Error::Internal(format!("the read plan: {e}")))
 }
