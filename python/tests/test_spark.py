@@ -602,13 +602,22 @@ def test_an_invalid_row_found_in_an_executor_fails_as_the_cli_does(spark, tmp_pa
     the source's own column, the row), as `attribute` and as `touchpoint-spark`."""
     pipeline = _crm_edge_cases(tmp_path / "in")
     pipeline.write_text(pipeline.read_text().replace('on_invalid_rows = "drop"', 'on_invalid_rows = "fail"'))
+    # A second failing row, in a later file (the orders come after the calls): one run names
+    # the first in file order, and so must the job, whichever task fails first (found by
+    # review: with 3 partitions the job named the orders' row).
+    orders = pq.read_table(tmp_path / "in" / "orders.parquet")
+    amounts = orders.column("amount").to_pylist()
+    amounts[0] = -5.0
+    pq.write_table(orders.set_column(orders.schema.get_field_index("amount"), "amount", pa.array(amounts)),
+                   tmp_path / "in" / "orders.parquet")
     cli = run_cli("run", str(pipeline), "--run-date", "2024-02-29", "--set",
                   f"output.root={json.dumps(str(tmp_path / 'cli'))}", check=False)
     want = json.loads(cli.stdout.strip().splitlines()[-1])
     assert cli.returncode == 65 and "calls.parquet" in want["message"] and "called_at" in want["message"], want
-    with pytest.raises(touchpoint.TouchpointError) as e:
-        ts.attribute(None, pipeline=str(pipeline), window={"run_date": "2024-02-29"}, partitions=3)
-    assert (e.value.exit_code, e.value.kind, str(e.value)) == (65, "bad_input", want["message"])
+    for partitions in (3, 7):
+        with pytest.raises(touchpoint.TouchpointError) as e:
+            ts.attribute(None, pipeline=str(pipeline), window={"run_date": "2024-02-29"}, partitions=partitions)
+        assert (e.value.exit_code, e.value.kind, str(e.value)) == (65, "bad_input", want["message"])
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
     p = subprocess.run([sys.executable, "-m", "touchpoint.spark", str(pipeline), "--run-date", "2024-02-29",
                         "--out", str(tmp_path / "out"), "--partitions", "3"], capture_output=True, text=True, env=env)

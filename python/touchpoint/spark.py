@@ -274,6 +274,7 @@ def _staged_parts(spark: Any, settings: str, n: int) -> tuple[Any, Any, Any]:
         # Each loser goes to its person's partition as a marker row (`__dup`), so no join
         # moves the rows: the library drops the rows the markers name.
         rows = rows.unionByName(losers.withColumn("__dup", F.lit(True)), allowMissingColumns=True)
+    plan = _first_failure(rows, withdrawn, plan)
     parts = rows.repartition(n, "__mapped").mapInArrow(_carrying(_staged_partials(settings, plan)), _PARTIAL_SCHEMA)
 
     def complete(metas: list[str]) -> list[str]:
@@ -293,6 +294,21 @@ def _staged_parts(spark: Any, settings: str, n: int) -> tuple[Any, Any, Any]:
         return _completed(metas, reads, aliases)
 
     return parts, complete, read.unpersist
+
+
+def _first_failure(rows: Any, withdrawn: Any, plan: str) -> str:
+    """The plan with the first row (file, row) whose error fails the run, as one run reads
+    them in order: the partitions raise that row's error only, so the message does not
+    depend on which task fails first."""
+    from pyspark.sql import functions as F
+
+    failing = rows.where(F.col("__fails"))
+    if withdrawn is not None:
+        failing = failing.join(withdrawn, "__mapped", "left_anti")
+    first = failing.agg(F.min(F.struct("__file", "__row")).alias("at")).collect()[0]["at"]
+    if first is None:
+        return plan
+    return json.dumps({**json.loads(plan), "fail_at": [first["__file"], first["__row"]]})
 
 
 def _completed(metas: list[str], reads: list[dict[str, Any]], aliases: dict[str, int]) -> list[str]:

@@ -46,6 +46,10 @@ pub(super) struct Given<'a> {
     person: &'a StringChunked,
     status: &'a Int32Chunked,
     dup: &'a BooleanChunked,
+    /// The job's first failing row (file, row), the one one run would name: a partition
+    /// raises the error of that row only, so the job fails with the same message whatever
+    /// the partitioning (the others' rows fail too, but the job already does).
+    pub(super) fail_at: Option<(u32, u32)>,
 }
 
 impl<'a> Given<'a> {
@@ -55,7 +59,14 @@ impl<'a> Given<'a> {
             person: get(MAPPED)?.str().map_err(internal)?,
             status: get(STATUS)?.i32().map_err(internal)?,
             dup: get(DUP)?.bool().map_err(internal)?,
+            fail_at: None,
         })
+    }
+
+    /// Whether row `i`'s error is the one to raise (any, without the job's choice).
+    fn raises(&self, c: &Cols, i: usize) -> bool {
+        let here = (c.file.get(i).unwrap_or(0), c.row.get(i).unwrap_or(0));
+        self.fail_at.is_none_or(|at| at == here)
     }
 
     fn mapped(&self) -> Vec<(&'a str, Status)> {
@@ -72,9 +83,11 @@ pub(super) const WITHDRAWS: &str = "__withdraws";
 pub(super) const KEEPABLE: &str = "__keepable";
 pub(super) const CANDIDATE: &str = "__candidate";
 pub(super) const VALUE_KEY: &str = "__value_key";
+pub(super) const FAILS: &str = "__fails";
 /// Every column of the frame the reader does not read.
-const INTERNAL: [&str; 11] = [
+const INTERNAL: [&str; 12] = [
     "__file", "__row", "__source", "consent", MAPPED, STATUS, DUP, WITHDRAWS, KEEPABLE, CANDIDATE, VALUE_KEY,
+    FAILS,
 ];
 
 pub(super) struct RowPass<'a> {
@@ -181,8 +194,12 @@ impl RowPass<'_> {
                 counts[src].rows_without_consent += 1;
                 continue;
             }
+            let raises = given.as_ref().is_none_or(|g| g.raises(&c, i));
             if let Some((reason, column)) = self.invalid(&c, i, src) {
                 if self.settings.journeys.on_invalid_rows == InvalidRows::Fail {
+                    if !raises {
+                        continue;
+                    }
                     let row = c.row.get(i).unwrap_or(0);
                     return Err(Error::bad_input(
                         &files[f].path,
@@ -197,7 +214,12 @@ impl RowPass<'_> {
                 counts[src].rows_rejected += 1;
                 continue;
             }
-            self.check_value(&c, i, &files[f].path, src)?;
+            if let Err(e) = self.check_value(&c, i, &files[f].path, src) {
+                match raises {
+                    true => return Err(e),
+                    false => continue,
+                }
+            }
             keep[i] = true;
             person[i] = Some(p);
             status[i] = st;
@@ -355,6 +377,8 @@ impl RowPass<'_> {
         let (mut keep, mut person, mut status) =
             (vec![true; n], Vec::with_capacity(n), Vec::with_capacity(n));
         let (mut withdraws, mut keepable, mut candidate) = (vec![false; n], vec![false; n], vec![false; n]);
+        let mut fails = vec![false; n];
+        let fail_mode = self.settings.journeys.on_invalid_rows == InvalidRows::Fail;
         let mut erased = 0u64;
         for (i, (p, st)) in mapped.into_iter().enumerate() {
             let id = c.id.get(i);
@@ -366,7 +390,12 @@ impl RowPass<'_> {
             }
             let consent = c.consent.get(i).unwrap_or(false);
             withdraws[i] = id.is_some() && !consent;
-            keepable[i] = consent && self.invalid(&c, i, c.source.get(i).unwrap_or(0) as usize).is_none();
+            let src = c.source.get(i).unwrap_or(0) as usize;
+            let invalid = self.invalid(&c, i, src).is_some();
+            keepable[i] = consent && !invalid;
+            // An error one run raises for this row, unless its person withdrew consent.
+            let bad_value = !invalid && self.check_value(&c, i, std::path::Path::new(""), src).is_err();
+            fails[i] = consent && ((invalid && fail_mode) || bad_value);
             candidate[i] = keepable[i] && c.conv.get(i) == Some(true) && c.conv_id.get(i).is_some();
         }
         // The value's bits in u64 order (`drop_repeated_conversions`), as a signed integer.
@@ -380,6 +409,7 @@ impl RowPass<'_> {
             Column::new(KEEPABLE.into(), keepable),
             Column::new(CANDIDATE.into(), candidate),
             Column::new(VALUE_KEY.into(), value_key),
+            Column::new(FAILS.into(), fails),
         ];
         for column in columns {
             df.with_column(column).map_err(internal)?;

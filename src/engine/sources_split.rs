@@ -41,6 +41,10 @@ pub struct SplitPlan {
     pub columns: Vec<(String, String)>,
     /// The event log's tie-breaker type (`string`, `double`, `bigint`), when configured.
     tie: Option<String>,
+    /// The first row (file, row) whose error fails the run, when the job found one
+    /// (`__fails`, its persons' withdrawal left out): the partitions raise that row's only.
+    #[serde(default)]
+    pub fail_at: Option<(u32, u32)>,
 }
 
 /// What a task of the distributed read counted in its file.
@@ -80,7 +84,7 @@ pub fn split_plan(settings: &Settings, scope: &ReadScope) -> Result<SplitPlan> {
         .map(|c| Ok((c.name().to_string(), spark_type(c.dtype())?.to_owned())))
         .collect::<Result<_>>()?;
     let sources = plans.iter().map(|p| p.files.clone()).collect();
-    Ok(SplitPlan { sources, columns, tie })
+    Ok(SplitPlan { sources, columns, tie, fail_at: None })
 }
 
 fn no_files(files: &[InputFile]) -> Error {
@@ -142,7 +146,9 @@ pub fn stage_rows(
         customers: &customers,
         shard: None,
     };
-    pass.run(rows.clone(), files, Some(Given::of(&rows)?))
+    let mut given = Given::of(&rows)?;
+    given.fail_at = plan.fail_at;
+    pass.run(rows.clone(), files, Some(given))
 }
 
 fn internal(e: PolarsError) -> Error {
