@@ -279,21 +279,26 @@ def _staged_parts(spark: Any, settings: str, n: int) -> tuple[Any, Any, Any]:
 
     def complete(metas: list[str]) -> list[str]:
         reads = [json.loads(r[0]) for r in read.where(F.col("__read").isNotNull()).select("__read").collect()]
-        aliases = {}
-        if any(r["identity_entries"] for r in reads):
-            kept = read.where(F.col("__read").isNull() & F.col("__keepable"))
-            kept = kept.select("person", "__status", "__mapped", "__file", "__row")
-            if losers is not None:
-                kept = kept.join(losers.drop("__mapped"), ["__file", "__row"], "left_anti")
-            if withdrawn is not None:
-                kept = kept.join(withdrawn, "__mapped", "left_anti")
-            by_status = kept.groupBy("person").agg(F.max("__status").alias("status")).groupBy("status").count()
-            counts = {r["status"]: r["count"] for r in by_status.collect()}
-            aliases = {f"aliases_{name}": counts.get(code, 0)
-                       for code, name in enumerate(("unmapped", "mapped", "conflicting"))}
-        return _completed(metas, reads, aliases)
+        mapped = any(r["identity_entries"] for r in reads)
+        return _completed(metas, reads, _alias_counts(read, losers, withdrawn) if mapped else {})
 
     return parts, complete, read.unpersist
+
+
+def _alias_counts(read: Any, losers: Any, withdrawn: Any) -> dict[str, int]:
+    """The distinct ids of the kept rows by identity status (an id's greatest status), over
+    every partition: an alias's rows can belong to persons of several partitions."""
+    from pyspark.sql import functions as F
+
+    kept = read.where(F.col("__read").isNull() & F.col("__keepable"))
+    kept = kept.select("person", "__status", "__mapped", "__file", "__row")
+    if losers is not None:
+        kept = kept.join(losers.drop("__mapped"), ["__file", "__row"], "left_anti")
+    if withdrawn is not None:
+        kept = kept.join(withdrawn, "__mapped", "left_anti")
+    by_status = kept.groupBy("person").agg(F.max("__status").alias("status")).groupBy("status").count()
+    counts = {r["status"]: r["count"] for r in by_status.collect()}
+    return {f"aliases_{name}": counts.get(code, 0) for code, name in enumerate(("unmapped", "mapped", "conflicting"))}
 
 
 def _first_failure(rows: Any, withdrawn: Any, plan: str) -> str:
