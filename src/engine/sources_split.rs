@@ -68,16 +68,7 @@ pub fn split_plan(settings: &Settings, scope: &ReadScope) -> Result<SplitPlan> {
         Ok(c) => Some(spark_type(c.dtype())?.to_owned()),
         Err(_) => None,
     };
-    let empty = (Identity::default(), FxHashSet::default());
-    let pass = RowPass {
-        settings,
-        plans: &plans,
-        identity: &empty.0,
-        erased: &empty.1,
-        customers: &None,
-        shard: None,
-    };
-    let (rows, _) = pass.flag(first)?;
+    let (rows, _) = Mapped::default().pass(settings, &plans, &None).flag(first)?;
     let columns = to_spark(rows, &plans)?
         .columns()
         .iter()
@@ -137,18 +128,27 @@ pub fn stage_rows(
         plans.iter().flat_map(|p| &p.files).map(|f| InputFile { path: f.clone(), rows: 0 }).collect();
     let rows = from_spark(rows, &plans)?;
     let customers = load_customers(settings)?;
-    let empty = (Identity::default(), FxHashSet::default());
-    let pass = RowPass {
-        settings,
-        plans: &plans,
-        identity: &empty.0,
-        erased: &empty.1,
-        customers: &customers,
-        shard: None,
-    };
+    let mapped = Mapped::default();
+    let pass = mapped.pass(settings, &plans, &customers);
     let mut given = Given::of(&rows)?;
     given.fail_at = plan.fail_at;
     pass.run(rows.clone(), files, Some(given))
+}
+
+/// No identity map and no erasure list: the row pass of the plan (which flags no rows) and
+/// of the partitions, whose rows the per-file tasks mapped and erased already.
+#[derive(Default)]
+struct Mapped(Identity, FxHashSet<String>);
+
+impl Mapped {
+    fn pass<'a>(
+        &'a self,
+        settings: &'a Settings,
+        plans: &'a [SourcePlan],
+        customers: &'a Option<rustc_hash::FxHashMap<String, String>>,
+    ) -> RowPass<'a> {
+        RowPass { settings, plans, identity: &self.0, erased: &self.1, customers, shard: None }
+    }
 }
 
 fn internal(e: PolarsError) -> Error {
